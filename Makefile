@@ -1,0 +1,46 @@
+GO      ?= go
+BIN     ?= bin/runbook
+PKGS    ?= ./...
+TESTFLAGS ?= -race -count=1 -timeout 14m
+
+.PHONY: all build test test-deps test-short bench fuzz fmt lint proto docs clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/runbook
+
+## test: install and start-able test servers, then the whole suite with -race.
+test: test-deps
+	$(GO) vet $(PKGS)
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+test-deps:
+	./scripts/test-deps.sh
+
+## test-short: unit tests only, no servers.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+bench: build test-deps
+	./scripts/bench.sh
+
+FUZZTIME ?= 5m
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+proto:
+	./scripts/proto.sh
+
+docs: build
+	$(BIN) docs
+
+clean:
+	rm -rf bin

@@ -1,0 +1,249 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// Plugin is a backend: a name, a version and its actions.
+type Plugin struct {
+	Name    string
+	Version string
+	Actions []Action
+}
+
+// Provider is the host's view of one plugin, whether it runs in-process
+// (Local) or in another process over gRPC (engine/pluginhost). All methods
+// are safe for concurrent use. Action names are plain ("replicate").
+type Provider interface {
+	Schema(ctx context.Context) (*PluginSchema, error)
+	Validate(ctx context.Context, action string, inputs cty.Value) (Diagnostics, error)
+	Plan(ctx context.Context, action string, req *PlanRequest) (*PlanResult, error)
+	Apply(ctx context.Context, action string, req *ApplyRequest, ev Events) (*Result, error)
+	Undo(ctx context.Context, action string, req *UndoRequest, ev Events) error
+}
+
+// Local drives a Plugin in-process through the Provider interface. It does
+// what the gRPC server does around each call: input conversion to the
+// schema's types, output checks, and panic recovery.
+func Local(p *Plugin) Provider { return &local{p: p} }
+
+type local struct{ p *Plugin }
+
+var _ Provider = (*local)(nil)
+
+func (l *local) action(name string) (Action, error) {
+	for _, a := range l.p.Actions {
+		if a.Schema().Name == name {
+			return a, nil
+		}
+	}
+	names := make([]string, 0, len(l.p.Actions))
+	for _, a := range l.p.Actions {
+		names = append(names, a.Schema().Name)
+	}
+	sort.Strings(names)
+	return nil, &Error{Kind: KindInvalid, Err: fmt.Errorf("plugin %q has no action %q (it has: %s)", l.p.Name, name, strings.Join(names, ", "))}
+}
+
+func (l *local) Schema(context.Context) (*PluginSchema, error) { return SchemaOf(l.p), nil }
+
+// SchemaOf builds the PluginSchema of p.
+func SchemaOf(p *Plugin) *PluginSchema {
+	s := &PluginSchema{Name: p.Name, Version: p.Version, Actions: map[string]ActionSchema{}}
+	for _, a := range p.Actions {
+		as := a.Schema()
+		s.Actions[as.Name] = as
+	}
+	return s
+}
+
+func (l *local) Validate(ctx context.Context, action string, inputs cty.Value) (diags Diagnostics, err error) {
+	a, err := l.action(action)
+	if err != nil {
+		return nil, err
+	}
+	defer recoverPanic(l.p.Name, action, &err)
+	in, d := ConformInputs(a.Schema(), inputs)
+	if d.HasErrors() {
+		return d, nil
+	}
+	if v, ok := a.(Validator); ok {
+		d = append(d, v.Validate(ctx, in)...)
+	}
+	return d, nil
+}
+
+func (l *local) Plan(ctx context.Context, action string, req *PlanRequest) (res *PlanResult, err error) {
+	a, err := l.action(action)
+	if err != nil {
+		return nil, err
+	}
+	defer recoverPanic(l.p.Name, action, &err)
+	p, ok := a.(Planner)
+	if !ok {
+		return nil, nil
+	}
+	in, d := ConformInputs(a.Schema(), req.Inputs)
+	if d.HasErrors() {
+		return nil, d.Err()
+	}
+	return p.Plan(ctx, &PlanRequest{Inputs: in})
+}
+
+func (l *local) Apply(ctx context.Context, action string, req *ApplyRequest, ev Events) (res *Result, err error) {
+	a, err := l.action(action)
+	if err != nil {
+		return nil, err
+	}
+	defer recoverPanic(l.p.Name, action, &err)
+	in, d := ConformInputs(a.Schema(), req.Inputs)
+	if d.HasErrors() {
+		return nil, d.Err()
+	}
+	r2 := *req
+	r2.Inputs = in
+	res, err = a.Apply(ctx, &r2, ev)
+	if res != nil {
+		out, cerr := ConformOutputs(a.Schema(), res.Outputs)
+		if cerr != nil && err == nil {
+			return res, &Error{Kind: KindInternal, Err: fmt.Errorf("plugin %s action %s returned bad outputs: %w", l.p.Name, action, cerr)}
+		}
+		res.Outputs = out
+	}
+	return res, err
+}
+
+func (l *local) Undo(ctx context.Context, action string, req *UndoRequest, ev Events) (err error) {
+	a, err := l.action(action)
+	if err != nil {
+		return err
+	}
+	u, ok := a.(Undoer)
+	if !ok {
+		return &Error{Kind: KindInvalid, Err: fmt.Errorf("action %s.%s has no native undo", l.p.Name, action)}
+	}
+	defer recoverPanic(l.p.Name, action, &err)
+	in, d := ConformInputs(a.Schema(), req.Inputs)
+	if d.HasErrors() {
+		return d.Err()
+	}
+	r2 := *req
+	r2.Inputs = in
+	return u.Undo(ctx, &r2, ev)
+}
+
+func recoverPanic(plugin, action string, err *error) {
+	if r := recover(); r != nil {
+		stack := string(debug.Stack())
+		_ = stack
+		*err = &Error{Kind: KindInternal, Err: fmt.Errorf("plugin %s crashed in %s: panic: %v", plugin, action, r)}
+	}
+}
+
+// Err turns error diagnostics into an *Error of kind invalid (nil if none).
+func (d Diagnostics) Err() error {
+	var msgs []string
+	for _, x := range d {
+		if x.Severity != SeverityError {
+			continue
+		}
+		m := x.Summary
+		if len(x.Path) > 0 {
+			m = strings.Join(x.Path, ".") + ": " + m
+		}
+		if x.Detail != "" {
+			m += " (" + x.Detail + ")"
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return &Error{Kind: KindInvalid, Err: fmt.Errorf("%s", strings.Join(msgs, "; "))}
+}
+
+// ConformInputs converts v to the action's input type and checks required
+// attributes, returning diagnostics with paths. Unknown values pass through.
+func ConformInputs(s ActionSchema, v cty.Value) (cty.Value, Diagnostics) {
+	var d Diagnostics
+	if v == cty.NilVal || v.IsNull() {
+		v = cty.EmptyObjectVal
+	}
+	v, _ = v.Unmark()
+	if v.IsKnown() && (v.Type().IsObjectType() || v.Type().IsMapType()) {
+		for it := v.ElementIterator(); it.Next(); {
+			k, _ := it.Element()
+			if s.Input(k.AsString()) == nil {
+				d = d.Errorf([]string{k.AsString()}, "unsupported argument %q for action %s", k.AsString(), s.Name)
+			}
+		}
+	}
+	if d.HasErrors() {
+		return cty.NilVal, d
+	}
+	out, err := convert.Convert(v, s.InputType())
+	if err != nil {
+		var path []string
+		if pe, ok := err.(cty.PathError); ok {
+			path = pathStrings(pe.Path)
+		}
+		return cty.NilVal, d.Errorf(path, "%s", err.Error())
+	}
+	if out.IsKnown() {
+		for _, a := range s.Inputs {
+			if a.Required && out.GetAttr(a.Name).IsNull() {
+				d = d.Errorf([]string{a.Name}, "missing required argument %q", a.Name)
+			}
+		}
+	}
+	return out, d
+}
+
+// ConformOutputs converts v to the action's output type.
+func ConformOutputs(s ActionSchema, v cty.Value) (cty.Value, error) {
+	t := s.OutputType()
+	if v == cty.NilVal || v.IsNull() {
+		vals := map[string]cty.Value{}
+		for _, a := range s.Outputs {
+			vals[a.Name] = cty.NullVal(a.Type)
+		}
+		return cty.ObjectVal(vals), nil
+	}
+	if v.Type().IsObjectType() {
+		// Missing outputs become null.
+		vals := map[string]cty.Value{}
+		for _, a := range s.Outputs {
+			if v.Type().HasAttribute(a.Name) {
+				vals[a.Name] = v.GetAttr(a.Name)
+			} else {
+				vals[a.Name] = cty.NullVal(a.Type)
+			}
+		}
+		v = cty.ObjectVal(vals)
+	}
+	return convert.Convert(v, t)
+}
+
+func pathStrings(p cty.Path) []string {
+	var out []string
+	for _, s := range p {
+		switch s := s.(type) {
+		case cty.GetAttrStep:
+			out = append(out, s.Name)
+		case cty.IndexStep:
+			if s.Key.Type() == cty.String {
+				out = append(out, s.Key.AsString())
+			} else if s.Key.Type() == cty.Number {
+				out = append(out, s.Key.AsBigFloat().String())
+			}
+		}
+	}
+	return out
+}
