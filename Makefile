@@ -3,7 +3,7 @@ BIN     ?= bin/runbook
 PKGS    ?= ./...
 TESTFLAGS ?= -race -count=1 -timeout 14m
 
-.PHONY: all build test test-deps test-short bench fuzz fmt lint proto docs clean
+.PHONY: demo all build test test-deps test-short bench fuzz fmt lint proto docs clean
 
 all: build
 
@@ -44,3 +44,7 @@ docs: build
 
 clean:
 	rm -rf bin
+
+## demo: build and run the quick-start runbook (no server needed).
+demo: build
+	$(BIN) apply -auto-approve runbooks/examples/quickstart.hcl

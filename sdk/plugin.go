@@ -70,7 +70,8 @@ func (l *local) Validate(ctx context.Context, action string, inputs cty.Value) (
 		return nil, err
 	}
 	defer recoverPanic(l.p.Name, action, &err)
-	in, d := ConformInputs(a.Schema(), inputs)
+	un, _ := UnmarkPaths(inputs)
+	in, d := ConformInputs(a.Schema(), un)
 	if d.HasErrors() {
 		return d, nil
 	}
@@ -90,7 +91,8 @@ func (l *local) Plan(ctx context.Context, action string, req *PlanRequest) (res 
 	if !ok {
 		return nil, nil
 	}
-	in, d := ConformInputs(a.Schema(), req.Inputs)
+	un, _ := UnmarkPaths(req.Inputs)
+	in, d := ConformInputs(a.Schema(), un)
 	if d.HasErrors() {
 		return nil, d.Err()
 	}
@@ -103,12 +105,19 @@ func (l *local) Apply(ctx context.Context, action string, req *ApplyRequest, ev 
 		return nil, err
 	}
 	defer recoverPanic(l.p.Name, action, &err)
-	in, d := ConformInputs(a.Schema(), req.Inputs)
+	un, paths := UnmarkPaths(req.Inputs)
+	in, d := ConformInputs(a.Schema(), un)
 	if d.HasErrors() {
 		return nil, d.Err()
 	}
 	r2 := *req
 	r2.Inputs = in
+	if len(paths) > 0 {
+		r2.Sensitive = append(append([]cty.Path(nil), req.Sensitive...), paths...)
+	}
+	if ev == nil {
+		ev = NopEvents{}
+	}
 	res, err = a.Apply(ctx, &r2, ev)
 	if res != nil {
 		out, cerr := ConformOutputs(a.Schema(), res.Outputs)
@@ -130,12 +139,17 @@ func (l *local) Undo(ctx context.Context, action string, req *UndoRequest, ev Ev
 		return &Error{Kind: KindInvalid, Err: fmt.Errorf("action %s.%s has no native undo", l.p.Name, action)}
 	}
 	defer recoverPanic(l.p.Name, action, &err)
-	in, d := ConformInputs(a.Schema(), req.Inputs)
+	un, _ := UnmarkPaths(req.Inputs)
+	in, d := ConformInputs(a.Schema(), un)
 	if d.HasErrors() {
 		return d.Err()
 	}
 	r2 := *req
 	r2.Inputs = in
+	r2.Outputs, _ = UnmarkPaths(req.Outputs)
+	if ev == nil {
+		ev = NopEvents{}
+	}
 	return u.Undo(ctx, &r2, ev)
 }
 

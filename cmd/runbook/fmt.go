@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/spf13/cobra"
+
+	"github.com/runbookdev/runbook/engine/lang"
+)
+
+// exitFmtCheck is fmt -check's status when some file is not formatted.
+const exitFmtCheck = 3
+
+type fmtOptions struct {
+	check, diff, recursive bool
+}
+
+func init() {
+	var o fmtOptions
+	cmd := &cobra.Command{
+		Use:   "fmt [PATH...]",
+		Short: "Rewrite runbook files (*.hcl) in the canonical format",
+		Long: `Fmt rewrites *.hcl files in the canonical HCL format and prints the name of each
+file it changed. PATH is a file or a directory (default: the current directory);
+"-" formats standard input to standard output. JSON files are left alone.
+
+Exit status: 0 on success, 1 on a syntax or file error, 3 with -check when a file
+is not formatted.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runFmt(cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.check, "check", false, "change nothing; list unformatted files and exit 3 if there are any")
+	cmd.Flags().BoolVar(&o.diff, "diff", false, "print the changes as a unified diff")
+	cmd.Flags().BoolVar(&o.recursive, "recursive", false, "also format files in subdirectories")
+	rootCmd.AddCommand(cmd)
+}
+
+func runFmt(stdin io.Reader, stdout, stderr io.Writer, paths []string, o fmtOptions) error {
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	failed, unformatted := false, false
+	for _, p := range paths {
+		if p == "-" {
+			src, err := io.ReadAll(stdin)
+			if err != nil {
+				return fmt.Errorf("read stdin: %w", err)
+			}
+			out, diags := formatHCL("<stdin>", src)
+			if diags.HasErrors() {
+				printFmtDiags(stderr, "<stdin>", src, diags)
+				failed = true
+				continue
+			}
+			if !bytes.Equal(src, out) {
+				unformatted = true
+			}
+			if o.diff {
+				io.WriteString(stdout, unifiedDiff("<stdin>", string(src), string(out)))
+			} else if !o.check {
+				stdout.Write(out)
+			}
+			continue
+		}
+		files, err := fmtFiles(p, o.recursive)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: %s\n", err)
+			failed = true
+			continue
+		}
+		for _, f := range files {
+			changed, err := fmtFile(stdout, stderr, f, o)
+			if err != nil {
+				if err != errReported {
+					fmt.Fprintf(stderr, "Error: %s\n", err)
+				}
+				failed = true
+				continue
+			}
+			unformatted = unformatted || changed
+		}
+	}
+	switch {
+	case failed:
+		return withCode(exitError, nil)
+	case o.check && unformatted:
+		return withCode(exitFmtCheck, nil)
+	}
+	return nil
+}
+
+var errReported = fmt.Errorf("already reported")
+
+// fmtFiles lists the *.hcl files to format under p.
+func fmtFiles(p string, recursive bool) ([]string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{p}, nil
+	}
+	var out []string
+	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != p && (!recursive || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(d.Name(), ".hcl") && !strings.HasPrefix(d.Name(), ".") {
+			out = append(out, path)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func fmtFile(stdout, stderr io.Writer, name string, o fmtOptions) (changed bool, err error) {
+	src, err := os.ReadFile(name)
+	if err != nil {
+		return false, err
+	}
+	out, diags := formatHCL(name, src)
+	if diags.HasErrors() {
+		printFmtDiags(stderr, name, src, diags)
+		return false, errReported
+	}
+	if bytes.Equal(src, out) {
+		return false, nil
+	}
+	fmt.Fprintln(stdout, name)
+	if o.diff {
+		io.WriteString(stdout, unifiedDiff(name, string(src), string(out)))
+	}
+	if o.check {
+		return true, nil
+	}
+	st, err := os.Stat(name)
+	if err != nil {
+		return true, err
+	}
+	return true, os.WriteFile(name, out, st.Mode().Perm())
+}
+
+// formatHCL returns the canonical form of src; it refuses files with
+// syntax errors rather than guess.
+func formatHCL(name string, src []byte) ([]byte, hcl.Diagnostics) {
+	if _, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos); diags.HasErrors() {
+		return nil, diags
+	}
+	return hclwrite.Format(src), nil
+}
+
+func printFmtDiags(w io.Writer, name string, src []byte, diags hcl.Diagnostics) {
+	f, _ := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	cfg := &lang.Config{Files: map[string]*hcl.File{name: f}}
+	printDiags(w, cfg, diags)
+}

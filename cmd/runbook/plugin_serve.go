@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runbookdev/runbook/plugins/builtin"
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// pluginCmd is the hidden `runbook plugin serve NAME`: the plugin host
+// re-executes the runbook binary this way to run a builtin plugin out of
+// process.
+var pluginCmd = &cobra.Command{
+	Use:    "plugin",
+	Short:  "Internal: serve a builtin plugin",
+	Hidden: true,
+}
+
+var pluginServeCmd = &cobra.Command{
+	Use:   "serve NAME",
+	Short: "Serve the builtin plugin NAME over the plugin protocol (started by runbook itself)",
+	Args:  cobra.ExactArgs(1),
+	RunE: func(cmd *cobra.Command, args []string) error {
+		p, ok := builtin.Get(args[0])
+		if !ok {
+			return fmt.Errorf("no builtin plugin %q (builtins: %v)", args[0], builtin.Names())
+		}
+		sdk.Serve(p)
+		return nil
+	},
+}
+
+func init() {
+	pluginCmd.AddCommand(pluginServeCmd)
+	rootCmd.AddCommand(pluginCmd)
+}

@@ -1,0 +1,113 @@
+// Package event defines the events the engine emits while it runs. The
+// engine never prints: views (engine/view) render these events for a
+// terminal, for plain logs, or as versioned JSON lines (`-json`).
+package event
+
+import (
+	"sync"
+	"time"
+)
+
+// Version is the version of the event format. It changes only when a field
+// changes meaning or disappears; new fields and new types keep it.
+const Version = 1
+
+// Type names what happened.
+type Type string
+
+// Event types, in the order they usually appear in a run.
+const (
+	RunStarted      Type = "run_started"      // Message: runbook name; Fields: journal, lock
+	StepStarted     Type = "step_started"     // one attempt of a step begins
+	StepLog         Type = "step_log"         // a log line from the plugin (Level, Message)
+	StepProgress    Type = "step_progress"    // Current/Total/Unit
+	StepCheckpoint  Type = "step_checkpoint"  // the step journaled a checkpoint
+	StepRetry       Type = "step_retry"       // the attempt failed and will be retried after Delay
+	StepSucceeded   Type = "step_succeeded"   // Outputs (sensitive ones hidden)
+	StepFailed      Type = "step_failed"      // Error, Kind, Hint
+	StepSkipped     Type = "step_skipped"     // Message: why (condition false, upstream failed)
+	StepCancelled   Type = "step_cancelled"   // interrupted; will run again on resume
+	StepReused      Type = "step_reused"      // resume: kept the journaled outputs
+	RollbackStarted Type = "rollback_started" // the undo phase begins
+	UndoStarted     Type = "undo_started"
+	UndoSucceeded   Type = "undo_succeeded"
+	UndoFailed      Type = "undo_failed"
+	UndoSkipped     Type = "undo_skipped" // nothing to undo, or a later undo failed
+	Warning         Type = "warning"
+	RunFinished     Type = "run_finished" // State, Outputs, Fields: journal, resume, rollback
+)
+
+// Event is one thing that happened. Every text field has been through the
+// engine's secret masker before the event is emitted.
+type Event struct {
+	V       int       `json:"v"`
+	Type    Type      `json:"type"`
+	Time    time.Time `json:"time"`
+	RunID   string    `json:"run_id,omitempty"`
+	Step    string    `json:"step,omitempty"` // step address: `db` or `db["cozy"]`
+	Action  string    `json:"action,omitempty"`
+	Attempt int       `json:"attempt,omitempty"`
+	State   string    `json:"state,omitempty"` // run state on run_finished
+	Level   string    `json:"level,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	Kind    string    `json:"kind,omitempty"`
+	Hint    string    `json:"hint,omitempty"`
+	// Progress.
+	Current int64  `json:"current,omitempty"`
+	Total   int64  `json:"total,omitempty"`
+	Unit    string `json:"unit,omitempty"`
+	// Delay before the next attempt (step_retry), and the elapsed time of
+	// the step or run (succeeded, failed, finished), in milliseconds.
+	DelayMS    int64 `json:"delay_ms,omitempty"`
+	DurationMS int64 `json:"duration_ms,omitempty"`
+	// Outputs are rendered as JSON-compatible values; sensitive ones are the
+	// string "(sensitive)".
+	Outputs map[string]any `json:"outputs,omitempty"`
+	// Fields holds extra strings: "journal", "resume", "rollback", "lock".
+	Fields map[string]string `json:"fields,omitempty"`
+}
+
+// Sink receives events. Emit is called from many goroutines; it must be
+// safe for concurrent use and should return quickly.
+type Sink interface {
+	Emit(Event)
+}
+
+// Func adapts a function to a Sink.
+type Func func(Event)
+
+// Emit calls f.
+func (f Func) Emit(e Event) { f(e) }
+
+// Discard drops every event.
+var Discard Sink = Func(func(Event) {})
+
+// Recorder keeps every event; tests use it.
+type Recorder struct {
+	mu     sync.Mutex
+	events []Event // guarded by mu
+}
+
+// Emit records e.
+func (r *Recorder) Emit(e Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+// Events returns a copy of what was recorded.
+func (r *Recorder) Events() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.events...)
+}
+
+// Multi sends every event to each sink in turn.
+func Multi(sinks ...Sink) Sink {
+	return Func(func(e Event) {
+		for _, s := range sinks {
+			s.Emit(e)
+		}
+	})
+}

@@ -1,0 +1,162 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+func TestAppendReplayConcurrent(t *testing.T) {
+	s := NewLocal(t.TempDir())
+	j, err := s.Create(&Meta{Runbook: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			addr := string(rune('a'+i%26)) + strings.Repeat("x", i/26)
+			if err := j.Append(&Record{Type: RecAttemptStarted, Step: addr, Attempt: 1}); err != nil {
+				t.Error(err)
+			}
+			if err := j.Append(&Record{Type: RecStepSucceeded, Step: addr, Attempt: 1}); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	j.Close()
+	ids, _ := s.List()
+	st, err := s.Load(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Steps) != 50 || st.Seq != 101 {
+		t.Fatalf("got %d steps, seq %d", len(st.Steps), st.Seq)
+	}
+	for _, x := range st.Steps {
+		if x.State != StepSucceeded {
+			t.Errorf("%s: %s", x.Address, x.State)
+		}
+	}
+}
+
+func TestTornLastRecord(t *testing.T) {
+	s := NewLocal(t.TempDir())
+	meta := &Meta{}
+	j, _ := s.Create(meta)
+	j.Append(&Record{Type: RecAttemptStarted, Step: "a", Attempt: 1})
+	j.Close()
+	path := filepath.Join(s.Location(meta.ID), journalFile)
+	good, _ := os.ReadFile(path)
+	for name, tail := range map[string]string{
+		"partial":  `0000abcd {"seq":3,"type":"step_su`,
+		"checksum": "00000000 {\"seq\":3,\"type\":\"step_succeeded\",\"step\":\"a\"}\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			os.WriteFile(path, append(append([]byte{}, good...), tail...), 0o600)
+			j, st, err := s.Open(meta.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Warning == "" || st.Steps["a"].State != StepRunning {
+				t.Fatalf("warning %q state %s", st.Warning, st.Steps["a"].State)
+			}
+			if err := j.Append(&Record{Type: RecStepSucceeded, Step: "a", Attempt: 1}); err != nil {
+				t.Fatal(err)
+			}
+			j.Close()
+			st, err = s.Load(meta.ID)
+			if err != nil || st.Warning != "" || st.Steps["a"].State != StepSucceeded {
+				t.Fatalf("after append: %v %q %+v", err, st.Warning, st.Steps["a"])
+			}
+		})
+	}
+	// Corruption in the middle is an error.
+	b, _ := os.ReadFile(path)
+	b = bytes.Replace(b, []byte(`"attempt_started"`), []byte(`"attempt_startex"`), 1)
+	os.WriteFile(path, b, 0o600)
+	if _, err := s.Load(meta.ID); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("want corruption error, got %v", err)
+	}
+}
+
+func TestValueSealing(t *testing.T) {
+	v := cty.ObjectVal(map[string]cty.Value{
+		"user": cty.StringVal("admin"),
+		"pass": cty.StringVal("canary-0xdeadbeef").Mark(MarkSensitive),
+		"list": cty.ListVal([]cty.Value{cty.StringVal("a"), cty.StringVal("canary-2").Mark(MarkSensitive)}),
+	})
+	key, _ := NewSealer([]byte("k1"))
+	other, _ := NewSealer([]byte("k2"))
+	for _, sealer := range []*Sealer{nil, key} {
+		jv, err := EncodeValue(v, sealer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := jsonMarshal(jv)
+		if bytes.Contains(raw, []byte("canary")) {
+			t.Fatalf("secret in clear: %s", raw)
+		}
+		got, complete, err := jv.Decode(sealer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sealer == nil {
+			if complete || !got.GetAttr("pass").IsNull() || !got.GetAttr("pass").HasMark(MarkSensitive) {
+				t.Fatalf("no key: got %#v complete=%v", got, complete)
+			}
+			continue
+		}
+		if !complete || !got.RawEquals(v) {
+			t.Fatalf("roundtrip: got %#v", got)
+		}
+		if _, _, err := jv.Decode(other); err == nil {
+			t.Fatal("wrong key must fail")
+		}
+	}
+}
+
+func TestLock(t *testing.T) {
+	s := NewLocal(t.TempDir())
+	m1 := &Meta{}
+	j, _ := s.Create(m1)
+	j.Close()
+	l1, err := s.Lock("k", m1.ID, Holder{User: "u", PID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var le *LockedError
+	if _, err := s.Lock("k", "other", Holder{}); !errors.As(err, &le) || !le.Live || le.Holder.RunID != m1.ID {
+		t.Fatalf("want live lock error, got %v", err)
+	}
+	if _, err := s.Lock("k2", "other", Holder{}); err != nil {
+		t.Fatalf("other key: %v", err)
+	}
+	// Process gone, run unfinished: a new run is refused, the run itself may take over.
+	l1.Release(false)
+	if _, err := s.Lock("k", "other", Holder{}); !errors.As(err, &le) || le.Live {
+		t.Fatalf("want unfinished lock error, got %v", err)
+	}
+	l1, err = s.Lock("k", m1.ID, Holder{})
+	if err != nil {
+		t.Fatalf("takeover: %v", err)
+	}
+	l1.Release(true)
+	if l, err := s.Lock("k", "other", Holder{}); err != nil {
+		t.Fatalf("after finish: %v", err)
+	} else {
+		l.Release(true)
+	}
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

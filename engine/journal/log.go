@@ -1,0 +1,194 @@
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Each line is "<crc32c of JSON, 8 hex digits> <JSON>\n". A crash can leave
+// the last line torn (no newline, or a checksum mismatch); it is dropped on
+// load with a warning. A bad line followed by good ones is corruption.
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+func encodeLine(r *Record) ([]byte, error) {
+	j, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	line := make([]byte, 0, len(j)+10)
+	line = fmt.Appendf(line, "%08x ", crc32.Checksum(j, crcTable))
+	line = append(line, j...)
+	return append(line, '\n'), nil
+}
+
+func decodeLine(line []byte) (*Record, error) {
+	if len(line) < 10 || line[8] != ' ' {
+		return nil, errors.New("malformed record")
+	}
+	want, err := strconv.ParseUint(string(line[:8]), 16, 32)
+	if err != nil {
+		return nil, errors.New("malformed checksum")
+	}
+	j := line[9:]
+	if crc32.Checksum(j, crcTable) != uint32(want) {
+		return nil, errors.New("checksum mismatch")
+	}
+	var r Record
+	if err := json.Unmarshal(j, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// ReadRecords reads every record of r. A torn or corrupt last record is
+// dropped and reported in warning; corruption before the end is an error.
+// validLen is the length of the valid prefix (to truncate a torn tail).
+func ReadRecords(r io.Reader) (recs []*Record, validLen int64, warning string, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var off int64
+	for {
+		line, rerr := br.ReadBytes('\n')
+		if len(line) > 0 {
+			complete := line[len(line)-1] == '\n'
+			body := bytes.TrimRight(line, "\n")
+			rec, derr := decodeLine(body)
+			if !complete || derr != nil {
+				// Is anything after it? Then it is corruption, not a torn tail.
+				rest, _ := io.ReadAll(br)
+				if len(bytes.TrimSpace(rest)) > 0 {
+					return recs, off, "", fmt.Errorf("journal corrupt at byte %d: record %d is unreadable and more records follow", off, len(recs)+1)
+				}
+				why := "incomplete"
+				if complete {
+					why = derr.Error()
+				}
+				return recs, off, fmt.Sprintf("dropped a torn last journal record at byte %d (%s), left by a crash", off, why), nil
+			}
+			recs = append(recs, rec)
+			off += int64(len(line))
+		}
+		if rerr == io.EOF {
+			return recs, off, "", nil
+		}
+		if rerr != nil {
+			return recs, off, "", rerr
+		}
+	}
+}
+
+// Log appends records to a file durably. Concurrent Appends are grouped:
+// one goroutine writes and fsyncs everything queued so far while the others
+// wait for that one fsync (group commit).
+type Log struct {
+	f *os.File
+
+	mu   sync.Mutex
+	cond *sync.Cond // signalled when a flush ends; uses mu
+	// The fields below are guarded by mu.
+	seq        int64  // last sequence number handed out
+	buf        []byte // encoded records waiting for the next flush
+	gen        uint64 // generation that records now in buf belong to
+	flushedGen uint64 // highest generation written and fsynced
+	flushing   bool   // a goroutine is writing/fsyncing right now
+	err        error  // sticky write error: the journal is unusable
+	closed     bool
+	// NoSync skips fsync (benchmarks of the engine alone; never in
+	// production). Set before the first Append.
+	NoSync bool
+}
+
+// OpenLog opens (creating if needed) the journal file for appending,
+// continuing from sequence number seq.
+func OpenLog(path string, seq int64) (*Log, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{f: f, seq: seq, gen: 1}
+	l.cond = sync.NewCond(&l.mu)
+	return l, nil
+}
+
+// Append writes r (setting Seq and Time) and returns once it is on disk.
+func (l *Log) Append(r *Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	if l.closed {
+		return errors.New("journal closed")
+	}
+	l.seq++
+	r.Seq = l.seq
+	if r.Time.IsZero() {
+		r.Time = time.Now().UTC()
+	}
+	line, err := encodeLine(r)
+	if err != nil {
+		l.seq--
+		return fmt.Errorf("encode journal record: %w", err)
+	}
+	l.buf = append(l.buf, line...)
+	my := l.gen
+	for l.flushedGen < my {
+		if l.err != nil {
+			return l.err
+		}
+		if !l.flushing {
+			l.flushLocked()
+			continue
+		}
+		l.cond.Wait()
+	}
+	return l.err
+}
+
+// flushLocked writes buf and fsyncs, releasing mu meanwhile.
+func (l *Log) flushLocked() {
+	l.flushing = true
+	buf := l.buf
+	l.buf = nil
+	g := l.gen
+	l.gen++
+	l.mu.Unlock()
+	_, err := l.f.Write(buf)
+	if err == nil && !l.NoSync {
+		err = l.f.Sync()
+	}
+	l.mu.Lock()
+	if err != nil && l.err == nil {
+		l.err = fmt.Errorf("write journal: %w", err)
+	}
+	l.flushedGen = g
+	l.flushing = false
+	l.cond.Broadcast()
+}
+
+// Seq is the last sequence number written.
+func (l *Log) Seq() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seq
+}
+
+// Close closes the file.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	for l.flushing {
+		l.cond.Wait()
+	}
+	l.closed = true
+	l.mu.Unlock()
+	return l.f.Close()
+}

@@ -1,0 +1,184 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Store keeps runs. The local Store (NewLocal) needs no server.
+type Store interface {
+	// Create starts a new run journal and writes its run_started record.
+	// meta.ID is set when empty.
+	Create(meta *Meta) (Journal, error)
+	// Open reopens a run for appending (resume, rollback) and returns its
+	// state. A torn last record is dropped (State.Warning says so).
+	Open(id string) (Journal, *State, error)
+	// Load reads a run without writing.
+	Load(id string) (*State, error)
+	// List returns every run's id, newest first.
+	List() ([]string, error)
+	// Resolve turns a unique prefix of a run id into the id.
+	Resolve(prefix string) (string, error)
+	// Lock takes the lock key for run id (see LocalStore.Lock).
+	Lock(key, runID string, who Holder) (Lock, error)
+	// Location is a human-readable place of a run's journal.
+	Location(id string) string
+}
+
+// Journal appends records to one run.
+type Journal interface {
+	Append(r *Record) error
+	Close() error
+}
+
+// NewID returns a new run id (a ULID: sortable by time).
+func NewID() string { return ulid.Make().String() }
+
+// LocalStore keeps each run in <dir>/runs/<id>/journal.ndjson and locks in
+// <dir>/locks/.
+type LocalStore struct {
+	Dir string
+	// NoSync disables fsync (engine benchmarks without disk costs only).
+	NoSync bool
+}
+
+// NewLocal returns the store rooted at dir (usually `.runbook` beside the
+// runbook).
+func NewLocal(dir string) *LocalStore { return &LocalStore{Dir: dir} }
+
+var _ Store = (*LocalStore)(nil)
+
+const journalFile = "journal.ndjson"
+
+func (s *LocalStore) runDir(id string) string { return filepath.Join(s.Dir, "runs", id) }
+
+// Location is the run's directory.
+func (s *LocalStore) Location(id string) string { return s.runDir(id) }
+
+// Create implements Store.
+func (s *LocalStore) Create(meta *Meta) (Journal, error) {
+	if meta.ID == "" {
+		meta.ID = NewID()
+	}
+	dir := s.runDir(meta.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create run dir: %w", err)
+	}
+	l, err := OpenLog(filepath.Join(dir, journalFile), 0)
+	if err != nil {
+		return nil, err
+	}
+	l.NoSync = s.NoSync
+	syncDir(dir)
+	syncDir(filepath.Dir(dir))
+	if err := l.Append(&Record{Type: RecRunStarted, Meta: meta, Time: meta.Started}); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+func (s *LocalStore) read(id string) (*State, int64, error) {
+	path := filepath.Join(s.runDir(id), journalFile)
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, 0, fmt.Errorf("run %s not found in %s", id, s.Dir)
+		}
+		return nil, 0, err
+	}
+	defer f.Close()
+	recs, valid, warn, err := ReadRecords(f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("run %s: %w", id, err)
+	}
+	if len(recs) == 0 || recs[0].Type != RecRunStarted || recs[0].Meta == nil {
+		return nil, 0, fmt.Errorf("run %s: journal has no run_started record", id)
+	}
+	st := Replay(recs)
+	st.Warning = warn
+	return st, valid, nil
+}
+
+// Load implements Store.
+func (s *LocalStore) Load(id string) (*State, error) {
+	st, _, err := s.read(id)
+	return st, err
+}
+
+// Open implements Store. A torn tail is cut off before appending.
+func (s *LocalStore) Open(id string) (Journal, *State, error) {
+	st, valid, err := s.read(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	path := filepath.Join(s.runDir(id), journalFile)
+	if st.Warning != "" {
+		if err := os.Truncate(path, valid); err != nil {
+			return nil, nil, fmt.Errorf("drop torn record: %w", err)
+		}
+	}
+	l, err := OpenLog(path, st.Seq)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.NoSync = s.NoSync
+	return l, st, nil
+}
+
+// List implements Store.
+func (s *LocalStore) List() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.Dir, "runs"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var ids []string
+	for _, e := range ents {
+		if e.IsDir() {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+	return ids, nil
+}
+
+// Resolve implements Store.
+func (s *LocalStore) Resolve(prefix string) (string, error) {
+	ids, err := s.List()
+	if err != nil {
+		return "", err
+	}
+	var match []string
+	up := strings.ToUpper(prefix)
+	for _, id := range ids {
+		if id == up {
+			return id, nil
+		}
+		if strings.HasPrefix(id, up) {
+			match = append(match, id)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return "", fmt.Errorf("no run %q in %s", prefix, s.Dir)
+	case 1:
+		return match[0], nil
+	}
+	return "", fmt.Errorf("run id %q is ambiguous: %s", prefix, strings.Join(match, ", "))
+}

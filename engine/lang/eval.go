@@ -1,0 +1,453 @@
+package lang
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+
+	"github.com/runbookdev/runbook/engine/graph"
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// Scope evaluates a runbook's expressions at plan and run time.
+//
+// Steps holds what `step.NAME` evaluates to:
+//
+//	plain step:    StepValue(inputs, outputs)
+//	for_each step: cty.ObjectVal(map[key]StepValue(...)) (instances known so far)
+//	not yet run:   UnknownStep(schema) / cty.DynamicVal (the default when absent)
+//
+// A Scope only reads its fields; callers that update Steps while other
+// goroutines evaluate must synchronise themselves (or use a fresh Scope).
+type Scope struct {
+	Config *Config
+	Vars   map[string]cty.Value
+	RunID  string
+	Steps  map[string]cty.Value
+	// Schemas is optional: when set, Inputs and RollbackInputs convert the
+	// `with` object to the action's input type and mark sensitive inputs.
+	Schemas SchemaSource
+
+	funcs map[string]function.Function
+}
+
+// Instance is one instance of a step: the only one without for_each, or
+// one per for_each key.
+type Instance struct {
+	Key   cty.Value // cty.NilVal when no for_each
+	Value cty.Value // each.value
+}
+
+// StepValue is what step.NAME (or step.NAME[KEY]) evaluates to once the
+// step has run: object{inputs, outputs}. NilVal parts become empty objects.
+func StepValue(inputs, outputs cty.Value) cty.Value {
+	if inputs == cty.NilVal {
+		inputs = cty.EmptyObjectVal
+	}
+	if outputs == cty.NilVal {
+		outputs = cty.EmptyObjectVal
+	}
+	return cty.ObjectVal(map[string]cty.Value{"inputs": inputs, "outputs": outputs})
+}
+
+// UnknownStep is the value of a step that has not run yet: its inputs and
+// outputs are unknown values of the action's types.
+func UnknownStep(s sdk.ActionSchema) cty.Value {
+	return cty.ObjectVal(map[string]cty.Value{
+		"inputs":  cty.UnknownVal(s.InputType().WithoutOptionalAttributesDeep()),
+		"outputs": cty.UnknownVal(s.OutputType()),
+	})
+}
+
+// MarkAttrs marks the attributes of obj that attrs declares Sensitive.
+// Use it on plugin outputs before building StepValue.
+func MarkAttrs(attrs []sdk.Attribute, obj cty.Value) cty.Value {
+	if obj == cty.NilVal || obj.IsNull() || !obj.IsKnown() || !obj.Type().IsObjectType() {
+		return obj
+	}
+	obj, marks := obj.Unmark()
+	m := obj.AsValueMap()
+	changed := false
+	for _, a := range attrs {
+		if v, ok := m[a.Name]; ok && a.Sensitive {
+			m[a.Name] = v.Mark(MarkSensitive)
+			changed = true
+		}
+	}
+	if changed {
+		obj = cty.ObjectVal(m)
+	}
+	return obj.WithMarks(marks)
+}
+
+// Address is a step instance's address: `db` or `db["cozy"]`.
+func Address(step string, key cty.Value) string {
+	if key == cty.NilVal || key.IsNull() || !key.IsKnown() {
+		return step
+	}
+	key, _ = key.Unmark()
+	switch key.Type() {
+	case cty.String:
+		return step + "[" + strconv.Quote(key.AsString()) + "]"
+	case cty.Number:
+		return step + "[" + key.AsBigFloat().Text('f', -1) + "]"
+	}
+	return step
+}
+
+func (s *Scope) functions() map[string]function.Function {
+	if s.funcs == nil {
+		base := "."
+		if s.Config != nil && s.Config.BaseDir != "" {
+			base = s.Config.BaseDir
+		}
+		s.funcs = Functions(base)
+	}
+	return s.funcs
+}
+
+// baseCtx builds the evaluation context without locals.
+func (s *Scope) baseCtx() *hcl.EvalContext {
+	vars := map[string]cty.Value{}
+	steps := map[string]cty.Value{}
+	if s.Config != nil {
+		for name := range s.Config.Variables {
+			vars[name] = cty.DynamicVal
+		}
+		for name := range s.Config.Steps {
+			steps[name] = cty.DynamicVal
+		}
+	}
+	for k, v := range s.Vars {
+		vars[k] = v
+	}
+	for k, v := range s.Steps {
+		steps[k] = v
+	}
+	return &hcl.EvalContext{
+		Variables: map[string]cty.Value{
+			"var":  cty.ObjectVal(vars),
+			"step": cty.ObjectVal(steps),
+			"run":  cty.ObjectVal(map[string]cty.Value{"id": s.runID()}),
+		},
+		Functions: s.functions(),
+	}
+}
+
+func (s *Scope) runID() cty.Value {
+	if s.RunID == "" {
+		return cty.UnknownVal(cty.String)
+	}
+	return cty.StringVal(s.RunID)
+}
+
+// Locals evaluates every local value in dependency order. A local that
+// fails to evaluate is cty.DynamicVal in the result.
+func (s *Scope) Locals() (map[string]cty.Value, hcl.Diagnostics) {
+	ctx := s.baseCtx()
+	out := map[string]cty.Value{}
+	if s.Config == nil {
+		ctx.Variables["local"] = cty.EmptyObjectVal
+		return out, nil
+	}
+	g := graph.New()
+	for name, l := range s.Config.Locals {
+		g.AddNode(name)
+		for _, t := range l.Expr.Variables() {
+			if t.RootName() != "local" {
+				continue
+			}
+			if dep, ok := attrAt(t, 1); ok {
+				if _, declared := s.Config.Locals[dep]; declared {
+					g.AddEdge(name, dep)
+				}
+			}
+		}
+	}
+	order, err := g.TopoSort()
+	var diags hcl.Diagnostics
+	if err != nil {
+		// Cycles are reported by Load; evaluate what can be.
+		for name := range s.Config.Locals {
+			out[name] = cty.DynamicVal
+		}
+	}
+	for _, name := range order {
+		obj := map[string]cty.Value{}
+		for k, v := range out {
+			obj[k] = v
+		}
+		for k := range s.Config.Locals {
+			if _, ok := obj[k]; !ok {
+				obj[k] = cty.DynamicVal
+			}
+		}
+		ctx.Variables["local"] = cty.ObjectVal(obj)
+		v, d := s.Config.Locals[name].Expr.Value(ctx)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			v = cty.DynamicVal
+		}
+		out[name] = v
+	}
+	return out, diags
+}
+
+// ctx is the full evaluation context (with locals).
+func (s *Scope) ctx() (*hcl.EvalContext, hcl.Diagnostics) {
+	locals, diags := s.Locals()
+	ctx := s.baseCtx()
+	ctx.Variables["local"] = cty.ObjectVal(locals)
+	return ctx, diags
+}
+
+func eachCtx(ctx *hcl.EvalContext, in Instance) *hcl.EvalContext {
+	if in.Key == cty.NilVal {
+		return ctx
+	}
+	child := ctx.NewChild()
+	val := in.Value
+	if val == cty.NilVal {
+		val = in.Key
+	}
+	child.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": in.Key, "value": val})}
+	return child
+}
+
+// Expand returns the step's instances: one Instance{Key: NilVal} without
+// for_each, one per key with it (sorted by key). known is false when the
+// for_each value is not known yet (plan time).
+func (s *Scope) Expand(st *Step) (insts []Instance, known bool, diags hcl.Diagnostics) {
+	if st.ForEach == nil {
+		return []Instance{{Key: cty.NilVal, Value: cty.NilVal}}, true, nil
+	}
+	ctx, diags := s.ctx()
+	v, d := st.ForEach.Value(ctx)
+	diags = append(diags, d...)
+	if d.HasErrors() {
+		return nil, false, diags
+	}
+	return expandValue(st, v, diags)
+}
+
+func expandValue(st *Step, v cty.Value, diags hcl.Diagnostics) ([]Instance, bool, hcl.Diagnostics) {
+	rng := st.ForEach.Range().Ptr()
+	bad := func(detail string) ([]Instance, bool, hcl.Diagnostics) {
+		return nil, false, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid for_each", Detail: detail, Subject: rng})
+	}
+	if v.IsMarked() {
+		return bad(fmt.Sprintf("The for_each of step %q is sensitive; instance keys appear in addresses and logs, so they cannot be secret.", st.Name))
+	}
+	if !v.IsKnown() {
+		return nil, false, diags
+	}
+	if v.IsNull() {
+		return bad(fmt.Sprintf("The for_each of step %q is null; give it a map or a set of strings.", st.Name))
+	}
+	ty := v.Type()
+	switch {
+	case ty.IsMapType() || ty.IsObjectType():
+		m := v.AsValueMap()
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		insts := make([]Instance, 0, len(keys))
+		for _, k := range keys {
+			insts = append(insts, Instance{Key: cty.StringVal(k), Value: m[k]})
+		}
+		return insts, true, diags
+	case ty.IsSetType():
+		if !ty.ElementType().Equals(cty.String) && ty.ElementType() != cty.DynamicPseudoType {
+			return bad(fmt.Sprintf("The for_each of step %q is a set of %s; it must be a set of strings.", st.Name, ty.ElementType().FriendlyName()))
+		}
+		if !v.IsWhollyKnown() {
+			return nil, false, diags
+		}
+		var insts []Instance
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			if e.IsMarked() {
+				return bad(fmt.Sprintf("The for_each of step %q holds sensitive values; instance keys cannot be secret.", st.Name))
+			}
+			if e.IsNull() || e.Type() != cty.String {
+				return bad(fmt.Sprintf("The for_each of step %q holds a null or non-string element.", st.Name))
+			}
+			insts = append(insts, Instance{Key: e, Value: e})
+		}
+		sort.Slice(insts, func(i, j int) bool { return insts[i].Key.AsString() < insts[j].Key.AsString() })
+		return insts, true, diags
+	case ty.IsListType() || ty.IsTupleType():
+		return bad(fmt.Sprintf("The for_each of step %q is a list; use a map, or a set of strings: for_each = toset(...).", st.Name))
+	}
+	return bad(fmt.Sprintf("The for_each of step %q is %s; it must be a map or a set of strings.", st.Name, ty.FriendlyName()))
+}
+
+// When evaluates the step's `when` for an instance. run is true without a
+// `when`; known is false when the condition is not known yet.
+func (s *Scope) When(st *Step, in Instance) (run bool, known bool, diags hcl.Diagnostics) {
+	if st.When == nil {
+		return true, true, nil
+	}
+	ctx, diags := s.ctx()
+	v, d := st.When.Value(eachCtx(ctx, in))
+	diags = append(diags, d...)
+	if d.HasErrors() {
+		return false, false, diags
+	}
+	v, _ = v.Unmark()
+	if !v.IsKnown() {
+		return false, false, diags
+	}
+	bv, err := convert.Convert(v, cty.Bool)
+	if err != nil || bv.IsNull() {
+		return false, false, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid when",
+			Detail: fmt.Sprintf("The when of step %q must be true or false.", st.Name), Subject: st.When.Range().Ptr()})
+	}
+	return bv.True(), true, diags
+}
+
+// Inputs evaluates the step's `with` for an instance. Marks are kept and
+// the result may hold unknowns at plan time. With Scope.Schemas set it is
+// converted to the action's input type.
+func (s *Scope) Inputs(st *Step, in Instance) (cty.Value, hcl.Diagnostics) {
+	ctx, diags := s.ctx()
+	v, d := evalWith(st.With, eachCtx(ctx, in), fmt.Sprintf("step %q", st.Name))
+	diags = append(diags, d...)
+	if d.HasErrors() {
+		return cty.DynamicVal, diags
+	}
+	return s.convertInputs(v, st.Plugin, st.Action, st.With, diags)
+}
+
+func evalWith(expr hcl.Expression, ctx *hcl.EvalContext, what string) (cty.Value, hcl.Diagnostics) {
+	if expr == nil {
+		return cty.EmptyObjectVal, nil
+	}
+	v, diags := expr.Value(ctx)
+	if diags.HasErrors() {
+		return v, diags
+	}
+	uv, _ := v.Unmark()
+	if uv.IsKnown() && !uv.IsNull() && !uv.Type().IsObjectType() && !uv.Type().IsMapType() {
+		return v, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid with",
+			Detail:  fmt.Sprintf("The with of %s must be an object of the action's inputs, like with = { name = \"value\" }; got %s.", what, uv.Type().FriendlyName()),
+			Subject: expr.Range().Ptr()})
+	}
+	if uv.IsKnown() && uv.IsNull() {
+		return cty.EmptyObjectVal, diags
+	}
+	return v, diags
+}
+
+func (s *Scope) convertInputs(v cty.Value, plugin, action string, expr hcl.Expression, diags hcl.Diagnostics) (cty.Value, hcl.Diagnostics) {
+	if s.Schemas == nil {
+		return v, diags
+	}
+	schema, ok, err := s.Schemas.ActionSchema(plugin, action)
+	if err != nil || !ok {
+		return v, diags
+	}
+	cv, err := convertMarked(v, schema.InputType())
+	if err != nil {
+		rng := hcl.Range{}
+		if expr != nil {
+			rng = expr.Range()
+		}
+		return v, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid inputs",
+			Detail: fmt.Sprintf("The inputs of %s.%s do not match its schema: %s.", plugin, action, err), Subject: rng.Ptr()})
+	}
+	return MarkAttrs(schema.Inputs, cv), diags
+}
+
+// convertMarked converts a value that may carry marks deep inside.
+func convertMarked(v cty.Value, ty cty.Type) (cty.Value, error) {
+	uv, pvm := v.UnmarkDeepWithPaths()
+	cv, err := convert.Convert(uv, ty)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	// Paths stay valid for object attributes; re-mark what still exists.
+	var keep []cty.PathValueMarks
+	for _, p := range pvm {
+		if _, err := p.Path.Apply(cv); err == nil {
+			keep = append(keep, p)
+		} else {
+			cv = cv.Mark(MarkSensitive)
+		}
+	}
+	return cv.MarkWithPaths(keep), nil
+}
+
+// RollbackInputs evaluates the rollback's `with` for an instance, with
+// self.inputs and self.outputs set to what the step received and returned.
+func (s *Scope) RollbackInputs(st *Step, in Instance, inputs, outputs cty.Value) (cty.Value, hcl.Diagnostics) {
+	if st.Rollback == nil || st.Rollback.Native {
+		return inputs, nil
+	}
+	ctx, diags := s.ctx()
+	child := eachCtx(ctx, in).NewChild()
+	child.Variables = map[string]cty.Value{"self": StepValue(inputs, outputs)}
+	v, d := evalWith(st.Rollback.With, child, fmt.Sprintf("the rollback of step %q", st.Name))
+	diags = append(diags, d...)
+	if d.HasErrors() {
+		return cty.DynamicVal, diags
+	}
+	return s.convertInputs(v, st.Rollback.Plugin, st.Rollback.Action, st.Rollback.With, diags)
+}
+
+// Outputs evaluates every output; sensitive ones are marked.
+func (s *Scope) Outputs() (map[string]cty.Value, hcl.Diagnostics) {
+	out := map[string]cty.Value{}
+	if s.Config == nil {
+		return out, nil
+	}
+	ctx, diags := s.ctx()
+	for _, name := range mapKeys(s.Config.Outputs) {
+		o := s.Config.Outputs[name]
+		v, d := o.Value.Value(ctx)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		if o.Sensitive {
+			v = v.Mark(MarkSensitive)
+		}
+		out[name] = v
+	}
+	return out, diags
+}
+
+// Lock evaluates the runbook's lock key ("" when there is none).
+func (s *Scope) Lock() (string, hcl.Diagnostics) {
+	if s.Config == nil || s.Config.Runbook == nil || s.Config.Runbook.Lock == nil {
+		return "", nil
+	}
+	expr := s.Config.Runbook.Lock
+	ctx, diags := s.ctx()
+	v, d := expr.Value(ctx)
+	diags = append(diags, d...)
+	if d.HasErrors() {
+		return "", diags
+	}
+	bad := func(detail string) (string, hcl.Diagnostics) {
+		return "", append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid lock", Detail: detail, Subject: expr.Range().Ptr()})
+	}
+	if v.IsMarked() {
+		return bad("The lock key is shown in logs and run records, so it cannot use sensitive values.")
+	}
+	if !v.IsWhollyKnown() {
+		return bad("The lock key must be known before the run starts; use only variables and constants.")
+	}
+	sv, err := convert.Convert(v, cty.String)
+	if err != nil || sv.IsNull() {
+		return bad("The lock key must be a string.")
+	}
+	return sv.AsString(), diags
+}

@@ -1,0 +1,114 @@
+package lang
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Placeholders used when rendering values.
+const (
+	KnownAfterApply = "(known after apply)"
+	SensitiveValue  = "(sensitive)"
+)
+
+// FormatValue renders a value in HCL syntax for humans: unknown parts as
+// (known after apply) and sensitive parts as (sensitive), never their
+// content. Nested values are indented by indent more spaces per level.
+func FormatValue(v cty.Value, indent int) string {
+	var b strings.Builder
+	formatValue(&b, v, indent)
+	return b.String()
+}
+
+func formatValue(b *strings.Builder, v cty.Value, indent int) {
+	if v == cty.NilVal {
+		b.WriteString("null")
+		return
+	}
+	if v.HasMark(MarkSensitive) {
+		b.WriteString(SensitiveValue)
+		return
+	}
+	v, _ = v.Unmark() // other marks are irrelevant for display
+	if !v.IsKnown() {
+		b.WriteString(KnownAfterApply)
+		return
+	}
+	if v.IsNull() {
+		b.WriteString("null")
+		return
+	}
+	ty := v.Type()
+	pad := strings.Repeat(" ", indent+2)
+	end := strings.Repeat(" ", indent)
+	switch {
+	case ty == cty.String:
+		s := v.AsString()
+		if strings.Contains(s, "\n") && len(s) > 1 {
+			b.WriteString("<<-EOT\n")
+			for _, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
+				b.WriteString(pad + line + "\n")
+			}
+			b.WriteString(end + "EOT")
+			return
+		}
+		b.WriteString(strconv.Quote(s))
+	case ty == cty.Number:
+		b.WriteString(v.AsBigFloat().Text('f', -1))
+	case ty == cty.Bool:
+		if v.True() {
+			b.WriteString("true")
+		} else {
+			b.WriteString("false")
+		}
+	case ty.IsListType() || ty.IsSetType() || ty.IsTupleType():
+		if v.LengthInt() == 0 {
+			b.WriteString("[]")
+			return
+		}
+		b.WriteString("[\n")
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			b.WriteString(pad)
+			formatValue(b, e, indent+2)
+			b.WriteString(",\n")
+		}
+		b.WriteString(end + "]")
+	case ty.IsMapType() || ty.IsObjectType():
+		m := v.AsValueMap()
+		if len(m) == 0 {
+			b.WriteString("{}")
+			return
+		}
+		keys := make([]string, 0, len(m))
+		width := 0
+		for k := range m {
+			keys = append(keys, k)
+			if len(formatKey(k)) > width {
+				width = len(formatKey(k))
+			}
+		}
+		sort.Strings(keys)
+		b.WriteString("{\n")
+		for _, k := range keys {
+			fk := formatKey(k)
+			b.WriteString(pad + fk + strings.Repeat(" ", width-len(fk)) + " = ")
+			formatValue(b, m[k], indent+2)
+			b.WriteString("\n")
+		}
+		b.WriteString(end + "}")
+	default:
+		b.WriteString(ty.FriendlyName())
+	}
+}
+
+func formatKey(k string) string {
+	if hclsyntax.ValidIdentifier(k) {
+		return k
+	}
+	return strconv.Quote(k)
+}

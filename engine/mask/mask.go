@@ -1,0 +1,243 @@
+// Package mask hides known secret values in any text, the way CI systems
+// mask secrets in job logs: every value the engine learns is sensitive
+// (sensitive variables, sensitive plugin outputs, anything derived from
+// them) is registered, and every piece of text leaving the engine (events,
+// logs, plugin stderr, errors, the journal) passes through Mask.
+package mask
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Placeholder replaces every secret.
+const Placeholder = "***"
+
+// MinLen is the shortest secret that is masked: masking one- or two-letter
+// values would garble every line without protecting anything.
+const MinLen = 3
+
+// Masker holds the known secrets. The zero value is ready to use and safe
+// for concurrent use.
+type Masker struct {
+	mu sync.RWMutex
+	// secrets is the set of registered values (and their escaped forms);
+	// guarded by mu.
+	secrets map[string]bool
+	// repl replaces every secret, longest first; rebuilt by Add, guarded by
+	// mu. nil when there is no secret.
+	repl *strings.Replacer
+	// list is the sorted secrets, longest first; guarded by mu.
+	list []string
+}
+
+// New returns an empty Masker.
+func New() *Masker { return &Masker{} }
+
+// Add registers secret values. Values shorter than MinLen are ignored.
+// Each value is also registered in its JSON-escaped and multi-line forms
+// (each line of a multi-line secret is a secret too).
+func (m *Masker) Add(values ...string) {
+	if m == nil {
+		return
+	}
+	var forms []string
+	for _, v := range values {
+		forms = append(forms, variants(v)...)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.secrets == nil {
+		m.secrets = map[string]bool{}
+	}
+	changed := false
+	for _, f := range forms {
+		if len(f) < MinLen || m.secrets[f] {
+			continue
+		}
+		m.secrets[f] = true
+		changed = true
+	}
+	if !changed {
+		return
+	}
+	m.list = m.list[:0]
+	for s := range m.secrets {
+		m.list = append(m.list, s)
+	}
+	sort.Slice(m.list, func(i, j int) bool {
+		if len(m.list[i]) != len(m.list[j]) {
+			return len(m.list[i]) > len(m.list[j])
+		}
+		return m.list[i] < m.list[j]
+	})
+	pairs := make([]string, 0, 2*len(m.list))
+	for _, s := range m.list {
+		pairs = append(pairs, s, Placeholder)
+	}
+	m.repl = strings.NewReplacer(pairs...)
+}
+
+func variants(v string) []string {
+	out := []string{v}
+	if b, err := json.Marshal(v); err == nil {
+		if e := string(b[1 : len(b)-1]); e != v {
+			out = append(out, e)
+		}
+	}
+	if strings.ContainsAny(v, "\r\n") {
+		for _, line := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			if t := strings.TrimSpace(line); t != "" {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// AddValue registers every primitive inside v that is marked with mark (or
+// lies inside a marked value), as text. Numbers and bools are registered in
+// their decimal form.
+func (m *Masker) AddValue(v cty.Value, mark string) {
+	if m == nil || v == cty.NilVal {
+		return
+	}
+	m.Add(SecretsIn(v, mark)...)
+}
+
+// SecretsIn lists the text forms of every known primitive of v that is
+// marked with mark or lies inside a marked value.
+func SecretsIn(v cty.Value, mark string) []string {
+	var out []string
+	var walk func(v cty.Value, inside bool)
+	walk = func(v cty.Value, inside bool) {
+		if v.HasMark(mark) {
+			inside = true
+		}
+		v, _ = v.Unmark()
+		if !v.IsKnown() || v.IsNull() {
+			return
+		}
+		t := v.Type()
+		switch {
+		case t == cty.String:
+			if inside {
+				out = append(out, v.AsString())
+			}
+		case t == cty.Number:
+			if inside {
+				out = append(out, v.AsBigFloat().Text('f', -1))
+			}
+		case t == cty.Bool:
+			// true/false are never worth masking.
+		case t.IsListType() || t.IsSetType() || t.IsTupleType() || t.IsMapType() || t.IsObjectType():
+			for it := v.ElementIterator(); it.Next(); {
+				_, e := it.Element()
+				walk(e, inside)
+			}
+		}
+	}
+	if !v.ContainsMarked() && !v.HasMark(mark) {
+		return nil
+	}
+	walk(v, false)
+	return out
+}
+
+// Mask returns s with every known secret replaced by Placeholder.
+func (m *Masker) Mask(s string) string {
+	if m == nil {
+		return s
+	}
+	m.mu.RLock()
+	r := m.repl
+	m.mu.RUnlock()
+	if r == nil {
+		return s
+	}
+	return r.Replace(s)
+}
+
+// MaskBytes is Mask for byte slices.
+func (m *Masker) MaskBytes(b []byte) []byte {
+	if m == nil || !m.Contains(string(b)) {
+		return b
+	}
+	return []byte(m.Mask(string(b)))
+}
+
+// Contains reports whether s holds a known secret.
+func (m *Masker) Contains(s string) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, x := range m.list {
+		if strings.Contains(s, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// Writer returns a writer that masks what it writes to w. It buffers up to
+// the end of each line so that a secret split across two writes is still
+// masked; Close (or a final Flush) writes what remains.
+func (m *Masker) Writer(w io.Writer) *Writer { return &Writer{m: m, w: w} }
+
+// Writer masks line by line. It is safe for concurrent use.
+type Writer struct {
+	m  *Masker
+	w  io.Writer
+	mu sync.Mutex
+	// buf holds the current unfinished line; guarded by mu.
+	buf []byte
+}
+
+// maxLine bounds the buffer: a longer line without a newline is masked and
+// written out in pieces.
+const maxLine = 64 << 10
+
+// Write buffers p and writes every complete line, masked.
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	i := bytes.LastIndexByte(w.buf, '\n')
+	if i < 0 && len(w.buf) < maxLine {
+		return len(p), nil
+	}
+	end := i + 1
+	if i < 0 {
+		end = len(w.buf)
+	}
+	out := w.m.MaskBytes(w.buf[:end])
+	_, err := w.w.Write(out)
+	w.buf = append(w.buf[:0], w.buf[end:]...)
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush writes the buffered partial line, masked.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.w.Write(w.m.MaskBytes(w.buf))
+	w.buf = w.buf[:0]
+	return err
+}
+
+// Close flushes.
+func (w *Writer) Close() error { return w.Flush() }

@@ -1,0 +1,67 @@
+package mask
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+func TestMask(t *testing.T) {
+	m := New()
+	m.Add("s3cr3t-value", "ab", "line one\nline two", `q"uote`)
+	tests := []struct{ in, want string }{
+		{"password is s3cr3t-value!", "password is ***!"},
+		{"short ab stays", "short ab stays"},
+		{"first: line one", "first: ***"},
+		{`json: "q\"uote"`, `json: "***"`},
+		{"nothing here", "nothing here"},
+	}
+	for _, tt := range tests {
+		if got := m.Mask(tt.in); got != tt.want {
+			t.Errorf("Mask(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if !m.Contains("xx s3cr3t-value") || m.Contains("s3cr3t") {
+		t.Errorf("Contains is wrong")
+	}
+}
+
+func TestAddValue(t *testing.T) {
+	m := New()
+	v := cty.ObjectVal(map[string]cty.Value{
+		"user":   cty.StringVal("admin"),
+		"pass":   cty.StringVal("hunter22").Mark("sensitive"),
+		"nested": cty.ListVal([]cty.Value{cty.StringVal("deep-secret")}).Mark("sensitive"),
+		"pin":    cty.NumberIntVal(4711).Mark("sensitive"),
+	})
+	m.AddValue(v, "sensitive")
+	got := m.Mask("admin hunter22 deep-secret 4711")
+	if got != "admin *** *** ***" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestWriterSplitSecret(t *testing.T) {
+	m := New()
+	m.Add("topsecret")
+	var out bytes.Buffer
+	w := m.Writer(&out)
+	for _, p := range []string{"a top", "secret b\nc tops", "ecret"} {
+		if _, err := w.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	if strings.Contains(out.String(), "topsecret") || out.String() != "a *** b\nc ***" {
+		t.Errorf("got %q", out.String())
+	}
+}
+
+func TestNilMasker(t *testing.T) {
+	var m *Masker
+	if m.Mask("x") != "x" || m.Contains("x") {
+		t.Fatal("nil masker must pass text through")
+	}
+}

@@ -1,0 +1,213 @@
+// Package pluginhost finds, launches and talks to plugins.
+//
+// Builtin plugins ship inside the runbook binary; the host runs them out of
+// process by re-executing that binary as `runbook plugin serve NAME`.
+// External plugins are executables named runbook-plugin-NAME, found in
+// ./.runbook/plugins, $XDG_DATA_HOME/runbook/plugins or an explicit source
+// path, and pinned by sha256 in the lock file. Every plugin process is
+// started lazily, reused for the whole run, and killed by Close.
+package pluginhost
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/runbookdev/runbook/plugins/builtin"
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// Options configure a Host.
+type Options struct {
+	// SelfExe is the runbook binary used for builtins (`runbook plugin serve
+	// NAME`); "" = os.Executable().
+	SelfExe string
+	// InProcess runs builtins in-process through sdk.Local (tests and engine
+	// benchmarks). External plugins still run out of process.
+	InProcess bool
+	// Dirs are extra search dirs for runbook-plugin-NAME, searched before
+	// the defaults ./.runbook/plugins and $XDG_DATA_HOME/runbook/plugins.
+	Dirs []string
+	// Sources maps a plugin name to an explicit executable path (from
+	// `plugin "NAME" { source = PATH }`).
+	Sources map[string]string
+	// Lock is the parsed .runbook.lock.hcl; nil = none, and external
+	// plugins are then refused unless AllowUnlocked is set.
+	Lock *LockFile
+	// AllowUnlocked lets external plugins without a lock entry run
+	// (`runbook init` uses it to compute checksums; tests).
+	AllowUnlocked bool
+	// Stderr receives the plugin processes' stderr lines; nil = discard.
+	Stderr io.Writer
+	// Env is extra environment for plugin processes (KEY=VALUE).
+	Env []string
+	// Extra registers providers by name (tests register in-process plugins).
+	Extra map[string]sdk.Provider
+}
+
+// Host hands out one Provider per plugin name.
+type Host struct {
+	opts Options
+
+	mu sync.Mutex
+	// plugins by name; guarded by mu. An entry is created on the first
+	// Provider call and reused until Close.
+	plugins map[string]*entry
+	// closed is set by Close; guarded by mu.
+	closed bool
+}
+
+// entry is one plugin: its provider, cached schema and launch details.
+type entry struct {
+	once     sync.Once
+	provider sdk.Provider
+	schema   *sdk.PluginSchema
+	err      error
+	version  string
+	sha256   string
+	closer   func()
+}
+
+// New returns a Host; nothing is started until Provider is called.
+func New(opts Options) *Host {
+	return &Host{opts: opts, plugins: map[string]*entry{}}
+}
+
+// Provider returns the named plugin's provider, starting its process on the
+// first call. The same provider is returned for the whole life of the Host.
+func (h *Host) Provider(ctx context.Context, name string) (sdk.Provider, error) {
+	e, err := h.entry(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return e.provider, nil
+}
+
+func (h *Host) entry(ctx context.Context, name string) (*entry, error) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, fmt.Errorf("plugin host is closed")
+	}
+	e, ok := h.plugins[name]
+	if !ok {
+		e = &entry{}
+		h.plugins[name] = e
+	}
+	h.mu.Unlock()
+	e.once.Do(func() { e.err = h.start(ctx, name, e) })
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e, nil
+}
+
+// start launches (or wires) plugin name and fetches its schema.
+func (h *Host) start(ctx context.Context, name string, e *entry) error {
+	if p, ok := h.opts.Extra[name]; ok {
+		e.provider = p
+	} else if err := h.launch(ctx, name, e); err != nil {
+		return err
+	}
+	s, err := e.provider.Schema(ctx)
+	if err != nil {
+		if e.closer != nil {
+			e.closer()
+		}
+		return fmt.Errorf("plugin %s: get schema: %w", name, err)
+	}
+	e.schema = s
+	if e.version == "" {
+		e.version = s.Version
+	}
+	return nil
+}
+
+// launch starts plugin name in-process or as a process.
+func (h *Host) launch(ctx context.Context, name string, e *entry) error {
+	if _, ok := builtin.Get(name); ok && h.opts.Sources[name] == "" {
+		if h.opts.InProcess {
+			p, _ := builtin.Get(name)
+			e.provider = sdk.Local(p)
+			return nil
+		}
+		return h.launchBuiltin(ctx, name, e)
+	}
+	return h.launchExternal(ctx, name, e)
+}
+
+// ActionSchema implements lang.SchemaSource.
+func (h *Host) ActionSchema(plugin, action string) (sdk.ActionSchema, bool, error) {
+	e, err := h.entry(context.Background(), plugin)
+	if err != nil {
+		return sdk.ActionSchema{}, false, err
+	}
+	a, ok := e.schema.Action(action)
+	return a, ok, nil
+}
+
+// Schema returns the named plugin's schema (starting it if needed).
+func (h *Host) Schema(ctx context.Context, name string) (*sdk.PluginSchema, error) {
+	e, err := h.entry(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return e.schema, nil
+}
+
+// Info returns the version and the sha256 of a started plugin ("" when not
+// started, or for builtins, whose checksum is the runbook binary's).
+func (h *Host) Info(name string) (version, sha256 string) {
+	h.mu.Lock()
+	e, ok := h.plugins[name]
+	h.mu.Unlock()
+	if !ok {
+		return "", ""
+	}
+	return e.version, e.sha256
+}
+
+// Names lists builtin plugins, Extra providers and the external plugins
+// found in the search dirs, sorted and unique.
+func (h *Host) Names() []string {
+	set := map[string]bool{}
+	for _, n := range builtin.Names() {
+		set[n] = true
+	}
+	for n := range h.opts.Extra {
+		set[n] = true
+	}
+	for n := range h.opts.Sources {
+		set[n] = true
+	}
+	for n := range h.discover() {
+		set[n] = true
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close kills every plugin process. It is safe to call more than once.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	ps := h.plugins
+	h.plugins = map[string]*entry{}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, e := range ps {
+		if e.closer == nil {
+			continue
+		}
+		wg.Add(1)
+		go func(f func()) { defer wg.Done(); f() }(e.closer)
+	}
+	wg.Wait()
+	return nil
+}

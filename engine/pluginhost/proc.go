@@ -1,0 +1,255 @@
+package pluginhost
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"github.com/runbookdev/runbook/sdk"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// proc is one plugin process seen as an sdk.Provider. It is started on the
+// first call, reused by every later call, and started again if it died (so
+// that a crash fails one step, not every later step of that plugin).
+type proc struct {
+	name     string
+	path     string
+	args     []string
+	env      []string
+	checksum []byte // nil = not checked (builtins, AllowUnlocked)
+	stderr   *stderrWatcher
+
+	mu sync.Mutex // guards client, prov and closed
+	// client is the running go-plugin client, nil before the first start.
+	client *plugin.Client
+	// prov talks to client; valid while client is.
+	prov sdk.Provider
+	// closed is set by kill; no start after it.
+	closed bool
+}
+
+var _ sdk.Provider = (*proc)(nil)
+
+// get returns a live provider, starting the process if needed.
+func (p *proc) get() (sdk.Provider, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, fmt.Errorf("plugin %s: host is closed", p.name)
+	}
+	if p.client != nil && !p.client.Exited() {
+		return p.prov, nil
+	}
+	if p.client != nil {
+		p.client.Kill()
+	}
+	p.stderr.reset()
+	c := plugin.NewClient(p.clientConfig())
+	rpc, err := c.Client()
+	if err != nil {
+		c.Kill()
+		return nil, p.startError(err)
+	}
+	raw, err := rpc.Dispense(sdk.DispenseName)
+	if err != nil {
+		c.Kill()
+		return nil, fmt.Errorf("plugin %s: %w", p.name, err)
+	}
+	prov, ok := raw.(sdk.Provider)
+	if !ok {
+		c.Kill()
+		return nil, fmt.Errorf("plugin %s: unexpected client type %T", p.name, raw)
+	}
+	p.client, p.prov = c, prov
+	return prov, nil
+}
+
+// startError explains why the process could not be started.
+func (p *proc) startError(err error) error {
+	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+		got, _ := FileSHA256(p.path)
+		return mismatchError(p.name, p.path, hex.EncodeToString(p.checksum), got)
+	}
+	msg := err.Error()
+	if line := p.stderr.lastLine(); line != "" {
+		msg += "; stderr: " + line
+	}
+	return &sdk.Error{
+		Kind: sdk.KindInternal,
+		Hint: fmt.Sprintf("check that %s is a runbook plugin built for protocol version %d", p.path, sdk.ProtocolVersion),
+		Err:  fmt.Errorf("plugin %s could not be started: %s", p.name, msg),
+	}
+}
+
+// kill stops the process (go-plugin sends Shutdown, waits, then kills).
+func (p *proc) kill() {
+	p.mu.Lock()
+	c := p.client
+	p.closed = true
+	p.mu.Unlock()
+	if c != nil {
+		c.Kill()
+	}
+}
+
+// mapErr turns a transport failure into a step error naming the plugin and
+// what the process said when it died.
+func (p *proc) mapErr(ctx context.Context, err error) error {
+	var te *sdk.TransportError
+	if err == nil || !errors.As(err, &te) {
+		return err
+	}
+	if ctx.Err() != nil {
+		return &sdk.Error{Kind: sdk.KindCancelled, Err: fmt.Errorf("plugin %s: %w", p.name, ctx.Err())}
+	}
+	p.mu.Lock()
+	c := p.client
+	p.mu.Unlock()
+	// Give the process a moment to finish dying so that its stderr is
+	// fully read (Exited is set only after that).
+	exited := false
+	for deadline := time.Now().Add(2 * time.Second); c != nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c.Exited() {
+			exited = true
+			break
+		}
+	}
+	if !exited {
+		return &sdk.Error{Kind: sdk.KindInternal, Retryable: true, Err: fmt.Errorf("plugin %s did not respond: %v", p.name, te.Err)}
+	}
+	what := "exited unexpectedly"
+	if line := p.stderr.panicLine(); line != "" {
+		what = "crashed: " + line
+	} else if line := p.stderr.lastLine(); line != "" {
+		what += ": " + line
+	}
+	return &sdk.Error{
+		Kind: sdk.KindInternal,
+		Hint: fmt.Sprintf("this is a bug in the %s plugin; its full output is in the run log", p.name),
+		Err:  fmt.Errorf("plugin %s %s", p.name, what),
+	}
+}
+
+func (p *proc) Schema(ctx context.Context) (*sdk.PluginSchema, error) {
+	prov, err := p.get()
+	if err != nil {
+		return nil, err
+	}
+	s, err := prov.Schema(ctx)
+	return s, p.mapErr(ctx, err)
+}
+
+func (p *proc) Validate(ctx context.Context, action string, inputs cty.Value) (sdk.Diagnostics, error) {
+	prov, err := p.get()
+	if err != nil {
+		return nil, err
+	}
+	d, err := prov.Validate(ctx, action, inputs)
+	return d, p.mapErr(ctx, err)
+}
+
+func (p *proc) Plan(ctx context.Context, action string, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
+	prov, err := p.get()
+	if err != nil {
+		return nil, err
+	}
+	r, err := prov.Plan(ctx, action, req)
+	return r, p.mapErr(ctx, err)
+}
+
+func (p *proc) Apply(ctx context.Context, action string, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
+	prov, err := p.get()
+	if err != nil {
+		return nil, err
+	}
+	r, err := prov.Apply(ctx, action, req, ev)
+	return r, p.mapErr(ctx, err)
+}
+
+func (p *proc) Undo(ctx context.Context, action string, req *sdk.UndoRequest, ev sdk.Events) error {
+	prov, err := p.get()
+	if err != nil {
+		return err
+	}
+	return p.mapErr(ctx, prov.Undo(ctx, action, req, ev))
+}
+
+// stderrWatcher receives a plugin's stderr from go-plugin, forwards whole
+// lines (prefixed with the plugin name) to out and remembers the first
+// panic line and the last line, for crash reports.
+type stderrWatcher struct {
+	name string
+	out  io.Writer
+
+	mu sync.Mutex // guards everything below
+	// buf holds a partial line.
+	buf []byte
+	// panic is the first "panic: " / "fatal error: " line since reset.
+	panic string
+	// last is the last non-empty line since reset.
+	last string
+}
+
+func newStderrWatcher(name string, out io.Writer) *stderrWatcher {
+	if out == nil {
+		out = io.Discard
+	}
+	return &stderrWatcher{name: name, out: out}
+}
+
+func (w *stderrWatcher) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimRight(string(w.buf[:i]), "\r")
+		w.buf = w.buf[i+1:]
+		w.line(line)
+	}
+	return len(b), nil
+}
+
+// line handles one complete line; w.mu is held.
+func (w *stderrWatcher) line(line string) {
+	if strings.TrimSpace(line) == "" {
+		return
+	}
+	if w.panic == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
+		w.panic = line
+		if i := strings.Index(w.panic, " [recovered]"); i > 0 {
+			w.panic = w.panic[:i]
+		}
+	}
+	w.last = line
+	fmt.Fprintf(w.out, "%s: %s\n", w.name, line)
+}
+
+func (w *stderrWatcher) reset() {
+	w.mu.Lock()
+	w.panic, w.last, w.buf = "", "", nil
+	w.mu.Unlock()
+}
+
+func (w *stderrWatcher) panicLine() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.panic
+}
+
+func (w *stderrWatcher) lastLine() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}

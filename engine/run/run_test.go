@@ -1,0 +1,363 @@
+package run
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/engine/event"
+	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/lang"
+	"github.com/runbookdev/runbook/engine/mask"
+)
+
+// fanout is a runbook of 10 steps (12 instances) with fan-out, fan-in and
+// a for_each, each with an undo.
+const fanout = `
+variable "pw" {
+  type      = string
+  sensitive = true
+  default   = "pw-canary-1234"
+}
+step "t.do" "a" {
+  with     = { id = "a", secret = var.pw }
+  rollback = native
+}
+step "t.do" "b1" {
+  with     = { id = "b1-${step.a.outputs.id}" }
+  rollback = native
+}
+step "t.do" "b2" {
+  with     = { id = "b2" }
+  depends_on = [step.a]
+  rollback {
+    action = t.remove
+    with   = { id = self.inputs.id }
+  }
+}
+step "t.do" "b3" {
+  with       = { id = "b3" }
+  depends_on = [step.a]
+  rollback   = native
+}
+step "t.do" "c" {
+  with       = { id = "c" }
+  depends_on = [step.b1, step.b2]
+  rollback   = native
+}
+step "t.do" "d" {
+  with       = { id = "d" }
+  depends_on = [step.b3]
+  rollback   = native
+}
+step "t.do" "g" {
+  for_each = toset(["x", "y", step.a.outputs.id])
+  with     = { id = "g-${each.key}" }
+  rollback = native
+}
+step "t.do" "e" {
+  with       = { id = "e" }
+  depends_on = [step.c, step.d]
+  rollback   = native
+}
+step "t.do" "f" {
+  with       = { id = "f" }
+  depends_on = [step.e]
+  rollback   = native
+}
+step "t.do" "h" {
+  with       = { id = "h" }
+  depends_on = [step.f, step.g]
+  rollback   = native
+}
+output "b1" { value = step.b1.outputs.id }
+`
+
+type harness struct {
+	t     *testing.T
+	w     *world
+	store *journal.LocalStore
+	rec   *event.Recorder
+	cfg   *lang.Config
+	hook  func(event.Event)
+}
+
+func newHarness(t *testing.T, src string) *harness {
+	cfg, diags := lang.LoadSources(map[string][]byte{"main.hcl": []byte(src)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return &harness{t: t, w: newWorld(), store: journal.NewLocal(t.TempDir()), rec: &event.Recorder{}, cfg: cfg}
+}
+
+func (h *harness) scope(id string) *lang.Scope {
+	vars, diags := h.cfg.ResolveVariables(lang.VarSources{})
+	if diags.HasErrors() {
+		h.t.Fatal(diags)
+	}
+	return &lang.Scope{Config: h.cfg, Vars: vars, RunID: id}
+}
+
+func (h *harness) apply(ctx context.Context, resume *journal.State, id string) *Result {
+	h.t.Helper()
+	var j journal.Journal
+	var err error
+	if resume == nil {
+		meta := &journal.Meta{ID: id, Started: time.Now()}
+		j, err = h.store.Create(meta)
+		id = meta.ID
+	} else {
+		j, _, err = h.store.Open(id)
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer j.Close()
+	res, err := Apply(ctx, FromConfig(h.scope(id)), Options{RunID: id, Providers: testProviders(h.w), Journal: j, Sink: event.Multi(h.rec, event.Func(func(e event.Event) {
+		if h.hook != nil {
+			h.hook(e)
+		}
+	})), Mask: mask.New(), Resume: resume,
+		Sleep: func(context.Context, time.Duration) error { return nil }})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res
+}
+
+func runID(res *Result) string { return "" }
+
+// deps of each step in fanout (direct).
+var fanoutDeps = map[string][]string{
+	"b1": {"a"}, "b2": {"a"}, "b3": {"a"}, "c": {"b1", "b2"}, "d": {"b3"}, "g": {"a"},
+	"e": {"c", "d"}, "f": {"e"}, "h": {"f", "g"},
+}
+
+func effectStep(effect string) string {
+	s := strings.TrimSuffix(effect, ".partial")
+	switch {
+	case strings.HasPrefix(s, "b1-"):
+		return "b1"
+	case strings.HasPrefix(s, "g-"):
+		return "g"
+	}
+	return s
+}
+
+func TestSuccess(t *testing.T) {
+	h := newHarness(t, fanout)
+	res := h.apply(context.Background(), nil, "")
+	if res.State != journal.RunSucceeded {
+		t.Fatalf("state %s: %v", res.State, res.Err)
+	}
+	want := []string{"a", "b1-a", "b2", "b3", "c", "d", "e", "f", "g-a", "g-x", "g-y", "h"}
+	if d := cmp.Diff(want, h.w.snapshot()); d != "" {
+		t.Fatalf("applied (-want +got):\n%s", d)
+	}
+	if got := RenderValue(res.Outputs["b1"]); got != "b1-a" {
+		t.Errorf("output b1 = %v", got)
+	}
+}
+
+// TestFaultInjection fails each step in turn and checks that everything
+// is undone, in reverse dependency order, including the failed step's own
+// partial effect.
+func TestFaultInjection(t *testing.T) {
+	for _, k := range []string{"a", "b1-a", "b2", "b3", "c", "d", "e", "f", "g-x", "g-a", "h"} {
+		t.Run(k, func(t *testing.T) {
+			h := newHarness(t, fanout)
+			h.w.fail[k] = true
+			res := h.apply(context.Background(), nil, "")
+			if res.State != journal.RunRolledBack {
+				t.Fatalf("state %s, want rolled_back (err %v)", res.State, res.Err)
+			}
+			if got := h.w.snapshot(); len(got) != 0 {
+				t.Fatalf("final state not initial: %v still applied", got)
+			}
+			log := h.w.events()
+			pos := map[string]int{}
+			for i, e := range log {
+				if strings.HasPrefix(e, "undo ") {
+					pos[effectStep(strings.TrimPrefix(e, "undo "))] = i
+				}
+			}
+			if _, ok := pos[effectStep(k)]; !ok {
+				t.Errorf("partial effect of failed step %s not undone: %v", k, log)
+			}
+			for s, deps := range fanoutDeps {
+				for _, d := range deps {
+					ps, ok1 := pos[s]
+					pd, ok2 := pos[d]
+					if ok1 && ok2 && ps > pd {
+						t.Errorf("undo of %s (at %d) ran after the undo of its dependency %s (at %d): %v", s, ps, d, pd, log)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRetryAndResume(t *testing.T) {
+	h := newHarness(t, strings.Replace(fanout, `rollback   = native
+}
+step "t.do" "d"`, `rollback   = native
+  retry {
+    attempts = 3
+  }
+}
+step "t.do" "d"`, 1))
+	h.w.flaky["c"] = 2
+	res := h.apply(context.Background(), nil, "")
+	if res.State != journal.RunSucceeded {
+		t.Fatalf("state %s: %v", res.State, res.Err)
+	}
+	var retries int
+	for _, e := range h.rec.Events() {
+		if e.Type == event.StepRetry && e.Step == "c" {
+			retries++
+		}
+	}
+	if retries != 2 {
+		t.Errorf("retries of c = %d, want 2", retries)
+	}
+}
+
+func TestRetryNotRetryable(t *testing.T) {
+	h := newHarness(t, fanout)
+	h.w.fail["c"] = true
+	h.apply(context.Background(), nil, "")
+	for _, e := range h.rec.Events() {
+		if e.Type == event.StepRetry {
+			t.Fatalf("a non-retryable error was retried: %+v", e)
+		}
+	}
+}
+
+func TestInterruptAndResume(t *testing.T) {
+	h := newHarness(t, fanout)
+	h.w.delay = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	h.hook = func(e event.Event) {
+		if e.Type == event.StepSucceeded {
+			cancel()
+		}
+	}
+	res := h.apply(ctx, nil, "")
+	h.hook = nil
+	if res.State != journal.RunInterrupted {
+		t.Fatalf("state %s", res.State)
+	}
+	ids, _ := h.store.List()
+	st, err := h.store.Load(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != journal.RunInterrupted {
+		t.Fatalf("journaled state %s", st.State)
+	}
+	before := len(h.w.snapshot())
+	h.w.delay = 0
+	res = h.apply(context.Background(), st, ids[0])
+	if res.State != journal.RunSucceeded {
+		t.Fatalf("resume: %s %v", res.State, res.Err)
+	}
+	if len(h.w.snapshot()) != 12 || before == 12 {
+		t.Fatalf("before %d after %v", before, h.w.snapshot())
+	}
+	reused := 0
+	for _, in := range res.Instances {
+		if in.Reused {
+			reused++
+		}
+	}
+	if reused == 0 {
+		t.Errorf("resume reused nothing")
+	}
+	// Then roll the finished run back.
+	st, _ = h.store.Load(ids[0])
+	j, st, _ := h.store.Open(ids[0])
+	defer j.Close()
+	rres, err := Rollback(context.Background(), FromConfig(h.scope(ids[0])), Options{RunID: ids[0], Providers: testProviders(h.w), Journal: j, Sink: h.rec}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rres.State != journal.RunRolledBack || len(h.w.snapshot()) != 0 {
+		t.Fatalf("rollback: %s, left %v", rres.State, h.w.snapshot())
+	}
+}
+
+func TestUndoFailure(t *testing.T) {
+	h := newHarness(t, fanout)
+	h.w.fail["h"] = true
+	h.w.undoErr["e"] = true
+	res := h.apply(context.Background(), nil, "")
+	if res.State != journal.RunRollbackFailed {
+		t.Fatalf("state %s", res.State)
+	}
+	// e's dependencies (c, d, b*, a) must not be undone; f and g are.
+	got := h.w.snapshot()
+	for _, want := range []string{"a", "c", "d", "e"} {
+		found := false
+		for _, g := range got {
+			found = found || g == want
+		}
+		if !found {
+			t.Errorf("%s was undone although the undo of e (which depends on it) failed: %v", want, got)
+		}
+	}
+	for _, g := range got {
+		if g == "f" || g == "h.partial" {
+			t.Errorf("%s not undone", g)
+		}
+	}
+}
+
+func TestOnFailureContinueAndAbort(t *testing.T) {
+	for _, tc := range []struct{ policy, state string }{{"continue", journal.RunFailed}, {"abort", journal.RunAborted}} {
+		t.Run(tc.policy, func(t *testing.T) {
+			src := strings.Replace(fanout, `with       = { id = "d" }`, `with       = { id = "d" }
+  on_failure = "`+tc.policy+`"`, 1)
+			h := newHarness(t, src)
+			h.w.fail["d"] = true
+			res := h.apply(context.Background(), nil, "")
+			if res.State != tc.state {
+				t.Fatalf("state %s, want %s", res.State, tc.state)
+			}
+			got := h.w.snapshot()
+			has := func(s string) bool {
+				for _, g := range got {
+					if g == s {
+						return true
+					}
+				}
+				return false
+			}
+			if has("e") || has("h") {
+				t.Errorf("dependents of the failed step ran: %v", got)
+			}
+			if tc.policy == "continue" && !has("c") {
+				t.Errorf("continue: independent step c did not run: %v", got)
+			}
+		})
+	}
+}
+
+func TestSecretsMasked(t *testing.T) {
+	h := newHarness(t, fanout)
+	h.w.fail["b2"] = true
+	h.apply(context.Background(), nil, "")
+	for _, e := range h.rec.Events() {
+		if strings.Contains(e.Message+e.Error, "pw-canary-1234") {
+			t.Fatalf("secret in event %+v", e)
+		}
+		if e.Type == event.StepSucceeded && e.Outputs["token"] != Sensitive {
+			t.Errorf("sensitive output shown: %+v", e.Outputs)
+		}
+	}
+	_ = cty.NilVal
+}
+

@@ -1,0 +1,242 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/engine/event"
+	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/lang"
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// applyInstance runs the attempts of one instance. It runs on its own
+// goroutine and touches only in (which the scheduler leaves alone until the
+// done message) and thread-safe parts of e. It journals every attempt.
+// The returned error is a *journalError when the journal failed, or the
+// step's last error.
+func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) error {
+	st := n.st
+	max := 1
+	if st.Retry != nil && st.Retry.Attempts > 1 {
+		max = st.Retry.Attempts
+	}
+	first := in.Attempt + 1
+	in.Started = e.now()
+	prov := e.provs[st.Plugin]
+	plain, pvm := in.Inputs.UnmarkDeepWithPaths()
+	var sensPaths []cty.Path
+	for _, p := range pvm {
+		if _, ok := p.Marks[lang.MarkSensitive]; ok {
+			sensPaths = append(sensPaths, p.Path)
+		}
+	}
+	jin, err := journal.EncodeValue(in.Inputs, e.opts.Sealer)
+	if err != nil {
+		return &journalError{fmt.Errorf("journal inputs of %s: %w", in.Address, err)}
+	}
+	for att := first; ; att++ {
+		in.Attempt = att
+		resumed := in.resumeAtt == att
+		if err := e.append(&journal.Record{Type: journal.RecAttemptStarted, Step: in.Address, Attempt: att, Inputs: jin}); err != nil {
+			return &journalError{err}
+		}
+		e.emit(event.Event{Type: event.StepStarted, Step: in.Address, Action: st.Plugin + "." + st.Action, Attempt: att})
+		req := &sdk.ApplyRequest{
+			Inputs:         plain,
+			IdempotencyKey: fmt.Sprintf("%s/%s/%d", e.opts.RunID, in.Address, att),
+			Sensitive:      sensPaths,
+		}
+		if resumed {
+			req.Checkpoint = in.checkpoint
+		}
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if st.Timeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, st.Timeout)
+		}
+		evs := &stepEvents{e: e, addr: in.Address, attempt: att}
+		t0 := e.now()
+		res, err := prov.Apply(actx, st.Action, req, evs)
+		timedOut := err != nil && actx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+		cancel()
+		if evs.jerr != nil {
+			return &journalError{evs.jerr}
+		}
+		var undo []byte
+		if res != nil {
+			undo = res.UndoState
+		}
+		if undo != nil {
+			in.undoState = undo
+		}
+		if err == nil {
+			outs := cty.NilVal
+			if res != nil {
+				outs = res.Outputs
+			}
+			if outs == cty.NilVal {
+				outs, _ = sdk.ConformOutputs(n.schema, cty.NilVal)
+			}
+			outs = e.taint(lang.MarkAttrs(n.schema.Outputs, outs))
+			e.mask.AddValue(outs, lang.MarkSensitive)
+			jout, jerr := journal.EncodeValue(outs, e.opts.Sealer)
+			if jerr != nil {
+				return &journalError{fmt.Errorf("journal outputs of %s: %w", in.Address, jerr)}
+			}
+			if jerr := e.append(&journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(undo)}); jerr != nil {
+				return &journalError{jerr}
+			}
+			in.Outputs = outs
+			in.State = journal.StepSucceeded
+			in.Ended = e.now()
+			e.emit(event.Event{Type: event.StepSucceeded, Step: in.Address, Attempt: att,
+				DurationMS: in.Ended.Sub(t0).Milliseconds(), Outputs: Render(outs)})
+			return nil
+		}
+		ce := sdk.Classify(err)
+		kind, retryable := ce.Kind, ce.Retryable
+		msg := err.Error()
+		if timedOut {
+			kind, retryable = "timeout", true
+			msg = fmt.Sprintf("timed out after %s: %s", st.Timeout, msg)
+		}
+		serr := &StepError{Address: in.Address, Kind: kind, Hint: e.mask.Mask(ce.Hint), Msg: e.mask.Mask(msg)}
+		ei := &journal.ErrorInfo{Message: serr.Msg, Kind: string(kind), Hint: serr.Hint, Retryable: retryable}
+		if ctx.Err() != nil {
+			// Interrupted: the attempt stays in flight for resume.
+			if jerr := e.append(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blob(undo)}); jerr != nil {
+				return &journalError{jerr}
+			}
+			in.State = journal.StepCancelled
+			in.Ended = e.now()
+			e.emit(event.Event{Type: event.StepCancelled, Step: in.Address, Attempt: att})
+			return nil
+		}
+		again := att < max && (retryable || (st.Retry != nil && st.Retry.AnyError))
+		if again {
+			d := backoff(st.Retry, att-first+1)
+			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo), Message: "retry"}
+			if jerr := e.append(rec); jerr != nil {
+				return &journalError{jerr}
+			}
+			e.emit(event.Event{Type: event.StepRetry, Step: in.Address, Attempt: att, Error: serr.Msg, Kind: string(kind), DelayMS: d.Milliseconds()})
+			if err := e.sleep(ctx, d); err != nil {
+				if jerr := e.append(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att}); jerr != nil {
+					return &journalError{jerr}
+				}
+				// The next attempt never started; resume starts it.
+				in.State = journal.StepCancelled
+				in.Ended = e.now()
+				e.emit(event.Event{Type: event.StepCancelled, Step: in.Address, Attempt: att})
+				return nil
+			}
+			continue
+		}
+		if jerr := e.append(&journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo)}); jerr != nil {
+			return &journalError{jerr}
+		}
+		in.State = journal.StepFailed
+		in.Ended = e.now()
+		e.emit(event.Event{Type: event.StepFailed, Step: in.Address, Attempt: att, Error: serr.Msg, Kind: string(kind), Hint: serr.Hint,
+			DurationMS: in.Ended.Sub(in.Started).Milliseconds()})
+		return serr
+	}
+}
+
+func (e *executor) blob(b []byte) *journal.Blob {
+	if b == nil {
+		return nil
+	}
+	return journal.NewBlob(b, e.mask.Contains(string(b)), e.opts.Sealer)
+}
+
+func (e *executor) sleep(ctx context.Context, d time.Duration) error {
+	if e.opts.Sleep != nil {
+		return e.opts.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Retry defaults.
+const (
+	DefaultRetryDelay    = time.Second
+	DefaultRetryMaxDelay = 5 * time.Minute
+)
+
+// backoff is the wait before retry number n (1-based): the delay for a
+// fixed backoff; for an exponential one delay*2^(n-1), capped at
+// max_delay, with "equal jitter" (a random half of it) so that many steps
+// failing together do not retry in lockstep.
+func backoff(r *lang.Retry, n int) time.Duration {
+	d, maxd := DefaultRetryDelay, DefaultRetryMaxDelay
+	exp := true
+	if r != nil {
+		if r.Delay > 0 {
+			d = r.Delay
+		}
+		if r.MaxDelay > 0 {
+			maxd = r.MaxDelay
+		}
+		exp = r.Backoff != "fixed"
+	}
+	if !exp {
+		return d
+	}
+	for i := 1; i < n && d < maxd; i++ {
+		d *= 2
+	}
+	if d > maxd {
+		d = maxd
+	}
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(half+1)
+}
+
+// stepEvents is the sdk.Events handed to one attempt.
+type stepEvents struct {
+	e       *executor
+	addr    string
+	attempt int
+	undo    bool
+	jerr    error // journal failure during Checkpoint; read after Apply returns
+}
+
+var _ sdk.Events = (*stepEvents)(nil)
+
+func (s *stepEvents) Log(level sdk.Level, msg string) {
+	s.e.emit(event.Event{Type: event.StepLog, Step: s.addr, Attempt: s.attempt, Level: level.String(), Message: msg})
+}
+
+func (s *stepEvents) Progress(cur, total int64, unit string) {
+	s.e.emit(event.Event{Type: event.StepProgress, Step: s.addr, Attempt: s.attempt, Current: cur, Total: total, Unit: unit})
+}
+
+func (s *stepEvents) Checkpoint(data []byte) error {
+	if s.undo {
+		return nil
+	}
+	b := append([]byte(nil), data...)
+	if err := s.e.append(&journal.Record{Type: journal.RecCheckpoint, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(b)}); err != nil {
+		s.jerr = err
+		return fmt.Errorf("journal checkpoint: %w", err)
+	}
+	s.e.emit(event.Event{Type: event.StepCheckpoint, Step: s.addr, Attempt: s.attempt})
+	return nil
+}
+
+var errNoUndo = errors.New("nothing to undo")

@@ -1,0 +1,163 @@
+package couchdb
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/runbookdev/runbook/sdk"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// connAttrs are the connection inputs of a single-server action; with a
+// prefix ("source_", "target_") they name one side of a two-server action.
+func connAttrs(prefix, side string) []sdk.Attribute {
+	if side != "" {
+		side += " "
+	}
+	return []sdk.Attribute{
+		{Name: prefix + "url", Type: cty.String, Required: true,
+			Description: "Base URL of the " + side + "server, e.g. http://127.0.0.1:5984 (credentials may be given as user:pass@host)."},
+		{Name: prefix + "username", Type: cty.String, Description: "User name (an admin for design documents and database creation)."},
+		{Name: prefix + "password", Type: cty.String, Sensitive: true, Description: "Password; never printed."},
+	}
+}
+
+// conn holds the connection inputs of one server.
+type conn struct {
+	URL      string
+	Username string
+	Password string
+}
+
+// connFrom reads the prefixed connection inputs from an inputs object.
+func connFrom(in cty.Value, prefix string) conn {
+	return conn{
+		URL:      strAttr(in, prefix+"url"),
+		Username: strAttr(in, prefix+"username"),
+		Password: strAttr(in, prefix+"password"),
+	}
+}
+
+func (c conn) client() (*Client, error) { return NewClient(c.URL, c.Username, c.Password) }
+
+// strAttr returns a known string attribute or "".
+func strAttr(in cty.Value, name string) string {
+	v := attr(in, name)
+	if v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
+		return ""
+	}
+	return v.AsString()
+}
+
+// attr returns the named attribute, or null when absent.
+func attr(in cty.Value, name string) cty.Value {
+	if in == cty.NilVal || in.IsNull() || !in.IsKnown() {
+		return cty.NullVal(cty.DynamicPseudoType)
+	}
+	in, _ = in.UnmarkDeep()
+	if !in.Type().IsObjectType() || !in.Type().HasAttribute(name) {
+		return cty.NullVal(cty.DynamicPseudoType)
+	}
+	return in.GetAttr(name)
+}
+
+// intAttr returns a known number attribute, or def when null.
+func intAttr(in cty.Value, name string, def int64) (int64, bool) {
+	v := attr(in, name)
+	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Number {
+		return def, false
+	}
+	bf := v.AsBigFloat()
+	i, _ := bf.Int64()
+	return i, true
+}
+
+func boolAttr(in cty.Value, name string, def bool) bool {
+	v := attr(in, name)
+	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Bool {
+		return def
+	}
+	return v.True()
+}
+
+func listAttr(in cty.Value, name string) []string {
+	v := attr(in, name)
+	if v.IsNull() || !v.IsKnown() || !v.CanIterateElements() {
+		return nil
+	}
+	var out []string
+	for it := v.ElementIterator(); it.Next(); {
+		_, e := it.Element()
+		if e.IsKnown() && !e.IsNull() && e.Type() == cty.String {
+			out = append(out, e.AsString())
+		}
+	}
+	return out
+}
+
+// databaseAttrs are the inputs choosing databases: a list or a prefix.
+var databaseAttrs = []sdk.Attribute{
+	{Name: "databases", Type: cty.List(cty.String), Description: "Databases to take."},
+	{Name: "prefix", Type: cty.String, Description: "Take every database whose name starts with this prefix followed by \"/\" (a Cozy v3 instance: \"alice-example-net\"), or with the prefix itself when it ends in \"/\"."},
+}
+
+// resolveDatabases lists the databases named by the inputs, sorted and
+// deduplicated, checking that at least one is given.
+func resolveDatabases(ctx context.Context, c *Client, in cty.Value) ([]string, error) {
+	dbs := listAttr(in, "databases")
+	if p := strAttr(in, "prefix"); p != "" {
+		if !strings.HasSuffix(p, "/") {
+			p += "/"
+		}
+		all, err := c.AllDBs(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list databases: %w", err)
+		}
+		for _, d := range all {
+			if strings.HasPrefix(d, p) {
+				dbs = append(dbs, d)
+			}
+		}
+		if len(dbs) == 0 {
+			return nil, sdk.Errorf(sdk.KindNotFound, false, "check the instance prefix (cozy-stack instances show DOMAIN → prefix)", "no database starts with %q on %s", p, c.URL())
+		}
+	}
+	sort.Strings(dbs)
+	out := dbs[:0]
+	for i, d := range dbs {
+		if i == 0 || d != dbs[i-1] {
+			out = append(out, d)
+		}
+	}
+	if len(out) == 0 {
+		return nil, sdk.Errorf(sdk.KindInvalid, false, "set databases = [...] or prefix = \"...\"", "no database given")
+	}
+	return out, nil
+}
+
+// validateDatabases is the shared Validate part for databases/prefix.
+func validateDatabases(in cty.Value) sdk.Diagnostics {
+	var d sdk.Diagnostics
+	dv, pv := attr(in, "databases"), attr(in, "prefix")
+	if !dv.IsKnown() || !pv.IsKnown() {
+		return nil
+	}
+	if (dv.IsNull() || dv.LengthInt() == 0) && (pv.IsNull() || pv.AsString() == "") {
+		d = d.Errorf([]string{"databases"}, "set databases or prefix")
+	}
+	return d
+}
+
+// validateURL checks a known URL input.
+func validateURL(in cty.Value, name string) sdk.Diagnostics {
+	v := attr(in, name)
+	if v.IsNull() || !v.IsKnown() {
+		return nil
+	}
+	if _, err := NewClient(v.AsString(), "", ""); err != nil {
+		return sdk.Diagnostics{}.Errorf([]string{name}, "%s", sdk.Classify(err).Err.Error())
+	}
+	return nil
+}

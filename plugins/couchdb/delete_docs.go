@@ -1,0 +1,415 @@
+package couchdb
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/runbookdev/runbook/sdk"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// deleteDocsAction is couchdb.delete_docs.
+type deleteDocsAction struct{}
+
+var (
+	_ sdk.Action    = deleteDocsAction{}
+	_ sdk.Undoer    = deleteDocsAction{}
+	_ sdk.Validator = deleteDocsAction{}
+	_ sdk.Planner   = deleteDocsAction{}
+)
+
+func (deleteDocsAction) Schema() sdk.ActionSchema {
+	in := append(connAttrs("", ""),
+		sdk.Attribute{Name: "database", Type: cty.String, Required: true},
+		sdk.Attribute{Name: "selector", Type: cty.DynamicPseudoType, Description: "Mango selector (object or JSON string) of the documents to delete."},
+		sdk.Attribute{Name: "ids", Type: cty.List(cty.String), Description: "Ids of the documents to delete (with selector: both must match)."},
+		sdk.Attribute{Name: "exclude_ids", Type: cty.List(cty.String), Description: "Never delete these ids."},
+		sdk.Attribute{Name: "max_versions", Type: cty.Map(cty.String),
+			Description: "Delete only documents whose version_field is lower than or equal to max_versions[doc[version_key]] (dotted versions compare numerically); documents whose key is not in the map are kept."},
+		sdk.Attribute{Name: "version_field", Type: cty.String, Description: `Field holding the version (default "version").`},
+		sdk.Attribute{Name: "version_key", Type: cty.String, Description: `Field naming the thing versioned (default "name").`},
+		sdk.Attribute{Name: "expect_count", Type: cty.Number, Description: "Refuse to delete anything unless exactly this many documents match."},
+		sdk.Attribute{Name: "max_count", Type: cty.Number, Description: "Refuse to delete anything when more than this many documents match (default 1000)."},
+	)
+	return sdk.ActionSchema{
+		Name:        "delete_docs",
+		Description: "Delete the documents matching a selector or a list of ids, with count guards; native undo brings them back (bodies and attachments).",
+		Inputs:      in,
+		Outputs: []sdk.Attribute{
+			{Name: "deleted", Type: cty.List(cty.String), Description: "Ids deleted."},
+			{Name: "count", Type: cty.Number},
+		},
+		Capabilities: sdk.Capabilities{NativeUndo: true, SupportsPlan: true, Idempotent: true},
+	}
+}
+
+func (deleteDocsAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
+	d := validateURL(in, "url")
+	sv, iv := attr(in, "selector"), attr(in, "ids")
+	if sv.IsKnown() && iv.IsKnown() && sv.IsNull() && iv.IsNull() {
+		d = d.Errorf([]string{"selector"}, "set selector or ids")
+	}
+	if sv.IsWhollyKnown() && !sv.IsNull() {
+		if _, err := selectorFrom(sv); err != nil {
+			d = d.Errorf([]string{"selector"}, "%v", err)
+		}
+	}
+	if n, ok := intAttr(in, "expect_count", 0); ok && n < 0 {
+		d = d.Errorf([]string{"expect_count"}, "expect_count cannot be negative")
+	}
+	return d
+}
+
+// deletedDoc is one deleted document as kept in the undo state.
+type deletedDoc struct {
+	ID        string          `json:"id"`
+	Rev       string          `json:"rev"`       // revision deleted
+	Tombstone string          `json:"tombstone"` // revision of the deletion
+	Body      json.RawMessage `json:"body"`      // with _attachments inline
+}
+
+type deleteUndo struct {
+	Server   string       `json:"server"`
+	Database string       `json:"database"`
+	Docs     []deletedDoc `json:"docs"`
+}
+
+// selectDocs lists the documents the inputs designate, sorted by id.
+func selectDocs(ctx context.Context, c *Client, in cty.Value) ([]map[string]any, error) {
+	db := strAttr(in, "database")
+	var docs []map[string]any
+	sv := attr(in, "selector")
+	ids := listAttr(in, "ids")
+	if !sv.IsNull() {
+		sel, err := selectorFrom(sv)
+		if err != nil {
+			return nil, sdk.Errorf(sdk.KindInvalid, false, "fix the selector", "%v", err)
+		}
+		res, err := findDocs(ctx, c, db, sel, nil, 0, 1000)
+		if err != nil {
+			return nil, err
+		}
+		docs = res.Docs
+		if !attr(in, "ids").IsNull() {
+			keep := map[string]bool{}
+			for _, id := range ids {
+				keep[id] = true
+			}
+			out := docs[:0]
+			for _, d := range docs {
+				if id, _ := d["_id"].(string); keep[id] {
+					out = append(out, d)
+				}
+			}
+			docs = out
+		}
+	} else {
+		for _, id := range ids {
+			d, err := c.GetDoc(ctx, db, id, nil)
+			if kindOf(err) == sdk.KindNotFound {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read %s/%s: %w", db, id, err)
+			}
+			docs = append(docs, d)
+		}
+	}
+	exclude := map[string]bool{}
+	for _, id := range listAttr(in, "exclude_ids") {
+		exclude[id] = true
+	}
+	maxV := attr(in, "max_versions")
+	vfield, vkey := strAttr(in, "version_field"), strAttr(in, "version_key")
+	if vfield == "" {
+		vfield = "version"
+	}
+	if vkey == "" {
+		vkey = "name"
+	}
+	out := docs[:0]
+	for _, d := range docs {
+		id, _ := d["_id"].(string)
+		if exclude[id] || strings.HasPrefix(id, "_design/") {
+			continue
+		}
+		if !maxV.IsNull() && maxV.IsKnown() {
+			k, _ := lookup(d, vkey)
+			ks, _ := k.(string)
+			if ks == "" || !maxV.HasIndex(cty.StringVal(ks)).True() {
+				continue
+			}
+			limit := maxV.Index(cty.StringVal(ks))
+			if limit.IsNull() {
+				continue
+			}
+			v, _ := lookup(d, vfield)
+			vs, _ := v.(string)
+			if vs == "" || compareVersions(vs, limit.AsString()) > 0 {
+				continue
+			}
+		}
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, _ := out[i]["_id"].(string)
+		b, _ := out[j]["_id"].(string)
+		return a < b
+	})
+	return out, nil
+}
+
+// guard applies expect_count and max_count.
+func guard(in cty.Value, n int) error {
+	if want, ok := intAttr(in, "expect_count", 0); ok && int64(n) != want {
+		return sdk.Errorf(sdk.KindConflict, false, "look at what matches (runbook plan, or couchdb.find), then fix the selector or expect_count",
+			"%d documents match, expected %d: nothing deleted", n, want)
+	}
+	if max, _ := intAttr(in, "max_count", 1000); int64(n) > max {
+		return sdk.Errorf(sdk.KindConflict, false, "narrow the selector or raise max_count",
+			"%d documents match, more than max_count %d: nothing deleted", n, max)
+	}
+	return nil
+}
+
+func idsOf(docs []map[string]any) []string {
+	out := make([]string, 0, len(docs))
+	for _, d := range docs {
+		id, _ := d["_id"].(string)
+		out = append(out, id)
+	}
+	return out
+}
+
+func (deleteDocsAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
+	if !req.Inputs.IsWhollyKnown() {
+		return &sdk.PlanResult{Summary: "delete matching documents (inputs known at apply time)"}, nil
+	}
+	c, err := connFrom(req.Inputs, "").client()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	docs, err := selectDocs(ctx, c, req.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	res := &sdk.PlanResult{Summary: fmt.Sprintf("delete %d documents from %s", len(docs), strAttr(req.Inputs, "database")),
+		Counts: map[string]int64{"delete": int64(len(docs))}}
+	for i, id := range idsOf(docs) {
+		if i == 50 {
+			res.Details = append(res.Details, fmt.Sprintf("... and %d more", len(docs)-50))
+			break
+		}
+		res.Details = append(res.Details, "delete "+id)
+	}
+	if err := guard(req.Inputs, len(docs)); err != nil {
+		res.Warnings = append(res.Warnings, sdk.Classify(err).Err.Error())
+	}
+	return res, nil
+}
+
+func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
+	c, err := connFrom(req.Inputs, "").client()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	db := strAttr(req.Inputs, "database")
+	docs, err := selectDocs(ctx, c, req.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	if err := guard(req.Inputs, len(docs)); err != nil {
+		return nil, err
+	}
+	undo := deleteUndo{Server: c.URL(), Database: db}
+	deleted := []string{}
+	result := func() *sdk.Result {
+		out := cty.ObjectVal(map[string]cty.Value{"deleted": strList(deleted), "count": cty.NumberIntVal(int64(len(deleted)))})
+		var st []byte
+		if len(undo.Docs) > 0 {
+			st = packUndo(undo)
+		}
+		return &sdk.Result{Outputs: out, UndoState: st}
+	}
+	// Read the full bodies first: nothing is deleted before every document
+	// is safely in hand.
+	type item struct {
+		id, rev string
+		body    json.RawMessage
+	}
+	items := make([]item, 0, len(docs))
+	for _, d := range docs {
+		id, _ := d["_id"].(string)
+		full, err := c.GetDoc(ctx, db, id, url.Values{"attachments": {"true"}})
+		if kindOf(err) == sdk.KindNotFound {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%s: %w", db, id, err)
+		}
+		rev, _ := full["_rev"].(string)
+		delete(full, "_rev")
+		b, _ := json.Marshal(full)
+		items = append(items, item{id, rev, b})
+	}
+	const chunk = 200
+	for i := 0; i < len(items); i += chunk {
+		part := items[i:min(i+chunk, len(items))]
+		body := struct {
+			Docs []map[string]any `json:"docs"`
+		}{}
+		for _, it := range part {
+			body.Docs = append(body.Docs, map[string]any{"_id": it.id, "_rev": it.rev, "_deleted": true})
+		}
+		var res []struct {
+			ID     string `json:"id"`
+			Rev    string `json:"rev"`
+			OK     bool   `json:"ok"`
+			Error  string `json:"error"`
+			Reason string `json:"reason"`
+		}
+		if err := c.JSON(ctx, Request{Method: "POST", Path: dbPath(db) + "/_bulk_docs", Body: body, NoRetry: true}, &res); err != nil {
+			return result(), fmt.Errorf("delete from %s: %w", db, err)
+		}
+		var failed []string
+		for j, r := range res {
+			if j >= len(part) {
+				break
+			}
+			it := part[j]
+			if r.Error != "" || r.Rev == "" {
+				failed = append(failed, fmt.Sprintf("%s: %s %s", it.id, r.Error, r.Reason))
+				continue
+			}
+			undo.Docs = append(undo.Docs, deletedDoc{ID: it.id, Rev: it.rev, Tombstone: r.Rev, Body: it.body})
+			deleted = append(deleted, it.id)
+		}
+		ev.Progress(int64(len(deleted)), int64(len(items)), "docs")
+		if len(failed) > 0 {
+			return result(), sdk.Errorf(sdk.KindConflict, true, "the documents changed meanwhile; run the step again",
+				"could not delete %d documents: %s", len(failed), strings.Join(failed, "; "))
+		}
+	}
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("deleted %d documents from %s", len(deleted), db))
+	return result(), nil
+}
+
+// Undo writes every deleted document back (same body and attachments) as a
+// new revision on top of its deletion.
+func (deleteDocsAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
+	if len(req.UndoState) == 0 {
+		return nil
+	}
+	undo, err := unpackUndo(req.UndoState)
+	if err != nil {
+		return err
+	}
+	c, err := connFrom(req.Inputs, "").client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var conflicts []string
+	for i, d := range undo.Docs {
+		var body map[string]any
+		if err := json.Unmarshal(d.Body, &body); err != nil {
+			return sdk.Errorf(sdk.KindInternal, false, "", "undo state of %s: %v", d.ID, err)
+		}
+		body["_rev"] = d.Tombstone
+		_, err := c.PutDoc(ctx, undo.Database, d.ID, body)
+		if statusOf(err) == 409 {
+			// Written again since (e.g. an earlier undo attempt): if it is
+			// live with the same content, it is restored already.
+			cur, gerr := c.GetDoc(ctx, undo.Database, d.ID, url.Values{"attachments": {"true"}})
+			if gerr == nil && sameBody(cur, d.Body) {
+				continue
+			}
+			conflicts = append(conflicts, d.ID)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("restore %s/%s: %w", undo.Database, d.ID, err)
+		}
+		ev.Progress(int64(i+1), int64(len(undo.Docs)), "docs")
+	}
+	if len(conflicts) > 0 {
+		return sdk.Errorf(sdk.KindConflict, false, "these documents were recreated or changed after the deletion; compare them by hand",
+			"not restored: %s", strings.Join(conflicts, ", "))
+	}
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("restored %d documents in %s", len(undo.Docs), undo.Database))
+	return nil
+}
+
+// sameBody compares a document with a kept body, ignoring _rev and the
+// attachments' revpos.
+func sameBody(cur map[string]any, kept json.RawMessage) bool {
+	var k map[string]any
+	if json.Unmarshal(kept, &k) != nil {
+		return false
+	}
+	return canonical(cur) == canonical(k)
+}
+
+func canonical(d map[string]any) string {
+	c := map[string]any{}
+	for k, v := range d {
+		if k == "_rev" || k == "_revisions" {
+			continue
+		}
+		c[k] = v
+	}
+	if atts, ok := c["_attachments"].(map[string]any); ok {
+		na := map[string]any{}
+		for n, a := range atts {
+			am, _ := a.(map[string]any)
+			na[n] = map[string]any{"content_type": am["content_type"], "data": am["data"]}
+		}
+		c["_attachments"] = na
+	}
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+func packUndo(u deleteUndo) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_ = json.NewEncoder(zw).Encode(u)
+	_ = zw.Close()
+	return buf.Bytes()
+}
+
+func unpackUndo(b []byte) (deleteUndo, error) {
+	var u deleteUndo
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return u, sdk.Errorf(sdk.KindInternal, false, "", "read undo state: %v", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return u, sdk.Errorf(sdk.KindInternal, false, "", "read undo state: %v", err)
+	}
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return u, sdk.Errorf(sdk.KindInternal, false, "", "read undo state: %v", err)
+	}
+	return u, nil
+}
+
+func strList(s []string) cty.Value {
+	if len(s) == 0 {
+		return cty.ListValEmpty(cty.String)
+	}
+	vals := make([]cty.Value, len(s))
+	for i, x := range s {
+		vals[i] = cty.StringVal(x)
+	}
+	return cty.ListVal(vals)
+}

@@ -1,0 +1,177 @@
+package couchdb
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/runbookdev/runbook/sdk"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// restoreAction is couchdb.restore.
+type restoreAction struct{}
+
+var (
+	_ sdk.Action    = restoreAction{}
+	_ sdk.Undoer    = restoreAction{}
+	_ sdk.Validator = restoreAction{}
+)
+
+func (restoreAction) Schema() sdk.ActionSchema {
+	in := append(connAttrs("", ""),
+		sdk.Attribute{Name: "database", Type: cty.String, Description: "Database to restore into (default: the one named in the dump)."},
+		sdk.Attribute{Name: "path", Type: cty.String, Required: true, Description: "A file written by couchdb.dump."},
+		sdk.Attribute{Name: "create_target", Type: cty.Bool, Description: "Create the database when missing (default true)."},
+		sdk.Attribute{Name: "restore_security", Type: cty.Bool, Description: "Also write the dump's _security object (default false)."},
+		sdk.Attribute{Name: "batch_size", Type: cty.Number, Description: "Revisions per _bulk_docs request (default 500)."},
+	)
+	return sdk.ActionSchema{
+		Name:        "restore",
+		Description: "Load a dump back into a database, revisions and history included (existing revisions are kept).",
+		Inputs:      in,
+		Outputs: []sdk.Attribute{
+			{Name: "database", Type: cty.String},
+			{Name: "docs_written", Type: cty.Number},
+			{Name: "doc_write_failures", Type: cty.Number},
+			{Name: "created", Type: cty.Bool},
+		},
+		Capabilities: sdk.Capabilities{Idempotent: true, NativeUndo: true},
+	}
+}
+
+func (restoreAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
+	return validateURL(in, "url")
+}
+
+type restoreUndo struct {
+	Server   string `json:"server"`
+	Database string `json:"database"`
+	Created  bool   `json:"created"`
+}
+
+func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
+	c, err := connFrom(req.Inputs, "").client()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	path := strAttr(req.Inputs, "path")
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, sdk.Errorf(sdk.KindNotFound, false, "check the dump's path", "open dump: %v", err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return nil, sdk.Errorf(sdk.KindInvalid, false, "give a file written by couchdb.dump", "%s is not a gzip dump: %v", path, err)
+	}
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(make([]byte, 0, 1<<20), 1<<30)
+	if !sc.Scan() {
+		return nil, sdk.Errorf(sdk.KindInvalid, false, "give a file written by couchdb.dump", "%s is empty or unreadable: %v", path, sc.Err())
+	}
+	var hdr dumpHeader
+	if err := json.Unmarshal(sc.Bytes(), &hdr); err != nil || hdr.Format != dumpFormat {
+		return nil, sdk.Errorf(sdk.KindInvalid, false, "give a file written by couchdb.dump", "%s is not a couchdb dump", path)
+	}
+	db := strAttr(req.Inputs, "database")
+	if db == "" {
+		db = hdr.Database
+	}
+	undo := restoreUndo{Server: c.URL(), Database: db}
+	var written, failed int64
+	result := func() *sdk.Result {
+		st, _ := json.Marshal(undo)
+		return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{
+			"database": cty.StringVal(db), "docs_written": cty.NumberIntVal(written),
+			"doc_write_failures": cty.NumberIntVal(failed), "created": cty.BoolVal(undo.Created),
+		}), UndoState: st}
+	}
+	exists, err := c.Exists(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		if !boolAttr(req.Inputs, "create_target", true) {
+			return nil, sdk.Errorf(sdk.KindNotFound, false, "create it or set create_target = true", "database %s does not exist", db)
+		}
+		if undo.Created, err = c.CreateDB(ctx, db); err != nil {
+			return nil, fmt.Errorf("create %s: %w", db, err)
+		}
+	}
+	if boolAttr(req.Inputs, "restore_security", false) && len(hdr.Security) > 0 {
+		if err := putSecurity(ctx, c, db, hdr.Security); err != nil {
+			return result(), fmt.Errorf("restore _security of %s: %w", db, err)
+		}
+	}
+	bs, _ := intAttr(req.Inputs, "batch_size", 500)
+	var batch []json.RawMessage
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		fl, err := c.BulkDocsReplicated(ctx, db, batch)
+		if err != nil {
+			return err
+		}
+		written += int64(len(batch) - len(fl))
+		failed += int64(len(fl))
+		for _, x := range fl {
+			ev.Log(sdk.LevelWarn, fmt.Sprintf("%s refused: %s %s", x.ID, x.Error, x.Reason))
+		}
+		batch = batch[:0]
+		ev.Progress(written+failed, hdr.DocCount, "docs")
+		return nil
+	}
+	for sc.Scan() {
+		line := append(json.RawMessage(nil), sc.Bytes()...)
+		if len(line) == 0 {
+			continue
+		}
+		batch = append(batch, line)
+		if int64(len(batch)) >= bs {
+			if err := flush(); err != nil {
+				return result(), fmt.Errorf("restore %s: %w", db, err)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return result(), sdk.Errorf(sdk.KindInvalid, false, "the dump is truncated or corrupt; use another copy", "read %s: %v", path, err)
+	}
+	if err := flush(); err != nil {
+		return result(), fmt.Errorf("restore %s: %w", db, err)
+	}
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("restored %d revisions into %s", written, db))
+	if failed > 0 {
+		return result(), sdk.Errorf(sdk.KindQuota, false, "see the refused documents in the log", "%d revisions refused by %s", failed, db)
+	}
+	return result(), nil
+}
+
+// Undo deletes the database when this step created it. Revisions merged
+// into an existing database cannot be told apart from the others, so that
+// case is reported, not guessed.
+func (restoreAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
+	var u restoreUndo
+	if len(req.UndoState) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(req.UndoState, &u); err != nil {
+		return sdk.Errorf(sdk.KindInternal, false, "", "read undo state: %v", err)
+	}
+	if !u.Created {
+		return sdk.Errorf(sdk.KindConflict, false, "restore into an existing database merges revisions; restore a dump taken before, or clean up by hand",
+			"cannot undo a restore into the existing database %s", u.Database)
+	}
+	c, err := connFrom(req.Inputs, "").client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ev.Log(sdk.LevelInfo, "deleting "+u.Database+", which the restore created")
+	return c.DeleteDB(ctx, u.Database)
+}

@@ -1,0 +1,148 @@
+package couchdb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/runbookdev/runbook/sdk"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// copySecurityAction is couchdb.copy_security: replication does not carry
+// _security objects, so they are copied apart.
+type copySecurityAction struct{}
+
+var (
+	_ sdk.Action    = copySecurityAction{}
+	_ sdk.Undoer    = copySecurityAction{}
+	_ sdk.Validator = copySecurityAction{}
+)
+
+func (copySecurityAction) Schema() sdk.ActionSchema {
+	in := append(connAttrs("source_", "source"), connAttrs("target_", "target")...)
+	in = append(in, databaseAttrs...)
+	return sdk.ActionSchema{
+		Name:        "copy_security",
+		Description: "Copy the _security object (admins and members) of databases to the target server.",
+		Inputs:      in,
+		Outputs: []sdk.Attribute{
+			{Name: "databases", Type: cty.List(cty.String)},
+			{Name: "changed", Type: cty.List(cty.String), Description: "Databases whose target _security changed."},
+		},
+		Capabilities: sdk.Capabilities{Idempotent: true, NativeUndo: true},
+	}
+}
+
+func (copySecurityAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
+	d := validateDatabases(in)
+	d = append(d, validateURL(in, "source_url")...)
+	return append(d, validateURL(in, "target_url")...)
+}
+
+// securityUndo keeps the target's previous _security objects.
+type securityUndo struct {
+	Target   string                     `json:"target"`
+	Previous map[string]json.RawMessage `json:"previous"`
+}
+
+func getSecurity(ctx context.Context, c *Client, db string) (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := c.JSON(ctx, Request{Method: "GET", Path: dbPath(db) + "/_security"}, &raw); err != nil {
+		return nil, err
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		raw = json.RawMessage("{}")
+	}
+	return raw, nil
+}
+
+func putSecurity(ctx context.Context, c *Client, db string, sec json.RawMessage) error {
+	return c.JSON(ctx, Request{Method: "PUT", Path: dbPath(db) + "/_security", Body: []byte(sec)}, nil)
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	ax, _ := json.Marshal(x)
+	by, _ := json.Marshal(y)
+	return string(ax) == string(by)
+}
+
+func (a copySecurityAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
+	src, err := connFrom(req.Inputs, "source_").client()
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	dst, err := connFrom(req.Inputs, "target_").client()
+	if err != nil {
+		return nil, err
+	}
+	defer dst.Close()
+	dbs, err := resolveDatabases(ctx, src, req.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	undo := securityUndo{Target: dst.URL(), Previous: map[string]json.RawMessage{}}
+	out := struct {
+		Databases []string `cty:"databases"`
+		Changed   []string `cty:"changed"`
+	}{Databases: dbs, Changed: []string{}}
+	result := func() *sdk.Result {
+		b, _ := json.Marshal(undo)
+		v, _ := sdk.Encode(a.Schema(), out)
+		return &sdk.Result{Outputs: v, UndoState: b}
+	}
+	for i, db := range dbs {
+		sec, err := getSecurity(ctx, src, db)
+		if err != nil {
+			return result(), fmt.Errorf("read _security of %s on the source: %w", db, err)
+		}
+		old, err := getSecurity(ctx, dst, db)
+		if err != nil {
+			return result(), fmt.Errorf("read _security of %s on the target: %w", db, err)
+		}
+		if sameJSON(sec, old) {
+			continue
+		}
+		undo.Previous[db] = old
+		if err := putSecurity(ctx, dst, db, sec); err != nil {
+			return result(), fmt.Errorf("write _security of %s on the target: %w", db, err)
+		}
+		out.Changed = append(out.Changed, db)
+		ev.Log(sdk.LevelInfo, "copied _security of "+db)
+		ev.Progress(int64(i+1), int64(len(dbs)), "databases")
+	}
+	return result(), nil
+}
+
+// Undo puts back the target's previous _security objects.
+func (copySecurityAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
+	var u securityUndo
+	if len(req.UndoState) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(req.UndoState, &u); err != nil {
+		return sdk.Errorf(sdk.KindInternal, false, "", "read undo state: %v", err)
+	}
+	dst, err := connFrom(req.Inputs, "target_").client()
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	for db, sec := range u.Previous {
+		err := putSecurity(ctx, dst, db, sec)
+		if kindOf(err) == sdk.KindNotFound {
+			ev.Log(sdk.LevelWarn, db+" no longer exists on the target; its _security is gone with it")
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("restore _security of %s: %w", db, err)
+		}
+		ev.Log(sdk.LevelInfo, "restored the previous _security of "+db)
+	}
+	return nil
+}

@@ -1,0 +1,464 @@
+package synapse
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// Entities, in migration order; these names key the outputs.
+const (
+	entUsers        = "users"
+	entThreepids    = "threepids"
+	entExternalIDs  = "external_ids"
+	entAccessTokens = "nonrefreshable_access_tokens"
+	entRefresh      = "refreshable_tokens"
+	entDevices      = "devices"
+)
+
+var entities = []string{entUsers, entThreepids, entExternalIDs, entAccessTokens, entRefresh, entDevices}
+
+// entityTable is the Synapse table whose row estimate is an entity's total.
+var entityTable = map[string]string{
+	entUsers: "users", entThreepids: "user_threepids", entExternalIDs: "user_external_ids",
+	entAccessTokens: "access_tokens", entRefresh: "refresh_tokens", entDevices: "devices",
+}
+
+// userInfo is what later steps need to know about a Synapse user.
+type userInfo struct {
+	id         pgtype.UUID
+	admin      bool
+	skipDeps   bool // deactivated, guest or appservice: tokens and devices skipped
+	appservice bool // not migrated: every dependent row is skipped
+}
+
+type devKey struct{ user, device string }
+
+// flushRows is how many buffered rows trigger a COPY.
+const flushRows = 50_000
+
+// migration holds the state of one run. It is used by one goroutine.
+type migration struct {
+	ids           *idGen
+	now           time.Time
+	homeserver    string
+	providers     map[string]pgtype.UUID
+	ignoreMissing bool
+	ev            sdk.Events
+	syn           pgx.Tx // Synapse read transaction
+	mas           pgx.Tx // MAS write transaction
+
+	users    map[string]*userInfo   // by full Matrix ID
+	sessions map[devKey]pgtype.UUID // compat session per (user, device), from the token steps
+	buf      map[string][][]any     // MAS table -> rows waiting for COPY
+	buffered int                    // rows in buf
+	written  map[string]int64       // MAS table -> rows written
+	migrated map[string]int64       // entity -> rows migrated
+	skipped  map[string]int64       // entity -> rows skipped
+	totals   map[string]int64       // entity -> estimated rows
+	warnings []string
+}
+
+func newMigration(e *env, ignoreMissing bool, ev sdk.Events, syn, mas pgx.Tx) *migration {
+	return &migration{
+		ids: newIDGen(), now: time.Now().UTC().Truncate(time.Microsecond), homeserver: e.homeserver,
+		providers: e.providers, ignoreMissing: ignoreMissing, ev: ev, syn: syn, mas: mas,
+		users: map[string]*userInfo{}, sessions: map[devKey]pgtype.UUID{},
+		buf: map[string][][]any{}, written: map[string]int64{},
+		migrated: map[string]int64{}, skipped: map[string]int64{}, totals: map[string]int64{},
+	}
+}
+
+// add buffers one MAS row and flushes when the buffer is full.
+func (m *migration) add(ctx context.Context, entity, table string, row ...any) error {
+	m.buf[table] = append(m.buf[table], row)
+	m.buffered++
+	if m.buffered >= flushRows {
+		if err := m.flush(ctx); err != nil {
+			return err
+		}
+		m.progress(entity)
+	}
+	return nil
+}
+
+// flush COPYs every buffered row, parents first.
+func (m *migration) flush(ctx context.Context) error {
+	for _, t := range masTables {
+		rows := m.buf[t]
+		if len(rows) == 0 {
+			continue
+		}
+		n, err := copyRows(ctx, m.mas, t, rows)
+		m.written[t] += n
+		if err != nil {
+			return err
+		}
+		m.buf[t] = rows[:0]
+	}
+	m.buffered = 0
+	return nil
+}
+
+func (m *migration) progress(entity string) {
+	done := m.migrated[entity] + m.skipped[entity]
+	total := m.totals[entity]
+	if total < done {
+		total = done
+	}
+	m.ev.Progress(done, total, entity)
+}
+
+func (m *migration) warn(msg string) {
+	m.warnings = append(m.warnings, msg)
+	m.ev.Log(sdk.LevelWarn, msg)
+}
+
+// user finds the user a dependent row belongs to; a missing one is fatal.
+func (m *migration) user(mxid, table string) (*userInfo, error) {
+	u, ok := m.users[mxid]
+	if !ok {
+		return nil, sdk.Errorf(sdk.KindConflict, false, "fix or delete the row in Synapse, then migrate again",
+			"user %s was not found for migration but a row in %s was found", mxid, table)
+	}
+	return u, nil
+}
+
+// splitMXID strips '@' and splits at the first ':'.
+func splitMXID(name string) (localpart, server string) {
+	name = strings.TrimPrefix(name, "@")
+	localpart, server, _ = strings.Cut(name, ":")
+	return localpart, server
+}
+
+func wrongServer(name, server, homeserver string) error {
+	return sdk.Errorf(sdk.KindConflict, false,
+		"matrix.homeserver in the MAS config must be Synapse's server_name; users of other servers cannot be migrated",
+		"user %s: wrong server name %q (matrix.homeserver is %q)", name, server, homeserver)
+}
+
+func (m *migration) migrateUsers(ctx context.Context) error {
+	rows, err := m.syn.Query(ctx, qUsers)
+	if err != nil {
+		return fmt.Errorf("read users: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			name, hash, appservice      *string
+			admin, deactivated, isGuest int16
+			locked                      bool
+			creationTS                  *int64
+		)
+		if err := rows.Scan(&name, &hash, &admin, &deactivated, &locked, &creationTS, &isGuest, &appservice); err != nil {
+			return fmt.Errorf("read users: %w", err)
+		}
+		if name == nil {
+			return sdk.Errorf(sdk.KindConflict, false, "delete or fix the users row with a NULL name", "a Synapse users row has a NULL name")
+		}
+		if creationTS == nil {
+			return sdk.Errorf(sdk.KindConflict, false, "set creation_ts of that user in Synapse", "user %s has a NULL creation_ts", *name)
+		}
+		if appservice != nil {
+			// Appservice users stay with their appservice. Remember them so
+			// their rows are skipped, unless the localpart holds a ':'.
+			suffix := ":" + m.homeserver
+			if !strings.HasSuffix(*name, suffix) {
+				_, server := splitMXID(*name)
+				return wrongServer(*name, server, m.homeserver)
+			}
+			local := strings.TrimSuffix(strings.TrimPrefix(*name, "@"), suffix)
+			m.skipped[entUsers]++
+			if strings.Contains(local, ":") {
+				m.warn(fmt.Sprintf("appservice user %s has a ':' in its localpart: dropped, and any row referring to it will fail the migration", *name))
+				continue
+			}
+			m.users[*name] = &userInfo{appservice: true, skipDeps: true}
+			continue
+		}
+		local, server := splitMXID(*name)
+		if server != m.homeserver {
+			return wrongServer(*name, server, m.homeserver)
+		}
+		created := time.Unix(*creationTS, 0).UTC()
+		u := &userInfo{id: m.ids.at(created), admin: admin != 0, skipDeps: deactivated != 0 || isGuest != 0}
+		m.users[*name] = u
+		var lockedAt, deactivatedAt any
+		if locked {
+			lockedAt = created
+		}
+		if deactivated != 0 {
+			deactivatedAt = created
+		}
+		if err := m.add(ctx, entUsers, "users", u.id, local, created, lockedAt, admin != 0, isGuest != 0, deactivatedAt); err != nil {
+			return err
+		}
+		if hash != nil {
+			if err := m.add(ctx, entUsers, "user_passwords", m.ids.at(created), u.id, *hash, created, int32(1), nil); err != nil {
+				return err
+			}
+		}
+		m.migrated[entUsers]++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read users: %w", err)
+	}
+	return nil
+}
+
+func (m *migration) migrateThreepids(ctx context.Context) error {
+	rows, err := m.syn.Query(ctx, qThreepids)
+	if err != nil {
+		return fmt.Errorf("read user_threepids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var userID, medium, address string
+		var addedAt int64
+		if err := rows.Scan(&userID, &medium, &address, &addedAt); err != nil {
+			return fmt.Errorf("read user_threepids: %w", err)
+		}
+		u, err := m.user(userID, "user_threepids")
+		if err != nil {
+			return err
+		}
+		if u.appservice {
+			m.skipped[entThreepids]++
+			continue
+		}
+		created := time.UnixMilli(addedAt).UTC()
+		if medium == "email" {
+			err = m.add(ctx, entThreepids, "user_emails", m.ids.at(created), u.id, address, created)
+		} else {
+			err = m.add(ctx, entThreepids, "user_unsupported_third_party_ids", u.id, medium, address, created)
+		}
+		if err != nil {
+			return err
+		}
+		m.migrated[entThreepids]++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read user_threepids: %w", err)
+	}
+	return nil
+}
+
+func (m *migration) migrateExternalIDs(ctx context.Context) error {
+	rows, err := m.syn.Query(ctx, qExternalIDs)
+	if err != nil {
+		return fmt.Errorf("read user_external_ids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var userID, provider, subject string
+		if err := rows.Scan(&userID, &provider, &subject); err != nil {
+			return fmt.Errorf("read user_external_ids: %w", err)
+		}
+		u, err := m.user(userID, "user_external_ids")
+		if err != nil {
+			return err
+		}
+		if u.appservice {
+			m.skipped[entExternalIDs]++
+			continue
+		}
+		pid, ok := m.providers[provider]
+		if !ok {
+			if m.ignoreMissing {
+				m.skipped[entExternalIDs]++
+				continue
+			}
+			return sdk.Errorf(sdk.KindConflict, false,
+				"add a provider with synapse_idp_id: "+provider+" to upstream_oauth2.providers in the MAS config, or set ignore_missing_providers = true",
+				"no MAS upstream provider has synapse_idp_id %q (used by user %s)", provider, userID)
+		}
+		created := idTime(u.id)
+		if err := m.add(ctx, entExternalIDs, "upstream_oauth_links", m.ids.at(created), pid, u.id, subject, created, nil); err != nil {
+			return err
+		}
+		m.migrated[entExternalIDs]++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read user_external_ids: %w", err)
+	}
+	return nil
+}
+
+// tokenSession returns the compat session of a token: the one of its
+// device (made on first use, written by the device step), or for a
+// deviceless token a new session written now.
+func (m *migration) tokenSession(ctx context.Context, entity, userID string, u *userInfo, device *string, created time.Time) (pgtype.UUID, error) {
+	if device == nil {
+		id := m.ids.at(created)
+		err := m.add(ctx, entity, "compat_sessions", id, u.id, nil, nil, created, false, nil, nil, nil, nil, nil)
+		return id, err
+	}
+	k := devKey{userID, *device}
+	id, ok := m.sessions[k]
+	if !ok {
+		id = m.ids.at(created)
+		m.sessions[k] = id
+	}
+	return id, nil
+}
+
+// skipToken reports whether a token's rows are skipped: its user is not
+// migrated or keeps no sessions, or its device is not migrated.
+func skipToken(u *userInfo, device *string, hidden bool) bool {
+	return u.skipDeps || hidden || (device != nil && *device == "guest_device")
+}
+
+func msTime(ms *int64) any {
+	if ms == nil {
+		return nil
+	}
+	return time.UnixMilli(*ms).UTC()
+}
+
+func (m *migration) migrateAccessTokens(ctx context.Context) error {
+	rows, err := m.syn.Query(ctx, qAccessTokens)
+	if err != nil {
+		return fmt.Errorf("read access_tokens: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var userID, token string
+		var device *string
+		var validUntil, lastValidated *int64
+		var hidden bool
+		if err := rows.Scan(&userID, &device, &token, &validUntil, &lastValidated, &hidden); err != nil {
+			return fmt.Errorf("read access_tokens: %w", err)
+		}
+		u, err := m.user(userID, "access_tokens")
+		if err != nil {
+			return err
+		}
+		if skipToken(u, device, hidden) {
+			m.skipped[entAccessTokens]++
+			continue
+		}
+		created := m.now
+		if lastValidated != nil {
+			created = time.UnixMilli(*lastValidated).UTC()
+		}
+		sid, err := m.tokenSession(ctx, entAccessTokens, userID, u, device, created)
+		if err != nil {
+			return err
+		}
+		if err := m.add(ctx, entAccessTokens, "compat_access_tokens", m.ids.at(created), sid, token, created, msTime(validUntil)); err != nil {
+			return err
+		}
+		m.migrated[entAccessTokens]++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read access_tokens: %w", err)
+	}
+	return nil
+}
+
+func (m *migration) migrateRefreshTokens(ctx context.Context) error {
+	rows, err := m.syn.Query(ctx, qRefreshTokens)
+	if err != nil {
+		return fmt.Errorf("read refresh_tokens: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var userID, device, accessToken, refreshToken string
+		var validUntil, lastValidated *int64
+		var hidden bool
+		if err := rows.Scan(&userID, &device, &accessToken, &refreshToken, &validUntil, &lastValidated, &hidden); err != nil {
+			return fmt.Errorf("read refresh_tokens: %w", err)
+		}
+		u, err := m.user(userID, "refresh_tokens")
+		if err != nil {
+			return err
+		}
+		if skipToken(u, &device, hidden) {
+			m.skipped[entRefresh]++
+			continue
+		}
+		created := m.now
+		if lastValidated != nil {
+			created = time.UnixMilli(*lastValidated).UTC()
+		}
+		sid, err := m.tokenSession(ctx, entRefresh, userID, u, &device, created)
+		if err != nil {
+			return err
+		}
+		atID := m.ids.at(created)
+		if err := m.add(ctx, entRefresh, "compat_access_tokens", atID, sid, accessToken, created, msTime(validUntil)); err != nil {
+			return err
+		}
+		if err := m.add(ctx, entRefresh, "compat_refresh_tokens", m.ids.at(created), sid, atID, refreshToken, created, nil); err != nil {
+			return err
+		}
+		m.migrated[entRefresh]++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read refresh_tokens: %w", err)
+	}
+	return nil
+}
+
+// parseIP parses Synapse's devices.ip; "-" or garbage gives NULL.
+func parseIP(ip *string) any {
+	if ip == nil {
+		return nil
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(*ip))
+	if err != nil {
+		return nil
+	}
+	return a
+}
+
+func (m *migration) migrateDevices(ctx context.Context) error {
+	rows, err := m.syn.Query(ctx, qDevices)
+	if err != nil {
+		return fmt.Errorf("read devices: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var userID, device string
+		var name, ip, agent *string
+		var lastSeen *int64
+		if err := rows.Scan(&userID, &device, &name, &lastSeen, &ip, &agent); err != nil {
+			return fmt.Errorf("read devices: %w", err)
+		}
+		u, err := m.user(userID, "devices")
+		if err != nil {
+			return err
+		}
+		if u.skipDeps {
+			m.skipped[entDevices]++
+			continue
+		}
+		sid, ok := m.sessions[devKey{userID, device}]
+		if !ok {
+			sid = m.ids.at(m.now)
+		}
+		var humanName, userAgent any
+		if name != nil {
+			humanName = *name
+		}
+		if agent != nil {
+			userAgent = *agent
+		}
+		if err := m.add(ctx, entDevices, "compat_sessions", sid, u.id, device, humanName, idTime(sid), u.admin,
+			msTime(lastSeen), parseIP(ip), userAgent, nil, nil); err != nil {
+			return err
+		}
+		m.migrated[entDevices]++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read devices: %w", err)
+	}
+	return nil
+}

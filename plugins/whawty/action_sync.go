@@ -1,0 +1,289 @@
+package whawty
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// syncAction is whawty.sync.
+type syncAction struct{}
+
+var (
+	_ sdk.Action    = (*syncAction)(nil)
+	_ sdk.Planner   = (*syncAction)(nil)
+	_ sdk.Undoer    = (*syncAction)(nil)
+	_ sdk.Validator = (*syncAction)(nil)
+)
+
+type syncInputs struct {
+	Source      string `cty:"source"`
+	Destination string `cty:"destination"`
+}
+
+type syncOutputs struct {
+	Added     int64 `cty:"added"`
+	Updated   int64 `cty:"updated"`
+	Deleted   int64 `cty:"deleted"`
+	Unchanged int64 `cty:"unchanged"`
+	Files     int64 `cty:"files"`
+	Bytes     int64 `cty:"bytes"`
+}
+
+func (*syncAction) Schema() sdk.ActionSchema {
+	return sdk.ActionSchema{
+		Name: "sync",
+		Description: "Mirror a master store to a slave store, comparing by content. Each file is replaced " +
+			"atomically through the destination's own .tmp/, extra files are deleted, modes are 0600, and " +
+			"the destination passes whawty's check at the end (or the sync is undone). Refuses a source " +
+			"that would fail check before writing anything.",
+		Inputs: append([]sdk.Attribute{
+			{Name: "source", Type: cty.String, Required: true, Description: "Master store location (path or ssh://user@host:port/path)."},
+			{Name: "destination", Type: cty.String, Required: true, Description: "Slave store location; must exist."},
+		}, sshInputs...),
+		Outputs: []sdk.Attribute{
+			{Name: "added", Type: cty.Number, Description: "Files added."},
+			{Name: "updated", Type: cty.Number, Description: "Files replaced."},
+			{Name: "deleted", Type: cty.Number, Description: "Files deleted."},
+			{Name: "unchanged", Type: cty.Number, Description: "Files already identical."},
+			{Name: "files", Type: cty.Number, Description: "Hash files mirrored from the source."},
+			{Name: "bytes", Type: cty.Number, Description: "Bytes written to the destination."},
+		},
+		Capabilities: sdk.Capabilities{Idempotent: true, NativeUndo: true, SupportsPlan: true},
+	}
+}
+
+func (*syncAction) Validate(_ context.Context, inputs cty.Value) sdk.Diagnostics {
+	var d sdk.Diagnostics
+	d = locDiag(d, inputs, "source", true)
+	d = locDiag(d, inputs, "destination", true)
+	return d
+}
+
+func (*syncAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
+	if !req.Inputs.IsWhollyKnown() {
+		return &sdk.PlanResult{Summary: "sync between stores known only at apply time"}, nil
+	}
+	var in syncInputs
+	opts, err := decodeInputs(req.Inputs, &in)
+	if err != nil {
+		return nil, err
+	}
+	c := newConns(opts)
+	defer c.Close()
+	p, err := planSync(ctx, c, in.Source, in.Destination)
+	if err != nil {
+		return nil, err
+	}
+	return &sdk.PlanResult{
+		Summary:  p.summary(),
+		Counts:   map[string]int64{"add": p.counts[opAdd], "update": p.counts[opUpdate], "delete": p.counts[opDelete], "unchanged": p.Unchanged},
+		Warnings: p.Warnings,
+		Details:  p.details(200),
+	}, nil
+}
+
+// syncUndo is what undo needs: the destination's prior state of every file
+// the sync touched, in the order they were touched.
+type syncUndo struct {
+	Destination string      `json:"destination"`
+	Entries     []undoEntry `json:"entries"`
+}
+
+type undoEntry struct {
+	Name    string `json:"name"`
+	Existed bool   `json:"existed"`
+	Data    []byte `json:"data,omitempty"`
+	Mode    uint32 `json:"mode,omitempty"`
+	UID     int    `json:"uid"`
+	GID     int    `json:"gid"`
+}
+
+func (u *syncUndo) marshal() []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	_ = json.NewEncoder(zw).Encode(u)
+	_ = zw.Close()
+	return b.Bytes()
+}
+
+func unmarshalSyncUndo(b []byte) (*syncUndo, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, err
+	}
+	var u syncUndo
+	return &u, json.Unmarshal(raw, &u)
+}
+
+func (a *syncAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
+	var in syncInputs
+	opts, err := decodeInputs(req.Inputs, &in)
+	if err != nil {
+		return nil, err
+	}
+	c := newConns(opts)
+	defer c.Close()
+	return runSync(ctx, c, in, a.Schema(), ev)
+}
+
+// runSync plans and applies a sync; on failure it restores the destination
+// before returning.
+func runSync(ctx context.Context, c *conns, in syncInputs, schema sdk.ActionSchema, ev sdk.Events) (*sdk.Result, error) {
+	p, err := planSync(ctx, c, in.Source, in.Destination)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range p.Warnings {
+		ev.Log(sdk.LevelWarn, w)
+	}
+	ev.Log(sdk.LevelInfo, p.summary())
+	undo := &syncUndo{Destination: p.Dst.String()}
+	out := syncOutputs{Unchanged: p.Unchanged, Files: p.SourceFiles}
+	if err := p.apply(ctx, undo, &out, ev); err != nil {
+		// Put the destination back as it was before reporting.
+		if uerr := undoSync(context.WithoutCancel(ctx), p.DstFS, p.Dst, undo, ev); uerr != nil {
+			ev.Log(sdk.LevelError, fmt.Sprintf("restoring %s after the failed sync failed too: %v", p.Dst, uerr))
+			return &sdk.Result{UndoState: undo.marshal()}, err
+		}
+		ev.Log(sdk.LevelWarn, fmt.Sprintf("sync failed; %s restored as it was", p.Dst))
+		return nil, err
+	}
+	res := &sdk.Result{UndoState: undo.marshal()}
+	if res.Outputs, err = sdk.Encode(schema, out); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// apply performs p's operations, recording each file's prior state in undo
+// before touching it, then verifies the destination.
+func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, ev sdk.Events) error {
+	tmp := path.Join(p.Dst.Path, ".tmp")
+	if !p.dstHasTmp && len(p.Ops) > 0 {
+		if err := p.DstFS.Mkdir(tmp, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fsError("create .tmp in", p.Dst, err)
+		}
+	}
+	total := int64(len(p.Ops))
+	for i, op := range p.Ops {
+		if err := ctx.Err(); err != nil {
+			return sdk.Errorf(sdk.KindCancelled, true, "re-run the step", "sync interrupted: %v", err)
+		}
+		ue := undoEntry{Name: op.Name, UID: -1, GID: -1}
+		if de, ok := p.dstEntries[op.Name]; ok {
+			ue.Existed, ue.Data, ue.Mode, ue.UID, ue.GID = true, p.dstContents[op.Name], uint32(de.Mode.Perm()), de.UID, de.GID
+			if _, isHash := p.dstContents[op.Name]; !isHash {
+				// A stray file: read it so undo can restore it.
+				b, err := p.DstFS.ReadFile(path.Join(p.Dst.Path, op.Name))
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fsError("read", p.Dst.join(op.Name), err)
+				}
+				ue.Data = b
+			}
+		}
+		undo.Entries = append(undo.Entries, ue)
+		target := path.Join(p.Dst.Path, op.Name)
+		switch op.Kind {
+		case opDelete:
+			if err := p.DstFS.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fsError("delete", p.Dst.join(op.Name), err)
+			}
+			out.Deleted++
+		default:
+			// New files belong to the store directory's owner (the whawty user).
+			uid, gid := p.dstOwner[0], p.dstOwner[1]
+			if ue.Existed {
+				uid, gid = ue.UID, ue.GID
+			}
+			if err := p.DstFS.WriteAtomic(target, tmp, op.Data, 0o600, uid, gid); err != nil {
+				return fsError("write", p.Dst.join(op.Name), err)
+			}
+			out.Bytes += int64(len(op.Data))
+			if op.Kind == opAdd {
+				out.Added++
+			} else {
+				out.Updated++
+			}
+		}
+		if i%256 == 255 || int64(i+1) == total {
+			ev.Progress(int64(i+1), total, "files")
+		}
+	}
+	return p.verifyDestination(ctx)
+}
+
+func (*syncAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
+	if len(req.UndoState) == 0 {
+		ev.Log(sdk.LevelInfo, "nothing to undo: the sync wrote nothing")
+		return nil
+	}
+	var in syncInputs
+	opts, err := decodeInputs(req.Inputs, &in)
+	if err != nil {
+		return err
+	}
+	u, err := unmarshalSyncUndo(req.UndoState)
+	if err != nil {
+		return sdk.Errorf(sdk.KindInternal, false, "restore the slave from the master or a backup", "bad undo state: %v", err)
+	}
+	dst, err := parseLocation(u.Destination)
+	if err != nil {
+		return err
+	}
+	c := newConns(opts)
+	defer c.Close()
+	fsys, err := c.fs(ctx, dst)
+	if err != nil {
+		return err
+	}
+	return undoSync(ctx, fsys, dst, u, ev)
+}
+
+// undoSync puts back, in reverse order, every file the sync touched.
+func undoSync(ctx context.Context, fsys fileSystem, dst location, u *syncUndo, ev sdk.Events) error {
+	tmp := path.Join(dst.Path, ".tmp")
+	total := int64(len(u.Entries))
+	for i := len(u.Entries) - 1; i >= 0; i-- {
+		if err := ctx.Err(); err != nil {
+			return sdk.Errorf(sdk.KindCancelled, true, "run the undo again", "undo interrupted: %v", err)
+		}
+		e := u.Entries[i]
+		target := path.Join(dst.Path, e.Name)
+		if !e.Existed {
+			if err := fsys.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fsError("remove", dst.join(e.Name), err)
+			}
+		} else {
+			mode := fs.FileMode(e.Mode).Perm()
+			if cur, err := fsys.Stat(target); err == nil && cur.Regular && cur.Mode.Perm() == mode && cur.Size == int64(len(e.Data)) {
+				if b, err := fsys.ReadFile(target); err == nil && bytes.Equal(b, e.Data) {
+					continue // already as it was
+				}
+			}
+			if err := fsys.WriteAtomic(target, tmp, e.Data, mode, e.UID, e.GID); err != nil {
+				return fsError("restore", dst.join(e.Name), err)
+			}
+		}
+		done := total - int64(i)
+		if done%256 == 0 || done == total {
+			ev.Progress(done, total, "files")
+		}
+	}
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("restored %d file(s) in %s", total, dst))
+	return nil
+}

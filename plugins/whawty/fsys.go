@@ -1,0 +1,214 @@
+package whawty
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"sync"
+	"syscall"
+)
+
+// entry is one directory entry as a transport sees it (never following
+// symlinks).
+type entry struct {
+	Name    string
+	Mode    fs.FileMode // full mode: type bits and permissions
+	Size    int64
+	UID     int // -1 when unknown
+	GID     int
+	Regular bool
+	Dir     bool
+}
+
+// fileSystem is the small set of file operations the actions need, on a
+// local disk or over SFTP. Paths are absolute, slash-separated.
+type fileSystem interface {
+	// ReadDir lists dir, sorted by name.
+	ReadDir(dir string) ([]entry, error)
+	ReadFile(p string) ([]byte, error)
+	// Stat describes p without following a final symlink.
+	Stat(p string) (entry, error)
+	// WriteAtomic writes data to a fresh file in tmpDir, gives it perm (and
+	// uid/gid when they are >= 0), syncs it and renames it over p. tmpDir must
+	// be on the same file system as p. On failure the temp file is removed.
+	WriteAtomic(p, tmpDir string, data []byte, perm fs.FileMode, uid, gid int) error
+	Remove(p string) error
+	Mkdir(p string, perm fs.FileMode) error
+	Chmod(p string, perm fs.FileMode) error
+	// Parallelism is how many reads are worth running at once.
+	Parallelism() int
+}
+
+// tempName is a random file name for a temp file.
+func tempName() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "runbook-" + hex.EncodeToString(b[:])
+}
+
+// localFS is the local disk.
+type localFS struct{}
+
+var _ fileSystem = localFS{}
+
+func (localFS) Parallelism() int { return 4 }
+
+func entryOf(name string, fi fs.FileInfo) entry {
+	e := entry{Name: name, Mode: fi.Mode(), Size: fi.Size(), UID: -1, GID: -1,
+		Regular: fi.Mode().IsRegular(), Dir: fi.IsDir()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		e.UID, e.GID = int(st.Uid), int(st.Gid)
+	}
+	return e
+}
+
+func (localFS) ReadDir(dir string) ([]entry, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]entry, 0, len(des))
+	for _, de := range des {
+		fi, err := de.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed while listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, entryOf(de.Name(), fi))
+	}
+	return out, nil
+}
+
+func (localFS) ReadFile(p string) ([]byte, error) { return os.ReadFile(p) }
+
+func (localFS) Stat(p string) (entry, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return entry{}, err
+	}
+	return entryOf(path.Base(p), fi), nil
+}
+
+func (localFS) WriteAtomic(p, tmpDir string, data []byte, perm fs.FileMode, uid, gid int) (err error) {
+	tmp := path.Join(tmpDir, tempName())
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil && uid >= 0 && gid >= 0 && os.Geteuid() == 0 {
+		err = f.Chown(uid, gid)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, p); err != nil {
+		return err
+	}
+	syncDir(path.Dir(p))
+	return nil
+}
+
+// syncDir makes a rename in dir durable (best effort).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}
+
+func (localFS) Remove(p string) error {
+	err := os.Remove(p)
+	if err == nil {
+		syncDir(path.Dir(p))
+	}
+	return err
+}
+
+func (localFS) Mkdir(p string, perm fs.FileMode) error {
+	if err := os.Mkdir(p, perm); err != nil {
+		return err
+	}
+	return os.Chmod(p, perm) // umask-proof
+}
+
+func (localFS) Chmod(p string, perm fs.FileMode) error { return os.Chmod(p, perm) }
+
+// readMany reads the named files in dir with fsys's parallelism. A file that
+// vanished is reported with a nil slice and ok=false in the result map.
+func readMany(ctx context.Context, fsys fileSystem, dir string, names []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(names))
+	var (
+		mu       sync.Mutex // guards out and firstErr
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	work := make(chan string)
+	n := fsys.Parallelism()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range work {
+				b, err := fsys.ReadFile(path.Join(dir, name))
+				mu.Lock()
+				switch {
+				case err == nil:
+					out[name] = b
+				case errors.Is(err, fs.ErrNotExist):
+				default:
+					if firstErr == nil {
+						firstErr = fmt.Errorf("read %s: %w", path.Join(dir, name), err)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+loop:
+	for _, name := range sorted {
+		select {
+		case work <- name:
+		case <-ctx.Done():
+			break loop
+		}
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,206 @@
+package whawty
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// keyA is the test vector's hmac key: 32 ASCII 'A'.
+var keyA = []byte(strings.Repeat("A", 32))
+
+// fastScrypt is a cheap scrypt set for tests.
+var fastScrypt = &paramSet{ID: 1, Scrypt: &scryptParams{HMACKey: keyA, Cost: 4, R: 8, P: 1}}
+
+// fastArgon is a cheap argon2id set for tests.
+var fastArgon = &paramSet{ID: 2, Argon2: &argon2Params{Time: 1, Memory: 64, Threads: 1, Length: 32}}
+
+// hashFor returns a hash file's content for password with set.
+func hashFor(t testing.TB, set *paramSet, password string) string {
+	t.Helper()
+	h := hashLine{Format: set.format(), LastChange: 1700000000, ParamID: set.ID}
+	var err error
+	if set.Scrypt != nil {
+		h.Salt = make([]byte, 32)
+		_, _ = rand.Read(h.Salt)
+		h.Hash, err = scryptHMAC(*set.Scrypt, password, h.Salt)
+	} else {
+		h.Salt = make([]byte, 16)
+		_, _ = rand.Read(h.Salt)
+		h.Hash, err = argon2Tag(*set.Argon2, password, h.Salt)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return formatHashLine(h) + "\n"
+}
+
+// configText is a config with comments: set 1 (scrypt, default) and set 2
+// (argon2id).
+func configText(basedir string) string {
+	return fmt.Sprintf(`# whawty.auth store config
+basedir: "%s" # the store
+
+default: 1   # current default
+params:
+  # the old scrypt set
+  - id: 1
+    scryptauth:
+      hmackey: "%s"
+      cost: 4
+  - id: 2 # argon
+    argon2id: {time: 1, memory: 64, threads: 1, length: 32}
+`, basedir, base64.StdEncoding.EncodeToString(keyA))
+}
+
+// newStore creates a store directory with .tmp and the given files
+// (name -> content), mode 0600.
+func newStore(t testing.TB, dir string, files map[string]string) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, ".tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o700)
+	for n, c := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// snapshot maps every entry of dir (recursively) to "mode content".
+func snapshot(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			out[rel+"/"] = fi.Mode().String()
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		out[rel] = fi.Mode().String() + " " + string(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// recorder is an sdk.Events that keeps everything.
+type recorder struct {
+	mu       sync.Mutex // guards the fields below
+	logs     []string
+	progress [][3]int64
+}
+
+func (r *recorder) Log(l sdk.Level, msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logs = append(r.logs, l.String()+": "+msg)
+}
+
+func (r *recorder) Progress(cur, total int64, _ string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.progress = append(r.progress, [3]int64{cur, total})
+}
+
+func (r *recorder) Checkpoint([]byte) error { return nil }
+
+func (r *recorder) all() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.logs, "\n")
+}
+
+// obj builds an inputs object from Go values.
+func obj(m map[string]any) cty.Value {
+	vals := map[string]cty.Value{}
+	for k, v := range m {
+		switch v := v.(type) {
+		case string:
+			vals[k] = cty.StringVal(v)
+		case int:
+			vals[k] = cty.NumberIntVal(int64(v))
+		case float64:
+			vals[k] = cty.NumberFloatVal(v)
+		case bool:
+			vals[k] = cty.BoolVal(v)
+		case cty.Value:
+			vals[k] = v
+		default:
+			panic(fmt.Sprintf("obj: %T", v))
+		}
+	}
+	return cty.ObjectVal(vals)
+}
+
+var provider = sdk.Local(New())
+
+func apply(t testing.TB, action string, in map[string]any) (*sdk.Result, *recorder, error) {
+	t.Helper()
+	rec := &recorder{}
+	res, err := provider.Apply(context.Background(), action, &sdk.ApplyRequest{Inputs: obj(in)}, rec)
+	return res, rec, err
+}
+
+func mustApply(t testing.TB, action string, in map[string]any) (*sdk.Result, *recorder) {
+	t.Helper()
+	res, rec, err := apply(t, action, in)
+	if err != nil {
+		t.Fatalf("%s: %v\nlogs:\n%s", action, err, rec.all())
+	}
+	return res, rec
+}
+
+func undo(t testing.TB, action string, in map[string]any, res *sdk.Result) error {
+	t.Helper()
+	req := &sdk.UndoRequest{Inputs: obj(in)}
+	if res != nil {
+		req.Outputs, req.UndoState = res.Outputs, res.UndoState
+	}
+	return provider.Undo(context.Background(), action, req, &recorder{})
+}
+
+func kindOf(err error) sdk.Kind { return sdk.Classify(err).Kind }
+
+func outNum(t testing.TB, res *sdk.Result, name string) int64 {
+	t.Helper()
+	v := res.Outputs.GetAttr(name)
+	n, _ := v.AsBigFloat().Int64()
+	return n
+}
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

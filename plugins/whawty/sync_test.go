@@ -1,0 +1,249 @@
+package whawty
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/runbookdev/runbook/internal/testenv"
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// syncFixture is a master store and a slave that differs from it in every
+// way a sync handles.
+func syncFixture(t *testing.T) (master, slave string) {
+	t.Helper()
+	dir := t.TempDir()
+	admin := hashFor(t, fastScrypt, "pw")
+	master = newStore(t, filepath.Join(dir, "master"), map[string]string{
+		"root.admin":     admin,
+		"same.user":      "argon2id:1:2:QUFB:QkJC\n",
+		"new.user":       hashFor(t, fastArgon, "pw"),
+		"changed.user":   "argon2id:2:2:QUFB:Q0ND\ntotp: AAAA\n",
+		"promoted.admin": "argon2id:1:2:QUFB:RERE\n",
+		"adding.user":    "", // placeholder of an add in progress on the master
+	})
+	slave = newStore(t, filepath.Join(dir, "slave"), map[string]string{
+		"root.admin":        admin,
+		"same.user":         "argon2id:1:2:QUFB:QkJC\n",
+		"changed.user":      "argon2id:1:2:QUFB:QkJC\ntotp: AAAA\n", // same size, other content
+		"promoted.user":     "argon2id:1:2:QUFB:RERE\n",
+		"gone.user":         "argon2id:1:2:QUFB:RkZG\n",
+		".gone.user.x1Y2z3": "partial", // rsync leftover
+	})
+	_ = os.Chmod(filepath.Join(slave, "same.user"), 0o644)
+	return master, slave
+}
+
+func syncAndCheck(t *testing.T, src, dst string, extra map[string]any, masterDir, slaveDir string) {
+	t.Helper()
+	in := map[string]any{"source": src, "destination": dst}
+	for k, v := range extra {
+		in[k] = v
+	}
+	before := snapshot(t, slaveDir)
+
+	plan, err := provider.Plan(t.Context(), "sync", &sdk.PlanRequest{Inputs: obj(in)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCounts := map[string]int64{"add": 2, "update": 2, "delete": 3, "unchanged": 1}
+	if d := cmp.Diff(wantCounts, plan.Counts); d != "" {
+		t.Fatalf("plan counts (-want +got):\n%s\n%v", d, plan.Details)
+	}
+	if d := cmp.Diff(before, snapshot(t, slaveDir)); d != "" {
+		t.Fatalf("plan wrote:\n%s", d)
+	}
+
+	res, _ := mustApply(t, "sync", in)
+	if got := [3]int64{outNum(t, res, "added"), outNum(t, res, "updated"), outNum(t, res, "deleted")}; got != [3]int64{2, 2, 3} {
+		t.Fatalf("added/updated/deleted = %v", got)
+	}
+	// The slave now mirrors the master (less the empty placeholder), 0600.
+	ms, ss := snapshot(t, masterDir), snapshot(t, slaveDir)
+	delete(ms, "adding.user")
+	if d := cmp.Diff(ms, ss); d != "" {
+		t.Fatalf("slave differs from master (-master +slave):\n%s", d)
+	}
+	// whawty's check passes and .tmp holds no leftovers.
+	mustApply(t, "check", map[string]any{"store": slaveDir})
+	if ents, _ := os.ReadDir(filepath.Join(slaveDir, ".tmp")); len(ents) != 0 {
+		t.Fatalf(".tmp not empty: %v", ents)
+	}
+	// A second run changes nothing.
+	res2, _ := mustApply(t, "sync", in)
+	if outNum(t, res2, "added")+outNum(t, res2, "updated")+outNum(t, res2, "deleted") != 0 {
+		t.Fatalf("second sync changed things: %s", res2.Outputs.GoString())
+	}
+	// Undo restores the slave exactly (modes, stray file and all).
+	if err := undo(t, "sync", in, res); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(before, snapshot(t, slaveDir)); d != "" {
+		t.Fatalf("undo did not restore the slave (-before +after):\n%s", d)
+	}
+}
+
+func TestSyncLocal(t *testing.T) {
+	master, slave := syncFixture(t)
+	syncAndCheck(t, master, slave, nil, master, slave)
+}
+
+func TestSyncRefusesBrokenSource(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"user beside admin": {"x.user": "argon2id:1:2:QUFB:QkJC\n", "x.admin": "argon2id:1:2:QUFB:QkJC\n"},
+		"garbage hash":      {"root.admin": "argon2id:1:2:QUFB:QkJC\n", "y.user": "garbage\n"},
+		"no admin":          {"y.user": "argon2id:1:2:QUFB:QkJC\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			master, slave := syncFixture(t)
+			for n, c := range files {
+				if err := os.WriteFile(filepath.Join(master, n), []byte(c), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if name == "no admin" {
+				_ = os.Remove(filepath.Join(master, "root.admin"))
+				_ = os.Remove(filepath.Join(master, "promoted.admin"))
+			}
+			before := snapshot(t, slave)
+			_, _, err := apply(t, "sync", map[string]any{"source": master, "destination": slave})
+			if kindOf(err) != sdk.KindConflict {
+				t.Fatalf("err = %v, want conflict", err)
+			}
+			if d := cmp.Diff(before, snapshot(t, slave)); d != "" {
+				t.Fatalf("slave touched:\n%s", d)
+			}
+		})
+	}
+}
+
+// faultyFS fails the n-th atomic write.
+type faultyFS struct {
+	fileSystem
+	mu     sync.Mutex // guards writes
+	writes int
+	failAt int
+}
+
+func (f *faultyFS) WriteAtomic(p, tmp string, data []byte, perm fs.FileMode, uid, gid int) error {
+	f.mu.Lock()
+	f.writes++
+	n := f.writes
+	f.mu.Unlock()
+	if n == f.failAt {
+		return errors.New("disk full (injected)")
+	}
+	return f.fileSystem.WriteAtomic(p, tmp, data, perm, uid, gid)
+}
+
+func TestSyncFailureMidwayRestores(t *testing.T) {
+	for failAt := 1; failAt <= 4; failAt++ {
+		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
+			master, slave := syncFixture(t)
+			before := snapshot(t, slave)
+			c := newConns(sshOptions{})
+			c.local = &faultyFS{fileSystem: localFS{}, failAt: failAt}
+			res, err := runSync(t.Context(), c, syncInputs{Source: master, Destination: slave}, (&syncAction{}).Schema(), &recorder{})
+			if err == nil || !strings.Contains(err.Error(), "injected") {
+				t.Fatalf("err = %v, want the injected failure", err)
+			}
+			if res != nil {
+				t.Fatalf("result with undo state although the slave was restored: %+v", res)
+			}
+			if d := cmp.Diff(before, snapshot(t, slave)); d != "" {
+				t.Fatalf("slave not restored after failure at write %d:\n%s", failAt, d)
+			}
+		})
+	}
+	// A foreign directory in the destination is refused before any write.
+	master, slave := syncFixture(t)
+	if err := os.Mkdir(filepath.Join(slave, "lost+found"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, slave)
+	_, _, err := apply(t, "sync", map[string]any{"source": master, "destination": slave})
+	if kindOf(err) != sdk.KindConflict {
+		t.Fatalf("err = %v, want conflict (foreign directory)", err)
+	}
+	if d := cmp.Diff(before, snapshot(t, slave)); d != "" {
+		t.Fatalf("slave touched:\n%s", d)
+	}
+}
+
+func TestSyncSSH(t *testing.T) {
+	sshd := testenv.StartSSHD(t)
+	opts := map[string]any{"known_hosts": sshd.KnownHosts, "identity_file": sshd.IdentityFile}
+	t.Run("ssh to local", func(t *testing.T) {
+		master, slave := syncFixture(t)
+		syncAndCheck(t, sshd.URL(master), slave, opts, master, slave)
+	})
+	t.Run("local to ssh", func(t *testing.T) {
+		master, slave := syncFixture(t)
+		syncAndCheck(t, master, sshd.URL(slave), opts, master, slave)
+	})
+	t.Run("config over ssh", func(t *testing.T) {
+		f := newFixture(t, map[string]string{"root.admin": hashFor(t, fastScrypt, "pw")})
+		orig := readFile(t, f.config)
+		in := map[string]any{"config": sshd.URL(f.config), "id": 9, "algorithm": "argon2id", "memory": 64, "threads": 1}
+		for k, v := range opts {
+			in[k] = v
+		}
+		res, _ := mustApply(t, "param_set_add", in)
+		if !strings.Contains(readFile(t, f.config), "id: 9") {
+			t.Fatal("set not added over ssh")
+		}
+		if err := undo(t, "param_set_add", in, res); err != nil {
+			t.Fatal(err)
+		}
+		if readFile(t, f.config) != orig {
+			t.Fatal("undo over ssh not byte-identical")
+		}
+		vin := map[string]any{"config": sshd.URL(f.config), "username": "root", "password": "pw"}
+		for k, v := range opts {
+			vin[k] = v
+		}
+		mustApply(t, "verify_password", vin)
+	})
+	t.Run("host key mismatch", func(t *testing.T) {
+		master, slave := syncFixture(t)
+		before := snapshot(t, slave)
+		_, _, err := apply(t, "sync", map[string]any{"source": master, "destination": sshd.URL(slave),
+			"known_hosts": sshd.WrongKnownHosts(t), "identity_file": sshd.IdentityFile})
+		if kindOf(err) != sdk.KindAuth || !strings.Contains(err.Error(), "mismatch") {
+			t.Fatalf("err = %v, want auth: host key mismatch", err)
+		}
+		if d := cmp.Diff(before, snapshot(t, slave)); d != "" {
+			t.Fatalf("slave touched:\n%s", d)
+		}
+	})
+	t.Run("unknown host", func(t *testing.T) {
+		empty := filepath.Join(t.TempDir(), "known_hosts")
+		_ = os.WriteFile(empty, nil, 0o600)
+		_, _, err := apply(t, "check", map[string]any{"store": sshd.URL("/tmp"), "known_hosts": empty, "identity_file": sshd.IdentityFile})
+		if kindOf(err) != sdk.KindAuth || sdk.Classify(err).Hint == "" {
+			t.Fatalf("err = %v, want auth with hint", err)
+		}
+	})
+	t.Run("wrong user key", func(t *testing.T) {
+		other := filepath.Join(sshd.Dir, "host_key") // a valid key that is not authorized
+		_, _, err := apply(t, "check", map[string]any{"store": sshd.URL("/tmp"), "known_hosts": sshd.KnownHosts, "identity_file": other})
+		if kindOf(err) != sdk.KindAuth {
+			t.Fatalf("err = %v, want auth", err)
+		}
+	})
+	t.Run("connection refused", func(t *testing.T) {
+		url := strings.Replace(sshd.URL("/tmp"), sshd.Addr(), "127.0.0.1:1", 1)
+		_, _, err := apply(t, "check", map[string]any{"store": url, "known_hosts": sshd.KnownHosts, "identity_file": sshd.IdentityFile})
+		if kindOf(err) != sdk.KindUnreachable || !sdk.Classify(err).Retryable {
+			t.Fatalf("err = %v, want retryable unreachable", err)
+		}
+	})
+}

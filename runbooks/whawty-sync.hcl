@@ -1,0 +1,64 @@
+runbook "whawty-sync" {
+  description = "Mirror a whawty.auth master store to its slaves: check the master, sync every slave in parallel, check every slave."
+  lock        = "whawty-sync"
+}
+
+variable "master" {
+  type        = string
+  description = "Master store location: /var/lib/whawty/auth/store or ssh://user@host:port/var/lib/whawty/auth/store."
+}
+
+variable "slaves" {
+  type        = list(string)
+  description = "Slave store locations."
+  validation {
+    condition     = length(var.slaves) > 0
+    error_message = "Name at least one slave store."
+  }
+}
+
+variable "known_hosts" {
+  type        = string
+  default     = null
+  description = "known_hosts file for ssh:// locations (default ~/.ssh/known_hosts)."
+}
+
+variable "identity_file" {
+  type        = string
+  default     = null
+  description = "Private key for ssh:// locations (default: ssh agent, then ~/.ssh/id_*)."
+}
+
+locals {
+  ssh = { known_hosts = var.known_hosts, identity_file = var.identity_file }
+}
+
+step "whawty.check" "master" {
+  with = merge(local.ssh, { store = var.master, strict = false })
+}
+
+step "whawty.sync" "slave" {
+  for_each   = toset(var.slaves)
+  with       = merge(local.ssh, { source = var.master, destination = each.key })
+  depends_on = [step.master]
+  rollback   = native
+  retry {
+    attempts = 3
+    backoff  = "exponential"
+    delay    = "5s"
+  }
+}
+
+step "whawty.check" "slave" {
+  for_each   = toset(var.slaves)
+  with       = merge(local.ssh, { store = each.key })
+  depends_on = [step.slave]
+}
+
+output "synced" {
+  value = { for k, s in step.slave : k => {
+    added   = s.outputs.added
+    updated = s.outputs.updated
+    deleted = s.outputs.deleted
+  } }
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the project for FUZZTIME each (default 5m).
+# Usage: scripts/fuzz.sh [DURATION]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t="${1:-5m}"
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+    echo "== fuzz $pkg $target for $t"
+    go test -run='^$' -fuzz="^${target}\$" -fuzztime="$t" "$pkg"
+  done
+done
