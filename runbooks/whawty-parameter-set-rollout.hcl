@@ -114,12 +114,13 @@ step "core.exec" "slave_reload" {
     timeout = "1m"
   }
   depends_on = [step.slave_default]
-  # Reload again on the way back so whawty picks up the restored config.
+  # On the way back the config is restored after this rollback runs
+  # (reverse order), so the reload is deferred a few seconds, detached.
   rollback {
     action = core.exec
     with = {
       command = "sh"
-      args    = ["-c", "sleep 2; exec \"$@\"", "reload", var.reload_commands[each.key]...]
+      args    = concat(["-c", "(sleep 15; \"$@\") >/dev/null 2>&1 &", "reload"], var.reload_commands[each.key])
       timeout = "1m"
     }
   }
@@ -139,6 +140,14 @@ step "core.exec" "master_reload" {
     timeout = "1m"
   }
   depends_on = [step.master_default]
+  rollback {
+    action = core.exec
+    with = {
+      command = "sh"
+      args    = concat(["-c", "(sleep 15; \"$@\") >/dev/null 2>&1 &", "reload"], var.reload_commands[var.master_config])
+      timeout = "1m"
+    }
+  }
 }
 
 # 4. Users move to the new set as they log in (whawty --do-upgrades local).
@@ -150,12 +159,14 @@ step "whawty.upgrade_status" "upgraded" {
     interval         = "1m"
   })
   depends_on = [step.master_reload]
-  timeout    = var.upgrade_timeout
 }
 
-# 5. Retire the old set: refused (and the run rolled back) while any user
-#    still uses it, and always when no admin would be left.
+# 5. Retire the old set only when no hash on the master uses it any more
+#    (otherwise the run ends here, keeping the old set). The plugin refuses
+#    anyway while a user is left on it, and always when no admin would be
+#    left with a supported hash.
 step "whawty.param_set_remove" "master_retire" {
+  when       = lookup(step.upgraded.outputs.per_param_set, tostring(var.old_id), 0) == 0
   with       = merge(local.ssh, { config = var.master_config, id = var.old_id })
   depends_on = [step.upgraded]
   rollback   = native
@@ -163,6 +174,7 @@ step "whawty.param_set_remove" "master_retire" {
 
 step "whawty.param_set_remove" "slave_retire" {
   for_each   = toset(var.slave_configs)
+  when       = lookup(step.upgraded.outputs.per_param_set, tostring(var.old_id), 0) == 0
   with       = merge(local.ssh, { config = each.key, id = var.old_id })
   depends_on = [step.master_retire]
   rollback   = native
@@ -170,6 +182,7 @@ step "whawty.param_set_remove" "slave_retire" {
 
 step "core.exec" "final_reload" {
   for_each = toset(concat(var.slave_configs, [var.master_config]))
+  when     = lookup(step.upgraded.outputs.per_param_set, tostring(var.old_id), 0) == 0
   with = {
     command = var.reload_commands[each.key][0]
     args    = slice(var.reload_commands[each.key], 1, length(var.reload_commands[each.key]))

@@ -37,7 +37,7 @@ step "whawty.check" "master" {
   with = merge(local.ssh, { store = var.master, strict = false })
 }
 
-step "whawty.sync" "slave" {
+step "whawty.sync" "sync" {
   for_each   = toset(var.slaves)
   with       = merge(local.ssh, { source = var.master, destination = each.key })
   depends_on = [step.master]
@@ -49,14 +49,14 @@ step "whawty.sync" "slave" {
   }
 }
 
-step "whawty.check" "slave" {
+step "whawty.check" "slave_check" {
   for_each   = toset(var.slaves)
   with       = merge(local.ssh, { store = each.key })
-  depends_on = [step.slave]
+  depends_on = [step.sync]
 }
 
 output "synced" {
-  value = { for k, s in step.slave : k => {
+  value = { for k, s in step.sync : k => {
     added   = s.outputs.added
     updated = s.outputs.updated
     deleted = s.outputs.deleted

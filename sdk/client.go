@@ -119,7 +119,6 @@ type clientStream interface {
 	Recv() (*pb.Event, error)
 	sendAck(*pb.CheckpointAck) error
 	sendCancel() error
-	CloseSend() error
 }
 
 type applyStream struct{ pb.Plugin_ApplyClient }
@@ -207,7 +206,10 @@ func runStream(ctx context.Context, op string, ev Events, open func(context.Cont
 				return nil, &TransportError{Op: op, Err: err}
 			}
 		case *pb.Event_Result:
-			_ = s.CloseSend()
+			// Read the stream's end (trailers) so it finishes cleanly
+			// without a reset frame; the plugin returns right after its
+			// Result.
+			_, _ = s.Recv()
 			return decodeResult(e.Result)
 		}
 	}

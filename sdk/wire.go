@@ -17,19 +17,23 @@ import (
 // the same way on the other.
 const MarkSensitive = "sensitive"
 
-// EncodeValue encodes v for the wire: msgpack with its own type (unknowns
-// kept) plus the paths of every marked value inside it. cty.NilVal encodes
-// as nil.
+// EncodeValue encodes v for the wire: its type as JSON, the value as
+// msgpack of that type (unknowns kept), and the paths of every marked value
+// inside it. cty.NilVal encodes as nil.
 func EncodeValue(v cty.Value) (*pb.DynamicValue, error) {
 	if v == cty.NilVal {
 		return nil, nil
 	}
 	un, pvm := v.UnmarkDeepWithPaths()
-	b, err := msgpack.Marshal(un, cty.DynamicPseudoType)
+	tj, err := types.marshal(un.Type())
+	if err != nil {
+		return nil, fmt.Errorf("encode value type: %w", err)
+	}
+	b, err := msgpack.Marshal(un, un.Type())
 	if err != nil {
 		return nil, fmt.Errorf("encode value: %w", err)
 	}
-	dv := &pb.DynamicValue{Msgpack: b}
+	dv := &pb.DynamicValue{Msgpack: b, Type: tj}
 	for _, pm := range pvm {
 		p, err := encodePath(pm.Path)
 		if err != nil {
@@ -46,7 +50,14 @@ func DecodeValue(dv *pb.DynamicValue) (cty.Value, []cty.Path, error) {
 	if dv == nil {
 		return cty.NilVal, nil, nil
 	}
-	v, err := msgpack.Unmarshal(dv.Msgpack, cty.DynamicPseudoType)
+	t := cty.DynamicPseudoType
+	if len(dv.Type) > 0 {
+		var err error
+		if t, err = types.unmarshal(dv.Type); err != nil {
+			return cty.NilVal, nil, fmt.Errorf("decode value type: %w", err)
+		}
+	}
+	v, err := msgpack.Unmarshal(dv.Msgpack, t)
 	if err != nil {
 		return cty.NilVal, nil, fmt.Errorf("decode value: %w", err)
 	}

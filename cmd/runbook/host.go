@@ -40,8 +40,11 @@ func openHost(cfg *lang.Config, stateDir string, stderr io.Writer) (*pluginhost.
 	return pluginhost.New(opts), nil
 }
 
-// runbookDir is the directory of the runbook's first file ("." if unknown).
+// runbookDir is the runbook's directory ("." if unknown).
 func runbookDir(cfg *lang.Config) string {
+	if cfg != nil && cfg.BaseDir != "" {
+		return cfg.BaseDir
+	}
 	if cfg == nil || len(cfg.Files) == 0 {
 		return "."
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -54,7 +55,7 @@ func main() {
 }
 
 func execute(args []string) int {
-	rootCmd.SetArgs(args)
+	rootCmd.SetArgs(singleDashLongFlags(args))
 	err := rootCmd.Execute()
 	if err == nil {
 		return exitOK
@@ -68,4 +69,34 @@ func execute(args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "Error:", err)
 	return exitError
+}
+
+// singleDashLongFlags accepts Terraform-style long flags with one dash
+// (-var k=v, -json, -check) by rewriting them to the --form cobra expects.
+// Arguments after "--" are left alone.
+func singleDashLongFlags(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		name, _, _ := strings.Cut(a, "=")
+		if len(name) > 2 && name[0] == '-' && name[1] != '-' && isFlagName(name[1:]) {
+			a = "-" + a
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func isFlagName(s string) bool {
+	if s == "" || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }

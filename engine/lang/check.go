@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
@@ -327,7 +328,7 @@ func (ch *checker) checkWith(expr hcl.Expression, schema sdk.ActionSchema, ctx *
 			for k, t := range uv.Type().AttributeTypes() {
 				if a := schema.Input(k); a != nil {
 					if _, err := convert.Convert(cty.UnknownVal(t), a.Type); err != nil {
-						ch.typeErr(a, err, what, expr.Range())
+						ch.typeErr(a, t, err, what, expr.Range())
 					}
 				}
 			}
@@ -365,17 +366,25 @@ func (ch *checker) checkWith(expr hcl.Expression, schema sdk.ActionSchema, ctx *
 			continue
 		}
 		if _, err := convert.Convert(unmarkDeep(v), a.Type); err != nil {
-			ch.typeErr(a, err, what, p.Value.Range())
+			ch.typeErr(a, v.Type(), err, what, p.Value.Range())
 		}
 	}
 	missing(present, expr.Range())
 }
 
-func (ch *checker) typeErr(a *sdk.Attribute, err error, what string, rng hcl.Range) {
+func (ch *checker) typeErr(a *sdk.Attribute, got cty.Type, err error, what string, rng hcl.Range) {
+	detail := fmt.Sprintf("Input %q of %s must be %s, but this is %s.", a.Name, what, a.Type.FriendlyName(), got.FriendlyName())
+	var pe cty.PathError
+	if errors.As(err, &pe) && len(pe.Path) > 0 {
+		detail += fmt.Sprintf(" Inside it: %s.", err)
+	}
+	if (a.Type.IsListType() || a.Type.IsSetType()) && got.IsPrimitiveType() {
+		detail += " Write a list, for example [\"a\", \"b\"], even for a single value."
+	}
 	ch.add(&hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  fmt.Sprintf("Incorrect type for input %q", a.Name),
-		Detail:   fmt.Sprintf("Input %q of %s must be %s: %s.", a.Name, what, a.Type.FriendlyName(), err),
+		Detail:   detail,
 		Subject:  rng.Ptr(),
 	})
 }

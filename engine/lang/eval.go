@@ -373,16 +373,58 @@ func convertMarked(v cty.Value, ty cty.Type) (cty.Value, error) {
 	if err != nil {
 		return cty.NilVal, err
 	}
-	// Paths stay valid for object attributes; re-mark what still exists.
-	var keep []cty.PathValueMarks
+	// Conversion may turn objects into maps and tuples into lists or sets:
+	// follow each marked path in the converted value, marking the deepest
+	// part that still exists.
+	keep := make([]cty.PathValueMarks, 0, len(pvm))
 	for _, p := range pvm {
-		if _, err := p.Path.Apply(cv); err == nil {
-			keep = append(keep, p)
-		} else {
-			cv = cv.Mark(MarkSensitive)
-		}
+		keep = append(keep, cty.PathValueMarks{Path: adjustPath(cv, p.Path), Marks: p.Marks})
 	}
 	return cv.MarkWithPaths(keep), nil
+}
+
+// adjustPath rewrites path for a converted value: attribute steps become
+// index steps on maps; a step that cannot be followed (e.g. into a set)
+// ends the path there.
+func adjustPath(v cty.Value, path cty.Path) cty.Path {
+	out := make(cty.Path, 0, len(path))
+	cur := v
+	for _, step := range path {
+		if !cur.IsKnown() || cur.IsNull() {
+			return out
+		}
+		ty := cur.Type()
+		var next cty.PathStep
+		switch s := step.(type) {
+		case cty.GetAttrStep:
+			switch {
+			case ty.IsObjectType() && ty.HasAttribute(s.Name):
+				next = s
+			case ty.IsMapType():
+				next = cty.IndexStep{Key: cty.StringVal(s.Name)}
+			default:
+				return out
+			}
+		case cty.IndexStep:
+			switch {
+			case ty.IsListType() || ty.IsTupleType() || ty.IsMapType():
+				next = s
+			case ty.IsObjectType() && s.Key.Type() == cty.String && ty.HasAttribute(s.Key.AsString()):
+				next = cty.GetAttrStep{Name: s.Key.AsString()}
+			default:
+				return out
+			}
+		default:
+			return out
+		}
+		nv, err := next.Apply(cur)
+		if err != nil {
+			return out
+		}
+		out = append(out, next)
+		cur = nv
+	}
+	return out
 }
 
 // RollbackInputs evaluates the rollback's `with` for an instance, with

@@ -70,6 +70,10 @@ func formatValue(b *strings.Builder, v cty.Value, indent int) {
 			b.WriteString("[]")
 			return
 		}
+		if inline, ok := inlineList(v); ok {
+			b.WriteString(inline)
+			return
+		}
 		b.WriteString("[\n")
 		for it := v.ElementIterator(); it.Next(); {
 			_, e := it.Element()
@@ -111,4 +115,42 @@ func formatKey(k string) string {
 		return k
 	}
 	return strconv.Quote(k)
+}
+
+// inlineList renders a short list of known primitives on one line.
+func inlineList(v cty.Value) (string, bool) {
+	var parts []string
+	total := 0
+	for it := v.ElementIterator(); it.Next(); {
+		_, e := it.Element()
+		if e.IsMarked() || !e.IsKnown() || e.IsNull() || !e.Type().IsPrimitiveType() {
+			return "", false
+		}
+		s := FormatValue(e, 0)
+		if strings.Contains(s, "\n") {
+			return "", false
+		}
+		total += len(s) + 2
+		parts = append(parts, s)
+	}
+	if total > 60 {
+		return "", false
+	}
+	return "[" + strings.Join(parts, ", ") + "]", true
+}
+
+// WithoutNulls drops the null attributes of a known object (the optional
+// inputs left unset), for display.
+func WithoutNulls(v cty.Value) cty.Value {
+	if v == cty.NilVal || v.IsMarked() || !v.IsKnown() || v.IsNull() || !v.Type().IsObjectType() {
+		return v
+	}
+	m := map[string]cty.Value{}
+	for k, e := range v.AsValueMap() {
+		if e.IsKnown() && !e.IsMarked() && e.IsNull() {
+			continue
+		}
+		m[k] = e
+	}
+	return cty.ObjectVal(m)
 }

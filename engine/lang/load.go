@@ -228,7 +228,7 @@ func duplicate(kind, name string, rng, prev hcl.Range) *hcl.Diagnostic {
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  fmt.Sprintf("Duplicate %s %q", kind, name),
-		Detail:   fmt.Sprintf("A %s named %q was already declared at %s. Each %s needs a unique name.", kind, name, prev, kind),
+		Detail:   fmt.Sprintf("A %s named %q was already declared at %s. Each %s needs a unique name.", kind, name, pos(prev), kind),
 		Subject:  rng.Ptr(),
 	}
 }
@@ -250,7 +250,7 @@ func (c *Config) decodeRunbook(b *hcl.Block) hcl.Diagnostics {
 		return hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Duplicate runbook block",
-			Detail:   fmt.Sprintf("A runbook block was already declared at %s; a runbook has at most one.", c.Runbook.DeclRange),
+			Detail:   fmt.Sprintf("A runbook block was already declared at %s; a runbook has at most one.", pos(c.Runbook.DeclRange)),
 			Subject:  b.DefRange.Ptr(),
 		}}
 	}

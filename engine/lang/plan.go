@@ -129,6 +129,7 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 			if !known {
 				insts = []Instance{{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}}
 			}
+			instVals := map[string]cty.Value{}
 			for _, in := range insts {
 				pi := &PlannedInstance{Address: Address(name, in.Key), Run: "yes"}
 				if !known {
@@ -145,10 +146,22 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 				inputs, d := scope.Inputs(s, in)
 				diags = append(diags, d...)
 				pi.Inputs = inputs
+				if hasSchema && known && !d.HasErrors() {
+					// Later steps may use this step's inputs, known now.
+					sv := StepValue(inputs, cty.UnknownVal(sc.OutputType()))
+					if in.Key == cty.NilVal {
+						steps[name] = sv
+					} else {
+						instVals[in.Key.AsString()] = sv
+					}
+				}
 				if hasSchema && sc.Capabilities.SupportsPlan && opts.Provider != nil && pi.Run != "no" && !d.HasErrors() {
 					pi.PluginPlan, pi.PlanError = pluginPlan(ctx, opts.Provider, s, inputs)
 				}
 				ps.Instances = append(ps.Instances, pi)
+			}
+			if s.ForEach != nil && known && len(instVals) == len(insts) {
+				steps[name] = cty.ObjectVal(instVals)
 			}
 			p.Steps = append(p.Steps, ps)
 		}

@@ -101,9 +101,9 @@ func writeStep(b *strings.Builder, s *PlannedStep, pnr bool) {
 		case "unknown":
 			fmt.Fprintf(b, "%swhen:       %s\n", prefix, KnownAfterApply)
 		}
-		fmt.Fprintf(b, "%sinputs:     %s\n", prefix, FormatValue(in.Inputs, len(prefix)))
+		fmt.Fprintf(b, "%sinputs:     %s\n", prefix, FormatValue(WithoutNulls(in.Inputs), len(prefix)))
 		if in.PlanError != "" {
-			fmt.Fprintf(b, "%splan:       could not plan: %s\n", prefix, in.PlanError)
+			fmt.Fprintf(b, "%splan:       could not plan: %s\n", prefix, indentLines(in.PlanError, prefix+"            "))
 		}
 		if pp := in.PluginPlan; pp != nil {
 			line := pp.Summary
@@ -119,12 +119,13 @@ func writeStep(b *strings.Builder, s *PlannedStep, pnr bool) {
 				}
 				line += " (" + strings.Join(parts, ", ") + ")"
 			}
-			fmt.Fprintf(b, "%splan:       %s\n", prefix, strings.TrimSpace(line))
+			cont := prefix + "            "
+			fmt.Fprintf(b, "%splan:       %s\n", prefix, indentLines(strings.TrimSpace(line), cont))
 			for _, d := range pp.Details {
-				fmt.Fprintf(b, "%s            %s\n", prefix, d)
+				fmt.Fprintf(b, "%s%s\n", cont, indentLines(d, cont))
 			}
 			for _, w := range pp.Warnings {
-				fmt.Fprintf(b, "%swarning:    %s\n", prefix, w)
+				fmt.Fprintf(b, "%swarning:    %s\n", prefix, indentLines(w, cont))
 			}
 		}
 	}
@@ -140,4 +141,9 @@ func fmtDuration(d time.Duration) string {
 		return d.String()
 	}
 	return s
+}
+
+// indentLines indents every line after the first.
+func indentLines(s, indent string) string {
+	return strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+indent)
 }

@@ -201,7 +201,7 @@ func (c *Config) resolve() hcl.Diagnostics {
 		var parts []string
 		for i, n := range cyc {
 			next := cyc[(i+1)%len(cyc)]
-			parts = append(parts, fmt.Sprintf("  local.%s refers to local.%s at %s", n, next, localLocals[n][next]))
+			parts = append(parts, fmt.Sprintf("  local.%s refers to local.%s at %s", n, next, pos(localLocals[n][next])))
 		}
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -348,7 +348,7 @@ func (c *Config) cycleDiags() hcl.Diagnostics {
 		for i, n := range cyc {
 			next := cyc[(i+1)%len(cyc)]
 			s := c.Steps[n]
-			lines = append(lines, fmt.Sprintf("  step %q (%s) depends on step %q at %s", n, s.DeclRange, next, s.depRanges[next]))
+			lines = append(lines, fmt.Sprintf("  step %q (%s) depends on step %q at %s", n, pos(s.DeclRange), next, pos(s.depRanges[next])))
 		}
 		summary := "Dependency cycle between steps: " + cycleString("step.", cyc)
 		if len(cyc) == 1 {

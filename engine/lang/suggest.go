@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/agext/levenshtein"
@@ -42,3 +43,8 @@ func didYouMean(given string, candidates []string) string {
 }
 
 func parseJSON(src []byte, name string) (*hcl.File, hcl.Diagnostics) { return json.Parse(src, name) }
+
+// pos renders where a range starts as file:line:col.
+func pos(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}

@@ -220,7 +220,7 @@ func missingVariables(missing []*Variable) *hcl.Diagnostic {
 	var names, lines []string
 	for _, v := range missing {
 		names = append(names, fmt.Sprintf("%q", v.Name))
-		line := fmt.Sprintf("  %s (%s), declared at %s", v.Name, v.TypeString(), v.DeclRange)
+		line := fmt.Sprintf("  %s (%s), declared at %s", v.Name, v.TypeString(), pos(v.DeclRange))
 		if v.Description != "" {
 			line += ": " + v.Description
 		}
@@ -347,7 +347,7 @@ func (c *Config) validateVariables(vals map[string]cty.Value) hcl.Diagnostics {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  fmt.Sprintf("Invalid value for variable %q", name),
-				Detail:   msg + fmt.Sprintf("\n\nThis was checked by the validation rule at %s.", val.DeclRange),
+				Detail:   msg + fmt.Sprintf("\n\nThis was checked by the validation rule at %s.", pos(val.DeclRange)),
 				Subject:  val.Condition.Range().Ptr(),
 			})
 		}

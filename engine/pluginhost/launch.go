@@ -231,6 +231,12 @@ func (p *proc) clientConfig() *plugin.ClientConfig {
 		AutoMTLS:         true,
 		SecureConfig:     secure,
 		Stderr:           p.stderr,
-		Logger:           hclog.NewNullLogger(),
+		// go-plugin redirects the plugin's os.Stdout/os.Stderr over gRPC;
+		// both belong in the run log with the raw stderr.
+		SyncStdout: p.stderr,
+		SyncStderr: p.stderr,
+		// Only go-plugin's "plugin process exited" record is kept, for its
+		// exit status.
+		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: p.stderr.exitWriter(), JSONFormat: true}),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -126,6 +127,9 @@ func (p *proc) mapErr(ctx context.Context, err error) error {
 		return &sdk.Error{Kind: sdk.KindInternal, Retryable: true, Err: fmt.Errorf("plugin %s did not respond: %v", p.name, te.Err)}
 	}
 	what := "exited unexpectedly"
+	if st := p.stderr.exitStatus(); st != "" {
+		what += " (" + st + ")"
+	}
 	if line := p.stderr.panicLine(); line != "" {
 		what = "crashed: " + line
 	} else if line := p.stderr.lastLine(); line != "" {
@@ -196,6 +200,35 @@ type stderrWatcher struct {
 	panic string
 	// last is the last non-empty line since reset.
 	last string
+	// exit is how the process ended ("exit status 3"), from go-plugin's log.
+	exit string
+}
+
+// exitWriter receives go-plugin's JSON log and keeps the exit status of the
+// plugin process.
+func (w *stderrWatcher) exitWriter() io.Writer { return exitLog{w} }
+
+type exitLog struct{ w *stderrWatcher }
+
+func (l exitLog) Write(b []byte) (int, error) {
+	if !bytes.Contains(b, []byte("plugin process exited")) {
+		return len(b), nil
+	}
+	var rec struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(b, &rec) == nil && rec.Error != "" {
+		l.w.mu.Lock()
+		l.w.exit = rec.Error
+		l.w.mu.Unlock()
+	}
+	return len(b), nil
+}
+
+func (w *stderrWatcher) exitStatus() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.exit
 }
 
 func newStderrWatcher(name string, out io.Writer) *stderrWatcher {
@@ -238,7 +271,7 @@ func (w *stderrWatcher) line(line string) {
 
 func (w *stderrWatcher) reset() {
 	w.mu.Lock()
-	w.panic, w.last, w.buf = "", "", nil
+	w.panic, w.last, w.exit, w.buf = "", "", "", nil
 	w.mu.Unlock()
 }
 

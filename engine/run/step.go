@@ -100,7 +100,7 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 		}
 		ce := sdk.Classify(err)
 		kind, retryable := ce.Kind, ce.Retryable
-		msg := err.Error()
+		msg := errText(ce)
 		if timedOut {
 			kind, retryable = "timeout", true
 			msg = fmt.Sprintf("timed out after %s: %s", st.Timeout, msg)
@@ -240,3 +240,12 @@ func (s *stepEvents) Checkpoint(data []byte) error {
 }
 
 var errNoUndo = errors.New("nothing to undo")
+
+// errText is the message of a classified error without its kind prefix
+// (StepError adds the kind itself).
+func errText(ce *sdk.Error) string {
+	if ce.Err != nil {
+		return ce.Err.Error()
+	}
+	return ce.Error()
+}

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -64,6 +65,55 @@ type PGDatabase struct {
 	// CollateC creates the database with LC_COLLATE and LC_CTYPE 'C' from
 	// template0, as Synapse requires.
 	CollateC bool
+	// Init is SQL (e.g. a schema) every new database starts with. It runs
+	// once per test binary into a template database that later databases
+	// are cloned from, which is much faster than running it each time.
+	Init string
+}
+
+// templates maps (options, Init) to the name of a ready template database.
+var templates struct {
+	mu    sync.Mutex // guards names and serializes template creation
+	names map[string]string
+}
+
+// template returns the template database holding opt.Init, creating it on
+// first use.
+func template(ctx context.Context, conn *pgx.Conn, admin string, opt PGDatabase) (string, error) {
+	templates.mu.Lock()
+	defer templates.mu.Unlock()
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%v\x00%s", opt.CollateC, opt.Init)))
+	key := hex.EncodeToString(sum[:8])
+	if n, ok := templates.names[key]; ok {
+		return n, nil
+	}
+	name := "tmpl_" + key + "_" + randomHex(3)
+	stmt := "CREATE DATABASE " + name
+	if opt.CollateC {
+		stmt += " TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+	}
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return "", fmt.Errorf("%s: %w", stmt, err)
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	c, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return "", err
+	}
+	_, err = c.Exec(ctx, opt.Init)
+	c.Close(ctx)
+	if err != nil {
+		return "", fmt.Errorf("init template database: %w", err)
+	}
+	if templates.names == nil {
+		templates.names = map[string]string{}
+	}
+	templates.names[key] = name
+	return name, nil
 }
 
 // Postgres creates a fresh, empty database for the calling test and returns
@@ -83,7 +133,13 @@ func PostgresWith(t testing.TB, opt PGDatabase) string {
 	defer conn.Close(ctx)
 	name := "t_" + randomHex(6)
 	stmt := "CREATE DATABASE " + name
-	if opt.CollateC {
+	if opt.Init != "" {
+		tmpl, err := template(ctx, conn, admin, opt)
+		if err != nil {
+			t.Fatalf("postgres: %v", err)
+		}
+		stmt += " TEMPLATE " + tmpl
+	} else if opt.CollateC {
 		stmt += " TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
 	}
 	if _, err := conn.Exec(ctx, stmt); err != nil {

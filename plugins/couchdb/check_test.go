@@ -10,6 +10,7 @@ import (
 )
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	s := testenv.StartCouchDB(t)
 	c := client(t, s)
 	seed(t, c, "cozy", smallDocs(7))

@@ -237,3 +237,5 @@ func assertNoSecret(t *testing.T, secret string, err error, logs string) {
 }
 
 func ctyInt(i int) cty.Value { return cty.NumberIntVal(int64(i)) }
+
+func ctyString(s string) cty.Value { return cty.StringVal(s) }

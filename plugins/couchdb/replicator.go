@@ -69,9 +69,13 @@ type replication struct {
 	// progress estimates on servers whose _changes has no "pending".
 	srcUpdateSeq int64
 
-	stats    stats
-	failures []writeFailure // guarded by failMu; first few only
-	failMu   sync.Mutex
+	stats stats
+	// sem bounds the fetch-and-write chunks in flight across batches.
+	sem chan struct{}
+	// avgDocBytes is the size of the documents seen last (0 = none yet).
+	avgDocBytes atomic.Int64
+	failures    []writeFailure // guarded by failMu; first few only
+	failMu      sync.Mutex
 }
 
 type batch struct {
@@ -98,6 +102,7 @@ func (r *replication) run(ctx context.Context) (json.RawMessage, error) {
 	if r.workers <= 0 {
 		r.workers = 4
 	}
+	r.sem = make(chan struct{}, r.workers)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	f := &fetcher{c: r.src, db: r.srcDB}
@@ -248,19 +253,79 @@ func (r *replication) process(ctx context.Context, f *fetcher, b batch) error {
 	if nMissing == 0 {
 		return nil
 	}
-	docs, vanished, err := f.Fetch(ctx, missing)
+	// The missing revisions are fetched and written in chunks sized from
+	// the documents seen so far (small documents: the whole batch; big
+	// attachments: a few MB per request), several chunks at once, so the
+	// source reads while the target writes.
+	ids := make([]string, 0, len(missing))
+	for _, ch := range b.changes {
+		if _, ok := missing[ch.ID]; ok {
+			ids = append(ids, ch.ID)
+		}
+	}
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var firstErr error
+	for start := 0; start < len(ids); {
+		n := r.chunkSize(len(ids) - start)
+		chunk := make(map[string][]string, n)
+		for _, id := range ids[start : start+n] {
+			chunk[id] = missing[id]
+		}
+		start += n
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-r.sem }()
+			if err := r.copyChunk(ctx, f, chunk); err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				errMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// chunkTargetBytes is the size aimed at for one _bulk_get answer.
+const chunkTargetBytes = 4 << 20
+
+// chunkSize says how many documents to fetch in one request.
+func (r *replication) chunkSize(remaining int) int {
+	n := r.batchSize
+	if avg := r.avgDocBytes.Load(); avg == 0 {
+		n = 20 // first requests: measure before sending big ones
+	} else if k := int(chunkTargetBytes / avg); k < n {
+		n = max(k, 1)
+	}
+	return min(n, remaining)
+}
+
+// copyChunk fetches the given revisions from the source and writes them.
+func (r *replication) copyChunk(ctx context.Context, f *fetcher, want map[string][]string) error {
+	docs, vanished, err := f.Fetch(ctx, want)
 	if err != nil {
 		return fmt.Errorf("read documents from %s: %w", r.srcDB, err)
 	}
 	r.stats.RevsVanished.Add(int64(vanished))
 	r.stats.DocsRead.Add(int64(len(docs)))
+	if len(docs) == 0 {
+		return nil
+	}
 	var nb int64
 	for _, d := range docs {
 		nb += int64(len(d.Raw))
 	}
-	if len(docs) == 0 {
-		return nil
-	}
+	r.avgDocBytes.Store(max(nb/int64(len(docs)), 1))
 	failures, err := r.dst.Write(ctx, docs)
 	if err != nil {
 		return fmt.Errorf("write documents: %w", err)

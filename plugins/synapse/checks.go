@@ -194,7 +194,7 @@ func checkMASDB(ctx context.Context, e *env, tx pgx.Tx, r *report) error {
 		return err
 	}
 	if t != "" {
-		r.errorf("%v", notEmptyError(e.masDB, t))
+		r.errorf("%v", notEmptyError(e.masDB, t).Err)
 	}
 	idps := make([]string, 0, len(e.providers))
 	for idp := range e.providers {

@@ -31,21 +31,20 @@ const (
 
 // world is one Synapse database and one MAS database with configs.
 type world struct {
-	t          *testing.T
+	t          testing.TB
 	synURL     string
 	masURL     string
 	synConfig  string
+	synExtra   string // a second Synapse config file, merged over synConfig ("" = none)
 	masConfig  string
 	synapseCfg map[string]string // extra homeserver.yaml lines, written by writeConfigs
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	w := &world{t: t}
-	w.synURL = testenv.PostgresWith(t, testenv.PGDatabase{CollateC: true})
-	w.masURL = testenv.Postgres(t)
-	w.execFile(w.synURL, "testdata/synapse.sql")
-	w.execFile(w.masURL, "testdata/mas.sql")
+	w.synURL = testenv.PostgresWith(t, testenv.PGDatabase{CollateC: true, Init: readFile(t, "testdata/synapse.sql")})
+	w.masURL = testenv.PostgresWith(t, testenv.PGDatabase{Init: readFile(t, "testdata/mas.sql")})
 	w.exec(w.masURL, `INSERT INTO upstream_oauth_providers
   (upstream_oauth_provider_id, issuer, scope, client_id, token_endpoint_auth_method, created_at)
 VALUES ($1, 'https://github.example', 'openid', 'gh', 'client_secret_basic', now()),
@@ -89,7 +88,7 @@ oidc_providers:
   - idp_id: google
     issuer: https://google.example
     client_id: gg
-%s`, testServer, u.User.Username(), u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/"), synExtra)
+`, testServer, u.User.Username(), u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/"))
 	passwords := `passwords:
   schemes:
     - version: 1
@@ -102,21 +101,32 @@ oidc_providers:
 	if strings.Contains(masExtra, "passwords:") {
 		passwords = ""
 	}
-	mas := fmt.Sprintf(`matrix:
-  homeserver: %s
-database:
-  uri: %q
-%supstream_oauth2:
+	providers := fmt.Sprintf(`upstream_oauth2:
   providers:
     - id: %s
       synapse_idp_id: oidc-github
     - id: %s
       synapse_idp_id: oidc-google
-%s`, testServer, w.masURL, passwords, provGitHub, provGoogle, masExtra)
+`, provGitHub, provGoogle)
+	if strings.Contains(masExtra, "upstream_oauth2:") {
+		providers = ""
+	}
+	mas := fmt.Sprintf(`matrix:
+  homeserver: %s
+database:
+  uri: %q
+%s%s%s`, testServer, w.masURL, passwords, providers, masExtra)
 	w.synConfig = filepath.Join(dir, "homeserver.yaml")
 	w.masConfig = filepath.Join(dir, "mas.yaml")
 	if err := os.WriteFile(w.synConfig, []byte(syn), 0o600); err != nil {
 		w.t.Fatal(err)
+	}
+	w.synExtra = ""
+	if synExtra != "" {
+		w.synExtra = filepath.Join(dir, "extra.yaml")
+		if err := os.WriteFile(w.synExtra, []byte(synExtra), 0o600); err != nil {
+			w.t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(w.masConfig, []byte(mas), 0o600); err != nil {
 		w.t.Fatal(err)
@@ -143,13 +153,13 @@ func (w *world) exec(u, sql string, args ...any) {
 	}
 }
 
-func (w *world) execFile(u, path string) {
-	w.t.Helper()
+func readFile(t testing.TB, path string) string {
+	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
-		w.t.Fatal(err)
+		t.Fatal(err)
 	}
-	w.exec(u, string(b))
+	return string(b)
 }
 
 func firstLine(s string) string {
@@ -204,8 +214,12 @@ func render(v any) string {
 }
 
 func (w *world) inputs(extra map[string]cty.Value) cty.Value {
+	files := []cty.Value{cty.StringVal(w.synConfig)}
+	if w.synExtra != "" {
+		files = append(files, cty.StringVal(w.synExtra))
+	}
 	vals := map[string]cty.Value{
-		"synapse_config": cty.ListVal([]cty.Value{cty.StringVal(w.synConfig)}),
+		"synapse_config": cty.ListVal(files),
 		"mas_config":     cty.StringVal(w.masConfig),
 	}
 	for k, v := range extra {

@@ -59,7 +59,8 @@ type migration struct {
 	sessions map[devKey]pgtype.UUID // compat session per (user, device), from the token steps
 	buf      map[string][][]any     // MAS table -> rows waiting for COPY
 	buffered int                    // rows in buf
-	written  map[string]int64       // MAS table -> rows written
+	copier   *copier                // writes the batches; nil outside the load
+	written  map[string]int64       // MAS table -> rows written, updated by finishLoad
 	migrated map[string]int64       // entity -> rows migrated
 	skipped  map[string]int64       // entity -> rows skipped
 	totals   map[string]int64       // entity -> estimated rows
@@ -89,22 +90,35 @@ func (m *migration) add(ctx context.Context, entity, table string, row ...any) e
 	return nil
 }
 
-// flush COPYs every buffered row, parents first.
+// flush hands the buffered rows to the copier.
 func (m *migration) flush(ctx context.Context) error {
-	for _, t := range masTables {
-		rows := m.buf[t]
-		if len(rows) == 0 {
-			continue
-		}
-		n, err := copyRows(ctx, m.mas, t, rows)
-		m.written[t] += n
-		if err != nil {
-			return err
-		}
-		m.buf[t] = rows[:0]
+	if m.buffered == 0 {
+		return nil
 	}
+	if m.copier == nil {
+		m.copier = startCopier(ctx, m.mas)
+	}
+	batch := m.buf
+	m.buf = map[string][][]any{}
 	m.buffered = 0
+	if !m.copier.send(batch) {
+		return m.finishLoad()
+	}
 	return nil
+}
+
+// finishLoad waits for the copier and returns its first error. After it
+// the MAS connection is free again.
+func (m *migration) finishLoad() error {
+	if m.copier == nil {
+		return nil
+	}
+	written, err := m.copier.finish()
+	m.copier = nil
+	for t, n := range written {
+		m.written[t] += n
+	}
+	return err
 }
 
 func (m *migration) progress(entity string) {

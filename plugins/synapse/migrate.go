@@ -159,6 +159,13 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		return nil, e.synDB.classify(err, "estimate row counts of")
 	}
 
+	// Memory for the index builds and the foreign key checks of the rebuild.
+	if _, err := masTx.Exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
+		return nil, e.masDB.classify(err, "configure the transaction on")
+	}
+	if _, err := masTx.Exec(ctx, "SET LOCAL work_mem = '128MB'"); err != nil {
+		return nil, e.masDB.classify(err, "configure the transaction on")
+	}
 	defs, err := pauseConstraints(ctx, masTx)
 	if err != nil {
 		return nil, e.masDB.classify(err, "pause constraints of")
@@ -172,6 +179,9 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		{entUsers, m.migrateUsers}, {entThreepids, m.migrateThreepids}, {entExternalIDs, m.migrateExternalIDs},
 		{entAccessTokens, m.migrateAccessTokens}, {entRefresh, m.migrateRefreshTokens}, {entDevices, m.migrateDevices},
 	}
+	// The copier goroutine owns the MAS connection during the load: make
+	// sure it is done before anything else touches it, even on failure.
+	defer func() { _ = m.finishLoad() }()
 	for _, s := range steps {
 		t0 := time.Now()
 		if err := s.run(ctx); err != nil {
@@ -182,6 +192,9 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		}
 		m.progress(s.entity)
 		ev.Log(sdk.LevelInfo, fmt.Sprintf("%d %s migrated (%d skipped) in %s", m.migrated[s.entity], s.entity, m.skipped[s.entity], time.Since(t0).Round(time.Millisecond)))
+	}
+	if err := m.finishLoad(); err != nil {
+		return nil, a.stepErr(e, err)
 	}
 	// The read transaction wrote nothing; end it now.
 	if err := synTx.Commit(ctx); err != nil {

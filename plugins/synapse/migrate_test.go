@@ -15,6 +15,7 @@ import (
 // TestMigrateRealisticDryRunRealUndo runs a dry run, a real run and its
 // undo over generated data and compares the MAS database each time.
 func TestMigrateRealisticDryRunRealUndo(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	c := w.conn(w.synURL)
 	if err := generate(context.Background(), c, sizes{Users: 2000, Emails: 1200, ExternalIDs: 200, Devices: 4000, AccessTokens: 6000, RefreshPairs: 400}); err != nil {
@@ -90,6 +91,7 @@ AND NOT EXISTS (SELECT 1 FROM compat_access_tokens a WHERE a.compat_session_id =
 // TestMigrateCheckpointResume: a run interrupted after its commit is
 // resumed from its checkpoint instead of failing on a full database.
 func TestMigrateCheckpointResume(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.syn(`INSERT INTO users (name, creation_ts) VALUES ('@a:example.com', 1600000000)`)
 	res, rec := w.mustMigrate()

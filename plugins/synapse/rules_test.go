@@ -31,6 +31,7 @@ const (
 )
 
 func TestRuleUsersAndPasswords(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.syn(`INSERT INTO users (name, password_hash, creation_ts, admin, is_guest, deactivated, locked, appservice_id) VALUES
  ('@alice:example.com', '$2b$12$alicehash', 1600000000, 1, 0, 0, false, NULL),
@@ -61,6 +62,7 @@ FROM user_passwords p JOIN users u USING (user_id) ORDER BY 1`))
 }
 
 func TestRuleThreepids(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.syn(`INSERT INTO users (name, creation_ts, deactivated, is_guest, appservice_id) VALUES
  ('@alice:example.com', 1600000000, 0, 0, NULL), ('@deact:example.com', 1600000100, 1, 0, NULL),
@@ -89,6 +91,7 @@ func TestRuleThreepids(t *testing.T) {
 }
 
 func TestRuleDependentRowWithoutUserIsFatal(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.syn(`INSERT INTO users (name, creation_ts) VALUES ('@alice:example.com', 1600000000)`)
 	w.syn(`INSERT INTO user_threepids VALUES ('@ghost:example.com', 'email', 'g@x', 1, 1)`)
@@ -100,6 +103,7 @@ func TestRuleDependentRowWithoutUserIsFatal(t *testing.T) {
 }
 
 func TestRuleExternalIDs(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.syn(`INSERT INTO users (name, creation_ts, deactivated, appservice_id) VALUES
  ('@alice:example.com', 1600000000, 0, NULL), ('@deact:example.com', 1600000100, 1, NULL), ('@irc_x:example.com', 1600000300, 0, 'irc')`)
@@ -119,6 +123,7 @@ FROM upstream_oauth_links l JOIN users u USING (user_id) ORDER BY 1`))
 }
 
 func TestRuleUnknownProvider(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.syn(`INSERT INTO users (name, creation_ts) VALUES ('@alice:example.com', 1600000000)`)
 	w.syn(`INSERT INTO user_external_ids VALUES ('oidc-gitlab', 'gl-1', '@alice:example.com'), ('oidc-github', 'gh-1', '@alice:example.com')`)
@@ -135,6 +140,7 @@ func TestRuleUnknownProvider(t *testing.T) {
 }
 
 func TestRuleProviderNotSynced(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.exec(w.masURL, `DELETE FROM upstream_oauth_providers`)
 	_, _, err := w.migrate(nil)
@@ -191,6 +197,7 @@ func tokenWorld(t *testing.T) *world {
 }
 
 func TestRuleAccessTokensAndDevices(t *testing.T) {
+	t.Parallel()
 	w := tokenWorld(t)
 	before := time.Now().Add(-time.Second)
 	res, _ := w.mustMigrate()
@@ -200,7 +207,7 @@ func TestRuleAccessTokensAndDevices(t *testing.T) {
 	// tokens of hidden/guest devices and of guest, deactivated and
 	// appservice users skipped.
 	got := w.query(`SELECT a.access_token, coalesce(s.device_id, 'NULL'), a.created_at, a.expires_at,
-  `+ulidMS("a.compat_access_token_id")+` = (extract(epoch from a.created_at) * 1000)::bigint
+  ` + ulidMS("a.compat_access_token_id") + ` = (extract(epoch from a.created_at) * 1000)::bigint
 FROM compat_access_tokens a JOIN compat_sessions s USING (compat_session_id)
 WHERE a.access_token LIKE 't_%' AND a.access_token NOT LIKE 't_nodev%' ORDER BY 1`)
 	rows(t, "device tokens", [][]string{
@@ -231,7 +238,7 @@ FROM compat_access_tokens a JOIN compat_sessions s USING (compat_session_id) WHE
 	// Devices: one session per migrated device; created_at is the time of
 	// the session id (the first token's time, else now); bad IPs are NULL.
 	sess := w.query(`SELECT device_id, coalesce(human_name, 'NULL'), is_synapse_admin, last_active_at,
-  coalesce(host(last_active_ip), 'NULL'), coalesce(user_agent, 'NULL'), created_at, `+ulidMS("compat_session_id")+` = (extract(epoch from created_at) * 1000)::bigint,
+  coalesce(host(last_active_ip), 'NULL'), coalesce(user_agent, 'NULL'), created_at, ` + ulidMS("compat_session_id") + ` = (extract(epoch from created_at) * 1000)::bigint,
   finished_at IS NULL AND user_session_id IS NULL
 FROM compat_sessions WHERE device_id IS NOT NULL ORDER BY 1`)
 	nowRow := func(r []string) []string { return append(append([]string{}, r[:6]...), "now", r[7], r[8]) }
@@ -276,6 +283,7 @@ FROM compat_refresh_tokens r JOIN compat_access_tokens a USING (compat_access_to
 }
 
 func TestRuleAppserviceLocalpartWithColon(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.syn(`INSERT INTO users (name, creation_ts, appservice_id) VALUES ('@irc_a:b:example.com', 1600000000, 'irc'), ('@alice:example.com', 1600000000, NULL)`)
 	res, _ := w.mustMigrate()
@@ -294,6 +302,7 @@ func TestRuleAppserviceLocalpartWithColon(t *testing.T) {
 }
 
 func TestRuleFatalUsers(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, insert, want string
 	}{
@@ -303,6 +312,7 @@ func TestRuleFatalUsers(t *testing.T) {
 		{"null name", `INSERT INTO users (creation_ts) VALUES (1)`, "NULL name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t)
 			w.syn(tc.insert)
 			start := w.state()
@@ -314,6 +324,7 @@ func TestRuleFatalUsers(t *testing.T) {
 }
 
 func TestMigrateRefusesNonEmptyMAS(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.exec(w.masURL, `INSERT INTO users (user_id, username, created_at) VALUES (gen_random_uuid(), 'x', now())`)
 	_, _, err := w.migrate(map[string]cty.Value{"dry_run": cty.True})
@@ -324,6 +335,7 @@ func TestMigrateRefusesNonEmptyMAS(t *testing.T) {
 }
 
 func TestMigrateNotAMASDatabase(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.exec(w.masURL, `DROP TABLE compat_refresh_tokens`)
 	_, _, err := w.migrate(nil)
@@ -331,6 +343,7 @@ func TestMigrateNotAMASDatabase(t *testing.T) {
 }
 
 func TestMigrateSynapseRunning(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.syn(`INSERT INTO users (name, creation_ts) VALUES ('@alice:example.com', 1600000000)`)
 	c := w.conn(w.synURL)
@@ -360,6 +373,7 @@ func TestMigrateSynapseRunning(t *testing.T) {
 }
 
 func TestMigrateAdvisoryLock(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	c := w.conn(w.masURL)
 	defer c.Close(context.Background())
@@ -371,6 +385,7 @@ func TestMigrateAdvisoryLock(t *testing.T) {
 }
 
 func TestMigrateConnectionErrors(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	bad := strings.Replace(w.masURL, "postgres://postgres@", "postgres://postgres:sekrit-pw@", 1)
 	// A port where nothing listens.
@@ -393,6 +408,7 @@ func TestMigrateConnectionErrors(t *testing.T) {
 }
 
 func TestUndoKeepsLaterData(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.syn(`INSERT INTO users (name, creation_ts) VALUES ('@alice:example.com', 1600000000)`)
 	w.syn(`INSERT INTO user_threepids VALUES ('@alice:example.com', 'email', 'a@x', 1, 1)`)

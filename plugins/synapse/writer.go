@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -75,7 +76,7 @@ func nonEmptyTable(ctx context.Context, db *dbTarget, q pgx.Tx) (string, error) 
 }
 
 // notEmptyError is the error for a MAS database that already holds data.
-func notEmptyError(db *dbTarget, table string) error {
+func notEmptyError(db *dbTarget, table string) *sdk.Error {
 	return sdk.Errorf(sdk.KindConflict, false,
 		"migrate into a fresh MAS database (drop and recreate it, then run mas-cli database migrate); if this is the result of an earlier synapse.migrate, roll that step back first",
 		"the %s is not empty: rows found in at least %q", db.where(), table)
@@ -175,10 +176,11 @@ func restoreConstraints(ctx context.Context, tx pgx.Tx, defs []savedDef, ev sdk.
 			} else {
 				stmt = fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", d.Table, pgx.Identifier{d.Name}.Sanitize(), d.Def)
 			}
+			t0 := time.Now()
 			if _, err := tx.Exec(ctx, stmt); err != nil {
 				return fmt.Errorf("restore %s %s on %s: %w", kind, d.Name, d.Table, err)
 			}
-			ev.Log(sdk.LevelDebug, fmt.Sprintf("%s %s rebuilt", kind, d.Name))
+			ev.Log(sdk.LevelDebug, fmt.Sprintf("%s %s rebuilt in %s", kind, d.Name, time.Since(t0).Round(time.Millisecond)))
 		}
 	}
 	return nil

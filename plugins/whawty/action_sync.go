@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"sync"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -170,8 +171,11 @@ func runSync(ctx context.Context, c *conns, in syncInputs, schema sdk.ActionSche
 	return res, nil
 }
 
-// apply performs p's operations, recording each file's prior state in undo
-// before touching it, then verifies the destination.
+// apply performs p's operations in three phases: stage every new file in
+// the destination's .tmp/ (in parallel; nothing visible changes yet), make
+// them durable at once, then commit renames and deletes in order, recording
+// each file's prior state in undo before touching it. Then it verifies the
+// destination.
 func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, ev sdk.Events) error {
 	tmp := path.Join(p.Dst.Path, ".tmp")
 	if !p.dstHasTmp && len(p.Ops) > 0 {
@@ -179,7 +183,35 @@ func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, 
 			return fsError("create .tmp in", p.Dst, err)
 		}
 	}
-	total := int64(len(p.Ops))
+	var writes []stageReq
+	for i, op := range p.Ops {
+		if op.Kind == opDelete {
+			continue
+		}
+		// New files belong to the store directory's owner (the whawty user).
+		uid, gid := p.dstOwner[0], p.dstOwner[1]
+		if de, ok := p.dstEntries[op.Name]; ok {
+			uid, gid = de.UID, de.GID
+		}
+		writes = append(writes, stageReq{op: i, data: op.Data, perm: 0o600, uid: uid, gid: gid})
+	}
+	staged, err := stageAll(ctx, p.DstFS, tmp, writes, func(done int) {
+		ev.Progress(int64(done), int64(len(p.Ops)), "files")
+	})
+	if err != nil {
+		return fsError("stage files in", p.Dst.join(".tmp"), err)
+	}
+	committed := 0
+	defer func() { // staged files not committed (failure) must not linger
+		for i, op := range p.Ops {
+			if t, ok := staged[i]; ok && i >= committed && op.Kind != opDelete {
+				_ = p.DstFS.Remove(t)
+			}
+		}
+	}()
+	if err := p.DstFS.Flush(tmp); err != nil {
+		return fsError("flush", p.Dst, err)
+	}
 	for i, op := range p.Ops {
 		if err := ctx.Err(); err != nil {
 			return sdk.Errorf(sdk.KindCancelled, true, "re-run the step", "sync interrupted: %v", err)
@@ -205,13 +237,8 @@ func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, 
 			}
 			out.Deleted++
 		default:
-			// New files belong to the store directory's owner (the whawty user).
-			uid, gid := p.dstOwner[0], p.dstOwner[1]
-			if ue.Existed {
-				uid, gid = ue.UID, ue.GID
-			}
-			if err := p.DstFS.WriteAtomic(target, tmp, op.Data, 0o600, uid, gid); err != nil {
-				return fsError("write", p.Dst.join(op.Name), err)
+			if err := p.DstFS.Rename(staged[i], target); err != nil {
+				return fsError("replace", p.Dst.join(op.Name), err)
 			}
 			out.Bytes += int64(len(op.Data))
 			if op.Kind == opAdd {
@@ -220,11 +247,73 @@ func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, 
 				out.Updated++
 			}
 		}
-		if i%256 == 255 || int64(i+1) == total {
-			ev.Progress(int64(i+1), total, "files")
-		}
+		committed = i + 1
 	}
+	p.DstFS.SyncDir(p.Dst.Path)
+	ev.Progress(int64(len(p.Ops)), int64(len(p.Ops)), "files")
 	return p.verifyDestination(ctx)
+}
+
+// stageReq is one file to stage; op identifies it in the result.
+type stageReq struct {
+	op       int
+	data     []byte
+	perm     fs.FileMode
+	uid, gid int
+}
+
+// stageAll stages reqs in tmpDir with fsys's parallelism and returns the
+// temp path per op. On failure it removes what it staged.
+func stageAll(ctx context.Context, fsys fileSystem, tmpDir string, reqs []stageReq, progress func(done int)) (map[int]string, error) {
+	out := make(map[int]string, len(reqs))
+	var (
+		mu       sync.Mutex // guards out, firstErr and done
+		firstErr error
+		done     int
+		wg       sync.WaitGroup
+	)
+	work := make(chan stageReq)
+	for i := 0; i < fsys.Parallelism(); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range work {
+				t, err := fsys.Stage(tmpDir, r.data, r.perm, r.uid, r.gid)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				} else if err == nil {
+					out[r.op] = t
+					done++
+					if done%256 == 0 {
+						progress(done)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, r := range reqs {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed || ctx.Err() != nil {
+			break
+		}
+		work <- r
+	}
+	close(work)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr != nil {
+		for _, t := range out {
+			_ = fsys.Remove(t)
+		}
+		return nil, firstErr
+	}
+	return out, nil
 }
 
 func (*syncAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
@@ -254,36 +343,50 @@ func (*syncAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events
 	return undoSync(ctx, fsys, dst, u, ev)
 }
 
-// undoSync puts back, in reverse order, every file the sync touched.
+// undoSync puts back every file the sync touched: it stages the old
+// contents that differ from what is there now, makes them durable, then
+// renames and removes in reverse order.
 func undoSync(ctx context.Context, fsys fileSystem, dst location, u *syncUndo, ev sdk.Events) error {
 	tmp := path.Join(dst.Path, ".tmp")
+	var reqs []stageReq
+	for i, e := range u.Entries {
+		if !e.Existed {
+			continue
+		}
+		target := path.Join(dst.Path, e.Name)
+		if cur, err := fsys.Stat(target); err == nil && cur.Regular && cur.Mode.Perm() == fs.FileMode(e.Mode).Perm() && cur.Size == int64(len(e.Data)) {
+			if b, err := fsys.ReadFile(target); err == nil && bytes.Equal(b, e.Data) {
+				continue // already as it was
+			}
+		}
+		reqs = append(reqs, stageReq{op: i, data: e.Data, perm: fs.FileMode(e.Mode).Perm(), uid: e.UID, gid: e.GID})
+	}
+	staged, err := stageAll(ctx, fsys, tmp, reqs, func(int) {})
+	if err != nil {
+		return fsError("stage restores in", dst.join(".tmp"), err)
+	}
+	if err := fsys.Flush(tmp); err != nil {
+		return fsError("flush", dst, err)
+	}
 	total := int64(len(u.Entries))
 	for i := len(u.Entries) - 1; i >= 0; i-- {
-		if err := ctx.Err(); err != nil {
-			return sdk.Errorf(sdk.KindCancelled, true, "run the undo again", "undo interrupted: %v", err)
-		}
 		e := u.Entries[i]
 		target := path.Join(dst.Path, e.Name)
 		if !e.Existed {
 			if err := fsys.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fsError("remove", dst.join(e.Name), err)
 			}
-		} else {
-			mode := fs.FileMode(e.Mode).Perm()
-			if cur, err := fsys.Stat(target); err == nil && cur.Regular && cur.Mode.Perm() == mode && cur.Size == int64(len(e.Data)) {
-				if b, err := fsys.ReadFile(target); err == nil && bytes.Equal(b, e.Data) {
-					continue // already as it was
-				}
-			}
-			if err := fsys.WriteAtomic(target, tmp, e.Data, mode, e.UID, e.GID); err != nil {
+		} else if t, ok := staged[i]; ok {
+			if err := fsys.Rename(t, target); err != nil {
 				return fsError("restore", dst.join(e.Name), err)
 			}
+			delete(staged, i)
 		}
-		done := total - int64(i)
-		if done%256 == 0 || done == total {
+		if done := total - int64(i); done%256 == 0 || done == total {
 			ev.Progress(done, total, "files")
 		}
 	}
+	fsys.SyncDir(dst.Path)
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("restored %d file(s) in %s", total, dst))
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // entry is one directory entry as a transport sees it (never following
@@ -38,6 +40,16 @@ type fileSystem interface {
 	// uid/gid when they are >= 0), syncs it and renames it over p. tmpDir must
 	// be on the same file system as p. On failure the temp file is removed.
 	WriteAtomic(p, tmpDir string, data []byte, perm fs.FileMode, uid, gid int) error
+	// Stage writes data to a fresh file in tmpDir with perm (and uid/gid when
+	// >= 0) and returns its path. Flush makes staged files durable; Rename
+	// then moves them into place.
+	Stage(tmpDir string, data []byte, perm fs.FileMode, uid, gid int) (string, error)
+	// Flush makes every file staged in dir durable.
+	Flush(dir string) error
+	// Rename atomically replaces newPath with oldPath.
+	Rename(oldPath, newPath string) error
+	// SyncDir makes renames and removes in dir durable (best effort).
+	SyncDir(dir string)
 	Remove(p string) error
 	Mkdir(p string, perm fs.FileMode) error
 	Chmod(p string, perm fs.FileMode) error
@@ -97,11 +109,28 @@ func (localFS) Stat(p string) (entry, error) {
 	return entryOf(path.Base(p), fi), nil
 }
 
-func (localFS) WriteAtomic(p, tmpDir string, data []byte, perm fs.FileMode, uid, gid int) (err error) {
-	tmp := path.Join(tmpDir, tempName())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+func (l localFS) WriteAtomic(p, tmpDir string, data []byte, perm fs.FileMode, uid, gid int) error {
+	tmp, err := l.stage(tmpDir, data, perm, uid, gid, true)
 	if err != nil {
 		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	l.SyncDir(path.Dir(p))
+	return nil
+}
+
+func (l localFS) Stage(tmpDir string, data []byte, perm fs.FileMode, uid, gid int) (string, error) {
+	return l.stage(tmpDir, data, perm, uid, gid, false)
+}
+
+func (localFS) stage(tmpDir string, data []byte, perm fs.FileMode, uid, gid int, fsync bool) (tmp string, err error) {
+	tmp = path.Join(tmpDir, tempName())
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
 	}
 	defer func() {
 		if err != nil {
@@ -114,37 +143,39 @@ func (localFS) WriteAtomic(p, tmpDir string, data []byte, perm fs.FileMode, uid,
 	if err == nil && uid >= 0 && gid >= 0 && os.Geteuid() == 0 {
 		err = f.Chown(uid, gid)
 	}
-	if err == nil {
+	if err == nil && fsync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	return tmp, err
+}
+
+// Flush syncs the whole file system dir is on once (syncfs), which is far
+// cheaper than an fsync per staged file.
+func (localFS) Flush(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	if err = os.Rename(tmp, p); err != nil {
-		return err
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return d.Sync()
 	}
-	syncDir(path.Dir(p))
 	return nil
 }
 
-// syncDir makes a rename in dir durable (best effort).
-func syncDir(dir string) {
+func (localFS) Rename(oldPath, newPath string) error { return os.Rename(oldPath, newPath) }
+
+func (localFS) SyncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
 	}
 }
 
-func (localFS) Remove(p string) error {
-	err := os.Remove(p)
-	if err == nil {
-		syncDir(path.Dir(p))
-	}
-	return err
-}
+func (localFS) Remove(p string) error { return os.Remove(p) }
 
 func (localFS) Mkdir(p string, perm fs.FileMode) error {
 	if err := os.Mkdir(p, perm); err != nil {

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -181,17 +182,28 @@ func dialSFTP(ctx context.Context, t *sshTarget, opts sshOptions) (*sftpFS, erro
 	}
 	_ = nc.SetDeadline(time.Time{})
 	client := ssh.NewClient(sc, chans, reqs)
-	sc2, err := sftp.NewClient(client,
-		sftp.UseConcurrentReads(true), sftp.UseConcurrentWrites(true), sftp.MaxConcurrentRequestsPerFile(64))
-	if err != nil {
-		_ = client.Close()
-		cleanup()
-		return nil, sdk.Errorf(sdk.KindUnreachable, false,
-			"enable the sftp subsystem in the host's sshd_config (Subsystem sftp internal-sftp)",
-			"start sftp on %s: %v", t.addr(), err)
+	s := &sftpFS{ssh: client, cleanup: cleanup, target: t}
+	for i := 0; i < sftpSessions; i++ {
+		c, err := sftp.NewClient(client, sftp.UseConcurrentReads(true), sftp.UseConcurrentWrites(true))
+		if err != nil {
+			if i > 0 {
+				break // the server limits sessions: use what we have
+			}
+			_ = client.Close()
+			cleanup()
+			return nil, sdk.Errorf(sdk.KindUnreachable, false,
+				"enable the sftp subsystem in the host's sshd_config (Subsystem sftp internal-sftp)",
+				"start sftp on %s: %v", t.addr(), err)
+		}
+		s.clients = append(s.clients, c)
 	}
-	return &sftpFS{c: sc2, ssh: client, cleanup: cleanup, target: t}, nil
+	return s, nil
 }
+
+// sftpSessions is how many SFTP sessions one connection opens: the server
+// handles each session's requests in order, so several sessions let many
+// small-file reads proceed in parallel.
+const sftpSessions = 4
 
 func classifyDial(t *sshTarget, err error) error {
 	return sdk.Errorf(sdk.KindUnreachable, true,
@@ -232,16 +244,27 @@ func classifyHandshake(t *sshTarget, khFile string, err error) error {
 
 // sftpFS is a remote file system over SFTP.
 type sftpFS struct {
-	c       *sftp.Client
+	clients []*sftp.Client // sessions on one ssh connection; immutable
+	next    atomic.Uint32  // round-robin index into clients
 	ssh     *ssh.Client
 	cleanup func()
 	target  *sshTarget
 }
 
+// client picks the next session.
+func (s *sftpFS) client() *sftp.Client {
+	return s.clients[int(s.next.Add(1))%len(s.clients)]
+}
+
 var _ fileSystem = (*sftpFS)(nil)
 
 func (s *sftpFS) Close() error {
-	err := s.c.Close()
+	var err error
+	for _, c := range s.clients {
+		if cerr := c.Close(); err == nil {
+			err = cerr
+		}
+	}
 	_ = s.ssh.Close()
 	s.cleanup()
 	return err
@@ -259,7 +282,7 @@ func sftpEntry(name string, fi fs.FileInfo) entry {
 }
 
 func (s *sftpFS) ReadDir(dir string) ([]entry, error) {
-	fis, err := s.c.ReadDir(dir)
+	fis, err := s.client().ReadDir(dir)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -270,65 +293,99 @@ func (s *sftpFS) ReadDir(dir string) ([]entry, error) {
 	return out, nil
 }
 
+// smallRead is enough for any hash file: one read request does.
+const smallRead = 4096
+
 func (s *sftpFS) ReadFile(p string) ([]byte, error) {
-	f, err := s.c.Open(p)
+	f, err := s.client().Open(p)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(f)
-	return b, s.wrap(err)
+	buf := make([]byte, smallRead)
+	n, err := f.ReadAt(buf, 0)
+	switch {
+	case n < smallRead && (err == nil || errors.Is(err, io.EOF)):
+		return buf[:n], nil
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, s.wrap(err)
+	}
+	rest, err := io.ReadAll(io.NewSectionReader(f, int64(n), 1<<62))
+	return append(buf[:n], rest...), s.wrap(err)
 }
 
 func (s *sftpFS) Stat(p string) (entry, error) {
-	fi, err := s.c.Lstat(p)
+	fi, err := s.client().Lstat(p)
 	if err != nil {
 		return entry{}, s.wrap(err)
 	}
 	return sftpEntry(path.Base(p), fi), nil
 }
 
-func (s *sftpFS) WriteAtomic(p, tmpDir string, data []byte, perm fs.FileMode, uid, gid int) (err error) {
-	tmp := path.Join(tmpDir, tempName())
-	f, err := s.c.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+func (s *sftpFS) WriteAtomic(p, tmpDir string, data []byte, perm fs.FileMode, uid, gid int) error {
+	tmp, err := s.Stage(tmpDir, data, perm, uid, gid)
 	if err != nil {
-		return s.wrap(err)
+		return err
+	}
+	if err := s.Rename(tmp, p); err != nil {
+		_ = s.client().Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// Stage writes and fsyncs (fsync@openssh.com) the temp file: SFTP has no
+// way to sync a whole file system, and staging runs in parallel.
+func (s *sftpFS) Stage(tmpDir string, data []byte, perm fs.FileMode, uid, gid int) (tmp string, err error) {
+	tmp = path.Join(tmpDir, tempName())
+	c := s.client()
+	f, err := c.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return "", s.wrap(err)
 	}
 	defer func() {
 		if err != nil {
-			_ = s.c.Remove(tmp)
+			_ = c.Remove(tmp)
 		}
 	}()
 	if err = f.Chmod(perm); err == nil {
 		_, err = f.Write(data)
 	}
 	if err == nil && uid >= 0 && gid >= 0 {
-		if cerr := f.Chown(uid, gid); cerr != nil && !os.IsPermission(cerr) {
+		if cerr := f.Chown(uid, gid); cerr != nil && !os.IsPermission(cerr) && !errors.Is(cerr, fs.ErrPermission) {
 			err = cerr
 		}
 	}
 	if err == nil {
-		err = f.Sync()
+		if serr := f.Sync(); serr != nil && !errors.Is(serr, sftp.ErrSSHFxOpUnsupported) {
+			err = serr
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return s.wrap(err)
-	}
-	return s.wrap(s.c.PosixRename(tmp, p))
+	return tmp, s.wrap(err)
 }
 
-func (s *sftpFS) Remove(p string) error { return s.wrap(s.c.Remove(p)) }
+func (s *sftpFS) Flush(string) error { return nil }
+
+func (s *sftpFS) Rename(oldPath, newPath string) error {
+	return s.wrap(s.client().PosixRename(oldPath, newPath))
+}
+
+func (s *sftpFS) SyncDir(string) {}
+
+func (s *sftpFS) Remove(p string) error { return s.wrap(s.client().Remove(p)) }
 
 func (s *sftpFS) Mkdir(p string, perm fs.FileMode) error {
-	if err := s.c.Mkdir(p); err != nil {
+	c := s.client()
+	if err := c.Mkdir(p); err != nil {
 		return s.wrap(err)
 	}
-	return s.wrap(s.c.Chmod(p, perm))
+	return s.wrap(c.Chmod(p, perm))
 }
 
-func (s *sftpFS) Chmod(p string, perm fs.FileMode) error { return s.wrap(s.c.Chmod(p, perm)) }
+func (s *sftpFS) Chmod(p string, perm fs.FileMode) error { return s.wrap(s.client().Chmod(p, perm)) }
 
 // wrap maps SFTP status codes to fs errors so callers can use errors.Is,
 // and a lost connection to KindUnreachable.

@@ -125,32 +125,53 @@ func TestSyncRefusesBrokenSource(t *testing.T) {
 	}
 }
 
-// faultyFS fails the n-th atomic write.
+// faultyFS fails the n-th rename or remove (the commit phase of a sync),
+// or every Stage when failStage is set.
 type faultyFS struct {
 	fileSystem
-	mu     sync.Mutex // guards writes
-	writes int
-	failAt int
+	failStage bool
+	mu        sync.Mutex // guards calls
+	calls     int
+	failAt    int
 }
 
-func (f *faultyFS) WriteAtomic(p, tmp string, data []byte, perm fs.FileMode, uid, gid int) error {
+func (f *faultyFS) fail() bool {
 	f.mu.Lock()
-	f.writes++
-	n := f.writes
-	f.mu.Unlock()
-	if n == f.failAt {
-		return errors.New("disk full (injected)")
+	defer f.mu.Unlock()
+	f.calls++
+	return f.calls == f.failAt
+}
+
+func (f *faultyFS) Rename(a, b string) error {
+	if f.fail() {
+		return errors.New("rename failed (injected)")
 	}
-	return f.fileSystem.WriteAtomic(p, tmp, data, perm, uid, gid)
+	return f.fileSystem.Rename(a, b)
+}
+
+func (f *faultyFS) Remove(p string) error {
+	if f.fail() {
+		return errors.New("remove failed (injected)")
+	}
+	return f.fileSystem.Remove(p)
+}
+
+func (f *faultyFS) Stage(tmpDir string, data []byte, perm fs.FileMode, uid, gid int) (string, error) {
+	if f.failStage {
+		return "", errors.New("disk full (injected)")
+	}
+	return f.fileSystem.Stage(tmpDir, data, perm, uid, gid)
 }
 
 func TestSyncFailureMidwayRestores(t *testing.T) {
-	for failAt := 1; failAt <= 4; failAt++ {
+	// The fixture's sync commits 7 operations; fail each in turn, and fail
+	// staging (before anything is visible).
+	for failAt := 0; failAt <= 7; failAt++ {
 		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
 			master, slave := syncFixture(t)
 			before := snapshot(t, slave)
 			c := newConns(sshOptions{})
-			c.local = &faultyFS{fileSystem: localFS{}, failAt: failAt}
+			c.local = &faultyFS{fileSystem: localFS{}, failAt: failAt, failStage: failAt == 0}
 			res, err := runSync(t.Context(), c, syncInputs{Source: master, Destination: slave}, (&syncAction{}).Schema(), &recorder{})
 			if err == nil || !strings.Contains(err.Error(), "injected") {
 				t.Fatalf("err = %v, want the injected failure", err)
@@ -159,7 +180,7 @@ func TestSyncFailureMidwayRestores(t *testing.T) {
 				t.Fatalf("result with undo state although the slave was restored: %+v", res)
 			}
 			if d := cmp.Diff(before, snapshot(t, slave)); d != "" {
-				t.Fatalf("slave not restored after failure at write %d:\n%s", failAt, d)
+				t.Fatalf("slave not restored after failure %d:\n%s", failAt, d)
 			}
 		})
 	}

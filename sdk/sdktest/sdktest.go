@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -63,11 +64,60 @@ const serveEnv = "RUNBOOK_SDKTEST_SERVE"
 //
 //	func TestMain(m *testing.M) { sdktest.Main(m, New()) }
 func Main(m *testing.M, p *sdk.Plugin) {
+	ServeIfChild(p)
+	os.Exit(m.Run())
+}
+
+// ServeIfChild serves p and exits when this test binary was started by
+// Self or StartSelf; otherwise it returns at once. Use it in a TestMain
+// that needs to do more than Main.
+func ServeIfChild(p *sdk.Plugin) {
 	if os.Getenv(serveEnv) == "1" {
 		sdk.Serve(p)
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+}
+
+// StartSelf is Self without a test: it returns the provider and a function
+// that kills the process (for sharing one process across a package's tests).
+func StartSelf() (sdk.Provider, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	return StartProcess(exe, []string{serveEnv + "=1"}, io.Discard)
+}
+
+// StartProcess is Process without a test: it returns the provider and a
+// function that kills the process. The plugin's stderr goes to stderr.
+func StartProcess(exe string, env []string, stderr io.Writer, args ...string) (sdk.Provider, func(), error) {
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
+	c := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.ClientPluginSets(),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Stderr:           stderr,
+		Logger:           hclog.NewNullLogger(),
+	})
+	rpc, err := c.Client()
+	if err != nil {
+		c.Kill()
+		return nil, nil, fmt.Errorf("start plugin %s: %w", exe, err)
+	}
+	raw, err := rpc.Dispense(sdk.DispenseName)
+	if err != nil {
+		c.Kill()
+		return nil, nil, fmt.Errorf("dispense: %w", err)
+	}
+	prov, ok := raw.(sdk.Provider)
+	if !ok {
+		c.Kill()
+		return nil, nil, fmt.Errorf("dispense: unexpected %T", raw)
+	}
+	return prov, c.Kill, nil
 }
 
 // Self starts the test binary itself as a plugin process (see Main) and
@@ -87,27 +137,12 @@ func Self(t testing.TB) sdk.Provider {
 // test log.
 func Process(t testing.TB, exe string, env []string, args ...string) sdk.Provider {
 	t.Helper()
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), env...)
-	c := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: sdk.ClientPluginSets(),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		Stderr:           testWriter{t},
-		Logger:           hclog.NewNullLogger(),
-	})
-	t.Cleanup(c.Kill)
-	rpc, err := c.Client()
+	prov, kill, err := StartProcess(exe, env, testWriter{t}, args...)
 	if err != nil {
-		t.Fatalf("sdktest: start plugin %s: %v", exe, err)
+		t.Fatalf("sdktest: %v", err)
 	}
-	raw, err := rpc.Dispense(sdk.DispenseName)
-	if err != nil {
-		t.Fatalf("sdktest: dispense: %v", err)
-	}
-	return raw.(sdk.Provider)
+	t.Cleanup(kill)
+	return prov
 }
 
 type testWriter struct{ t testing.TB }

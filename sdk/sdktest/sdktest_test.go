@@ -2,6 +2,8 @@ package sdktest_test
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,13 +15,27 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-func TestMain(m *testing.M) { sdktest.Main(m, plugintest.New()) }
+// process is this test binary serving plugintest, shared by all tests.
+var process sdk.Provider
+
+func TestMain(m *testing.M) {
+	sdktest.ServeIfChild(plugintest.New())
+	prov, kill, err := sdktest.StartSelf()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	process = prov
+	code := m.Run()
+	kill()
+	os.Exit(code)
+}
 
 // transports runs f on every transport: in-process, gRPC in-process and a
 // real plugin process (this test binary re-executed).
 func transports(t *testing.T, f func(t *testing.T, prov sdk.Provider)) {
 	provs := sdktest.Providers(t, plugintest.New())
-	provs["process"] = sdktest.Self(t)
+	provs["process"] = process
 	for _, name := range []string{"local", "grpc", "process"} {
 		t.Run(name, func(t *testing.T) { f(t, provs[name]) })
 	}

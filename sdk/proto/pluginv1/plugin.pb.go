@@ -83,13 +83,16 @@ func (Diagnostic_Severity) EnumDescriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{2, 0}
 }
 
-// DynamicValue is a cty value encoded as msgpack with the type
-// cty.DynamicPseudoType (so it carries its own type and any unknowns).
+// DynamicValue is a cty value encoded as msgpack (which carries unknowns).
+// When type is set, msgpack is encoded with that cty type (JSON,
+// cty/json.MarshalType); otherwise with cty.DynamicPseudoType, so that the
+// msgpack carries its own type.
 type DynamicValue struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Msgpack []byte                 `protobuf:"bytes,1,opt,name=msgpack,proto3" json:"msgpack,omitempty"`
 	// Paths inside the value that are sensitive (marked).
 	Sensitive     []*AttributePath `protobuf:"bytes,2,rep,name=sensitive,proto3" json:"sensitive,omitempty"`
+	Type          []byte           `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -134,6 +137,13 @@ func (x *DynamicValue) GetMsgpack() []byte {
 func (x *DynamicValue) GetSensitive() []*AttributePath {
 	if x != nil {
 		return x.Sensitive
+	}
+	return nil
+}
+
+func (x *DynamicValue) GetType() []byte {
+	if x != nil {
+		return x.Type
 	}
 	return nil
 }
@@ -1787,10 +1797,11 @@ var File_plugin_proto protoreflect.FileDescriptor
 
 const file_plugin_proto_rawDesc = "" +
 	"\n" +
-	"\fplugin.proto\x12\x11runbook.plugin.v1\"h\n" +
+	"\fplugin.proto\x12\x11runbook.plugin.v1\"|\n" +
 	"\fDynamicValue\x12\x18\n" +
 	"\amsgpack\x18\x01 \x01(\fR\amsgpack\x12>\n" +
-	"\tsensitive\x18\x02 \x03(\v2 .runbook.plugin.v1.AttributePathR\tsensitive\"\xe4\x01\n" +
+	"\tsensitive\x18\x02 \x03(\v2 .runbook.plugin.v1.AttributePathR\tsensitive\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\fR\x04type\"\xe4\x01\n" +
 	"\rAttributePath\x12;\n" +
 	"\x05steps\x18\x01 \x03(\v2%.runbook.plugin.v1.AttributePath.StepR\x05steps\x1a\x95\x01\n" +
 	"\x04Step\x12'\n" +

@@ -1,0 +1,418 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/cobra"
+	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/term"
+
+	"github.com/runbookdev/runbook/engine/event"
+	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/lang"
+	"github.com/runbookdev/runbook/engine/mask"
+	"github.com/runbookdev/runbook/engine/pluginhost"
+	"github.com/runbookdev/runbook/engine/run"
+	"github.com/runbookdev/runbook/engine/view"
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// runFlags are shared by apply, resume and rollback.
+type runFlags struct {
+	parallelism int
+	json        bool
+	stateDir    string
+	verbose     bool
+}
+
+func addRunFlags(cmd *cobra.Command, f *runFlags) {
+	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "run at most N steps at once")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON event per line (see docs/events.md)")
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "where runs are journaled (default: .runbook beside the runbook, or in the current directory)")
+	cmd.Flags().BoolVar(&f.verbose, "verbose", false, "also show plugin debug logs and checkpoints")
+}
+
+func init() {
+	var vf varFlags
+	var rf runFlags
+	var autoApprove bool
+	cmd := &cobra.Command{
+		Use:   "apply FILE",
+		Short: "Run a runbook, undoing what was done if a step fails",
+		Long: `Apply shows the plan, asks for confirmation on a terminal (unless -auto-approve),
+then runs the steps as a DAG. When a step fails (after its retries) with
+on_failure = "rollback" (the default), nothing new starts, running steps finish,
+always steps run, and every completed step with a rollback is undone in reverse
+dependency order. Every state change is journaled under .runbook/runs/<id>/.
+
+Ctrl-C once stops cleanly and leaves the run resumable; twice exits at once.
+
+Exit status: 0 success, 1 error or failed run, 2 failed and rolled back,
+3 rollback failed, 4 interrupted (resumable).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runApply(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], vf.sources(), rf, autoApprove)
+		},
+	}
+	addVarFlags(cmd, &vf)
+	addRunFlags(cmd, &rf)
+	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "do not ask for confirmation")
+	rootCmd.AddCommand(cmd)
+}
+
+// session is what apply, resume and rollback share: the masker, the views,
+// the plugin host, the store and the lock.
+type session struct {
+	stdout, stderr io.Writer
+	mask           *mask.Masker
+	sink           event.Sink
+	flags          runFlags
+	store          *journal.LocalStore
+	sealer         *journal.Sealer
+	host           *pluginhost.Host
+	stderrW        *mask.Writer // plugin stderr, masked
+	lock           journal.Lock
+}
+
+func newSession(stdout, stderr io.Writer, rf runFlags) (*session, error) {
+	s := &session{stdout: stdout, stderr: stderr, mask: mask.New(), flags: rf}
+	sealer, err := journal.SealerFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	s.sealer = sealer
+	if rf.json {
+		s.sink = view.JSON(stdout, s.mask)
+	} else {
+		p := view.NewPlain(stdout, s.mask)
+		p.Verbose = rf.verbose
+		s.sink = p
+	}
+	s.stderrW = s.mask.Writer(stderr)
+	return s, nil
+}
+
+func (s *session) close() {
+	if s.host != nil {
+		s.host.Close()
+	}
+	s.stderrW.Flush()
+}
+
+// errorf prints a masked error and returns the exit code error.
+func (s *session) fail(code int, err error) error {
+	if err == nil {
+		return withCode(code, nil)
+	}
+	fmt.Fprintln(s.stderr, "Error:", s.mask.Mask(err.Error()))
+	return withCode(code, nil)
+}
+
+// interruptContext cancels on the first SIGINT/SIGTERM and exits on the
+// second.
+func interruptContext(s *session, hint func() string) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		n := 0
+		for range ch {
+			n++
+			if n == 1 {
+				fmt.Fprintln(s.stderr, "\nInterrupt received: stopping running steps; the run stays resumable. Press Ctrl-C again to exit now.")
+				cancel()
+				continue
+			}
+			fmt.Fprintln(s.stderr, "\nSecond interrupt: exiting now. "+hint())
+			os.Exit(exitInterrupted)
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+func stateDirFor(rf runFlags, cfg *lang.Config) string {
+	if rf.stateDir != "" {
+		return rf.stateDir
+	}
+	if cfg != nil {
+		return filepath.Join(runbookDir(cfg), ".runbook")
+	}
+	return ".runbook"
+}
+
+func holder() journal.Holder {
+	h := journal.Holder{PID: os.Getpid(), Since: time.Now().UTC()}
+	if u, err := user.Current(); err == nil {
+		h.User = u.Username
+	}
+	h.Host, _ = os.Hostname()
+	return h
+}
+
+func runApply(stdout, stderr io.Writer, path string, vars lang.VarSources, rf runFlags, autoApprove bool) error {
+	s, err := newSession(stdout, stderr, rf)
+	if err != nil {
+		return withCode(exitError, err)
+	}
+	defer s.close()
+	cfg, diags := lang.Load(path)
+	if diags.HasErrors() {
+		printDiags(stderr, cfg, diags)
+		return withCode(exitError, nil)
+	}
+	stateDir := stateDirFor(rf, cfg)
+	s.store = journal.NewLocal(stateDir)
+	if s.host, err = openHost(cfg, stateDir, s.stderrW); err != nil {
+		return s.fail(exitError, err)
+	}
+	diags = append(diags, cfg.Check(hostSchemas{s.host})...)
+	values, d := cfg.ResolveVariables(vars)
+	diags = append(diags, d...)
+	for _, v := range values {
+		s.mask.AddValue(v, lang.MarkSensitive)
+	}
+	if diags.HasErrors() {
+		printDiags(stderr, cfg, diags)
+		return withCode(exitError, nil)
+	}
+	runID := journal.NewID()
+	scope := &lang.Scope{Config: cfg, Vars: values, RunID: runID, Schemas: hostSchemas{s.host}}
+	lockKey, d := scope.Lock()
+	if d.HasErrors() {
+		printDiags(stderr, cfg, d)
+		return withCode(exitError, nil)
+	}
+	if !autoApprove {
+		if !term.IsTerminal(int(os.Stdin.Fd())) {
+			return s.fail(exitError, errors.New("stdin is not a terminal: pass -auto-approve to apply without confirmation"))
+		}
+		ok, err := confirmPlan(s, cfg, values)
+		if err != nil {
+			return s.fail(exitError, err)
+		}
+		if !ok {
+			fmt.Fprintln(stderr, "Apply cancelled.")
+			return withCode(exitError, nil)
+		}
+	}
+	if lockKey != "" {
+		l, err := s.store.Lock(lockKey, runID, holder())
+		if err != nil {
+			return s.fail(exitError, err)
+		}
+		s.lock = l
+	}
+	meta := runMeta(s, cfg, runID, lockKey, values)
+	j, err := s.store.Create(meta)
+	if err != nil {
+		s.releaseLock(false)
+		return s.fail(exitError, fmt.Errorf("create journal: %w", err))
+	}
+	defer j.Close()
+	return s.execute(j, cfg, scope, runID, nil)
+}
+
+func (s *session) releaseLock(finished bool) {
+	if s.lock != nil {
+		s.lock.Release(finished)
+		s.lock = nil
+	}
+}
+
+// execute runs (or resumes) and prints the summary.
+func (s *session) execute(j journal.Journal, cfg *lang.Config, scope *lang.Scope, runID string, resume *journal.State) error {
+	cmds := s.commands(runID)
+	ctx, stop := interruptContext(s, func() string { return "Resume with: " + cmds.resume })
+	defer stop()
+	name := ""
+	if cfg.Runbook != nil {
+		name = cfg.Runbook.Name
+	}
+	s.sink.Emit(event.Event{V: event.Version, Type: event.RunStarted, Time: time.Now().UTC(), RunID: runID, Message: name,
+		Fields: map[string]string{"journal": s.store.Location(runID)}})
+	res, err := run.Apply(ctx, run.FromConfig(scope), run.Options{
+		RunID: runID, Parallelism: s.flags.parallelism, Providers: s.host, Journal: j, Sealer: s.sealer,
+		Sink: s.sink, Mask: s.mask, Resume: resume,
+	})
+	if err != nil {
+		s.releaseLock(false)
+		return s.fail(exitError, err)
+	}
+	s.releaseLock(journal.Finished(res.State))
+	return s.finish(res, runID)
+}
+
+type commands struct{ resume, rollback string }
+
+func (s *session) commands(runID string) commands {
+	dir := ""
+	if s.flags.stateDir != "" {
+		dir = " -state-dir " + s.flags.stateDir
+	} else if s.store != nil && s.store.Dir != ".runbook" {
+		dir = " -state-dir " + s.store.Dir
+	}
+	return commands{resume: "runbook resume" + dir + " " + runID, rollback: "runbook rollback" + dir + " " + runID}
+}
+
+// finish prints the summary (or the run_finished event) and picks the
+// exit code.
+func (s *session) finish(res *run.Result, runID string) error {
+	cmds := s.commands(runID)
+	sum := &view.Summary{RunID: runID, State: res.State, Journal: s.store.Location(runID), Duration: res.Duration}
+	for _, in := range res.Instances {
+		line := view.StepLine{Address: in.Address, State: in.State, Attempts: in.Attempt}
+		if !in.Ended.IsZero() && !in.Started.IsZero() {
+			line.Duration = in.Ended.Sub(in.Started)
+		}
+		if in.Err != nil {
+			line.Error = in.Err.Error()
+		}
+		sum.Steps = append(sum.Steps, line)
+	}
+	if res.Err != nil {
+		sum.Error = res.Err.Error()
+	}
+	if len(res.Outputs) > 0 {
+		sum.Outputs = map[string]any{}
+		for k, v := range res.Outputs {
+			sum.Outputs[k] = run.RenderValue(v)
+		}
+	}
+	code := exitOK
+	switch res.State {
+	case journal.RunSucceeded:
+		sum.Rollback = cmds.rollback
+	case journal.RunRolledBack:
+		code = exitRolledBack
+	case journal.RunRollbackFailed:
+		code = exitRollbackFailed
+		sum.Rollback = cmds.rollback
+	case journal.RunInterrupted, journal.RunAborted:
+		code = exitInterrupted
+		if res.State == journal.RunAborted {
+			code = exitError
+		}
+		sum.Resume, sum.Rollback = cmds.resume, cmds.rollback
+	default:
+		code = exitError
+		sum.Resume, sum.Rollback = cmds.resume, cmds.rollback
+	}
+	if res.Interrupted && code != exitInterrupted {
+		code = exitInterrupted
+	}
+	if s.flags.json {
+		s.sink.Emit(event.Event{V: event.Version, Type: event.RunFinished, Time: time.Now().UTC(), RunID: runID, State: res.State,
+			Error: s.mask.Mask(sum.Error), Outputs: sum.Outputs, DurationMS: res.Duration.Milliseconds(),
+			Fields: map[string]string{"journal": sum.Journal, "resume": sum.Resume, "rollback": sum.Rollback}})
+	} else {
+		view.WriteSummary(s.stdout, s.mask, sum)
+	}
+	return withCode(code, nil)
+}
+
+// confirmPlan prints the plan and asks "yes".
+func confirmPlan(s *session, cfg *lang.Config, values map[string]cty.Value) (bool, error) {
+	p, d := cfg.Plan(context.Background(), lang.PlanOptions{
+		Vars: values, Schemas: hostSchemas{s.host},
+		Provider: func(ctx context.Context, name string) (sdk.Provider, error) { return s.host.Provider(ctx, name) },
+	})
+	if d.HasErrors() || p == nil {
+		printDiags(s.stderr, cfg, d)
+		return false, errors.New("cannot plan")
+	}
+	mw := s.mask.Writer(s.stdout)
+	p.WriteText(mw)
+	mw.Flush()
+	fmt.Fprint(s.stderr, "\nApply this runbook? Only 'yes' is accepted: ")
+	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	return strings.TrimSpace(line) == "yes", nil
+}
+
+// runMeta describes the run for the journal.
+func runMeta(s *session, cfg *lang.Config, runID, lockKey string, values map[string]cty.Value) *journal.Meta {
+	h := holder()
+	m := &journal.Meta{ID: runID, User: h.User, Host: h.Host, PID: h.PID, Started: time.Now().UTC(), Lock: lockKey,
+		Parallelism: s.flags.parallelism, Command: s.mask.Mask(strings.Join(os.Args, " "))}
+	if cfg.Runbook != nil {
+		m.Runbook = cfg.Runbook.Name
+	}
+	dir, _ := filepath.Abs(runbookDir(cfg))
+	m.Dir = dir
+	names := make([]string, 0, len(cfg.Sources))
+	for n := range cfg.Sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		sum := sha256.Sum256(cfg.Sources[n])
+		abs, err := filepath.Abs(n)
+		if err != nil {
+			abs = n
+		}
+		m.Files = append(m.Files, journal.FileHash{Path: abs, SHA256: hex.EncodeToString(sum[:])})
+	}
+	m.Git = gitInfo(dir)
+	plugins := map[string]bool{}
+	for _, st := range cfg.Steps {
+		plugins[st.Plugin] = true
+		if st.Rollback != nil && st.Rollback.Plugin != "" {
+			plugins[st.Rollback.Plugin] = true
+		}
+	}
+	for _, p := range sortedKeys(plugins) {
+		v, sum := s.host.Info(p)
+		m.Plugins = append(m.Plugins, journal.PluginInfo{Name: p, Version: v, SHA256: sum})
+	}
+	m.Vars = map[string]*journal.Value{}
+	for k, v := range values {
+		if jv, err := journal.EncodeValue(v, s.sealer); err == nil {
+			m.Vars[k] = jv
+		}
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// gitInfo returns the commit of the repository holding dir, if any.
+func gitInfo(dir string) *journal.GitInfo {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return nil
+	}
+	g := &journal.GitInfo{Commit: strings.TrimSpace(string(out))}
+	st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
+	g.Dirty = err == nil && len(strings.TrimSpace(string(st))) > 0
+	return g
+}
+
+// diagsErr turns diagnostics into an error (nil without errors).
+func diagsErr(d hcl.Diagnostics) error {
+	if d.HasErrors() {
+		return d
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runbookdev/runbook/engine/journal"
+)
+
+var getenv = os.Getenv
+
+func init() {
+	var stateDir string
+	var reject bool
+	cmd := &cobra.Command{
+		Use:   "approve RUN STEP",
+		Short: "Approve (or -reject) a core.approve step waiting in a run",
+		Long: `Approve answers a core.approve step of a running run: it writes
+<state dir>/approvals/<RUN>/<STEP>.json, which the waiting step reads.
+STEP is the step address, e.g. go_live or db["cozy"].`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store := journal.NewLocal(stateDir)
+			id, err := store.Resolve(args[0])
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			who := holder()
+			rec := map[string]any{"approved_by": who.User + "@" + who.Host, "at": time.Now().UTC().Format(time.RFC3339), "approved": !reject}
+			b, _ := json.Marshal(rec)
+			dir := filepath.Join(stateDir, "approvals", id)
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return withCode(exitError, err)
+			}
+			path := filepath.Join(dir, approveSanitize.ReplaceAllString(args[1], "_")+".json")
+			tmp := path + ".tmp"
+			if err := os.WriteFile(tmp, b, 0o600); err != nil {
+				return withCode(exitError, err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				return withCode(exitError, err)
+			}
+			verb := "Approved"
+			if reject {
+				verb = "Rejected"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s step %s of run %s.\n", verb, args[1], id)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", ".runbook", "the state directory of the run")
+	cmd.Flags().BoolVar(&reject, "reject", false, "reject instead of approving")
+	rootCmd.AddCommand(cmd)
+}

@@ -1,0 +1,215 @@
+// Package view renders engine events for people and programs: plain lines
+// (non-TTY, CI logs, and terminals for now), and one JSON object per line
+// (`-json`, see docs/events.md).
+package view
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/runbookdev/runbook/engine/event"
+	"github.com/runbookdev/runbook/engine/mask"
+)
+
+// JSON writes each event as one JSON line. The masker is applied once more
+// to the encoded line as a last line of defence.
+func JSON(w io.Writer, m *mask.Masker) event.Sink {
+	var mu sync.Mutex
+	return event.Func(func(e event.Event) {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return
+		}
+		b = m.MaskBytes(b)
+		mu.Lock()
+		defer mu.Unlock()
+		w.Write(append(b, '\n'))
+	})
+}
+
+// Plain writes one readable line per event, for logs and terminals.
+// Verbose adds plugin debug logs and progress lines.
+type Plain struct {
+	W       io.Writer
+	Mask    *mask.Masker
+	Verbose bool
+
+	mu sync.Mutex
+	// lastProgress throttles progress lines per step; guarded by mu.
+	lastProgress map[string]time.Time
+}
+
+// NewPlain returns a plain renderer on w.
+func NewPlain(w io.Writer, m *mask.Masker) *Plain {
+	return &Plain{W: w, Mask: m, lastProgress: map[string]time.Time{}}
+}
+
+// Emit implements event.Sink.
+func (p *Plain) Emit(e event.Event) {
+	line := p.line(e)
+	if line == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintln(p.W, p.Mask.Mask(line))
+}
+
+func (p *Plain) line(e event.Event) string {
+	ts := e.Time.Local().Format("15:04:05")
+	s := func(format string, a ...any) string { return ts + " " + fmt.Sprintf(format, a...) }
+	att := ""
+	if e.Attempt > 1 {
+		att = fmt.Sprintf(" (attempt %d)", e.Attempt)
+	}
+	switch e.Type {
+	case event.RunStarted:
+		return s("run %s started: %s", e.RunID, e.Message)
+	case event.StepStarted:
+		return s("%s: started%s [%s]", e.Step, att, e.Action)
+	case event.StepReused:
+		return s("%s: already done in this run, kept its outputs", e.Step)
+	case event.StepLog:
+		if e.Level == "debug" && !p.Verbose {
+			return ""
+		}
+		return s("%s: %s: %s", e.Step, e.Level, e.Message)
+	case event.StepProgress:
+		p.mu.Lock()
+		last := p.lastProgress[e.Step]
+		now := time.Now()
+		ok := now.Sub(last) >= 2*time.Second || (e.Total > 0 && e.Current >= e.Total)
+		if ok {
+			p.lastProgress[e.Step] = now
+		}
+		p.mu.Unlock()
+		if !ok {
+			return ""
+		}
+		if e.Total > 0 {
+			return s("%s: %d/%d %s (%d%%)", e.Step, e.Current, e.Total, e.Unit, e.Current*100/e.Total)
+		}
+		return s("%s: %d %s", e.Step, e.Current, e.Unit)
+	case event.StepCheckpoint:
+		if !p.Verbose {
+			return ""
+		}
+		return s("%s: checkpoint saved", e.Step)
+	case event.StepRetry:
+		return s("%s: failed%s, retrying in %s: %s", e.Step, att, time.Duration(e.DelayMS)*time.Millisecond, e.Error)
+	case event.StepSucceeded:
+		return s("%s: done%s in %s", e.Step, att, time.Duration(e.DurationMS)*time.Millisecond)
+	case event.StepFailed:
+		l := s("%s: FAILED%s: %s", e.Step, att, e.Error)
+		if e.Hint != "" {
+			l += "\n         hint: " + e.Hint
+		}
+		return l
+	case event.StepSkipped:
+		return s("%s: skipped (%s)", e.Step, e.Message)
+	case event.StepCancelled:
+		return s("%s: interrupted; it will run again on resume", e.Step)
+	case event.RollbackStarted:
+		return s("rolling back completed steps, in reverse order")
+	case event.UndoStarted:
+		return s("%s: undoing", e.Step)
+	case event.UndoSucceeded:
+		return s("%s: undone", e.Step)
+	case event.UndoFailed:
+		return s("%s: UNDO FAILED: %s", e.Step, e.Error)
+	case event.UndoSkipped:
+		return s("%s: %s", e.Step, e.Message)
+	case event.Warning:
+		if e.Step != "" {
+			return s("warning: %s: %s", e.Step, e.Message)
+		}
+		return s("warning: %s", e.Message)
+	case event.RunFinished:
+		return "" // the summary says it
+	}
+	return ""
+}
+
+// StepLine is one line of the end-of-run summary.
+type StepLine struct {
+	Address  string
+	State    string
+	Attempts int
+	Duration time.Duration
+	Error    string
+}
+
+// Summary is what the end of a run prints.
+type Summary struct {
+	RunID    string
+	State    string
+	Steps    []StepLine
+	Outputs  map[string]any // rendered; sensitive ones already hidden
+	Journal  string
+	Resume   string // exact command, "" when not resumable
+	Rollback string // exact command, "" when nothing to roll back
+	Duration time.Duration
+	Error    string
+}
+
+// WriteSummary prints s for people.
+func WriteSummary(w io.Writer, m *mask.Masker, s *Summary) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nRun %s: %s in %s\n", s.RunID, strings.ReplaceAll(s.State, "_", " "), s.Duration.Round(time.Millisecond))
+	counts := map[string]int{}
+	for _, st := range s.Steps {
+		counts[st.State]++
+	}
+	var parts []string
+	for _, k := range sortedKeys(counts) {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+	}
+	fmt.Fprintf(&b, "Steps: %d (%s)\n", len(s.Steps), strings.Join(parts, ", "))
+	if len(s.Steps) <= 50 {
+		for _, st := range s.Steps {
+			extra := ""
+			if st.Attempts > 1 {
+				extra = fmt.Sprintf(", %d attempts", st.Attempts)
+			}
+			if st.Duration > 0 {
+				extra += ", " + st.Duration.Round(time.Millisecond).String()
+			}
+			fmt.Fprintf(&b, "  %-30s %s%s\n", st.Address, st.State, extra)
+			if st.Error != "" {
+				fmt.Fprintf(&b, "  %-30s   %s\n", "", st.Error)
+			}
+		}
+	}
+	if s.Error != "" {
+		fmt.Fprintf(&b, "Error: %s\n", s.Error)
+	}
+	if len(s.Outputs) > 0 {
+		b.WriteString("Outputs:\n")
+		for _, k := range sortedKeys(s.Outputs) {
+			j, _ := json.Marshal(s.Outputs[k])
+			fmt.Fprintf(&b, "  %s = %s\n", k, j)
+		}
+	}
+	fmt.Fprintf(&b, "Journal: %s\n", s.Journal)
+	if s.Resume != "" {
+		fmt.Fprintf(&b, "Resume:   %s\n", s.Resume)
+	}
+	if s.Rollback != "" {
+		fmt.Fprintf(&b, "Rollback: %s\n", s.Rollback)
+	}
+	io.WriteString(w, m.Mask(b.String()))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

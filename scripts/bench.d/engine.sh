@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Engine benchmarks: 1,000 independent core.noop steps, a chain of 200, and
+# the peak RSS of 10,000 steps, journal on (fsync). Compared with Terraform
+# (terraform_data resources) when `terraform` is on PATH.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${BIN:-bin/runbook}
+[ -x "$BIN" ] || go build -o "$BIN" ./cmd/runbook
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+gen_independent() { # N FILE
+  for i in $(seq 1 "$1"); do printf 'step "core.noop" "s%d" {\n}\n' "$i"; done > "$2"
+}
+gen_chain() { # N FILE
+  printf 'step "core.noop" "s1" {\n}\n' > "$2"
+  for i in $(seq 2 "$1"); do printf 'step "core.noop" "s%d" {\n  depends_on = [step.s%d]\n}\n' "$i" "$((i-1))"; done >> "$2"
+}
+gen_tf_independent() { # N DIR
+  mkdir -p "$2"; printf 'resource "terraform_data" "r" {\n  count = %d\n}\n' "$1" > "$2/main.tf"
+}
+gen_tf_chain() { # N DIR
+  mkdir -p "$2"; printf 'resource "terraform_data" "r1" {}\n' > "$2/main.tf"
+  for i in $(seq 2 "$1"); do printf 'resource "terraform_data" "r%d" {\n  input = terraform_data.r%d.id\n}\n' "$i" "$((i-1))"; done >> "$2/main.tf"
+}
+
+# wall DIR CMD... : prints seconds
+wall() {
+  local dir=$1; shift
+  local t0 t1
+  t0=$(date +%s.%N)
+  (cd "$dir" && "$@" >/dev/null 2>&1)
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l | xargs printf '%.3f'
+}
+
+check() { # NAME VALUE LIMIT
+  if (( $(echo "$2 <= $3" | bc -l) )); then echo "  $1: $2 s (limit $3 s) ok"; else echo "  $1: $2 s (limit $3 s) OVER"; status=1; fi
+}
+
+status=0
+mkdir -p "$work/ind" "$work/chain" "$work/big"
+gen_independent 1000 "$work/ind/main.hcl"
+gen_chain 200 "$work/chain/main.hcl"
+gen_independent 10000 "$work/big/main.hcl"
+
+echo "runbook ($BIN), journal on:"
+ind=$(wall "$work/ind" "$BIN" apply -auto-approve main.hcl)
+check "1,000 independent core.noop steps" "$ind" 0.3
+chain=$(wall "$work/chain" "$BIN" apply -auto-approve main.hcl)
+check "chain of 200 core.noop steps" "$chain" 0.6
+rss=$(cd "$work/big" && /usr/bin/time -f '%M' "$BIN" apply -auto-approve -parallelism 50 main.hcl 2>&1 >/dev/null | tail -1)
+rss_mb=$((rss / 1024))
+if [ "$rss_mb" -le 150 ]; then echo "  10,000 steps: peak RSS ${rss_mb} MB (limit 150 MB) ok"; else echo "  10,000 steps: peak RSS ${rss_mb} MB (limit 150 MB) OVER"; status=1; fi
+
+if command -v terraform >/dev/null 2>&1; then
+  echo "terraform ($(terraform version | head -1)):"
+  gen_tf_independent 1000 "$work/tf-ind"; gen_tf_chain 200 "$work/tf-chain"
+  (cd "$work/tf-ind" && terraform init -input=false >/dev/null) && (cd "$work/tf-chain" && terraform init -input=false >/dev/null)
+  tfi=$(wall "$work/tf-ind" terraform apply -auto-approve -input=false)
+  tfc=$(wall "$work/tf-chain" terraform apply -auto-approve -input=false)
+  echo "  1,000 independent: $tfi s; runbook is $(echo "$tfi / $ind" | bc -l | xargs printf '%.1f')x faster (goal >= 25x)"
+  echo "  chain of 200: $tfc s; runbook is $(echo "$tfc / $chain" | bc -l | xargs printf '%.1f')x faster"
+else
+  echo "terraform: not on PATH, comparison skipped"
+fi
+exit $status
