@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"strings"
 
 	pb "github.com/runbookdev/runbook/sdk/proto/pluginv1"
 	"github.com/zclconf/go-cty/cty"
@@ -273,13 +274,10 @@ func EncodeError(err error) *pb.Error {
 	}
 	e := Classify(err)
 	msg := err.Error()
-	if e.Err != nil && e.Kind != KindUnknown {
-		// err.Error() of an *Error starts with "kind: "; keep the message
-		// without it (the kind travels on its own). Wrapping context
-		// around the *Error is kept.
-		if err == error(e) {
-			msg = e.Err.Error()
-		}
+	if e.Kind != KindUnknown {
+		// The kind travels on its own and Error() prefixes it again on the
+		// other side: drop the "kind: " that the *Error inside err wrote.
+		msg = strings.Replace(msg, string(e.Kind)+": ", "", 1)
 	}
 	return &pb.Error{Kind: string(e.Kind), Retryable: e.Retryable, Hint: e.Hint, Message: msg}
 }

@@ -185,9 +185,13 @@ func exampleValue(t cty.Type) string {
 	return "{}"
 }
 
+// firstSentence cuts s after the first ". " followed by a capital letter
+// (so "e.g. x" does not end a sentence).
 func firstSentence(s string) string {
-	if i := strings.Index(s, ". "); i >= 0 {
-		return s[:i+1]
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == '.' && s[i+1] == ' ' && s[i+2] >= 'A' && s[i+2] <= 'Z' {
+			return s[:i+1]
+		}
 	}
 	return s
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -164,7 +165,7 @@ func (l *Log) flushLocked() {
 	l.mu.Unlock()
 	_, err := l.f.Write(buf)
 	if err == nil && !l.NoSync {
-		err = l.f.Sync()
+		err = datasync(l.f)
 	}
 	l.mu.Lock()
 	if err != nil && l.err == nil {
@@ -175,6 +176,33 @@ func (l *Log) flushLocked() {
 	l.cond.Broadcast()
 }
 
+// AppendNoWait queues r for the next flush and returns at once. Use it
+// only for records whose loss in a crash is harmless (an attempt start:
+// the attempt number, hence the idempotency key, is the same when it is
+// replayed); any later Append makes it durable, in order.
+func (l *Log) AppendNoWait(r *Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	if l.closed {
+		return errors.New("journal closed")
+	}
+	l.seq++
+	r.Seq = l.seq
+	if r.Time.IsZero() {
+		r.Time = time.Now().UTC()
+	}
+	line, err := encodeLine(r)
+	if err != nil {
+		l.seq--
+		return fmt.Errorf("encode journal record: %w", err)
+	}
+	l.buf = append(l.buf, line...)
+	return nil
+}
+
 // Seq is the last sequence number written.
 func (l *Log) Seq() int64 {
 	l.mu.Lock()
@@ -182,13 +210,30 @@ func (l *Log) Seq() int64 {
 	return l.seq
 }
 
-// Close closes the file.
+// Close writes what is queued and closes the file.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	for l.flushing {
 		l.cond.Wait()
 	}
+	if len(l.buf) > 0 && l.err == nil {
+		l.flushLocked()
+	}
 	l.closed = true
+	err := l.err
 	l.mu.Unlock()
-	return l.f.Close()
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// datasync flushes the file's data (and its size) to disk.
+func datasync(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			return err
+		}
+	}
 }

@@ -33,7 +33,10 @@ type Store interface {
 
 // Journal appends records to one run.
 type Journal interface {
+	// Append returns once r is durable.
 	Append(r *Record) error
+	// AppendNoWait queues r; the next Append (or Close) makes it durable.
+	AppendNoWait(r *Record) error
 	Close() error
 }
 

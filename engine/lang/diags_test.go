@@ -105,6 +105,8 @@ step "core.exec" "c" {
 			[]string{`4:13: Invalid default value for variable | not nullable`}},
 		{"variable default uses var", "variable \"v\" {\n  default = var.w\n}\nvariable \"w\" {}",
 			[]string{`2:13: Variables not allowed`}},
+		{"huge number", "output \"o\" {\n  value = 1e99999999\n}", []string{`2:11: Number out of range | 1e99999999 is too large`}},
+		{"huge number in string is fine", "output \"o\" {\n  value = \"a1e99999999\"\n}", nil},
 		{"output without value", "output \"o\" {}", []string{`1:12: Missing required argument | The argument "value" is required`}},
 		{"description not constant", "variable \"a\" {}\nrunbook \"r\" {\n  description = var.a\n}", []string{`3:17: Variables not allowed`}},
 	}

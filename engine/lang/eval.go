@@ -95,7 +95,7 @@ func Address(step string, key cty.Value) string {
 	case cty.String:
 		return step + "[" + strconv.Quote(key.AsString()) + "]"
 	case cty.Number:
-		return step + "[" + key.AsBigFloat().Text('f', -1) + "]"
+		return step + "[" + formatNumber(key.AsBigFloat()) + "]"
 	}
 	return step
 }

@@ -58,7 +58,7 @@ func formatValue(b *strings.Builder, v cty.Value, indent int) {
 		}
 		b.WriteString(strconv.Quote(s))
 	case ty == cty.Number:
-		b.WriteString(v.AsBigFloat().Text('f', -1))
+		b.WriteString(formatNumber(v.AsBigFloat()))
 	case ty == cty.Bool:
 		if v.True() {
 			b.WriteString("true")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func addSeeds(f *testing.F, glob string) {
@@ -41,6 +42,8 @@ func FuzzParseJSON(f *testing.F) {
 }
 
 func fuzzOne(t *testing.T, name string, src []byte) {
+	watchdog := time.AfterFunc(10*time.Second, func() { panic("fuzz input took more than 10s") })
+	defer watchdog.Stop()
 	cfg, _ := LoadSources(map[string][]byte{name: src})
 	if cfg == nil {
 		t.Fatal("nil config")

@@ -125,6 +125,11 @@ func load(files map[string][]byte, order []string, base string) (*Config, hcl.Di
 	for _, name := range order {
 		src := files[name]
 		cfg.Sources[name] = src
+		if d := checkNumbers(name, src); d.HasErrors() {
+			// Refuse the file: evaluating such numbers could take minutes.
+			diags = append(diags, d...)
+			continue
+		}
 		var f *hcl.File
 		var d hcl.Diagnostics
 		if strings.HasSuffix(name, ".json") {

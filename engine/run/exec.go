@@ -84,12 +84,25 @@ func (e *executor) append(r *journal.Record) error {
 	if e.opts.Journal == nil {
 		return nil
 	}
+	e.maskRecord(r)
+	return e.opts.Journal.Append(r)
+}
+
+// appendNoWait journals a record whose loss in a crash is harmless.
+func (e *executor) appendNoWait(r *journal.Record) error {
+	if e.opts.Journal == nil {
+		return nil
+	}
+	e.maskRecord(r)
+	return e.opts.Journal.AppendNoWait(r)
+}
+
+func (e *executor) maskRecord(r *journal.Record) {
 	if r.Error != nil {
 		r.Error.Message = e.mask.Mask(r.Error.Message)
 		r.Error.Hint = e.mask.Mask(r.Error.Hint)
 	}
 	r.Message = e.mask.Mask(r.Message)
-	return e.opts.Journal.Append(r)
 }
 
 func newExecutor(ctx context.Context, rb *Runbook, opts Options) (*executor, error) {

@@ -8,9 +8,65 @@ import (
 )
 
 // ScopeEval evaluates through a lang.Scope (the real runbook).
-type ScopeEval struct{ Scope *lang.Scope }
+//
+// Each evaluation sees only the steps the evaluated step can reference:
+// its dependencies (Step.Deps covers every reference, also through locals
+// and rollback blocks) and the steps any local references. That keeps the
+// cost of one evaluation independent of the runbook's size, so that a run
+// of N steps costs O(N), not O(N²).
+type ScopeEval struct {
+	Scope *lang.Scope
 
-var _ Evaluator = ScopeEval{}
+	full       *lang.Config
+	localSteps []string                // steps referenced by locals
+	views      map[string]*lang.Config // step name -> config restricted to what it sees
+}
+
+var _ Evaluator = (*ScopeEval)(nil)
+
+// NewScopeEval returns the evaluator of sc.
+func NewScopeEval(sc *lang.Scope) *ScopeEval {
+	e := &ScopeEval{Scope: sc, full: sc.Config, views: map[string]*lang.Config{}}
+	seen := map[string]bool{}
+	for _, l := range sc.Config.Locals {
+		for _, t := range l.Expr.Variables() {
+			if t.RootName() != "step" || len(t) < 2 {
+				continue
+			}
+			if a, ok := t[1].(hcl.TraverseAttr); ok && !seen[a.Name] {
+				seen[a.Name] = true
+				e.localSteps = append(e.localSteps, a.Name)
+			}
+		}
+	}
+	return e
+}
+
+// use points the scope at the view of st and the steps it sees.
+func (s *ScopeEval) use(st *lang.Step, steps map[string]cty.Value) {
+	view, ok := s.views[st.Name]
+	if !ok {
+		c := *s.full
+		c.Steps = map[string]*lang.Step{st.Name: st}
+		for _, names := range [][]string{st.Deps, s.localSteps} {
+			for _, d := range names {
+				if x, ok := s.full.Steps[d]; ok {
+					c.Steps[d] = x
+				}
+			}
+		}
+		view = &c
+		s.views[st.Name] = view
+	}
+	m := make(map[string]cty.Value, len(view.Steps))
+	for name := range view.Steps {
+		if v, ok := steps[name]; ok {
+			m[name] = v
+		}
+	}
+	s.Scope.Config = view
+	s.Scope.Steps = m
+}
 
 func diagErr(d hcl.Diagnostics) error {
 	if d.HasErrors() {
@@ -20,15 +76,15 @@ func diagErr(d hcl.Diagnostics) error {
 }
 
 // Expand implements Evaluator.
-func (s ScopeEval) Expand(st *lang.Step, steps map[string]cty.Value) ([]lang.Instance, bool, error) {
-	s.Scope.Steps = steps
+func (s *ScopeEval) Expand(st *lang.Step, steps map[string]cty.Value) ([]lang.Instance, bool, error) {
+	s.use(st, steps)
 	i, k, d := s.Scope.Expand(st)
 	return i, k, diagErr(d)
 }
 
 // When implements Evaluator.
-func (s ScopeEval) When(st *lang.Step, in lang.Instance, steps map[string]cty.Value) (bool, error) {
-	s.Scope.Steps = steps
+func (s *ScopeEval) When(st *lang.Step, in lang.Instance, steps map[string]cty.Value) (bool, error) {
+	s.use(st, steps)
 	run, known, d := s.Scope.When(st, in)
 	if err := diagErr(d); err != nil {
 		return false, err
@@ -40,21 +96,22 @@ func (s ScopeEval) When(st *lang.Step, in lang.Instance, steps map[string]cty.Va
 }
 
 // Inputs implements Evaluator.
-func (s ScopeEval) Inputs(st *lang.Step, in lang.Instance, steps map[string]cty.Value) (cty.Value, error) {
-	s.Scope.Steps = steps
+func (s *ScopeEval) Inputs(st *lang.Step, in lang.Instance, steps map[string]cty.Value) (cty.Value, error) {
+	s.use(st, steps)
 	v, d := s.Scope.Inputs(st, in)
 	return v, diagErr(d)
 }
 
 // RollbackInputs implements Evaluator.
-func (s ScopeEval) RollbackInputs(st *lang.Step, in lang.Instance, steps map[string]cty.Value, inputs, outputs cty.Value) (cty.Value, error) {
-	s.Scope.Steps = steps
+func (s *ScopeEval) RollbackInputs(st *lang.Step, in lang.Instance, steps map[string]cty.Value, inputs, outputs cty.Value) (cty.Value, error) {
+	s.use(st, steps)
 	v, d := s.Scope.RollbackInputs(st, in, inputs, outputs)
 	return v, diagErr(d)
 }
 
 // Outputs implements Evaluator.
-func (s ScopeEval) Outputs(steps map[string]cty.Value) (map[string]cty.Value, error) {
+func (s *ScopeEval) Outputs(steps map[string]cty.Value) (map[string]cty.Value, error) {
+	s.Scope.Config = s.full
 	s.Scope.Steps = steps
 	v, d := s.Scope.Outputs()
 	return v, diagErr(d)
@@ -62,7 +119,7 @@ func (s ScopeEval) Outputs(steps map[string]cty.Value) (map[string]cty.Value, er
 
 // FromConfig builds the Runbook of a loaded config.
 func FromConfig(sc *lang.Scope) *Runbook {
-	rb := &Runbook{Eval: ScopeEval{Scope: sc}}
+	rb := &Runbook{Steps: make([]*lang.Step, 0, len(sc.Config.StepOrder)), Eval: NewScopeEval(sc)}
 	for _, name := range sc.Config.StepOrder {
 		rb.Steps = append(rb.Steps, sc.Config.Steps[name])
 	}

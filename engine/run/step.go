@@ -43,7 +43,10 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 	for att := first; ; att++ {
 		in.Attempt = att
 		resumed := in.resumeAtt == att
-		if err := e.append(&journal.Record{Type: journal.RecAttemptStarted, Step: in.Address, Attempt: att, Inputs: jin}); err != nil {
+		// The attempt's start need not be durable before the plugin is
+		// called: if it is lost in a crash, resume replays the same attempt
+		// number, hence the same idempotency key.
+		if err := e.appendNoWait(&journal.Record{Type: journal.RecAttemptStarted, Step: in.Address, Attempt: att, Inputs: jin}); err != nil {
 			return &journalError{err}
 		}
 		e.emit(event.Event{Type: event.StepStarted, Step: in.Address, Action: st.Plugin + "." + st.Action, Attempt: att})

@@ -1,7 +1,11 @@
 package testenv
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,7 +35,6 @@ type CouchDB struct {
 	Username string
 	Password string
 
-	t    testing.TB
 	dir  string
 	port int
 	node string // path of node
@@ -59,35 +62,57 @@ func pouchDBDir() string {
 	return defaultPouchDBDir
 }
 
+// ErrNotInstalled is returned by NewCouchDB when node or pouchdb-server is
+// missing.
+var ErrNotInstalled = errors.New("not installed")
+
 // StartCouchDB starts a fresh pouchdb-server for the calling test (or
 // benchmark) with an admin "admin" and a random password, and stops it
 // when the test ends. It skips (fails in CI) when node or pouchdb-server
 // is not installed.
 func StartCouchDB(t testing.TB) *CouchDB {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		Unavailable(t, "couchdb: node is not installed")
-	}
-	bin := filepath.Join(pouchDBDir(), "node_modules", "pouchdb-server", "bin", "pouchdb-server")
-	if _, err := os.Stat(bin); err != nil {
-		Unavailable(t, "couchdb: pouchdb-server is not installed at %s", bin)
-	}
-	dir := t.TempDir()
-	pw := "pw-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(fmt.Sprintf(`{"admins":{"admin":%q},"log":{"level":"error"}}`, pw)), 0o600); err != nil {
-		t.Fatalf("couchdb: %v", err)
-	}
-	c := &CouchDB{Username: "admin", Password: pw, t: t, dir: dir, port: FreePort(t), node: node, bin: bin}
-	c.URL = fmt.Sprintf("http://127.0.0.1:%d", c.port)
-	if err := c.Start(); err != nil {
-		if InCI() {
-			t.Fatalf("couchdb: %v", err)
-		}
+	c, err := NewCouchDB(t.TempDir())
+	if errors.Is(err, ErrNotInstalled) {
 		Unavailable(t, "couchdb: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("couchdb: %v", err)
 	}
 	t.Cleanup(c.Stop)
 	return c
+}
+
+// NewCouchDB starts a pouchdb-server with its data in dir, outside of any
+// one test (e.g. shared by a package's tests from TestMain). The caller
+// stops it with Stop.
+func NewCouchDB(dir string) (*CouchDB, error) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", ErrNotInstalled)
+	}
+	bin := filepath.Join(pouchDBDir(), "node_modules", "pouchdb-server", "bin", "pouchdb-server")
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("pouchdb-server at %s: %w", bin, ErrNotInstalled)
+	}
+	var rnd [9]byte
+	_, _ = rand.Read(rnd[:])
+	pw := "pw-" + hex.EncodeToString(rnd[:])
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(fmt.Sprintf(`{"admins":{"admin":%q},"log":{"level":"error"}}`, pw)), 0o600); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	c := &CouchDB{Username: "admin", Password: pw, dir: dir, port: port, node: node, bin: bin}
+	c.URL = fmt.Sprintf("http://127.0.0.1:%d", c.port)
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Start starts the server again after Stop, on the same port and data.

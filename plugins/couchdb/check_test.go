@@ -11,15 +11,16 @@ import (
 
 func TestCheck(t *testing.T) {
 	t.Parallel()
-	s := testenv.StartCouchDB(t)
+	s, _ := servers(t)
+	db := dbName(t, "cozy")
 	c := client(t, s)
-	seed(t, c, "cozy", smallDocs(7))
+	seed(t, c, db, smallDocs(7))
 	p := sdk.Local(New())
 	ctx := tctx(t)
 
 	t.Run("ok", func(t *testing.T) {
 		rec := &recorder{}
-		res, err := p.Apply(ctx, "check", &sdk.ApplyRequest{Inputs: obj(merge(connIn(s, ""), map[string]any{"databases": []string{"cozy"}}))}, rec)
+		res, err := p.Apply(ctx, "check", &sdk.ApplyRequest{Inputs: obj(merge(connIn(s, ""), map[string]any{"databases": []string{db}}))}, rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +37,7 @@ func TestCheck(t *testing.T) {
 		}
 	})
 	t.Run("missing database", func(t *testing.T) {
-		_, err := p.Apply(ctx, "check", &sdk.ApplyRequest{Inputs: obj(merge(connIn(s, ""), map[string]any{"databases": []string{"cozy", "nope"}}))}, &recorder{})
+		_, err := p.Apply(ctx, "check", &sdk.ApplyRequest{Inputs: obj(merge(connIn(s, ""), map[string]any{"databases": []string{db, "nope"}}))}, &recorder{})
 		if se := sdk.Classify(err); se.Kind != sdk.KindNotFound || !strings.Contains(err.Error(), "nope") {
 			t.Errorf("err = %v", err)
 		}

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -55,10 +54,11 @@ func cozyV2Target() []map[string]any {
 // same selectors and asserts the final documents exactly.
 func TestCozyV2Cleanup(t *testing.T) {
 	t.Parallel()
-	src, dst := testenv.StartCouchDB(t), testenv.StartCouchDB(t)
+	src, dst := servers(t)
+	db := dbName(t, "cozy")
 	sc, dc := client(t, src), client(t, dst)
-	seed(t, sc, "cozy", cozyV2Source())
-	seed(t, dc, "cozy", cozyV2Target())
+	seed(t, sc, db, cozyV2Source())
+	seed(t, dc, db, cozyV2Target())
 	p := sdk.Local(New())
 	ctx := tctx(t)
 	target := connIn(dst, "")
@@ -72,7 +72,7 @@ func TestCozyV2Cleanup(t *testing.T) {
 		return res
 	}
 	// Before the copy: the target's own stack rows and their versions.
-	stack := apply("find", merge(target, map[string]any{"database": "cozy", "selector": `{"docType":"StackApplication"}`}))
+	stack := apply("find", merge(target, map[string]any{"database": db, "selector": `{"docType":"StackApplication"}`}))
 	var ownIDs []string
 	versions := map[string]string{}
 	for it := stack.Outputs.GetAttr("docs").ElementIterator(); it.Next(); {
@@ -83,7 +83,7 @@ func TestCozyV2Cleanup(t *testing.T) {
 	if len(ownIDs) != 3 {
 		t.Fatalf("target stack rows = %v", ownIDs)
 	}
-	apply("replicate", merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{"databases": []string{"cozy"}}))
+	apply("replicate", merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{"databases": []string{db}}))
 
 	type del struct {
 		name string
@@ -103,7 +103,7 @@ func TestCozyV2Cleanup(t *testing.T) {
 	}
 	var undos []*sdk.Result
 	for _, d := range dels {
-		in := merge(target, map[string]any{"database": "cozy"}, d.in)
+		in := merge(target, map[string]any{"database": db}, d.in)
 		plan, err := p.Plan(ctx, "delete_docs", &sdk.PlanRequest{Inputs: obj(in)})
 		if err != nil || plan.Counts["delete"] != int64(len(d.want)) || len(plan.Warnings) > 0 {
 			t.Errorf("%s: plan %+v, %v", d.name, plan, err)
@@ -119,7 +119,7 @@ func TestCozyV2Cleanup(t *testing.T) {
 		}
 		undos = append(undos, res)
 	}
-	final := apply("find", merge(target, map[string]any{"database": "cozy", "selector": `{"docType":{"$in":["CozyInstance","User","Application","StackApplication"]}}`}))
+	final := apply("find", merge(target, map[string]any{"database": db, "selector": `{"docType":{"$in":["CozyInstance","User","Application","StackApplication"]}}`}))
 	var left []string
 	for it := final.Outputs.GetAttr("docs").ElementIterator(); it.Next(); {
 		_, d := it.Element()
@@ -130,22 +130,22 @@ func TestCozyV2Cleanup(t *testing.T) {
 	if diff := cmp.Diff(want, left); diff != "" {
 		t.Errorf("singleton documents after cleanup (-want +got):\n%s", diff)
 	}
-	info, _ := dc.DBInfo(ctx, "cozy")
+	info, _ := dc.DBInfo(ctx, db)
 	if info.DocCount != int64(len(want)+2+20+3) { // + device, access, contacts, binaries
 		t.Errorf("target doc_count = %d", info.DocCount)
 	}
 	// Rolling back the cleanup, in reverse order, brings every duplicate
 	// back with its content.
 	for i := len(dels) - 1; i >= 0; i-- {
-		in := merge(target, map[string]any{"database": "cozy"}, dels[i].in)
+		in := merge(target, map[string]any{"database": db}, dels[i].in)
 		if err := p.Undo(ctx, "delete_docs", &sdk.UndoRequest{Inputs: obj(in), UndoState: undos[i].UndoState}, &recorder{}); err != nil {
 			t.Fatalf("undo %s: %v", dels[i].name, err)
 		}
 	}
-	if d := getDoc(t, dc, "cozy", "src-stack-ds"); d["version"] != "2.1.3" || d["lastVersion"] != "2.1.10" {
+	if d := getDoc(t, dc, db, "src-stack-ds"); d["version"] != "2.1.3" || d["lastVersion"] != "2.1.10" {
 		t.Errorf("restored stack row = %v", d)
 	}
-	info, _ = dc.DBInfo(ctx, "cozy")
+	info, _ = dc.DBInfo(ctx, db)
 	if info.DocCount != int64(len(cozyV2Source())+len(cozyV2Target())) {
 		t.Errorf("after undo doc_count = %d", info.DocCount)
 	}
@@ -153,13 +153,14 @@ func TestCozyV2Cleanup(t *testing.T) {
 
 func TestDeleteDocsGuardsAndUndo(t *testing.T) {
 	t.Parallel()
-	s := testenv.StartCouchDB(t)
+	s, _ := servers(t)
+	db := dbName(t, "cozy")
 	c := client(t, s)
-	seed(t, c, "cozy", cozyV2Source())
+	seed(t, c, db, cozyV2Source())
 	p := sdk.Local(New())
 	ctx := tctx(t)
-	before := leafDocs(t, c, "cozy")
-	in := merge(connIn(s, ""), map[string]any{"database": "cozy", "selector": obj(map[string]any{"docType": obj(map[string]any{"$in": cty.TupleVal([]cty.Value{cty.StringVal("Binary"), cty.StringVal("Device")})})})})
+	before := leafDocs(t, c, db)
+	in := merge(connIn(s, ""), map[string]any{"database": db, "selector": obj(map[string]any{"docType": obj(map[string]any{"$in": cty.TupleVal([]cty.Value{cty.StringVal("Binary"), cty.StringVal("Device")})})})})
 
 	// The guard: a wrong expect_count deletes nothing.
 	_, err := p.Apply(ctx, "delete_docs", &sdk.ApplyRequest{Inputs: obj(merge(in, map[string]any{"expect_count": 3}))}, &recorder{})
@@ -170,7 +171,7 @@ func TestDeleteDocsGuardsAndUndo(t *testing.T) {
 	if kindOf(err) != sdk.KindConflict {
 		t.Fatalf("max_count: %v", err)
 	}
-	if diff := cmp.Diff(before, leafDocs(t, c, "cozy")); diff != "" {
+	if diff := cmp.Diff(before, leafDocs(t, c, db)); diff != "" {
 		t.Fatalf("a refused delete changed the database:\n%s", diff)
 	}
 
@@ -182,7 +183,7 @@ func TestDeleteDocsGuardsAndUndo(t *testing.T) {
 	if n := outInt(t, res, "count"); n != 4 {
 		t.Fatalf("deleted %d", n)
 	}
-	if _, err := c.GetDoc(ctx, "cozy", "binary-1", nil); kindOf(err) != sdk.KindNotFound {
+	if _, err := c.GetDoc(ctx, db, "binary-1", nil); kindOf(err) != sdk.KindNotFound {
 		t.Fatalf("binary-1 still there: %v", err)
 	}
 	// Idempotent: the same step again finds nothing more to delete.
@@ -201,7 +202,7 @@ func TestDeleteDocsGuardsAndUndo(t *testing.T) {
 				want = d
 			}
 		}
-		got := getDoc(t, c, "cozy", id)
+		got := getDoc(t, c, db, id)
 		delete(got, "_rev")
 		if diff := cmp.Diff(canonicalFull(want), canonicalFull(got)); diff != "" {
 			t.Errorf("%s after undo (-want +got):\n%s", id, diff)

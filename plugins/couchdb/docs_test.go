@@ -7,23 +7,24 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/sdk"
 )
 
 func TestDumpRestore(t *testing.T) {
 	t.Parallel()
-	src, dst := testenv.StartCouchDB(t), testenv.StartCouchDB(t)
+	src, dst := servers(t)
+	db := dbName(t, "cozy")
+	restored := dbName(t, "restored")
 	sc, dc := client(t, src), client(t, dst)
-	seedVaried(t, sc, "cozy")
+	seedVaried(t, sc, db)
 	sec := []byte(`{"admins":{"names":["ops"],"roles":[]},"members":{"names":["alice"],"roles":[]}}`)
-	if err := putSecurity(tctx(t), sc, "cozy", sec); err != nil {
+	if err := putSecurity(tctx(t), sc, db, sec); err != nil {
 		t.Fatal(err)
 	}
 	p := sdk.Local(New())
 	ctx := tctx(t)
 	path := filepath.Join(t.TempDir(), "backup", "cozy.json.gz")
-	res, err := p.Apply(ctx, "dump", &sdk.ApplyRequest{Inputs: obj(merge(connIn(src, ""), map[string]any{"database": "cozy", "path": path}))}, &recorder{})
+	res, err := p.Apply(ctx, "dump", &sdk.ApplyRequest{Inputs: obj(merge(connIn(src, ""), map[string]any{"database": db, "path": path}))}, &recorder{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,12 +32,12 @@ func TestDumpRestore(t *testing.T) {
 		t.Fatalf("dump file: %v", err)
 	}
 	// No overwrite unless asked.
-	_, err = p.Apply(ctx, "dump", &sdk.ApplyRequest{Inputs: obj(merge(connIn(src, ""), map[string]any{"database": "cozy", "path": path}))}, &recorder{})
+	_, err = p.Apply(ctx, "dump", &sdk.ApplyRequest{Inputs: obj(merge(connIn(src, ""), map[string]any{"database": db, "path": path}))}, &recorder{})
 	if kindOf(err) != sdk.KindConflict {
 		t.Errorf("second dump to the same path: %v", err)
 	}
 
-	in := obj(merge(connIn(dst, ""), map[string]any{"database": "restored", "path": path, "restore_security": true}))
+	in := obj(merge(connIn(dst, ""), map[string]any{"database": restored, "path": path, "restore_security": true}))
 	rres, err := p.Apply(ctx, "restore", &sdk.ApplyRequest{Inputs: in}, &recorder{})
 	if err != nil {
 		t.Fatal(err)
@@ -44,17 +45,17 @@ func TestDumpRestore(t *testing.T) {
 	if !rres.Outputs.GetAttr("created").True() {
 		t.Error("created = false")
 	}
-	if diff := cmp.Diff(leafDocs(t, sc, "cozy"), leafDocs(t, dc, "restored")); diff != "" {
+	if diff := cmp.Diff(leafDocs(t, sc, db), leafDocs(t, dc, restored)); diff != "" {
 		t.Errorf("restored database differs (-src +restored):\n%s", diff)
 	}
-	got, _ := getSecurity(ctx, dc, "restored")
+	got, _ := getSecurity(ctx, dc, restored)
 	if !sameJSON(got, sec) {
 		t.Errorf("restored _security = %s", got)
 	}
 	if err := p.Undo(ctx, "restore", &sdk.UndoRequest{Inputs: in, UndoState: rres.UndoState}, &recorder{}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := dc.Exists(ctx, "restored"); ok {
+	if ok, _ := dc.Exists(ctx, restored); ok {
 		t.Error("undo left the database the restore created")
 	}
 	// A file that is not a dump is refused.
@@ -68,7 +69,7 @@ func TestDumpRestore(t *testing.T) {
 
 func TestPutDocAndUndo(t *testing.T) {
 	t.Parallel()
-	s := testenv.StartCouchDB(t)
+	s, _ := servers(t)
 	c := client(t, s)
 	p := sdk.Local(New())
 	ctx := tctx(t)
@@ -112,9 +113,10 @@ func TestPutDocAndUndo(t *testing.T) {
 
 func TestFindAndScanAgree(t *testing.T) {
 	t.Parallel()
-	s := testenv.StartCouchDB(t)
+	s, _ := servers(t)
+	db := dbName(t, "cozy")
 	c := client(t, s)
-	seed(t, c, "cozy", append(cozyV2Source(), cozyV2Target()...))
+	seed(t, c, db, append(cozyV2Source(), cozyV2Target()...))
 	ctx := tctx(t)
 	for _, sel := range []string{
 		`{"docType":"StackApplication"}`,
@@ -128,11 +130,11 @@ func TestFindAndScanAgree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		found, err := findDocs(ctx, c, "cozy", m, nil, 0, 7)
+		found, err := findDocs(ctx, c, db, m, nil, 0, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
-		scanned, err := scanDocs(ctx, c, "cozy", m, nil, 0, 7)
+		scanned, err := scanDocs(ctx, c, db, m, nil, 0, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +147,7 @@ func TestFindAndScanAgree(t *testing.T) {
 	}
 	// Through the action: outputs usable from HCL.
 	res, err := sdk.Local(New()).Apply(ctx, "find", &sdk.ApplyRequest{Inputs: obj(merge(connIn(s, ""), map[string]any{
-		"database": "cozy", "selector": obj(map[string]any{"docType": "StackApplication"}), "fields": []string{"_id", "name", "version"}, "limit": 4}))}, &recorder{})
+		"database": db, "selector": obj(map[string]any{"docType": "StackApplication"}), "fields": []string{"_id", "name", "version"}, "limit": 4}))}, &recorder{})
 	if err != nil {
 		t.Fatal(err)
 	}

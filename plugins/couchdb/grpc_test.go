@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/runbookdev/runbook/sdk/sdktest"
 	"github.com/zclconf/go-cty/cty"
@@ -15,8 +14,9 @@ import (
 // errors must survive the wire.
 func TestOverGRPC(t *testing.T) {
 	t.Parallel()
-	src, dst := testenv.StartCouchDB(t), testenv.StartCouchDB(t)
-	seed(t, client(t, src), "cozy", cozyV2Source())
+	src, dst := servers(t)
+	db := dbName(t, "cozy")
+	seed(t, client(t, src), db, cozyV2Source())
 	prov := sdktest.GRPC(t, New())
 
 	schema, err := sdktest.Schema(t, prov)
@@ -34,15 +34,15 @@ func TestOverGRPC(t *testing.T) {
 	}
 
 	res, rec := sdktest.MustApply(t, prov, "replicate", obj(merge(connIn(src, "source_"), connIn(dst, "target_"),
-		map[string]any{"databases": []string{"cozy"}, "checkpoint_interval": "0s"})))
+		map[string]any{"databases": []string{db}, "checkpoint_interval": "0s"})))
 	if len(rec.Checkpoints()) == 0 {
 		t.Error("no checkpoint crossed the wire")
 	}
 	sdktest.AssertOutput(t, res, "verified", cty.True)
 
-	in := obj(merge(connIn(dst, ""), map[string]any{"database": "cozy",
+	in := obj(merge(connIn(dst, ""), map[string]any{"database": db,
 		"selector": obj(map[string]any{"docType": "Application", "slug": obj(map[string]any{"$ne": "data-browser"})}), "expect_count": 2}))
-	found, _ := sdktest.MustApply(t, prov, "find", obj(merge(connIn(dst, ""), map[string]any{"database": "cozy",
+	found, _ := sdktest.MustApply(t, prov, "find", obj(merge(connIn(dst, ""), map[string]any{"database": db,
 		"selector": obj(map[string]any{"docType": "StackApplication"})})))
 	docs := found.Outputs.GetAttr("docs")
 	if !docs.CanIterateElements() || docs.LengthInt() != 3 {
@@ -56,7 +56,7 @@ func TestOverGRPC(t *testing.T) {
 	}
 	res, _ = sdktest.ApplyAndUndo(t, prov, "delete_docs", in)
 	sdktest.AssertOutput(t, res, "count", cty.NumberIntVal(2))
-	if d := getDoc(t, client(t, dst), "cozy", "src-app-files"); d["slug"] != "files" {
+	if d := getDoc(t, client(t, dst), db, "src-app-files"); d["slug"] != "files" {
 		t.Errorf("after undo over gRPC: %v", d)
 	}
 

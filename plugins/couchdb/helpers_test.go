@@ -3,8 +3,12 @@ package couchdb
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -239,3 +243,62 @@ func assertNoSecret(t *testing.T, secret string, err error, logs string) {
 func ctyInt(i int) cty.Value { return cty.NumberIntVal(int64(i)) }
 
 func ctyString(s string) cty.Value { return cty.StringVal(s) }
+
+// shared holds the two servers most tests of this package use (starting a
+// pouchdb-server costs a second of CPU); tests use their own database names
+// (dbName). Tests that stop a server start their own.
+var shared struct {
+	once     sync.Once
+	dir      string
+	src, dst *testenv.CouchDB
+	err      error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, s := range []*testenv.CouchDB{shared.src, shared.dst} {
+		if s != nil {
+			s.Stop()
+		}
+	}
+	if shared.dir != "" {
+		_ = os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// servers returns the package's shared source and target servers.
+func servers(t *testing.T) (*testenv.CouchDB, *testenv.CouchDB) {
+	t.Helper()
+	shared.once.Do(func() {
+		if shared.dir, shared.err = os.MkdirTemp("", "runbook-couchdb-test-"); shared.err != nil {
+			return
+		}
+		for _, x := range []struct {
+			name string
+			dst  **testenv.CouchDB
+		}{{"src", &shared.src}, {"dst", &shared.dst}} {
+			d := filepath.Join(shared.dir, x.name)
+			if shared.err = os.Mkdir(d, 0o700); shared.err != nil {
+				return
+			}
+			if *x.dst, shared.err = testenv.NewCouchDB(d); shared.err != nil {
+				return
+			}
+		}
+	})
+	if errors.Is(shared.err, testenv.ErrNotInstalled) {
+		testenv.Unavailable(t, "couchdb: %v", shared.err)
+	}
+	if shared.err != nil {
+		t.Fatalf("couchdb: %v", shared.err)
+	}
+	return shared.src, shared.dst
+}
+
+// dbName is a database name unique to the calling test.
+func dbName(t *testing.T, base string) string {
+	h := fnv.New32a()
+	h.Write([]byte(t.Name()))
+	return fmt.Sprintf("%s-%08x", base, h.Sum32())
+}

@@ -31,7 +31,7 @@ func (replicateAction) Schema() sdk.ActionSchema {
 		sdk.Attribute{Name: "batch_size", Type: cty.Number, Description: "Changes per batch (default 500)."},
 		sdk.Attribute{Name: "workers", Type: cty.Number, Description: "Batches in flight at once (default 4)."},
 		sdk.Attribute{Name: "checkpoint_interval", Type: cty.String, Description: `Least time between two checkpoints, e.g. "5s" (default); "0s" checkpoints after every batch.`},
-		sdk.Attribute{Name: "verify", Type: cty.String, Description: `"full" (default): compare counts and look for missing revisions of every document; "counts": doc counts only; "none".`},
+		sdk.Attribute{Name: "verify", Type: cty.String, Description: `"full" (default): look for missing revisions of every document on the target (counts are reported); "counts": require at least as many documents on the target; "none".`},
 		sdk.Attribute{Name: "poll_interval", Type: cty.String, Description: `mode = "server": how often to poll the replication state (default "2s").`},
 	)
 	return sdk.ActionSchema{
@@ -243,6 +243,10 @@ func (a replicateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sd
 		if err != nil {
 			return result(), fmt.Errorf("verify %s: %w", db, err)
 		}
+		// Missing revisions fail the copy; with verify = "full" fewer live
+		// documents on the target do not (a cleanup may have deleted copied
+		// documents on purpose: their deletion descends from the copy).
+		rep.IgnoreCounts = o.verify == "full"
 		ev.Log(sdk.LevelInfo, rep.summary())
 		if !rep.ok() {
 			return result(), sdk.Errorf(sdk.KindConflict, true, "documents changed on the source during the copy, or the target refused some; run the step again (it resumes) and look at the target's logs",
@@ -336,6 +340,7 @@ func (replicateAction) replicateOne(ctx context.Context, run *replicateRun, src,
 	}
 	r.progress = func(done, pending int64) {
 		run.ev.Progress(done, done+pending, "docs")
+		run.ev.Progress(r.stats.Bytes.Load(), 0, "bytes")
 	}
 	_, err = r.run(ctx)
 	st := &r.stats

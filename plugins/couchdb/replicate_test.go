@@ -46,18 +46,19 @@ func seedVaried(t *testing.T, c *Client, db string) {
 
 func TestReplicateCopiesEverythingAndUndo(t *testing.T) {
 	t.Parallel()
-	src, dst := testenv.StartCouchDB(t), testenv.StartCouchDB(t)
+	src, dst := servers(t)
+	db := dbName(t, "cozy")
 	sc, dc := client(t, src), client(t, dst)
-	seedVaried(t, sc, "cozy")
+	seedVaried(t, sc, db)
 	p := sdk.Local(New())
 	ctx := tctx(t)
-	in := obj(merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{"databases": []string{"cozy"}, "batch_size": 50}))
+	in := obj(merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{"databases": []string{db}, "batch_size": 50}))
 	rec := &recorder{}
 	res, err := p.Apply(ctx, "replicate", &sdk.ApplyRequest{Inputs: in}, rec)
 	if err != nil {
 		t.Fatalf("replicate: %v\n%s", err, rec.allLogs())
 	}
-	if diff := cmp.Diff(leafDocs(t, sc, "cozy"), leafDocs(t, dc, "cozy")); diff != "" {
+	if diff := cmp.Diff(leafDocs(t, sc, db), leafDocs(t, dc, db)); diff != "" {
 		t.Errorf("target differs from source (-src +dst):\n%s", diff)
 	}
 	if got := res.Outputs.GetAttr("verified").True(); !got {
@@ -82,9 +83,9 @@ func TestReplicateCopiesEverythingAndUndo(t *testing.T) {
 	}(), ""))
 
 	// The _local checkpoint is on both sides, as CouchDB's replicator does.
-	repID := replicationID(sc.URL(), "cozy", dc.URL(), "cozy")
+	repID := replicationID(sc.URL(), db, dc.URL(), db)
 	for _, c := range []*Client{sc, dc} {
-		cp, err := readCheckpoint(ctx, c, "cozy", repID)
+		cp, err := readCheckpoint(ctx, c, db, repID)
 		if err != nil || cp == nil || len(cp.History) == 0 {
 			t.Errorf("checkpoint on %s: %v %+v", c.URL(), err, cp)
 		}
@@ -107,13 +108,13 @@ func TestReplicateCopiesEverythingAndUndo(t *testing.T) {
 	if err := p.Undo(ctx, "replicate", &sdk.UndoRequest{Inputs: in, UndoState: res2.UndoState}, &recorder{}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := dc.Exists(ctx, "cozy"); !ok {
+	if ok, _ := dc.Exists(ctx, db); !ok {
 		t.Fatal("undo of a run that created nothing deleted the database")
 	}
 	if err := p.Undo(ctx, "replicate", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState}, &recorder{}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := dc.Exists(ctx, "cozy"); ok {
+	if ok, _ := dc.Exists(ctx, db); ok {
 		t.Error("undo left the created database")
 	}
 }
@@ -121,12 +122,13 @@ func TestReplicateCopiesEverythingAndUndo(t *testing.T) {
 func TestReplicateInterruptAndResume(t *testing.T) {
 	t.Parallel()
 	const total = 3000
-	src, dst := testenv.StartCouchDB(t), testenv.StartCouchDB(t)
+	src, dst := servers(t)
+	big := dbName(t, "big")
 	sc, dc := client(t, src), client(t, dst)
-	seed(t, sc, "big", smallDocs(total))
+	seed(t, sc, big, smallDocs(total))
 	p := sdk.Local(New())
 	in := obj(merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{
-		"databases": []string{"big"}, "batch_size": 100, "workers": 2, "checkpoint_interval": "0s"}))
+		"databases": []string{big}, "batch_size": 100, "workers": 2, "checkpoint_interval": "0s"}))
 
 	ctx, cancel := context.WithCancel(tctx(t))
 	rec := &recorder{}
@@ -147,10 +149,10 @@ func TestReplicateInterruptAndResume(t *testing.T) {
 		t.Fatalf("the interrupted run read %d changes: not interrupted", first)
 	}
 	var st replicateState
-	if err := json.Unmarshal(rec.last(), &st); err != nil || st.DBs["big"].Seq == nil {
+	if err := json.Unmarshal(rec.last(), &st); err != nil || st.DBs[big].Seq == nil {
 		t.Fatalf("last checkpoint %s: %v", rec.last(), err)
 	}
-	done, _ := seqNumber(st.DBs["big"].Seq)
+	done, _ := seqNumber(st.DBs[big].Seq)
 	if done < 500 {
 		t.Fatalf("checkpoint at %d, want at least 500", done)
 	}
@@ -168,7 +170,7 @@ func TestReplicateInterruptAndResume(t *testing.T) {
 	if !strings.Contains(rec2.allLogs(), "resuming from checkpoint") {
 		t.Errorf("no resume log:\n%s", rec2.allLogs())
 	}
-	info, _ := dc.DBInfo(tctx(t), "big")
+	info, _ := dc.DBInfo(tctx(t), big)
 	if info.DocCount != total {
 		t.Errorf("target has %d docs, want %d", info.DocCount, total)
 	}
@@ -176,7 +178,7 @@ func TestReplicateInterruptAndResume(t *testing.T) {
 	// attempt's undo state still says so.
 	var st2 replicateState
 	_ = json.Unmarshal(res2.UndoState, &st2)
-	if diff := cmp.Diff([]string{"big"}, st2.Created); diff != "" {
+	if diff := cmp.Diff([]string{big}, st2.Created); diff != "" {
 		t.Errorf("created after resume (-want +got):\n%s", diff)
 	}
 }
@@ -184,12 +186,13 @@ func TestReplicateInterruptAndResume(t *testing.T) {
 func TestReplicateResumesFromLocalCheckpointDocs(t *testing.T) {
 	t.Parallel()
 	const total = 1500
-	src, dst := testenv.StartCouchDB(t), testenv.StartCouchDB(t)
+	src, dst := servers(t)
+	db := dbName(t, "db")
 	sc := client(t, src)
-	seed(t, sc, "db", smallDocs(total))
+	seed(t, sc, db, smallDocs(total))
 	p := sdk.Local(New())
 	in := obj(merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{
-		"databases": []string{"db"}, "batch_size": 100, "workers": 1, "checkpoint_interval": "0s", "verify": "none"}))
+		"databases": []string{db}, "batch_size": 100, "workers": 1, "checkpoint_interval": "0s", "verify": "none"}))
 	ctx, cancel := context.WithCancel(tctx(t))
 	rec := &recorder{}
 	rec.onCP = func(n int) {
@@ -213,12 +216,15 @@ func TestReplicateResumesFromLocalCheckpointDocs(t *testing.T) {
 
 func TestReplicateTargetStopsMidRun(t *testing.T) {
 	t.Parallel()
-	src, dst := testenv.StartCouchDB(t), testenv.StartCouchDB(t)
+	src, _ := servers(t)
+	// This test stops its target: a server of its own.
+	dst := testenv.StartCouchDB(t)
+	db := dbName(t, "db")
 	sc := client(t, src)
-	seed(t, sc, "db", smallDocs(2000))
+	seed(t, sc, db, smallDocs(2000))
 	p := sdk.Local(New())
 	in := obj(merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{
-		"databases": []string{"db"}, "batch_size": 50, "workers": 2, "checkpoint_interval": "0s"}))
+		"databases": []string{db}, "batch_size": 50, "workers": 2, "checkpoint_interval": "0s"}))
 	var stopped atomic.Bool
 	rec := &recorder{}
 	rec.onCP = func(n int) {
@@ -240,7 +246,7 @@ func TestReplicateTargetStopsMidRun(t *testing.T) {
 
 func TestReplicatePrefixAndCopySecurity(t *testing.T) {
 	t.Parallel()
-	src, dst := testenv.StartCouchDB(t), testenv.StartCouchDB(t)
+	src, dst := servers(t)
 	sc, dc := client(t, src), client(t, dst)
 	ctx := tctx(t)
 	for _, db := range []string{"alice-example-net/io-cozy-files", "alice-example-net/io-cozy-apps", "bob-example-net/io-cozy-files"} {

@@ -28,6 +28,7 @@ func (restoreAction) Schema() sdk.ActionSchema {
 		sdk.Attribute{Name: "create_target", Type: cty.Bool, Description: "Create the database when missing (default true)."},
 		sdk.Attribute{Name: "restore_security", Type: cty.Bool, Description: "Also write the dump's _security object (default false)."},
 		sdk.Attribute{Name: "batch_size", Type: cty.Number, Description: "Revisions per _bulk_docs request (default 500)."},
+		sdk.Attribute{Name: "replace", Type: cty.Bool, Description: "Delete the database first, so it ends exactly as dumped (default false). This is how a runbook rolls a database back to a dump; it cannot itself be undone."},
 	)
 	return sdk.ActionSchema{
 		Name:        "restore",
@@ -51,6 +52,7 @@ type restoreUndo struct {
 	Server   string `json:"server"`
 	Database string `json:"database"`
 	Created  bool   `json:"created"`
+	Replaced bool   `json:"replaced,omitempty"`
 }
 
 func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
@@ -95,13 +97,22 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 	if err != nil {
 		return nil, err
 	}
+	if exists && boolAttr(req.Inputs, "replace", false) {
+		ev.Log(sdk.LevelWarn, fmt.Sprintf("deleting %s to restore it exactly as dumped", db))
+		if err := c.DeleteDB(ctx, db); err != nil {
+			return nil, fmt.Errorf("delete %s: %w", db, err)
+		}
+		exists, undo.Replaced = false, true
+	}
 	if !exists {
 		if !boolAttr(req.Inputs, "create_target", true) {
 			return nil, sdk.Errorf(sdk.KindNotFound, false, "create it or set create_target = true", "database %s does not exist", db)
 		}
-		if undo.Created, err = c.CreateDB(ctx, db); err != nil {
+		created, err := c.CreateDB(ctx, db)
+		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", db, err)
 		}
+		undo.Created = created && !undo.Replaced
 	}
 	if boolAttr(req.Inputs, "restore_security", false) && len(hdr.Security) > 0 {
 		if err := putSecurity(ctx, c, db, hdr.Security); err != nil {
@@ -162,6 +173,10 @@ func (restoreAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Even
 	}
 	if err := json.Unmarshal(req.UndoState, &u); err != nil {
 		return sdk.Errorf(sdk.KindInternal, false, "", "read undo state: %v", err)
+	}
+	if u.Replaced {
+		return sdk.Errorf(sdk.KindConflict, false, "the database was replaced by the dump; restore a newer dump if needed",
+			"cannot undo a restore that replaced %s", u.Database)
 	}
 	if !u.Created {
 		return sdk.Errorf(sdk.KindConflict, false, "restore into an existing database merges revisions; restore a dump taken before, or clean up by hand",

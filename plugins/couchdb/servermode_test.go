@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -14,13 +13,14 @@ import (
 // CouchDB 2+ the same code polls /_scheduler/docs/_replicator/<id>.
 func TestReplicateServerMode(t *testing.T) {
 	t.Parallel()
-	src, dst := testenv.StartCouchDB(t), testenv.StartCouchDB(t)
+	src, dst := servers(t)
+	db := dbName(t, "cozy")
 	sc, dc := client(t, src), client(t, dst)
-	seedVaried(t, sc, "cozy")
+	seedVaried(t, sc, db)
 	p := sdk.Local(New())
 	rec := &recorder{}
 	in := obj(merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{
-		"databases": []string{"cozy"}, "mode": "server", "poll_interval": "200ms"}))
+		"databases": []string{db}, "mode": "server", "poll_interval": "200ms"}))
 	res, err := p.Apply(tctx(t), "replicate", &sdk.ApplyRequest{Inputs: in}, rec)
 	if err != nil {
 		t.Fatalf("%v\n%s\nserver log:\n%s", err, rec.allLogs(), dst.Log())
@@ -28,26 +28,27 @@ func TestReplicateServerMode(t *testing.T) {
 	if !strings.Contains(rec.allLogs(), "no _scheduler") {
 		t.Errorf("expected the _scheduler fallback:\n%s", rec.allLogs())
 	}
-	if diff := cmp.Diff(leafDocs(t, sc, "cozy"), leafDocs(t, dc, "cozy")); diff != "" {
+	if diff := cmp.Diff(leafDocs(t, sc, db), leafDocs(t, dc, db)); diff != "" {
 		t.Errorf("target differs (-src +dst):\n%s", diff)
 	}
 	if !res.Outputs.GetAttr("verified").True() {
 		t.Error("not verified")
 	}
 	// The _replicator document is removed once done.
-	if _, err := dc.GetDoc(tctx(t), "_replicator", "runbook-"+replicationID(sc.URL(), "cozy", dc.URL(), "cozy"), nil); kindOf(err) != sdk.KindNotFound {
+	if _, err := dc.GetDoc(tctx(t), "_replicator", "runbook-"+replicationID(sc.URL(), db, dc.URL(), db), nil); kindOf(err) != sdk.KindNotFound {
 		t.Errorf("_replicator document left behind: %v", err)
 	}
 }
 
 func TestVerifyFindsMissing(t *testing.T) {
 	t.Parallel()
-	src, dst := testenv.StartCouchDB(t), testenv.StartCouchDB(t)
+	src, dst := servers(t)
+	db := dbName(t, "db")
 	sc, dc := client(t, src), client(t, dst)
-	seed(t, sc, "db", smallDocs(50))
-	seed(t, dc, "db", smallDocs(45))
+	seed(t, sc, db, smallDocs(50))
+	seed(t, dc, db, smallDocs(45))
 	p := sdk.Local(New())
-	in := merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{"databases": []string{"db"}})
+	in := merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{"databases": []string{db}})
 	res, err := p.Apply(tctx(t), "verify", &sdk.ApplyRequest{Inputs: obj(in)}, &recorder{})
 	if kindOf(err) != sdk.KindConflict {
 		t.Fatalf("err = %v", err)

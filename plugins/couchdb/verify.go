@@ -14,6 +14,10 @@ import (
 // verifyReport is the outcome of comparing a source and a target database.
 type verifyReport struct {
 	SrcDB, DstDB string
+	// IgnoreCounts: only missing revisions make the report fail (the
+	// target may hold fewer live documents on purpose, e.g. after a
+	// cleanup deleted copied ones).
+	IgnoreCounts bool
 	SrcCount     int64
 	DstCount     int64
 	Checked      int64 // documents whose revisions were compared
@@ -21,7 +25,9 @@ type verifyReport struct {
 	MissingIDs   []string // first few
 }
 
-func (r verifyReport) ok() bool { return r.MissingRevs == 0 && r.DstCount >= r.SrcCount }
+func (r verifyReport) ok() bool {
+	return r.MissingRevs == 0 && (r.IgnoreCounts || r.DstCount >= r.SrcCount)
+}
 
 func (r verifyReport) summary() string {
 	s := fmt.Sprintf("%s: source %d docs, target %d docs", r.SrcDB, r.SrcCount, r.DstCount)
@@ -146,6 +152,7 @@ func (verifyAction) Schema() sdk.ActionSchema {
 		sdk.Attribute{Name: "sample", Type: cty.Number, Description: "Compare the revisions of about this many documents per database (default 0 = all)."},
 		sdk.Attribute{Name: "revisions", Type: cty.Bool, Description: "Compare revisions with _revs_diff (default true); false compares counts only."},
 		sdk.Attribute{Name: "fail_on_mismatch", Type: cty.Bool, Description: "Fail the step when a database differs (default true)."},
+		sdk.Attribute{Name: "compare_counts", Type: cty.Bool, Description: "Also require the target to hold at least as many documents as the source (default true); false when documents were deleted on purpose after the copy."},
 	)
 	return sdk.ActionSchema{
 		Name:        "verify",
@@ -207,6 +214,7 @@ func (a verifyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 		if err != nil {
 			return nil, err
 		}
+		rep.IgnoreCounts = !boolAttr(req.Inputs, "compare_counts", true)
 		ev.Log(sdk.LevelInfo, rep.summary())
 		ev.Progress(int64(i+1), int64(len(dbs)), "databases")
 		ids := rep.MissingIDs

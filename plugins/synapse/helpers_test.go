@@ -336,17 +336,32 @@ FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1`) {
 		s.Indexes = append(s.Indexes, r[0])
 	}
 	s.Rows = map[string]int64{}
+	c := w.conn(w.masURL)
+	defer c.Close(context.Background())
+	var parts []string
 	for _, r := range w.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`) {
+		parts = append(parts, fmt.Sprintf("SELECT %s, count(*) FROM %s", quoteLiteral(r[0]), pgx.Identifier{r[0]}.Sanitize()))
+	}
+	rows, err := c.Query(context.Background(), strings.Join(parts, " UNION ALL "))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
 		var n int64
-		c := w.conn(w.masURL)
-		if err := c.QueryRow(context.Background(), "SELECT count(*) FROM "+pgx.Identifier{r[0]}.Sanitize()).Scan(&n); err != nil {
+		if err := rows.Scan(&name, &n); err != nil {
 			w.t.Fatal(err)
 		}
-		c.Close(context.Background())
-		s.Rows[r[0]] = n
+		s.Rows[name] = n
+	}
+	if err := rows.Err(); err != nil {
+		w.t.Fatal(err)
 	}
 	return s
 }
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func diffState(t *testing.T, what string, want, got masState) {
 	t.Helper()

@@ -145,6 +145,17 @@ func (m *migration) user(mxid, table string) (*userInfo, error) {
 	return u, nil
 }
 
+// readError is a failure reading Synapse (as opposed to writing MAS).
+type readError struct {
+	table string
+	err   error
+}
+
+func (e *readError) Error() string { return "read " + e.table + ": " + e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+func readErr(table string, err error) error { return &readError{table, err} }
+
 // splitMXID strips '@' and splits at the first ':'.
 func splitMXID(name string) (localpart, server string) {
 	name = strings.TrimPrefix(name, "@")
@@ -161,7 +172,7 @@ func wrongServer(name, server, homeserver string) error {
 func (m *migration) migrateUsers(ctx context.Context) error {
 	rows, err := m.syn.Query(ctx, qUsers)
 	if err != nil {
-		return fmt.Errorf("read users: %w", err)
+		return readErr("users", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -172,7 +183,7 @@ func (m *migration) migrateUsers(ctx context.Context) error {
 			creationTS                  *int64
 		)
 		if err := rows.Scan(&name, &hash, &admin, &deactivated, &locked, &creationTS, &isGuest, &appservice); err != nil {
-			return fmt.Errorf("read users: %w", err)
+			return readErr("users", err)
 		}
 		if name == nil {
 			return sdk.Errorf(sdk.KindConflict, false, "delete or fix the users row with a NULL name", "a Synapse users row has a NULL name")
@@ -222,7 +233,7 @@ func (m *migration) migrateUsers(ctx context.Context) error {
 		m.migrated[entUsers]++
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read users: %w", err)
+		return readErr("users", err)
 	}
 	return nil
 }
@@ -230,14 +241,14 @@ func (m *migration) migrateUsers(ctx context.Context) error {
 func (m *migration) migrateThreepids(ctx context.Context) error {
 	rows, err := m.syn.Query(ctx, qThreepids)
 	if err != nil {
-		return fmt.Errorf("read user_threepids: %w", err)
+		return readErr("user_threepids", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var userID, medium, address string
 		var addedAt int64
 		if err := rows.Scan(&userID, &medium, &address, &addedAt); err != nil {
-			return fmt.Errorf("read user_threepids: %w", err)
+			return readErr("user_threepids", err)
 		}
 		u, err := m.user(userID, "user_threepids")
 		if err != nil {
@@ -259,7 +270,7 @@ func (m *migration) migrateThreepids(ctx context.Context) error {
 		m.migrated[entThreepids]++
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read user_threepids: %w", err)
+		return readErr("user_threepids", err)
 	}
 	return nil
 }
@@ -267,13 +278,13 @@ func (m *migration) migrateThreepids(ctx context.Context) error {
 func (m *migration) migrateExternalIDs(ctx context.Context) error {
 	rows, err := m.syn.Query(ctx, qExternalIDs)
 	if err != nil {
-		return fmt.Errorf("read user_external_ids: %w", err)
+		return readErr("user_external_ids", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var userID, provider, subject string
 		if err := rows.Scan(&userID, &provider, &subject); err != nil {
-			return fmt.Errorf("read user_external_ids: %w", err)
+			return readErr("user_external_ids", err)
 		}
 		u, err := m.user(userID, "user_external_ids")
 		if err != nil {
@@ -300,7 +311,7 @@ func (m *migration) migrateExternalIDs(ctx context.Context) error {
 		m.migrated[entExternalIDs]++
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read user_external_ids: %w", err)
+		return readErr("user_external_ids", err)
 	}
 	return nil
 }
@@ -339,7 +350,7 @@ func msTime(ms *int64) any {
 func (m *migration) migrateAccessTokens(ctx context.Context) error {
 	rows, err := m.syn.Query(ctx, qAccessTokens)
 	if err != nil {
-		return fmt.Errorf("read access_tokens: %w", err)
+		return readErr("access_tokens", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -348,7 +359,7 @@ func (m *migration) migrateAccessTokens(ctx context.Context) error {
 		var validUntil, lastValidated *int64
 		var hidden bool
 		if err := rows.Scan(&userID, &device, &token, &validUntil, &lastValidated, &hidden); err != nil {
-			return fmt.Errorf("read access_tokens: %w", err)
+			return readErr("access_tokens", err)
 		}
 		u, err := m.user(userID, "access_tokens")
 		if err != nil {
@@ -372,7 +383,7 @@ func (m *migration) migrateAccessTokens(ctx context.Context) error {
 		m.migrated[entAccessTokens]++
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read access_tokens: %w", err)
+		return readErr("access_tokens", err)
 	}
 	return nil
 }
@@ -380,7 +391,7 @@ func (m *migration) migrateAccessTokens(ctx context.Context) error {
 func (m *migration) migrateRefreshTokens(ctx context.Context) error {
 	rows, err := m.syn.Query(ctx, qRefreshTokens)
 	if err != nil {
-		return fmt.Errorf("read refresh_tokens: %w", err)
+		return readErr("refresh_tokens", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -388,7 +399,7 @@ func (m *migration) migrateRefreshTokens(ctx context.Context) error {
 		var validUntil, lastValidated *int64
 		var hidden bool
 		if err := rows.Scan(&userID, &device, &accessToken, &refreshToken, &validUntil, &lastValidated, &hidden); err != nil {
-			return fmt.Errorf("read refresh_tokens: %w", err)
+			return readErr("refresh_tokens", err)
 		}
 		u, err := m.user(userID, "refresh_tokens")
 		if err != nil {
@@ -416,7 +427,7 @@ func (m *migration) migrateRefreshTokens(ctx context.Context) error {
 		m.migrated[entRefresh]++
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read refresh_tokens: %w", err)
+		return readErr("refresh_tokens", err)
 	}
 	return nil
 }
@@ -436,7 +447,7 @@ func parseIP(ip *string) any {
 func (m *migration) migrateDevices(ctx context.Context) error {
 	rows, err := m.syn.Query(ctx, qDevices)
 	if err != nil {
-		return fmt.Errorf("read devices: %w", err)
+		return readErr("devices", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -444,7 +455,7 @@ func (m *migration) migrateDevices(ctx context.Context) error {
 		var name, ip, agent *string
 		var lastSeen *int64
 		if err := rows.Scan(&userID, &device, &name, &lastSeen, &ip, &agent); err != nil {
-			return fmt.Errorf("read devices: %w", err)
+			return readErr("devices", err)
 		}
 		u, err := m.user(userID, "devices")
 		if err != nil {
@@ -472,7 +483,7 @@ func (m *migration) migrateDevices(ctx context.Context) error {
 		m.migrated[entDevices]++
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read devices: %w", err)
+		return readErr("devices", err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package synapse
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -232,8 +233,13 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 
 // stepErr classifies a failure during the load; classified errors pass.
 func (a *migrateAction) stepErr(e *env, err error) error {
-	if _, ok := err.(*sdk.Error); ok {
+	var se *sdk.Error
+	if errors.As(err, &se) {
 		return err
+	}
+	var re *readError
+	if errors.As(err, &re) {
+		return e.synDB.classify(err, "read "+re.table+" of")
 	}
 	return e.masDB.classify(err, "migrate into")
 }

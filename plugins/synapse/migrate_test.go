@@ -18,7 +18,7 @@ func TestMigrateRealisticDryRunRealUndo(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	c := w.conn(w.synURL)
-	if err := generate(context.Background(), c, sizes{Users: 2000, Emails: 1200, ExternalIDs: 200, Devices: 4000, AccessTokens: 6000, RefreshPairs: 400}); err != nil {
+	if err := generate(context.Background(), c, sizes{Users: 1000, Emails: 600, ExternalIDs: 100, Devices: 2000, AccessTokens: 3000, RefreshPairs: 200}); err != nil {
 		t.Fatal(err)
 	}
 	c.Close(context.Background())
@@ -80,12 +80,6 @@ AND NOT EXISTS (SELECT 1 FROM compat_access_tokens a WHERE a.compat_session_id =
 		t.Fatalf("undo: %v", err)
 	}
 	diffState(t, "after undo", start, w.state())
-
-	// After the undo the database is empty again: a new run works.
-	again, _ := w.mustMigrate()
-	if d := cmp.Diff(counts(t, real, "migrated"), counts(t, again, "migrated")); d != "" {
-		t.Errorf("second run differs:\n%s", d)
-	}
 }
 
 // TestMigrateCheckpointResume: a run interrupted after its commit is

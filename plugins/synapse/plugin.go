@@ -20,7 +20,7 @@ func New() *sdk.Plugin {
 	return &sdk.Plugin{
 		Name:    "synapse",
 		Version: Version,
-		Actions: []sdk.Action{&checkAction{}, &migrateAction{}},
+		Actions: []sdk.Action{&checkAction{}, &migrateAction{}, &exportAction{}},
 	}
 }
 

@@ -303,6 +303,8 @@ func TestRuleAppserviceLocalpartWithColon(t *testing.T) {
 
 func TestRuleFatalUsers(t *testing.T) {
 	t.Parallel()
+	w := newWorld(t)
+	start := w.state()
 	for _, tc := range []struct {
 		name, insert, want string
 	}{
@@ -312,10 +314,9 @@ func TestRuleFatalUsers(t *testing.T) {
 		{"null name", `INSERT INTO users (creation_ts) VALUES (1)`, "NULL name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			w := newWorld(t)
+			w.syn(`DELETE FROM users`)
+			w.syn(`INSERT INTO users (name, creation_ts) VALUES ('@alice:example.com', 1600000000)`)
 			w.syn(tc.insert)
-			start := w.state()
 			_, _, err := w.migrate(nil)
 			wantKind(t, err, sdk.KindConflict, tc.want)
 			diffState(t, "after a failed run", start, w.state())

@@ -26,14 +26,28 @@ type entry struct {
 	GID     int
 	Regular bool
 	Dir     bool
+	// Lazy is set when only the type is known (a regular file listed
+	// without a stat): Mode's permissions, Size, UID and GID are not.
+	// ReadFiles returns the full entry.
+	Lazy bool
+}
+
+// fileData is a file's content and, when the transport learnt it while
+// reading, its full entry.
+type fileData struct {
+	Data  []byte
+	Entry *entry
 }
 
 // fileSystem is the small set of file operations the actions need, on a
 // local disk or over SFTP. Paths are absolute, slash-separated.
 type fileSystem interface {
-	// ReadDir lists dir, sorted by name.
+	// ReadDir lists dir, sorted by name. Regular files may come back Lazy.
 	ReadDir(dir string) ([]entry, error)
 	ReadFile(p string) ([]byte, error)
+	// ReadFiles reads the named files in dir, in parallel. Files that
+	// vanished are left out of the result.
+	ReadFiles(ctx context.Context, dir string, names []string) (map[string]fileData, error)
 	// Stat describes p without following a final symlink.
 	Stat(p string) (entry, error)
 	// WriteAtomic writes data to a fresh file in tmpDir, gives it perm (and
@@ -87,6 +101,11 @@ func (localFS) ReadDir(dir string) ([]entry, error) {
 	}
 	out := make([]entry, 0, len(des))
 	for _, de := range des {
+		if de.Type().IsRegular() {
+			// Save an lstat per file: ReadFiles fstats what it reads.
+			out = append(out, entry{Name: de.Name(), UID: -1, GID: -1, Regular: true, Lazy: true})
+			continue
+		}
 		fi, err := de.Info()
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // removed while listing
@@ -100,6 +119,47 @@ func (localFS) ReadDir(dir string) ([]entry, error) {
 }
 
 func (localFS) ReadFile(p string) ([]byte, error) { return os.ReadFile(p) }
+
+// ReadFiles reads with raw open/fstat/read/close: four system calls per
+// file, without os.File's poller registration and finalizer.
+func (l localFS) ReadFiles(ctx context.Context, dir string, names []string) (map[string]fileData, error) {
+	return parallelRead(ctx, l.Parallelism(), dir, names, readLocal)
+}
+
+func readLocal(p string) (fileData, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return fileData{}, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fileData{}, &fs.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fileData{}, fmt.Errorf("%s is not a regular file", p)
+	}
+	e := entry{Name: path.Base(p), Mode: fs.FileMode(st.Mode & 0o777), Size: st.Size,
+		UID: int(st.Uid), GID: int(st.Gid), Regular: true}
+	b := make([]byte, 0, st.Size+1) // +1 to see EOF in one read
+	for {
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fileData{}, &fs.PathError{Op: "read", Path: p, Err: err}
+		}
+		if n == 0 {
+			break
+		}
+		b = b[:len(b)+n]
+		if len(b) == cap(b) { // grew while reading
+			b = append(b, make([]byte, 4096)...)[:len(b)]
+		}
+	}
+	return fileData{Data: b, Entry: &e}, nil
+}
 
 func (localFS) Stat(p string) (entry, error) {
 	fi, err := os.Lstat(p)
@@ -186,27 +246,26 @@ func (localFS) Mkdir(p string, perm fs.FileMode) error {
 
 func (localFS) Chmod(p string, perm fs.FileMode) error { return os.Chmod(p, perm) }
 
-// readMany reads the named files in dir with fsys's parallelism. A file that
-// vanished is reported with a nil slice and ok=false in the result map.
-func readMany(ctx context.Context, fsys fileSystem, dir string, names []string) (map[string][]byte, error) {
-	out := make(map[string][]byte, len(names))
+// parallelRead runs read on every name in dir with n workers. A file that
+// vanished is left out of the result.
+func parallelRead(ctx context.Context, n int, dir string, names []string, read func(p string) (fileData, error)) (map[string]fileData, error) {
+	out := make(map[string]fileData, len(names))
 	var (
 		mu       sync.Mutex // guards out and firstErr
 		firstErr error
 		wg       sync.WaitGroup
 	)
 	work := make(chan string)
-	n := fsys.Parallelism()
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for name := range work {
-				b, err := fsys.ReadFile(path.Join(dir, name))
+				fd, err := read(path.Join(dir, name))
 				mu.Lock()
 				switch {
 				case err == nil:
-					out[name] = b
+					out[name] = fd
 				case errors.Is(err, fs.ErrNotExist):
 				default:
 					if firstErr == nil {
@@ -221,16 +280,16 @@ func readMany(ctx context.Context, fsys fileSystem, dir string, names []string) 
 	sort.Strings(sorted)
 loop:
 	for _, name := range sorted {
-		select {
-		case work <- name:
-		case <-ctx.Done():
-			break loop
-		}
 		mu.Lock()
 		failed := firstErr != nil
 		mu.Unlock()
 		if failed {
 			break
+		}
+		select {
+		case work <- name:
+		case <-ctx.Done():
+			break loop
 		}
 	}
 	close(work)

@@ -293,6 +293,13 @@ func (s *sftpFS) ReadDir(dir string) ([]entry, error) {
 	return out, nil
 }
 
+func (s *sftpFS) ReadFiles(ctx context.Context, dir string, names []string) (map[string]fileData, error) {
+	return parallelRead(ctx, s.Parallelism(), dir, names, func(p string) (fileData, error) {
+		b, err := s.ReadFile(p)
+		return fileData{Data: b}, err
+	})
+}
+
 // smallRead is enough for any hash file: one read request does.
 const smallRead = 4096
 

@@ -106,24 +106,32 @@ func scanStore(ctx context.Context, fsys fileSystem, dir string, cfg *storeConfi
 		}
 		user, admin, ok := splitName(e.Name)
 		if !ok || !e.Regular {
+			if e.Lazy { // stray regular file: its mode matters for undo
+				if full, err := fsys.Stat(path.Join(dir, e.Name)); err == nil {
+					e = full
+				}
+			}
 			s.Other = append(s.Other, e)
 			continue
 		}
 		s.Files[e.Name] = &userFile{Name: e.Name, User: user, Admin: admin, Entry: e}
 		names = append(names, e.Name)
 	}
-	contents, err := readMany(ctx, fsys, dir, names)
+	contents, err := fsys.ReadFiles(ctx, dir, names)
 	if err != nil {
 		return nil, err
 	}
 	for name, f := range s.Files {
-		b, ok := contents[name]
+		fd, ok := contents[name]
 		if !ok { // vanished while reading
 			delete(s.Files, name)
 			continue
 		}
-		f.Content = b
-		f.Hash, f.HashErr = parseHashFile(b)
+		if fd.Entry != nil {
+			f.Entry = *fd.Entry
+		}
+		f.Content = fd.Data
+		f.Hash, f.HashErr = parseHashFile(fd.Data)
 	}
 	s.Problems = s.check(cfg)
 	return s, nil

@@ -66,7 +66,17 @@ func planSync(ctx context.Context, c *conns, srcIn, dstIn string) (*syncPlan, er
 	if p.DstFS, err = c.fs(ctx, dst); err != nil {
 		return nil, err
 	}
+	// Read both stores at once: they are usually on different hosts, and
+	// locally the two scans use both cores.
+	var ds *storeScan
+	var dsErr error
+	dsDone := make(chan struct{})
+	go func() {
+		defer close(dsDone)
+		ds, dsErr = scanStore(ctx, p.DstFS, dst.Path, nil)
+	}()
 	ss, err := scanStore(ctx, p.SrcFS, src.Path, nil)
+	<-dsDone
 	if err != nil {
 		return nil, fsError("read source store", src, err)
 	}
@@ -84,9 +94,8 @@ func planSync(ctx context.Context, c *conns, srcIn, dstIn string) (*syncPlan, er
 	for _, e := range ss.Other {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("source %s: not mirrored: %s is not a hash file", src, e.Name))
 	}
-	ds, err := scanStore(ctx, p.DstFS, dst.Path, nil)
-	if err != nil {
-		return nil, fsError("read destination store", dst, err)
+	if dsErr != nil {
+		return nil, fsError("read destination store", dst, dsErr)
 	}
 	p.dstHasTmp = ds.Tmp != nil && ds.Tmp.Dir
 	if ds.Tmp != nil && !ds.Tmp.Dir {
@@ -224,13 +233,16 @@ func (p *syncPlan) verifyDestination(ctx context.Context) error {
 	for n, b := range p.dstContents {
 		want[n] = b
 	}
+	written := map[string]bool{}
 	for _, op := range p.Ops {
 		if op.Kind == opDelete {
 			delete(want, op.Name)
 		} else {
 			want[op.Name] = op.Data
+			written[op.Name] = true
 		}
 	}
+	var bad []string
 	scan := &storeScan{Dir: p.Dst.Path, Files: map[string]*userFile{}}
 	var names []string
 	for _, e := range ents {
@@ -245,7 +257,7 @@ func (p *syncPlan) verifyDestination(ctx context.Context) error {
 			continue
 		}
 		f := &userFile{Name: e.Name, User: user, Admin: admin, Entry: e}
-		if b, known := want[e.Name]; known && int64(len(b)) == e.Size {
+		if b, known := want[e.Name]; known && !written[e.Name] {
 			f.Content = b
 			f.Hash, f.HashErr = parseHashFile(b)
 		} else {
@@ -253,18 +265,26 @@ func (p *syncPlan) verifyDestination(ctx context.Context) error {
 		}
 		scan.Files[e.Name] = f
 	}
+	// Read back what the sync wrote, and anything unexpected.
 	if len(names) > 0 {
-		got, err := readMany(ctx, p.DstFS, p.Dst.Path, names)
+		got, err := p.DstFS.ReadFiles(ctx, p.Dst.Path, names)
 		if err != nil {
 			return fsError("read destination", p.Dst, err)
 		}
-		for n, b := range got {
-			scan.Files[n].Content = b
-			scan.Files[n].Hash, scan.Files[n].HashErr = parseHashFile(b)
+		for _, n := range names {
+			fd, ok := got[n]
+			if !ok {
+				delete(scan.Files, n)
+				continue
+			}
+			scan.Files[n].Content = fd.Data
+			scan.Files[n].Hash, scan.Files[n].HashErr = parseHashFile(fd.Data)
+			if w, ok := want[n]; ok && !bytes.Equal(w, fd.Data) {
+				bad = append(bad, n+": content differs from what was written")
+			}
 		}
 	}
 	scan.Problems = scan.check(nil)
-	var bad []string
 	for _, pr := range scan.fatal() {
 		bad = append(bad, pr.String())
 	}

@@ -1,5 +1,10 @@
+# The smallest useful runbook: write a file, check it, undo on failure.
+#
+#   runbook plan  runbooks/examples/hello.hcl -var name=ops
+#   runbook apply runbooks/examples/hello.hcl -var name=ops
+
 runbook "hello" {
-  description = "Write a greeting file, check it, and undo it if anything fails"
+  description = "Write a greeting file and check its content"
   lock        = "hello/${var.name}"
 }
 
@@ -8,8 +13,8 @@ variable "name" {
   description = "Who to greet."
   default     = "world"
   validation {
-    condition     = length(var.name) > 0
-    error_message = "The name must not be empty."
+    condition     = can(regex("^[a-z0-9-]+$", var.name))
+    error_message = "Use lowercase letters, digits and dashes only: the name becomes part of a file name."
   }
 }
 
@@ -20,37 +25,30 @@ variable "dir" {
 }
 
 locals {
-  path = "${var.dir}/runbook-hello-${var.name}.txt"
-}
-
-step "core.exec" "who" {
-  with = { command = "id", args = ["-un"] }
-  rollback {
-    action = core.noop
-    with   = { values = "nothing to undo for ${self.outputs.stdout}" }
-  }
+  path    = "${var.dir}/runbook-hello-${var.name}.txt"
+  content = "Hello, ${var.name}!\n"
 }
 
 step "core.file" "greeting" {
   with = {
     path    = local.path
-    content = "Hello, ${var.name}! Written by ${trimspace(step.who.outputs.stdout)} in run ${run.id}.\n"
+    content = local.content
     mode    = "0644"
   }
-  rollback = native
+  rollback = native # restores the previous content, or removes the file
 }
 
-step "core.exec" "check" {
-  with = { command = "cat", args = [step.greeting.inputs.path] }
-}
-
-step "core.assert" "content" {
+step "core.assert" "written" {
   with = {
-    condition = strcontains(step.check.outputs.stdout, var.name)
-    message   = "the greeting file does not mention ${var.name}"
+    condition = step.greeting.outputs.sha256 == sha256(local.content)
+    message   = "${local.path} does not hold the greeting"
   }
 }
 
-output "greeting_sha256" {
+output "path" {
+  value = local.path
+}
+
+output "sha256" {
   value = step.greeting.outputs.sha256
 }

@@ -1,0 +1,250 @@
+package core
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runbookdev/runbook/sdk"
+	"github.com/runbookdev/runbook/sdk/sdktest"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// each runs f in-process and over gRPC.
+func each(t *testing.T, f func(t *testing.T, p sdk.Provider)) {
+	for name, p := range sdktest.Providers(t, New()) {
+		t.Run(name, func(t *testing.T) { f(t, p) })
+	}
+}
+
+func TestNoop(t *testing.T) {
+	each(t, func(t *testing.T, p sdk.Provider) {
+		v := cty.ObjectVal(map[string]cty.Value{"a": cty.ListVal([]cty.Value{cty.NumberIntVal(1)})})
+		res, rec := sdktest.ApplyAndUndo(t, p, "noop", cty.ObjectVal(map[string]cty.Value{"values": v}))
+		sdktest.AssertOutput(t, res, "values", v)
+		if len(rec.Events()) != 0 {
+			t.Fatalf("undo events = %v", rec.Events())
+		}
+		_, _, err := sdktest.Apply(t, p, "noop", sdktest.Object(map[string]any{"fail": "on purpose"}))
+		if err == nil || !strings.Contains(err.Error(), "on purpose") {
+			t.Fatalf("fail = %v", err)
+		}
+	})
+}
+
+func TestExec(t *testing.T) {
+	each(t, func(t *testing.T, p sdk.Provider) {
+		dir := t.TempDir()
+		res, _ := sdktest.MustApply(t, p, "exec", sdktest.Object(map[string]any{
+			"command": "sh",
+			"args":    []string{"-c", `pwd; echo "$FOO"; cat; echo err >&2`},
+			"env":     map[string]string{"FOO": "bar"},
+			"dir":     dir,
+			"stdin":   "input",
+		}))
+		real, _ := filepath.EvalSymlinks(dir)
+		sdktest.AssertOutput(t, res, "stdout", cty.StringVal(real+"\nbar\ninput"))
+		sdktest.AssertOutput(t, res, "stderr", cty.StringVal("err\n"))
+		sdktest.AssertOutput(t, res, "exit_code", cty.NumberIntVal(0))
+
+		res, _, err := sdktest.Apply(t, p, "exec", sdktest.Object(map[string]any{
+			"command": "sh", "args": []string{"-c", "echo out; echo first >&2; echo last >&2; exit 4"},
+		}))
+		if err == nil || !strings.Contains(err.Error(), "sh exited with status 4: first\nlast") {
+			t.Fatalf("err = %v", err)
+		}
+		sdktest.AssertOutput(t, res, "exit_code", cty.NumberIntVal(4))
+
+		_, _, err = sdktest.Apply(t, p, "exec", sdktest.Object(map[string]any{"command": "sleep", "args": []string{"10"}, "timeout": "100ms"}))
+		if e := sdk.Classify(err); e.Kind != sdk.KindUnreachable || !strings.Contains(err.Error(), "timed out") {
+			t.Fatalf("timeout err = %v", err)
+		}
+		_, _, err = sdktest.Apply(t, p, "exec", sdktest.Object(map[string]any{"command": "no-such-command-xyz"}))
+		sdktest.AssertKind(t, err, sdk.KindInvalid)
+		_, _, err = sdktest.Apply(t, p, "exec", sdktest.Object(map[string]any{"command": "true", "timeout": "soon"}))
+		sdktest.AssertKind(t, err, sdk.KindInvalid)
+	})
+}
+
+func TestExecCancel(t *testing.T) {
+	each(t, func(t *testing.T, p sdk.Provider) {
+		sdktest.ApplyCancelled(t, p, "exec", sdktest.Object(map[string]any{"command": "sleep", "args": []string{"30"}}), 200*time.Millisecond)
+	})
+}
+
+func TestTail(t *testing.T) {
+	long := strings.Repeat("x", 100) + "\n" + strings.Repeat("y", 50)
+	if got := tail(long, 60); got != "..."+strings.Repeat("y", 50) {
+		t.Fatalf("tail = %q", got)
+	}
+	if got := tail("  short \n", 60); got != "short" {
+		t.Fatalf("tail = %q", got)
+	}
+}
+
+func TestSleepAndAssert(t *testing.T) {
+	each(t, func(t *testing.T, p sdk.Provider) {
+		_, rec := sdktest.MustApply(t, p, "sleep", sdktest.Object(map[string]any{"duration": "10ms"}))
+		if pr := rec.ProgressEvents(); len(pr) == 0 || pr[len(pr)-1].Unit != "s" {
+			t.Fatalf("progress = %+v", pr)
+		}
+		sdktest.ApplyCancelled(t, p, "sleep", sdktest.Object(map[string]any{"duration": "1h"}), 100*time.Millisecond)
+		sdktest.MustApply(t, p, "assert", sdktest.Object(map[string]any{"condition": true}))
+		_, _, err := sdktest.Apply(t, p, "assert", sdktest.Object(map[string]any{"condition": false, "message": "disk not mounted"}))
+		if err == nil || !strings.Contains(err.Error(), "disk not mounted") {
+			t.Fatalf("assert err = %v", err)
+		}
+		d, err := sdktest.Validate(t, p, "assert", cty.ObjectVal(map[string]cty.Value{"condition": cty.UnknownVal(cty.Bool)}))
+		if err != nil || d.HasErrors() {
+			t.Fatalf("validate unknown condition = %v, %v", d, err)
+		}
+	})
+}
+
+func TestHTTP(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		switch r.URL.Path {
+		case "/flaky":
+			if n%3 != 0 {
+				w.WriteHeader(503)
+				return
+			}
+		case "/teapot":
+			w.WriteHeader(418)
+			return
+		}
+		w.Header().Set("X-Test", "yes")
+		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "items": []any{map[string]any{"name": "a"}}, "count": 2, "method": r.Method, "auth": r.Header.Get("Authorization")})
+	}))
+	defer srv.Close()
+	each(t, func(t *testing.T, p sdk.Provider) {
+		res, _ := sdktest.MustApply(t, p, "http", sdktest.Object(map[string]any{
+			"url":     srv.URL + "/",
+			"method":  "POST",
+			"headers": map[string]string{"Authorization": "Bearer t"},
+			"json":    map[string]string{"status": "ok", "items.0.name": "a", "count": "2", "method": "POST", "auth": "Bearer t"},
+		}))
+		sdktest.AssertOutput(t, res, "status", cty.NumberIntVal(200))
+		if h := res.Outputs.GetAttr("headers").Index(cty.StringVal("X-Test")); h.AsString() != "yes" {
+			t.Fatalf("header = %#v", h)
+		}
+		_, _, err := sdktest.Apply(t, p, "http", sdktest.Object(map[string]any{"url": srv.URL + "/", "json": map[string]string{"status": "down"}}))
+		if err == nil || !strings.Contains(err.Error(), `json status: got "ok", want "down"`) {
+			t.Fatalf("json check err = %v", err)
+		}
+		res, _ = sdktest.MustApply(t, p, "http", sdktest.Object(map[string]any{"url": srv.URL + "/teapot", "expect_status": []int{418}}))
+		sdktest.AssertOutput(t, res, "status", cty.NumberIntVal(418))
+		calls.Store(0)
+		_, rec := sdktest.MustApply(t, p, "http", sdktest.Object(map[string]any{"url": srv.URL + "/flaky", "retry_for": "5s", "retry_interval": "10ms"}))
+		if len(rec.Logs()) != 2 {
+			t.Fatalf("retry logs = %v", rec.Logs())
+		}
+		_, _, err = sdktest.Apply(t, p, "http", sdktest.Object(map[string]any{"url": "http://user:pw@127.0.0.1:1/"}))
+		if e := sdk.Classify(err); e.Kind != sdk.KindUnreachable || !e.Retryable || strings.Contains(err.Error(), "pw") {
+			t.Fatalf("unreachable err = %v (%+v)", err, e)
+		}
+	})
+}
+
+func TestApprove(t *testing.T) {
+	each(t, func(t *testing.T, p sdk.Provider) {
+		state := t.TempDir()
+		t.Setenv("RUNBOOK_STATE_DIR", state)
+		path, err := ApprovalPath(state, `01RUN/go_live["a b"]/1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := filepath.Join(state, "approvals", "01RUN", "go_live__a_b__.json"); path != want {
+			t.Fatalf("path = %s, want %s", path, want)
+		}
+		write := func(approved bool) {
+			os.MkdirAll(filepath.Dir(path), 0o755)
+			b, _ := json.Marshal(Approval{ApprovedBy: "alice", At: "2026-01-01T00:00:00Z", Approved: approved})
+			os.WriteFile(path, b, 0o644)
+		}
+		go func() { time.Sleep(300 * time.Millisecond); write(true) }()
+		res, rec, err := sdktest.ApplyRequest(t, p, "approve", &sdk.ApplyRequest{
+			Inputs:         sdktest.Object(map[string]any{"prompt": "Switch DNS?"}),
+			IdempotencyKey: `01RUN/go_live["a b"]/1`,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sdktest.AssertOutput(t, res, "approved_by", cty.StringVal("alice"))
+		if logs := rec.Logs(); len(logs) == 0 || !strings.Contains(logs[0], "runbook approve 01RUN") {
+			t.Fatalf("logs = %v", logs)
+		}
+		write(false)
+		_, _, err = sdktest.ApplyRequest(t, p, "approve", &sdk.ApplyRequest{
+			Inputs: sdktest.Object(map[string]any{"prompt": "?"}), IdempotencyKey: `01RUN/go_live["a b"]/2`,
+		})
+		if err == nil || !strings.Contains(err.Error(), "rejected by alice") {
+			t.Fatalf("reject err = %v", err)
+		}
+		os.Remove(path)
+		_, _, err = sdktest.ApplyRequest(t, p, "approve", &sdk.ApplyRequest{
+			Inputs: sdktest.Object(map[string]any{"prompt": "?", "timeout": "50ms"}), IdempotencyKey: `01RUN/go_live["a b"]/3`,
+		})
+		if err == nil || !strings.Contains(err.Error(), "nobody approved") {
+			t.Fatalf("timeout err = %v", err)
+		}
+	})
+}
+
+func TestFileUndo(t *testing.T) {
+	each(t, func(t *testing.T, p sdk.Provider) {
+		dir := t.TempDir()
+		newFile := filepath.Join(dir, "new.conf")
+		res, rec := sdktest.ApplyAndUndo(t, p, "file", sdktest.Object(map[string]any{"path": newFile, "content": "x=1\n"}))
+		sdktest.AssertOutput(t, res, "changed", cty.True)
+		if _, err := os.Stat(newFile); !os.IsNotExist(err) {
+			t.Fatalf("undo left the new file: %v (%v)", err, rec.Logs())
+		}
+
+		old := filepath.Join(dir, "old.conf")
+		os.WriteFile(old, []byte("before"), 0o600)
+		in := sdktest.Object(map[string]any{"path": old, "content": "after", "mode": "0644"})
+		res, rec = sdktest.MustApply(t, p, "file", in)
+		if b, _ := os.ReadFile(old); string(b) != "after" {
+			t.Fatalf("content = %q", b)
+		}
+		if st, _ := os.Stat(old); st.Mode().Perm() != 0o644 {
+			t.Fatalf("mode = %v", st.Mode())
+		}
+		if len(rec.Checkpoints()) != 1 {
+			t.Fatalf("checkpoints = %v", rec.Checkpoints())
+		}
+		// A resumed attempt (file already written) keeps the original
+		// content in its undo state thanks to the checkpoint.
+		res2, _, err := sdktest.ApplyRequest(t, p, "file", &sdk.ApplyRequest{Inputs: in, Checkpoint: rec.Checkpoints()[0]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sdktest.AssertOutput(t, res2, "changed", cty.True)
+		if _, err := sdktest.Undo(t, p, "file", &sdk.UndoRequest{Inputs: in, Outputs: res2.Outputs, UndoState: res2.UndoState}); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(old); string(b) != "before" {
+			t.Fatalf("restored content = %q", b)
+		}
+		if st, _ := os.Stat(old); st.Mode().Perm() != 0o600 {
+			t.Fatalf("restored mode = %v", st.Mode())
+		}
+		_, _, err = sdktest.Apply(t, p, "file", sdktest.Object(map[string]any{"path": filepath.Join(dir, "no/such/dir/f"), "content": "x"}))
+		if e := sdk.Classify(err); e.Kind != sdk.KindNotFound {
+			t.Fatalf("missing dir err = %v", err)
+		}
+		plan, err := sdktest.Plan(t, p, "file", sdktest.Object(map[string]any{"path": old, "content": "x"}))
+		if err != nil || plan.Counts["update"] != 1 {
+			t.Fatalf("plan = %+v, %v", plan, err)
+		}
+	})
+}

@@ -1,0 +1,128 @@
+runbook "cozy-v3-move" {
+  description = "Move one Cozy v3 instance's CouchDB data to another CouchDB: every PREFIX/... database, their _security, and its global/instances record. The files themselves live on disk or in Swift and move separately."
+  lock        = "cozy-v3-move"
+}
+
+variable "source_url" {
+  type = string
+}
+
+variable "source_username" {
+  type    = string
+  default = "admin"
+}
+
+variable "source_password" {
+  type      = string
+  sensitive = true
+}
+
+variable "target_url" {
+  type = string
+}
+
+variable "target_username" {
+  type    = string
+  default = "admin"
+}
+
+variable "target_password" {
+  type      = string
+  sensitive = true
+}
+
+variable "domain" {
+  type        = string
+  description = "The instance's domain, e.g. alice.example.net."
+}
+
+variable "prefix" {
+  type        = string
+  description = "Its database prefix (cozy-stack instances show DOMAIN: the db_prefix, or the domain with . and : as -)."
+}
+
+variable "workers" {
+  type    = number
+  default = 4
+}
+
+locals {
+  source = { url = var.source_url, username = var.source_username, password = var.source_password }
+  target = { url = var.target_url, username = var.target_username, password = var.target_password }
+  pair = {
+    source_url      = var.source_url
+    source_username = var.source_username
+    source_password = var.source_password
+    target_url      = var.target_url
+    target_username = var.target_username
+    target_password = var.target_password
+    prefix          = var.prefix
+  }
+}
+
+step "couchdb.check" "source" {
+  with = merge(local.source, { prefix = var.prefix, databases = ["global/instances"] })
+}
+
+step "couchdb.check" "target" {
+  with = local.target
+}
+
+step "couchdb.find" "instance" {
+  with = merge(local.source, {
+    database = "global/instances"
+    selector = { domain = var.domain }
+  })
+  depends_on = [step.source]
+}
+
+step "core.assert" "one_instance" {
+  with = {
+    condition = step.instance.outputs.count == 1
+    message   = "expected exactly one global/instances record for ${var.domain}, found ${step.instance.outputs.count}"
+  }
+}
+
+# Creates the missing databases; native undo deletes only those it created.
+step "couchdb.replicate" "databases" {
+  with       = merge(local.pair, { create_target = true, workers = var.workers })
+  depends_on = [step.one_instance, step.target]
+  timeout    = "24h"
+  rollback   = native
+  retry {
+    attempts = 5
+    backoff  = "exponential"
+    delay    = "10s"
+  }
+}
+
+# Replication does not carry _security.
+step "couchdb.copy_security" "security" {
+  with       = local.pair
+  depends_on = [step.databases]
+  rollback   = native
+}
+
+step "couchdb.verify" "verify" {
+  with       = local.pair
+  depends_on = [step.security]
+}
+
+# Last: the instance only exists on the target once its data is there.
+step "couchdb.put_doc" "instance_record" {
+  with = merge(local.target, {
+    database        = "global/instances"
+    doc             = step.instance.outputs.docs[0]
+    create_database = true
+  })
+  depends_on = [step.verify]
+  rollback   = native
+}
+
+output "databases" {
+  value = step.databases.outputs.databases
+}
+
+output "docs_written" {
+  value = step.databases.outputs.docs_written
+}

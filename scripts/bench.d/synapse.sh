@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# synapse.migrate against the reference tool's load method and the
+# physical limit, on generated data of the size in the synapse issue
+# (100k users, 60k emails, 10k external ids, 200k devices, 300k access
+# tokens, 20k refresh pairs). Prints rows/s of each and the ratios.
+# RUNBOOK_BENCH_SCALE=0.1 runs a tenth of it; RUNBOOK_BENCH_VERBOSE=1
+# shows the migration's own log (per-step and per-index timings).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+go test -v -count=1 -run '^$' -bench 'BenchmarkMigrateVsReference' -benchtime 1x -timeout 30m ./plugins/synapse/ \
+  | grep -E 'bench_test|Benchmark|^ok|FAIL'
