@@ -44,10 +44,44 @@ func stripNulls(v cty.Value) cty.Value {
 			return cty.SetValEmpty(t.ElementType()), nil
 		case t.IsMapType():
 			return cty.MapValEmpty(t.ElementType()), nil
+		case t.IsObjectType() || t.IsTupleType():
+			return zeroValue(t), nil
 		}
 		return v, nil
 	})
 	return out
+}
+
+// zeroValue is the value gocty decodes into a Go zero value of type t
+// (null for "any").
+func zeroValue(t cty.Type) cty.Value {
+	switch {
+	case t == cty.String:
+		return cty.StringVal("")
+	case t == cty.Number:
+		return cty.Zero
+	case t == cty.Bool:
+		return cty.False
+	case t.IsListType():
+		return cty.ListValEmpty(t.ElementType())
+	case t.IsSetType():
+		return cty.SetValEmpty(t.ElementType())
+	case t.IsMapType():
+		return cty.MapValEmpty(t.ElementType())
+	case t.IsObjectType():
+		attrs := make(map[string]cty.Value, len(t.AttributeTypes()))
+		for n, at := range t.AttributeTypes() {
+			attrs[n] = zeroValue(at)
+		}
+		return cty.ObjectVal(attrs)
+	case t.IsTupleType():
+		elems := make([]cty.Value, len(t.TupleElementTypes()))
+		for i, et := range t.TupleElementTypes() {
+			elems[i] = zeroValue(et)
+		}
+		return cty.TupleVal(elems)
+	}
+	return cty.NullVal(t)
 }
 
 // Encode builds an outputs object from a Go struct with `cty` tags, using

@@ -157,7 +157,8 @@ func recoverPanic(plugin, action string, err *error) {
 	if r := recover(); r != nil {
 		stack := string(debug.Stack())
 		_ = stack
-		*err = &Error{Kind: KindInternal, Err: fmt.Errorf("plugin %s crashed in %s: panic: %v", plugin, action, r)}
+		msg, _, _ := strings.Cut(fmt.Sprint(r), "\n")
+		*err = &Error{Kind: KindInternal, Err: fmt.Errorf("plugin %s crashed in %s: panic: %s", plugin, action, msg)}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -37,7 +38,34 @@ func openHost(cfg *lang.Config, stateDir string, stderr io.Writer) (*pluginhost.
 	if exe := os.Getenv("RUNBOOK_SELF_EXE"); exe != "" {
 		opts.SelfExe = exe
 	}
-	return pluginhost.New(opts), nil
+	h := pluginhost.New(opts)
+	h.Prestart(context.Background(), usedPlugins(cfg)...)
+	return h, nil
+}
+
+// usedPlugins lists every plugin the runbook's steps and rollbacks use.
+func usedPlugins(cfg *lang.Config) []string {
+	if cfg == nil {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, st := range cfg.Steps {
+		if st == nil {
+			continue
+		}
+		set[st.Plugin] = true
+		if st.Rollback != nil && st.Rollback.Plugin != "" {
+			set[st.Rollback.Plugin] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // runbookDir is the runbook's directory ("." if unknown).

@@ -139,14 +139,8 @@ func externalPlugins(cfg *lang.Config) []string {
 	for n := range cfg.Plugins {
 		set[n] = true
 	}
-	for _, st := range cfg.Steps {
-		if st == nil {
-			continue
-		}
-		set[st.Plugin] = true
-		if st.Rollback != nil && st.Rollback.Plugin != "" {
-			set[st.Rollback.Plugin] = true
-		}
+	for _, n := range usedPlugins(cfg) {
+		set[n] = true
 	}
 	var out []string
 	for n := range set {

@@ -19,14 +19,14 @@ func init() {
 	}
 }
 
-func updating() bool {
+func langUpdating() bool {
 	f := flag.Lookup("update")
 	return f != nil && f.Value.String() == "true"
 }
 
-func goldenFile(t *testing.T, path, got string) {
+func langGolden(t *testing.T, path, got string) {
 	t.Helper()
-	if updating() {
+	if langUpdating() {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func goldenFile(t *testing.T, path, got string) {
 	}
 }
 
-func exitCode(err error) int {
+func langExitCode(err error) int {
 	if err == nil {
 		return 0
 	}
@@ -66,8 +66,8 @@ func TestFmt(t *testing.T) {
 	// -check: lists the file, changes nothing, exit 3.
 	var out, errb bytes.Buffer
 	err = runFmt(nil, &out, &errb, []string{dir}, fmtOptions{check: true})
-	if exitCode(err) != exitFmtCheck || out.String() != file+"\n" {
-		t.Errorf("-check: code %d, out %q", exitCode(err), out.String())
+	if langExitCode(err) != exitFmtCheck || out.String() != file+"\n" {
+		t.Errorf("-check: code %d, out %q", langExitCode(err), out.String())
 	}
 	if b, _ := os.ReadFile(file); !bytes.Equal(b, src) {
 		t.Error("-check rewrote the file")
@@ -76,7 +76,7 @@ func TestFmt(t *testing.T) {
 	// -diff -check: a unified diff.
 	out.Reset()
 	runFmt(nil, &out, &errb, []string{file}, fmtOptions{check: true, diff: true})
-	goldenFile(t, "testdata/fmt/messy.diff", strings.ReplaceAll(out.String(), dir, "DIR"))
+	langGolden(t, "testdata/fmt/messy.diff", strings.ReplaceAll(out.String(), dir, "DIR"))
 
 	// Rewrite, keeping the mode; non-recursive leaves sub/ alone.
 	out.Reset()
@@ -84,7 +84,7 @@ func TestFmt(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(file)
-	goldenFile(t, "testdata/fmt/messy.golden", string(got))
+	langGolden(t, "testdata/fmt/messy.golden", string(got))
 	if st, _ := os.Stat(file); st.Mode().Perm() != 0o640 {
 		t.Errorf("mode changed to %v", st.Mode())
 	}
@@ -117,11 +117,11 @@ func TestFmt(t *testing.T) {
 	out.Reset()
 	errb.Reset()
 	err = runFmt(nil, &out, &errb, []string{bad}, fmtOptions{})
-	if exitCode(err) != exitError || !strings.Contains(errb.String(), "bad.hcl:") {
-		t.Errorf("syntax error: code %d, stderr %q", exitCode(err), errb.String())
+	if langExitCode(err) != exitError || !strings.Contains(errb.String(), "bad.hcl:") {
+		t.Errorf("syntax error: code %d, stderr %q", langExitCode(err), errb.String())
 	}
 	// A missing path: exit 1.
-	if err := runFmt(nil, &out, &errb, []string{filepath.Join(dir, "nope")}, fmtOptions{}); exitCode(err) != exitError {
+	if err := runFmt(nil, &out, &errb, []string{filepath.Join(dir, "nope")}, fmtOptions{}); langExitCode(err) != exitError {
 		t.Errorf("missing path: %v", err)
 	}
 }
@@ -156,13 +156,13 @@ func TestGraphGolden(t *testing.T) {
 		if err := writeGraph(&b, cfg, tc.format, tc.rollback); err != nil {
 			t.Fatal(err)
 		}
-		goldenFile(t, filepath.Join("testdata/graph", tc.golden), b.String())
+		langGolden(t, filepath.Join("testdata/graph", tc.golden), b.String())
 	}
 	var out, errb bytes.Buffer
-	if err := runGraph(&out, &errb, "testdata/graph/graph.hcl", "svg", false); exitCode(err) != exitError {
+	if err := runGraph(&out, &errb, "testdata/graph/graph.hcl", "svg", false); langExitCode(err) != exitError {
 		t.Errorf("bad format: %v", err)
 	}
-	if err := runGraph(&out, &errb, "testdata/graph/missing.hcl", "dot", false); exitCode(err) != exitError {
+	if err := runGraph(&out, &errb, "testdata/graph/missing.hcl", "dot", false); langExitCode(err) != exitError {
 		t.Errorf("missing file: %v", err)
 	}
 }

@@ -39,15 +39,14 @@ func runValidate(stdout, stderr io.Writer, paths []string, asJSON bool) error {
 		paths = []string{"."}
 	}
 	invalid := 0
+	var all []lang.JSONDiagnostic
 	for _, p := range paths {
 		cfg, diags := loadAndCheck(p)
 		if diags.HasErrors() {
 			invalid++
 		}
 		if asJSON {
-			if err := cfg.WriteJSONDiagnostics(stdout, diags); err != nil {
-				return err
-			}
+			all = append(all, cfg.JSONDiagnostics(diags)...)
 			continue
 		}
 		if err := printDiags(stderr, cfg, diags); err != nil {
@@ -55,6 +54,11 @@ func runValidate(stdout, stderr io.Writer, paths []string, asJSON bool) error {
 		}
 		if !diags.HasErrors() {
 			fmt.Fprintf(stdout, "%s: the runbook is valid.\n", p)
+		}
+	}
+	if asJSON {
+		if err := lang.WriteJSONReport(stdout, all); err != nil {
+			return err
 		}
 	}
 	if invalid > 0 {

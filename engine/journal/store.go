@@ -73,17 +73,24 @@ func (s *LocalStore) Create(meta *Meta) (Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create run dir: %w", err)
 	}
-	l, err := OpenLog(filepath.Join(dir, journalFile), 0)
+	// The journal appears under its name only once its run_started record
+	// is on disk, so a crash here never leaves a run without metadata.
+	tmp := filepath.Join(dir, journalFile+".new")
+	l, err := OpenLog(tmp, 0)
 	if err != nil {
 		return nil, err
 	}
 	l.NoSync = s.NoSync
-	syncDir(dir)
-	syncDir(filepath.Dir(dir))
 	if err := l.Append(&Record{Type: RecRunStarted, Meta: meta, Time: meta.Started}); err != nil {
 		l.Close()
 		return nil, err
 	}
+	if err := os.Rename(tmp, filepath.Join(dir, journalFile)); err != nil {
+		l.Close()
+		return nil, err
+	}
+	syncDir(dir)
+	syncDir(filepath.Dir(dir))
 	return l, nil
 }
 
@@ -153,7 +160,11 @@ func (s *LocalStore) List() ([]string, error) {
 	}
 	var ids []string
 	for _, e := range ents {
-		if e.IsDir() {
+		if !e.IsDir() {
+			continue
+		}
+		// A run whose journal never got its first record did not start.
+		if _, err := os.Stat(filepath.Join(s.Dir, "runs", e.Name(), journalFile)); err == nil {
 			ids = append(ids, e.Name())
 		}
 	}

@@ -77,7 +77,7 @@ func (ch *checker) lookup(plugin, action string, rng hcl.Range) (sdk.ActionSchem
 					detail += fmt.Sprintf(" Did you mean %q?", plugin+"."+s)
 				} else if len(names) > 0 {
 					sort.Strings(names)
-					detail += " Its actions are " + quoteList(names) + "."
+					detail += " Its actions are " + quoteAll(names) + "."
 				}
 			}
 		}
@@ -357,7 +357,7 @@ func (ch *checker) checkWith(expr hcl.Expression, schema sdk.ActionSchema, ctx *
 		if a == nil {
 			detail := fmt.Sprintf("%s has no input %q.%s", capitalize(what), key, didYouMean(key, names))
 			if len(names) > 0 && suggest(key, names) == "" {
-				detail += " Its inputs are " + quoteList(names) + "."
+				detail += " Its inputs are " + quoteAll(names) + "."
 			}
 			ch.add(&hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("Unsupported input %q", key), Detail: detail, Subject: p.Key.Range().Ptr()})
 			continue
@@ -446,7 +446,7 @@ func (ch *checker) checkStepAttrRefs(schemas map[string]sdk.ActionSchema) {
 			if sug := suggest(attr, names); sug != "" {
 				detail += fmt.Sprintf(" Did you mean %q?", sug)
 			} else if len(names) > 0 {
-				detail += fmt.Sprintf(" Its %s are %s.", part, quoteList(names))
+				detail += fmt.Sprintf(" Its %s are %s.", part, quoteAll(names))
 			} else {
 				detail += fmt.Sprintf(" It has no %s.", part)
 			}

@@ -136,7 +136,15 @@ func snippet(src []byte, r hcl.Range) *JSONSnippet {
 
 // WriteJSONDiagnostics writes {"valid": bool, "error_count", "warning_count", "diagnostics": [...]}.
 func (c *Config) WriteJSONDiagnostics(w io.Writer, diags hcl.Diagnostics) error {
-	jd := c.JSONDiagnostics(diags)
+	return WriteJSONReport(w, c.JSONDiagnostics(diags))
+}
+
+// WriteJSONReport writes converted diagnostics (possibly of several
+// runbooks) as one JSON document.
+func WriteJSONReport(w io.Writer, jd []JSONDiagnostic) error {
+	if jd == nil {
+		jd = []JSONDiagnostic{}
+	}
 	var errs, warns int
 	for _, d := range jd {
 		if d.Severity == "error" {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -32,8 +33,6 @@ type Scope struct {
 	// Schemas is optional: when set, Inputs and RollbackInputs convert the
 	// `with` object to the action's input type and mark sensitive inputs.
 	Schemas SchemaSource
-
-	funcs map[string]function.Function
 }
 
 // Instance is one instance of a step: the only one without for_each, or
@@ -100,15 +99,20 @@ func Address(step string, key cty.Value) string {
 	return step
 }
 
+// funcCache holds the function table per base directory; Scopes are used
+// from several goroutines, so they keep no lazily filled state themselves.
+var funcCache sync.Map // base dir -> map[string]function.Function
+
 func (s *Scope) functions() map[string]function.Function {
-	if s.funcs == nil {
-		base := "."
-		if s.Config != nil && s.Config.BaseDir != "" {
-			base = s.Config.BaseDir
-		}
-		s.funcs = Functions(base)
+	base := "."
+	if s.Config != nil && s.Config.BaseDir != "" {
+		base = s.Config.BaseDir
 	}
-	return s.funcs
+	if f, ok := funcCache.Load(base); ok {
+		return f.(map[string]function.Function)
+	}
+	f, _ := funcCache.LoadOrStore(base, Functions(base))
+	return f.(map[string]function.Function)
 }
 
 // baseCtx builds the evaluation context without locals.
@@ -434,6 +438,19 @@ func (s *Scope) RollbackInputs(st *Step, in Instance, inputs, outputs cty.Value)
 		return inputs, nil
 	}
 	ctx, diags := s.ctx()
+	if outputs == cty.NilVal || outputs.IsNull() {
+		// The step failed before returning outputs: every output is null.
+		outputs = cty.EmptyObjectVal
+		if s.Schemas != nil {
+			if sc, ok, err := s.Schemas.ActionSchema(st.Plugin, st.Action); err == nil && ok && len(sc.Outputs) > 0 {
+				m := make(map[string]cty.Value, len(sc.Outputs))
+				for _, a := range sc.Outputs {
+					m[a.Name] = cty.NullVal(a.Type)
+				}
+				outputs = cty.ObjectVal(m)
+			}
+		}
+	}
 	child := eachCtx(ctx, in).NewChild()
 	child.Variables = map[string]cty.Value{"self": StepValue(inputs, outputs)}
 	v, d := evalWith(st.Rollback.With, child, fmt.Sprintf("the rollback of step %q", st.Name))

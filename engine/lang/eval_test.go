@@ -236,3 +236,22 @@ func TestMarkAttrsAndUnknownStep(t *testing.T) {
 		t.Errorf("unknown step: %#v", u)
 	}
 }
+
+func TestRollbackInputsWithoutOutputs(t *testing.T) {
+	cfg := mustLoad(t, `step "core.exec" "a" {
+  with = { command = "x" }
+  rollback {
+    action = core.exec
+    with   = { command = "undo", args = [coalesce(self.outputs.stdout, "none")] }
+  }
+}`)
+	s := &Scope{Config: cfg, Schemas: testSchemas}
+	in := cty.ObjectVal(map[string]cty.Value{"command": cty.StringVal("x")})
+	v, diags := s.RollbackInputs(cfg.Steps["a"], Instance{Key: cty.NilVal}, in, cty.NilVal)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if got := v.GetAttr("args").Index(cty.NumberIntVal(0)); !got.RawEquals(cty.StringVal("none")) {
+		t.Errorf("args[0] = %#v", got)
+	}
+}

@@ -106,3 +106,26 @@ func TestFunctionNamesDocumented(t *testing.T) {
 		}
 	}
 }
+
+// The complete examples in docs/language.md load and check cleanly.
+func TestDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/language.md")
+	if err != nil {
+		t.Skip("docs/language.md not present")
+	}
+	hclBlocks := regexp.MustCompile("(?s)```hcl\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	jsonBlocks := regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	if len(hclBlocks) == 0 || len(jsonBlocks) == 0 {
+		t.Fatal("no examples found")
+	}
+	for name, src := range map[string]string{
+		"first.hcl":         hclBlocks[0][1],
+		"last.runbook.json": jsonBlocks[len(jsonBlocks)-1][1],
+	} {
+		cfg, diags := LoadSources(map[string][]byte{name: []byte(src)})
+		diags = append(diags, cfg.Check(testSchemas)...)
+		if len(diags) > 0 {
+			t.Errorf("%s:\n%s", name, render(cfg, diags))
+		}
+	}
+}

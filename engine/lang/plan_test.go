@@ -16,7 +16,9 @@ import (
 // the test can see that secrets are masked.
 type planProvider struct{ fail bool }
 
-func (p planProvider) Schema(context.Context) (*sdk.PluginSchema, error) { return nil, errors.New("unused") }
+func (p planProvider) Schema(context.Context) (*sdk.PluginSchema, error) {
+	return nil, errors.New("unused")
+}
 func (p planProvider) Validate(context.Context, string, cty.Value) (sdk.Diagnostics, error) {
 	return nil, nil
 }

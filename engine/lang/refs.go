@@ -108,8 +108,13 @@ func (c *Config) checkTraversal(t hcl.Traversal, rc refCtx) (step, local string,
 			return "", "", refErr(t, "Invalid variable reference", "Write var.NAME.")
 		}
 		if _, ok := c.Variables[name]; !ok {
-			return "", "", refErr(t, "Reference to undeclared variable",
-				fmt.Sprintf("There is no variable %q. Declare it with variable %q { type = string } or fix the name.%s", name, name, didYouMean(name, mapKeys(c.Variables))))
+			detail := fmt.Sprintf("There is no variable %q.", name)
+			if s := didYouMean(name, mapKeys(c.Variables)); s != "" {
+				detail += s
+			} else {
+				detail += fmt.Sprintf(" Declare it with a block variable %q { type = string } or fix the name.", name)
+			}
+			return "", "", refErr(t, "Reference to undeclared variable", detail)
 		}
 	case "local":
 		if !hasName {
@@ -282,7 +287,7 @@ func (c *Config) resolve() hcl.Diagnostics {
 		diags = append(diags, d...)
 	}
 	if c.Runbook != nil && c.Runbook.Lock != nil {
-		_, locals, d := c.checkRefs(c.Runbook.Lock, refCtx{where: "the runbook lock", vars: true, local: true, run: true})
+		_, locals, d := c.checkRefs(c.Runbook.Lock, refCtx{where: "the runbook lock", vars: true, local: true})
 		diags = append(diags, d...)
 		for l, rng := range locals {
 			if len(c.localDeps[l]) > 0 {

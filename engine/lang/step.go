@@ -353,7 +353,12 @@ func constEnum(a *hcl.Attribute, out *string, allowed ...string) hcl.Diagnostics
 	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: fmt.Sprintf("Invalid %s", a.Name), Detail: detail, Subject: a.Expr.Range().Ptr()}}
 }
 
-func quoteList(xs []string) string {
+func quoteList(xs []string) string { return joinQuoted(xs, "or") }
+
+// quoteAll lists every element: "a", "b" and "c".
+func quoteAll(xs []string) string { return joinQuoted(xs, "and") }
+
+func joinQuoted(xs []string, conj string) string {
 	q := make([]string, len(xs))
 	for i, x := range xs {
 		q[i] = fmt.Sprintf("%q", x)
@@ -364,5 +369,5 @@ func quoteList(xs []string) string {
 	case 1:
 		return q[0]
 	}
-	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+	return strings.Join(q[:len(q)-1], ", ") + " " + conj + " " + q[len(q)-1]
 }

@@ -57,6 +57,11 @@ type Host struct {
 	plugins map[string]*entry
 	// closed is set by Close; guarded by mu.
 	closed bool
+
+	// selfSum is the sha256 of the runbook binary (builtins' checksum),
+	// computed on first use by Info.
+	selfSumOnce sync.Once
+	selfSum     string
 }
 
 // entry is one plugin: its provider, cached schema and launch details.
@@ -72,7 +77,9 @@ type entry struct {
 	schema   *sdk.PluginSchema
 	version  string
 	sha256   string
-	closer   func()
+	// builtinProc is set for a builtin run out of process.
+	builtinProc bool
+	closer      func()
 }
 
 // New returns a Host; nothing is started until Provider is called.
@@ -167,8 +174,9 @@ func (h *Host) Schema(ctx context.Context, name string) (*sdk.PluginSchema, erro
 	return e.schema, nil
 }
 
-// Info returns the version and the sha256 of a started plugin ("" when not
-// started, or for builtins, whose checksum is the runbook binary's).
+// Info returns the version and the sha256 of a started plugin ("", "" when
+// not started). For a builtin the checksum is the runbook binary's ("" when
+// it runs in-process).
 func (h *Host) Info(name string) (version, sha256 string) {
 	h.mu.Lock()
 	e, ok := h.plugins[name]
@@ -177,8 +185,17 @@ func (h *Host) Info(name string) (version, sha256 string) {
 		return "", ""
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.version, e.sha256
+	version, sha256, builtinProc := e.version, e.sha256, e.builtinProc
+	e.mu.Unlock()
+	if sha256 == "" && builtinProc {
+		h.selfSumOnce.Do(func() {
+			if self, err := h.selfExe(); err == nil && self != "" {
+				h.selfSum, _ = FileSHA256(self)
+			}
+		})
+		sha256 = h.selfSum
+	}
+	return version, sha256
 }
 
 // Names lists builtin plugins, Extra providers and the external plugins
@@ -225,4 +242,14 @@ func (h *Host) Close() error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// Prestart starts the named plugins concurrently in the background, so that
+// a run does not pay their cold starts one after the other. Errors are not
+// kept: the first Provider call for a plugin that failed to start tries
+// again and reports the error.
+func (h *Host) Prestart(ctx context.Context, names ...string) {
+	for _, n := range names {
+		go func() { _, _ = h.entry(ctx, n) }()
+	}
 }

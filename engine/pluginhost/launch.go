@@ -29,6 +29,7 @@ func (h *Host) launchBuiltin(ctx context.Context, name string, e *entry) error {
 		return nil
 	}
 	pp := h.newProc(name, self, []string{"plugin", "serve", name}, nil)
+	e.builtinProc = true
 	return h.startProc(ctx, e, pp)
 }
 
@@ -228,7 +229,7 @@ func (p *proc) clientConfig() *plugin.ClientConfig {
 		VersionedPlugins: sdk.ClientPluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         os.Getenv("XX_NOMTLS") == "",
+		AutoMTLS:         true,
 		SecureConfig:     secure,
 		Stderr:           p.stderr,
 		// go-plugin redirects the plugin's os.Stdout/os.Stderr over gRPC;

@@ -24,6 +24,9 @@ type world struct {
 	undoErr map[string]bool // ids whose undo fails
 	keys    []string        // idempotency keys seen
 	delay   time.Duration
+	cur     int // attempts running now; guarded by mu
+	maxCur  int // highest cur seen; guarded by mu
+	actCap  int // MaxConcurrency of t.do
 }
 
 func newWorld() *world {
@@ -58,13 +61,25 @@ func (a *doAction) Schema() sdk.ActionSchema {
 			{Name: "id", Type: cty.String},
 			{Name: "token", Type: cty.String, Sensitive: true},
 		},
-		Capabilities: sdk.Capabilities{NativeUndo: true},
+		Capabilities:   sdk.Capabilities{NativeUndo: true},
+		MaxConcurrency: a.w.actCap,
 	}
 }
 
 func (a *doAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
 	id := req.Inputs.GetAttr("id").AsString()
 	w := a.w
+	w.mu.Lock()
+	w.cur++
+	if w.cur > w.maxCur {
+		w.maxCur = w.cur
+	}
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.cur--
+		w.mu.Unlock()
+	}()
 	if w.delay > 0 {
 		select {
 		case <-time.After(w.delay):

@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,8 @@ type harness struct {
 	rec   *event.Recorder
 	cfg   *lang.Config
 	hook  func(event.Event)
+	// parallelism for Apply (0 = default)
+	parallelism int
 }
 
 func newHarness(t *testing.T, src string) *harness {
@@ -117,7 +120,7 @@ func (h *harness) apply(ctx context.Context, resume *journal.State, id string) *
 		h.t.Fatal(err)
 	}
 	defer j.Close()
-	res, err := Apply(ctx, FromConfig(h.scope(id)), Options{RunID: id, Providers: testProviders(h.w), Journal: j, Sink: event.Multi(h.rec, event.Func(func(e event.Event) {
+	res, err := Apply(ctx, FromConfig(h.scope(id)), Options{RunID: id, Parallelism: h.parallelism, Providers: testProviders(h.w), Journal: j, Sink: event.Multi(h.rec, event.Func(func(e event.Event) {
 		if h.hook != nil {
 			h.hook(e)
 		}
@@ -128,8 +131,6 @@ func (h *harness) apply(ctx context.Context, resume *journal.State, id string) *
 	}
 	return res
 }
-
-func runID(res *Result) string { return "" }
 
 // deps of each step in fanout (direct).
 var fanoutDeps = map[string][]string{
@@ -361,3 +362,56 @@ func TestSecretsMasked(t *testing.T) {
 	_ = cty.NilVal
 }
 
+func TestParallelismCap(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(&b, "step \"t.do\" \"s%d\" {\n  with = { id = \"s%d\" }\n}\n", i, i)
+	}
+	for _, tc := range []struct{ parallelism, actCap, want int }{{3, 0, 3}, {10, 2, 2}} {
+		h := newHarness(t, b.String())
+		h.w.delay = 10 * time.Millisecond
+		h.w.actCap = tc.actCap
+		h.parallelism = tc.parallelism
+		if res := h.apply(context.Background(), nil, ""); res.State != journal.RunSucceeded {
+			t.Fatalf("state %s", res.State)
+		}
+		if h.w.maxCur != tc.want {
+			t.Errorf("parallelism %d, action cap %d: max concurrent attempts %d, want %d", tc.parallelism, tc.actCap, h.w.maxCur, tc.want)
+		}
+	}
+}
+
+func TestAlwaysStepRunsBeforeRollback(t *testing.T) {
+	src := fanout + `
+step "t.do" "cleanup" {
+  with       = { id = "cleanup" }
+  depends_on = [step.h]
+  always     = true
+}
+`
+	h := newHarness(t, src)
+	h.w.fail["c"] = true
+	res := h.apply(context.Background(), nil, "")
+	if res.State != journal.RunRolledBack {
+		t.Fatalf("state %s", res.State)
+	}
+	log := h.w.events()
+	ci, ui := -1, -1
+	for i, e := range log {
+		if e == "apply cleanup" {
+			ci = i
+		}
+		if strings.HasPrefix(e, "undo ") && ui < 0 {
+			ui = i
+		}
+	}
+	if ci < 0 || ci > ui {
+		t.Fatalf("always step did not run before the undos: %v", log)
+	}
+	// h never ran; d may have: dependents of c were not started.
+	for _, e := range log {
+		if e == "apply e" || e == "apply h" {
+			t.Errorf("a dependent of the failed step ran: %v", log)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -67,8 +68,8 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 		res, err := prov.Apply(actx, st.Action, req, evs)
 		timedOut := err != nil && actx.Err() == context.DeadlineExceeded && ctx.Err() == nil
 		cancel()
-		if evs.jerr != nil {
-			return &journalError{evs.jerr}
+		if jerr := evs.journalErr(); jerr != nil {
+			return &journalError{jerr}
 		}
 		var undo []byte
 		if res != nil {
@@ -216,7 +217,15 @@ type stepEvents struct {
 	addr    string
 	attempt int
 	undo    bool
-	jerr    error // journal failure during Checkpoint; read after Apply returns
+
+	mu   sync.Mutex
+	jerr error // journal failure during Checkpoint; guarded by mu
+}
+
+func (s *stepEvents) journalErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.jerr
 }
 
 var _ sdk.Events = (*stepEvents)(nil)
@@ -235,7 +244,9 @@ func (s *stepEvents) Checkpoint(data []byte) error {
 	}
 	b := append([]byte(nil), data...)
 	if err := s.e.append(&journal.Record{Type: journal.RecCheckpoint, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(b)}); err != nil {
+		s.mu.Lock()
 		s.jerr = err
+		s.mu.Unlock()
 		return fmt.Errorf("journal checkpoint: %w", err)
 	}
 	s.e.emit(event.Event{Type: event.StepCheckpoint, Step: s.addr, Attempt: s.attempt})

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,6 +140,11 @@ func PostgresWith(t testing.TB, opt PGDatabase) string {
 			t.Fatalf("postgres: %v", err)
 		}
 		stmt += " TEMPLATE " + tmpl
+		var version int
+		if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err == nil && version >= 150000 {
+			// Without WAL-logging every block: faster for small databases.
+			stmt += " STRATEGY FILE_COPY"
+		}
 	} else if opt.CollateC {
 		stmt += " TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
 	}
@@ -219,7 +225,17 @@ func startCluster() (adminURL string, stop func(), err error) {
 	sort.Slice(bins, func(i, j int) bool { return pgMajor(bins[i]) < pgMajor(bins[j]) })
 	bin := filepath.Dir(bins[len(bins)-1])
 
-	dir, err := os.MkdirTemp("", "runbook-pg-")
+	// A RAM-backed directory makes database creation (a file copy) several
+	// times faster; the cluster is small and removed at exit.
+	base := ""
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		base = "/dev/shm"
+		removeStaleClusters(base)
+	}
+	dir, err := os.MkdirTemp(base, "runbook-pg-")
+	if err != nil && base != "" {
+		dir, err = os.MkdirTemp("", "runbook-pg-")
+	}
 	if err != nil {
 		return "", nil, err
 	}
@@ -292,6 +308,26 @@ func startCluster() (adminURL string, stop func(), err error) {
 	}
 	cleanup()
 	return "", nil, lastErr
+}
+
+// removeStaleClusters deletes cluster directories left by test binaries
+// that were killed, once their server is gone too.
+func removeStaleClusters(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, "runbook-pg-*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || time.Since(fi.ModTime()) < time.Hour {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid"))
+		if err == nil {
+			pid, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+			if pid > 0 && syscall.Kill(pid, 0) == nil {
+				continue // still running
+			}
+		}
+		_ = os.RemoveAll(d)
+	}
 }
 
 func pgMajor(initdb string) int {

@@ -33,6 +33,8 @@ func (checkAction) Schema() sdk.ActionSchema {
 		Outputs: []sdk.Attribute{
 			{Name: "version", Type: cty.String},
 			{Name: "vendor", Type: cty.String},
+			{Name: "user", Type: cty.String, Description: "The user the server authenticated (empty: anonymous)."},
+			{Name: "admin", Type: cty.Bool, Description: "Whether that user is a server admin."},
 			{Name: "databases", Type: cty.List(dbInfoType), Description: "The named databases, or every database when none is named."},
 			{Name: "missing", Type: cty.List(cty.String), Description: "Named databases that do not exist."},
 		},
@@ -67,12 +69,37 @@ func (a checkAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 		version = info.Version
 	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("%s: %s %s", c.URL(), info.VendorName(), version))
-	// GET / is public; listing databases proves the credentials.
-	all, err := c.AllDBs(ctx)
-	if err != nil {
+	// GET / may be public: /_session says who the server took us for.
+	var sess struct {
+		UserCtx struct {
+			Name  *string  `json:"name"`
+			Roles []string `json:"roles"`
+		} `json:"userCtx"`
+	}
+	if err := c.JSON(ctx, Request{Method: "GET", Path: "/_session"}, &sess); err != nil {
 		return nil, fmt.Errorf("check %s: %w", c.URL(), err)
 	}
+	user := ""
+	if sess.UserCtx.Name != nil {
+		user = *sess.UserCtx.Name
+	}
+	if c.username != "" && user == "" {
+		return nil, &sdk.Error{Kind: sdk.KindAuth, Hint: fmt.Sprintf("check the username and password for %s", c.base.Host),
+			Err: fmt.Errorf("credentials rejected by %s: the server treats the requests as anonymous", c.base.Host)}
+	}
+	admin := false
+	for _, r := range sess.UserCtx.Roles {
+		if r == "_admin" {
+			admin = true
+		}
+	}
 	names := listAttr(req.Inputs, "databases")
+	var all []string
+	if p := strAttr(req.Inputs, "prefix"); p != "" || len(names) == 0 {
+		if all, err = c.AllDBs(ctx); err != nil {
+			return nil, fmt.Errorf("check %s: list databases (needs an admin on CouchDB 3): %w", c.URL(), err)
+		}
+	}
 	if p := strAttr(req.Inputs, "prefix"); p != "" {
 		if !strings.HasSuffix(p, "/") {
 			p += "/"
@@ -88,9 +115,11 @@ func (a checkAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	out := struct {
 		Version   string      `cty:"version"`
 		Vendor    string      `cty:"vendor"`
+		User      string      `cty:"user"`
+		Admin     bool        `cty:"admin"`
 		Databases []dbInfoOut `cty:"databases"`
 		Missing   []string    `cty:"missing"`
-	}{Version: version, Vendor: info.VendorName(), Databases: []dbInfoOut{}, Missing: []string{}}
+	}{Version: version, Vendor: info.VendorName(), User: user, Admin: admin, Databases: []dbInfoOut{}, Missing: []string{}}
 	for i, n := range names {
 		di, err := c.DBInfo(ctx, n)
 		if kindOf(err) == sdk.KindNotFound {

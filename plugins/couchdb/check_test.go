@@ -24,6 +24,9 @@ func TestCheck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if res.Outputs.GetAttr("user").AsString() != "admin" || !res.Outputs.GetAttr("admin").True() {
+			t.Errorf("user = %#v, admin = %#v", res.Outputs.GetAttr("user"), res.Outputs.GetAttr("admin"))
+		}
 		if got := res.Outputs.GetAttr("vendor").AsString(); got != "PouchDB authors" {
 			t.Errorf("vendor = %q", got)
 		}

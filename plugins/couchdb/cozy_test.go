@@ -213,3 +213,42 @@ func TestDeleteDocsGuardsAndUndo(t *testing.T) {
 		t.Errorf("second undo: %v", err)
 	}
 }
+
+// A delete_docs step whose attempt was lost after it deleted (a crash
+// before its result was journaled) is applied again with its checkpoint:
+// the guard still sees the same count and the undo state still lists
+// every deleted document.
+func TestDeleteDocsResumedAfterCrash(t *testing.T) {
+	t.Parallel()
+	s, _ := servers(t)
+	db := dbName(t, "cozy")
+	c := client(t, s)
+	seed(t, c, db, cozyV2Source())
+	p := sdk.Local(New())
+	ctx := tctx(t)
+	in := obj(merge(connIn(s, ""), map[string]any{"database": db, "selector": obj(map[string]any{"docType": "Application"}), "expect_count": 3}))
+	rec := &recorder{}
+	if _, err := p.Apply(ctx, "delete_docs", &sdk.ApplyRequest{Inputs: in}, rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.last() == nil {
+		t.Fatal("no checkpoint before deleting")
+	}
+	// The result is lost; the engine applies the step again with the
+	// journaled checkpoint.
+	res, err := p.Apply(ctx, "delete_docs", &sdk.ApplyRequest{Inputs: in, Checkpoint: rec.last()}, &recorder{})
+	if err != nil {
+		t.Fatalf("resumed attempt: %v", err)
+	}
+	if n := outInt(t, res, "count"); n != 3 {
+		t.Errorf("count = %d, want 3", n)
+	}
+	if err := p.Undo(ctx, "delete_docs", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState}, &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"src-app-files", "src-app-contacts", "src-app-databrowser"} {
+		if d := getDoc(t, c, db, id); d["docType"] != "Application" {
+			t.Errorf("%s not restored: %v", id, d)
+		}
+	}
+}

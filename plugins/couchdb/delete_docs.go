@@ -227,11 +227,40 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 	if err != nil {
 		return nil, err
 	}
-	if err := guard(req.Inputs, len(docs)); err != nil {
-		return nil, err
-	}
 	undo := deleteUndo{Server: c.URL(), Database: db}
 	deleted := []string{}
+	// A resumed attempt: what the interrupted one had planned and already
+	// deleted no longer matches, but counts for the guards and belongs in
+	// the undo state.
+	if len(req.Checkpoint) > 0 {
+		if prev, err := unpackUndo(req.Checkpoint); err == nil && prev.Database == db && prev.Server == c.URL() {
+			matching := map[string]bool{}
+			for _, d := range docs {
+				id, _ := d["_id"].(string)
+				matching[id] = true
+			}
+			for _, p := range prev.Docs {
+				if matching[p.ID] {
+					continue
+				}
+				tomb, err := c.deletedLeaf(ctx, db, p.ID, p.Rev)
+				if err != nil {
+					return nil, fmt.Errorf("read %s/%s: %w", db, p.ID, err)
+				}
+				if tomb != "" {
+					p.Tombstone = tomb
+					undo.Docs = append(undo.Docs, p)
+					deleted = append(deleted, p.ID)
+				}
+			}
+			if len(deleted) > 0 {
+				ev.Log(sdk.LevelInfo, fmt.Sprintf("%d documents were deleted by the interrupted attempt", len(deleted)))
+			}
+		}
+	}
+	if err := guard(req.Inputs, len(docs)+len(deleted)); err != nil {
+		return nil, err
+	}
 	result := func() *sdk.Result {
 		out := cty.ObjectVal(map[string]cty.Value{"deleted": strList(deleted), "count": cty.NumberIntVal(int64(len(deleted)))})
 		var st []byte
@@ -260,6 +289,17 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 		delete(full, "_rev")
 		b, _ := json.Marshal(full)
 		items = append(items, item{id, rev, b})
+	}
+	// Journal the bodies before deleting anything, so an interrupted
+	// attempt's deletions can still be undone after a resume.
+	if len(items) > 0 {
+		plan := undo
+		for _, it := range items {
+			plan.Docs = append(plan.Docs, deletedDoc{ID: it.id, Rev: it.rev, Body: it.body})
+		}
+		if err := ev.Checkpoint(packUndo(plan)); err != nil {
+			return result(), fmt.Errorf("journal the documents to delete: %w", err)
+		}
 	}
 	const chunk = 200
 	for i := 0; i < len(items); i += chunk {
@@ -412,4 +452,36 @@ func strList(s []string) cty.Value {
 		vals[i] = cty.StringVal(x)
 	}
 	return cty.ListVal(vals)
+}
+
+// deletedLeaf returns the revision of the deletion whose parent is rev,
+// or "" when the document was not deleted from rev.
+func (c *Client) deletedLeaf(ctx context.Context, db, id, rev string) (string, error) {
+	var leaves []struct {
+		OK *struct {
+			Rev       string `json:"_rev"`
+			Deleted   bool   `json:"_deleted"`
+			Revisions struct {
+				Start int      `json:"start"`
+				IDs   []string `json:"ids"`
+			} `json:"_revisions"`
+		} `json:"ok"`
+	}
+	err := c.JSON(ctx, Request{Method: "GET", Path: docPath(db, id), Query: url.Values{"open_revs": {"all"}, "revs": {"true"}}}, &leaves)
+	if kindOf(err) == sdk.KindNotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, l := range leaves {
+		if l.OK == nil || !l.OK.Deleted || len(l.OK.Revisions.IDs) < 2 {
+			continue
+		}
+		parent := fmt.Sprintf("%d-%s", l.OK.Revisions.Start-1, l.OK.Revisions.IDs[1])
+		if parent == rev {
+			return l.OK.Rev, nil
+		}
+	}
+	return "", nil
 }

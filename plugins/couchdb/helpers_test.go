@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,12 +28,17 @@ type recorder struct {
 	checkpoints [][]byte
 	progress    int
 	onCP        func(n int)
+	onLog       func(msg string)
 }
 
 func (r *recorder) Log(l sdk.Level, msg string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.logs = append(r.logs, l.String()+": "+msg)
+	hook := r.onLog
+	r.mu.Unlock()
+	if hook != nil {
+		hook(msg)
+	}
 }
 
 func (r *recorder) Progress(cur, total int64, unit string) {
@@ -296,9 +302,12 @@ func servers(t *testing.T) (*testenv.CouchDB, *testenv.CouchDB) {
 	return shared.src, shared.dst
 }
 
+// dbSeq makes database names unique across -count runs.
+var dbSeq atomic.Int64
+
 // dbName is a database name unique to the calling test.
 func dbName(t *testing.T, base string) string {
 	h := fnv.New32a()
 	h.Write([]byte(t.Name()))
-	return fmt.Sprintf("%s-%08x", base, h.Sum32())
+	return fmt.Sprintf("%s-%08x-%d", base, h.Sum32(), dbSeq.Add(1))
 }

@@ -267,6 +267,7 @@ func (r *replication) process(ctx context.Context, f *fetcher, b batch) error {
 	var errMu sync.Mutex
 	var firstErr error
 	for start := 0; start < len(ids); {
+		probe := r.avgDocBytes.Load() == 0
 		n := r.chunkSize(len(ids) - start)
 		chunk := make(map[string][]string, n)
 		for _, id := range ids[start : start+n] {
@@ -280,7 +281,7 @@ func (r *replication) process(ctx context.Context, f *fetcher, b batch) error {
 			return ctx.Err()
 		}
 		wg.Add(1)
-		go func() {
+		copyOne := func() {
 			defer wg.Done()
 			defer func() { <-r.sem }()
 			if err := r.copyChunk(ctx, f, chunk); err != nil {
@@ -290,7 +291,20 @@ func (r *replication) process(ctx context.Context, f *fetcher, b batch) error {
 				}
 				errMu.Unlock()
 			}
-		}()
+		}
+		if probe {
+			// Sizes unknown yet: copy this small chunk first, then size
+			// the next ones from it.
+			copyOne()
+			errMu.Lock()
+			err := firstErr
+			errMu.Unlock()
+			if err != nil {
+				break
+			}
+			continue
+		}
+		go copyOne()
 	}
 	wg.Wait()
 	return firstErr

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/runbookdev/runbook/sdk"
@@ -56,10 +57,19 @@ func replicateViaServer(ctx context.Context, ev sdk.Events, src, dst *Client, db
 	cleanup := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if cur, err := dst.GetDoc(cctx, "_replicator", id, nil); err == nil {
-			if rev, _ := cur["_rev"].(string); rev != "" {
-				_ = dst.JSON(cctx, Request{Method: "DELETE", Path: docPath("_replicator", id), Query: url.Values{"rev": {rev}}}, nil)
+		// The server updates the document as the replication runs: retry
+		// on a conflict with the newer revision.
+		for i := 0; i < 10; i++ {
+			cur, err := dst.GetDoc(cctx, "_replicator", id, nil)
+			if err != nil {
+				return
 			}
+			rev, _ := cur["_rev"].(string)
+			err = dst.JSON(cctx, Request{Method: "DELETE", Path: docPath("_replicator", id), Query: url.Values{"rev": {rev}}}, nil)
+			if statusOf(err) != 409 {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	defer cleanup()
@@ -132,6 +142,8 @@ func replicateViaServer(ctx context.Context, ev sdk.Events, src, dst *Client, db
 				return st, err
 			}
 		}
+		// The server's reason may quote the endpoints, credentials included.
+		reason = hideSecrets(reason, src.password, dst.password)
 		switch state {
 		case "completed":
 			ev.Log(sdk.LevelInfo, fmt.Sprintf("%s: server replication completed, %d docs written", db, st.DocsWritten.Load()))
@@ -149,4 +161,14 @@ func replicateViaServer(ctx context.Context, ev sdk.Events, src, dst *Client, db
 		case <-tick.C:
 		}
 	}
+}
+
+// hideSecrets replaces the given secrets in s.
+func hideSecrets(s string, secrets ...string) string {
+	for _, x := range secrets {
+		if x != "" {
+			s = strings.ReplaceAll(s, x, "***")
+		}
+	}
+	return s
 }

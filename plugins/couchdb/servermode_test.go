@@ -1,6 +1,7 @@
 package couchdb
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -67,5 +68,31 @@ func TestVerifyFindsMissing(t *testing.T) {
 	}
 	if n, _ := res.Outputs.GetAttr("report").Index(ctyInt(0)).GetAttr("compared").AsBigFloat().Int64(); n < 10 || n > 15 {
 		t.Errorf("sampled %d documents, want about 10", n)
+	}
+}
+
+// Interrupting a server-mode step deletes its _replicator document, which
+// cancels the server's replication.
+func TestReplicateServerModeCancel(t *testing.T) {
+	t.Parallel()
+	src, dst := servers(t)
+	db := dbName(t, "db")
+	sc, dc := client(t, src), client(t, dst)
+	seed(t, sc, db, smallDocs(3000))
+	ctx, cancel := context.WithCancel(tctx(t))
+	rec := &recorder{}
+	rec.onLog = func(msg string) {
+		if strings.Contains(msg, "_replicator/") {
+			cancel()
+		}
+	}
+	in := obj(merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{
+		"databases": []string{db}, "mode": "server", "poll_interval": "100ms"}))
+	_, err := sdk.Local(New()).Apply(ctx, "replicate", &sdk.ApplyRequest{Inputs: in}, rec)
+	if kindOf(err) != sdk.KindCancelled {
+		t.Fatalf("err = %v\n%s", err, rec.allLogs())
+	}
+	if _, err := dc.GetDoc(tctx(t), "_replicator", "runbook-"+replicationID(sc.URL(), db, dc.URL(), db), nil); kindOf(err) != sdk.KindNotFound {
+		t.Errorf("_replicator document left behind: %v", err)
 	}
 }

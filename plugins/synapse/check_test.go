@@ -170,3 +170,29 @@ func TestCheckSQLiteConfig(t *testing.T) {
 	_, err := sdk.Local(New()).Apply(t.Context(), "check", &sdk.ApplyRequest{Inputs: in}, &recorder{})
 	wantKind(t, err, sdk.KindInvalid, "sqlite3")
 }
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	for _, action := range []string{"check", "migrate", "export_config"} {
+		in := map[string]cty.Value{"synapse_config": cty.ListValEmpty(cty.String)}
+		if action != "export_config" {
+			in["mas_config"] = cty.StringVal("")
+		}
+		d, err := sdk.Local(New()).Validate(t.Context(), action, cty.ObjectVal(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 2
+		if action == "export_config" {
+			want = 1
+		}
+		if len(d) != want || !d.HasErrors() || d[0].Path[0] != "synapse_config" {
+			t.Errorf("%s: diagnostics %+v", action, d)
+		}
+		// Unknown values pass.
+		in["synapse_config"] = cty.UnknownVal(cty.List(cty.String))
+		if d, _ := sdk.Local(New()).Validate(t.Context(), action, cty.ObjectVal(in)); len(d) > want-1 {
+			t.Errorf("%s with unknown synapse_config: %+v", action, d)
+		}
+	}
+}

@@ -111,3 +111,24 @@ func TestMigrateCheckpointResume(t *testing.T) {
 	_, _, err = w.migrate(nil)
 	wantKind(t, err, sdk.KindConflict, "not empty")
 }
+
+func TestMigratePlan(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.syn(`INSERT INTO users (name, creation_ts) VALUES ('@a:example.com', 1), ('@b:example.com', 2)`)
+	w.syn(`ANALYZE users`)
+	start := w.state()
+	p, err := sdk.Local(New()).Plan(context.Background(), "migrate", &sdk.PlanRequest{Inputs: w.inputs(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.Summary, "~2 users") || p.Counts["add"] != 2 || len(p.Warnings) != 0 {
+		t.Errorf("plan %+v", p)
+	}
+	diffState(t, "after plan", start, w.state())
+	// Unknown inputs plan without touching anything.
+	in := w.inputs(map[string]cty.Value{"mas_database_url": cty.UnknownVal(cty.String)})
+	if p, err := sdk.Local(New()).Plan(context.Background(), "migrate", &sdk.PlanRequest{Inputs: in}); err != nil || p.Counts != nil {
+		t.Errorf("plan with unknowns: %+v %v", p, err)
+	}
+}

@@ -4,6 +4,7 @@
 package synapse
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -88,3 +89,42 @@ func loadEnv(synapsePaths []string, masPath, synapseURL, masURL string) (*env, e
 	}
 	return e, nil
 }
+
+// validateCommon checks the known inputs shared by every action.
+func validateCommon(inputs cty.Value) sdk.Diagnostics {
+	var d sdk.Diagnostics
+	if inputs.IsNull() || !inputs.IsKnown() || !inputs.Type().IsObjectType() {
+		return d
+	}
+	if inputs.Type().HasAttribute("synapse_config") {
+		v := inputs.GetAttr("synapse_config")
+		if v.IsKnown() && !v.IsNull() && v.LengthInt() == 0 {
+			d = d.Errorf([]string{"synapse_config"}, "name at least one Synapse config file")
+		}
+	}
+	if inputs.Type().HasAttribute("mas_config") {
+		v := inputs.GetAttr("mas_config")
+		if v.IsKnown() && !v.IsNull() && v.AsString() == "" {
+			d = d.Errorf([]string{"mas_config"}, "the MAS config path is empty")
+		}
+	}
+	return d
+}
+
+func (a *checkAction) Validate(_ context.Context, inputs cty.Value) sdk.Diagnostics {
+	return validateCommon(inputs)
+}
+
+func (a *migrateAction) Validate(_ context.Context, inputs cty.Value) sdk.Diagnostics {
+	return validateCommon(inputs)
+}
+
+func (a *exportAction) Validate(_ context.Context, inputs cty.Value) sdk.Diagnostics {
+	return validateCommon(inputs)
+}
+
+var (
+	_ sdk.Validator = (*checkAction)(nil)
+	_ sdk.Validator = (*migrateAction)(nil)
+	_ sdk.Validator = (*exportAction)(nil)
+)

@@ -209,8 +209,10 @@ func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, 
 			}
 		}
 	}()
-	if err := p.DstFS.Flush(tmp); err != nil {
-		return fsError("flush", p.Dst, err)
+	if len(writes) > 0 {
+		if err := p.DstFS.Flush(tmp); err != nil {
+			return fsError("flush", p.Dst, err)
+		}
 	}
 	for i, op := range p.Ops {
 		if err := ctx.Err(); err != nil {
@@ -365,8 +367,10 @@ func undoSync(ctx context.Context, fsys fileSystem, dst location, u *syncUndo, e
 	if err != nil {
 		return fsError("stage restores in", dst.join(".tmp"), err)
 	}
-	if err := fsys.Flush(tmp); err != nil {
-		return fsError("flush", dst, err)
+	if len(reqs) > 0 {
+		if err := fsys.Flush(tmp); err != nil {
+			return fsError("flush", dst, err)
+		}
 	}
 	total := int64(len(u.Entries))
 	for i := len(u.Entries) - 1; i >= 0; i-- {

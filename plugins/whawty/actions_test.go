@@ -292,3 +292,33 @@ func mustB64(t testing.TB, s string) []byte {
 	}
 	return c.Sets[1].Scrypt.HMACKey
 }
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		action string
+		in     map[string]any
+		errs   int
+	}{
+		{"check", map[string]any{}, 1},
+		{"check", map[string]any{"store": "relative"}, 1},
+		{"check", map[string]any{"store": "/s"}, 0},
+		{"sync", map[string]any{"source": "/a", "destination": "ftp://x/y"}, 1},
+		{"param_set_add", map[string]any{"config": "/c", "id": 3, "cost": 40}, 1},
+		{"param_set_add", map[string]any{"config": "/c", "id": 3, "algorithm": "argon2id", "cost": 4}, 1},
+		{"param_set_add", map[string]any{"config": "/c", "id": 3}, 0},
+		{"param_set_default", map[string]any{"config": "/c", "id": -1}, 1},
+		{"param_set_remove", map[string]any{"config": "/c", "id": 2, "store": "x"}, 1},
+		{"upgrade_status", map[string]any{"config": "/c", "timeout": "soon"}, 1},
+		{"upgrade_status", map[string]any{"config": "/c", "wait_for_percent": 101}, 1},
+		{"verify_password", map[string]any{"config": "/c", "username": "-bad", "password": "x"}, 1},
+	}
+	for _, tt := range tests {
+		d, err := provider.Validate(t.Context(), tt.action, obj(tt.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(d); n != tt.errs {
+			t.Errorf("%s %v: %d diagnostics, want %d: %v", tt.action, tt.in, n, tt.errs, d)
+		}
+	}
+}

@@ -100,8 +100,8 @@ func parseLocation(s string) (location, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return invalid("query and fragment are not allowed")
 	}
-	if !strings.HasPrefix(u.Path, "/") || path.Clean(u.Path) == "/" && u.Path != "/" {
-		return invalid("missing absolute path")
+	if !strings.HasPrefix(u.Path, "/") {
+		return invalid("missing absolute path after host:port")
 	}
 	return location{
 		Path: path.Clean(u.Path),

@@ -163,6 +163,19 @@ func (f *faultyFS) Stage(tmpDir string, data []byte, perm fs.FileMode, uid, gid 
 	return f.fileSystem.Stage(tmpDir, data, perm, uid, gid)
 }
 
+// intruderFS writes a stray file into dir when the sync flushes.
+type intruderFS struct {
+	fileSystem
+	dir string
+}
+
+func (f *intruderFS) Flush(dir string) error {
+	if err := os.WriteFile(filepath.Join(f.dir, ".late.user.AbCdEf"), []byte("x"), 0o600); err != nil {
+		return err
+	}
+	return f.fileSystem.Flush(dir)
+}
+
 func TestSyncFailureMidwayRestores(t *testing.T) {
 	// The fixture's sync commits 7 operations; fail each in turn, and fail
 	// staging (before anything is visible).
@@ -184,6 +197,24 @@ func TestSyncFailureMidwayRestores(t *testing.T) {
 			}
 		})
 	}
+	// Another writer (an rsync timer) drops a temp file into the slave
+	// while the sync commits: the final check fails and the sync undoes
+	// its own changes instead of leaving a half-synced slave.
+	t.Run("foreign writer", func(t *testing.T) {
+		master, slave := syncFixture(t)
+		before := snapshot(t, slave)
+		c := newConns(sshOptions{})
+		c.local = &intruderFS{fileSystem: localFS{}, dir: slave}
+		_, err := runSync(t.Context(), c, syncInputs{Source: master, Destination: slave}, (&syncAction{}).Schema(), &recorder{})
+		if kindOf(err) != sdk.KindConflict || !strings.Contains(err.Error(), ".late.user.AbCdEf") {
+			t.Fatalf("err = %v, want conflict naming the intruder", err)
+		}
+		after := snapshot(t, slave)
+		delete(after, ".late.user.AbCdEf")
+		if d := cmp.Diff(before, after); d != "" {
+			t.Fatalf("sync's own changes not undone:\n%s", d)
+		}
+	})
 	// A foreign directory in the destination is refused before any write.
 	master, slave := syncFixture(t)
 	if err := os.Mkdir(filepath.Join(slave, "lost+found"), 0o700); err != nil {

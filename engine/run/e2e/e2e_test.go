@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runbookdev/runbook/engine/journal"
 )
 
 var bin string
@@ -161,61 +163,98 @@ func TestCrashResume(t *testing.T) {
 		t.Fatalf("clean run: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	full := time.Since(t0)
-	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
-	killedAt := map[string]int{}
-	for i := 0; i < trials; i++ {
-		dir := t.TempDir()
-		ledger := filepath.Join(dir, "ledger")
-		write(t, filepath.Join(dir, "main.hcl"), crashRunbook)
-		delay := time.Duration(rng.Int64N(int64(full + full/5)))
-		code := startKill(t, dir, delay, "apply", "-auto-approve", "-var", "ledger="+ledger, "main.hcl")
-		kills := 0
-		if code == -1 {
-			kills++
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d, clean run %s", seed, full)
+	var mu sync.Mutex
+	killedAt := map[int]int{}
+	// Trials run three at a time: each is its own directory and run.
+	t.Run("trials", func(t *testing.T) {
+		for i := 0; i < trials; i++ {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				t.Parallel()
+				kills := crashTrial(t, i, full, rand.New(rand.NewPCG(seed, uint64(i))))
+				mu.Lock()
+				killedAt[kills]++
+				mu.Unlock()
+			})
 		}
-		// Resume (killing the first resume too in odd trials) until done.
-		for round := 0; code != 0 && round < 6; round++ {
-			runs := runsLs(t, dir)
-			if len(runs) == 1 && runs[0].State == "succeeded" {
-				// Killed after the run finished, while exiting.
-				code = 0
-				break
-			}
-			if len(runs) == 0 {
-				// Killed before the journal existed: start again.
-				code = startKill(t, dir, time.Minute, "apply", "-auto-approve", "-var", "ledger="+ledger, "main.hcl")
+	})
+	t.Logf("%d trials; trials by number of kills: %v", trials, killedAt)
+	if killedAt[0] == trials {
+		t.Error("no trial was killed: the kill points are wrong")
+	}
+}
+
+// crashTrial is one apply killed at a random point, then resumed (the
+// first resume killed too in odd trials) until the run succeeds.
+func crashTrial(t *testing.T, i int, full time.Duration, rng *rand.Rand) (kills int) {
+	dir := t.TempDir()
+	ledger := filepath.Join(dir, "ledger")
+	write(t, filepath.Join(dir, "main.hcl"), crashRunbook)
+	delay := time.Duration(rng.Int64N(int64(full + full/5)))
+	code := startKill(t, dir, delay, "apply", "-auto-approve", "-var", "ledger="+ledger, "main.hcl")
+	if code == -1 {
+		kills++
+	}
+	for round := 0; code != 0 && round < 6; round++ {
+		runs := journalRuns(t, dir)
+		if len(runs) == 1 && runs[0].State == "succeeded" {
+			// Killed after the run finished, while exiting.
+			code = 0
+			break
+		}
+		if len(runs) == 0 {
+			// Killed before the journal existed: start again.
+			code = startKill(t, dir, time.Minute, "apply", "-auto-approve", "-var", "ledger="+ledger, "main.hcl")
+			continue
+		}
+		if round == 0 && i%2 == 1 {
+			code = startKill(t, dir, time.Duration(rng.Int64N(int64(full))), "resume")
+			if code == -1 {
+				kills++
 				continue
 			}
-			if round == 0 && i%2 == 1 {
-				code = startKill(t, dir, time.Duration(rng.Int64N(int64(full))), "resume")
-				if code == -1 {
-					kills++
-					continue
-				}
-			} else {
-				r := runbook(t, dir, nil, "resume")
-				code = r.code
-				if code != 0 {
-					t.Logf("trial %d: resume exit %d\n%s\n%s", i, code, r.stdout, r.stderr)
-				}
+		} else {
+			r := runbook(t, dir, nil, "resume")
+			code = r.code
+			if code != 0 {
+				t.Logf("resume exit %d\n%s\n%s", code, r.stdout, r.stderr)
 			}
 		}
-		if code != 0 {
-			t.Fatalf("trial %d (kill after %s): run did not finish, exit %d", i, delay, code)
-		}
-		counts := ledgerCounts(t, ledger)
-		for _, id := range crashIDs {
-			if counts[id] != 1 {
-				t.Errorf("trial %d (kill after %s): effect %s applied %d times (ledger %v)", i, delay, id, counts[id], counts)
-			}
-		}
-		runs := runsLs(t, dir)
-		if len(runs) != 1 || runs[0].State != "succeeded" {
-			t.Errorf("trial %d: runs %+v", i, runs)
-		}
-		killedAt[fmt.Sprint(kills)]++
 	}
-	t.Logf("%d trials, clean run %s; trials by number of kills: %v", trials, full, killedAt)
+	if code != 0 {
+		t.Fatalf("kill after %s: run did not finish, exit %d", delay, code)
+	}
+	counts := ledgerCounts(t, ledger)
+	for _, id := range crashIDs {
+		if counts[id] != 1 {
+			t.Errorf("kill after %s: effect %s applied %d times (ledger %v)", delay, id, counts[id], counts)
+		}
+	}
+	if runs := journalRuns(t, dir); len(runs) != 1 || runs[0].State != "succeeded" {
+		t.Errorf("runs %+v", runs)
+	}
+	return kills
+}
+
+// journalRuns reads the runs of dir's journal directly (cheaper than
+// running `runbook runs ls`).
+func journalRuns(t *testing.T, dir string) []runRow {
+	t.Helper()
+	store := journal.NewLocal(filepath.Join(dir, ".runbook"))
+	ids, err := store.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []runRow
+	for _, id := range ids {
+		st, err := store.Load(id)
+		if err != nil {
+			t.Fatalf("load run %s: %v", id, err)
+		}
+		rows = append(rows, runRow{ID: id, State: st.State})
+	}
+	return rows
 }
 
 type runRow struct {
