@@ -146,6 +146,7 @@ func runStream(ctx context.Context, op string, ev Events, open func(context.Cont
 	if ev == nil {
 		ev = NopEvents{}
 	}
+	grace := CancelGrace
 	sctx, cut := context.WithCancel(context.WithoutCancel(ctx))
 	defer cut()
 	s, err := open(sctx)
@@ -170,7 +171,7 @@ func runStream(ctx context.Context, op string, ev Events, open func(context.Cont
 		sendMu.Lock()
 		_ = s.sendCancel()
 		sendMu.Unlock()
-		t := time.NewTimer(CancelGrace)
+		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
 		case <-done:

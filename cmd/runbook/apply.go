@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -87,7 +88,9 @@ type session struct {
 	sealer         *journal.Sealer
 	host           *pluginhost.Host
 	stderrW        *mask.Writer // plugin stderr, masked
-	lock           journal.Lock
+	lock           journal.Lock // the runbook's lock key, if any
+	runLock        journal.Lock // the run itself: one process per run
+	live           *view.Live   // the terminal view, nil when not on a terminal
 }
 
 func newSession(stdout, stderr io.Writer, rf runFlags) (*session, error) {
@@ -97,7 +100,11 @@ func newSession(stdout, stderr io.Writer, rf runFlags) (*session, error) {
 		return nil, err
 	}
 	s.sealer = sealer
-	if rf.json {
+	if f, ok := stdout.(*os.File); ok && !rf.json && term.IsTerminal(int(f.Fd())) {
+		w, _, _ := term.GetSize(int(f.Fd()))
+		s.live = view.NewLive(stdout, s.mask, w, os.Getenv("NO_COLOR") == "")
+		s.sink = s.live
+	} else if rf.json {
 		s.sink = view.JSON(stdout, s.mask)
 	} else {
 		p := view.NewPlain(stdout, s.mask)
@@ -109,6 +116,9 @@ func newSession(stdout, stderr io.Writer, rf runFlags) (*session, error) {
 }
 
 func (s *session) close() {
+	if s.live != nil {
+		s.live.Close()
+	}
 	if s.host != nil {
 		s.host.Close()
 	}
@@ -166,6 +176,12 @@ func holder() journal.Holder {
 }
 
 func runApply(stdout, stderr io.Writer, path string, vars lang.VarSources, rf runFlags, autoApprove bool) error {
+	if p := os.Getenv("RUNBOOK_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	s, err := newSession(stdout, stderr, rf)
 	if err != nil {
 		return withCode(exitError, err)
@@ -218,6 +234,10 @@ func runApply(stdout, stderr io.Writer, path string, vars lang.VarSources, rf ru
 		}
 		s.lock = l
 	}
+	if err := s.lockRun(runID); err != nil {
+		s.releaseLock(false)
+		return s.fail(exitError, err)
+	}
 	meta := runMeta(s, cfg, runID, lockKey, values)
 	j, err := s.store.Create(meta)
 	if err != nil {
@@ -233,6 +253,24 @@ func (s *session) releaseLock(finished bool) {
 		s.lock.Release(finished)
 		s.lock = nil
 	}
+	if s.runLock != nil {
+		s.runLock.Release(true)
+		s.runLock = nil
+	}
+}
+
+// lockRun makes sure no other process works on the run at the same time.
+func (s *session) lockRun(runID string) error {
+	l, err := s.store.Lock("run:"+runID, runID, holder())
+	if err != nil {
+		var le *journal.LockedError
+		if errors.As(err, &le) && le.Live {
+			return fmt.Errorf("run %s is being worked on by another process: %s", runID, le.Holder)
+		}
+		return err
+	}
+	s.runLock = l
+	return nil
 }
 
 // execute runs (or resumes) and prints the summary.
@@ -280,7 +318,12 @@ func (s *session) finish(res *run.Result, runID string) error {
 		if !in.Ended.IsZero() && !in.Started.IsZero() {
 			line.Duration = in.Ended.Sub(in.Started)
 		}
-		if in.Err != nil {
+		if se, ok := in.Err.(*run.StepError); ok {
+			line.Error = se.Msg
+			if se.Kind != "" {
+				line.Error = string(se.Kind) + ": " + se.Msg
+			}
+		} else if in.Err != nil {
 			line.Error = in.Err.Error()
 		}
 		sum.Steps = append(sum.Steps, line)
@@ -321,6 +364,9 @@ func (s *session) finish(res *run.Result, runID string) error {
 			Error: s.mask.Mask(sum.Error), Outputs: sum.Outputs, DurationMS: res.Duration.Milliseconds(),
 			Fields: map[string]string{"journal": sum.Journal, "resume": sum.Resume, "rollback": sum.Rollback}})
 	} else {
+		if s.live != nil {
+			s.live.Close()
+		}
 		view.WriteSummary(s.stdout, s.mask, sum)
 	}
 	return withCode(code, nil)

@@ -68,13 +68,18 @@ func (s *session) openRun(id string, vars lang.VarSources, latestUnfinished bool
 	} else if id, err = s.store.Resolve(id); err != nil {
 		return nil, err
 	}
+	if err := s.lockRun(id); err != nil {
+		return nil, err
+	}
 	st, err := s.store.Load(id)
 	if err != nil {
+		s.releaseLock(false)
 		return nil, err
 	}
 	if st.Meta.Lock != "" {
 		l, err := s.store.Lock(st.Meta.Lock, id, holder())
 		if err != nil {
+			s.releaseLock(false)
 			return nil, err
 		}
 		s.lock = l

@@ -139,9 +139,19 @@ func (ch *checker) run() hcl.Diagnostics {
 	ch.checkStepAttrRefs(stepSchemas)
 
 	locals, d := scope.Locals()
-	ch.add(d...)
 	ctx := scope.baseCtx()
 	ctx.Variables["local"] = cty.ObjectVal(locals)
+	roots := map[string]cty.Value{}
+	for k, v := range ctx.Variables {
+		roots[k] = v
+	}
+	for _, name := range mapKeys(c.Locals) {
+		ch.checkAttrs(c.Locals[name].Expr, roots)
+	}
+	ch.add(d...)
+	for _, name := range mapKeys(c.Outputs) {
+		ch.checkAttrs(c.Outputs[name].Value, roots)
+	}
 
 	for _, name := range c.StepOrder {
 		s := c.Steps[name]
@@ -163,6 +173,21 @@ func (ch *checker) run() hcl.Diagnostics {
 			}
 		}
 		ectx := eachCtx(ctx, in)
+		stepRoots := map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": cty.UnknownVal(cty.String), "value": in.Value})}
+		for k, v := range roots {
+			stepRoots[k] = v
+		}
+		for _, e := range []hcl.Expression{s.With, s.When, s.ForEach} {
+			ch.checkAttrs(e, stepRoots)
+		}
+		if s.Rollback != nil && s.Rollback.With != nil {
+			self := cty.DynamicVal
+			if hasSchema {
+				self = UnknownStep(schema)
+			}
+			stepRoots["self"] = self
+			ch.checkAttrs(s.Rollback.With, stepRoots)
+		}
 		if s.When != nil {
 			v, d := s.When.Value(ectx)
 			ch.add(d...)
@@ -336,12 +361,14 @@ func (ch *checker) checkWith(expr hcl.Expression, schema sdk.ActionSchema, ctx *
 		return
 	}
 	present := map[string]bool{}
+	dynamicKeys := false
 	for _, p := range pairs {
 		key := hcl.ExprAsKeyword(p.Key)
 		if key == "" {
 			kv, d := p.Key.Value(ctx)
 			if d.HasErrors() || !kv.IsKnown() || kv.IsNull() || kv.Type() != cty.String {
 				ch.add(d...)
+				dynamicKeys = true
 				continue // computed keys are checked at run time
 			}
 			key = kv.AsString()
@@ -369,7 +396,9 @@ func (ch *checker) checkWith(expr hcl.Expression, schema sdk.ActionSchema, ctx *
 			ch.typeErr(a, v.Type(), err, what, p.Value.Range())
 		}
 	}
-	missing(present, expr.Range())
+	if !dynamicKeys {
+		missing(present, expr.Range())
+	}
 }
 
 func (ch *checker) typeErr(a *sdk.Attribute, got cty.Type, err error, what string, rng hcl.Range) {
@@ -460,4 +489,54 @@ func (ch *checker) checkStepAttrRefs(schemas map[string]sdk.ActionSchema) {
 func unmarkDeep(v cty.Value) cty.Value {
 	uv, _ := v.UnmarkDeep()
 	return uv
+}
+
+// checkAttrs walks every traversal of expr through the static values of its
+// roots and reports an attribute missing from an object type, naming the
+// close ones. Such errors would otherwise come from evaluation without a
+// suggestion.
+func (ch *checker) checkAttrs(expr hcl.Expression, roots map[string]cty.Value) {
+	if expr == nil {
+		return
+	}
+	for _, t := range expr.Variables() {
+		if ch.c.badRefs[t.SourceRange()] {
+			continue
+		}
+		cur, ok := roots[t.RootName()]
+		if !ok {
+			continue
+		}
+		path := t.RootName()
+		for _, step := range t[1:] {
+			cur, _ = cur.Unmark()
+			ty := cur.Type()
+			if a, isAttr := step.(hcl.TraverseAttr); isAttr && ty.IsObjectType() && !ty.HasAttribute(a.Name) {
+				names := mapKeys(ty.AttributeTypes())
+				detail := fmt.Sprintf("%s has no attribute %q.", path, a.Name)
+				if s := suggest(a.Name, names); s != "" {
+					detail += fmt.Sprintf(" Did you mean %q?", s)
+				} else if len(names) > 0 && len(names) <= 12 {
+					detail += " Its attributes are " + quoteAll(names) + "."
+				}
+				ch.add(&hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unsupported attribute", Detail: detail, Subject: a.SrcRange.Ptr()})
+				ch.c.badRefs[t.SourceRange()] = true
+				break
+			}
+			if ty == cty.DynamicPseudoType {
+				break
+			}
+			next, d := step.TraversalStep(cur)
+			if d.HasErrors() {
+				break
+			}
+			switch s := step.(type) {
+			case hcl.TraverseAttr:
+				path += "." + s.Name
+			case hcl.TraverseIndex:
+				path += "[" + FormatValue(s.Key, 0) + "]"
+			}
+			cur = next
+		}
+	}
 }

@@ -51,7 +51,7 @@ func TestCheckDiagnostics(t *testing.T) {
 		{"rollback self type", "step \"core.exec\" \"a\" {\n  with = { command = \"x\" }\n  rollback {\n    action = core.exec\n    with = { command = self.outputs.exit_code, args = self.inputs.command }\n  }\n}",
 			[]string{`5:55: Incorrect type for input "args"`}},
 		{"rollback self unknown attr", "step \"core.exec\" \"a\" {\n  with = { command = \"x\" }\n  rollback {\n    action = core.exec\n    with = { command = self.outputs.stdot }\n  }\n}",
-			[]string{`5:36: Unsupported attribute | This object does not have an attribute named "stdot".`}},
+			[]string{`5:36: Unsupported attribute | self.outputs has no attribute "stdot". Did you mean "stdout"?`}},
 		{"for_each list", "step \"core.exec\" \"a\" {\n  for_each = [\"a\", \"b\"]\n  with = { command = each.key }\n}",
 			[]string{`2:14: Invalid for_each | is a list; use a map, or a set of strings: for_each = toset(...).`}},
 		{"for_each list variable", "variable \"l\" {\n  type = list(string)\n}\nstep \"core.exec\" \"a\" {\n  for_each = var.l\n  with = { command = each.key }\n}",
@@ -75,12 +75,13 @@ func TestCheckDiagnostics(t *testing.T) {
 		{"unknown function", "step \"core.exec\" \"a\" {\n  with = { command = uppr(\"x\") }\n}",
 			[]string{`2:22: Call to unknown function | There is no function named "uppr". Did you mean "upper"?`}},
 		{"local error", "variable \"o\" {\n  type = object({ a = string })\n}\nlocals {\n  x = var.o.b\n}",
-			[]string{`5:12: Unsupported attribute | This object does not have an attribute named "b".`}},
+			[]string{`5:12: Unsupported attribute | var.o has no attribute "b". Did you mean "a"?`}},
 		{"lock not string", "runbook \"r\" {\n  lock = [1]\n}", []string{`2:10: Invalid lock | must be a string`}},
 		{"lock sensitive", "variable \"s\" {\n  sensitive = true\n}\nrunbook \"r\" {\n  lock = var.s\n}", []string{`5:10: Invalid lock | cannot use sensitive values`}},
 		{"output error", "output \"o\" {\n  value = 1 + \"a\"\n}", []string{`2:15: Invalid operand`}},
 		// A reference reported in phase 1 is not reported again in phase 2.
 		{"no duplicate for bad refs", "step \"core.exec\" \"a\" {\n  with = { command = var.nope, args = [step.zz.outputs.x] }\n}", nil},
+		{"computed key skips the required check", "step \"core.exec\" \"a\" {\n  for_each = toset([\"command\"])\n  with = { (each.key) = \"x\" }\n}", nil},
 		{"json with type error", `{"step": {"core.exec": {"a": {"with": {"command": "x", "args": "y"}}}}}`,
 			[]string{`1:64: Incorrect type for input "args"`}},
 	}
@@ -89,6 +90,35 @@ func TestCheckDiagnostics(t *testing.T) {
 			cfg, diags := loadSrc(t, tt.src)
 			if tt.name != "no duplicate for bad refs" && diags.HasErrors() {
 				t.Fatalf("phase 1 failed:\n%s", render(cfg, diags))
+			}
+			wantDiags(t, cfg.Check(testSchemas), tt.want)
+		})
+	}
+}
+
+func TestCheckAttributeSuggestions(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{"variable object", "variable \"t\" {\n  type = object({ url = string, port = number })\n}\nstep \"core.exec\" \"a\" {\n  with = { command = var.t.prot }\n}",
+			[]string{`5:27: Unsupported attribute | var.t has no attribute "prot". Did you mean "port"?`}},
+		{"local object", "locals {\n  conf = { region = \"eu\" }\n}\noutput \"o\" {\n  value = local.conf.regoin\n}",
+			[]string{`5:21: Unsupported attribute | local.conf has no attribute "regoin". Did you mean "region"?`}},
+		{"self outputs", "step \"core.exec\" \"a\" {\n  with = { command = \"x\" }\n  rollback {\n    action = core.exec\n    with = { command = self.outputs.stdot }\n  }\n}",
+			[]string{`5:36: Unsupported attribute | self.outputs has no attribute "stdot". Did you mean "stdout"?`}},
+		{"each value", "variable \"m\" {\n  type = map(object({ size = number }))\n}\nstep \"core.exec\" \"a\" {\n  for_each = var.m\n  with = { command = each.value.sise }\n}",
+			[]string{`6:32: Unsupported attribute | each.value has no attribute "sise". Did you mean "size"?`}},
+		{"no suggestion lists attributes", "variable \"t\" {\n  type = object({ url = string })\n}\noutput \"o\" {\n  value = var.t.zzzzz\n}",
+			[]string{`5:16: Unsupported attribute | var.t has no attribute "zzzzz". Its attributes are "url".`}},
+		{"dynamic is not checked", "variable \"t\" {}\noutput \"o\" {\n  value = var.t.anything\n}", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, diags := loadSrc(t, tt.src)
+			if diags.HasErrors() {
+				t.Fatal(render(cfg, diags))
 			}
 			wantDiags(t, cfg.Check(testSchemas), tt.want)
 		})

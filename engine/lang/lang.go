@@ -29,6 +29,10 @@ type SchemaSource interface {
 }
 
 // Config is a loaded runbook: every file of it, decoded.
+//
+// Check and ResolveVariables record state for diagnostics, so they must not
+// run concurrently on one Config; once they are done, any number of Scopes
+// may evaluate the Config concurrently.
 type Config struct {
 	Runbook   *Runbook // nil if no runbook block
 	Variables map[string]*Variable

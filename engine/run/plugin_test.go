@@ -156,3 +156,35 @@ func (p providers) Provider(_ context.Context, name string) (sdk.Provider, error
 func testProviders(w *world) providers {
 	return providers{"t": sdk.Local(&sdk.Plugin{Name: "t", Version: "1.0.0", Actions: []sdk.Action{&doAction{w}, &removeAction{w}}})}
 }
+
+// longAction checkpoints, then waits until cancelled; on an attempt that
+// carries a checkpoint it finishes at once. It records what it was given.
+type longAction struct {
+	mu      sync.Mutex
+	keys    []string // guarded by mu
+	cps     []string // checkpoints received; guarded by mu
+	started chan struct{}
+}
+
+func (a *longAction) Schema() sdk.ActionSchema {
+	return sdk.ActionSchema{Name: "long", Outputs: []sdk.Attribute{{Name: "resumed_from", Type: cty.String}}}
+}
+
+func (a *longAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
+	a.mu.Lock()
+	a.keys = append(a.keys, req.IdempotencyKey)
+	a.cps = append(a.cps, string(req.Checkpoint))
+	a.mu.Unlock()
+	if req.Checkpoint != nil {
+		return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{"resumed_from": cty.StringVal(string(req.Checkpoint))})}, nil
+	}
+	if err := ev.Checkpoint([]byte("cp-1")); err != nil {
+		return nil, err
+	}
+	if err := ev.Checkpoint([]byte("cp-2")); err != nil {
+		return nil, err
+	}
+	close(a.started)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/mask"
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // fanout is a runbook of 10 steps (12 instances) with fan-out, fan-in and
@@ -413,5 +414,49 @@ step "t.do" "cleanup" {
 		if e == "apply e" || e == "apply h" {
 			t.Errorf("a dependent of the failed step ran: %v", log)
 		}
+	}
+}
+
+// TestResumeCheckpoint: an in-flight step is applied again on resume with
+// the same idempotency key and its last checkpoint.
+func TestResumeCheckpoint(t *testing.T) {
+	cfg, diags := lang.LoadSources(map[string][]byte{"main.hcl": []byte(`
+step "l.long" "x" {
+}
+`)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	la := &longAction{started: make(chan struct{})}
+	provs := providers{"l": sdk.Local(&sdk.Plugin{Name: "l", Actions: []sdk.Action{la}})}
+	store := journal.NewLocal(t.TempDir())
+	meta := &journal.Meta{Started: time.Now()}
+	j, err := store.Create(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-la.started; cancel() }()
+	sc := &lang.Scope{Config: cfg, RunID: meta.ID}
+	res, err := Apply(ctx, FromConfig(sc), Options{RunID: meta.ID, Providers: provs, Journal: j})
+	j.Close()
+	if err != nil || res.State != journal.RunInterrupted {
+		t.Fatalf("%v %+v", err, res)
+	}
+	j, st, err := store.Open(meta.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	res, err = Apply(context.Background(), FromConfig(&lang.Scope{Config: cfg, RunID: meta.ID}), Options{RunID: meta.ID, Providers: provs, Journal: j, Resume: st})
+	if err != nil || res.State != journal.RunSucceeded {
+		t.Fatalf("resume: %v %+v", err, res)
+	}
+	want := meta.ID + "/x/1"
+	if d := cmp.Diff([]string{want, want}, la.keys); d != "" {
+		t.Errorf("idempotency keys (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"", "cp-2"}, la.cps); d != "" {
+		t.Errorf("checkpoints (-want +got):\n%s", d)
 	}
 }

@@ -29,6 +29,7 @@ type Live struct {
 	drawn   int      // lines of the live region now on screen
 	stop    chan struct{}
 	done    chan struct{}
+	once    sync.Once
 }
 
 type liveStep struct {
@@ -69,13 +70,16 @@ func (l *Live) loop() {
 	}
 }
 
-// Close stops redrawing and clears the live region.
+// Close stops redrawing and clears the live region. It is safe to call
+// more than once.
 func (l *Live) Close() {
-	close(l.stop)
-	<-l.done
-	l.mu.Lock()
-	l.clearLocked()
-	l.mu.Unlock()
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.mu.Lock()
+		l.clearLocked()
+		l.mu.Unlock()
+	})
 }
 
 // Emit implements event.Sink.

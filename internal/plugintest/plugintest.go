@@ -146,8 +146,11 @@ type slow struct{}
 
 func (*slow) Schema() sdk.ActionSchema {
 	return sdk.ActionSchema{
-		Name:   "slow",
-		Inputs: []sdk.Attribute{{Name: "duration", Type: cty.String}},
+		Name: "slow",
+		Inputs: []sdk.Attribute{
+			{Name: "duration", Type: cty.String},
+			{Name: "ignore_cancel", Type: cty.Bool, Description: "keep going when cancelled"},
+		},
 	}
 }
 
@@ -157,6 +160,10 @@ func (*slow) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*
 		d, _ = time.ParseDuration(v.AsString())
 	}
 	ev.Log(sdk.LevelInfo, "started")
+	if v := req.Inputs.GetAttr("ignore_cancel"); !v.IsNull() && v.True() {
+		time.Sleep(d)
+		return &sdk.Result{UndoState: []byte("done")}, nil
+	}
 	select {
 	case <-ctx.Done():
 		return &sdk.Result{UndoState: []byte("partial")}, &sdk.Error{Kind: sdk.KindCancelled, Err: ctx.Err()}

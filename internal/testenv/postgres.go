@@ -230,7 +230,6 @@ func startCluster() (adminURL string, stop func(), err error) {
 	base := ""
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
 		base = "/dev/shm"
-		removeStaleClusters(base)
 	}
 	dir, err := os.MkdirTemp(base, "runbook-pg-")
 	if err != nil && base != "" {
@@ -260,6 +259,8 @@ func startCluster() (adminURL string, stop func(), err error) {
 			return exec.Command("runuser", all...).CombinedOutput()
 		}
 	}
+	_ = os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+	removeStaleClusters(filepath.Dir(dir), run)
 	data := filepath.Join(dir, "data")
 	if out, err := run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
 		"--locale=C.UTF-8", "--no-sync"); err != nil {
@@ -310,24 +311,34 @@ func startCluster() (adminURL string, stop func(), err error) {
 	return "", nil, lastErr
 }
 
-// removeStaleClusters deletes cluster directories left by test binaries
-// that were killed, once their server is gone too.
-func removeStaleClusters(base string) {
+// removeStaleClusters stops and deletes the clusters of test binaries that
+// died without stopping theirs (a panic, a timeout): each cluster directory
+// records its owner's pid in owner.pid.
+func removeStaleClusters(base string, run func(string, ...string) ([]byte, error)) {
 	dirs, _ := filepath.Glob(filepath.Join(base, "runbook-pg-*"))
 	for _, d := range dirs {
-		fi, err := os.Stat(d)
-		if err != nil || time.Since(fi.ModTime()) < time.Hour {
+		if alive(filepath.Join(d, "owner.pid")) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid"))
-		if err == nil {
-			pid, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
-			if pid > 0 && syscall.Kill(pid, 0) == nil {
-				continue // still running
-			}
+		fi, err := os.Stat(d)
+		if _, perr := os.Stat(filepath.Join(d, "owner.pid")); perr != nil && (err != nil || time.Since(fi.ModTime()) < time.Hour) {
+			continue // being set up right now, or not ours
+		}
+		if alive(filepath.Join(d, "data", "postmaster.pid")) {
+			_, _ = run("pg_ctl", "-D", filepath.Join(d, "data"), "-m", "immediate", "-w", "stop")
 		}
 		_ = os.RemoveAll(d)
 	}
+}
+
+// alive reports whether the pid on the first line of file is a live process.
+func alive(file string) bool {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	return pid > 0 && syscall.Kill(pid, 0) == nil
 }
 
 func pgMajor(initdb string) int {

@@ -158,7 +158,7 @@ func (cp *checkpointer) put(ctx context.Context, c *Client, db string, prev *che
 	if len(d.History) > maxHistory {
 		d.History = d.History[:maxHistory]
 	}
-	rev, err := c.PutDoc(ctx, db, d.ID, d)
+	rev, err := putRetrying(ctx, c, db, d)
 	if statusOf(err) == 409 {
 		// Someone else wrote it (another replication with the same
 		// endpoints): take the current revision and write over it.
@@ -169,7 +169,7 @@ func (cp *checkpointer) put(ctx context.Context, c *Client, db string, prev *che
 		if cur != nil {
 			d.Rev = cur.Rev
 		}
-		rev, err = c.PutDoc(ctx, db, d.ID, d)
+		rev, err = putRetrying(ctx, c, db, d)
 	}
 	if err != nil {
 		return prev, err
@@ -183,4 +183,15 @@ func orZero(seq json.RawMessage) json.RawMessage {
 		return json.RawMessage("0")
 	}
 	return seq
+}
+
+// putRetrying writes a checkpoint document, retrying on connection errors
+// and 5xx like any idempotent request (a lost answer shows as a 409 on the
+// retry, which the caller handles).
+func putRetrying(ctx context.Context, c *Client, db string, d *checkpointDoc) (string, error) {
+	var out struct {
+		Rev string `json:"rev"`
+	}
+	err := c.JSON(ctx, Request{Method: "PUT", Path: docPath(db, d.ID), Body: d}, &out)
+	return out.Rev, err
 }

@@ -58,6 +58,10 @@ func NewClient(rawURL, username, password string) (*Client, error) {
 		MaxIdleConns:        64,
 		MaxIdleConnsPerHost: 32,
 		IdleConnTimeout:     90 * time.Second,
+		// A server that accepts a request and never answers (pouchdb-server
+		// does so for a database creation by a non-admin) must not hang a
+		// step forever; the longest legitimate wait is a big _bulk_docs.
+		ResponseHeaderTimeout: 5 * time.Minute,
 	}
 	return &Client{
 		base: u, username: username, password: password,
@@ -446,11 +450,6 @@ func (c *Client) PutDoc(ctx context.Context, db, id string, doc any) (string, er
 	}
 	err := c.JSON(ctx, Request{Method: "PUT", Path: docPath(db, id), Body: doc, NoRetry: true}, &out)
 	return out.Rev, err
-}
-
-// jsonErr is an sdk error for an undecodable answer.
-func invalidAnswer(what string, err error) error {
-	return sdk.Errorf(sdk.KindInternal, false, "the server's answer was not what CouchDB documents; check the server version", "%s: %v", what, err)
 }
 
 // kindOf returns the classification of err ("" when err is nil).

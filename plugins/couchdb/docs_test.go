@@ -90,9 +90,15 @@ func TestPutDocAndUndo(t *testing.T) {
 	}
 	in2 := obj(merge(connIn(s, ""), map[string]any{"database": "global/instances", "id": "alice.example.net",
 		"doc": obj(map[string]any{"domain": "alice.example.net", "prefix": "alice-example-net", "locale": "en"})}))
-	res3, err := p.Apply(ctx, "put_doc", &sdk.ApplyRequest{Inputs: in2}, &recorder{})
-	if err != nil {
+	rec := &recorder{}
+	if _, err := p.Apply(ctx, "put_doc", &sdk.ApplyRequest{Inputs: in2}, rec); err != nil {
 		t.Fatal(err)
+	}
+	// The result is lost (a crash); applied again with its checkpoint, the
+	// step still knows the previous version.
+	res3, err := p.Apply(ctx, "put_doc", &sdk.ApplyRequest{Inputs: in2, Checkpoint: rec.last()}, &recorder{})
+	if err != nil || !res3.Outputs.GetAttr("changed").True() {
+		t.Fatalf("resumed put: %v", err)
 	}
 	if d := getDoc(t, c, "global/instances", "alice.example.net"); d["locale"] != "en" {
 		t.Fatalf("after update: %v", d)

@@ -58,7 +58,10 @@ func (dumpAction) Schema() sdk.ActionSchema {
 			{Name: "bytes", Type: cty.Number, Description: "Size of the file."},
 			{Name: "sha256", Type: cty.String},
 		},
-		Capabilities: sdk.Capabilities{Idempotent: true},
+		// Read-only towards the server; the file is new (or replaced only
+		// with overwrite = true), so it needs no undo and is no point of
+		// no return.
+		Capabilities: sdk.Capabilities{ReadOnly: true, Idempotent: true},
 	}
 }
 

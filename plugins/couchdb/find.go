@@ -147,7 +147,12 @@ func findDocs(ctx context.Context, c *Client, db string, sel map[string]any, fie
 func noFind(err error) bool {
 	var he *HTTPError
 	s := statusOf(err)
-	if s == 404 || s == 405 || s == 501 {
+	if s == 404 && asHTTP(err, &he) {
+		// A missing database is not a missing endpoint.
+		r := strings.ToLower(he.Reason)
+		return !strings.Contains(r, "no_db_file") && !strings.Contains(r, "database does not exist")
+	}
+	if s == 405 || s == 501 {
 		return true
 	}
 	if s == 400 && asHTTP(err, &he) {

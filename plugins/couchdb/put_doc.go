@@ -119,6 +119,16 @@ func (a putDocAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 		undo.Existed = true
 		rev, _ := cur["_rev"].(string)
 		if sameBody(cur, mustJSON(doc)) {
+			// Written by an interrupted attempt of this step? Its
+			// checkpoint holds what was there before.
+			var prev putUndo
+			if len(req.Checkpoint) > 0 && json.Unmarshal(req.Checkpoint, &prev) == nil &&
+				prev.Server == undo.Server && prev.Database == db && prev.ID == id {
+				prev.Written = rev
+				st, _ := json.Marshal(prev)
+				ev.Log(sdk.LevelInfo, fmt.Sprintf("%s/%s was written by the interrupted attempt", db, id))
+				return a.result(id, rev, true, st), nil
+			}
 			ev.Log(sdk.LevelInfo, fmt.Sprintf("%s/%s already has this content", db, id))
 			return a.result(id, rev, false, nil), nil
 		}
@@ -133,6 +143,11 @@ func (a putDocAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 	case kindOf(err) == sdk.KindNotFound:
 	default:
 		return nil, fmt.Errorf("read %s/%s: %w", db, id, err)
+	}
+	// Journal the previous version before writing over it.
+	cp, _ := json.Marshal(undo)
+	if err := ev.Checkpoint(cp); err != nil {
+		return nil, fmt.Errorf("journal the previous version: %w", err)
 	}
 	rev, err := c.PutDoc(ctx, db, id, doc)
 	if err != nil {

@@ -113,6 +113,17 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 			return nil, fmt.Errorf("create %s: %w", db, err)
 		}
 		undo.Created = created && !undo.Replaced
+		cp, _ := json.Marshal(undo)
+		if err := ev.Checkpoint(cp); err != nil {
+			return result(), fmt.Errorf("journal the creation of %s: %w", db, err)
+		}
+	} else {
+		// Created by an interrupted attempt of this step?
+		var prev restoreUndo
+		if len(req.Checkpoint) > 0 && json.Unmarshal(req.Checkpoint, &prev) == nil &&
+			prev.Server == undo.Server && prev.Database == db && prev.Created {
+			undo.Created = true
+		}
 	}
 	if boolAttr(req.Inputs, "restore_security", false) && len(hdr.Security) > 0 {
 		if err := putSecurity(ctx, c, db, hdr.Security); err != nil {

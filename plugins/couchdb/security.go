@@ -96,6 +96,14 @@ func (a copySecurityAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev
 		v, _ := sdk.Encode(a.Schema(), out)
 		return &sdk.Result{Outputs: v, UndoState: b}
 	}
+	// A resumed attempt keeps what the interrupted one recorded before
+	// writing (the objects it replaced).
+	var prev securityUndo
+	if len(req.Checkpoint) > 0 && json.Unmarshal(req.Checkpoint, &prev) == nil && prev.Target == dst.URL() {
+		for db, sec := range prev.Previous {
+			undo.Previous[db] = sec
+		}
+	}
 	for i, db := range dbs {
 		sec, err := getSecurity(ctx, src, db)
 		if err != nil {
@@ -106,9 +114,16 @@ func (a copySecurityAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev
 			return result(), fmt.Errorf("read _security of %s on the target: %w", db, err)
 		}
 		if sameJSON(sec, old) {
+			if _, ok := undo.Previous[db]; ok {
+				out.Changed = append(out.Changed, db)
+			}
 			continue
 		}
 		undo.Previous[db] = old
+		cp, _ := json.Marshal(undo)
+		if err := ev.Checkpoint(cp); err != nil {
+			return result(), fmt.Errorf("journal the previous _security: %w", err)
+		}
 		if err := putSecurity(ctx, dst, db, sec); err != nil {
 			return result(), fmt.Errorf("write _security of %s on the target: %w", db, err)
 		}

@@ -430,3 +430,61 @@ func TestUndoKeepsLaterData(t *testing.T) {
 	}
 	diffState(t, "after undo", start, w.state())
 }
+
+// TestMigrateRebuildFailureRestoresEverything: when a constraint cannot be
+// rebuilt over the loaded rows, the whole MAS transaction is rolled back:
+// no row kept, every constraint and index back as it was.
+func TestMigrateRebuildFailureRestoresEverything(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.exec(w.masURL, `CREATE UNIQUE INDEX user_emails_lower_unique ON user_emails (lower(email))`)
+	w.syn(`INSERT INTO users (name, creation_ts) VALUES ('@a:example.com', 1), ('@b:example.com', 2)`)
+	w.syn(`INSERT INTO user_threepids VALUES ('@a:example.com', 'email', 'Same@x', 1, 1), ('@b:example.com', 'email', 'same@x', 1, 1)`)
+	start := w.state()
+	_, _, err := w.migrate(nil)
+	wantKind(t, err, sdk.KindConflict, "user_emails_lower_unique")
+	diffState(t, "after a failed rebuild", start, w.state())
+}
+
+// cancelOnProgress cancels a context at the first progress event.
+type cancelOnProgress struct {
+	recorder
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnProgress) Progress(cur, total int64, unit string) {
+	c.recorder.Progress(cur, total, unit)
+	c.cancel()
+}
+
+func TestMigrateCancelledLeavesMASUnchanged(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.conn(w.synURL)
+	if err := generate(context.Background(), c, sizes{Users: 300, Emails: 100, ExternalIDs: 20, Devices: 300, AccessTokens: 600, RefreshPairs: 40}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close(context.Background())
+	start := w.state()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ev := &cancelOnProgress{cancel: cancel}
+	_, err := sdk.Local(New()).Apply(ctx, "migrate", &sdk.ApplyRequest{Inputs: w.inputs(nil)}, ev)
+	if err == nil {
+		t.Fatal("a cancelled migration succeeded")
+	}
+	if k := sdk.Classify(err).Kind; k != sdk.KindCancelled {
+		t.Errorf("kind %q (%v), want cancelled", k, err)
+	}
+	diffState(t, "after a cancelled run", start, w.state())
+}
+
+func TestBadURLIsRedacted(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	_, _, err := w.migrate(map[string]cty.Value{"mas_database_url": cty.StringVal("postgres://u:sekrit-pw@127.0.0.1:notaport/db")})
+	wantKind(t, err, sdk.KindInvalid, "MAS database URL")
+	if strings.Contains(err.Error(), "sekrit-pw") {
+		t.Errorf("password in error: %v", err)
+	}
+}

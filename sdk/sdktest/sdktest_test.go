@@ -258,3 +258,17 @@ func TestUndo(t *testing.T) {
 		sdktest.AssertKind(t, err, sdk.KindInvalid)
 	})
 }
+
+// TestCancelGrace checks that an action ignoring cancellation does not hold
+// the engine longer than sdk.CancelGrace.
+func TestCancelGrace(t *testing.T) {
+	old := sdk.CancelGrace
+	sdk.CancelGrace = 200 * time.Millisecond
+	defer func() { sdk.CancelGrace = old }()
+	prov := sdktest.GRPC(t, plugintest.New())
+	start := time.Now()
+	_, _, err := sdktest.ApplyCancelled(t, prov, "slow", sdktest.Object(map[string]any{"duration": "5s", "ignore_cancel": true}), 5*time.Second)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("cancel took %s (err %v)", d, err)
+	}
+}

@@ -297,7 +297,13 @@ step "core.exec" "fail" {
     with   = { command = "sh", args = ["-c", "echo undo:${var.token}"] }
   }
 }
+step "ledger.apply" "stderr" {
+  with = { ledger = var.ledger, id = "id-${var.token}" }
+}
 output "leak" { value = step.echo.outputs.stdout }
+variable "ledger" {
+  type = string
+}
 `
 
 // TestCanary: a sensitive value used in inputs, echoed to stdout and
@@ -316,10 +322,18 @@ func TestCanary(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			write(t, filepath.Join(dir, "main.hcl"), canaryRunbook)
-			args := append([]string{"apply", "-auto-approve", "-var", "token=" + canary}, tc.args...)
+			// The ledger (written by the plugin, not by runbook) lives elsewhere.
+			ledger := filepath.Join(t.TempDir(), "ledger")
+			args := append([]string{"apply", "-auto-approve", "-var", "token=" + canary, "-var", "ledger=" + ledger}, tc.args...)
 			r := runbook(t, dir, tc.env, append(args, "main.hcl")...)
 			if r.code != 2 {
 				t.Fatalf("exit %d, want 2 (rolled back)\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			if b, _ := os.ReadFile(ledger); !strings.Contains(string(b), canary) {
+				t.Errorf("the plugin did not receive the secret: ledger %q", b)
+			}
+			if !strings.Contains(r.stderr, "applying ***") {
+				t.Errorf("the plugin's stderr line is missing or unmasked:\n%s", r.stderr)
 			}
 			if !strings.Contains(r.stdout, "echo") || !strings.Contains(r.stdout+r.stderr, "boom:***") {
 				t.Errorf("output lacks the masked error:\n%s\n%s", r.stdout, r.stderr)

@@ -89,6 +89,8 @@ func (*applyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 	if err := sleep(ctx, x.SleepMS); err != nil {
 		return nil, err
 	}
+	// Plugin stderr reaches the operator through the engine's masker.
+	fmt.Fprintf(os.Stderr, "ledger: applying %s\n", x.ID)
 	dup, err := record(x.Ledger, req.IdempotencyKey, x.ID)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
