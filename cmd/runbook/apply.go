@@ -19,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/term"
@@ -453,12 +452,4 @@ func gitInfo(dir string) *journal.GitInfo {
 	st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
 	g.Dirty = err == nil && len(strings.TrimSpace(string(st))) > 0
 	return g
-}
-
-// diagsErr turns diagnostics into an error (nil without errors).
-func diagsErr(d hcl.Diagnostics) error {
-	if d.HasErrors() {
-		return d
-	}
-	return nil
 }

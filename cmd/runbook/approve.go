@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,9 @@ import (
 )
 
 var getenv = os.Getenv
+
+// approveSanitize matches what core.approve replaces in a step address.
+var approveSanitize = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
 func init() {
 	var stateDir string

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -198,5 +197,3 @@ func metaView(m *journal.Meta) map[string]any {
 	return map[string]any{"id": m.ID, "runbook": m.Runbook, "files": m.Files, "git": m.Git, "plugins": m.Plugins,
 		"user": m.User, "host": m.Host, "pid": m.PID, "started": m.Started, "lock": m.Lock}
 }
-
-var approveSanitize = regexp.MustCompile(`[^A-Za-z0-9._-]`)

@@ -153,11 +153,6 @@ func Replay(recs []*Record) *State {
 			st.UndoError = r.Error
 		}
 	}
-	if s.State == RunRunning || s.State == RunRollingBack {
-		// Nobody is running it (the caller holds the lock or only reads):
-		// a crash left it so. The caller decides with Live.
-		s.State = s.State + ""
-	}
 	return s
 }
 

@@ -485,6 +485,12 @@ func (s *Scope) Outputs() (map[string]cty.Value, hcl.Diagnostics) {
 
 // Lock evaluates the runbook's lock key ("" when there is none).
 func (s *Scope) Lock() (string, hcl.Diagnostics) {
+	return s.lockKey(false)
+}
+
+// lockKey evaluates the lock key; with allowUnknown (plan time) an unknown
+// key is KnownAfterApply rather than an error.
+func (s *Scope) lockKey(allowUnknown bool) (string, hcl.Diagnostics) {
 	if s.Config == nil || s.Config.Runbook == nil || s.Config.Runbook.Lock == nil {
 		return "", nil
 	}
@@ -502,6 +508,9 @@ func (s *Scope) Lock() (string, hcl.Diagnostics) {
 		return bad("The lock key is shown in logs and run records, so it cannot use sensitive values.")
 	}
 	if !v.IsWhollyKnown() {
+		if allowUnknown {
+			return KnownAfterApply, diags
+		}
 		return bad("The lock key must be known before the run starts; use only variables and constants.")
 	}
 	sv, err := convert.Convert(v, cty.String)

@@ -104,11 +104,9 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 		steps[name] = v
 	}
 	scope := &Scope{Config: c, Vars: opts.Vars, Steps: steps, Schemas: opts.Schemas}
-	if lock, d := scope.Lock(); !d.HasErrors() {
-		p.Lock = lock
-	} else {
-		diags = append(diags, d...)
-	}
+	lock, d := scope.lockKey(true)
+	diags = append(diags, d...)
+	p.Lock = lock
 
 	for li, level := range levels {
 		for _, name := range level {

@@ -133,6 +133,14 @@ func TestPlanGolden(t *testing.T) {
 			t.Errorf("secret in plan:\n%s", b.String())
 		}
 		golden(t, tc.name, b.String())
+		b.Reset()
+		if err := p.WriteJSON(&b); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(b.String(), "tok-123") {
+			t.Errorf("secret in JSON plan:\n%s", b.String())
+		}
+		golden(t, strings.TrimSuffix(tc.name, ".golden")+".json", b.String())
 		if p.PointOfNoReturn != "later" {
 			t.Errorf("point of no return = %q", p.PointOfNoReturn)
 		}

@@ -353,8 +353,23 @@ func TestCancelMidApply(t *testing.T) {
 	if diff := cmp.Diff([]string{"started"}, rec.Logs()); diff != "" {
 		t.Fatalf("logs (-want +got):\n%s", diff)
 	}
-	// The process is still usable.
-	sdktest.MustApply(t, p, "echo", sdktest.Object(map[string]any{"s": "after"}))
+	// The process is still usable; events and checkpoints stream through
+	// the host, and the checkpoint's ack reaches the plugin.
+	res, rec, err := sdktest.ApplyRequest(t, p, "events", &sdk.ApplyRequest{
+		Inputs:         sdktest.Object(map[string]any{"count": 2}),
+		IdempotencyKey: "r/s/1",
+		Checkpoint:     []byte("prev"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][]byte{[]byte("cp1"), []byte("cp2")}, rec.Checkpoints()); diff != "" {
+		t.Fatalf("checkpoints (-want +got):\n%s", diff)
+	}
+	sdktest.AssertOutput(t, res, "resumed_from", cty.StringVal("prev|r/s/1"))
+	if len(rec.ProgressEvents()) != 2 || len(rec.Logs()) != 2 {
+		t.Fatalf("events = %+v", rec.Events())
+	}
 }
 
 func TestDiscovery(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -194,8 +193,7 @@ func Apply(ctx context.Context, rb *Runbook, opts Options) (*Result, error) {
 		res.State = journal.RunInterrupted
 		res.Interrupted = true
 	case e.mode == lang.OnFailureRollback:
-		rctx := ctx
-		state, err := e.rollback(rctx, false)
+		state, err := e.rollback(ctx, false)
 		if err != nil {
 			return nil, err
 		}
@@ -280,6 +278,7 @@ func (e *executor) stopping(ctx context.Context) bool {
 func (e *executor) ready(ctx context.Context, n *node) error {
 	if e.stopping(ctx) && !(n.st.Always && ctx.Err() == nil) {
 		// Not started: stays pending (a resume starts it).
+		n.insts = []*Instance{{Address: n.st.Name, Step: n.st, State: journal.StepPending}}
 		return e.nodeDone(ctx, n)
 	}
 	if n.upFailed && !n.st.Always {
@@ -364,8 +363,13 @@ func (e *executor) reuse(ctx context.Context, in *Instance, js *journal.StepStat
 	if in.Inputs, _, err = js.Inputs.Decode(e.opts.Sealer); err != nil {
 		return fmt.Errorf("resume %s: %w", in.Address, err)
 	}
-	if in.Outputs, _, err = js.Outputs.Decode(e.opts.Sealer); err != nil {
+	var complete bool
+	if in.Outputs, complete, err = js.Outputs.Decode(e.opts.Sealer); err != nil {
 		return fmt.Errorf("resume %s: %w", in.Address, err)
+	}
+	if !complete {
+		e.emit(event.Event{Type: event.Warning, Step: in.Address,
+			Message: "its sensitive outputs were not journaled (no RUNBOOK_STATE_KEY): steps that use them see null"})
 	}
 	e.mask.AddValue(in.Inputs, lang.MarkSensitive)
 	e.mask.AddValue(in.Outputs, lang.MarkSensitive)
@@ -488,8 +492,8 @@ func (e *executor) nodeDone(ctx context.Context, n *node) error {
 		if in.State != journal.StepSucceeded && in.State != journal.StepSkipped {
 			n.ok = false
 		}
-		if in.State == journal.StepSkipped && in.Key.Key == cty.NilVal && n.upFailed {
-			n.ok = false
+		if in.State == journal.StepSkipped && n.upFailed && !n.st.Always {
+			n.ok = false // skipped because a dependency failed
 		}
 	}
 	if len(n.insts) == 0 && (n.upFailed || e.stopping(ctx)) {
@@ -558,16 +562,6 @@ func (e *executor) taint(v cty.Value) cty.Value {
 	if err != nil {
 		return v
 	}
-	return out
-}
-
-// sortedAddrs is a helper for deterministic reports.
-func sortedAddrs(ins []*Instance) []string {
-	out := make([]string, len(ins))
-	for i, in := range ins {
-		out[i] = in.Address
-	}
-	sort.Strings(out)
 	return out
 }
 

@@ -460,3 +460,38 @@ step "l.long" "x" {
 		t.Errorf("checkpoints (-want +got):\n%s", d)
 	}
 }
+
+// TestRollbackRetry: after an undo failed, `runbook rollback` undoes what
+// is left, the failed undo included.
+func TestRollbackRetry(t *testing.T) {
+	h := newHarness(t, fanout)
+	h.w.fail["h"] = true
+	h.w.undoErr["e"] = true
+	if res := h.apply(context.Background(), nil, ""); res.State != journal.RunRollbackFailed {
+		t.Fatalf("state %s", res.State)
+	}
+	h.w.undoErr["e"] = false
+	ids, _ := h.store.List()
+	j, st, err := h.store.Open(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	res, err := Rollback(context.Background(), FromConfig(h.scope(ids[0])), Options{RunID: ids[0], Providers: testProviders(h.w), Journal: j}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != journal.RunRolledBack || len(h.w.snapshot()) != 0 {
+		t.Fatalf("state %s, left %v", res.State, h.w.snapshot())
+	}
+	// Nothing was undone twice.
+	seen := map[string]bool{}
+	for _, e := range h.w.events() {
+		if strings.HasPrefix(e, "undo ") {
+			if seen[e] {
+				t.Errorf("%s twice", e)
+			}
+			seen[e] = true
+		}
+	}
+}

@@ -2,7 +2,6 @@ package run
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -252,8 +251,6 @@ func (s *stepEvents) Checkpoint(data []byte) error {
 	s.e.emit(event.Event{Type: event.StepCheckpoint, Step: s.addr, Attempt: s.attempt})
 	return nil
 }
-
-var errNoUndo = errors.New("nothing to undo")
 
 // errText is the message of a classified error without its kind prefix
 // (StepError adds the kind itself).

@@ -6,8 +6,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,6 +244,14 @@ func TestFileUndo(t *testing.T) {
 		if e := sdk.Classify(err); e.Kind != sdk.KindNotFound {
 			t.Fatalf("missing dir err = %v", err)
 		}
+		owned := filepath.Join(dir, "owned")
+		uid, gid := os.Getuid(), os.Getgid()
+		sdktest.MustApply(t, p, "file", sdktest.Object(map[string]any{"path": owned, "content": "x", "owner": strconv.Itoa(uid) + ":" + strconv.Itoa(gid)}))
+		if st, err := os.Stat(owned); err != nil || st.Sys().(*syscall.Stat_t).Uid != uint32(uid) {
+			t.Fatalf("owner: %v", err)
+		}
+		_, _, err = sdktest.Apply(t, p, "file", sdktest.Object(map[string]any{"path": owned, "content": "x", "owner": "no-such-user-xyz"}))
+		sdktest.AssertKind(t, err, sdk.KindInvalid)
 		plan, err := sdktest.Plan(t, p, "file", sdktest.Object(map[string]any{"path": old, "content": "x"}))
 		if err != nil || plan.Counts["update"] != 1 {
 			t.Fatalf("plan = %+v, %v", plan, err)

@@ -219,9 +219,17 @@ func (c *Client) bulkDocsSplit(ctx context.Context, db string, docs []json.RawMe
 		return f, err
 	}
 	if len(docs) == 1 {
+		// Too large inline: send the attachments as binary parts.
 		var ir idRev
 		_ = json.Unmarshal(docs[0], &ir)
-		return []writeFailure{{ID: ir.ID, Error: "too_large", Reason: "the target refused the document's size"}}, nil
+		err := c.putMultipart(ctx, db, docs[0])
+		switch {
+		case err == nil:
+			return nil, nil
+		case statusOf(err) == 413 || statusOf(err) == 400 || statusOf(err) == 409:
+			return []writeFailure{{ID: ir.ID, Error: "too_large", Reason: "the target refused the document's size: " + err.Error()}}, nil
+		}
+		return nil, err
 	}
 	h := len(docs) / 2
 	a, err := c.bulkDocsSplit(ctx, db, docs[:h])
