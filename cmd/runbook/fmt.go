@@ -130,6 +130,9 @@ func fmtFiles(p string, recursive bool) ([]string, error) {
 }
 
 func fmtFile(stdout, stderr io.Writer, name string, o fmtOptions) (changed bool, err error) {
+	if strings.HasSuffix(name, ".json") {
+		return false, nil // JSON runbooks are generated; their layout is the generator's
+	}
 	src, err := os.ReadFile(name)
 	if err != nil {
 		return false, err

@@ -255,3 +255,9 @@ func TestRollbackInputsWithoutOutputs(t *testing.T) {
 		t.Errorf("args[0] = %#v", got)
 	}
 }
+
+func TestInputsSchemaMismatch(t *testing.T) {
+	cfg := mustLoadNoCheck(t, "step \"core.exec\" \"a\" {\n  with = { command = [\"x\"] }\n}")
+	_, diags := (&Scope{Config: cfg, Schemas: testSchemas}).Inputs(cfg.Steps["a"], Instance{Key: cty.NilVal})
+	wantDiags(t, diags, []string{`2:10: Invalid inputs | The inputs of core.exec do not match its schema`})
+}

@@ -13,10 +13,11 @@ import (
 )
 
 // IsRunbookFile reports whether a file name is loaded from a directory:
-// *.hcl and *.runbook.json, except hidden files and the lock file.
+// *.hcl and *.runbook.json, except hidden files (such as the lock file) and
+// variable files (*.vars.hcl).
 func IsRunbookFile(name string) bool {
 	base := filepath.Base(name)
-	if strings.HasPrefix(base, ".") {
+	if strings.HasPrefix(base, ".") || strings.HasSuffix(base, ".vars.hcl") {
 		return false
 	}
 	return strings.HasSuffix(base, ".hcl") || strings.HasSuffix(base, ".runbook.json")

@@ -216,6 +216,7 @@ func TestLoadDirectory(t *testing.T) {
 	write("b.runbook.json", `{"step": {"core.exec": {"b": {"with": {"command": "${step.a.outputs.stdout}"}}}}}`)
 	write(".runbook.lock.hcl", `this is not a runbook`)
 	write("notes.json", `not loaded`)
+	write("prod.vars.hcl", `region = "eu"`)
 	write("data.txt", "hello")
 	cfg, diags := Load(dir)
 	if diags.HasErrors() {
@@ -237,12 +238,12 @@ func TestLoadDirectory(t *testing.T) {
 	if err != nil || v.AsString() != "hello" {
 		t.Errorf("file(): %v %v", v, err)
 	}
-	if _, diags := Load(filepath.Join(dir, "missing.hcl")); !diags.HasErrors() {
-		t.Error("missing file: no error")
+	if _, diags := Load(filepath.Join(dir, "missing.hcl")); !diags.HasErrors() || diags[0].Summary != "Cannot read runbook" {
+		t.Errorf("missing file: %v", diags)
 	}
 	empty := t.TempDir()
-	if _, diags := Load(empty); !diags.HasErrors() {
-		t.Error("empty dir: no error")
+	if _, diags := Load(empty); !diags.HasErrors() || diags[0].Summary != "No runbook files" {
+		t.Errorf("empty dir: %v", diags)
 	}
 }
 

@@ -160,3 +160,9 @@ func TestSensitiveValueNotInErrors(t *testing.T) {
 		t.Errorf("secret in message:\n%s", out)
 	}
 }
+
+func TestValidationConditionNotBool(t *testing.T) {
+	cfg := mustLoad(t, "variable \"v\" {\n  default = 1\n  validation {\n    condition     = \"maybe\"\n    error_message = \"no\"\n  }\n}")
+	_, diags := cfg.ResolveVariables(VarSources{})
+	wantDiags(t, diags, []string{`4:21: Invalid validation condition | The condition must be true or false.`})
+}

@@ -373,7 +373,9 @@ func (e *executor) reuse(ctx context.Context, in *Instance, js *journal.StepStat
 	}
 	e.mask.AddValue(in.Inputs, lang.MarkSensitive)
 	e.mask.AddValue(in.Outputs, lang.MarkSensitive)
-	in.undoState, _ = js.UndoState.Bytes(e.opts.Sealer)
+	var ok bool
+	in.undoState, ok = js.UndoState.Bytes(e.opts.Sealer)
+	in.undoLost = !ok
 	in.State = journal.StepSucceeded
 	in.Reused = true
 	in.Attempt = js.Attempt

@@ -89,7 +89,8 @@ type Instance struct {
 
 	undoState  []byte
 	checkpoint []byte
-	resumeAtt  int // in-flight attempt to apply again on resume (0 = none)
+	resumeAtt  int  // in-flight attempt to apply again on resume (0 = none)
+	undoLost   bool // the journaled undo state held a secret and could not be read back
 	undoErr    error
 }
 

@@ -221,6 +221,11 @@ func (e *executor) undoInstance(ctx context.Context, n *node, in *Instance, inpu
 	}
 	outs, _ := in.Outputs.UnmarkDeep()
 	t0 := e.now()
+	if st.Rollback.Native && in.undoLost {
+		return e.undoFailed(in, &StepError{Address: in.Address, Kind: sdk.KindInvalid,
+			Msg:  "its undo state held a secret and was not journaled in clear",
+			Hint: "set RUNBOOK_STATE_KEY (or RUNBOOK_STATE_KEY_FILE) to the key the run was made with, then run the rollback again"})
+	}
 	for att := 1; ; att++ {
 		key := fmt.Sprintf("%s/%s/undo-%d", e.opts.RunID, in.Address, att)
 		evs := &stepEvents{e: e, addr: in.Address, attempt: att, undo: true}
@@ -327,7 +332,9 @@ func (e *executor) loadInstances(state *journal.State) error {
 			}
 			e.mask.AddValue(in.Inputs, lang.MarkSensitive)
 			e.mask.AddValue(in.Outputs, lang.MarkSensitive)
-			in.undoState, _ = js.UndoState.Bytes(e.opts.Sealer)
+			var ok bool
+			in.undoState, ok = js.UndoState.Bytes(e.opts.Sealer)
+			in.undoLost = !ok
 			n.insts = append(n.insts, in)
 		}
 		e.steps[n.st.Name] = e.stepValue(n)

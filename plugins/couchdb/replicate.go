@@ -235,6 +235,10 @@ func (a replicateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sd
 		if err != nil {
 			return result(), fmt.Errorf("replicate %s: %w", db, err)
 		}
+		if n := st.WriteFailures.Load(); n > 0 {
+			return result(), sdk.Errorf(sdk.KindQuota, false, "the target refused these documents (often their size: raise max_document_size / max_attachment_size / max_http_request_size on the target), then run the step again",
+				"replicate %s: %d documents failed to write (see the log)", db, n)
+		}
 		if o.verify == "none" {
 			verified = false
 			continue
@@ -254,10 +258,6 @@ func (a replicateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sd
 		}
 	}
 	totals.Verified = verified
-	if totals.DocWriteFailures > 0 {
-		return result(), sdk.Errorf(sdk.KindQuota, false, "the target refused these documents (often their size: raise max_document_size / max_attachment_size on the target), then run again",
-			"%d documents failed to write", totals.DocWriteFailures)
-	}
 	return result(), nil
 }
 

@@ -142,22 +142,22 @@ func readLocal(p string) (fileData, error) {
 	}
 	e := entry{Name: path.Base(p), Mode: fs.FileMode(st.Mode & 0o777), Size: st.Size,
 		UID: int(st.Uid), GID: int(st.Gid), Regular: true}
-	b := make([]byte, 0, st.Size+1) // +1 to see EOF in one read
-	for {
-		n, err := unix.Read(fd, b[len(b):cap(b)])
+	// Whawty and sync replace files by rename, never in place: reading
+	// st.Size bytes reads the whole file, usually in one system call.
+	b := make([]byte, st.Size)
+	for off := 0; off < len(b); {
+		n, err := unix.Read(fd, b[off:])
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return fileData{}, &fs.PathError{Op: "read", Path: p, Err: err}
 		}
-		if n == 0 {
+		if n == 0 { // shrank while reading
+			b = b[:off]
 			break
 		}
-		b = b[:len(b)+n]
-		if len(b) == cap(b) { // grew while reading
-			b = append(b, make([]byte, 4096)...)[:len(b)]
-		}
+		off += n
 	}
 	return fileData{Data: b, Entry: &e}, nil
 }
@@ -201,7 +201,7 @@ func (localFS) stage(tmpDir string, data []byte, perm fs.FileMode, uid, gid int,
 	if _, err = f.Write(data); err == nil {
 		err = f.Chmod(perm)
 	}
-	if err == nil && uid >= 0 && gid >= 0 && os.Geteuid() == 0 {
+	if err == nil && uid >= 0 && gid >= 0 && os.Geteuid() == 0 && (uid != 0 || gid != os.Getegid()) {
 		err = f.Chown(uid, gid)
 	}
 	if err == nil && fsync {

@@ -41,6 +41,12 @@ func TestZZProf(t *testing.T) {
 	s, _ := scanStore(t.Context(), localFS{}, master, nil)
 	t.Logf("scan src %v (%d)", time.Since(t0), len(s.Files))
 	t0 = time.Now()
+	s2, _ := scanStore(t.Context(), localFS{}, slave, nil)
+	t.Logf("scan dst %v (%d)", time.Since(t0), len(s2.Files))
+	t0 = time.Now()
+	s, _ = scanStore(t.Context(), localFS{}, master, nil)
+	t.Logf("scan src again %v (%d)", time.Since(t0), len(s.Files))
+	t0 = time.Now()
 	p, err := planSync(t.Context(), c, master, slave)
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +58,12 @@ func TestZZProf(t *testing.T) {
 	if err := p.apply(t.Context(), u, &out, &recorder{}); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("apply %v", time.Since(t0))
+	t0 = time.Now()
+	p.verifyDestination(t.Context())
+	t.Logf("verify %v", time.Since(t0))
+	t0 = time.Now()
+	p.DstFS.Flush(slave)
 	t.Logf("apply %v", time.Since(t0))
 	t0 = time.Now()
 	u.marshal()

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 t="${1:-${FUZZTIME:-5m}}"
 run() {
   echo "== fuzz $1 $2 for $t"
-  go test -run='^$' -fuzz="^$2\$" -fuzztime="$t" -fuzzminimizetime=5s "$1"
+  go test -run='^$' -fuzz="^$2\$" -fuzztime="$t" -fuzzminimizetime=200x "$1"
 }
 run ./engine/lang FuzzParse
 run ./engine/lang FuzzParseJSON

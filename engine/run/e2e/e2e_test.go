@@ -128,6 +128,47 @@ func startKill(t *testing.T, dir string, delay time.Duration, args ...string) in
 	}
 }
 
+// startKillWhen starts the binary in its own process group and SIGKILLs
+// the group once ready() holds (polled every millisecond) plus extra.
+func startKillWhen(t *testing.T, dir string, ready func() bool, extra time.Duration, args ...string) int {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "RUNBOOK_SELF_EXE="+bin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if ee, ok := err.(*exec.ExitError); ok {
+				return ee.ExitCode()
+			}
+			return 0
+		case <-tick.C:
+			if !ready() {
+				continue
+			}
+			time.Sleep(extra)
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			if err := <-done; err == nil {
+				return 0
+			}
+			return -1
+		}
+	}
+}
+
+func ledgerLines(path string) int {
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), "\n")
+}
+
 func ledgerCounts(t *testing.T, path string) map[string]int {
 	t.Helper()
 	f, err := os.Open(path)
@@ -167,18 +208,24 @@ func TestCrashResume(t *testing.T) {
 	t.Logf("seed %d, clean run %s", seed, full)
 	var mu sync.Mutex
 	killedAt := map[int]int{}
-	// Trials run three at a time: each is its own directory and run.
-	t.Run("trials", func(t *testing.T) {
-		for i := 0; i < trials; i++ {
-			t.Run(fmt.Sprint(i), func(t *testing.T) {
-				t.Parallel()
+	// Trials run four at a time (each in its own directory): they mostly
+	// wait for processes to start.
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i := 0; i < trials; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			t.Run(fmt.Sprintf("trial-%d", i), func(t *testing.T) {
 				kills := crashTrial(t, i, full, rand.New(rand.NewPCG(seed, uint64(i))))
 				mu.Lock()
 				killedAt[kills]++
 				mu.Unlock()
 			})
-		}
-	})
+		}(i)
+	}
+	wg.Wait()
 	t.Logf("%d trials; trials by number of kills: %v", trials, killedAt)
 	if killedAt[0] == trials {
 		t.Error("no trial was killed: the kill points are wrong")
@@ -191,11 +238,20 @@ func crashTrial(t *testing.T, i int, full time.Duration, rng *rand.Rand) (kills 
 	dir := t.TempDir()
 	ledger := filepath.Join(dir, "ledger")
 	write(t, filepath.Join(dir, "main.hcl"), crashRunbook)
-	delay := time.Duration(rng.Int64N(int64(full + full/5)))
-	code := startKill(t, dir, delay, "apply", "-auto-approve", "-var", "ledger="+ledger, "main.hcl")
+	// Kill once k effects are applied (k = 0: at a random point of the
+	// start), plus a few random milliseconds: crash points spread over the
+	// whole run, between and inside steps.
+	k := rng.IntN(len(crashIDs) + 1)
+	extra := time.Duration(rng.Int64N(int64(10 * time.Millisecond)))
+	delay := extra
+	if k == 0 {
+		delay = time.Duration(rng.Int64N(int64(full)))
+	}
+	code := startKillWhen(t, dir, func() bool { return ledgerLines(ledger) >= k }, delay, "apply", "-auto-approve", "-var", "ledger="+ledger, "main.hcl")
 	if code == -1 {
 		kills++
 	}
+	t.Logf("killed at k=%d (+%s) with %d effects applied", k, delay, len(ledgerCounts(t, ledger)))
 	for round := 0; code != 0 && round < 6; round++ {
 		runs := journalRuns(t, dir)
 		if len(runs) == 1 && runs[0].State == "succeeded" {
@@ -209,7 +265,8 @@ func crashTrial(t *testing.T, i int, full time.Duration, rng *rand.Rand) (kills 
 			continue
 		}
 		if round == 0 && i%2 == 1 {
-			code = startKill(t, dir, time.Duration(rng.Int64N(int64(full))), "resume")
+			before := ledgerLines(ledger)
+			code = startKillWhen(t, dir, func() bool { return ledgerLines(ledger) > before }, extra, "resume")
 			if code == -1 {
 				kills++
 				continue
