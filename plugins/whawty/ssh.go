@@ -249,6 +249,9 @@ type sftpFS struct {
 	ssh     *ssh.Client
 	cleanup func()
 	target  *sshTarget
+	// noExec disables Snapshot (the host allows no commands, or lacks
+	// find/tar/gzip).
+	noExec atomic.Bool
 }
 
 // client picks the next session.

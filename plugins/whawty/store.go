@@ -92,9 +92,22 @@ func isTempName(name string) bool {
 // scanStore lists dir and reads every user file. With cfg it also checks
 // parameter-sets and supported admins.
 func scanStore(ctx context.Context, fsys fileSystem, dir string, cfg *storeConfig) (*storeScan, error) {
-	ents, err := fsys.ReadDir(dir)
-	if err != nil {
-		return nil, err
+	var (
+		ents     []entry
+		contents map[string]fileData
+		have     bool
+		err      error
+	)
+	if sn, ok := fsys.(snapshotter); ok {
+		if ents, contents, have, err = sn.Snapshot(ctx, dir); err != nil {
+			return nil, err
+		}
+		sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
+	}
+	if !have {
+		if ents, err = fsys.ReadDir(dir); err != nil {
+			return nil, err
+		}
 	}
 	s := &storeScan{Dir: dir, Files: map[string]*userFile{}}
 	var names []string
@@ -117,9 +130,10 @@ func scanStore(ctx context.Context, fsys fileSystem, dir string, cfg *storeConfi
 		s.Files[e.Name] = &userFile{Name: e.Name, User: user, Admin: admin, Entry: e}
 		names = append(names, e.Name)
 	}
-	contents, err := fsys.ReadFiles(ctx, dir, names)
-	if err != nil {
-		return nil, err
+	if !have {
+		if contents, err = fsys.ReadFiles(ctx, dir, names); err != nil {
+			return nil, err
+		}
 	}
 	for name, f := range s.Files {
 		fd, ok := contents[name]
