@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,35 +28,9 @@ func (s couchSink) Missing(ctx context.Context, revs map[string][]string) (map[s
 }
 
 func (s couchSink) Write(ctx context.Context, docs []fetchedDoc) ([]writeFailure, error) {
-	raw := make([]json.RawMessage, 0, len(docs))
-	var big []json.RawMessage
-	for _, d := range docs {
-		if os.Getenv("XMP") != "" && len(d.Raw) > 64<<10 {
-			big = append(big, d.Raw)
-			continue
-		}
-		raw = append(raw, d.Raw)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var ferr error
-	sem := make(chan struct{}, 4)
-	for _, b := range big {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := s.c.putMultipart(ctx, s.db, b); err != nil {
-				mu.Lock()
-				ferr = err
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if ferr != nil {
-		return nil, ferr
+	raw := make([]json.RawMessage, len(docs))
+	for i, d := range docs {
+		raw[i] = d.Raw
 	}
 	return s.c.BulkDocsReplicated(ctx, s.db, raw)
 }

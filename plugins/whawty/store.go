@@ -92,22 +92,9 @@ func isTempName(name string) bool {
 // scanStore lists dir and reads every user file. With cfg it also checks
 // parameter-sets and supported admins.
 func scanStore(ctx context.Context, fsys fileSystem, dir string, cfg *storeConfig) (*storeScan, error) {
-	var (
-		ents     []entry
-		contents map[string]fileData
-		have     bool
-		err      error
-	)
-	if sn, ok := fsys.(snapshotter); ok {
-		if ents, contents, have, err = sn.Snapshot(ctx, dir); err != nil {
-			return nil, err
-		}
-		sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
-	}
-	if !have {
-		if ents, err = fsys.ReadDir(dir); err != nil {
-			return nil, err
-		}
+	ents, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	s := &storeScan{Dir: dir, Files: map[string]*userFile{}}
 	var names []string
@@ -130,10 +117,9 @@ func scanStore(ctx context.Context, fsys fileSystem, dir string, cfg *storeConfi
 		s.Files[e.Name] = &userFile{Name: e.Name, User: user, Admin: admin, Entry: e}
 		names = append(names, e.Name)
 	}
-	if !have {
-		if contents, err = fsys.ReadFiles(ctx, dir, names); err != nil {
-			return nil, err
-		}
+	contents, err := readContents(ctx, fsys, dir, names)
+	if err != nil {
+		return nil, err
 	}
 	for name, f := range s.Files {
 		fd, ok := contents[name]
@@ -149,6 +135,25 @@ func scanStore(ctx context.Context, fsys fileSystem, dir string, cfg *storeConfi
 	}
 	s.Problems = s.check(cfg)
 	return s, nil
+}
+
+// snapshotMin is the store size from which a transport's one-stream
+// snapshot pays for its start-up cost (an exec session on the host).
+var snapshotMin = 2000
+
+// readContents reads names in dir, through a snapshot when the transport
+// has one and the store is large.
+func readContents(ctx context.Context, fsys fileSystem, dir string, names []string) (map[string]fileData, error) {
+	if sn, ok := fsys.(snapshotter); ok && len(names) >= snapshotMin {
+		_, data, have, err := sn.Snapshot(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		if have {
+			return data, nil
+		}
+	}
+	return fsys.ReadFiles(ctx, dir, names)
 }
 
 // check lists the store's problems.

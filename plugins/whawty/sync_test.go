@@ -237,6 +237,31 @@ func TestSyncSSH(t *testing.T) {
 		master, slave := syncFixture(t)
 		syncAndCheck(t, sshd.URL(master), slave, opts, master, slave)
 	})
+	t.Run("ssh to local through a snapshot", func(t *testing.T) {
+		// Large stores are read with one tar stream over an exec channel.
+		defer func(n int) { snapshotMin = n }(snapshotMin)
+		snapshotMin = 0
+		master, slave := syncFixture(t)
+		syncAndCheck(t, sshd.URL(master), slave, opts, master, slave)
+		// The snapshot parser sees what sftp sees.
+		loc, _ := parseLocation(sshd.URL(master))
+		f, err := dialSFTP(t.Context(), loc.SSH, sshOptions{KnownHosts: sshd.KnownHosts, IdentityFile: sshd.IdentityFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		_, snap, ok, err := f.Snapshot(t.Context(), master)
+		if err != nil || !ok {
+			t.Fatalf("snapshot: ok=%v err=%v", ok, err)
+		}
+		local, err := localFS{}.ReadFiles(t.Context(), master, sortedKeys(snap))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(local, snap); d != "" {
+			t.Fatalf("snapshot differs from the files (-local +snapshot):\n%s", d)
+		}
+	})
 	t.Run("local to ssh", func(t *testing.T) {
 		master, slave := syncFixture(t)
 		syncAndCheck(t, master, sshd.URL(slave), opts, master, slave)
