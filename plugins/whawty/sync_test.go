@@ -242,8 +242,15 @@ func TestSyncSSH(t *testing.T) {
 		defer func(n int) { snapshotMin = n }(snapshotMin)
 		snapshotMin = 0
 		master, slave := syncFixture(t)
-		syncAndCheck(t, sshd.URL(master), slave, opts, master, slave)
-		// The snapshot parser sees what sftp sees.
+		in := map[string]any{"source": sshd.URL(master), "destination": slave}
+		for k, v := range opts {
+			in[k] = v
+		}
+		res, _ := mustApply(t, "sync", in)
+		if got := [3]int64{outNum(t, res, "added"), outNum(t, res, "updated"), outNum(t, res, "deleted")}; got != [3]int64{2, 2, 3} {
+			t.Fatalf("added/updated/deleted = %v", got)
+		}
+		// The snapshot sees what the files hold.
 		loc, _ := parseLocation(sshd.URL(master))
 		f, err := dialSFTP(t.Context(), loc.SSH, sshOptions{KnownHosts: sshd.KnownHosts, IdentityFile: sshd.IdentityFile})
 		if err != nil {
