@@ -40,7 +40,7 @@ func TestSchemaMarkdownAndJSON(t *testing.T) {
 	var md bytes.Buffer
 	writeSchemaMarkdown(&md, s)
 	for _, want := range []string{
-		"# Plugin `core`",
+		"# `core` plugin reference",
 		"| [`core.sleep`](#coresleep) | Waits for `duration` (e.g. \"30s\"), e.g. to let caches expire or DNS propagate. |",
 		"## `core.file`",
 		"Capabilities: idempotent, native undo (`rollback = native`), plan.",
