@@ -118,6 +118,25 @@ func (u *syncUndo) marshal() []byte {
 	return b.Bytes()
 }
 
+// mergeUndo keeps prior's entries (the state before an interrupted earlier
+// attempt) and adds cur's entries for the other files.
+func mergeUndo(prior, cur *syncUndo) *syncUndo {
+	if prior == nil {
+		return cur
+	}
+	out := &syncUndo{Destination: cur.Destination, Entries: append([]undoEntry(nil), prior.Entries...)}
+	seen := make(map[string]bool, len(prior.Entries))
+	for _, e := range prior.Entries {
+		seen[e.Name] = true
+	}
+	for _, e := range cur.Entries {
+		if !seen[e.Name] {
+			out.Entries = append(out.Entries, e)
+		}
+	}
+	return out
+}
+
 func unmarshalSyncUndo(b []byte) (*syncUndo, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
@@ -139,15 +158,30 @@ func (a *syncAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	}
 	c := newConns(opts)
 	defer c.Close()
-	return runSync(ctx, c, in, a.Schema(), ev)
+	return runSync(ctx, c, in, req.Checkpoint, a.Schema(), ev)
 }
 
 // runSync plans and applies a sync; on failure it restores the destination
 // before returning.
-func runSync(ctx context.Context, c *conns, in syncInputs, schema sdk.ActionSchema, ev sdk.Events) (*sdk.Result, error) {
+//
+// checkpoint is the undo state an interrupted earlier attempt of the same
+// step journaled before committing: the destination's state before that
+// attempt wins over what this attempt finds, so undo still restores the
+// destination as it was before the step.
+func runSync(ctx context.Context, c *conns, in syncInputs, checkpoint []byte, schema sdk.ActionSchema, ev sdk.Events) (*sdk.Result, error) {
 	p, err := planSync(ctx, c, in.Source, in.Destination)
 	if err != nil {
 		return nil, err
+	}
+	if len(checkpoint) > 0 {
+		prev, err := unmarshalSyncUndo(checkpoint)
+		if err != nil || prev.Destination != p.Dst.String() {
+			return nil, sdk.Errorf(sdk.KindConflict, false,
+				"check the destination against the master by hand, then run the step afresh",
+				"cannot use the checkpoint of the interrupted attempt (destination %s)", p.Dst)
+		}
+		p.prior = prev
+		ev.Log(sdk.LevelInfo, fmt.Sprintf("resuming: %d file(s) keep their state from before the interrupted attempt", len(prev.Entries)))
 	}
 	for _, w := range p.Warnings {
 		ev.Log(sdk.LevelWarn, w)
@@ -157,6 +191,7 @@ func runSync(ctx context.Context, c *conns, in syncInputs, schema sdk.ActionSche
 	out := syncOutputs{Unchanged: p.Unchanged, Files: p.SourceFiles}
 	if err := p.apply(ctx, undo, &out, ev); err != nil {
 		// Put the destination back as it was before reporting.
+		undo = mergeUndo(p.prior, undo)
 		if uerr := undoSync(context.WithoutCancel(ctx), p.DstFS, p.Dst, undo, ev); uerr != nil {
 			ev.Log(sdk.LevelError, fmt.Sprintf("restoring %s after the failed sync failed too: %v", p.Dst, uerr))
 			return &sdk.Result{UndoState: undo.marshal()}, err
@@ -164,7 +199,7 @@ func runSync(ctx context.Context, c *conns, in syncInputs, schema sdk.ActionSche
 		ev.Log(sdk.LevelWarn, fmt.Sprintf("sync failed; %s restored as it was", p.Dst))
 		return nil, err
 	}
-	res := &sdk.Result{UndoState: undo.marshal()}
+	res := &sdk.Result{UndoState: mergeUndo(p.prior, undo).marshal()}
 	if res.Outputs, err = sdk.Encode(schema, out); err != nil {
 		return res, err
 	}
@@ -214,10 +249,10 @@ func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, 
 			return fsError("flush", p.Dst, err)
 		}
 	}
+	// Every file's prior state, journaled (with the prior states of an
+	// interrupted attempt) before anything visible changes.
+	entries := make([]undoEntry, len(p.Ops))
 	for i, op := range p.Ops {
-		if err := ctx.Err(); err != nil {
-			return sdk.Errorf(sdk.KindCancelled, true, "re-run the step", "sync interrupted: %v", err)
-		}
 		ue := undoEntry{Name: op.Name, UID: -1, GID: -1}
 		if de, ok := p.dstEntries[op.Name]; ok {
 			ue.Existed, ue.Data, ue.Mode, ue.UID, ue.GID = true, p.dstContents[op.Name], uint32(de.Mode.Perm()), de.UID, de.GID
@@ -230,7 +265,19 @@ func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, 
 				ue.Data = b
 			}
 		}
-		undo.Entries = append(undo.Entries, ue)
+		entries[i] = ue
+	}
+	if len(p.Ops) > 0 {
+		planned := mergeUndo(p.prior, &syncUndo{Destination: undo.Destination, Entries: entries})
+		if err := ev.Checkpoint(planned.marshal()); err != nil {
+			return sdk.Errorf(sdk.KindInternal, true, "retry; nothing was changed", "journal the sync's undo state: %v", err)
+		}
+	}
+	for i, op := range p.Ops {
+		if err := ctx.Err(); err != nil {
+			return sdk.Errorf(sdk.KindCancelled, true, "re-run the step", "sync interrupted: %v", err)
+		}
+		undo.Entries = append(undo.Entries, entries[i])
 		target := path.Join(p.Dst.Path, op.Name)
 		switch op.Kind {
 		case opDelete:

@@ -113,9 +113,10 @@ func snapshot(t testing.TB, dir string) map[string]string {
 
 // recorder is an sdk.Events that keeps everything.
 type recorder struct {
-	mu       sync.Mutex // guards the fields below
-	logs     []string
-	progress [][3]int64
+	mu         sync.Mutex // guards the fields below
+	logs       []string
+	progress   [][3]int64
+	checkpoint []byte // the last one
 }
 
 func (r *recorder) Log(l sdk.Level, msg string) {
@@ -130,7 +131,12 @@ func (r *recorder) Progress(cur, total int64, _ string) {
 	r.progress = append(r.progress, [3]int64{cur, total})
 }
 
-func (r *recorder) Checkpoint([]byte) error { return nil }
+func (r *recorder) Checkpoint(b []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.checkpoint = append([]byte(nil), b...)
+	return nil
+}
 
 func (r *recorder) all() string {
 	r.mu.Lock()

@@ -145,7 +145,7 @@ var snapshotMin = 2000
 // has one and the store is large.
 func readContents(ctx context.Context, fsys fileSystem, dir string, names []string) (map[string]fileData, error) {
 	if sn, ok := fsys.(snapshotter); ok && len(names) >= snapshotMin {
-		_, data, have, err := sn.Snapshot(ctx, dir)
+		data, have, err := sn.Snapshot(ctx, dir)
 		if err != nil {
 			return nil, err
 		}

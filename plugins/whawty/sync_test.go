@@ -130,6 +130,7 @@ func TestSyncRefusesBrokenSource(t *testing.T) {
 type faultyFS struct {
 	fileSystem
 	failStage bool
+	failFrom  int        // when > 0, every call from this one on fails (a crash)
 	mu        sync.Mutex // guards calls
 	calls     int
 	failAt    int
@@ -139,7 +140,7 @@ func (f *faultyFS) fail() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	return f.calls == f.failAt
+	return f.calls == f.failAt || f.failFrom > 0 && f.calls >= f.failFrom
 }
 
 func (f *faultyFS) Rename(a, b string) error {
@@ -161,6 +162,52 @@ func (f *faultyFS) Stage(tmpDir string, data []byte, perm fs.FileMode, uid, gid 
 		return "", errors.New("disk full (injected)")
 	}
 	return f.fileSystem.Stage(tmpDir, data, perm, uid, gid)
+}
+
+// TestSyncResumeAfterCrash: an attempt dies half-way (its own restore
+// fails too); the retried attempt gets the journaled checkpoint, and undo
+// then restores the slave as it was before the first attempt.
+func TestSyncResumeAfterCrash(t *testing.T) {
+	master, slave := syncFixture(t)
+	before := snapshot(t, slave)
+	c := newConns(sshOptions{})
+	c.local = &faultyFS{fileSystem: localFS{}, failFrom: 4}
+	rec := &recorder{}
+	in := syncInputs{Source: master, Destination: slave}
+	if _, err := runSync(t.Context(), c, in, nil, (&syncAction{}).Schema(), rec); err == nil {
+		t.Fatal("crashing attempt succeeded")
+	}
+	if len(rec.checkpoint) == 0 {
+		t.Fatal("no checkpoint before committing")
+	}
+	if d := cmp.Diff(before, withoutTemp(snapshot(t, slave))); d == "" {
+		t.Fatal("crash simulation left the slave untouched; the test proves nothing")
+	}
+	res, err := runSync(t.Context(), newConns(sshOptions{}), in, rec.checkpoint, (&syncAction{}).Schema(), &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := undo(t, "sync", map[string]any{"source": master, "destination": slave}, res); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(before, withoutTemp(snapshot(t, slave))); d != "" {
+		t.Fatalf("undo after resume did not restore the original slave:\n%s", d)
+	}
+	// A checkpoint for another destination is refused.
+	_, other := syncFixture(t)
+	if _, err := runSync(t.Context(), newConns(sshOptions{}), syncInputs{Source: master, Destination: other}, rec.checkpoint, (&syncAction{}).Schema(), &recorder{}); kindOf(err) != sdk.KindConflict {
+		t.Fatalf("foreign checkpoint: err = %v", err)
+	}
+}
+
+// withoutTemp drops temp files a crashed attempt left in .tmp.
+func withoutTemp(m map[string]string) map[string]string {
+	for k := range m {
+		if strings.HasPrefix(k, ".tmp/runbook-") {
+			delete(m, k)
+		}
+	}
+	return m
 }
 
 // intruderFS writes a stray file into dir when the sync flushes.
@@ -185,7 +232,7 @@ func TestSyncFailureMidwayRestores(t *testing.T) {
 			before := snapshot(t, slave)
 			c := newConns(sshOptions{})
 			c.local = &faultyFS{fileSystem: localFS{}, failAt: failAt, failStage: failAt == 0}
-			res, err := runSync(t.Context(), c, syncInputs{Source: master, Destination: slave}, (&syncAction{}).Schema(), &recorder{})
+			res, err := runSync(t.Context(), c, syncInputs{Source: master, Destination: slave}, nil, (&syncAction{}).Schema(), &recorder{})
 			if err == nil || !strings.Contains(err.Error(), "injected") {
 				t.Fatalf("err = %v, want the injected failure", err)
 			}
@@ -205,7 +252,7 @@ func TestSyncFailureMidwayRestores(t *testing.T) {
 		before := snapshot(t, slave)
 		c := newConns(sshOptions{})
 		c.local = &intruderFS{fileSystem: localFS{}, dir: slave}
-		_, err := runSync(t.Context(), c, syncInputs{Source: master, Destination: slave}, (&syncAction{}).Schema(), &recorder{})
+		_, err := runSync(t.Context(), c, syncInputs{Source: master, Destination: slave}, nil, (&syncAction{}).Schema(), &recorder{})
 		if kindOf(err) != sdk.KindConflict || !strings.Contains(err.Error(), ".late.user.AbCdEf") {
 			t.Fatalf("err = %v, want conflict naming the intruder", err)
 		}
@@ -257,7 +304,7 @@ func TestSyncSSH(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		_, snap, ok, err := f.Snapshot(t.Context(), master)
+		snap, ok, err := f.Snapshot(t.Context(), master)
 		if err != nil || !ok {
 			t.Fatalf("snapshot: ok=%v err=%v", ok, err)
 		}

@@ -38,6 +38,8 @@ type syncPlan struct {
 	counts         map[string]int64
 	bytesToWrite   int64
 	skippedSources map[string]bool // source names not mirrored (empty placeholders)
+	// prior is the undo state an interrupted earlier attempt journaled.
+	prior *syncUndo
 }
 
 // refuseSource are source problems that make the source unfit to mirror:
