@@ -46,13 +46,19 @@ type executor struct {
 	// Scheduler state; only the scheduler goroutine touches it.
 	steps    map[string]cty.Value // what step.NAME evaluates to
 	queue    []*Instance
-	running  int
+	running  int            // instances holding a parallelism slot
+	inflight int            // instances whose goroutine has not sent its doneMsg yet
 	caps     map[string]int // capKey -> running count
 	mode     string         // "" | lang.OnFailureRollback | lang.OnFailureAbort
 	failed   bool           // some instance failed (any policy)
 	firstErr error
 	resumed  map[string]*journal.StepState
 	done     chan doneMsg
+	// freed receives an instance whose plugin call succeeded and which now
+	// only waits for its result to be durable: its slot goes to the next
+	// queued instance meanwhile. Unbuffered, and sent before that
+	// instance's doneMsg, so the scheduler always sees freed first.
+	freed chan *Instance
 }
 
 type doneMsg struct {
@@ -111,7 +117,7 @@ func newExecutor(ctx context.Context, rb *Runbook, opts Options) (*executor, err
 	e := &executor{rb: rb, opts: opts, mask: opts.Mask, sink: opts.Sink,
 		byName: map[string]*node{}, provs: map[string]sdk.Provider{},
 		steps: map[string]cty.Value{}, caps: map[string]int{}, resumed: map[string]*journal.StepState{},
-		done: make(chan doneMsg, opts.Parallelism)}
+		done: make(chan doneMsg, opts.Parallelism), freed: make(chan *Instance)}
 	if e.mask == nil {
 		e.mask = mask.New()
 	}
@@ -252,7 +258,7 @@ func (e *executor) forward(ctx context.Context) error {
 		if err := e.dispatch(ctx); err != nil {
 			return err
 		}
-		if e.running == 0 {
+		if e.inflight == 0 {
 			if len(e.queue) == 0 {
 				return nil
 			}
@@ -260,13 +266,27 @@ func (e *executor) forward(ctx context.Context) error {
 			// nothing runs, but never spin.
 			return fmt.Errorf("internal: %d instances queued with nothing running", len(e.queue))
 		}
-		m := <-e.done
-		e.running--
-		e.caps[m.in.Step.Plugin+"."+m.in.Step.Action]--
-		if err := e.finished(ctx, m); err != nil {
-			return err
+		select {
+		case in := <-e.freed:
+			e.releaseSlot(in)
+		case m := <-e.done:
+			e.inflight--
+			e.releaseSlot(m.in)
+			if err := e.finished(ctx, m); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// releaseSlot gives back in's parallelism slot, once.
+func (e *executor) releaseSlot(in *Instance) {
+	if in.slotFreed {
+		return
+	}
+	in.slotFreed = true
+	e.running--
+	e.caps[in.Step.Plugin+"."+in.Step.Action]--
 }
 
 // stopping reports whether new non-always steps must not start.
@@ -415,6 +435,8 @@ func (e *executor) dispatch(ctx context.Context) error {
 		}
 		e.queue = append(e.queue[:i], e.queue[i+1:]...)
 		e.running++
+		e.inflight++
+		in.slotFreed = false
 		e.caps[n.capKey]++
 		in.State = journal.StepRunning
 		go func(in *Instance, n *node) {

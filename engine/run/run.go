@@ -91,6 +91,7 @@ type Instance struct {
 	checkpoint []byte
 	resumeAtt  int  // in-flight attempt to apply again on resume (0 = none)
 	undoLost   bool // the journaled undo state held a secret and could not be read back
+	slotFreed  bool // scheduler-owned: the parallelism slot was given back
 	undoErr    error
 }
 

@@ -91,6 +91,9 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 			if jerr != nil {
 				return &journalError{fmt.Errorf("journal outputs of %s: %w", in.Address, jerr)}
 			}
+			// The plugin is done: let the next step use the slot while
+			// this result is made durable (group commit batches them).
+			e.freed <- in
 			if jerr := e.append(&journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(undo)}); jerr != nil {
 				return &journalError{jerr}
 			}
