@@ -107,7 +107,7 @@ step "whawty.param_set_default" "slave_default" {
 }
 
 step "core.exec" "slave_reload" {
-  for_each   = toset(var.slave_configs)
+  for_each = toset(var.slave_configs)
   with = {
     command = var.reload_commands[each.key][0]
     args    = slice(var.reload_commands[each.key], 1, length(var.reload_commands[each.key]))
