@@ -25,7 +25,7 @@ func EncodeValue(v cty.Value) (*pb.DynamicValue, error) {
 	if v == cty.NilVal {
 		return nil, nil
 	}
-	un, pvm := v.UnmarkDeepWithPaths()
+	un, pvm := unmarkDeepWithPaths(v)
 	tj, err := types.marshal(un.Type())
 	if err != nil {
 		return nil, fmt.Errorf("encode value type: %w", err)
@@ -102,7 +102,7 @@ func UnmarkPaths(v cty.Value) (cty.Value, []cty.Path) {
 	if v == cty.NilVal {
 		return v, nil
 	}
-	un, pvm := v.UnmarkDeepWithPaths()
+	un, pvm := unmarkDeepWithPaths(v)
 	paths := make([]cty.Path, len(pvm))
 	for i, pm := range pvm {
 		paths[i] = pm.Path
@@ -288,4 +288,13 @@ func DecodeError(e *pb.Error) error {
 		return nil
 	}
 	return &Error{Kind: Kind(e.Kind), Retryable: e.Retryable, Hint: e.Hint, Err: errors.New(e.Message)}
+}
+
+// unmarkDeepWithPaths is v.UnmarkDeepWithPaths without its cost (a copy of
+// every collection in v) when nothing in v is marked, the usual case.
+func unmarkDeepWithPaths(v cty.Value) (cty.Value, []cty.PathValueMarks) {
+	if !v.ContainsMarked() {
+		return v, nil
+	}
+	return v.UnmarkDeepWithPaths()
 }

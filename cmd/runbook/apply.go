@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"github.com/runbookdev/runbook/engine/pluginhost"
 	"github.com/runbookdev/runbook/engine/run"
 	"github.com/runbookdev/runbook/engine/view"
+	"github.com/runbookdev/runbook/plugins/builtin"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -90,6 +92,16 @@ type session struct {
 	lock           journal.Lock // the runbook's lock key, if any
 	runLock        journal.Lock // the run itself: one process per run
 	live           *view.Live   // the terminal view, nil when not on a terminal
+	// out carries the plain or JSON events to stdout (nil with the live
+	// view); flushOut before writing to stdout directly.
+	out *view.AsyncWriter
+}
+
+// flushOut writes out the events queued for stdout.
+func (s *session) flushOut() {
+	if s.out != nil {
+		s.out.Flush()
+	}
 }
 
 func newSession(stdout, stderr io.Writer, rf runFlags) (*session, error) {
@@ -104,9 +116,11 @@ func newSession(stdout, stderr io.Writer, rf runFlags) (*session, error) {
 		s.live = view.NewLive(stdout, s.mask, w, os.Getenv("NO_COLOR") == "")
 		s.sink = s.live
 	} else if rf.json {
-		s.sink = view.JSON(stdout, s.mask)
+		s.out = view.NewAsyncWriter(stdout)
+		s.sink = view.JSON(s.out, s.mask)
 	} else {
-		p := view.NewPlain(stdout, s.mask)
+		s.out = view.NewAsyncWriter(stdout)
+		p := view.NewPlain(s.out, s.mask)
 		p.Verbose = rf.verbose
 		s.sink = p
 	}
@@ -121,6 +135,7 @@ func (s *session) close() {
 	if s.host != nil {
 		s.host.Close()
 	}
+	s.flushOut()
 	s.stderrW.Flush()
 }
 
@@ -129,6 +144,7 @@ func (s *session) fail(code int, err error) error {
 	if err == nil {
 		return withCode(code, nil)
 	}
+	s.flushOut()
 	fmt.Fprintln(s.stderr, "Error:", s.mask.Mask(err.Error()))
 	return withCode(code, nil)
 }
@@ -148,6 +164,7 @@ func interruptContext(s *session, hint func() string) (context.Context, func()) 
 				cancel()
 				continue
 			}
+			s.flushOut()
 			fmt.Fprintln(s.stderr, "\nSecond interrupt: exiting now. "+hint())
 			os.Exit(exitInterrupted)
 		}
@@ -186,6 +203,12 @@ func runApply(stdout, stderr io.Writer, path string, vars lang.VarSources, rf ru
 		return withCode(exitError, err)
 	}
 	defer s.close()
+	// Start the builtin plugins the runbook most likely uses while it is
+	// parsed; the guess is checked against the parsed runbook below.
+	early, earlyDir := prestartGuess(path, rf, s.stderrW)
+	if early != nil {
+		s.host = early
+	}
 	cfg, diags := lang.Load(path)
 	if diags.HasErrors() {
 		printDiags(stderr, cfg, diags)
@@ -193,9 +216,26 @@ func runApply(stdout, stderr io.Writer, path string, vars lang.VarSources, rf ru
 	}
 	stateDir := stateDirFor(rf, cfg)
 	s.store = journal.NewLocal(stateDir)
-	if s.host, err = openHost(cfg, stateDir, s.stderrW); err != nil {
-		return s.fail(exitError, err)
+	if early != nil && earlyDir == runbookDir(cfg) && len(pluginSources(cfg, earlyDir)) == 0 &&
+		stateDir == stateDirFor(rf, &lang.Config{BaseDir: earlyDir}) {
+		// The early host was set up exactly as openHost would: keep it,
+		// and start what the guess missed.
+		s.host.Prestart(context.Background(), usedPlugins(cfg)...)
+	} else {
+		if early != nil {
+			early.Close()
+			s.host = nil
+		}
+		if s.host, err = openHost(cfg, stateDir, s.stderrW); err != nil {
+			return s.fail(exitError, err)
+		}
 	}
+	// The git commit is run metadata: ask git while the plugins start.
+	gitCh := make(chan *journal.GitInfo, 1)
+	go func() {
+		dir, _ := filepath.Abs(runbookDir(cfg))
+		gitCh <- gitInfo(dir)
+	}()
 	diags = append(diags, cfg.Check(hostSchemas{s.host})...)
 	values, d := cfg.ResolveVariables(vars)
 	diags = append(diags, d...)
@@ -237,7 +277,7 @@ func runApply(stdout, stderr io.Writer, path string, vars lang.VarSources, rf ru
 		s.releaseLock(false)
 		return s.fail(exitError, err)
 	}
-	meta := runMeta(s, cfg, runID, lockKey, values)
+	meta := runMeta(s, cfg, runID, lockKey, values, func() *journal.GitInfo { return <-gitCh })
 	j, err := s.store.Create(meta)
 	if err != nil {
 		s.releaseLock(false)
@@ -366,6 +406,7 @@ func (s *session) finish(res *run.Result, runID string) error {
 		if s.live != nil {
 			s.live.Close()
 		}
+		s.flushOut()
 		view.WriteSummary(s.stdout, s.mask, sum)
 	}
 	return withCode(code, nil)
@@ -381,6 +422,7 @@ func confirmPlan(s *session, cfg *lang.Config, values map[string]cty.Value) (boo
 		printDiags(s.stderr, cfg, d)
 		return false, errors.New("cannot plan")
 	}
+	s.flushOut()
 	mw := s.mask.Writer(s.stdout)
 	p.WriteText(mw)
 	mw.Flush()
@@ -390,7 +432,7 @@ func confirmPlan(s *session, cfg *lang.Config, values map[string]cty.Value) (boo
 }
 
 // runMeta describes the run for the journal.
-func runMeta(s *session, cfg *lang.Config, runID, lockKey string, values map[string]cty.Value) *journal.Meta {
+func runMeta(s *session, cfg *lang.Config, runID, lockKey string, values map[string]cty.Value, git func() *journal.GitInfo) *journal.Meta {
 	h := holder()
 	m := &journal.Meta{ID: runID, User: h.User, Host: h.Host, PID: h.PID, Started: time.Now().UTC(), Lock: lockKey,
 		Parallelism: s.flags.parallelism, Command: s.mask.Mask(strings.Join(os.Args, " "))}
@@ -412,7 +454,7 @@ func runMeta(s *session, cfg *lang.Config, runID, lockKey string, values map[str
 		}
 		m.Files = append(m.Files, journal.FileHash{Path: abs, SHA256: hex.EncodeToString(sum[:])})
 	}
-	m.Git = gitInfo(dir)
+	m.Git = git()
 	plugins := map[string]bool{}
 	for _, st := range cfg.Steps {
 		plugins[st.Plugin] = true
@@ -452,4 +494,45 @@ func gitInfo(dir string) *journal.GitInfo {
 	st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
 	g.Dirty = err == nil && len(strings.TrimSpace(string(st))) > 0
 	return g
+}
+
+// stepPluginRE finds the plugin of a step block header in native syntax.
+var stepPluginRE = regexp.MustCompile(`(?m)^\s*step\s+"([A-Za-z0-9_-]+)\.`)
+
+// pluginBlockRE finds anything that may be a plugin block (which may point
+// a plugin at another executable): then nothing is guessed.
+var pluginBlockRE = regexp.MustCompile(`(?m)^\s*plugin\b`)
+
+// prestartGuess starts, before the runbook is parsed, the builtin plugins
+// its step headers name, in a host set up as openHost will set it up for
+// that runbook (same directory, no plugin sources). It only handles one
+// native-syntax file without plugin blocks; otherwise (and when nothing is
+// found) it returns nil. The caller checks the guess against the parsed
+// runbook and discards the host if it does not fit.
+func prestartGuess(path string, rf runFlags, stderr io.Writer) (*pluginhost.Host, string) {
+	if !strings.HasSuffix(path, ".hcl") {
+		return nil, ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || pluginBlockRE.Match(b) {
+		return nil, ""
+	}
+	builtins := map[string]bool{}
+	for _, n := range builtin.Names() {
+		builtins[n] = true
+	}
+	guess := &lang.Config{BaseDir: filepath.Dir(path), Steps: map[string]*lang.Step{}}
+	for _, m := range stepPluginRE.FindAllSubmatch(b, -1) {
+		if name := string(m[1]); builtins[name] {
+			guess.Steps[name] = &lang.Step{Name: name, Plugin: name}
+		}
+	}
+	if len(guess.Steps) == 0 {
+		return nil, ""
+	}
+	h, err := openHost(guess, stateDirFor(rf, guess), stderr)
+	if err != nil {
+		return nil, ""
+	}
+	return h, guess.BaseDir
 }

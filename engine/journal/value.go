@@ -39,7 +39,10 @@ func EncodeValue(v cty.Value, s *Sealer) (*Value, error) {
 	if v == cty.NilVal {
 		return nil, nil
 	}
-	plain, pvm := v.UnmarkDeepWithPaths()
+	plain, pvm := v, []cty.PathValueMarks(nil)
+	if v.ContainsMarked() { // (copying v is costly; most values hold no marks)
+		plain, pvm = v.UnmarkDeepWithPaths()
+	}
 	var sens []cty.Path
 	for _, pm := range pvm {
 		if _, ok := pm.Marks[MarkSensitive]; ok {

@@ -188,14 +188,21 @@ func (h *Host) Info(name string) (version, sha256 string) {
 	version, sha256, builtinProc := e.version, e.sha256, e.builtinProc
 	e.mu.Unlock()
 	if sha256 == "" && builtinProc {
-		h.selfSumOnce.Do(func() {
-			if self, err := h.selfExe(); err == nil && self != "" {
-				h.selfSum, _ = FileSHA256(self)
-			}
-		})
-		sha256 = h.selfSum
+		sha256 = h.selfSHA256()
 	}
 	return version, sha256
+}
+
+// selfSHA256 is the sha256 of the runbook binary, computed once (launchBuiltin
+// starts it in the background, so that it overlaps with the plugin start and
+// the run's preparation instead of delaying the journal's creation).
+func (h *Host) selfSHA256() string {
+	h.selfSumOnce.Do(func() {
+		if self, err := h.selfExe(); err == nil && self != "" {
+			h.selfSum, _ = cachedFileSHA256(self)
+		}
+	})
+	return h.selfSum
 }
 
 // Names lists builtin plugins, Extra providers and the external plugins

@@ -28,6 +28,9 @@ func (h *Host) launchBuiltin(ctx context.Context, name string, e *entry) error {
 		e.provider = sdk.Local(p)
 		return nil
 	}
+	// Info reports this checksum for the run's metadata: hash the binary
+	// while the plugin starts.
+	go h.selfSHA256()
 	pp := h.newProc(name, self, []string{"plugin", "serve", name}, nil)
 	e.builtinProc = true
 	return h.startProc(ctx, e, pp)

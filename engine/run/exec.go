@@ -576,9 +576,26 @@ func (e *executor) taint(v cty.Value) cty.Value {
 	if v == cty.NilVal {
 		return v
 	}
-	out, err := cty.Transform(v, func(p cty.Path, x cty.Value) (cty.Value, error) {
+	taints := func(x cty.Value) bool {
 		ux, _ := x.Unmark()
-		if ux.Type() == cty.String && ux.IsKnown() && !ux.IsNull() && !x.HasMark(lang.MarkSensitive) && e.mask.Contains(ux.AsString()) {
+		return ux.Type() == cty.String && ux.IsKnown() && !ux.IsNull() && !x.HasMark(lang.MarkSensitive) && e.mask.Contains(ux.AsString())
+	}
+	if !v.ContainsMarked() {
+		// Usually no string holds a secret: find out without copying v.
+		need := false
+		_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
+			if need || taints(x) {
+				need = true
+				return false, nil
+			}
+			return true, nil
+		})
+		if !need {
+			return v
+		}
+	}
+	out, err := cty.Transform(v, func(p cty.Path, x cty.Value) (cty.Value, error) {
+		if taints(x) {
 			return x.Mark(lang.MarkSensitive), nil
 		}
 		return x, nil

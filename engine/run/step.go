@@ -29,7 +29,10 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 	first := in.Attempt + 1
 	in.Started = e.now()
 	prov := e.provs[st.Plugin]
-	plain, pvm := in.Inputs.UnmarkDeepWithPaths()
+	plain, pvm := in.Inputs, []cty.PathValueMarks(nil)
+	if in.Inputs.ContainsMarked() { // (copying is costly; most inputs hold no marks)
+		plain, pvm = in.Inputs.UnmarkDeepWithPaths()
+	}
 	var sensPaths []cty.Path
 	for _, p := range pvm {
 		if _, ok := p.Marks[lang.MarkSensitive]; ok {
