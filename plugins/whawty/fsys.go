@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -124,23 +125,37 @@ func (localFS) ReadFile(p string) ([]byte, error) { return os.ReadFile(p) }
 // ReadFiles reads with raw open/fstat/read/close: four system calls per
 // file, without os.File's poller registration and finalizer.
 func (l localFS) ReadFiles(ctx context.Context, dir string, names []string) (map[string]fileData, error) {
-	return parallelRead(ctx, l.Parallelism(), dir, names, readLocal)
+	// Open each file relative to the directory: the kernel resolves one
+	// name per file instead of the whole path.
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(dfd)
+	return parallelRead(ctx, l.Parallelism(), dir, names, func(name string) (fileData, error) {
+		return readLocalAt(dfd, dir, name)
+	})
 }
 
-func readLocal(p string) (fileData, error) {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+// readLocalAt reads name in the directory open as dfd (dir is its path,
+// for errors). name must be a plain file name.
+func readLocalAt(dfd int, dir, name string) (fileData, error) {
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return fileData{}, fmt.Errorf("%s: not a file name in %s", name, dir)
+	}
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return fileData{}, &fs.PathError{Op: "open", Path: p, Err: err}
+		return fileData{}, &fs.PathError{Op: "open", Path: path.Join(dir, name), Err: err}
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fileData{}, &fs.PathError{Op: "fstat", Path: p, Err: err}
+		return fileData{}, &fs.PathError{Op: "fstat", Path: path.Join(dir, name), Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fileData{}, fmt.Errorf("%s is not a regular file", p)
+		return fileData{}, fmt.Errorf("%s is not a regular file", path.Join(dir, name))
 	}
-	e := entry{Name: path.Base(p), Mode: fs.FileMode(st.Mode & 0o777), Size: st.Size,
+	e := entry{Name: name, Mode: fs.FileMode(st.Mode & 0o777), Size: st.Size,
 		UID: int(st.Uid), GID: int(st.Gid), Regular: true}
 	// Whawty and sync replace files by rename, never in place: reading
 	// st.Size bytes reads the whole file, usually in one system call.
@@ -151,7 +166,7 @@ func readLocal(p string) (fileData, error) {
 			continue
 		}
 		if err != nil {
-			return fileData{}, &fs.PathError{Op: "read", Path: p, Err: err}
+			return fileData{}, &fs.PathError{Op: "read", Path: path.Join(dir, name), Err: err}
 		}
 		if n == 0 { // shrank while reading
 			b = b[:off]
@@ -251,7 +266,7 @@ func (localFS) Chmod(p string, perm fs.FileMode) error { return os.Chmod(p, perm
 // takes a contiguous share of the names and keeps its own results, so no
 // per-file hand-off or locking happens (that costs more than the read itself
 // on a busy machine). A file that vanished is left out of the result.
-func parallelRead(ctx context.Context, n int, dir string, names []string, read func(p string) (fileData, error)) (map[string]fileData, error) {
+func parallelRead(ctx context.Context, n int, dir string, names []string, read func(name string) (fileData, error)) (map[string]fileData, error) {
 	if n < 1 {
 		n = 1
 	}
@@ -277,7 +292,7 @@ func parallelRead(ctx context.Context, n int, dir string, names []string, read f
 						return
 					}
 				}
-				fd, err := read(path.Join(dir, name))
+				fd, err := read(name)
 				switch {
 				case err == nil:
 					sh.out[name] = fd

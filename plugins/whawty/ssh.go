@@ -297,8 +297,8 @@ func (s *sftpFS) ReadDir(dir string) ([]entry, error) {
 }
 
 func (s *sftpFS) ReadFiles(ctx context.Context, dir string, names []string) (map[string]fileData, error) {
-	return parallelRead(ctx, s.Parallelism(), dir, names, func(p string) (fileData, error) {
-		b, err := s.ReadFile(p)
+	return parallelRead(ctx, s.Parallelism(), dir, names, func(name string) (fileData, error) {
+		b, err := s.ReadFile(path.Join(dir, name))
 		return fileData{Data: b}, err
 	})
 }

@@ -92,6 +92,11 @@ func isTempName(name string) bool {
 // scanStore lists dir and reads every user file. With cfg it also checks
 // parameter-sets and supported admins.
 func scanStore(ctx context.Context, fsys fileSystem, dir string, cfg *storeConfig) (*storeScan, error) {
+	// A snapshot starts while the directory is listed: over ssh, starting
+	// the remote command (the user's shell and its rc files) and listing
+	// by SFTP each take a noticeable time, and they overlap.
+	snap := startSnapshot(ctx, fsys, dir)
+	defer snap.stop()
 	ents, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -117,7 +122,7 @@ func scanStore(ctx context.Context, fsys fileSystem, dir string, cfg *storeConfi
 		s.Files[e.Name] = &userFile{Name: e.Name, User: user, Admin: admin, Entry: e}
 		names = append(names, e.Name)
 	}
-	contents, err := readContents(ctx, fsys, dir, names)
+	contents, err := readContents(ctx, fsys, dir, names, snap)
 	if err != nil {
 		return nil, err
 	}
@@ -141,18 +146,74 @@ func scanStore(ctx context.Context, fsys fileSystem, dir string, cfg *storeConfi
 // snapshot pays for its start-up cost (an exec session on the host).
 var snapshotMin = 2000
 
-// readContents reads names in dir, through a snapshot when the transport
-// has one and the store is large.
-func readContents(ctx context.Context, fsys fileSystem, dir string, names []string) (map[string]fileData, error) {
-	if sn, ok := fsys.(snapshotter); ok && len(names) >= snapshotMin {
-		data, have, err := sn.Snapshot(ctx, dir)
+// pendingSnapshot is a snapshot running in the background (nil when the
+// transport has none).
+type pendingSnapshot struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	data   map[string]fileData
+	ok     bool
+	err    error
+}
+
+func startSnapshot(ctx context.Context, fsys fileSystem, dir string) *pendingSnapshot {
+	sn, ok := fsys.(snapshotter)
+	if !ok {
+		return nil
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	p := &pendingSnapshot{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.data, p.ok, p.err = sn.Snapshot(sctx, dir)
+	}()
+	return p
+}
+
+// stop cancels the snapshot if it still runs and waits for it to end.
+func (p *pendingSnapshot) stop() {
+	if p == nil {
+		return
+	}
+	p.cancel()
+	<-p.done
+}
+
+// wait returns the snapshot's result.
+func (p *pendingSnapshot) wait() (map[string]fileData, bool, error) {
+	<-p.done
+	return p.data, p.ok, p.err
+}
+
+// readContents reads names in dir, through the snapshot when the transport
+// has one and the store is large. Names the snapshot lacks (created while
+// it ran) are read one by one.
+func readContents(ctx context.Context, fsys fileSystem, dir string, names []string, snap *pendingSnapshot) (map[string]fileData, error) {
+	if snap != nil && len(names) >= snapshotMin {
+		data, have, err := snap.wait()
 		if err != nil {
 			return nil, err
 		}
 		if have {
+			var missing []string
+			for _, n := range names {
+				if _, ok := data[n]; !ok {
+					missing = append(missing, n)
+				}
+			}
+			if len(missing) > 0 {
+				more, err := fsys.ReadFiles(ctx, dir, missing)
+				if err != nil {
+					return nil, err
+				}
+				for n, fd := range more {
+					data[n] = fd
+				}
+			}
 			return data, nil
 		}
 	}
+	snap.stop()
 	return fsys.ReadFiles(ctx, dir, names)
 }
 
