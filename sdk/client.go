@@ -146,7 +146,7 @@ func runStream(ctx context.Context, op string, ev Events, open func(context.Cont
 	if ev == nil {
 		ev = NopEvents{}
 	}
-	grace := CancelGrace
+	graceDur := CancelGrace
 	sctx, cut := context.WithCancel(context.WithoutCancel(ctx))
 	defer cut()
 	s, err := open(sctx)
@@ -158,25 +158,25 @@ func runStream(ctx context.Context, op string, ev Events, open func(context.Cont
 		return nil, &TransportError{Op: op, Err: err}
 	}
 	// sendMu serialises Send between acks (this goroutine) and the cancel
-	// watcher.
+	// callback, and guards grace.
 	var sendMu sync.Mutex
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-done:
-			return
-		case <-ctx.Done():
-		}
+	var grace *time.Timer // cuts the stream CancelGrace after a cancel
+	stop := context.AfterFunc(ctx, func() {
 		sendMu.Lock()
+		defer sendMu.Unlock()
 		_ = s.sendCancel()
-		sendMu.Unlock()
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-			cut()
+		grace = time.AfterFunc(graceDur, cut)
+	})
+	defer func() {
+		if !stop() {
+			// The callback ran or is running; the stream is over, so
+			// its timer has nothing left to cut. (A callback that has
+			// not taken the lock yet only cuts a finished stream.)
+			sendMu.Lock()
+			if grace != nil {
+				grace.Stop()
+			}
+			sendMu.Unlock()
 		}
 	}()
 	for {

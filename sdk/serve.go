@@ -47,9 +47,37 @@ func ServeConfig(p *Plugin) *plugin.ServeConfig {
 		VersionedPlugins: map[int]plugin.PluginSet{
 			ProtocolVersion: {pluginKey: &GRPCPlugin{Plugin: p}},
 		},
-		GRPCServer: plugin.DefaultGRPCServer,
+		GRPCServer: newGRPCServer,
+		// Mutual TLS with the keys the engine made for this launch; see
+		// transport.go.
+		TLSProvider: inheritedTLS,
 		// go-plugin's own debug chatter would end up in every run log.
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr, JSONFormat: true}),
+	}
+}
+
+// Flow-control windows of the engine ↔ plugin connection. Fixed windows
+// turn off gRPC's bandwidth estimator, whose PING round trips otherwise
+// ride along with every small Apply; 4 MiB is well above what one loopback
+// connection needs in flight.
+const (
+	streamWindow = 4 << 20
+	connWindow   = 16 << 20
+)
+
+// newGRPCServer is the plugin's gRPC server.
+func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append(opts,
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
+	)...)
+}
+
+// GRPCDialOptions are the engine side's counterpart of newGRPCServer.
+func GRPCDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(connWindow),
 	}
 }
 

@@ -218,8 +218,10 @@ func (h *Host) Discover() map[string]string {
 	return out
 }
 
-// clientConfig builds the go-plugin client config of a process.
-func (p *proc) clientConfig() *plugin.ClientConfig {
+// clientConfig builds the go-plugin client config of a process. The
+// returned cleanup closes the engine's end of the pipe that carries the
+// plugin's TLS keys; call it once the process started (or failed to).
+func (p *proc) clientConfig() (*plugin.ClientConfig, func(), error) {
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
 	var secure *plugin.SecureConfig
@@ -227,12 +229,20 @@ func (p *proc) clientConfig() *plugin.ClientConfig {
 		// A fresh hash each start: SecureConfig.Check writes into it.
 		secure = &plugin.SecureConfig{Checksum: p.checksum, Hash: sha256.New()}
 	}
+	keys, r, err := transportPipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("plugin %s: %w", p.name, err)
+	}
+	// The plugin reads its TLS keys from fd 3 (ExtraFiles[0]).
+	cmd.ExtraFiles = []*os.File{r}
+	cmd.Env = append(cmd.Env, sdk.EnvTransportFD+"=3")
 	return &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.ClientPluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		TLSConfig:        keys.Client,
+		GRPCDialOptions:  sdk.GRPCDialOptions(),
 		SecureConfig:     secure,
 		Stderr:           p.stderr,
 		// go-plugin redirects the plugin's os.Stdout/os.Stderr over gRPC;
@@ -242,5 +252,28 @@ func (p *proc) clientConfig() *plugin.ClientConfig {
 		// Only go-plugin's "plugin process exited" record is kept, for its
 		// exit status.
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: p.stderr.exitWriter(), JSONFormat: true}),
+	}, func() { r.Close() }, nil
+}
+
+// transportPipe makes the TLS keys of one launch and a pipe already holding
+// the plugin's part (a few KB, far below the pipe's buffer), with the write
+// end closed so that the plugin reads it to EOF.
+func transportPipe() (*sdk.TransportKeys, *os.File, error) {
+	keys, err := sdk.NewTransportKeys()
+	if err != nil {
+		return nil, nil, fmt.Errorf("transport keys: %w", err)
 	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("transport keys: %w", err)
+	}
+	_, err = w.Write(keys.Payload)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.Close()
+		return nil, nil, fmt.Errorf("transport keys: %w", err)
+	}
+	return keys, r, nil
 }

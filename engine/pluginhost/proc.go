@@ -53,8 +53,13 @@ func (p *proc) get() (sdk.Provider, error) {
 		p.client.Kill()
 	}
 	p.stderr.reset()
-	c := plugin.NewClient(p.clientConfig())
+	cfg, cleanup, err := p.clientConfig()
+	if err != nil {
+		return nil, err
+	}
+	c := plugin.NewClient(cfg)
 	rpc, err := c.Client()
+	cleanup()
 	if err != nil {
 		c.Kill()
 		return nil, p.startError(err)
