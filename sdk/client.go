@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "github.com/runbookdev/runbook/sdk/proto/pluginv1"
@@ -22,7 +23,22 @@ var CancelGrace = 10 * time.Second
 // the gRPC status; engine/pluginhost turns it into a crash report.
 func NewGRPCProvider(c pb.PluginClient) Provider { return &grpcProvider{c: c} }
 
-type grpcProvider struct{ c pb.PluginClient }
+// NewGRPCProviderPerCall is NewGRPCProvider without the Calls stream: every
+// Apply and Undo opens a stream of its own, as with plugins that lack Calls.
+func NewGRPCProviderPerCall(c pb.PluginClient) Provider {
+	g := &grpcProvider{c: c}
+	g.perCall.Store(true)
+	return g
+}
+
+type grpcProvider struct {
+	c pb.PluginClient
+	// perCall is set once the plugin answered Calls with Unimplemented.
+	perCall atomic.Bool
+
+	mu   sync.Mutex     // guards sess
+	sess *clientSession // the Calls stream, opened on first use
+}
 
 var _ Provider = (*grpcProvider)(nil)
 
@@ -77,17 +93,49 @@ func (g *grpcProvider) Apply(ctx context.Context, action string, req *ApplyReque
 	if err != nil {
 		return nil, err
 	}
-	start := &pb.ApplyMessage{Msg: &pb.ApplyMessage_Start{Start: &pb.ApplyStart{
+	start := &pb.ApplyStart{
 		Action: action, Inputs: in, IdempotencyKey: req.IdempotencyKey, Checkpoint: req.Checkpoint,
-	}}}
+	}
+	if !g.perCall.Load() {
+		res, err := runStream(ctx, "apply", ev, g.openCall(&pb.CallMessage{Msg: &pb.CallMessage_Apply{Apply: start}}))
+		if !g.fallBack(err) {
+			return res, err
+		}
+	}
 	return runStream(ctx, "apply", ev,
 		func(sctx context.Context) (clientStream, error) {
 			s, err := g.c.Apply(sctx)
 			if err != nil {
 				return nil, err
 			}
-			return applyStream{s}, s.Send(start)
+			return applyStream{s}, s.Send(&pb.ApplyMessage{Msg: &pb.ApplyMessage_Start{Start: start}})
 		})
+}
+
+// openCall opens a call on the Calls stream.
+func (g *grpcProvider) openCall(first *pb.CallMessage) func(context.Context) (clientStream, error) {
+	return func(sctx context.Context) (clientStream, error) {
+		sess, err := g.session()
+		if err != nil {
+			return nil, err
+		}
+		c, err := sess.open(sctx, first)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// fallBack reports whether err says the plugin has no Calls, remembering it:
+// the call was then never started and is retried on a stream of its own.
+func (g *grpcProvider) fallBack(err error) bool {
+	var te *TransportError
+	if !errors.As(err, &te) || !unimplemented(te.Err) {
+		return false
+	}
+	g.perCall.Store(true)
+	return true
 }
 
 func (g *grpcProvider) Undo(ctx context.Context, action string, req *UndoRequest, ev Events) error {
@@ -99,17 +147,23 @@ func (g *grpcProvider) Undo(ctx context.Context, action string, req *UndoRequest
 	if err != nil {
 		return err
 	}
-	start := &pb.UndoMessage{Msg: &pb.UndoMessage_Start{Start: &pb.UndoStart{
+	start := &pb.UndoStart{
 		Action: action, Inputs: in, Outputs: out, UndoState: req.UndoState,
 		IdempotencyKey: req.IdempotencyKey, Checkpoint: req.Checkpoint,
-	}}}
+	}
+	if !g.perCall.Load() {
+		_, err := runStream(ctx, "undo", ev, g.openCall(&pb.CallMessage{Msg: &pb.CallMessage_Undo{Undo: start}}))
+		if !g.fallBack(err) {
+			return err
+		}
+	}
 	_, err = runStream(ctx, "undo", ev,
 		func(sctx context.Context) (clientStream, error) {
 			s, err := g.c.Undo(sctx)
 			if err != nil {
 				return nil, err
 			}
-			return undoStream{s}, s.Send(start)
+			return undoStream{s}, s.Send(&pb.UndoMessage{Msg: &pb.UndoMessage_Start{Start: start}})
 		})
 	return err
 }
@@ -150,6 +204,9 @@ func runStream(ctx context.Context, op string, ev Events, open func(context.Cont
 	sctx, cut := context.WithCancel(context.WithoutCancel(ctx))
 	defer cut()
 	s, err := open(sctx)
+	if c, ok := s.(interface{ close() }); ok {
+		defer c.close()
+	}
 	if err != nil {
 		if s != nil && errors.Is(err, io.EOF) {
 			// The server closed the stream at once; Recv gives the status.

@@ -176,6 +176,10 @@ type serverEvents struct {
 	waiters map[uint64]chan string
 }
 
+func newServerEvents(stream eventStream) *serverEvents {
+	return &serverEvents{stream: stream, waiters: map[uint64]chan string{}}
+}
+
 func (e *serverEvents) send(ev *pb.Event) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -257,25 +261,14 @@ func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
 	if start == nil {
 		return errors.New("apply: first message must be start")
 	}
-	ev := &serverEvents{stream: stream, waiters: map[uint64]chan string{}}
+	ev := newServerEvents(stream)
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	go ev.pump(func() (clientMessage, error) {
 		m, err := stream.Recv()
 		return clientMessage{ack: m.GetAck(), cancel: m.GetCancel() != nil}, err
 	}, cancel)
-
-	in, paths, err := DecodeValue(start.Inputs)
-	if err != nil {
-		return ev.send(resultEvent(nil, &Error{Kind: KindInternal, Err: err}))
-	}
-	res, err := s.prov.Apply(ctx, start.Action, &ApplyRequest{
-		Inputs:         in,
-		IdempotencyKey: start.IdempotencyKey,
-		Checkpoint:     start.Checkpoint,
-		Sensitive:      paths,
-	}, ev)
-	return ev.send(resultEvent(res, err))
+	return ev.send(s.apply(ctx, start, ev))
 }
 
 func (s *grpcServer) Undo(stream pb.Plugin_UndoServer) error {
@@ -287,21 +280,40 @@ func (s *grpcServer) Undo(stream pb.Plugin_UndoServer) error {
 	if start == nil {
 		return errors.New("undo: first message must be start")
 	}
-	ev := &serverEvents{stream: stream, waiters: map[uint64]chan string{}}
+	ev := newServerEvents(stream)
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	go ev.pump(func() (clientMessage, error) {
 		m, err := stream.Recv()
 		return clientMessage{ack: m.GetAck(), cancel: m.GetCancel() != nil}, err
 	}, cancel)
+	return ev.send(s.undo(ctx, start, ev))
+}
 
+// apply runs one Apply and returns its Result event.
+func (s *grpcServer) apply(ctx context.Context, start *pb.ApplyStart, ev Events) *pb.Event {
+	in, paths, err := DecodeValue(start.Inputs)
+	if err != nil {
+		return resultEvent(nil, &Error{Kind: KindInternal, Err: err})
+	}
+	res, err := s.prov.Apply(ctx, start.Action, &ApplyRequest{
+		Inputs:         in,
+		IdempotencyKey: start.IdempotencyKey,
+		Checkpoint:     start.Checkpoint,
+		Sensitive:      paths,
+	}, ev)
+	return resultEvent(res, err)
+}
+
+// undo runs one Undo and returns its Result event.
+func (s *grpcServer) undo(ctx context.Context, start *pb.UndoStart, ev Events) *pb.Event {
 	in, _, err := DecodeValue(start.Inputs)
 	if err != nil {
-		return ev.send(resultEvent(nil, &Error{Kind: KindInternal, Err: err}))
+		return resultEvent(nil, &Error{Kind: KindInternal, Err: err})
 	}
 	out, _, err := DecodeValue(start.Outputs)
 	if err != nil {
-		return ev.send(resultEvent(nil, &Error{Kind: KindInternal, Err: err}))
+		return resultEvent(nil, &Error{Kind: KindInternal, Err: err})
 	}
 	err = s.prov.Undo(ctx, start.Action, &UndoRequest{
 		Inputs:         in,
@@ -310,7 +322,7 @@ func (s *grpcServer) Undo(stream pb.Plugin_UndoServer) error {
 		IdempotencyKey: start.IdempotencyKey,
 		Checkpoint:     start.Checkpoint,
 	}, ev)
-	return ev.send(resultEvent(nil, err))
+	return resultEvent(nil, err)
 }
 
 // resultEvent builds the final event of Apply or Undo.

@@ -36,9 +36,19 @@ import (
 func Local(p *sdk.Plugin) sdk.Provider { return sdk.Local(p) }
 
 // GRPC serves p on a loopback gRPC server in this process and returns a
-// Provider speaking to it through the real protocol (encoding, streams,
-// checkpoint acks, cancellation). Stopped at the end of the test.
+// Provider speaking to it through the real protocol (encoding, the Calls
+// stream, checkpoint acks, cancellation). Stopped at the end of the test.
 func GRPC(t testing.TB, p *sdk.Plugin) sdk.Provider {
+	return sdk.NewGRPCProvider(grpcClient(t, p))
+}
+
+// GRPCPerCall is GRPC with one stream per Apply and Undo instead of the
+// Calls stream, the way the engine talks to plugins that lack Calls.
+func GRPCPerCall(t testing.TB, p *sdk.Plugin) sdk.Provider {
+	return sdk.NewGRPCProviderPerCall(grpcClient(t, p))
+}
+
+func grpcClient(t testing.TB, p *sdk.Plugin) pb.PluginClient {
 	t.Helper()
 	conn, srv := plugin.TestGRPCConn(t, func(s *grpc.Server) {
 		pb.RegisterPluginServer(s, sdk.NewGRPCServer(p))
@@ -47,13 +57,14 @@ func GRPC(t testing.TB, p *sdk.Plugin) sdk.Provider {
 		conn.Close()
 		srv.Stop()
 	})
-	return sdk.NewGRPCProvider(pb.NewPluginClient(conn))
+	return pb.NewPluginClient(conn)
 }
 
-// Providers returns p in-process ("local") and over gRPC ("grpc"), for
-// running the same assertions on both.
+// Providers returns p in-process ("local"), over gRPC ("grpc") and over
+// gRPC with a stream per call ("grpc-per-call"), for running the same
+// assertions on all three.
 func Providers(t testing.TB, p *sdk.Plugin) map[string]sdk.Provider {
-	return map[string]sdk.Provider{"local": Local(p), "grpc": GRPC(t, p)}
+	return map[string]sdk.Provider{"local": Local(p), "grpc": GRPC(t, p), "grpc-per-call": GRPCPerCall(t, p)}
 }
 
 // serveEnv is set when a test binary is re-executed to serve its plugin.

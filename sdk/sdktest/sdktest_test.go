@@ -31,12 +31,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// transports runs f on every transport: in-process, gRPC in-process and a
-// real plugin process (this test binary re-executed).
+// transports runs f on every transport: in-process, gRPC in-process (over
+// the Calls stream and with a stream per call) and a real plugin process
+// (this test binary re-executed).
 func transports(t *testing.T, f func(t *testing.T, prov sdk.Provider)) {
 	provs := sdktest.Providers(t, plugintest.New())
 	provs["process"] = process
-	for _, name := range []string{"local", "grpc", "process"} {
+	for _, name := range []string{"local", "grpc", "grpc-per-call", "process"} {
 		t.Run(name, func(t *testing.T) { f(t, provs[name]) })
 	}
 }
