@@ -36,7 +36,11 @@ const pluginKey = "plugin"
 //
 //	func main() { sdk.Serve(hello.New()) }
 func Serve(p *Plugin) {
-	plugin.Serve(ServeConfig(p))
+	cfg := ServeConfig(p)
+	if g, ok := cfg.VersionedPlugins[ProtocolVersion][pluginKey].(*GRPCPlugin); ok {
+		go g.life.watchEngine()
+	}
+	plugin.Serve(cfg)
 }
 
 // ServeConfig is the go-plugin configuration Serve uses; tests can adjust
@@ -45,7 +49,7 @@ func ServeConfig(p *Plugin) *plugin.ServeConfig {
 	return &plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
-			ProtocolVersion: {pluginKey: &GRPCPlugin{Plugin: p}},
+			ProtocolVersion: {pluginKey: &GRPCPlugin{Plugin: p, life: newLifetime()}},
 		},
 		GRPCServer: newGRPCServer,
 		// Mutual TLS with the keys the engine made for this launch; see
@@ -95,6 +99,8 @@ const DispenseName = pluginKey
 type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Plugin *Plugin
+	// life, when set, cancels every call once the engine is gone.
+	life *lifetime
 }
 
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
@@ -104,7 +110,11 @@ func (g *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if g.Plugin == nil {
 		return errors.New("sdk: GRPCPlugin has no Plugin to serve")
 	}
-	pb.RegisterPluginServer(s, NewGRPCServer(g.Plugin))
+	srv := &grpcServer{name: g.Plugin.Name, prov: Local(g.Plugin), life: g.life}
+	if srv.life == nil {
+		srv.life = newLifetime()
+	}
+	pb.RegisterPluginServer(s, srv)
 	return nil
 }
 
@@ -117,13 +127,15 @@ func (g *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *g
 // so input conversion, output checks and panic recovery are the same
 // in-process and over the wire.
 func NewGRPCServer(p *Plugin) pb.PluginServer {
-	return &grpcServer{name: p.Name, prov: Local(p)}
+	return &grpcServer{name: p.Name, prov: Local(p), life: newLifetime()}
 }
 
 type grpcServer struct {
 	pb.UnimplementedPluginServer
 	name string
 	prov Provider
+	// life gives every Apply and Undo its context and counts them.
+	life *lifetime
 }
 
 func (s *grpcServer) GetSchema(ctx context.Context, _ *pb.GetSchemaRequest) (*pb.GetSchemaResponse, error) {
@@ -262,7 +274,9 @@ func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
 		return errors.New("apply: first message must be start")
 	}
 	ev := newServerEvents(stream)
-	ctx, cancel := context.WithCancel(stream.Context())
+	ctx, done := s.life.call(stream.Context())
+	defer done()
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go ev.pump(func() (clientMessage, error) {
 		m, err := stream.Recv()
@@ -281,7 +295,9 @@ func (s *grpcServer) Undo(stream pb.Plugin_UndoServer) error {
 		return errors.New("undo: first message must be start")
 	}
 	ev := newServerEvents(stream)
-	ctx, cancel := context.WithCancel(stream.Context())
+	ctx, done := s.life.call(stream.Context())
+	defer done()
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go ev.pump(func() (clientMessage, error) {
 		m, err := stream.Recv()

@@ -14,7 +14,7 @@ import (
 // the call's Cancel message or when the stream ends; events of all calls
 // are serialised onto the stream.
 func (s *grpcServer) Calls(stream pb.Plugin_CallsServer) error {
-	sess := &serverSession{stream: stream, calls: map[uint64]*serverCall{}}
+	sess := &serverSession{stream: stream, life: s.life, calls: map[uint64]*serverCall{}}
 	defer sess.wg.Wait()
 	defer sess.cancelAll()
 	for {
@@ -49,6 +49,7 @@ func (s *grpcServer) Calls(stream pb.Plugin_CallsServer) error {
 // serverSession is the plugin side of one Calls stream.
 type serverSession struct {
 	stream pb.Plugin_CallsServer
+	life   *lifetime
 	wg     sync.WaitGroup // running calls
 
 	sendMu sync.Mutex // serialises Send on stream (gRPC allows one sender)
@@ -73,7 +74,8 @@ func (s *serverSession) get(id uint64) *serverCall {
 // start runs a call. A repeated id is a protocol error of the engine: the
 // call is answered with an error and the running one is left alone.
 func (s *serverSession) start(id uint64, run func(context.Context, Events) *pb.Event) {
-	ctx, cancel := context.WithCancel(s.stream.Context())
+	ctx, done := s.life.call(s.stream.Context())
+	ctx, cancel := context.WithCancel(ctx)
 	c := &serverCall{cancel: cancel}
 	c.ev = newServerEvents(callStream{s: s, id: id, ctx: ctx})
 	s.mu.Lock()
@@ -84,12 +86,14 @@ func (s *serverSession) start(id uint64, run func(context.Context, Events) *pb.E
 	s.mu.Unlock()
 	if dup {
 		cancel()
+		done()
 		_ = c.ev.send(resultEvent(nil, &Error{Kind: KindInternal, Err: errors.New("call id already in use")}))
 		return
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer done()
 		defer cancel()
 		res := run(ctx, c.ev)
 		s.mu.Lock()

@@ -224,6 +224,7 @@ func (h *Host) Discover() map[string]string {
 func (p *proc) clientConfig() (*plugin.ClientConfig, func(), error) {
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
+	dieWithEngine(cmd)
 	var secure *plugin.SecureConfig
 	if p.checksum != nil {
 		// A fresh hash each start: SecureConfig.Check writes into it.

@@ -258,3 +258,63 @@ func TestFileUndo(t *testing.T) {
 		}
 	})
 }
+
+// alive reports whether pid is a live (not zombie) process.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+// Cancelling exec stops the command's children too: a pipeline or a
+// background job must not outlive the step (nor keep it waiting on their
+// output).
+func TestExecCancelKillsProcessGroup(t *testing.T) {
+	old := killDelay
+	killDelay = 500 * time.Millisecond
+	defer func() { killDelay = old }()
+	for _, tc := range []struct{ name, script string }{
+		{"background child", `sleep 30 & echo $! > "$1"; wait`},
+		{"child ignoring SIGTERM", `trap '' TERM; sleep 30 & echo $! > "$1"; wait; wait`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			in := sdktest.Object(map[string]any{"command": "sh", "args": []string{"-c", tc.script, "sh", pidFile}})
+			start := time.Now()
+			ctx, cancel := sdktest.Context()
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := sdk.Local(New()).Apply(ctx, "exec", &sdk.ApplyRequest{Inputs: in}, sdk.NopEvents{})
+				done <- err
+			}()
+			var pid int
+			for deadline := time.Now().Add(5 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				b, _ := os.ReadFile(pidFile)
+				pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			}
+			if pid == 0 {
+				t.Fatal("the command did not start its child")
+			}
+			cancel()
+			select {
+			case err := <-done:
+				sdktest.AssertKind(t, err, sdk.KindCancelled)
+			case <-time.After(5 * time.Second):
+				t.Fatal("exec did not return after cancel")
+			}
+			if took := time.Since(start); took > 4*time.Second {
+				t.Fatalf("cancel took %s", took)
+			}
+			for deadline := time.Now().Add(3 * time.Second); alive(pid) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			}
+			if alive(pid) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("child %d outlived the cancelled step", pid)
+			}
+		})
+	}
+}

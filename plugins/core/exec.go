@@ -64,6 +64,7 @@ func (a *execAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 		defer cancel()
 	}
 	cmd := exec.CommandContext(ctx, in.Command, in.Args...)
+	stopGroup(cmd)
 	cmd.Dir = in.Dir
 	cmd.Env = os.Environ()
 	keys := make([]string, 0, len(in.Env))
