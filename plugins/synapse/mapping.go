@@ -57,10 +57,15 @@ type migration struct {
 
 	users    map[string]*userInfo   // by full Matrix ID
 	sessions map[devKey]pgtype.UUID // compat session per (user, device), from the token steps
-	buf      map[string][][]any     // MAS table -> rows waiting for COPY
+	buf      map[string]*copyBuf    // MAS table -> encoded rows waiting for COPY
 	buffered int                    // rows in buf
+	freeze   bool                   // the MAS tables were truncated in this transaction: COPY FREEZE
 	copier   *copier                // writes the batches; nil outside the load
+	free     chan []byte            // slices of copied batches, for reuse; filled by the copier
+	bufSize  map[string]int         // MAS table -> encoded size of its last batch
+	plan     *rebuildPlan           // paused definitions; nil: rebuild after the load
 	written  map[string]int64       // MAS table -> rows written, updated by finishLoad
+	rebuilt  int                    // definitions rebuilt during the load, updated by finishLoad
 	migrated map[string]int64       // entity -> rows migrated
 	skipped  map[string]int64       // entity -> rows skipped
 	totals   map[string]int64       // entity -> estimated rows
@@ -72,14 +77,23 @@ func newMigration(e *env, ignoreMissing bool, ev sdk.Events, syn, mas pgx.Tx) *m
 		ids: newIDGen(), now: time.Now().UTC().Truncate(time.Microsecond), homeserver: e.homeserver,
 		providers: e.providers, ignoreMissing: ignoreMissing, ev: ev, syn: syn, mas: mas,
 		users: map[string]*userInfo{}, sessions: map[devKey]pgtype.UUID{},
-		buf: map[string][][]any{}, written: map[string]int64{},
+		buf: map[string]*copyBuf{}, written: map[string]int64{},
+		free: make(chan []byte, 2*len(masTables)*queuedJobs), bufSize: map[string]int{},
 		migrated: map[string]int64{}, skipped: map[string]int64{}, totals: map[string]int64{},
 	}
 }
 
-// add buffers one MAS row and flushes when the buffer is full.
+// add encodes one MAS row into the buffer of its table and flushes when
+// the buffer is full.
 func (m *migration) add(ctx context.Context, entity, table string, row ...any) error {
-	m.buf[table] = append(m.buf[table], row)
+	b := m.buf[table]
+	if b == nil {
+		b = m.newBuf(table)
+		m.buf[table] = b
+	}
+	if err := b.appendRow(row...); err != nil {
+		return fmt.Errorf("encode a row of %s: %w", table, err)
+	}
 	m.buffered++
 	if m.buffered >= flushRows {
 		if err := m.flush(ctx); err != nil {
@@ -95,14 +109,55 @@ func (m *migration) flush(ctx context.Context) error {
 	if m.buffered == 0 {
 		return nil
 	}
-	if m.copier == nil {
-		m.copier = startCopier(ctx, m.mas)
-	}
 	batch := m.buf
-	m.buf = map[string][][]any{}
+	for t, b := range batch {
+		m.bufSize[t] = len(b.b)
+	}
+	m.buf = map[string]*copyBuf{}
 	m.buffered = 0
-	if !m.copier.send(batch) {
+	return m.send(ctx, copierJob{batch: batch})
+}
+
+// newBuf returns an empty buffer for table, big enough for a batch like
+// its last one: a slice the copier is done with when one is, so that
+// encoding does not keep allocating and growing fresh slices.
+func (m *migration) newBuf(table string) *copyBuf {
+	want := max(m.bufSize[table]+m.bufSize[table]/8, 64<<10)
+	for {
+		select {
+		case b := <-m.free:
+			if cap(b) >= want {
+				return &copyBuf{b: b[:0]}
+			}
+			continue // too small for this table: let it go
+		default:
+		}
+		return &copyBuf{b: make([]byte, 0, want)}
+	}
+}
+
+// send queues a job on the copier, starting it if needed.
+func (m *migration) send(ctx context.Context, job copierJob) error {
+	if m.copier == nil {
+		m.copier = startCopier(ctx, m.mas, m.freeze, m.ev, m.free)
+	}
+	if !m.copier.send(job) {
 		return m.finishLoad()
+	}
+	return nil
+}
+
+// stepDone flushes the rows of a finished step and queues the rebuild of
+// the indexes and constraints its completed tables allow.
+func (m *migration) stepDone(ctx context.Context, entity string) error {
+	if err := m.flush(ctx); err != nil {
+		return err
+	}
+	if m.plan == nil {
+		return nil
+	}
+	if defs := m.plan.ready(completedBy[entity]...); len(defs) > 0 {
+		return m.send(ctx, copierJob{rebuild: defs})
 	}
 	return nil
 }
@@ -113,11 +168,12 @@ func (m *migration) finishLoad() error {
 	if m.copier == nil {
 		return nil
 	}
-	written, err := m.copier.finish()
+	written, rebuilt, err := m.copier.finish()
 	m.copier = nil
 	for t, n := range written {
 		m.written[t] += n
 	}
+	m.rebuilt += rebuilt
 	return err
 }
 

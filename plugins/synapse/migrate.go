@@ -160,11 +160,7 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		return nil, e.synDB.classify(err, "estimate row counts of")
 	}
 
-	// Memory for the index builds and the foreign key checks of the rebuild.
-	if _, err := masTx.Exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
-		return nil, e.masDB.classify(err, "configure the transaction on")
-	}
-	if _, err := masTx.Exec(ctx, "SET LOCAL work_mem = '128MB'"); err != nil {
+	if err := configureRebuild(ctx, masTx); err != nil {
 		return nil, e.masDB.classify(err, "configure the transaction on")
 	}
 	defs, err := pauseConstraints(ctx, masTx)
@@ -172,6 +168,13 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		return nil, e.masDB.classify(err, "pause constraints of")
 	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("paused %d constraints and indexes of the MAS tables", len(defs)))
+	if t, err := truncateForLoad(ctx, masTx); err != nil {
+		return nil, e.masDB.classify(err, "prepare the tables of")
+	} else if t != "" {
+		return nil, notEmptyError(e.masDB, t)
+	}
+	m.freeze = true // the tables were truncated in this transaction
+	m.plan = newRebuildPlan(defs)
 
 	steps := []struct {
 		entity string
@@ -188,12 +191,13 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		if err := s.run(ctx); err != nil {
 			return nil, a.stepErr(e, err)
 		}
-		if err := m.flush(ctx); err != nil {
+		if err := m.stepDone(ctx, s.entity); err != nil {
 			return nil, a.stepErr(e, err)
 		}
 		m.progress(s.entity)
 		ev.Log(sdk.LevelInfo, fmt.Sprintf("%d %s migrated (%d skipped) in %s", m.migrated[s.entity], s.entity, m.skipped[s.entity], time.Since(t0).Round(time.Millisecond)))
 	}
+	t0 := time.Now()
 	if err := m.finishLoad(); err != nil {
 		return nil, a.stepErr(e, err)
 	}
@@ -202,11 +206,13 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		return nil, e.synDB.classify(err, "finish the read transaction on")
 	}
 
-	t0 := time.Now()
-	if err := restoreConstraints(ctx, masTx, defs, ev); err != nil {
+	// Normally everything was handed to the copier as its tables filled up.
+	rest := m.plan.rest()
+	if err := restoreConstraints(ctx, masTx, rest, ev); err != nil {
 		return nil, a.stepErr(e, err)
 	}
-	ev.Log(sdk.LevelInfo, fmt.Sprintf("rebuilt %d constraints and indexes in %s", len(defs), time.Since(t0).Round(time.Millisecond)))
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("rebuilt %d constraints and indexes; the last writes and rebuilds took %s after the last Synapse read",
+		m.rebuilt+len(rest), time.Since(t0).Round(time.Millisecond)))
 
 	out := &migrateOutputs{Migrated: fill(m.migrated), Skipped: fill(m.skipped), Written: m.written, DryRun: in.DryRun, Warnings: m.warnings}
 	if in.DryRun {
