@@ -82,7 +82,7 @@ func (*syncAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanRes
 	}
 	c := newConns(opts)
 	defer c.Close()
-	p, err := planSync(ctx, c, in.Source, in.Destination)
+	p, err := planSync(ctx, c, in.Source, in.Destination, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -169,13 +169,16 @@ func (a *syncAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 // attempt wins over what this attempt finds, so undo still restores the
 // destination as it was before the step.
 func runSync(ctx context.Context, c *conns, in syncInputs, checkpoint []byte, schema sdk.ActionSchema, ev sdk.Events) (*sdk.Result, error) {
-	p, err := planSync(ctx, c, in.Source, in.Destination)
+	pre := newPrestager(ctx)
+	p, err := planSync(ctx, c, in.Source, in.Destination, pre)
 	if err != nil {
+		pre.discard()
 		return nil, err
 	}
 	if len(checkpoint) > 0 {
 		prev, err := unmarshalSyncUndo(checkpoint)
 		if err != nil || prev.Destination != p.Dst.String() {
+			pre.discard()
 			return nil, sdk.Errorf(sdk.KindConflict, false,
 				"check the destination against the master by hand, then run the step afresh",
 				"cannot use the checkpoint of the interrupted attempt (destination %s)", p.Dst)
@@ -218,23 +221,36 @@ func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, 
 			return fsError("create .tmp in", p.Dst, err)
 		}
 	}
+	defer p.pre.discard() // staged while reading but not needed (or failure)
 	var writes []stageReq
+	staged := map[int]string{} // temp path by op
 	for i, op := range p.Ops {
 		if op.Kind == opDelete {
 			continue
 		}
+		if t, ok := p.pre.take(op.Name, op.Data); ok {
+			staged[i] = t
+			continue
+		}
 		// New files belong to the store directory's owner (the whawty user).
 		uid, gid := p.dstOwner[0], p.dstOwner[1]
-		if de, ok := p.dstEntries[op.Name]; ok {
+		if de, ok := p.dstEntry(op.Name); ok {
 			uid, gid = de.UID, de.GID
 		}
 		writes = append(writes, stageReq{op: i, data: op.Data, perm: 0o600, uid: uid, gid: gid})
 	}
-	staged, err := stageAll(ctx, p.DstFS, tmp, writes, func(done int) {
-		ev.Progress(int64(done), int64(len(p.Ops)), "files")
+	p.pre.discard()
+	more, err := stageAll(ctx, p.DstFS, tmp, writes, func(done int) {
+		ev.Progress(int64(len(staged)+done), int64(len(p.Ops)), "files")
 	})
 	if err != nil {
+		for _, t := range staged {
+			_ = p.DstFS.Remove(t)
+		}
 		return fsError("stage files in", p.Dst.join(".tmp"), err)
+	}
+	for i, t := range more {
+		staged[i] = t
 	}
 	committed := 0
 	defer func() { // staged files not committed (failure) must not linger
@@ -244,7 +260,7 @@ func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, 
 			}
 		}
 	}()
-	if len(writes) > 0 {
+	if len(staged) > 0 {
 		if err := p.DstFS.Flush(tmp); err != nil {
 			return fsError("flush", p.Dst, err)
 		}
@@ -254,9 +270,10 @@ func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, 
 	entries := make([]undoEntry, len(p.Ops))
 	for i, op := range p.Ops {
 		ue := undoEntry{Name: op.Name, UID: -1, GID: -1}
-		if de, ok := p.dstEntries[op.Name]; ok {
-			ue.Existed, ue.Data, ue.Mode, ue.UID, ue.GID = true, p.dstContents[op.Name], uint32(de.Mode.Perm()), de.UID, de.GID
-			if _, isHash := p.dstContents[op.Name]; !isHash {
+		if de, ok := p.dstEntry(op.Name); ok {
+			data, isHash := p.dstContent(op.Name)
+			ue.Existed, ue.Data, ue.Mode, ue.UID, ue.GID = true, data, uint32(de.Mode.Perm()), de.UID, de.GID
+			if !isHash {
 				// A stray file: read it so undo can restore it.
 				b, err := p.DstFS.ReadFile(path.Join(p.Dst.Path, op.Name))
 				if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,11 +33,12 @@ type sshOptions struct {
 const dialTimeout = 20 * time.Second
 
 // conns opens one transport per host and closes them all at the end of an
-// action. Not safe for concurrent use of open; the returned file systems are.
+// action. fs is safe for concurrent use, and so are the file systems.
 type conns struct {
 	opts sshOptions
 	// local is the local disk (replaceable in tests).
 	local fileSystem
+	mu    sync.Mutex // guards open; held while dialing so one host gets one connection
 	// open maps a location's hostKey to its SFTP file system.
 	open map[string]*sftpFS
 }
@@ -50,6 +52,8 @@ func (c *conns) fs(ctx context.Context, loc location) (fileSystem, error) {
 	if loc.SSH == nil {
 		return c.local, nil
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if f, ok := c.open[loc.hostKey()]; ok {
 		return f, nil
 	}
@@ -63,6 +67,8 @@ func (c *conns) fs(ctx context.Context, loc location) (fileSystem, error) {
 
 // Close closes every connection.
 func (c *conns) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for k, f := range c.open {
 		_ = f.Close()
 		delete(c.open, k)
@@ -182,22 +188,36 @@ func dialSFTP(ctx context.Context, t *sshTarget, opts sshOptions) (*sftpFS, erro
 	}
 	_ = nc.SetDeadline(time.Time{})
 	client := ssh.NewClient(sc, chans, reqs)
-	s := &sftpFS{ssh: client, cleanup: cleanup, target: t}
-	for i := 0; i < sftpSessions; i++ {
-		c, err := sftp.NewClient(client, sftp.UseConcurrentReads(true), sftp.UseConcurrentWrites(true))
-		if err != nil {
-			if i > 0 {
-				break // the server limits sessions: use what we have
-			}
-			_ = client.Close()
-			cleanup()
-			return nil, sdk.Errorf(sdk.KindUnreachable, false,
-				"enable the sftp subsystem in the host's sshd_config (Subsystem sftp internal-sftp)",
-				"start sftp on %s: %v", t.addr(), err)
-		}
-		s.clients = append(s.clients, c)
+	s := &sftpFS{ssh: client, cleanup: cleanup, target: t, more: make(chan struct{})}
+	first, err := newSFTPClient(client)
+	if err != nil {
+		_ = client.Close()
+		cleanup()
+		return nil, sdk.Errorf(sdk.KindUnreachable, false,
+			"enable the sftp subsystem in the host's sshd_config (Subsystem sftp internal-sftp)",
+			"start sftp on %s: %v", t.addr(), err)
 	}
+	s.clients.Store(&[]*sftp.Client{first})
+	// The other sessions start in the background: the first is enough for
+	// a snapshot's few requests, and each session costs the server a
+	// round trip or two to set up.
+	go func() {
+		defer close(s.more)
+		all := []*sftp.Client{first}
+		for i := 1; i < sftpSessions; i++ {
+			c, err := newSFTPClient(client)
+			if err != nil {
+				break // the server limits sessions (or the connection closed): use what we have
+			}
+			all = append(all, c)
+		}
+		s.clients.Store(&all)
+	}()
 	return s, nil
+}
+
+func newSFTPClient(c *ssh.Client) (*sftp.Client, error) {
+	return sftp.NewClient(c, sftp.UseConcurrentReads(true), sftp.UseConcurrentWrites(true))
 }
 
 // sftpSessions is how many SFTP sessions one connection opens: the server
@@ -244,8 +264,12 @@ func classifyHandshake(t *sshTarget, khFile string, err error) error {
 
 // sftpFS is a remote file system over SFTP.
 type sftpFS struct {
-	clients []*sftp.Client // sessions on one ssh connection; immutable
-	next    atomic.Uint32  // round-robin index into clients
+	// clients are the sessions on the ssh connection: one at first, all
+	// of them once the background start-up (which closes more) is done.
+	// Each stored slice is immutable.
+	clients atomic.Pointer[[]*sftp.Client]
+	more    chan struct{}
+	next    atomic.Uint32 // round-robin index into clients
 	ssh     *ssh.Client
 	cleanup func()
 	target  *sshTarget
@@ -256,19 +280,18 @@ type sftpFS struct {
 
 // client picks the next session.
 func (s *sftpFS) client() *sftp.Client {
-	return s.clients[int(s.next.Add(1))%len(s.clients)]
+	cs := *s.clients.Load()
+	return cs[int(s.next.Add(1))%len(cs)]
 }
 
 var _ fileSystem = (*sftpFS)(nil)
 
 func (s *sftpFS) Close() error {
-	var err error
-	for _, c := range s.clients {
-		if cerr := c.Close(); err == nil {
-			err = cerr
-		}
+	err := s.ssh.Close() // also ends a background session start-up
+	<-s.more
+	for _, c := range *s.clients.Load() {
+		_ = c.Close()
 	}
-	_ = s.ssh.Close()
 	s.cleanup()
 	return err
 }
@@ -297,7 +320,7 @@ func (s *sftpFS) ReadDir(dir string) ([]entry, error) {
 }
 
 func (s *sftpFS) ReadFiles(ctx context.Context, dir string, names []string) (map[string]fileData, error) {
-	return parallelRead(ctx, s.Parallelism(), dir, names, func(name string) (fileData, error) {
+	return parallelRead(ctx, s.Parallelism(), dir, names, func(name string, _ *reader) (fileData, error) {
 		b, err := s.ReadFile(path.Join(dir, name))
 		return fileData{Data: b}, err
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +66,10 @@ type userFile struct {
 type storeScan struct {
 	Dir   string
 	Files map[string]*userFile // by file name
+	// Names lists Files' keys in order, and List their values in the
+	// same order (set by scanStoreWith).
+	Names []string
+	List  []*userFile
 	// Other lists every entry that is neither a user file nor .tmp.
 	Other    []entry
 	Tmp      *entry // nil when .tmp is missing
@@ -92,18 +97,50 @@ func isTempName(name string) bool {
 // scanStore lists dir and reads every user file. With cfg it also checks
 // parameter-sets and supported admins.
 func scanStore(ctx context.Context, fsys fileSystem, dir string, cfg *storeConfig) (*storeScan, error) {
-	// A snapshot starts while the directory is listed: over ssh, starting
-	// the remote command (the user's shell and its rc files) and listing
-	// by SFTP each take a noticeable time, and they overlap.
-	snap := startSnapshot(ctx, fsys, dir)
-	defer snap.stop()
-	ents, err := fsys.ReadDir(dir)
-	if err != nil {
-		return nil, err
+	return scanStoreWith(ctx, fsys, dir, scanOpts{cfg: cfg})
+}
+
+// scanOpts tunes scanStoreWith.
+type scanOpts struct {
+	cfg *storeConfig
+	// contentOnly: the caller needs the user files' contents but not their
+	// modes or owners (a sync source), which saves a stat per file.
+	contentOnly bool
+	// raw: neither parse the hash lines nor list problems (a sync
+	// destination, which is compared byte for byte).
+	raw bool
+	// each, when not nil, sees files as a snapshot streams them in.
+	each func(name string, data []byte)
+}
+
+// scanStoreWith lists dir and reads every user file, through the
+// transport's snapshot when it has one that pays for the store's size.
+func scanStoreWith(ctx context.Context, fsys fileSystem, dir string, o scanOpts) (*storeScan, error) {
+	var (
+		ents     []entry
+		snapData []fileData // by position in ents
+		fromSnap bool
+	)
+	if sn, ok := fsys.(snapshotter); ok {
+		var err error
+		if ents, snapData, fromSnap, err = sn.Snapshot(ctx, dir, o.each); err != nil {
+			return nil, err
+		}
 	}
-	s := &storeScan{Dir: dir, Files: map[string]*userFile{}}
-	var names []string
-	for _, e := range ents {
+	if !fromSnap {
+		var err error
+		if ents, err = fsys.ReadDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	if byName := func(a, b entry) int { return strings.Compare(a.Name, b.Name) }; !fromSnap && !slices.IsSortedFunc(ents, byName) {
+		slices.SortFunc(ents, byName) // a snapshot comes sorted, its data aligned
+	}
+	s := &storeScan{Dir: dir, Files: make(map[string]*userFile, len(ents))}
+	files := make([]userFile, 0, len(ents)) // one allocation for all
+	var names, missing []string
+	var snapFiles []fileData // by position in names
+	for k, e := range ents {
 		if e.Name == ".tmp" {
 			e := e
 			s.Tmp = &e
@@ -119,102 +156,66 @@ func scanStore(ctx context.Context, fsys fileSystem, dir string, cfg *storeConfi
 			s.Other = append(s.Other, e)
 			continue
 		}
-		s.Files[e.Name] = &userFile{Name: e.Name, User: user, Admin: admin, Entry: e}
+		files = append(files, userFile{Name: e.Name, User: user, Admin: admin, Entry: e})
+		s.Files[e.Name] = &files[len(files)-1]
 		names = append(names, e.Name)
+		if fromSnap {
+			snapFiles = append(snapFiles, snapData[k])
+			if snapData[k].Entry == nil {
+				missing = append(missing, e.Name) // unreadable in the snapshot: try once more
+			}
+		}
 	}
-	contents, err := readContents(ctx, fsys, dir, names, snap)
-	if err != nil {
-		return nil, err
+	// Contents by position in names.
+	data := make([]fileData, len(names))
+	have := make([]bool, len(names))
+	if fromSnap {
+		for i := range names {
+			data[i], have[i] = snapFiles[i], snapFiles[i].Entry != nil
+		}
 	}
-	for name, f := range s.Files {
-		fd, ok := contents[name]
-		if !ok { // vanished while reading
+	if sr, ok := fsys.(slotReader); ok && !fromSnap {
+		var err error
+		if data, have, err = sr.readSlots(ctx, dir, names, !o.contentOnly); err != nil {
+			return nil, err
+		}
+	} else if len(missing) > 0 || !fromSnap {
+		if !fromSnap {
+			missing = names
+		}
+		more, err := fsys.ReadFiles(ctx, dir, missing)
+		if err != nil {
+			return nil, err
+		}
+		for i, n := range names {
+			if !have[i] {
+				data[i], have[i] = more[n]
+			}
+		}
+	}
+	s.Names = make([]string, 0, len(names))
+	s.List = make([]*userFile, 0, len(names))
+	for i, name := range names {
+		f := &files[i]
+		if !have[i] { // vanished while reading
 			delete(s.Files, name)
 			continue
 		}
+		s.Names = append(s.Names, name)
+		s.List = append(s.List, f)
+		fd := data[i]
 		if fd.Entry != nil {
 			f.Entry = *fd.Entry
 		}
 		f.Content = fd.Data
-		f.Hash, f.HashErr = parseHashFile(fd.Data)
+		if !o.raw {
+			f.Hash, f.HashErr = parseHashFile(fd.Data)
+		}
 	}
-	s.Problems = s.check(cfg)
+	if !o.raw {
+		s.Problems = s.check(o.cfg)
+	}
 	return s, nil
-}
-
-// snapshotMin is the store size from which a transport's one-stream
-// snapshot pays for its start-up cost (an exec session on the host).
-var snapshotMin = 2000
-
-// pendingSnapshot is a snapshot running in the background (nil when the
-// transport has none).
-type pendingSnapshot struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	data   map[string]fileData
-	ok     bool
-	err    error
-}
-
-func startSnapshot(ctx context.Context, fsys fileSystem, dir string) *pendingSnapshot {
-	sn, ok := fsys.(snapshotter)
-	if !ok {
-		return nil
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	p := &pendingSnapshot{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		p.data, p.ok, p.err = sn.Snapshot(sctx, dir)
-	}()
-	return p
-}
-
-// stop cancels the snapshot if it still runs and waits for it to end.
-func (p *pendingSnapshot) stop() {
-	if p == nil {
-		return
-	}
-	p.cancel()
-	<-p.done
-}
-
-// wait returns the snapshot's result.
-func (p *pendingSnapshot) wait() (map[string]fileData, bool, error) {
-	<-p.done
-	return p.data, p.ok, p.err
-}
-
-// readContents reads names in dir, through the snapshot when the transport
-// has one and the store is large. Names the snapshot lacks (created while
-// it ran) are read one by one.
-func readContents(ctx context.Context, fsys fileSystem, dir string, names []string, snap *pendingSnapshot) (map[string]fileData, error) {
-	if snap != nil && len(names) >= snapshotMin {
-		data, have, err := snap.wait()
-		if err != nil {
-			return nil, err
-		}
-		if have {
-			var missing []string
-			for _, n := range names {
-				if _, ok := data[n]; !ok {
-					missing = append(missing, n)
-				}
-			}
-			if len(missing) > 0 {
-				more, err := fsys.ReadFiles(ctx, dir, missing)
-				if err != nil {
-					return nil, err
-				}
-				for n, fd := range more {
-					data[n] = fd
-				}
-			}
-			return data, nil
-		}
-	}
-	snap.stop()
-	return fsys.ReadFiles(ctx, dir, names)
 }
 
 // check lists the store's problems.
@@ -244,11 +245,14 @@ func (s *storeScan) check(cfg *storeConfig) []problem {
 			add(e.Name, probInvalidExtension, "not <user>.admin or <user>.user")
 		}
 	}
-	names := make([]string, 0, len(s.Files))
-	for n := range s.Files {
-		names = append(names, n)
+	names := s.Names
+	if len(names) != len(s.Files) {
+		names = make([]string, 0, len(s.Files))
+		for n := range s.Files {
+			names = append(names, n)
+		}
+		sort.Strings(names)
 	}
-	sort.Strings(names)
 	supportedAdmin := false
 	for _, n := range names {
 		f := s.Files[n]
@@ -258,7 +262,7 @@ func (s *storeScan) check(cfg *storeConfig) []problem {
 		if !usernameRE.MatchString(f.User) {
 			add(n, probInvalidUsername, "whawty ignores files whose user name does not match %s", usernameRE)
 		}
-		if f.Entry.Mode.Perm() != 0o600 {
+		if !f.Entry.Lazy && f.Entry.Mode.Perm() != 0o600 {
 			add(n, probPermissions, "mode %04o, want 0600", f.Entry.Mode.Perm())
 		}
 		switch {
@@ -317,3 +321,35 @@ func (s *storeScan) perSet() map[string]int64 {
 }
 
 func (s *storeScan) path(name string) string { return path.Join(s.Dir, name) }
+
+// fatalChecks lists the problems that make whawty's own check fail, as
+// check does without a config, for a directory holding the user files names
+// (sorted) and the entries other. Only admin files' contents are asked for.
+func fatalChecks(names []string, other []entry, content func(name string) []byte) []problem {
+	var out []problem
+	s := &storeScan{Other: other}
+	for _, pr := range s.check(nil) { // the other entries, without files
+		if fatalProblems[pr.Code] && pr.Code != probNoAdmin {
+			out = append(out, pr)
+		}
+	}
+	supportedAdmin := false
+	for _, n := range names {
+		user, admin, _ := splitName(n)
+		if !admin {
+			continue
+		}
+		if _, found := slices.BinarySearch(names, user+".user"); found {
+			out = append(out, problem{File: n, Code: probBothUserAdmin, Detail: user + ".user exists too"})
+		}
+		if b := content(n); len(b) > 0 && !supportedAdmin && usernameRE.MatchString(user) {
+			if _, err := parseHashFile(b); err == nil {
+				supportedAdmin = true
+			}
+		}
+	}
+	if !supportedAdmin {
+		out = append(out, problem{Code: probNoAdmin, Detail: "no .admin file has a supported hash; whawty will not start"})
+	}
+	return out
+}

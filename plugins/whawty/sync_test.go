@@ -285,9 +285,9 @@ func TestSyncSSH(t *testing.T) {
 		syncAndCheck(t, sshd.URL(master), slave, opts, master, slave)
 	})
 	t.Run("ssh to local through a snapshot", func(t *testing.T) {
-		// Large stores are read with one tar stream over an exec channel.
-		defer func(n int) { snapshotMin = n }(snapshotMin)
-		snapshotMin = 0
+		// Large stores are read with one stream over an exec channel.
+		defer func(n int64) { snapshotMinDirSize = n }(snapshotMinDirSize)
+		snapshotMinDirSize = 0
 		master, slave := syncFixture(t)
 		in := map[string]any{"source": sshd.URL(master), "destination": slave}
 		for k, v := range opts {
@@ -304,9 +304,15 @@ func TestSyncSSH(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		snap, ok, err := f.Snapshot(t.Context(), master)
+		ents, snapData, ok, err := f.Snapshot(t.Context(), master, nil)
 		if err != nil || !ok {
 			t.Fatalf("snapshot: ok=%v err=%v", ok, err)
+		}
+		snap := map[string]fileData{}
+		for i, e := range ents {
+			if snapData[i].Entry != nil {
+				snap[e.Name] = snapData[i]
+			}
 		}
 		local, err := localFS{}.ReadFiles(t.Context(), master, sortedKeys(snap))
 		if err != nil {
@@ -315,10 +321,51 @@ func TestSyncSSH(t *testing.T) {
 		if d := cmp.Diff(local, snap); d != "" {
 			t.Fatalf("snapshot differs from the files (-local +snapshot):\n%s", d)
 		}
+		// The listing covers every entry, with full modes.
+		var got []string
+		for _, e := range ents {
+			got = append(got, fmt.Sprintf("%s %v", e.Name, e.Mode))
+		}
+		var want []string
+		des, _ := os.ReadDir(master)
+		for _, de := range des {
+			fi, _ := de.Info()
+			want = append(want, fmt.Sprintf("%s %v", de.Name(), fi.Mode()))
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("snapshot listing (-want +got):\n%s", d)
+		}
 	})
 	t.Run("local to ssh", func(t *testing.T) {
 		master, slave := syncFixture(t)
 		syncAndCheck(t, master, sshd.URL(slave), opts, master, slave)
+	})
+	t.Run("both ways through a snapshot", func(t *testing.T) {
+		// The one-stream read of a remote destination: modes, owners and
+		// contents must serve undo exactly as SFTP reads do.
+		defer func(n int64) { snapshotMinDirSize = n }(snapshotMinDirSize)
+		snapshotMinDirSize = 0
+		master, slave := syncFixture(t)
+		syncAndCheck(t, master, sshd.URL(slave), opts, master, slave)
+		master, slave = syncFixture(t)
+		syncAndCheck(t, sshd.URL(master), slave, opts, master, slave)
+		// Files staged while the source streamed in are removed when the
+		// source turns out unfit to mirror.
+		master, slave = syncFixture(t)
+		if err := os.WriteFile(filepath.Join(master, "new.admin"), []byte("argon2id:1:2:QUFB:QkJC\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(t, slave)
+		in := map[string]any{"source": sshd.URL(master), "destination": slave}
+		for k, v := range opts {
+			in[k] = v
+		}
+		if _, _, err := apply(t, "sync", in); kindOf(err) != sdk.KindConflict {
+			t.Fatalf("err = %v, want conflict (new.user beside new.admin)", err)
+		}
+		if d := cmp.Diff(before, snapshot(t, slave)); d != "" {
+			t.Fatalf("refused sync left traces (-before +after):\n%s", d)
+		}
 	})
 	t.Run("config over ssh", func(t *testing.T) {
 		f := newFixture(t, map[string]string{"root.admin": hashFor(t, fastScrypt, "pw")})
