@@ -273,16 +273,10 @@ func (s *grpcServer) Apply(stream pb.Plugin_ApplyServer) error {
 	if start == nil {
 		return errors.New("apply: first message must be start")
 	}
-	ev := newServerEvents(stream)
-	ctx, done := s.life.call(stream.Context())
-	defer done()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go ev.pump(func() (clientMessage, error) {
+	return s.serveStream(stream, func() (clientMessage, error) {
 		m, err := stream.Recv()
 		return clientMessage{ack: m.GetAck(), cancel: m.GetCancel() != nil}, err
-	}, cancel)
-	return ev.send(s.apply(ctx, start, ev))
+	}, func(ctx context.Context, ev Events) *pb.Event { return s.apply(ctx, start, ev) })
 }
 
 func (s *grpcServer) Undo(stream pb.Plugin_UndoServer) error {
@@ -294,16 +288,22 @@ func (s *grpcServer) Undo(stream pb.Plugin_UndoServer) error {
 	if start == nil {
 		return errors.New("undo: first message must be start")
 	}
+	return s.serveStream(stream, func() (clientMessage, error) {
+		m, err := stream.Recv()
+		return clientMessage{ack: m.GetAck(), cancel: m.GetCancel() != nil}, err
+	}, func(ctx context.Context, ev Events) *pb.Event { return s.undo(ctx, start, ev) })
+}
+
+// serveStream runs one call on a stream of its own: acks and cancel come
+// from recv, events and the final Result go to the stream.
+func (s *grpcServer) serveStream(stream eventStream, recv func() (clientMessage, error), run func(context.Context, Events) *pb.Event) error {
 	ev := newServerEvents(stream)
 	ctx, done := s.life.call(stream.Context())
 	defer done()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go ev.pump(func() (clientMessage, error) {
-		m, err := stream.Recv()
-		return clientMessage{ack: m.GetAck(), cancel: m.GetCancel() != nil}, err
-	}, cancel)
-	return ev.send(s.undo(ctx, start, ev))
+	go ev.pump(recv, cancel)
+	return ev.send(run(ctx, ev))
 }
 
 // apply runs one Apply and returns its Result event.

@@ -195,13 +195,7 @@ func (l localFS) readAll(ctx context.Context, dir string, names []string, meta b
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]fileData, len(names))
-	for i := range names {
-		if ok[i] {
-			out[names[i]] = data[i]
-		}
-	}
-	return out, nil
+	return byName(names, data, ok), nil
 }
 
 // slotReader is implemented by transports that can return file contents
@@ -475,13 +469,7 @@ func parallelRead(ctx context.Context, n int, dir string, names []string, read f
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]fileData, len(names))
-	for i := range names {
-		if ok[i] {
-			out[names[i]] = data[i]
-		}
-	}
-	return out, nil
+	return byName(names, data, ok), nil
 }
 
 // parallelSlots runs read on every name in dir with n workers; data[i] and
@@ -532,4 +520,16 @@ func parallelSlots(ctx context.Context, n int, dir string, names []string, read 
 		}
 	}
 	return data, ok, nil
+}
+
+// byName maps the read slots of names to their names, leaving out the
+// files that vanished (ok false).
+func byName(names []string, data []fileData, ok []bool) map[string]fileData {
+	out := make(map[string]fileData, len(names))
+	for i := range names {
+		if ok[i] {
+			out[names[i]] = data[i]
+		}
+	}
+	return out
 }
