@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -34,19 +35,40 @@ type Provider interface {
 // schema's types, output checks, and panic recovery.
 func Local(p *Plugin) Provider { return &local{p: p} }
 
-type local struct{ p *Plugin }
+type local struct {
+	p *Plugin
+
+	once sync.Once // guards acts: built on first use, read-only after
+	acts map[string]*bound
+}
+
+// bound is an action with its schema and types, built once: an action's
+// schema is fixed for the life of the plugin, and building it (and its cty
+// types) on every call is most of the cost of a small call.
+type bound struct {
+	Action
+	schema          ActionSchema
+	inType, outType cty.Type
+}
 
 var _ Provider = (*local)(nil)
 
-func (l *local) action(name string) (Action, error) {
-	for _, a := range l.p.Actions {
-		if a.Schema().Name == name {
-			return a, nil
+func (l *local) action(name string) (*bound, error) {
+	l.once.Do(func() {
+		l.acts = make(map[string]*bound, len(l.p.Actions))
+		for _, a := range l.p.Actions {
+			s := a.Schema()
+			if _, dup := l.acts[s.Name]; !dup { // the first one wins, as before
+				l.acts[s.Name] = &bound{Action: a, schema: s, inType: s.InputType(), outType: s.OutputType()}
+			}
 		}
+	})
+	if b, ok := l.acts[name]; ok {
+		return b, nil
 	}
-	names := make([]string, 0, len(l.p.Actions))
-	for _, a := range l.p.Actions {
-		names = append(names, a.Schema().Name)
+	names := make([]string, 0, len(l.acts))
+	for n := range l.acts {
+		names = append(names, n)
 	}
 	sort.Strings(names)
 	return nil, &Error{Kind: KindInvalid, Err: fmt.Errorf("plugin %q has no action %q (it has: %s)", l.p.Name, name, strings.Join(names, ", "))}
@@ -71,11 +93,11 @@ func (l *local) Validate(ctx context.Context, action string, inputs cty.Value) (
 	}
 	defer recoverPanic(l.p.Name, action, &err)
 	un, _ := UnmarkPaths(inputs)
-	in, d := ConformInputs(a.Schema(), un)
+	in, d := conformInputs(a.schema, a.inType, un)
 	if d.HasErrors() {
 		return d, nil
 	}
-	if v, ok := a.(Validator); ok {
+	if v, ok := a.Action.(Validator); ok {
 		d = append(d, v.Validate(ctx, in)...)
 	}
 	return d, nil
@@ -87,12 +109,12 @@ func (l *local) Plan(ctx context.Context, action string, req *PlanRequest) (res 
 		return nil, err
 	}
 	defer recoverPanic(l.p.Name, action, &err)
-	p, ok := a.(Planner)
+	p, ok := a.Action.(Planner)
 	if !ok {
 		return nil, nil
 	}
 	un, _ := UnmarkPaths(req.Inputs)
-	in, d := ConformInputs(a.Schema(), un)
+	in, d := conformInputs(a.schema, a.inType, un)
 	if d.HasErrors() {
 		return nil, d.Err()
 	}
@@ -106,7 +128,7 @@ func (l *local) Apply(ctx context.Context, action string, req *ApplyRequest, ev 
 	}
 	defer recoverPanic(l.p.Name, action, &err)
 	un, paths := UnmarkPaths(req.Inputs)
-	in, d := ConformInputs(a.Schema(), un)
+	in, d := conformInputs(a.schema, a.inType, un)
 	if d.HasErrors() {
 		return nil, d.Err()
 	}
@@ -120,7 +142,7 @@ func (l *local) Apply(ctx context.Context, action string, req *ApplyRequest, ev 
 	}
 	res, err = a.Apply(ctx, &r2, ev)
 	if res != nil {
-		out, cerr := ConformOutputs(a.Schema(), res.Outputs)
+		out, cerr := conformOutputs(a.schema, a.outType, res.Outputs)
 		if cerr != nil && err == nil {
 			return res, &Error{Kind: KindInternal, Err: fmt.Errorf("plugin %s action %s returned bad outputs: %w", l.p.Name, action, cerr)}
 		}
@@ -134,13 +156,13 @@ func (l *local) Undo(ctx context.Context, action string, req *UndoRequest, ev Ev
 	if err != nil {
 		return err
 	}
-	u, ok := a.(Undoer)
+	u, ok := a.Action.(Undoer)
 	if !ok {
 		return &Error{Kind: KindInvalid, Err: fmt.Errorf("action %s.%s has no native undo", l.p.Name, action)}
 	}
 	defer recoverPanic(l.p.Name, action, &err)
 	un, _ := UnmarkPaths(req.Inputs)
-	in, d := ConformInputs(a.Schema(), un)
+	in, d := conformInputs(a.schema, a.inType, un)
 	if d.HasErrors() {
 		return d.Err()
 	}
@@ -187,6 +209,10 @@ func (d Diagnostics) Err() error {
 // ConformInputs converts v to the action's input type and checks required
 // attributes, returning diagnostics with paths. Unknown values pass through.
 func ConformInputs(s ActionSchema, v cty.Value) (cty.Value, Diagnostics) {
+	return conformInputs(s, s.InputType(), v)
+}
+
+func conformInputs(s ActionSchema, inType cty.Type, v cty.Value) (cty.Value, Diagnostics) {
 	var d Diagnostics
 	if v == cty.NilVal || v.IsNull() {
 		v = cty.EmptyObjectVal
@@ -203,7 +229,7 @@ func ConformInputs(s ActionSchema, v cty.Value) (cty.Value, Diagnostics) {
 	if d.HasErrors() {
 		return cty.NilVal, d
 	}
-	out, err := convert.Convert(v, s.InputType())
+	out, err := convert.Convert(v, inType)
 	if err != nil {
 		var path []string
 		if pe, ok := err.(cty.PathError); ok {
@@ -223,7 +249,10 @@ func ConformInputs(s ActionSchema, v cty.Value) (cty.Value, Diagnostics) {
 
 // ConformOutputs converts v to the action's output type.
 func ConformOutputs(s ActionSchema, v cty.Value) (cty.Value, error) {
-	t := s.OutputType()
+	return conformOutputs(s, s.OutputType(), v)
+}
+
+func conformOutputs(s ActionSchema, t cty.Type, v cty.Value) (cty.Value, error) {
 	if v == cty.NilVal || v.IsNull() {
 		vals := map[string]cty.Value{}
 		for _, a := range s.Outputs {

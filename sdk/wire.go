@@ -11,6 +11,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 	"github.com/zclconf/go-cty/cty/msgpack"
+
+	"github.com/runbookdev/runbook/internal/ctyx"
 )
 
 // MarkSensitive is the cty mark of sensitive values. It equals the engine's
@@ -293,7 +295,7 @@ func DecodeError(e *pb.Error) error {
 // unmarkDeepWithPaths is v.UnmarkDeepWithPaths without its cost (a copy of
 // every collection in v) when nothing in v is marked, the usual case.
 func unmarkDeepWithPaths(v cty.Value) (cty.Value, []cty.PathValueMarks) {
-	if !v.ContainsMarked() {
+	if !ctyx.ContainsMarked(v) {
 		return v, nil
 	}
 	return v.UnmarkDeepWithPaths()

@@ -19,7 +19,10 @@ import (
 // the last line torn (no newline, or a checksum mismatch); it is dropped on
 // load with a warning. A bad line followed by good ones is corruption.
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
+// crcTable is built on first use: building it costs about half a
+// millisecond, which every plugin process (the same binary) would pay at
+// start for nothing.
+var crcTable = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 func encodeLine(r *Record) ([]byte, error) {
 	j, err := json.Marshal(r)
@@ -27,7 +30,7 @@ func encodeLine(r *Record) ([]byte, error) {
 		return nil, err
 	}
 	line := make([]byte, 0, len(j)+10)
-	line = fmt.Appendf(line, "%08x ", crc32.Checksum(j, crcTable))
+	line = fmt.Appendf(line, "%08x ", crc32.Checksum(j, crcTable()))
 	line = append(line, j...)
 	return append(line, '\n'), nil
 }
@@ -41,7 +44,7 @@ func decodeLine(line []byte) (*Record, error) {
 		return nil, errors.New("malformed checksum")
 	}
 	j := line[9:]
-	if crc32.Checksum(j, crcTable) != uint32(want) {
+	if crc32.Checksum(j, crcTable()) != uint32(want) {
 		return nil, errors.New("checksum mismatch")
 	}
 	var r Record

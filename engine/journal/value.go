@@ -7,6 +7,8 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/runbookdev/runbook/internal/ctyx"
 )
 
 // MarkSensitive is the cty mark of sensitive values (the same string as
@@ -40,7 +42,7 @@ func EncodeValue(v cty.Value, s *Sealer) (*Value, error) {
 		return nil, nil
 	}
 	plain, pvm := v, []cty.PathValueMarks(nil)
-	if v.ContainsMarked() { // (copying v is costly; most values hold no marks)
+	if ctyx.ContainsMarked(v) { // (copying v is costly; most values hold no marks)
 		plain, pvm = v.UnmarkDeepWithPaths()
 	}
 	var sens []cty.Path

@@ -111,6 +111,7 @@ func (ch *checker) run() hcl.Diagnostics {
 	// Schemas of every step; typed unknown values for static evaluation.
 	steps := map[string]cty.Value{}
 	stepSchemas := map[string]sdk.ActionSchema{}
+	unknown := map[string]cty.Value{} // plugin.action -> UnknownStep (steps share actions)
 	for _, name := range c.StepOrder {
 		s := c.Steps[name]
 		schema, ok := ch.lookup(s.Plugin, s.Action, s.TypeRange)
@@ -119,7 +120,11 @@ func (ch *checker) run() hcl.Diagnostics {
 			continue
 		}
 		stepSchemas[name] = schema
-		v := UnknownStep(schema)
+		v, ok := unknown[s.Plugin+"."+s.Action]
+		if !ok {
+			v = UnknownStep(schema)
+			unknown[s.Plugin+"."+s.Action] = v
+		}
 		if s.ForEach != nil {
 			v = cty.UnknownVal(cty.Map(v.Type()))
 		}

@@ -153,7 +153,11 @@ func (s *Scope) runID() cty.Value {
 // Locals evaluates every local value in dependency order. A local that
 // fails to evaluate is cty.DynamicVal in the result.
 func (s *Scope) Locals() (map[string]cty.Value, hcl.Diagnostics) {
-	ctx := s.baseCtx()
+	return s.locals(s.baseCtx())
+}
+
+// locals evaluates the locals in ctx (a base context it may change).
+func (s *Scope) locals(ctx *hcl.EvalContext) (map[string]cty.Value, hcl.Diagnostics) {
 	out := map[string]cty.Value{}
 	if s.Config == nil {
 		ctx.Variables["local"] = cty.EmptyObjectVal
@@ -202,12 +206,34 @@ func (s *Scope) Locals() (map[string]cty.Value, hcl.Diagnostics) {
 	return out, diags
 }
 
-// ctx is the full evaluation context (with locals).
-func (s *Scope) ctx() (*hcl.EvalContext, hcl.Diagnostics) {
-	locals, diags := s.Locals()
+// ctx is the evaluation context of exprs. The locals are evaluated only
+// when one of exprs refers to them: with many steps, evaluating every
+// local for every step would dominate a run (Check reports the locals'
+// own errors either way).
+func (s *Scope) ctx(exprs ...hcl.Expression) (*hcl.EvalContext, hcl.Diagnostics) {
 	ctx := s.baseCtx()
+	if !refersTo(exprs, "local") {
+		ctx.Variables["local"] = cty.EmptyObjectVal
+		return ctx, nil
+	}
+	locals, diags := s.locals(s.baseCtx())
 	ctx.Variables["local"] = cty.ObjectVal(locals)
 	return ctx, diags
+}
+
+// refersTo reports whether one of exprs has a variable rooted at root.
+func refersTo(exprs []hcl.Expression, root string) bool {
+	for _, e := range exprs {
+		if e == nil {
+			continue
+		}
+		for _, t := range e.Variables() {
+			if t.RootName() == root {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func eachCtx(ctx *hcl.EvalContext, in Instance) *hcl.EvalContext {
@@ -230,7 +256,7 @@ func (s *Scope) Expand(st *Step) (insts []Instance, known bool, diags hcl.Diagno
 	if st.ForEach == nil {
 		return []Instance{{Key: cty.NilVal, Value: cty.NilVal}}, true, nil
 	}
-	ctx, diags := s.ctx()
+	ctx, diags := s.ctx(st.ForEach)
 	v, d := st.ForEach.Value(ctx)
 	diags = append(diags, d...)
 	if d.HasErrors() {
@@ -299,7 +325,7 @@ func (s *Scope) When(st *Step, in Instance) (run bool, known bool, diags hcl.Dia
 	if st.When == nil {
 		return true, true, nil
 	}
-	ctx, diags := s.ctx()
+	ctx, diags := s.ctx(st.When)
 	v, d := st.When.Value(eachCtx(ctx, in))
 	diags = append(diags, d...)
 	if d.HasErrors() {
@@ -321,7 +347,10 @@ func (s *Scope) When(st *Step, in Instance) (run bool, known bool, diags hcl.Dia
 // the result may hold unknowns at plan time. With Scope.Schemas set it is
 // converted to the action's input type.
 func (s *Scope) Inputs(st *Step, in Instance) (cty.Value, hcl.Diagnostics) {
-	ctx, diags := s.ctx()
+	if st.With == nil {
+		return s.convertInputs(cty.EmptyObjectVal, st.Plugin, st.Action, nil, nil)
+	}
+	ctx, diags := s.ctx(st.With)
 	v, d := evalWith(st.With, eachCtx(ctx, in), fmt.Sprintf("step %q", st.Name))
 	diags = append(diags, d...)
 	if d.HasErrors() {
@@ -437,7 +466,7 @@ func (s *Scope) RollbackInputs(st *Step, in Instance, inputs, outputs cty.Value)
 	if st.Rollback == nil || st.Rollback.Native {
 		return inputs, nil
 	}
-	ctx, diags := s.ctx()
+	ctx, diags := s.ctx(st.Rollback.With)
 	if outputs == cty.NilVal || outputs.IsNull() {
 		// The step failed before returning outputs: every output is null.
 		outputs = cty.EmptyObjectVal
@@ -467,7 +496,11 @@ func (s *Scope) Outputs() (map[string]cty.Value, hcl.Diagnostics) {
 	if s.Config == nil {
 		return out, nil
 	}
-	ctx, diags := s.ctx()
+	exprs := make([]hcl.Expression, 0, len(s.Config.Outputs))
+	for _, o := range s.Config.Outputs {
+		exprs = append(exprs, o.Value)
+	}
+	ctx, diags := s.ctx(exprs...)
 	for _, name := range mapKeys(s.Config.Outputs) {
 		o := s.Config.Outputs[name]
 		v, d := o.Value.Value(ctx)
@@ -495,7 +528,7 @@ func (s *Scope) lockKey(allowUnknown bool) (string, hcl.Diagnostics) {
 		return "", nil
 	}
 	expr := s.Config.Runbook.Lock
-	ctx, diags := s.ctx()
+	ctx, diags := s.ctx(expr)
 	v, d := expr.Value(ctx)
 	diags = append(diags, d...)
 	if d.HasErrors() {

@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/internal/ctyx"
 )
 
 // Placeholder replaces every secret.
@@ -143,7 +145,7 @@ func SecretsIn(v cty.Value, mark string) []string {
 			}
 		}
 	}
-	if !v.ContainsMarked() && !v.HasMark(mark) {
+	if !ctyx.ContainsMarked(v) && !v.HasMark(mark) {
 		return nil
 	}
 	walk(v, false)

@@ -13,6 +13,8 @@ import (
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/mask"
 	"github.com/runbookdev/runbook/sdk"
+
+	"github.com/runbookdev/runbook/internal/ctyx"
 )
 
 // node is one step of the graph during a walk.
@@ -59,6 +61,19 @@ type executor struct {
 	// queued instance meanwhile. Unbuffered, and sent before that
 	// instance's doneMsg, so the scheduler always sees freed first.
 	freed chan *Instance
+	// jobs hands an instance to an idle worker goroutine (unbuffered: a
+	// send succeeds only when a worker waits). Workers outlive one step so
+	// that each step does not grow a fresh goroutine stack again through
+	// the deep plugin-call and value-encoding call chains. quit, closed
+	// when Apply returns, ends the idle workers.
+	jobs chan job
+	quit chan struct{}
+}
+
+type job struct {
+	ctx context.Context
+	n   *node
+	in  *Instance
 }
 
 type doneMsg struct {
@@ -117,7 +132,8 @@ func newExecutor(ctx context.Context, rb *Runbook, opts Options) (*executor, err
 	e := &executor{rb: rb, opts: opts, mask: opts.Mask, sink: opts.Sink,
 		byName: map[string]*node{}, provs: map[string]sdk.Provider{},
 		steps: map[string]cty.Value{}, caps: map[string]int{}, resumed: map[string]*journal.StepState{},
-		done: make(chan doneMsg, opts.Parallelism), freed: make(chan *Instance)}
+		done: make(chan doneMsg, opts.Parallelism), freed: make(chan *Instance),
+		jobs: make(chan job), quit: make(chan struct{})}
 	if e.mask == nil {
 		e.mask = mask.New()
 	}
@@ -190,6 +206,7 @@ func Apply(ctx context.Context, rb *Runbook, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer close(e.quit)
 	if err := e.forward(ctx); err != nil {
 		return nil, err
 	}
@@ -439,12 +456,28 @@ func (e *executor) dispatch(ctx context.Context) error {
 		in.slotFreed = false
 		e.caps[n.capKey]++
 		in.State = journal.StepRunning
-		go func(in *Instance, n *node) {
-			err := e.applyInstance(ctx, n, in)
-			e.done <- doneMsg{in: in, err: err}
-		}(in, n)
+		j := job{ctx: ctx, n: n, in: in}
+		select {
+		case e.jobs <- j:
+		default:
+			go e.worker(j)
+		}
 	}
 	return nil
+}
+
+// worker runs j, then whatever the scheduler hands it next, until the run
+// ends.
+func (e *executor) worker(j job) {
+	for {
+		err := e.applyInstance(j.ctx, j.n, j.in)
+		e.done <- doneMsg{in: j.in, err: err}
+		select {
+		case j = <-e.jobs:
+		case <-e.quit:
+			return
+		}
+	}
 }
 
 // finished handles an instance whose attempts ended.
@@ -580,7 +613,7 @@ func (e *executor) taint(v cty.Value) cty.Value {
 		ux, _ := x.Unmark()
 		return ux.Type() == cty.String && ux.IsKnown() && !ux.IsNull() && !x.HasMark(lang.MarkSensitive) && e.mask.Contains(ux.AsString())
 	}
-	if !v.ContainsMarked() {
+	if !ctyx.ContainsMarked(v) {
 		// Usually no string holds a secret: find out without copying v.
 		need := false
 		_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {

@@ -13,6 +13,8 @@ import (
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/sdk"
+
+	"github.com/runbookdev/runbook/internal/ctyx"
 )
 
 // applyInstance runs the attempts of one instance. It runs on its own
@@ -30,7 +32,7 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 	in.Started = e.now()
 	prov := e.provs[st.Plugin]
 	plain, pvm := in.Inputs, []cty.PathValueMarks(nil)
-	if in.Inputs.ContainsMarked() { // (copying is costly; most inputs hold no marks)
+	if ctyx.ContainsMarked(in.Inputs) { // (copying is costly; most inputs hold no marks)
 		plain, pvm = in.Inputs.UnmarkDeepWithPaths()
 	}
 	var sensPaths []cty.Path
