@@ -133,7 +133,10 @@ func (s *session) close() {
 		s.live.Close()
 	}
 	if s.host != nil {
-		s.host.Close()
+		// Every call has returned: the plugins need only be told to exit,
+		// not waited for (that wait is a few milliseconds at the end of
+		// every command).
+		s.host.CloseNoWait()
 	}
 	s.flushOut()
 	s.stderrW.Flush()

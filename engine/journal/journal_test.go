@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,69 @@ func TestAppendReplayConcurrent(t *testing.T) {
 		if x.State != StepSucceeded {
 			t.Errorf("%s: %s", x.Address, x.State)
 		}
+	}
+}
+
+// Records are written over zeros written ahead; a crash leaves the zeros,
+// which are the journal's end, not a torn record.
+func TestZerosWrittenAhead(t *testing.T) {
+	s := NewLocal(t.TempDir())
+	meta := &Meta{}
+	j, err := s.Create(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(s.Location(meta.ID), journalFile)
+	big := strings.Repeat("m", 300)
+	const n = 400 // about 150 KB of records: the file grows more than once
+	for i := range n {
+		if err := j.Append(&Record{Type: RecAttemptStarted, Step: fmt.Sprintf("s%d", i), Attempt: 1, Message: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A crash now: the file holds every record, then zeros.
+	live, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, valid, warn, err := ReadRecords(bytes.NewReader(live))
+	if err != nil || warn != "" || len(recs) != n+1 {
+		t.Fatalf("while open: %d records, warning %q, err %v", len(recs), warn, err)
+	}
+	if valid >= int64(len(live)) || !allZero(live[valid:]) {
+		t.Fatalf("want zeros after the %d bytes of records, file has %d bytes", valid, len(live))
+	}
+	// Resume after the crash: the zeros are cut and records follow on.
+	j2, st, err := s.Open(meta.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Warning != "" || len(st.Steps) != n {
+		t.Fatalf("reopened: warning %q, %d steps", st.Warning, len(st.Steps))
+	}
+	if fi, _ := os.Stat(path); fi.Size() != valid {
+		t.Fatalf("reopened file has %d bytes, want %d", fi.Size(), valid)
+	}
+	if err := j2.Append(&Record{Type: RecStepSucceeded, Step: "s0", Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if bytes.IndexByte(b, 0) >= 0 {
+		t.Fatalf("zeros left in the closed journal")
+	}
+	st, err = s.Load(meta.ID)
+	if err != nil || st.Warning != "" || st.Steps["s0"].State != StepSucceeded || len(st.Steps) != n {
+		t.Fatalf("after resume: err %v, warning %q, s0 %+v, %d steps", err, st.Warning, st.Steps["s0"], len(st.Steps))
+	}
+	// A record torn by the crash, then zeros: the torn record is dropped
+	// with a warning.
+	torn := append(append(append([]byte{}, b...), `0000abcd {"seq":9`...), make([]byte, 1000)...)
+	recs, valid, warn, err = ReadRecords(bytes.NewReader(torn))
+	if err != nil || warn == "" || valid != int64(len(b)) || len(recs) != n+2 {
+		t.Fatalf("torn then zeros: %d records, valid %d (want %d), warning %q, err %v", len(recs), valid, len(b), warn, err)
 	}
 }
 

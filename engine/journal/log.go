@@ -67,8 +67,13 @@ func ReadRecords(r io.Reader) (recs []*Record, validLen int64, warning string, e
 			body := bytes.TrimRight(line, "\n")
 			rec, derr := decodeLine(body)
 			if !complete || derr != nil {
-				// Is anything after it? Then it is corruption, not a torn tail.
 				rest, _ := io.ReadAll(br)
+				if allZero(line) && allZero(rest) {
+					// Zeros written ahead of the records (see Log): the
+					// end of the journal, not a torn record.
+					return recs, off, "", nil
+				}
+				// Is anything after it? Then it is corruption, not a torn tail.
 				if len(bytes.TrimSpace(rest)) > 0 {
 					return recs, off, "", fmt.Errorf("journal corrupt at byte %d: record %d is unreadable and more records follow", off, len(recs)+1)
 				}
@@ -90,11 +95,24 @@ func ReadRecords(r io.Reader) (recs []*Record, validLen int64, warning string, e
 	}
 }
 
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Log appends records to a file durably. Concurrent Appends are grouped:
 // one goroutine writes and fsyncs everything queued so far while the others
 // wait for that one fsync (group commit).
 type Log struct {
 	f *os.File
+	// Owned by the goroutine that flushes (flushing is set) or closes:
+	off   int64  // end of the records in f
+	alloc int64  // size of f: past off it holds zeros written ahead
+	spare []byte // the previous flush's buffer, reused for the next one
 
 	mu   sync.Mutex
 	cond *sync.Cond // signalled when a flush ends; uses mu
@@ -113,14 +131,59 @@ type Log struct {
 
 // OpenLog opens (creating if needed) the journal file for appending,
 // continuing from sequence number seq.
+// The file's end must be the end of its last record (LocalStore.Open cuts
+// a torn or zero tail first).
 func OpenLog(path string, seq int64) (*Log, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{f: f, seq: seq, gen: 1}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	l := &Log{f: f, seq: seq, gen: 1, off: fi.Size(), alloc: fi.Size()}
 	l.cond = sync.NewCond(&l.mu)
 	return l, nil
+}
+
+// Records are written over zeros written ahead of them (preallocation).
+// An fdatasync of data that only overwrites blocks the file already has
+// need not commit a change of the file's size to the filesystem's own
+// journal, which about halves its cost (ext4 here: 0.5 → 0.3 ms). A crash
+// leaves zeros after the last record; ReadRecords ignores them, Open cuts
+// them, Close truncates the file to its records.
+const (
+	preallocFirst = 64 << 10
+	preallocMax   = 4 << 20
+)
+
+var zeros = make([]byte, 64<<10)
+
+// write writes buf at the end of the records, first extending the
+// file with zeros if buf does not fit. Called by the flushing goroutine
+// without mu.
+func (l *Log) write(buf []byte) error {
+	end := l.off + int64(len(buf))
+	if !l.NoSync && end > l.alloc {
+		grow := min(max(l.alloc, preallocFirst), preallocMax)
+		to := end + grow
+		for at := end; at < to; {
+			n, err := l.f.WriteAt(zeros[:min(int64(len(zeros)), to-at)], at)
+			if err != nil {
+				return err
+			}
+			at += int64(n)
+		}
+		l.alloc = to
+	}
+	if _, err := l.f.WriteAt(buf, l.off); err != nil {
+		return err
+	}
+	l.off = end
+	l.alloc = max(l.alloc, end)
+	return nil
 }
 
 // Append writes r (setting Seq and Time) and returns once it is on disk.
@@ -162,15 +225,16 @@ func (l *Log) Append(r *Record) error {
 func (l *Log) flushLocked() {
 	l.flushing = true
 	buf := l.buf
-	l.buf = nil
+	l.buf = l.spare[:0]
 	g := l.gen
 	l.gen++
 	l.mu.Unlock()
-	_, err := l.f.Write(buf)
+	err := l.write(buf)
 	if err == nil && !l.NoSync {
 		err = datasync(l.f)
 	}
 	l.mu.Lock()
+	l.spare = buf
 	if err != nil && l.err == nil {
 		l.err = fmt.Errorf("write journal: %w", err)
 	}
@@ -225,6 +289,13 @@ func (l *Log) Close() error {
 	l.closed = true
 	err := l.err
 	l.mu.Unlock()
+	if err == nil && l.alloc > l.off {
+		// Drop the zeros written ahead.
+		err = l.f.Truncate(l.off)
+		if err == nil && !l.NoSync {
+			err = datasync(l.f)
+		}
+	}
 	if cerr := l.f.Close(); err == nil {
 		err = cerr
 	}

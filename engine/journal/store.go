@@ -136,9 +136,12 @@ func (s *LocalStore) Open(id string) (Journal, *State, error) {
 		return nil, nil, err
 	}
 	path := filepath.Join(s.runDir(id), journalFile)
-	if st.Warning != "" {
+	if fi, err := os.Stat(path); err != nil {
+		return nil, nil, err
+	} else if fi.Size() > valid {
+		// A torn record, or zeros written ahead, left by a crash.
 		if err := os.Truncate(path, valid); err != nil {
-			return nil, nil, fmt.Errorf("drop torn record: %w", err)
+			return nil, nil, fmt.Errorf("drop the journal's torn tail: %w", err)
 		}
 	}
 	l, err := OpenLog(path, st.Seq)

@@ -79,7 +79,7 @@ type entry struct {
 	sha256   string
 	// builtinProc is set for a builtin run out of process.
 	builtinProc bool
-	closer      func()
+	closer      func(wait bool)
 }
 
 // New returns a Host; nothing is started until Provider is called.
@@ -131,7 +131,7 @@ func (h *Host) start(ctx context.Context, name string, e *entry) error {
 	s, err := e.provider.Schema(ctx)
 	if err != nil {
 		if e.closer != nil {
-			e.closer()
+			e.closer(true)
 		}
 		return fmt.Errorf("plugin %s: get schema: %w", name, err)
 	}
@@ -229,8 +229,15 @@ func (h *Host) Names() []string {
 	return out
 }
 
-// Close kills every plugin process. It is safe to call more than once.
-func (h *Host) Close() error {
+// Close kills every plugin process and waits for them to exit. It is safe
+// to call more than once.
+func (h *Host) Close() error { return h.close(true) }
+
+// CloseNoWait tells every plugin process to exit and returns without
+// waiting for them: for a command that ends right after.
+func (h *Host) CloseNoWait() error { return h.close(false) }
+
+func (h *Host) close(wait bool) error {
 	h.mu.Lock()
 	h.closed = true
 	ps := h.plugins
@@ -245,7 +252,7 @@ func (h *Host) Close() error {
 			continue
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
+		go func() { defer wg.Done(); f(wait) }()
 	}
 	wg.Wait()
 	return nil

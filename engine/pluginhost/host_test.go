@@ -156,6 +156,22 @@ func TestBuiltinRunsOutOfProcessAndIsReused(t *testing.T) {
 	}
 }
 
+// CloseNoWait returns before the plugin is gone, and the plugin exits by
+// itself right after.
+func TestCloseNoWait(t *testing.T) {
+	h := newHost(t, Options{})
+	p := provider(t, h, "core")
+	if _, _, err := sdktest.Apply(t, p, "noop", cty.ObjectVal(map[string]cty.Value{"values": cty.True})); err != nil {
+		t.Fatal(err)
+	}
+	pid := pidOf(t, h, "core")
+	h.CloseNoWait()
+	waitDead(t, pid)
+	if _, err := h.Provider(context.Background(), "core"); err == nil {
+		t.Fatalf("Provider after CloseNoWait succeeded")
+	}
+}
+
 func waitDead(t testing.TB, pid int) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -300,7 +316,7 @@ func TestSecureConfigRefusesSwappedBinary(t *testing.T) {
 	pp := h.newProc("testing", filepath.Join(dir, BinaryName("testing")), nil, bytes.Repeat([]byte{1}, 32))
 	_, err := pp.get()
 	if err == nil {
-		pp.kill()
+		pp.kill(true)
 		t.Fatal("binary with a wrong checksum was started")
 	}
 	if !strings.Contains(err.Error(), "has changed since it was locked") || !strings.Contains(sdk.Classify(err).Hint, "runbook init -upgrade") {

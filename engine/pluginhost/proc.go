@@ -95,13 +95,26 @@ func (p *proc) startError(err error) error {
 	}
 }
 
-// kill stops the process (go-plugin sends Shutdown, waits, then kills).
-func (p *proc) kill() {
+// kill stops the process: go-plugin sends Shutdown and, with wait, waits
+// for the process to exit (killing it after a grace period). Without wait
+// it returns once the plugin was told to stop serving: for a command that
+// exits right after, which need not pay for the plugin's exit (a plugin
+// whose engine is gone exits anyway, see sdk/lifetime.go).
+func (p *proc) kill(wait bool) {
 	p.mu.Lock()
 	c := p.client
 	p.closed = true
 	p.mu.Unlock()
-	if c != nil {
+	if c == nil {
+		return
+	}
+	if wait {
+		c.Kill()
+		return
+	}
+	if rpc, err := c.Client(); err == nil {
+		_ = rpc.Close()
+	} else {
 		c.Kill()
 	}
 }
