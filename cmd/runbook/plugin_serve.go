@@ -1,12 +1,9 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"github.com/runbookdev/runbook/plugins/builtin"
-	"github.com/runbookdev/runbook/sdk"
 )
 
 // pluginCmd is the hidden `runbook plugin serve NAME`: the plugin host
@@ -23,12 +20,7 @@ var pluginServeCmd = &cobra.Command{
 	Short: "Serve the builtin plugin NAME over the plugin protocol (started by runbook itself)",
 	Args:  cobra.ExactArgs(1),
 	RunE: func(cmd *cobra.Command, args []string) error {
-		p, ok := builtin.Get(args[0])
-		if !ok {
-			return fmt.Errorf("no builtin plugin %q (builtins: %v)", args[0], builtin.Names())
-		}
-		sdk.Serve(p)
-		return nil
+		return builtin.Serve(args[0])
 	},
 }
 

@@ -19,12 +19,10 @@ func main() {
 			sdk.Serve(plugintest.New())
 			return
 		}
-		p, ok := builtin.Get(args[2])
-		if !ok {
-			fmt.Fprintf(os.Stderr, "no builtin plugin %q\n", args[2])
+		if err := builtin.Serve(args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		sdk.Serve(p)
 		return
 	}
 	sdk.Serve(plugintest.New())
