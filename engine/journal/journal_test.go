@@ -224,3 +224,25 @@ func TestLock(t *testing.T) {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Types are remembered, but a different type is never given another's JSON.
+func TestTypeJSONCache(t *testing.T) {
+	types := []cty.Type{cty.String, cty.Number, cty.List(cty.String), cty.Map(cty.String),
+		cty.Object(map[string]cty.Type{"a": cty.String}), cty.Object(map[string]cty.Type{"a": cty.Number}),
+		cty.Object(map[string]cty.Type{"a": cty.String, "b": cty.Bool}), cty.DynamicPseudoType}
+	for i := range typeCacheSize + 10 { // more types than the cache holds
+		types = append(types, cty.Object(map[string]cty.Type{fmt.Sprintf("x%d", i): cty.String}))
+	}
+	for round := range 3 {
+		for _, ty := range types {
+			got, err := typeJSON(ty)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := ty.MarshalJSON()
+			if string(got) != string(want) {
+				t.Fatalf("round %d: %s: got %s, want %s", round, ty.FriendlyName(), got, want)
+			}
+		}
+	}
+}
