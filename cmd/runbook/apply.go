@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,7 +14,6 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -499,12 +499,52 @@ func gitInfo(dir string) *journal.GitInfo {
 	return g
 }
 
-// stepPluginRE finds the plugin of a step block header in native syntax.
-var stepPluginRE = regexp.MustCompile(`(?m)^\s*step\s+"([A-Za-z0-9_-]+)\.`)
+// guessPlugins scans native syntax line by line for step block headers
+// (`step "PLUGIN.ACTION" ...`) and returns the plugins they name, and
+// whether a line may start a plugin block (which may point a plugin at
+// another executable: then nothing should be guessed). It is a guess made
+// before parsing, so it only has to be cheap and never miss a plugin block;
+// on a runbook of 1,000 steps it takes microseconds where a regexp took
+// milliseconds.
+func guessPlugins(b []byte) (names []string, pluginBlock bool) {
+	seen := map[string]bool{}
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		line = bytes.TrimLeft(line, " \t\r\f")
+		if rest, ok := bytes.CutPrefix(line, []byte("plugin")); ok && (len(rest) == 0 || !isWordByte(rest[0])) {
+			return nil, true
+		}
+		rest, ok := bytes.CutPrefix(line, []byte("step"))
+		if !ok || len(rest) == 0 || !isSpace(rest[0]) {
+			continue
+		}
+		rest = bytes.TrimLeft(rest, " \t\r\f")
+		if len(rest) == 0 || rest[0] != '"' {
+			continue
+		}
+		rest = rest[1:]
+		n := 0
+		for n < len(rest) && (isWordByte(rest[n]) || rest[n] == '-') {
+			n++
+		}
+		if n > 0 && n < len(rest) && rest[n] == '.' && !seen[string(rest[:n])] {
+			seen[string(rest[:n])] = true
+			names = append(names, string(rest[:n]))
+		}
+	}
+	return names, false
+}
 
-// pluginBlockRE finds anything that may be a plugin block (which may point
-// a plugin at another executable): then nothing is guessed.
-var pluginBlockRE = regexp.MustCompile(`(?m)^\s*plugin\b`)
+func isWordByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\f' }
 
 // prestartGuess starts, before the runbook is parsed, the builtin plugins
 // its step headers name, in a host set up as openHost will set it up for
@@ -517,7 +557,11 @@ func prestartGuess(path string, rf runFlags, stderr io.Writer) (*pluginhost.Host
 		return nil, ""
 	}
 	b, err := os.ReadFile(path)
-	if err != nil || pluginBlockRE.Match(b) {
+	if err != nil {
+		return nil, ""
+	}
+	names, pluginBlock := guessPlugins(b)
+	if pluginBlock {
 		return nil, ""
 	}
 	builtins := map[string]bool{}
@@ -525,8 +569,8 @@ func prestartGuess(path string, rf runFlags, stderr io.Writer) (*pluginhost.Host
 		builtins[n] = true
 	}
 	guess := &lang.Config{BaseDir: filepath.Dir(path), Steps: map[string]*lang.Step{}}
-	for _, m := range stepPluginRE.FindAllSubmatch(b, -1) {
-		if name := string(m[1]); builtins[name] {
+	for _, name := range names {
+		if builtins[name] {
 			guess.Steps[name] = &lang.Step{Name: name, Plugin: name}
 		}
 	}
