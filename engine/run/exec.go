@@ -489,7 +489,8 @@ func (e *executor) finished(ctx context.Context, m doneMsg) error {
 	}
 	switch in.State {
 	case journal.StepSucceeded:
-		e.mask.AddValue(in.Outputs, lang.MarkSensitive)
+		// (Its outputs' secrets were given to the masker by the step's
+		// goroutine, before they were journaled or shown.)
 		return e.instDone(ctx, in)
 	case journal.StepCancelled:
 		return e.instDone(ctx, in)

@@ -30,6 +30,9 @@ type Client struct {
 	// delay, doubled each time.
 	retries int
 	backoff time.Duration
+	// gzip lets the server compress its answers (Accept-Encoding: gzip,
+	// decoded transparently), for slow links; off by default.
+	gzip bool
 }
 
 // NewClient builds a client for rawURL. Credentials may be given apart or
@@ -212,28 +215,36 @@ type Request struct {
 	Method string
 	Path   string // escaped path below the base URL, e.g. "/db/_changes"
 	Query  url.Values
-	Body   any // JSON-encoded unless it is []byte or io.Reader
+	Body   any // JSON-encoded unless it is []byte, Parts or io.Reader
 	Header http.Header
 	// NoRetry disables the transparent retries (non-idempotent requests).
 	NoRetry bool
 }
 
+// Parts is a request body sent as the concatenation of its slices,
+// without copying them into one buffer (replicated documents can weigh
+// megabytes each).
+type Parts [][]byte
+
 // Do runs r and returns the open response (2xx only); the caller closes its
 // body. Errors are classified and free of credentials.
 func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
-	var payload []byte
+	var payload Parts
 	var stream io.Reader
 	switch b := r.Body.(type) {
 	case nil:
 	case []byte:
+		payload = Parts{b}
+	case Parts:
 		payload = b
 	case io.Reader:
 		stream = b
 	default:
-		var err error
-		if payload, err = json.Marshal(b); err != nil {
+		js, err := json.Marshal(b)
+		if err != nil {
 			return nil, sdk.Errorf(sdk.KindInternal, false, "", "encode request body: %v", err)
 		}
+		payload = Parts{js}
 	}
 	retries := c.retries
 	if r.NoRetry || stream != nil {
@@ -261,7 +272,7 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 	}
 }
 
-func (c *Client) once(ctx context.Context, r Request, payload []byte, stream io.Reader) (*http.Response, error) {
+func (c *Client) once(ctx context.Context, r Request, payload Parts, stream io.Reader) (*http.Response, error) {
 	u := *c.base
 	u.Path = c.base.Path + mustUnescape(r.Path)
 	u.RawPath = c.base.EscapedPath() + r.Path
@@ -269,14 +280,25 @@ func (c *Client) once(ctx context.Context, r Request, payload []byte, stream io.
 		u.RawQuery = r.Query.Encode()
 	}
 	var body io.Reader
+	var size int64
 	if payload != nil {
-		body = bytes.NewReader(payload)
+		body = payload.reader()
+		for _, p := range payload {
+			size += int64(len(p))
+		}
 	} else if stream != nil {
 		body = stream
 	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), body)
 	if err != nil {
 		return nil, err
+	}
+	if payload != nil {
+		req.ContentLength = size
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(payload.reader()), nil }
+		if size == 0 {
+			req.Body = http.NoBody
+		}
 	}
 	for k, v := range r.Header {
 		req.Header[k] = v
@@ -286,6 +308,13 @@ func (c *Client) once(ctx context.Context, r Request, payload []byte, stream io.
 	}
 	if req.Header.Get("Accept") == "" {
 		req.Header.Set("Accept", "application/json")
+	}
+	if req.Header.Get("Accept-Encoding") == "" && !c.gzip {
+		// Uncompressed answers: most bytes replicated are attachments,
+		// which compress poorly, and gzip costs the server more CPU than
+		// it saves on a fast link (pouchdb-server compresses every JSON
+		// answer it is allowed to, halving its replication throughput).
+		req.Header.Set("Accept-Encoding", "identity")
 	}
 	if c.username != "" || c.password != "" {
 		req.SetBasicAuth(c.username, c.password)
@@ -308,6 +337,14 @@ func (c *Client) once(ctx context.Context, r Request, payload []byte, stream io.
 		he.Code, he.Reason = e.Error, e.Reason
 	}
 	return nil, he
+}
+
+func (p Parts) reader() io.Reader {
+	rs := make([]io.Reader, len(p))
+	for i, b := range p {
+		rs[i] = bytes.NewReader(b)
+	}
+	return io.MultiReader(rs...)
 }
 
 func mustUnescape(p string) string {
@@ -333,6 +370,23 @@ func (c *Client) JSON(ctx context.Context, r Request, out any) error {
 		return c.scrub(c.classify(fmt.Errorf("%s %s: read answer: %w", r.Method, r.Path, err)))
 	}
 	return nil
+}
+
+// Bytes runs r and returns the whole answer.
+func (c *Client) Bytes(ctx context.Context, r Request) ([]byte, error) {
+	resp, err := c.Do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 && n < 1<<30 {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return nil, c.scrub(c.classify(fmt.Errorf("%s %s: read answer: %w", r.Method, r.Path, err)))
+	}
+	return buf.Bytes(), nil
 }
 
 // ServerInfo is GET /.

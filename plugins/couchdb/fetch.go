@@ -1,7 +1,6 @@
 package couchdb
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -94,17 +93,6 @@ func isUnsupported(err error) bool {
 	return false
 }
 
-type docResult struct {
-	OK      json.RawMessage `json:"ok"`
-	Missing string          `json:"missing"`
-	Error   *struct {
-		ID     string `json:"id"`
-		Rev    string `json:"rev"`
-		Error  string `json:"error"`
-		Reason string `json:"reason"`
-	} `json:"error"`
-}
-
 type idRev struct {
 	ID  string `json:"_id"`
 	Rev string `json:"_rev"`
@@ -124,22 +112,13 @@ func (f *fetcher) bulkGet(ctx context.Context, want map[string][]string) ([]fetc
 		}
 	}
 	q := url.Values{"revs": {"true"}, "attachments": {"true"}, "latest": {"true"}}
-	var out struct {
-		Results []struct {
-			ID   string      `json:"id"`
-			Docs []docResult `json:"docs"`
-		} `json:"results"`
-	}
-	if err := f.c.JSON(ctx, Request{Method: "POST", Path: dbPath(f.db) + "/_bulk_get", Query: q, Body: req}, &out); err != nil {
+	body, err := f.c.Bytes(ctx, Request{Method: "POST", Path: dbPath(f.db) + "/_bulk_get", Query: q, Body: req})
+	if err != nil {
 		return nil, err
 	}
-	var docs []fetchedDoc
-	for _, r := range out.Results {
-		for _, d := range r.Docs {
-			if fd, ok := toFetched(d.OK); ok {
-				docs = append(docs, fd)
-			}
-		}
+	docs, err := parseBulkGet(body)
+	if err != nil {
+		return nil, f.c.scrub(f.c.classify(fmt.Errorf("POST %s/_bulk_get: read answer: %w", dbPath(f.db), err)))
 	}
 	return docs, nil
 }
@@ -147,32 +126,18 @@ func (f *fetcher) bulkGet(ctx context.Context, want map[string][]string) ([]fetc
 func (f *fetcher) openRevs(ctx context.Context, id string, revs []string) ([]fetchedDoc, error) {
 	rj, _ := json.Marshal(revs)
 	q := url.Values{"revs": {"true"}, "attachments": {"true"}, "latest": {"true"}, "open_revs": {string(rj)}}
-	var out []docResult
-	err := f.c.JSON(ctx, Request{Method: "GET", Path: docPath(f.db, id), Query: q}, &out)
+	body, err := f.c.Bytes(ctx, Request{Method: "GET", Path: docPath(f.db, id), Query: q})
 	if statusOf(err) == 404 {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s revisions of %q: %w", f.db, id, err)
 	}
-	var docs []fetchedDoc
-	for _, d := range out {
-		if fd, ok := toFetched(d.OK); ok {
-			docs = append(docs, fd)
-		}
+	docs, err := parseOpenRevs(body)
+	if err != nil {
+		return nil, fmt.Errorf("read %s revisions of %q: %w", f.db, id, f.c.scrub(f.c.classify(err)))
 	}
 	return docs, nil
-}
-
-func toFetched(raw json.RawMessage) (fetchedDoc, bool) {
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return fetchedDoc{}, false
-	}
-	var ir idRev
-	if json.Unmarshal(raw, &ir) != nil || ir.ID == "" || ir.Rev == "" {
-		return fetchedDoc{}, false
-	}
-	return fetchedDoc{ID: ir.ID, Rev: ir.Rev, Raw: raw}, true
 }
 
 // writeFailure is one document the target refused.
@@ -181,6 +146,8 @@ type writeFailure struct {
 	Error  string `json:"error"`
 	Reason string `json:"reason"`
 }
+
+var comma = []byte(",")
 
 // maxWriteBytes bounds one _bulk_docs request; bigger batches are split.
 const maxWriteBytes = 8 << 20
@@ -241,21 +208,22 @@ func (c *Client) bulkDocsSplit(ctx context.Context, db string, docs []json.RawMe
 }
 
 func (c *Client) bulkDocsOnce(ctx context.Context, db string, docs []json.RawMessage) ([]writeFailure, error) {
-	var buf bytes.Buffer
-	buf.WriteString(`{"new_edits":false,"docs":[`)
+	// The documents are sent as they are, not copied into one buffer.
+	body := make(Parts, 0, 2*len(docs)+1)
+	body = append(body, []byte(`{"new_edits":false,"docs":[`))
 	for i, d := range docs {
 		if i > 0 {
-			buf.WriteByte(',')
+			body = append(body, comma)
 		}
-		buf.Write(d)
+		body = append(body, d)
 	}
-	buf.WriteString("]}")
+	body = append(body, []byte("]}"))
 	var out []struct {
 		ID     string `json:"id"`
 		Error  string `json:"error"`
 		Reason string `json:"reason"`
 	}
-	if err := c.JSON(ctx, Request{Method: "POST", Path: dbPath(db) + "/_bulk_docs", Body: buf.Bytes()}, &out); err != nil {
+	if err := c.JSON(ctx, Request{Method: "POST", Path: dbPath(db) + "/_bulk_docs", Body: body}, &out); err != nil {
 		return nil, err
 	}
 	var failures []writeFailure

@@ -32,6 +32,7 @@ func (replicateAction) Schema() sdk.ActionSchema {
 		sdk.Attribute{Name: "workers", Type: cty.Number, Description: "Batches in flight at once (default 4)."},
 		sdk.Attribute{Name: "checkpoint_interval", Type: cty.String, Description: `Least time between two checkpoints, e.g. "5s" (default); "0s" checkpoints after every batch.`},
 		sdk.Attribute{Name: "verify", Type: cty.String, Description: `"full" (default): look for missing revisions of every document on the target (counts are reported); "counts": require at least as many documents on the target; "none".`},
+		sdk.Attribute{Name: "gzip", Type: cty.Bool, Description: "Ask both servers for gzip-compressed answers: fewer bytes on a slow link, but much more CPU on the source (default false: attachments compress poorly)."},
 		sdk.Attribute{Name: "poll_interval", Type: cty.String, Description: `mode = "server": how often to poll the replication state (default "2s").`},
 	)
 	return sdk.ActionSchema{
@@ -93,11 +94,13 @@ type replicateOptions struct {
 	checkpointEvery time.Duration
 	verify          string
 	pollEvery       time.Duration
+	gzip            bool
 }
 
 func decodeReplicate(in cty.Value) (replicateOptions, error) {
 	o := replicateOptions{src: connFrom(in, "source_"), dst: connFrom(in, "target_"),
-		mode: strAttr(in, "mode"), createTarget: boolAttr(in, "create_target", true), verify: strAttr(in, "verify")}
+		mode: strAttr(in, "mode"), createTarget: boolAttr(in, "create_target", true), verify: strAttr(in, "verify"),
+		gzip: boolAttr(in, "gzip", false)}
 	if o.mode == "" {
 		o.mode = "plugin"
 	}
@@ -180,6 +183,7 @@ func (a replicateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sd
 		return nil, err
 	}
 	defer dst.Close()
+	src.gzip, dst.gzip = o.gzip, o.gzip
 	run := &replicateRun{ev: ev, state: replicateState{V: 1, Target: dst.URL(), DBs: map[string]dbCheckpoint{}}}
 	if len(req.Checkpoint) > 0 {
 		var prev replicateState

@@ -281,10 +281,14 @@ func (r *replication) process(ctx context.Context, f *fetcher, b batch) error {
 			return ctx.Err()
 		}
 		wg.Add(1)
+		sized := make(chan struct{})
+		var once sync.Once
+		signal := func() { once.Do(func() { close(sized) }) }
 		copyOne := func() {
 			defer wg.Done()
 			defer func() { <-r.sem }()
-			if err := r.copyChunk(ctx, f, chunk); err != nil {
+			defer signal()
+			if err := r.copyChunk(ctx, f, chunk, signal); err != nil {
 				errMu.Lock()
 				if firstErr == nil {
 					firstErr = err
@@ -292,19 +296,21 @@ func (r *replication) process(ctx context.Context, f *fetcher, b batch) error {
 				errMu.Unlock()
 			}
 		}
+		go copyOne()
 		if probe {
-			// Sizes unknown yet: copy this small chunk first, then size
-			// the next ones from it.
-			copyOne()
+			// Sizes unknown yet: wait until this small chunk is read (its
+			// write goes on meanwhile), then size the next ones from it.
+			select {
+			case <-sized:
+			case <-ctx.Done():
+			}
 			errMu.Lock()
 			err := firstErr
 			errMu.Unlock()
 			if err != nil {
 				break
 			}
-			continue
 		}
-		go copyOne()
 	}
 	wg.Wait()
 	return firstErr
@@ -325,7 +331,8 @@ func (r *replication) chunkSize(remaining int) int {
 }
 
 // copyChunk fetches the given revisions from the source and writes them.
-func (r *replication) copyChunk(ctx context.Context, f *fetcher, want map[string][]string) error {
+// sized is called once the documents are read and avgDocBytes updated.
+func (r *replication) copyChunk(ctx context.Context, f *fetcher, want map[string][]string, sized func()) error {
 	docs, vanished, err := f.Fetch(ctx, want)
 	if err != nil {
 		return fmt.Errorf("read documents from %s: %w", r.srcDB, err)
@@ -340,6 +347,7 @@ func (r *replication) copyChunk(ctx context.Context, f *fetcher, want map[string
 		nb += int64(len(d.Raw))
 	}
 	r.avgDocBytes.Store(max(nb/int64(len(docs)), 1))
+	sized()
 	failures, err := r.dst.Write(ctx, docs)
 	if err != nil {
 		return fmt.Errorf("write documents: %w", err)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # couchdb.replicate against the server's own /_replicate, between two
 # pouchdb-server processes, in the same run: 20,000 small documents, then
-# 500 documents with 100 KB attachments. Prints docs/s, MB/s and the ratio
-# (speedup = server time / plugin time). Then the end-to-end proof with the
-# real binary: `runbook apply` copying 20,000 documents is killed mid-way
-# and `runbook resume` must read far fewer changes than the total.
+# 500 documents with 100 KB attachments, each side twice in alternating
+# order (RUNBOOK_COUCHDB_BENCH_ROUNDS). Prints each round, then docs/s, MB/s
+# and the ratio of the mean times (speedup = server time / plugin time).
+# Then the end-to-end proof with the real binary: `runbook apply` copying
+# 20,000 documents is killed mid-way and `runbook resume` must read far
+# fewer changes than the total.
 # Needs scripts/test-deps.d/20-pouchdb.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
