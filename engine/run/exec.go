@@ -58,8 +58,9 @@ type executor struct {
 	done     chan doneMsg
 	// freed receives an instance whose plugin call succeeded and which now
 	// only waits for its result to be durable: its slot goes to the next
-	// queued instance meanwhile. Unbuffered, and sent before that
-	// instance's doneMsg, so the scheduler always sees freed first.
+	// queued instance meanwhile. Buffered, so that the step's goroutine
+	// does not wait for the scheduler; its doneMsg may then be seen first,
+	// which releases the slot too (releaseSlot acts once per dispatch).
 	freed chan *Instance
 	// jobs hands an instance to an idle worker goroutine (unbuffered: a
 	// send succeeds only when a worker waits). Workers outlive one step so
@@ -132,7 +133,7 @@ func newExecutor(ctx context.Context, rb *Runbook, opts Options) (*executor, err
 	e := &executor{rb: rb, opts: opts, mask: opts.Mask, sink: opts.Sink,
 		byName: map[string]*node{}, provs: map[string]sdk.Provider{},
 		steps: map[string]cty.Value{}, caps: map[string]int{}, resumed: map[string]*journal.StepState{},
-		done: make(chan doneMsg, opts.Parallelism), freed: make(chan *Instance),
+		done: make(chan doneMsg, opts.Parallelism), freed: make(chan *Instance, 2*opts.Parallelism),
 		jobs: make(chan job), quit: make(chan struct{})}
 	if e.mask == nil {
 		e.mask = mask.New()
