@@ -143,8 +143,8 @@ func (ch *checker) run() hcl.Diagnostics {
 	// References to step inputs and outputs, checked against schemas.
 	ch.checkStepAttrRefs(stepSchemas)
 
-	locals, d := scope.Locals()
 	ctx := scope.baseCtx()
+	locals, d := scope.locals(ctx)
 	ctx.Variables["local"] = cty.ObjectVal(locals)
 	roots := map[string]cty.Value{}
 	for k, v := range ctx.Variables {

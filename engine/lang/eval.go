@@ -216,7 +216,9 @@ func (s *Scope) ctx(exprs ...hcl.Expression) (*hcl.EvalContext, hcl.Diagnostics)
 		ctx.Variables["local"] = cty.EmptyObjectVal
 		return ctx, nil
 	}
-	locals, diags := s.locals(s.baseCtx())
+	// locals sets ctx's "local" while it evaluates them; the result
+	// replaces it.
+	locals, diags := s.locals(ctx)
 	ctx.Variables["local"] = cty.ObjectVal(locals)
 	return ctx, diags
 }
