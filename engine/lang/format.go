@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -111,7 +110,7 @@ func formatValue(b *strings.Builder, v cty.Value, indent int) {
 }
 
 func formatKey(k string) string {
-	if hclsyntax.ValidIdentifier(k) {
+	if validIdentifier(k) {
 		return k
 	}
 	return strconv.Quote(k)

@@ -232,7 +232,7 @@ func makeTemplateFileFunc(baseDir string, funcs func() map[string]function.Funct
 			}
 			ctx := &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: map[string]function.Function{}}
 			for k, v := range vars.AsValueMap() {
-				if !hclsyntax.ValidIdentifier(k) {
+				if !validIdentifier(k) {
 					return cty.NilVal, function.NewArgErrorf(1, "invalid template variable name %q", k)
 				}
 				ctx.Variables[k] = v

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // IsRunbookFile reports whether a file name is loaded from a directory:
@@ -240,7 +239,7 @@ func duplicate(kind, name string, rng, prev hcl.Range) *hcl.Diagnostic {
 }
 
 func validName(kind, name string, rng hcl.Range) hcl.Diagnostics {
-	if hclsyntax.ValidIdentifier(name) {
+	if validIdentifier(name) {
 		return nil
 	}
 	return hcl.Diagnostics{{

@@ -104,7 +104,7 @@ func decodeStep(b *hcl.Block) (*Step, hcl.Diagnostics) {
 
 func splitActionType(t string) (plugin, action string, ok bool) {
 	plugin, action, ok = strings.Cut(t, ".")
-	if !ok || !hclsyntax.ValidIdentifier(plugin) || !hclsyntax.ValidIdentifier(action) {
+	if !ok || !validIdentifier(plugin) || !validIdentifier(action) {
 		return plugin, action, false
 	}
 	return plugin, action, true

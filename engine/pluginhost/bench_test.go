@@ -70,3 +70,31 @@ func cpuTime() time.Duration {
 	}
 	return total
 }
+
+// BenchmarkNoopApplyParallel measures core.noop Apply calls to one running
+// plugin process from 10 goroutines at once, as a run with the default
+// -parallelism does. cpu-ns/op counts the engine side only (the plugin
+// process is reaped after the measurement).
+func BenchmarkNoopApplyParallel(b *testing.B) {
+	ctx := context.Background()
+	h := New(Options{SelfExe: testPlugin})
+	defer h.Close()
+	p, err := h.Provider(ctx, "core")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer reportCPU(b)()
+	req := &sdk.ApplyRequest{
+		Inputs:         cty.ObjectVal(map[string]cty.Value{"values": cty.StringVal("x")}),
+		IdempotencyKey: "run/step/1",
+	}
+	b.SetParallelism(5) // x GOMAXPROCS (2 here) = 10 callers
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := p.Apply(ctx, "noop", req, sdk.NopEvents{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

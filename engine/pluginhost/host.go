@@ -62,6 +62,11 @@ type Host struct {
 	// computed on first use by Info.
 	selfSumOnce sync.Once
 	selfSum     string
+
+	// own caches the schemas of the builtins this binary carries, by name;
+	// guarded by ownMu. See ownSchema.
+	ownMu sync.Mutex
+	own   map[string]*sdk.PluginSchema
 }
 
 // entry is one plugin: its provider, cached schema and launch details.
@@ -135,6 +140,14 @@ func (h *Host) start(ctx context.Context, name string, e *entry) error {
 		}
 		return fmt.Errorf("plugin %s: get schema: %w", name, err)
 	}
+	if own := h.ownSchema(name); own != nil && e.builtinProc {
+		if err := sameSchema(own, s); err != nil {
+			if e.closer != nil {
+				e.closer(true)
+			}
+			return fmt.Errorf("plugin %s: %w", name, err)
+		}
+	}
 	e.schema = s
 	if e.version == "" {
 		e.version = s.Version
@@ -155,14 +168,67 @@ func (h *Host) launch(ctx context.Context, name string, e *entry) error {
 	return h.launchExternal(ctx, name, e)
 }
 
-// ActionSchema implements lang.SchemaSource.
+// ActionSchema implements lang.SchemaSource. A builtin's schema is read
+// from this binary's own copy of the plugin, so checking a runbook and
+// preparing its run do not wait for the plugin's process to start.
 func (h *Host) ActionSchema(plugin, action string) (sdk.ActionSchema, bool, error) {
+	if s := h.ownSchema(plugin); s != nil {
+		a, ok := s.Action(action)
+		return a, ok, nil
+	}
 	e, err := h.entry(context.Background(), plugin)
 	if err != nil {
 		return sdk.ActionSchema{}, false, err
 	}
 	a, ok := e.schema.Action(action)
 	return a, ok, nil
+}
+
+// ownSchema is the schema of builtin plugin name as this binary has it, or
+// nil when name is not a builtin served by this binary (an explicit source
+// or an Extra provider replaces it). A builtin runs this binary's own code
+// (launchBuiltin), and start checks that the process agrees.
+func (h *Host) ownSchema(name string) *sdk.PluginSchema {
+	if _, ok := h.opts.Extra[name]; ok || h.opts.Sources[name] != "" {
+		return nil
+	}
+	h.ownMu.Lock()
+	defer h.ownMu.Unlock()
+	if s, ok := h.own[name]; ok {
+		return s
+	}
+	p, ok := builtin.Get(name)
+	if !ok {
+		return nil
+	}
+	s, err := sdk.Local(p).Schema(context.Background())
+	if err != nil {
+		s = nil
+	}
+	if h.own == nil {
+		h.own = map[string]*sdk.PluginSchema{}
+	}
+	h.own[name] = s
+	return s
+}
+
+// sameSchema reports how a builtin's process disagrees with this binary's
+// copy of it: a runbook binary replaced on disk while it runs.
+func sameSchema(own, got *sdk.PluginSchema) error {
+	const hint = "was the runbook binary replaced while it ran? Run the command again"
+	if own.Version != got.Version {
+		return fmt.Errorf("the plugin process is version %q, this runbook binary's copy %q: %s", got.Version, own.Version, hint)
+	}
+	same := len(own.Actions) == len(got.Actions)
+	for n := range own.Actions {
+		if _, ok := got.Actions[n]; !ok {
+			same = false
+		}
+	}
+	if !same {
+		return fmt.Errorf("the plugin process has other actions than this runbook binary's copy: %s", hint)
+	}
+	return nil
 }
 
 // Schema returns the named plugin's schema (starting it if needed).

@@ -266,15 +266,25 @@ func (e *executor) forward(ctx context.Context) error {
 		}
 	}
 	// ready may finish nodes at once (resume, skips) and ready their
-	// dependents itself, so collect the roots first.
-	for _, n := range roots {
-		if err := e.ready(ctx, n); err != nil {
-			return err
-		}
-	}
+	// dependents itself, so collect the roots first. They are readied one
+	// at a time while a slot is free: readying evaluates a step's condition
+	// and inputs, and the first of many independent steps should start at
+	// once rather than after every one of them is prepared (1,000 roots
+	// took 25 ms or more). Dependents are readied as their dependencies
+	// finish, so they go before roots not yet readied.
 	for {
 		if err := e.dispatch(ctx); err != nil {
 			return err
+		}
+		for len(roots) > 0 && e.running < e.opts.Parallelism {
+			n := roots[0]
+			roots = roots[1:]
+			if err := e.ready(ctx, n); err != nil {
+				return err
+			}
+			if err := e.dispatch(ctx); err != nil {
+				return err
+			}
 		}
 		if e.inflight == 0 {
 			if len(e.queue) == 0 {

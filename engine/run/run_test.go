@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -492,6 +493,43 @@ func TestRollbackRetry(t *testing.T) {
 				t.Errorf("%s twice", e)
 			}
 			seen[e] = true
+		}
+	}
+}
+
+// Roots are prepared only as slots free up. When a step fails, the roots
+// not yet prepared never start: they end pending, and what ran is undone.
+func TestFailureBeforeLaterRootsArePrepared(t *testing.T) {
+	var b strings.Builder
+	for i := 1; i <= 6; i++ {
+		fmt.Fprintf(&b, "step \"t.do\" \"r%d\" {\n  with     = { id = \"r%d\" }\n  rollback = native\n}\n", i, i)
+	}
+	h := newHarness(t, b.String())
+	h.parallelism = 1
+	h.w.fail["r2"] = true
+	res := h.apply(context.Background(), nil, "")
+	if res.State != journal.RunRolledBack {
+		t.Fatalf("state %s, want rolled back", res.State)
+	}
+	// The two undos are independent of each other: any order.
+	got := h.w.events()
+	if len(got) == 4 {
+		sort.Strings(got[2:])
+	}
+	want := []string{"apply r1", "apply r2.partial", "undo r1", "undo r2.partial"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("applies and undos (-want +got):\n%s", d)
+	}
+	if got := h.w.snapshot(); len(got) != 0 {
+		t.Errorf("left applied: %v", got)
+	}
+	states := map[string]string{}
+	for _, in := range res.Instances {
+		states[in.Address] = in.State
+	}
+	for _, a := range []string{"r3", "r4", "r5", "r6"} {
+		if states[a] != journal.StepPending {
+			t.Errorf("%s ended %s, want pending", a, states[a])
 		}
 	}
 }

@@ -1,0 +1,65 @@
+package pluginhost
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// A builtin's action schemas come from this binary's own copy: checking a
+// runbook does not wait for (or even need) the plugin's process.
+func TestBuiltinSchemaWithoutProcess(t *testing.T) {
+	h := New(Options{SelfExe: "/nonexistent/runbook"})
+	defer h.Close()
+	a, ok, err := h.ActionSchema("core", "noop")
+	if err != nil || !ok {
+		t.Fatalf("ActionSchema(core, noop) = %v, %v", ok, err)
+	}
+	if a.Name != "noop" {
+		t.Errorf("schema of %q, want noop", a.Name)
+	}
+	if _, ok, err := h.ActionSchema("core", "nope"); err != nil || ok {
+		t.Errorf("ActionSchema(core, nope) = %v, %v; want not found, no error", ok, err)
+	}
+	if v, _ := h.Info("core"); v != "" {
+		t.Errorf("core reported as started (version %q) although only its schema was read", v)
+	}
+	// The run itself does need the process, and says so.
+	if _, err := h.Provider(context.Background(), "core"); err == nil {
+		t.Error("Provider(core) started a plugin from a binary that does not exist")
+	}
+}
+
+// A builtin replaced by an explicit source is asked, not assumed.
+func TestReplacedBuiltinSchemaAsksTheProcess(t *testing.T) {
+	h := New(Options{SelfExe: testPlugin, Sources: map[string]string{"core": "/nonexistent/runbook-plugin-core"}, AllowUnlocked: true})
+	defer h.Close()
+	if _, _, err := h.ActionSchema("core", "noop"); err == nil {
+		t.Error("ActionSchema(core) answered from the builtin although its source is replaced")
+	}
+}
+
+// The process's schema must agree with this binary's copy.
+func TestSameSchema(t *testing.T) {
+	own := &sdk.PluginSchema{Version: "1.0", Actions: map[string]sdk.ActionSchema{"a": {Name: "a"}, "b": {Name: "b"}}}
+	for _, tc := range []struct {
+		name string
+		got  *sdk.PluginSchema
+		want string // "" = agrees
+	}{
+		{"same", &sdk.PluginSchema{Version: "1.0", Actions: map[string]sdk.ActionSchema{"a": {}, "b": {}}}, ""},
+		{"version", &sdk.PluginSchema{Version: "1.1", Actions: map[string]sdk.ActionSchema{"a": {}, "b": {}}}, `version "1.1"`},
+		{"fewer actions", &sdk.PluginSchema{Version: "1.0", Actions: map[string]sdk.ActionSchema{"a": {}}}, "other actions"},
+		{"other actions", &sdk.PluginSchema{Version: "1.0", Actions: map[string]sdk.ActionSchema{"a": {}, "c": {}}}, "other actions"},
+	} {
+		err := sameSchema(own, tc.got)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
