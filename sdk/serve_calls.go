@@ -10,11 +10,13 @@ import (
 )
 
 // Calls serves many Apply and Undo calls over one stream (see plugin.proto).
-// Each call runs in its own goroutine with its own context, cancelled by
-// the call's Cancel message or when the stream ends; events of all calls
-// are serialised onto the stream.
+// Each call runs on a goroutine of its own (reused by later calls) with its
+// own context, cancelled by the call's Cancel message or when the stream
+// ends; events of all calls are serialised onto the stream.
 func (s *grpcServer) Calls(stream pb.Plugin_CallsServer) error {
-	sess := &serverSession{stream: stream, life: s.life, calls: map[uint64]*serverCall{}}
+	sess := &serverSession{stream: stream, life: s.life, calls: map[uint64]*serverCall{},
+		work: make(chan func()), quit: make(chan struct{})}
+	defer close(sess.quit)
 	defer sess.wg.Wait()
 	defer sess.cancelAll()
 	for {
@@ -58,6 +60,34 @@ type serverSession struct {
 	// calls are the running calls by id; a call leaves when its Result is
 	// sent.
 	calls map[uint64]*serverCall
+
+	// work hands a call to a goroutine that has finished its previous one
+	// (unbuffered: a send succeeds only if one waits). A fresh goroutine
+	// per call grew its stack through gRPC, msgpack and cty every time:
+	// a sixth of a small call's CPU. Idle goroutines exit when quit is
+	// closed, after the last call of the session.
+	work chan func()
+	quit chan struct{}
+}
+
+// run runs f on an idle call goroutine, or on a new one.
+func (s *serverSession) run(f func()) {
+	select {
+	case s.work <- f:
+	default:
+		go s.worker(f)
+	}
+}
+
+func (s *serverSession) worker(f func()) {
+	for {
+		f()
+		select {
+		case f = <-s.work:
+		case <-s.quit:
+			return
+		}
+	}
 }
 
 type serverCall struct {
@@ -91,7 +121,7 @@ func (s *serverSession) start(id uint64, run func(context.Context, Events) *pb.E
 		return
 	}
 	s.wg.Add(1)
-	go func() {
+	s.run(func() {
 		defer s.wg.Done()
 		defer done()
 		defer cancel()
@@ -100,7 +130,7 @@ func (s *serverSession) start(id uint64, run func(context.Context, Events) *pb.E
 		delete(s.calls, id)
 		s.mu.Unlock()
 		_ = c.ev.send(res)
-	}()
+	})
 }
 
 // cancelAll cancels every running call (the stream ended).

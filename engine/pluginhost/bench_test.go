@@ -30,21 +30,27 @@ func BenchmarkColdStart(b *testing.B) {
 // plugin process. Target: ≤ 200 µs.
 func BenchmarkNoopApply(b *testing.B) {
 	ctx := context.Background()
-	h := New(Options{SelfExe: testPlugin})
-	defer h.Close()
-	p, err := h.Provider(ctx, "core")
-	if err != nil {
-		b.Fatal(err)
-	}
+	p, req := runningCore(b)
 	defer reportCPU(b)()
-	req := &sdk.ApplyRequest{
-		Inputs:         cty.ObjectVal(map[string]cty.Value{"values": cty.StringVal("x")}),
-		IdempotencyKey: "run/step/1",
-	}
 	for b.Loop() {
 		if _, err := p.Apply(ctx, "noop", req, sdk.NopEvents{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// runningCore starts the core plugin's process (stopped when b ends) and
+// returns it with a no-op request.
+func runningCore(b *testing.B) (sdk.Provider, *sdk.ApplyRequest) {
+	h := New(Options{SelfExe: testPlugin})
+	b.Cleanup(func() { h.Close() })
+	p, err := h.Provider(context.Background(), "core")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p, &sdk.ApplyRequest{
+		Inputs:         cty.ObjectVal(map[string]cty.Value{"values": cty.StringVal("x")}),
+		IdempotencyKey: "run/step/1",
 	}
 }
 
@@ -77,17 +83,8 @@ func cpuTime() time.Duration {
 // process is reaped after the measurement).
 func BenchmarkNoopApplyParallel(b *testing.B) {
 	ctx := context.Background()
-	h := New(Options{SelfExe: testPlugin})
-	defer h.Close()
-	p, err := h.Provider(ctx, "core")
-	if err != nil {
-		b.Fatal(err)
-	}
+	p, req := runningCore(b)
 	defer reportCPU(b)()
-	req := &sdk.ApplyRequest{
-		Inputs:         cty.ObjectVal(map[string]cty.Value{"values": cty.StringVal("x")}),
-		IdempotencyKey: "run/step/1",
-	}
 	b.SetParallelism(5) // x GOMAXPROCS (2 here) = 10 callers
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
