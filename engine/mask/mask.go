@@ -174,6 +174,16 @@ func (m *Masker) MaskBytes(b []byte) []byte {
 	return []byte(m.Mask(string(b)))
 }
 
+// Empty reports whether no secret is known.
+func (m *Masker) Empty() bool {
+	if m == nil {
+		return true
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.list) == 0
+}
+
 // Contains reports whether s holds a known secret.
 func (m *Masker) Contains(s string) bool {
 	if m == nil {

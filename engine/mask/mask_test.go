@@ -65,3 +65,19 @@ func TestNilMasker(t *testing.T) {
 		t.Fatal("nil masker must pass text through")
 	}
 }
+
+func TestEmpty(t *testing.T) {
+	var nilM *Masker
+	m := New()
+	if !nilM.Empty() || !m.Empty() {
+		t.Fatal("a new masker should know no secret")
+	}
+	m.Add("ab") // shorter than MinLen: ignored
+	if !m.Empty() {
+		t.Error("a value shorter than MinLen made the masker non-empty")
+	}
+	m.Add("s3cret")
+	if m.Empty() {
+		t.Error("Empty after a secret was added")
+	}
+}

@@ -618,7 +618,7 @@ func (e *executor) stepValue(n *node) cty.Value {
 
 // taint marks every string inside v that contains a known secret.
 func (e *executor) taint(v cty.Value) cty.Value {
-	if v == cty.NilVal {
+	if v == cty.NilVal || e.mask.Empty() {
 		return v
 	}
 	taints := func(x cty.Value) bool {

@@ -58,9 +58,14 @@ func (s *ScopeEval) use(st *lang.Step, steps map[string]cty.Value) {
 		view = &c
 		s.views[st.Name] = view
 	}
-	m := make(map[string]cty.Value, len(view.Steps))
+	// The scope only reads Steps: a step that sees no finished step (a
+	// root, or not started yet) gets a nil map rather than a new empty one.
+	var m map[string]cty.Value
 	for name := range view.Steps {
 		if v, ok := steps[name]; ok {
+			if m == nil {
+				m = make(map[string]cty.Value, len(view.Steps))
+			}
 			m[name] = v
 		}
 	}
