@@ -17,6 +17,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -212,6 +213,10 @@ func runApply(stdout, stderr io.Writer, path string, vars lang.VarSources, rf ru
 	if early != nil {
 		s.host = early
 	}
+	// The git commit is run metadata: ask git while the runbook is parsed
+	// (a runbook file's directory is its base; checked below).
+	gitDir := filepath.Dir(path)
+	git := gitLater(gitDir)
 	cfg, diags := lang.Load(path)
 	if diags.HasErrors() {
 		printDiags(stderr, cfg, diags)
@@ -233,12 +238,9 @@ func runApply(stdout, stderr io.Writer, path string, vars lang.VarSources, rf ru
 			return s.fail(exitError, err)
 		}
 	}
-	// The git commit is run metadata: ask git while the plugins start.
-	gitCh := make(chan *journal.GitInfo, 1)
-	go func() {
-		dir, _ := filepath.Abs(runbookDir(cfg))
-		gitCh <- gitInfo(dir)
-	}()
+	if runbookDir(cfg) != gitDir {
+		git = gitLater(runbookDir(cfg))
+	}
 	diags = append(diags, cfg.Check(hostSchemas{s.host})...)
 	values, d := cfg.ResolveVariables(vars)
 	diags = append(diags, d...)
@@ -280,7 +282,7 @@ func runApply(stdout, stderr io.Writer, path string, vars lang.VarSources, rf ru
 		s.releaseLock(false)
 		return s.fail(exitError, err)
 	}
-	meta := runMeta(s, cfg, runID, lockKey, values, func() *journal.GitInfo { return <-gitCh })
+	meta := runMeta(s, cfg, runID, lockKey, values, git)
 	j, err := s.store.Create(meta)
 	if err != nil {
 		s.releaseLock(false)
@@ -488,6 +490,17 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // gitInfo returns the commit of the repository holding dir, if any.
+// gitLater starts asking git about dir and returns what waits for the
+// answer (once; later calls return the same).
+func gitLater(dir string) func() *journal.GitInfo {
+	ch := make(chan *journal.GitInfo, 1)
+	go func() {
+		abs, _ := filepath.Abs(dir)
+		ch <- gitInfo(abs)
+	}()
+	return sync.OnceValue(func() *journal.GitInfo { return <-ch })
+}
+
 func gitInfo(dir string) *journal.GitInfo {
 	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
 	if err != nil {

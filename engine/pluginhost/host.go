@@ -240,10 +240,19 @@ func (h *Host) Schema(ctx context.Context, name string) (*sdk.PluginSchema, erro
 	return e.schema, nil
 }
 
-// Info returns the version and the sha256 of a started plugin ("", "" when
-// not started). For a builtin the checksum is the runbook binary's ("" when
-// it runs in-process).
+// Info returns the version and the sha256 of a plugin: of a builtin
+// served by this binary, started or not, the binary's own (checksum ""
+// when it runs in-process); of another plugin once started ("", "" before).
 func (h *Host) Info(name string) (version, sha256 string) {
+	if own := h.ownSchema(name); own != nil {
+		// A builtin is this binary's own code: what it is is known without
+		// waiting for its process, which may still be starting (the run's
+		// metadata is written before the first step).
+		if self, err := h.selfExe(); err == nil && self != "" && !h.opts.InProcess {
+			return own.Version, h.selfSHA256()
+		}
+		return own.Version, ""
+	}
 	h.mu.Lock()
 	e, ok := h.plugins[name]
 	h.mu.Unlock()

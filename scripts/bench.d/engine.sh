@@ -89,7 +89,7 @@ versus() {
   done
   local r
   r=$(printf '%s\n' "${ratios[@]}" | median)
-  echo "  $name: terraform $(printf '%s\n' "${tfs[@]}" | median) s, runbook $(printf '%s\n' "${rbs[@]}" | median) s in the same rounds; runbook is ${r}x faster (median of $TF_RUNS rounds: $(printf '%.1f ' "${ratios[@]}"))"
+  echo "  $name: terraform $(printf '%s\n' "${tfs[@]}" | median) s, runbook $(printf '%s\n' "${rbs[@]}" | median) s in the same rounds; runbook is $(printf "%.1f" "$r")x faster (median of $TF_RUNS rounds: $(printf '%.1f ' "${ratios[@]}"))"
   echo "$r"
 }
 
