@@ -261,3 +261,32 @@ func TestInputsSchemaMismatch(t *testing.T) {
 	_, diags := (&Scope{Config: cfg, Schemas: testSchemas}).Inputs(cfg.Steps["a"], Instance{Key: cty.NilVal})
 	wantDiags(t, diags, []string{`2:10: Invalid inputs | The inputs of core.exec do not match its schema`})
 }
+
+// Steps without `with` share the inputs their action's schema gives an
+// empty object; the remembered value equals a fresh conversion, sensitive
+// marks included, and steps with `with` are still converted each.
+func TestInputsRemembered(t *testing.T) {
+	src := `step "core.exec" "a" {
+  with = { command = "x" }
+}
+step "core.noop" "b" {
+}
+step "core.noop" "c" {
+}
+step "core.exec" "d" {
+  with = { command = "y" }
+}`
+	cfg := mustLoadNoCheck(t, src)
+	fresh := *cfg
+	fresh.inputs = nil // a Config not made by Load remembers nothing
+	for _, name := range []string{"a", "b", "c", "d", "b"} {
+		got, d1 := (&Scope{Config: cfg, Schemas: testSchemas}).Inputs(cfg.Steps[name], Instance{Key: cty.NilVal})
+		want, d2 := (&Scope{Config: &fresh, Schemas: testSchemas}).Inputs(cfg.Steps[name], Instance{Key: cty.NilVal})
+		if d1.HasErrors() || d2.HasErrors() {
+			t.Fatal(d1, d2)
+		}
+		if !got.RawEquals(want) {
+			t.Errorf("step %s: inputs %#v, a fresh conversion gives %#v", name, got, want)
+		}
+	}
+}

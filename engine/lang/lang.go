@@ -54,6 +54,11 @@ type Config struct {
 	// localDeps: local name -> steps it references, directly or through
 	// other locals.
 	localDeps map[string][]string
+
+	// inputs remembers per action what Scope.Inputs derives from its
+	// schema; shared by the copies of a Config, nil in a Config not made
+	// by Load (then nothing is remembered).
+	inputs *inputCache
 }
 
 // Runbook is the optional `runbook "NAME"` block.

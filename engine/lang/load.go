@@ -114,6 +114,7 @@ func newConfig(base string) *Config {
 		Sources:   map[string][]byte{},
 		BaseDir:   base,
 		badRefs:   map[hcl.Range]bool{},
+		inputs:    &inputCache{m: map[string]actionInputs{}},
 	}
 }
 

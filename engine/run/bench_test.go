@@ -41,13 +41,29 @@ func benchApply(b *testing.B, n int, chain bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		sc := &lang.Scope{Config: cfg, Vars: nil, RunID: meta.ID}
+		// Schemas as the CLI has them: inputs are converted to the action's
+		// input type.
+		sc := &lang.Scope{Config: cfg, Vars: nil, RunID: meta.ID, Schemas: coreSchemas}
 		res, err := Apply(context.Background(), FromConfig(sc), Options{RunID: meta.ID, Providers: provs, Journal: j})
 		j.Close()
 		if err != nil || res.State != journal.RunSucceeded {
 			b.Fatalf("%v %v", err, res)
 		}
 	}
+}
+
+// coreSchemas gives the core plugin's action schemas.
+var coreSchemas = pluginSchemas{"core": sdk.SchemaOf(core.New())}
+
+type pluginSchemas map[string]*sdk.PluginSchema
+
+func (p pluginSchemas) ActionSchema(plugin, action string) (sdk.ActionSchema, bool, error) {
+	s, ok := p[plugin]
+	if !ok {
+		return sdk.ActionSchema{}, false, fmt.Errorf("no plugin %q", plugin)
+	}
+	a, ok := s.Action(action)
+	return a, ok, nil
 }
 
 func BenchmarkIndependent1000(b *testing.B) { benchApply(b, 1000, false) }
