@@ -24,14 +24,26 @@ import (
 // start for nothing.
 var crcTable = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
-func encodeLine(r *Record) ([]byte, error) {
-	j, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
+// appendLine appends r's line (checksum, space, JSON, newline) to dst; on
+// error dst is returned as it was.
+func appendLine(dst []byte, r *Record) ([]byte, error) {
+	// The checksum goes first: leave room for it, then fill it in.
+	start := len(dst)
+	line := append(dst, "00000000 "...)
+	line, ok := appendRecordJSON(line, r)
+	if !ok {
+		j, err := json.Marshal(r)
+		if err != nil {
+			return dst[:start], err
+		}
+		line = append(line[:start+9], j...)
 	}
-	line := make([]byte, 0, len(j)+10)
-	line = fmt.Appendf(line, "%08x ", crc32.Checksum(j, crcTable()))
-	line = append(line, j...)
+	const hex = "0123456789abcdef"
+	sum := crc32.Checksum(line[start+9:], crcTable())
+	for i := start + 7; i >= start; i-- {
+		line[i] = hex[sum&0xF]
+		sum >>= 4
+	}
 	return append(line, '\n'), nil
 }
 
@@ -201,12 +213,11 @@ func (l *Log) Append(r *Record) error {
 	if r.Time.IsZero() {
 		r.Time = time.Now().UTC()
 	}
-	line, err := encodeLine(r)
-	if err != nil {
+	var err error
+	if l.buf, err = appendLine(l.buf, r); err != nil {
 		l.seq--
 		return fmt.Errorf("encode journal record: %w", err)
 	}
-	l.buf = append(l.buf, line...)
 	my := l.gen
 	for l.flushedGen < my {
 		if l.err != nil {
@@ -261,12 +272,11 @@ func (l *Log) AppendNoWait(r *Record) error {
 	if r.Time.IsZero() {
 		r.Time = time.Now().UTC()
 	}
-	line, err := encodeLine(r)
-	if err != nil {
+	var err error
+	if l.buf, err = appendLine(l.buf, r); err != nil {
 		l.seq--
 		return fmt.Errorf("encode journal record: %w", err)
 	}
-	l.buf = append(l.buf, line...)
 	return nil
 }
 

@@ -1,0 +1,101 @@
+package journal
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func recordCases() []*Record {
+	k := "key"
+	t0 := time.Date(2026, 11, 23, 18, 4, 5, 123456789, time.UTC)
+	paris := time.FixedZone("CET", 3600)
+	return []*Record{
+		{Seq: 1, Time: t0, Type: RecAttemptStarted, Step: "s1", Attempt: 1,
+			Inputs: &Value{Type: json.RawMessage(`["object",{"values":"dynamic"}]`), Value: json.RawMessage(`{"values":null}`)}},
+		{Seq: 2, Time: t0.In(paris), Type: RecStepSucceeded, Step: `s["a<b>&c"]`, Attempt: 3,
+			Outputs:   &Value{Type: json.RawMessage(`"string"`), Value: json.RawMessage(`"x"`), Sealed: []byte{1, 2, 3, 250}},
+			UndoState: &Blob{Data: []byte("undo\x00\xff")}},
+		{Seq: 3, Time: t0.Truncate(time.Second), Type: RecStepFailed, Step: "s", Message: "line\nnext\ttab \"q\" \\ \b\f\r \x01 \u2028 \u2029 é \xff end",
+			Error: &ErrorInfo{Message: "boom <x>", Kind: "conflict", Hint: "fix & retry", Retryable: true}},
+		{Seq: 4, Time: t0, Type: RecCheckpoint, Step: "s", Checkpoint: &Blob{Sealed: []byte("sealed"), Redacted: true}},
+		{Seq: 5, Time: t0, Type: RecCheckpoint, Step: "s", Checkpoint: &Blob{}, UndoState: &Blob{Data: []byte{}, Redacted: true}},
+		{Seq: 6, Time: time.Time{}, Type: RecRunState, State: "succeeded"},
+		{Seq: 7, Time: t0, Type: RecStepFailed, Error: &ErrorInfo{}},
+		// Not for the fast path: encoding/json writes these.
+		{Seq: 8, Time: t0, Type: RecRunStarted, Meta: &Meta{ID: "x", Started: t0}},
+		{Seq: 9, Time: t0, Type: RecStepSucceeded, Outputs: &Value{Type: json.RawMessage(`"string"`), Value: json.RawMessage(`"x"`), Sensitive: []Path{{{K: &k}}}}},
+		{Seq: 10, Time: t0, Type: RecStepSucceeded, Outputs: &Value{Type: json.RawMessage(`"string"`)}},
+		{Seq: 11, Time: t0, Type: RecStepSucceeded, Outputs: &Value{Type: json.RawMessage(`[ "list", "string" ]`), Value: json.RawMessage(`[]`)}},
+		{Seq: 12, Time: t0.In(time.FixedZone("odd", 3601)), Type: RecRunState, State: "failed"},
+	}
+}
+
+// The fast encoder writes exactly what encoding/json writes.
+func TestRecordJSONMatchesEncodingJSON(t *testing.T) {
+	fast := 0
+	for _, r := range recordCases() {
+		want, werr := json.Marshal(r)
+		got, ok := appendRecordJSON(nil, r)
+		if !ok {
+			continue
+		}
+		fast++
+		if werr != nil {
+			t.Errorf("record %d: encoding/json fails (%v) but the fast path wrote %s", r.Seq, werr, got)
+			continue
+		}
+		if d := cmp.Diff(string(want), string(got)); d != "" {
+			t.Errorf("record %d (-encoding/json +fast):\n%s", r.Seq, d)
+		}
+	}
+	if fast != 7 {
+		t.Errorf("%d records took the fast path, want the first 7", fast)
+	}
+	// And every record reads back through appendLine/decodeLine.
+	for _, r := range recordCases() {
+		line, err := appendLine(nil, r)
+		if err != nil {
+			if r.Seq == 12 {
+				continue // encoding/json refuses the offset with seconds
+			}
+			t.Fatalf("record %d: %v", r.Seq, err)
+		}
+		back, err := decodeLine(line[:len(line)-1])
+		if err != nil {
+			t.Fatalf("record %d: %v", r.Seq, err)
+		}
+		// What encoding/json reads back from its own encoding (invalid
+		// UTF-8 becomes U+FFFD either way).
+		j, _ := json.Marshal(r)
+		var want Record
+		if err := json.Unmarshal(j, &want); err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(&want, back); d != "" {
+			t.Errorf("record %d read back (-want +got):\n%s", r.Seq, d)
+		}
+	}
+}
+
+func FuzzRecordJSON(f *testing.F) {
+	f.Add("s1", "message", "kind", []byte("undo"), int64(1_700_000_000_000_000_000), 3)
+	f.Add("a<\u2028>", "\xff\x00\"\\", "", []byte{}, int64(0), 0)
+	f.Fuzz(func(t *testing.T, step, msg, kind string, data []byte, nanos int64, attempt int) {
+		r := &Record{Seq: nanos % 1000, Time: time.Unix(0, nanos).UTC(), Type: RecStepFailed, Step: step, Attempt: attempt,
+			Message: msg, UndoState: &Blob{Data: data}, Error: &ErrorInfo{Message: msg, Kind: kind, Hint: step}}
+		got, ok := appendRecordJSON(nil, r)
+		if !ok {
+			return
+		}
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("encoding/json fails (%v) but the fast path wrote %s", err, got)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("fast %s\njson %s", got, want)
+		}
+	})
+}
