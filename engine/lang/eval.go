@@ -66,7 +66,7 @@ func UnknownStep(s sdk.ActionSchema) cty.Value {
 // MarkAttrs marks the attributes of obj that attrs declares Sensitive.
 // Use it on plugin outputs before building StepValue.
 func MarkAttrs(attrs []sdk.Attribute, obj cty.Value) cty.Value {
-	if obj == cty.NilVal || obj.IsNull() || !obj.IsKnown() || !obj.Type().IsObjectType() {
+	if obj == cty.NilVal || obj.IsNull() || !obj.IsKnown() || !obj.Type().IsObjectType() || !anySensitive(attrs) {
 		return obj
 	}
 	obj, marks := obj.Unmark()
@@ -82,6 +82,15 @@ func MarkAttrs(attrs []sdk.Attribute, obj cty.Value) cty.Value {
 		obj = cty.ObjectVal(m)
 	}
 	return obj.WithMarks(marks)
+}
+
+func anySensitive(attrs []sdk.Attribute) bool {
+	for _, a := range attrs {
+		if a.Sensitive {
+			return true
+		}
+	}
+	return false
 }
 
 // Address is a step instance's address: `db` or `db["cozy"]`.
