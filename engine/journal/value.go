@@ -75,14 +75,14 @@ func EncodeValue(v cty.Value, s *Sealer) (*Value, error) {
 			out.Sensitive = append(out.Sensitive, encodePath(sp))
 		}
 		if s != nil {
-			full, err := ctyjson.Marshal(plain, t)
+			full, err := marshalValue(plain, t)
 			if err != nil {
 				return nil, err
 			}
 			out.Sealed = s.Seal(full)
 		}
 	}
-	vj, err := ctyjson.Marshal(clear, t)
+	vj, err := marshalValue(clear, t)
 	if err != nil {
 		return nil, err
 	}
