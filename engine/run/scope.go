@@ -42,7 +42,9 @@ func NewScopeEval(sc *lang.Scope) *ScopeEval {
 	return e
 }
 
-// use points the scope at the view of st and the steps it sees.
+// use points the scope at the view of st and the steps it sees. Expand,
+// When and Inputs call it only when st has the expression they evaluate:
+// without one, lang.Scope answers from the step and the schema alone.
 func (s *ScopeEval) use(st *lang.Step, steps map[string]cty.Value) {
 	view, ok := s.views[st.Name]
 	if !ok {
@@ -82,14 +84,18 @@ func diagErr(d hcl.Diagnostics) error {
 
 // Expand implements Evaluator.
 func (s *ScopeEval) Expand(st *lang.Step, steps map[string]cty.Value) ([]lang.Instance, bool, error) {
-	s.use(st, steps)
+	if st.ForEach != nil {
+		s.use(st, steps)
+	}
 	i, k, d := s.Scope.Expand(st)
 	return i, k, diagErr(d)
 }
 
 // When implements Evaluator.
 func (s *ScopeEval) When(st *lang.Step, in lang.Instance, steps map[string]cty.Value) (bool, error) {
-	s.use(st, steps)
+	if st.When != nil {
+		s.use(st, steps)
+	}
 	run, known, d := s.Scope.When(st, in)
 	if err := diagErr(d); err != nil {
 		return false, err
@@ -102,7 +108,9 @@ func (s *ScopeEval) When(st *lang.Step, in lang.Instance, steps map[string]cty.V
 
 // Inputs implements Evaluator.
 func (s *ScopeEval) Inputs(st *lang.Step, in lang.Instance, steps map[string]cty.Value) (cty.Value, error) {
-	s.use(st, steps)
+	if st.With != nil {
+		s.use(st, steps)
+	}
 	v, d := s.Scope.Inputs(st, in)
 	return v, diagErr(d)
 }
