@@ -81,6 +81,67 @@ func NewTransportKeys() (*TransportKeys, error) {
 	}, nil
 }
 
+// StartTransportKeys makes the TLS material of one launch in the background
+// and returns at once: the plugin process can start meanwhile (it reads its
+// part only when it sets up its server, after its own start-up). The
+// plugin's part is written to w, which is then closed; the returned engine
+// side's configuration waits for the keys when a handshake needs them and
+// accepts exactly the plugin's certificate, as NewTransportKeys' does.
+func StartTransportKeys(w io.WriteCloser) *tls.Config {
+	ready := make(chan struct{})
+	var keys *TransportKeys // set before ready is closed
+	var kerr error
+	go func() {
+		defer close(ready)
+		keys, kerr = NewTransportKeys()
+		if kerr == nil {
+			_, kerr = w.Write(keys.Payload)
+		}
+		if cerr := w.Close(); kerr == nil {
+			kerr = cerr
+		}
+		if kerr != nil {
+			kerr = fmt.Errorf("transport keys: %w", kerr)
+		}
+	}()
+	wait := func() (*TransportKeys, error) {
+		<-ready
+		return keys, kerr
+	}
+	return &tls.Config{
+		ServerName:       "localhost",
+		MinVersion:       tls.VersionTLS13,
+		CurvePreferences: []tls.CurveID{tls.X25519},
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			k, err := wait()
+			if err != nil {
+				return nil, err
+			}
+			return &k.Client.Certificates[0], nil
+		},
+		// The keys do not exist yet when the configuration is made, so the
+		// usual verification against RootCAs is done by hand, once they do.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			k, err := wait()
+			if err != nil {
+				return err
+			}
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("tls: the plugin presented no certificate")
+			}
+			opts := x509.VerifyOptions{Roots: k.Client.RootCAs, DNSName: k.Client.ServerName, Intermediates: x509.NewCertPool()}
+			for _, c := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+				return fmt.Errorf("tls: plugin certificate: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
 // serverTLS builds the plugin side's TLS configuration from the payload.
 func serverTLS(payload []byte) (*tls.Config, error) {
 	var blocks []*pem.Block

@@ -3,6 +3,7 @@ package sdk
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -179,3 +180,43 @@ func TestInheritedTLS(t *testing.T) {
 		}
 	})
 }
+
+// The engine side made by StartTransportKeys waits for the keys and is as
+// strict as NewTransportKeys'.
+func TestStartTransportKeys(t *testing.T) {
+	start := func(t *testing.T) (*tls.Config, *tls.Config) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		client := StartTransportKeys(w)
+		payload, err := io.ReadAll(r) // until the background writer closes w
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err := serverTLS(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client, server
+	}
+	client, server := start(t)
+	_, otherServer := start(t)
+	if cerr, serr := handshake(t, client, server); (cerr != nil && !strings.Contains(cerr.Error(), "EOF")) || (serr != nil && !strings.Contains(serr.Error(), "EOF")) {
+		t.Fatalf("matching keys: client %v, server %v", cerr, serr)
+	}
+	if cerr, _ := handshake(t, client, otherServer); cerr == nil || !strings.Contains(cerr.Error(), "certificate") {
+		t.Fatalf("client error = %v, want a certificate error for a server it did not start", cerr)
+	}
+	// A writer that fails: the handshake reports it instead of hanging.
+	bad := StartTransportKeys(failingWriter{})
+	if cerr, _ := handshake(t, bad, server); cerr == nil || !strings.Contains(cerr.Error(), "transport keys") {
+		t.Fatalf("client error = %v, want the transport keys' error", cerr)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+func (failingWriter) Close() error              { return nil }

@@ -230,10 +230,13 @@ func (p *proc) clientConfig() (*plugin.ClientConfig, func(), error) {
 		// A fresh hash each start: SecureConfig.Check writes into it.
 		secure = &plugin.SecureConfig{Checksum: p.checksum, Hash: sha256.New()}
 	}
-	keys, r, err := transportPipe()
+	// The keys are made while the plugin starts (it reads them from the
+	// pipe only once it sets up its server).
+	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, nil, fmt.Errorf("plugin %s: %w", p.name, err)
+		return nil, nil, fmt.Errorf("plugin %s: transport keys: %w", p.name, err)
 	}
+	clientTLS := sdk.StartTransportKeys(w)
 	// The plugin reads its TLS keys from fd 3 (ExtraFiles[0]).
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.Env = append(cmd.Env, sdk.EnvTransportFD+"=3")
@@ -242,7 +245,7 @@ func (p *proc) clientConfig() (*plugin.ClientConfig, func(), error) {
 		VersionedPlugins: sdk.ClientPluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		TLSConfig:        keys.Client,
+		TLSConfig:        clientTLS,
 		GRPCDialOptions:  sdk.GRPCDialOptions(),
 		SecureConfig:     secure,
 		Stderr:           p.stderr,
@@ -254,27 +257,4 @@ func (p *proc) clientConfig() (*plugin.ClientConfig, func(), error) {
 		// exit status.
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: p.stderr.exitWriter(), JSONFormat: true}),
 	}, func() { r.Close() }, nil
-}
-
-// transportPipe makes the TLS keys of one launch and a pipe already holding
-// the plugin's part (a few KB, far below the pipe's buffer), with the write
-// end closed so that the plugin reads it to EOF.
-func transportPipe() (*sdk.TransportKeys, *os.File, error) {
-	keys, err := sdk.NewTransportKeys()
-	if err != nil {
-		return nil, nil, fmt.Errorf("transport keys: %w", err)
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, nil, fmt.Errorf("transport keys: %w", err)
-	}
-	_, err = w.Write(keys.Payload)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		r.Close()
-		return nil, nil, fmt.Errorf("transport keys: %w", err)
-	}
-	return keys, r, nil
 }
