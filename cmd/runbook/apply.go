@@ -501,15 +501,29 @@ func gitLater(dir string) func() *journal.GitInfo {
 	return sync.OnceValue(func() *journal.GitInfo { return <-ch })
 }
 
+// gitInfo is the commit checked out in dir and whether tracked files
+// differ from it (nil outside a repository or before the first commit).
+// One git process answers both.
 func gitInfo(dir string) *journal.GitInfo {
-	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
+	out, err := exec.Command("git", "-C", dir, "status", "--porcelain=v2", "--branch", "--untracked-files=no").Output()
 	if err != nil {
 		return nil
 	}
-	g := &journal.GitInfo{Commit: strings.TrimSpace(string(out))}
-	st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
-	g.Dirty = err == nil && len(strings.TrimSpace(string(st))) > 0
-	return g
+	var g journal.GitInfo
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case line == "":
+		case strings.HasPrefix(line, "# branch.oid "):
+			g.Commit = strings.TrimPrefix(line, "# branch.oid ")
+		case strings.HasPrefix(line, "#"):
+		default:
+			g.Dirty = true
+		}
+	}
+	if g.Commit == "" || g.Commit == "(initial)" {
+		return nil
+	}
+	return &g
 }
 
 // guessPlugins scans native syntax line by line for step block headers
