@@ -103,11 +103,41 @@ func (r *Recorder) Events() []Event {
 	return append([]Event(nil), r.events...)
 }
 
+// OutputsSink is implemented by a Sink that says whether it shows the
+// outputs of step_succeeded events. The executor renders them only for a
+// sink that does; a Sink that does not implement OutputsSink gets them.
+type OutputsSink interface {
+	Sink
+	ShowsOutputs() bool
+}
+
+// ShowsOutputs reports whether s shows step outputs.
+func ShowsOutputs(s Sink) bool {
+	if o, ok := s.(OutputsSink); ok {
+		return o.ShowsOutputs()
+	}
+	return true
+}
+
 // Multi sends every event to each sink in turn.
-func Multi(sinks ...Sink) Sink {
-	return Func(func(e Event) {
-		for _, s := range sinks {
-			s.Emit(e)
+func Multi(sinks ...Sink) Sink { return multi(sinks) }
+
+type multi []Sink
+
+var _ OutputsSink = multi(nil)
+
+func (m multi) Emit(e Event) {
+	for _, s := range m {
+		s.Emit(e)
+	}
+}
+
+// ShowsOutputs is true when one of the sinks shows outputs.
+func (m multi) ShowsOutputs() bool {
+	for _, s := range m {
+		if ShowsOutputs(s) {
+			return true
 		}
-	})
+	}
+	return false
 }

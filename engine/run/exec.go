@@ -37,13 +37,16 @@ type node struct {
 
 // executor is one Apply or Rollback.
 type executor struct {
-	rb     *Runbook
-	opts   Options
-	mask   *mask.Masker
-	sink   event.Sink
-	nodes  []*node
-	byName map[string]*node
-	provs  map[string]sdk.Provider // plugin name -> provider, fetched before the walk
+	rb   *Runbook
+	opts Options
+	mask *mask.Masker
+	sink event.Sink
+	// showOutputs: the sink shows step outputs, so step_succeeded events
+	// carry them rendered (set once, read-only).
+	showOutputs bool
+	nodes       []*node
+	byName      map[string]*node
+	provs       map[string]sdk.Provider // plugin name -> provider, fetched before the walk
 
 	// Scheduler state; only the scheduler goroutine touches it.
 	steps    map[string]cty.Value // what step.NAME evaluates to
@@ -141,6 +144,7 @@ func newExecutor(ctx context.Context, rb *Runbook, opts Options) (*executor, err
 	if e.sink == nil {
 		e.sink = event.Discard
 	}
+	e.showOutputs = event.ShowsOutputs(e.sink)
 	schemas := map[string]*sdk.PluginSchema{}
 	provider := func(name string) (*sdk.PluginSchema, error) {
 		if s, ok := schemas[name]; ok {

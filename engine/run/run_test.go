@@ -533,3 +533,46 @@ func TestFailureBeforeLaterRootsArePrepared(t *testing.T) {
 		}
 	}
 }
+
+// quietSink records events but does not show step outputs.
+type quietSink struct{ event.Recorder }
+
+func (*quietSink) ShowsOutputs() bool { return false }
+
+// Step outputs are rendered into events only for sinks that show them.
+func TestOutputsRenderedOnlyWhenShown(t *testing.T) {
+	cfg, diags := lang.LoadSources(map[string][]byte{"main.hcl": []byte("step \"t.do\" \"a\" {\n  with = { id = \"a\" }\n}\n")})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	loud, quiet := &event.Recorder{}, &quietSink{}
+	for _, sink := range []event.Sink{loud, quiet} {
+		store := journal.NewLocal(t.TempDir())
+		meta := &journal.Meta{Started: time.Now()}
+		j, err := store.Create(meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Apply(context.Background(), FromConfig(&lang.Scope{Config: cfg, RunID: meta.ID}),
+			Options{RunID: meta.ID, Providers: testProviders(newWorld()), Journal: j, Sink: sink})
+		j.Close()
+		if err != nil || res.State != journal.RunSucceeded {
+			t.Fatalf("%v %v", err, res)
+		}
+	}
+	succeeded := func(evs []event.Event) event.Event {
+		for _, e := range evs {
+			if e.Type == event.StepSucceeded {
+				return e
+			}
+		}
+		t.Fatal("no step_succeeded event")
+		return event.Event{}
+	}
+	if e := succeeded(loud.Events()); e.Outputs["id"] != "a" {
+		t.Errorf("a sink that shows outputs got %v", e.Outputs)
+	}
+	if e := succeeded(quiet.Events()); e.Outputs != nil {
+		t.Errorf("a sink that does not show outputs got %v", e.Outputs)
+	}
+}

@@ -106,7 +106,7 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 			in.State = journal.StepSucceeded
 			in.Ended = e.now()
 			e.emit(event.Event{Type: event.StepSucceeded, Step: in.Address, Attempt: att,
-				DurationMS: in.Ended.Sub(t0).Milliseconds(), Outputs: Render(outs)})
+				DurationMS: in.Ended.Sub(t0).Milliseconds(), Outputs: e.rendered(outs)})
 			return nil
 		}
 		ce := sdk.Classify(err)
@@ -267,4 +267,14 @@ func errText(ce *sdk.Error) string {
 		return ce.Err.Error()
 	}
 	return ce.Error()
+}
+
+// rendered is outs for a step_succeeded event: nil when the sink does not
+// show outputs (rendering every step's outputs for nothing showed in the
+// profile of large runs).
+func (e *executor) rendered(outs cty.Value) map[string]any {
+	if !e.showOutputs {
+		return nil
+	}
+	return Render(outs)
 }

@@ -82,6 +82,12 @@ func (l *Live) Close() {
 	})
 }
 
+var _ event.OutputsSink = (*Live)(nil)
+
+// ShowsOutputs implements event.OutputsSink: the step tree shows states,
+// the summary the runbook's outputs.
+func (l *Live) ShowsOutputs() bool { return false }
+
 // Emit implements event.Sink.
 func (l *Live) Emit(e event.Event) {
 	l.mu.Lock()

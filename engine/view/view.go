@@ -49,6 +49,12 @@ func NewPlain(w io.Writer, m *mask.Masker) *Plain {
 	return &Plain{W: w, Mask: m, lastProgress: map[string]time.Time{}}
 }
 
+var _ event.OutputsSink = (*Plain)(nil)
+
+// ShowsOutputs implements event.OutputsSink: plain lines name the steps,
+// the summary shows the runbook's outputs.
+func (p *Plain) ShowsOutputs() bool { return false }
+
 // Emit implements event.Sink.
 func (p *Plain) Emit(e event.Event) {
 	line := p.line(e)
