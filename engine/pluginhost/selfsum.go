@@ -8,13 +8,18 @@ import (
 	"syscall"
 )
 
-// selfSumCacheFile keeps the sha256 of the last runbook binary seen, with
-// the identity of the file it was computed from (device, inode, size,
-// modification and change times). Hashing a 30+ MB binary costs tens of
+// selfSumCacheFile keeps the sha256 of the last few runbook binaries seen
+// (selfSumCacheSize), each with the identity of the file it was computed
+// from (device, inode, size, modification and change times): a line with
+// the identity, a line with the sum, newest first. Hashing a 30+ MB binary costs tens of
 // milliseconds of CPU on every run otherwise; the change time cannot be
 // set back by a user, so a binary replaced or modified in place never
 // matches a stale entry.
 const selfSumCacheFile = "self-sha256"
+
+// selfSumCacheSize is how many binaries the cache remembers: a pinned
+// version and a development build used in turn should both stay cached.
+const selfSumCacheSize = 8
 
 // cachedFileSHA256 is FileSHA256 of path, remembered across runs in the
 // user's cache directory (best effort: any problem means hashing).
@@ -34,10 +39,22 @@ func cachedFileSHA256(path string) (string, error) {
 	}
 	key := fmt.Sprintf("%s\x00%d:%d:%d:%d.%d:%d.%d", abs, sys.Dev, sys.Ino, sys.Size,
 		sys.Mtim.Sec, sys.Mtim.Nsec, sys.Ctim.Sec, sys.Ctim.Nsec)
+	if strings.Contains(abs, "\n") {
+		return FileSHA256(path)
+	}
 	file := filepath.Join(dir, "runbook", selfSumCacheFile)
+	var entries []string // key, sum, key, sum...
 	if b, err := os.ReadFile(file); err == nil {
-		if k, sum, ok := strings.Cut(strings.TrimSuffix(string(b), "\n"), "\n"); ok && k == key && isHexSHA256(sum) {
-			return sum, nil
+		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		for i := 0; i+1 < len(lines); i += 2 {
+			k, sum := lines[i], lines[i+1]
+			if !isHexSHA256(sum) {
+				break // not ours: start afresh
+			}
+			if k == key {
+				return sum, nil
+			}
+			entries = append(entries, k, sum)
 		}
 	}
 	sum, err := FileSHA256(abs)
@@ -49,7 +66,9 @@ func cachedFileSHA256(path string) (string, error) {
 		if sys2, ok := st2.Sys().(*syscall.Stat_t); ok && sys2.Ctim == sys.Ctim && sys2.Mtim == sys.Mtim && sys2.Size == sys.Size {
 			if os.MkdirAll(filepath.Dir(file), 0o700) == nil {
 				if tmp, err := os.CreateTemp(filepath.Dir(file), selfSumCacheFile+".*"); err == nil {
-					_, werr := tmp.WriteString(key + "\n" + sum + "\n")
+					entries = append([]string{key, sum}, entries...)
+					entries = entries[:min(len(entries), 2*selfSumCacheSize)]
+					_, werr := tmp.WriteString(strings.Join(entries, "\n") + "\n")
 					if cerr := tmp.Close(); werr == nil && cerr == nil {
 						if os.Rename(tmp.Name(), file) != nil {
 							os.Remove(tmp.Name())
