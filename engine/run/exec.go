@@ -233,6 +233,12 @@ func Apply(ctx context.Context, rb *Runbook, opts Options) (*Result, error) {
 		res.State = journal.RunFailed
 	default:
 		res.State = journal.RunSucceeded
+		// The runbook's outputs may name any step: give them every value.
+		for _, n := range e.nodes {
+			if _, ok := e.steps[n.st.Name]; !ok && n.done && !e.rb.NoOutputs {
+				e.steps[n.st.Name] = e.stepValue(n)
+			}
+		}
 		outs, err := e.rb.Eval.Outputs(e.steps)
 		if err != nil {
 			res.Err = errors.New(e.mask.Mask(err.Error()))
@@ -572,7 +578,12 @@ func (e *executor) nodeDone(ctx context.Context, n *node) error {
 	if len(n.insts) == 0 && (n.upFailed || e.stopping(ctx)) {
 		n.ok = false
 	}
-	e.steps[n.st.Name] = e.stepValue(n)
+	// Only dependents read a step's value during the walk (Step.Deps
+	// covers references through locals and rollback blocks too); the
+	// runbook's outputs get the others at the end.
+	if len(n.dependents) > 0 {
+		e.steps[n.st.Name] = e.stepValue(n)
+	}
 	for _, d := range n.dependents {
 		if !n.ok && !d.upFailed {
 			d.upFailed = true

@@ -40,6 +40,9 @@ type Providers interface {
 type Runbook struct {
 	Steps []*lang.Step
 	Eval  Evaluator
+	// NoOutputs says the runbook has no output blocks: the values of the
+	// steps no other step refers to are then never needed.
+	NoOutputs bool
 }
 
 // Options configure one execution.

@@ -576,3 +576,24 @@ func TestOutputsRenderedOnlyWhenShown(t *testing.T) {
 		t.Errorf("a sink that does not show outputs got %v", e.Outputs)
 	}
 }
+
+// A step nothing else refers to still gives the runbook's outputs its value
+// (the walk keeps only the values dependents read).
+func TestOutputOfStepWithoutDependents(t *testing.T) {
+	h := newHarness(t, `step "t.do" "a" {
+  with = { id = "a" }
+}
+step "t.do" "b" {
+  with = { id = "b" }
+}
+output "a_id" {
+  value = step.a.outputs.id
+}`)
+	res := h.apply(context.Background(), nil, "")
+	if res.State != journal.RunSucceeded {
+		t.Fatalf("state %s: %v", res.State, res.Err)
+	}
+	if got := RenderValue(res.Outputs["a_id"]); got != "a" {
+		t.Errorf("output a_id = %v, want a", got)
+	}
+}

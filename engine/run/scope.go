@@ -132,7 +132,8 @@ func (s *ScopeEval) Outputs(steps map[string]cty.Value) (map[string]cty.Value, e
 
 // FromConfig builds the Runbook of a loaded config.
 func FromConfig(sc *lang.Scope) *Runbook {
-	rb := &Runbook{Steps: make([]*lang.Step, 0, len(sc.Config.StepOrder)), Eval: NewScopeEval(sc)}
+	rb := &Runbook{Steps: make([]*lang.Step, 0, len(sc.Config.StepOrder)), Eval: NewScopeEval(sc),
+		NoOutputs: len(sc.Config.Outputs) == 0}
 	for _, name := range sc.Config.StepOrder {
 		rb.Steps = append(rb.Steps, sc.Config.Steps[name])
 	}
