@@ -61,14 +61,16 @@ func (p *Plain) Emit(e event.Event) {
 	if line == "" {
 		return
 	}
+	b := append([]byte(p.Mask.Mask(line)), '\n')
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintln(p.W, p.Mask.Mask(line))
+	p.W.Write(b)
 }
 
 func (p *Plain) line(e event.Event) string {
-	ts := e.Time.Local().Format("15:04:05")
-	s := func(format string, a ...any) string { return ts + " " + fmt.Sprintf(format, a...) }
+	s := func(format string, a ...any) string {
+		return e.Time.Local().Format("15:04:05") + " " + fmt.Sprintf(format, a...)
+	}
 	att := ""
 	if e.Attempt > 1 {
 		att = fmt.Sprintf(" (attempt %d)", e.Attempt)
@@ -77,7 +79,11 @@ func (p *Plain) line(e event.Event) string {
 	case event.RunStarted:
 		return s("run %s started: %s", e.RunID, e.Message)
 	case event.StepStarted:
-		return s("%s: started%s [%s]", e.Step, att, e.Action)
+		// The two lines of every step, built without fmt.
+		b := make([]byte, 0, 32+len(e.Step)+len(att)+len(e.Action))
+		b = e.Time.Local().AppendFormat(b, "15:04:05")
+		b = append(append(append(append(append(append(append(b, ' '), e.Step...), ": started"...), att...), " ["...), e.Action...), ']')
+		return string(b)
 	case event.StepReused:
 		return s("%s: already done in this run, kept its outputs", e.Step)
 	case event.StepLog:
@@ -109,7 +115,11 @@ func (p *Plain) line(e event.Event) string {
 	case event.StepRetry:
 		return s("%s: failed%s, retrying in %s: %s", e.Step, att, time.Duration(e.DelayMS)*time.Millisecond, e.Error)
 	case event.StepSucceeded:
-		return s("%s: done%s in %s", e.Step, att, time.Duration(e.DurationMS)*time.Millisecond)
+		b := make([]byte, 0, 40+len(e.Step)+len(att))
+		b = e.Time.Local().AppendFormat(b, "15:04:05")
+		b = append(append(append(append(append(b, ' '), e.Step...), ": done"...), att...), " in "...)
+		b = append(b, (time.Duration(e.DurationMS) * time.Millisecond).String()...)
+		return string(b)
 	case event.StepFailed:
 		l := s("%s: FAILED%s: %s", e.Step, att, e.Error)
 		if e.Hint != "" {

@@ -44,3 +44,21 @@ func TestViewsMask(t *testing.T) {
 		t.Errorf("plain:\n%s", plain.String())
 	}
 }
+
+// The lines every step prints keep their format.
+func TestPlainStepLines(t *testing.T) {
+	var b strings.Builder
+	p := NewPlain(&b, mask.New())
+	at := time.Date(2026, 11, 23, 18, 4, 5, 0, time.Local)
+	p.Emit(event.Event{Type: event.StepStarted, Time: at, Step: `db["x"]`, Action: "core.noop", Attempt: 1})
+	p.Emit(event.Event{Type: event.StepStarted, Time: at, Step: "s", Action: "couchdb.replicate", Attempt: 2})
+	p.Emit(event.Event{Type: event.StepSucceeded, Time: at, Step: "s", Attempt: 1, DurationMS: 1500})
+	p.Emit(event.Event{Type: event.StepSucceeded, Time: at, Step: "s", Attempt: 3, DurationMS: 0})
+	want := "18:04:05 db[\"x\"]: started [core.noop]\n" +
+		"18:04:05 s: started (attempt 2) [couchdb.replicate]\n" +
+		"18:04:05 s: done in 1.5s\n" +
+		"18:04:05 s: done (attempt 3) in 0s\n"
+	if b.String() != want {
+		t.Errorf("got:\n%swant:\n%s", b.String(), want)
+	}
+}
