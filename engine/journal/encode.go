@@ -12,7 +12,9 @@ import (
 // records a run writes for every step (no Meta, no sensitive paths), and
 // reports false for the others, which go through encoding/json. Reflection
 // was most of the cost of journaling a step; the tests hold this to
-// json.Marshal byte for byte.
+// json.Marshal byte for byte, with one difference: the values' raw JSON is
+// copied as cty wrote it, where encoding/json would also escape <, > and &
+// inside its strings (both read back the same).
 func appendRecordJSON(b []byte, r *Record) ([]byte, bool) {
 	// encoding/json refuses years outside 0-9999 and zone offsets with
 	// seconds: leave those to it.
@@ -71,17 +73,26 @@ func appendRecordJSON(b []byte, r *Record) ([]byte, bool) {
 
 // rawOK reports whether raw can be copied as it is: encoding/json writes a
 // nil RawMessage as null and compacts the others (ours come compact from
-// cty's encoder; anything else goes through encoding/json).
+// cty's encoder; anything with whitespace outside its strings goes through
+// encoding/json).
 func rawOK(raw json.RawMessage) bool {
 	if len(raw) == 0 {
 		return false
 	}
+	inString, escaped := false, false
 	for _, c := range raw {
-		if c == ' ' || c == '\n' || c == '\t' || c == '\r' {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ' ' || c == '\n' || c == '\t' || c == '\r'):
 			return false
 		}
 	}
-	return true
+	return !inString
 }
 
 func appendValueJSON(b []byte, key string, v *Value) []byte {

@@ -24,11 +24,15 @@ func recordCases() []*Record {
 		{Seq: 5, Time: t0, Type: RecCheckpoint, Step: "s", Checkpoint: &Blob{}, UndoState: &Blob{Data: []byte{}, Redacted: true}},
 		{Seq: 6, Time: time.Time{}, Type: RecRunState, State: "succeeded"},
 		{Seq: 7, Time: t0, Type: RecStepFailed, Error: &ErrorInfo{}},
+		// Spaces inside strings are copied as they are.
+		{Seq: 14, Time: t0, Type: RecAttemptStarted, Step: "s", Attempt: 1,
+			Inputs: &Value{Type: json.RawMessage(`["object",{"command":"string"}]`), Value: json.RawMessage(`{"command":"echo \"a b\" \\ c\td"}`)}},
 		// Not for the fast path: encoding/json writes these.
 		{Seq: 8, Time: t0, Type: RecRunStarted, Meta: &Meta{ID: "x", Started: t0}},
 		{Seq: 9, Time: t0, Type: RecStepSucceeded, Outputs: &Value{Type: json.RawMessage(`"string"`), Value: json.RawMessage(`"x"`), Sensitive: []Path{{{K: &k}}}}},
 		{Seq: 10, Time: t0, Type: RecStepSucceeded, Outputs: &Value{Type: json.RawMessage(`"string"`)}},
 		{Seq: 11, Time: t0, Type: RecStepSucceeded, Outputs: &Value{Type: json.RawMessage(`[ "list", "string" ]`), Value: json.RawMessage(`[]`)}},
+		{Seq: 13, Time: t0, Type: RecStepSucceeded, Outputs: &Value{Type: json.RawMessage(`"string"`), Value: json.RawMessage("{\"a\":\"x\\\" y\"}\n")}},
 		{Seq: 12, Time: t0.In(time.FixedZone("odd", 3601)), Type: RecRunState, State: "failed"},
 	}
 }
@@ -51,8 +55,8 @@ func TestRecordJSONMatchesEncodingJSON(t *testing.T) {
 			t.Errorf("record %d (-encoding/json +fast):\n%s", r.Seq, d)
 		}
 	}
-	if fast != 7 {
-		t.Errorf("%d records took the fast path, want the first 7", fast)
+	if fast != 8 {
+		t.Errorf("%d records took the fast path, want the first 8", fast)
 	}
 	// And every record reads back through appendLine/decodeLine.
 	for _, r := range recordCases() {
@@ -77,6 +81,36 @@ func TestRecordJSONMatchesEncodingJSON(t *testing.T) {
 		if d := cmp.Diff(&want, back); d != "" {
 			t.Errorf("record %d read back (-want +got):\n%s", r.Seq, d)
 		}
+	}
+}
+
+// Raw values are copied as they are: < > & stay unescaped inside their
+// strings, which reads back the same as encoding/json's escaped form.
+func TestRecordJSONRawValuesReadBack(t *testing.T) {
+	r := &Record{Seq: 1, Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Type: RecAttemptStarted, Step: "s",
+		Inputs: &Value{Type: json.RawMessage(`["object",{"command":"string"}]`), Value: json.RawMessage(`{"command":"a > b && c < d"}`)}}
+	line, err := appendLine(nil, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := decodeLine(line[:len(line)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _ := json.Marshal(r)
+	var want Record
+	if err := json.Unmarshal(j, &want); err != nil {
+		t.Fatal(err)
+	}
+	// The raw bytes differ; the values do not.
+	gv, _, gerr := back.Inputs.Decode(nil)
+	wv, _, werr := want.Inputs.Decode(nil)
+	if gerr != nil || werr != nil || !gv.RawEquals(wv) {
+		t.Errorf("inputs read back as %#v (%v), encoding/json's as %#v (%v)", gv, gerr, wv, werr)
+	}
+	back.Inputs, want.Inputs = nil, nil
+	if d := cmp.Diff(&want, back); d != "" {
+		t.Errorf("read back (-encoding/json +fast):\n%s", d)
 	}
 }
 
