@@ -118,8 +118,11 @@ func FuzzRecordJSON(f *testing.F) {
 	f.Add("s1", "message", "kind", []byte("undo"), int64(1_700_000_000_000_000_000), 3)
 	f.Add("a<\u2028>", "\xff\x00\"\\", "", []byte{}, int64(0), 0)
 	f.Fuzz(func(t *testing.T, step, msg, kind string, data []byte, nanos int64, attempt int) {
+		// A raw value as cty writes it: compact, its strings escaped.
+		raw, _ := json.Marshal(map[string]string{"k": msg, step: kind})
 		r := &Record{Seq: nanos % 1000, Time: time.Unix(0, nanos).UTC(), Type: RecStepFailed, Step: step, Attempt: attempt,
-			Message: msg, UndoState: &Blob{Data: data}, Error: &ErrorInfo{Message: msg, Kind: kind, Hint: step}}
+			Message: msg, UndoState: &Blob{Data: data}, Error: &ErrorInfo{Message: msg, Kind: kind, Hint: step},
+			Outputs: &Value{Type: json.RawMessage(`["map","string"]`), Value: raw}}
 		got, ok := appendRecordJSON(nil, r)
 		if !ok {
 			return
