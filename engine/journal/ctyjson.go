@@ -60,52 +60,33 @@ func appendCtyJSON(b []byte, v cty.Value, t cty.Type) ([]byte, error) {
 			return append(b, "true"...), nil
 		}
 		return append(b, "false"...), nil
-	case t.IsListType(), t.IsSetType():
-		b = append(b, '[')
-		ety := t.ElementType()
-		first := true
-		for it := v.ElementIterator(); it.Next(); {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			_, ev := it.Element()
-			if b, err = appendCtyJSON(b, ev, ety); err != nil {
-				return b, err
-			}
+	case t.IsListType(), t.IsSetType(), t.IsTupleType(), t.IsMapType():
+		open, close := byte('['), byte(']')
+		if t.IsMapType() {
+			open, close = '{', '}'
 		}
-		return append(b, ']'), nil
-	case t.IsMapType():
-		b = append(b, '{')
-		ety := t.ElementType()
-		first := true
-		for it := v.ElementIterator(); it.Next(); {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			ek, ev := it.Element()
-			b = appendJSONString(b, ek.AsString())
-			b = append(b, ':')
-			if b, err = appendCtyJSON(b, ev, ety); err != nil {
-				return b, err
-			}
-		}
-		return append(b, '}'), nil
-	case t.IsTupleType():
-		b = append(b, '[')
-		etys := t.TupleElementTypes()
+		b = append(b, open)
 		i := 0
 		for it := v.ElementIterator(); it.Next(); i++ {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			_, ev := it.Element()
-			if b, err = appendCtyJSON(b, ev, etys[i]); err != nil {
+			ek, ev := it.Element()
+			var ety cty.Type
+			switch {
+			case t.IsTupleType():
+				ety = t.TupleElementTypes()[i]
+			case t.IsMapType():
+				b = append(appendJSONString(b, ek.AsString()), ':')
+				fallthrough
+			default:
+				ety = t.ElementType()
+			}
+			if b, err = appendCtyJSON(b, ev, ety); err != nil {
 				return b, err
 			}
 		}
-		return append(b, ']'), nil
+		return append(b, close), nil
 	case t.IsObjectType():
 		b = append(b, '{')
 		atys := t.AttributeTypes()
