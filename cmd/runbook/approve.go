@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/session"
 )
 
-var getenv = os.Getenv
 
 // approveSanitize matches what core.approve replaces in a step address.
 var approveSanitize = regexp.MustCompile(`[^A-Za-z0-9._-]`)
@@ -34,7 +34,7 @@ STEP is the step address, e.g. go_live or db["cozy"].`,
 			if err != nil {
 				return withCode(exitError, err)
 			}
-			who := holder()
+			who := session.Holder()
 			rec := map[string]any{"approved_by": who.User + "@" + who.Host, "at": time.Now().UTC().Format(time.RFC3339), "approved": !reject}
 			b, _ := json.Marshal(rec)
 			dir := filepath.Join(stateDir, "approvals", id)

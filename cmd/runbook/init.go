@@ -12,6 +12,7 @@ import (
 
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/pluginhost"
+	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/plugins/builtin"
 )
 
@@ -54,7 +55,7 @@ func runInit(ctx context.Context, stdout, stderr io.Writer, path string, upgrade
 		}
 		return withCode(exitError, nil)
 	}
-	dir := runbookDir(cfg)
+	dir := session.RunbookDir(cfg)
 	if st, err := os.Stat(path); err == nil && st.IsDir() && (cfg == nil || len(cfg.Files) == 0) {
 		dir = path
 	}
@@ -63,7 +64,7 @@ func runInit(ctx context.Context, stdout, stderr io.Writer, path string, upgrade
 	if err != nil {
 		return err
 	}
-	sources := pluginSources(cfg, dir)
+	sources := session.PluginSources(cfg)
 	h := pluginhost.New(pluginhost.Options{
 		Sources:       sources,
 		Dirs:          []string{filepath.Join(dir, ".runbook", "plugins")},
@@ -139,7 +140,7 @@ func externalPlugins(cfg *lang.Config) []string {
 	for n := range cfg.Plugins {
 		set[n] = true
 	}
-	for _, n := range usedPlugins(cfg) {
+	for _, n := range session.UsedPlugins(cfg) {
 		set[n] = true
 	}
 	var out []string

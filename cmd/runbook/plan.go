@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/runbookdev/runbook/engine/lang"
-	"github.com/runbookdev/runbook/sdk"
+	"github.com/runbookdev/runbook/engine/session"
 )
 
 func init() {
@@ -40,36 +39,21 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, path string, vars la
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	cfg, diags := lang.Load(path)
-	if diags.HasErrors() {
-		printDiags(stderr, cfg, diags)
-		return withCode(exitError, nil)
-	}
-	h, err := openHost(cfg, "", os.Stderr)
+	s, err := session.New(session.Options{Stderr: stderr})
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	defer h.Close()
-	schemas := hostSchemas{h}
-	diags = append(diags, cfg.Check(schemas)...)
-	values, d := cfg.ResolveVariables(vars)
-	diags = append(diags, d...)
-	if diags.HasErrors() {
-		printDiags(stderr, cfg, diags)
-		return withCode(exitError, nil)
+	defer s.Close()
+	rb, err := s.Open(vars, path)
+	if err != nil {
+		return reportErr(stderr, s, err)
 	}
-	p, d := cfg.Plan(ctx, lang.PlanOptions{
-		Vars:    values,
-		Schemas: schemas,
-		Provider: func(ctx context.Context, name string) (sdk.Provider, error) {
-			return h.Provider(ctx, name)
-		},
-	})
-	diags = append(diags, d...)
-	printDiags(stderr, cfg, diags)
-	if diags.HasErrors() || p == nil {
-		return withCode(exitError, nil)
+	defer rb.Close()
+	p, err := rb.Plan(ctx)
+	if err != nil {
+		return reportErr(stderr, s, err)
 	}
+	printDiags(stderr, rb.Config, rb.Warnings)
 	if asJSON {
 		return p.WriteJSON(stdout)
 	}

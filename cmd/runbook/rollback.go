@@ -3,14 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/runbookdev/runbook/engine/event"
-	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
-	"github.com/runbookdev/runbook/engine/run"
 )
 
 func init() {
@@ -27,11 +23,7 @@ RUN, the latest run in the state directory is rolled back.
 Exit status: 0 rolled back, 1 error, 3 an undo failed (run rollback again), 4 interrupted.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id := ""
-			if len(args) == 1 {
-				id = args[0]
-			}
-			return runRollback(cmd.OutOrStdout(), cmd.ErrOrStderr(), id, vf.sources(), rf)
+			return runRollback(cmd.OutOrStdout(), cmd.ErrOrStderr(), firstArg(args), vf.sources(), rf)
 		},
 	}
 	addVarFlags(cmd, &vf)
@@ -40,49 +32,25 @@ Exit status: 0 rolled back, 1 error, 3 an undo failed (run rollback again), 4 in
 }
 
 func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf runFlags) error {
-	s, err := newSession(stdout, stderr, rf)
+	c, err := newCLI(stdout, stderr, rf)
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	defer s.close()
-	l, err := s.openRun(id, vars, false)
+	defer c.close()
+	c.rollback = true
+	ctx, stop := c.interrupt()
+	defer stop()
+	out, err := c.s.Rollback(ctx, id, vars)
 	if err != nil {
-		return s.fail(exitError, err)
+		return c.fail(err)
 	}
-	defer l.j.Close()
-	runID := l.state.Meta.ID
-	if l.state.State == journal.RunRolledBack {
-		s.releaseLock(true)
-		fmt.Fprintf(stdout, "Run %s is already rolled back.\n", runID)
+	if out.AlreadyRolledBack {
+		fmt.Fprintf(stdout, "Run %s is already rolled back.\n", out.RunID)
 		return nil
 	}
-	cmds := s.commands(runID)
-	ctx, stop := interruptContext(s, func() string { return "Continue with: " + cmds.rollback })
-	defer stop()
-	s.sink.Emit(event.Event{V: event.Version, Type: event.RunStarted, Time: time.Now().UTC(), RunID: runID, Message: "rollback",
-		Fields: map[string]string{"journal": s.store.Location(runID)}})
-	res, err := run.Rollback(ctx, run.FromConfig(l.scope), run.Options{
-		RunID: runID, Parallelism: rf.parallelism, Providers: s.host, Journal: l.j, Sealer: s.sealer, Sink: s.sink, Mask: s.mask,
-	}, l.state)
-	if err != nil {
-		s.releaseLock(false)
-		return s.fail(exitError, err)
+	if code := exitCode(out); code == exitRolledBack {
+		c.finish(out)
+		return nil // for rollback, rolled back is success
 	}
-	s.releaseLock(journal.Finished(res.State))
-	if err := s.finish(res, runID); err != nil {
-		var ce *exitCodeError
-		if asCode(err, &ce) && ce.code == exitRolledBack {
-			return nil // for rollback, rolled back is success
-		}
-		return err
-	}
-	return nil
-}
-
-func asCode(err error, target **exitCodeError) bool {
-	ce, ok := err.(*exitCodeError)
-	if ok {
-		*target = ce
-	}
-	return ok
+	return c.finish(out)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/run"
+	"github.com/runbookdev/runbook/engine/session"
 )
 
 func init() {
@@ -23,7 +25,7 @@ func init() {
 		Short: "List runs, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runsLs(cmd.OutOrStdout(), journal.NewLocal(stateDir), asJSON)
+			return runsLs(cmd.OutOrStdout(), stateDir, asJSON)
 		},
 	}
 	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -32,7 +34,7 @@ func init() {
 		Short: "Show a run: who, where, timeline, outputs, errors",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runsShow(cmd.OutOrStdout(), journal.NewLocal(stateDir), args[0], asJSON)
+			return runsShow(cmd.OutOrStdout(), stateDir, args[0], asJSON)
 		},
 	}
 	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -62,17 +64,22 @@ func rowOf(st *journal.State) runRow {
 	return r
 }
 
-func runsLs(w io.Writer, store *journal.LocalStore, asJSON bool) error {
-	ids, err := store.List()
+// runsSession is a session over the runs of stateDir.
+func runsSession(stateDir string) (*session.Session, error) {
+	return session.New(session.Options{StateDir: stateDir})
+}
+
+func runsLs(w io.Writer, stateDir string, asJSON bool) error {
+	s, err := runsSession(stateDir)
+	if err != nil {
+		return withCode(exitError, err)
+	}
+	states, err := s.Runs()
 	if err != nil {
 		return withCode(exitError, err)
 	}
 	var rows []runRow
-	for _, id := range ids {
-		st, err := store.Load(id)
-		if err != nil {
-			continue
-		}
+	for _, st := range states {
 		rows = append(rows, rowOf(st))
 	}
 	if asJSON {
@@ -95,16 +102,16 @@ func runsLs(w io.Writer, store *journal.LocalStore, asJSON bool) error {
 	return tw.Flush()
 }
 
-func runsShow(w io.Writer, store *journal.LocalStore, id string, asJSON bool) error {
-	id, err := store.Resolve(id)
+func runsShow(w io.Writer, stateDir, id string, asJSON bool) error {
+	s, err := runsSession(stateDir)
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	st, err := store.Load(id)
+	st, err := s.Run(id)
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	sealer, _ := journal.SealerFromEnv(getenv)
+	sealer := s.Sealer()
 	outputs := func(s *journal.StepState) map[string]any {
 		v, _, err := s.Outputs.Decode(sealer)
 		if err != nil || s.Outputs == nil {
@@ -196,4 +203,13 @@ func runsShow(w io.Writer, store *journal.LocalStore, id string, asJSON bool) er
 func metaView(m *journal.Meta) map[string]any {
 	return map[string]any{"id": m.ID, "runbook": m.Runbook, "files": m.Files, "git": m.Git, "plugins": m.Plugins,
 		"user": m.User, "host": m.Host, "pid": m.PID, "started": m.Started, "lock": m.Lock}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -1,19 +1,17 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"sort"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/runbookdev/runbook/engine/lang"
-	"github.com/runbookdev/runbook/engine/pluginhost"
-	"github.com/runbookdev/runbook/sdk"
+	"github.com/runbookdev/runbook/engine/session"
 )
 
 func init() {
@@ -70,41 +68,12 @@ func runValidate(stdout, stderr io.Writer, paths []string, asJSON bool) error {
 // loadAndCheck loads one runbook and, when it parsed, checks its steps
 // against the plugins' schemas.
 func loadAndCheck(paths ...string) (*lang.Config, hcl.Diagnostics) {
-	cfg, diags := lang.Load(paths...)
-	if cfg == nil || len(cfg.Files) == 0 {
-		return cfg, diags
-	}
-	h, err := openHost(cfg, "", io.Discard)
+	s, err := session.New(session.Options{})
 	if err != nil {
-		return cfg, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot open plugins", Detail: err.Error()})
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot open a session", Detail: err.Error()}}
 	}
-	defer h.Close()
-	return cfg, append(diags, cfg.Check(hostSchemas{h})...)
-}
-
-// hostSchemas adapts the plugin host to lang.SchemaSource and lang.ActionLister.
-type hostSchemas struct{ h *pluginhost.Host }
-
-var (
-	_ lang.SchemaSource = hostSchemas{}
-	_ lang.ActionLister = hostSchemas{}
-)
-
-func (s hostSchemas) ActionSchema(plugin, action string) (sdk.ActionSchema, bool, error) {
-	return s.h.ActionSchema(plugin, action)
-}
-
-func (s hostSchemas) ActionNames(plugin string) ([]string, error) {
-	ps, err := s.h.Schema(context.Background(), plugin)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, 0, len(ps.Actions))
-	for n := range ps.Actions {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names, nil
+	defer s.Close()
+	return s.Check(paths...)
 }
 
 // printDiags writes diagnostics with snippets, in color on a terminal
@@ -122,4 +91,16 @@ func printDiags(w io.Writer, cfg *lang.Config, diags hcl.Diagnostics) error {
 		color = os.Getenv("NO_COLOR") == ""
 	}
 	return cfg.WriteDiagnostics(w, diags, width, color)
+}
+
+// reportErr prints a session error: diagnostics with their snippets, or
+// the masked message.
+func reportErr(stderr io.Writer, s *session.Session, err error) error {
+	var de *session.DiagError
+	if errors.As(err, &de) && len(de.Diags) > 0 {
+		printDiags(stderr, de.Config, de.Diags)
+		return withCode(exitError, nil)
+	}
+	fmt.Fprintln(stderr, "Error:", s.Mask().Mask(err.Error()))
+	return withCode(exitError, nil)
 }

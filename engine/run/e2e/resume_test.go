@@ -97,7 +97,8 @@ func TestResumeSensitiveVariables(t *testing.T) {
 		dir := t.TempDir()
 		write(t, filepath.Join(dir, "main.hcl"), abortRunbook)
 		r := runbook(t, dir, nil, "apply", "-auto-approve", "-var", "pw=s3cret-pw", "-var", "fail=boom", "main.hcl")
-		if r.code != 1 || !strings.Contains(r.stdout, "aborted") {
+		// on_failure = "abort" leaves the run resumable: exit 4, as documented.
+		if r.code != 4 || !strings.Contains(r.stdout, "aborted") {
 			t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		r = runbook(t, dir, nil, "resume", "-var", "fail=")
@@ -113,7 +114,7 @@ func TestResumeSensitiveVariables(t *testing.T) {
 		dir := t.TempDir()
 		write(t, filepath.Join(dir, "main.hcl"), abortRunbook)
 		key := []string{"RUNBOOK_STATE_KEY=k-123"}
-		if r := runbook(t, dir, key, "apply", "-auto-approve", "-var", "pw=s3cret-pw", "-var", "fail=boom", "main.hcl"); r.code != 1 {
+		if r := runbook(t, dir, key, "apply", "-auto-approve", "-var", "pw=s3cret-pw", "-var", "fail=boom", "main.hcl"); r.code != 4 {
 			t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
 		}
 		if r := runbook(t, dir, key, "resume", "-var", "fail="); r.code != 0 {

@@ -1,0 +1,271 @@
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/runbookdev/runbook/engine/event"
+	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/lang"
+	"github.com/runbookdev/runbook/engine/run"
+)
+
+// Outcome is how an Apply, Resume or Rollback ended.
+type Outcome struct {
+	RunID   string
+	Result  *run.Result
+	Journal string   // where the run is journaled
+	Cmds    Commands // how to continue it
+	// AlreadyRolledBack: Rollback found nothing to do.
+	AlreadyRolledBack bool
+}
+
+// held are the locks of one run: its lock key (if any) and the run itself
+// (one process per run). release gives them back once.
+type held struct {
+	key, run journal.Lock
+}
+
+// release gives the locks back. finished=false keeps the key attached to
+// the unfinished run, so that only resuming or rolling it back takes it.
+func (h *held) release(finished bool) {
+	if h.key != nil {
+		h.key.Release(finished)
+		h.key = nil
+	}
+	if h.run != nil {
+		h.run.Release(true)
+		h.run = nil
+	}
+}
+
+// lockRun makes sure no other process works on run id at the same time.
+func lockRun(store journal.Store, id string, h *held) error {
+	l, err := store.Lock("run:"+id, id, Holder())
+	if err != nil {
+		var le *journal.LockedError
+		if errors.As(err, &le) && le.Live {
+			return fmt.Errorf("run %s is being worked on by another process: %s", id, le.Holder)
+		}
+		return err
+	}
+	h.run = l
+	return nil
+}
+
+// Apply starts a new run of the runbook. confirm, when set, is shown the
+// plan first and must return true for the run to start (false gives
+// ErrCancelled). Step failures are in the outcome; the error is for what
+// prevented or broke the run (locks, the journal, plugins that cannot
+// start).
+func (r *Runbook) Apply(ctx context.Context, confirm func(*lang.Plan) (bool, error)) (*Outcome, error) {
+	s := r.s
+	runID := journal.NewID()
+	scope := r.scope(runID)
+	lockKey, d := scope.Lock()
+	if d.HasErrors() {
+		return nil, &DiagError{Config: r.Config, Diags: d, What: "the lock key cannot be evaluated"}
+	}
+	if confirm != nil {
+		p, err := r.Plan(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := confirm(p)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, ErrCancelled
+		}
+	}
+	store := journal.NewLocal(r.StateDir)
+	var h held
+	finished := false
+	defer func() { h.release(finished) }()
+	if lockKey != "" {
+		l, err := store.Lock(lockKey, runID, Holder())
+		if err != nil {
+			return nil, err
+		}
+		h.key = l
+	}
+	if err := lockRun(store, runID, &h); err != nil {
+		return nil, err
+	}
+	j, err := store.Create(r.meta(runID, lockKey))
+	if err != nil {
+		return nil, fmt.Errorf("create journal: %w", err)
+	}
+	defer j.Close()
+	out, err := s.execute(ctx, store, r.StateDir, j, r.Host, scope, nil, "")
+	if err == nil {
+		finished = journal.Finished(out.Result.State)
+	}
+	return out, err
+}
+
+func (r *Runbook) scope(runID string) *lang.Scope {
+	return &lang.Scope{Config: r.Config, Vars: r.Vars, RunID: runID, Schemas: Schemas{r.Host}}
+}
+
+// execute runs (or resumes) a run whose journal is open, announcing it
+// and its end on the sink. message names what runs (the runbook, or
+// "rollback" with rollback set).
+func (s *Session) execute(ctx context.Context, store journal.Store, stateDir string, j journal.Journal, host run.Providers, scope *lang.Scope, resume *journal.State, mode string) (*Outcome, error) {
+	runID := scope.RunID
+	out := &Outcome{RunID: runID, Journal: store.Location(runID), Cmds: s.commands(stateDir, runID)}
+	if s.opts.OnRun != nil {
+		s.opts.OnRun(runID, out.Cmds)
+	}
+	name := mode
+	if name == "" && scope.Config.Runbook != nil {
+		name = scope.Config.Runbook.Name
+	}
+	s.emit(event.Event{Type: event.RunStarted, RunID: runID, Message: name, Fields: map[string]string{"journal": out.Journal}})
+	opts := run.Options{RunID: runID, Parallelism: s.opts.Parallelism, Providers: host, Journal: j,
+		Sealer: s.sealer, Sink: s.sink, Mask: s.mask, Resume: resume}
+	var err error
+	if mode == "rollback" {
+		out.Result, err = run.Rollback(ctx, run.FromConfig(scope), opts, resume)
+	} else {
+		out.Result, err = run.Apply(ctx, run.FromConfig(scope), opts)
+	}
+	if err != nil {
+		return nil, s.errorf("%v", err)
+	}
+	s.emitFinished(out)
+	return out, nil
+}
+
+// emitFinished emits run_finished: the state, the outputs (rendered,
+// sensitive ones hidden) and how to continue.
+func (s *Session) emitFinished(out *Outcome) {
+	res := out.Result
+	f := map[string]string{"journal": out.Journal}
+	if c := out.Continue(); c.Resume != "" {
+		f["resume"] = c.Resume
+	}
+	if c := out.Continue(); c.Rollback != "" {
+		f["rollback"] = c.Rollback
+	}
+	ev := event.Event{Type: event.RunFinished, RunID: out.RunID, State: res.State, DurationMS: res.Duration.Milliseconds(), Fields: f}
+	if res.Err != nil {
+		ev.Error = s.mask.Mask(res.Err.Error())
+	}
+	if len(res.Outputs) > 0 {
+		ev.Outputs = map[string]any{}
+		for k, v := range res.Outputs {
+			ev.Outputs[k] = run.RenderValue(v)
+		}
+	}
+	s.emit(ev)
+}
+
+// Continue is what can be done with the run next: resume it (unfinished),
+// roll it back (anything not rolled back), or neither.
+func (o *Outcome) Continue() Commands {
+	switch o.Result.State {
+	case journal.RunSucceeded, journal.RunRollbackFailed:
+		return Commands{Rollback: o.Cmds.Rollback}
+	case journal.RunRolledBack:
+		return Commands{}
+	}
+	return o.Cmds
+}
+
+// meta describes a new run for the journal: who, where, the runbook's
+// files and git commit, the plugins' versions and checksums, and the
+// variables (sensitive ones sealed or left out).
+func (r *Runbook) meta(runID, lockKey string) *journal.Meta {
+	s, cfg := r.s, r.Config
+	h := Holder()
+	m := &journal.Meta{ID: runID, User: h.User, Host: h.Host, PID: h.PID, Started: time.Now().UTC(), Lock: lockKey,
+		Parallelism: s.opts.Parallelism, Command: s.mask.Mask(s.opts.Command)}
+	if cfg.Runbook != nil {
+		m.Runbook = cfg.Runbook.Name
+	}
+	m.Dir, _ = filepath.Abs(RunbookDir(cfg))
+	names := make([]string, 0, len(cfg.Sources))
+	for n := range cfg.Sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		sum := sha256.Sum256(cfg.Sources[n])
+		abs, err := filepath.Abs(n)
+		if err != nil {
+			abs = n
+		}
+		m.Files = append(m.Files, journal.FileHash{Path: abs, SHA256: hex.EncodeToString(sum[:])})
+	}
+	m.Git = r.git()
+	for _, p := range UsedPlugins(cfg) {
+		v, sum := r.Host.Info(p)
+		m.Plugins = append(m.Plugins, journal.PluginInfo{Name: p, Version: v, SHA256: sum})
+	}
+	m.Vars = map[string]*journal.Value{}
+	for k, v := range r.Vars {
+		if jv, err := journal.EncodeValue(v, s.sealer); err == nil {
+			m.Vars[k] = jv
+		}
+	}
+	return m
+}
+
+// Runs lists the runs of the state directory, newest first.
+func (s *Session) Runs() ([]*journal.State, error) {
+	store := journal.NewLocal(s.namedStateDir())
+	ids, err := store.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []*journal.State
+	for _, id := range ids {
+		st, err := store.Load(id)
+		if err != nil {
+			continue
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Run reads one run (an id or a unique prefix of one).
+func (s *Session) Run(id string) (*journal.State, error) {
+	store := journal.NewLocal(s.namedStateDir())
+	id, err := store.Resolve(id)
+	if err != nil {
+		return nil, err
+	}
+	return store.Load(id)
+}
+
+// latestRun is the newest run (unfinished only, when asked).
+func latestRun(store *journal.LocalStore, unfinished bool) (string, error) {
+	ids, err := store.List()
+	if err != nil {
+		return "", err
+	}
+	for _, id := range ids {
+		st, err := store.Load(id)
+		if err != nil {
+			continue
+		}
+		if !unfinished || st.Unfinished() {
+			return id, nil
+		}
+	}
+	what := "run"
+	if unfinished {
+		what = "unfinished run"
+	}
+	return "", fmt.Errorf("no %s in %s", what, strings.TrimSuffix(store.Dir, string(filepath.Separator)))
+}

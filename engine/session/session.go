@@ -1,0 +1,156 @@
+// Package session is the application layer every front end calls (the CLI
+// today; a worker or a web server later): it opens a runbook and its plugin
+// host, checks it, resolves its variables, plans it, and applies, resumes or
+// rolls back runs with their locks, journal and run metadata. It never
+// prints: it returns values and typed errors, and emits events to the sink
+// it is given. Exit codes and rendering belong to the caller.
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/runbookdev/runbook/engine/event"
+	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/lang"
+	"github.com/runbookdev/runbook/engine/mask"
+)
+
+// DefaultStateDir is where runs are journaled when neither the caller nor a
+// runbook's location says otherwise.
+const DefaultStateDir = ".runbook"
+
+// Options configure a session.
+type Options struct {
+	// StateDir is where runs are journaled. Empty: `.runbook` beside the
+	// runbook for Apply, `.runbook` in the current directory for the
+	// commands that name a run (Resume, Rollback, Runs).
+	StateDir string
+	// Parallelism caps how many steps run at once (default 10).
+	Parallelism int
+	// Sink receives the run's events (nil: discarded).
+	Sink event.Sink
+	// Mask is the masker the session teaches every sensitive value it
+	// sees; give the views the same one (nil: a new one, see Mask).
+	Mask *mask.Masker
+	// Stderr receives the plugins' stderr, masked (nil: discarded).
+	Stderr io.Writer
+	// Getenv reads the environment (nil: os.Getenv): RUNBOOK_STATE_KEY,
+	// RUNBOOK_SELF_EXE.
+	Getenv func(string) string
+	// Command is the command line, journaled (masked) with the run.
+	Command string
+	// OnRun, when set, is told the id of the run an Apply, Resume or
+	// Rollback works on, before any step starts (for an interrupt hint).
+	OnRun func(runID string, cmds Commands)
+}
+
+// Session is one front end's use of the engine. It is not safe for
+// concurrent use: a CLI command, a worker's job or a web request owns one.
+type Session struct {
+	opts   Options
+	mask   *mask.Masker
+	sealer *journal.Sealer
+	stderr *mask.Writer // the plugins' stderr, masked with mask
+	sink   event.Sink
+}
+
+// New returns a session. It fails only when the state key in the
+// environment is malformed.
+func New(opts Options) (*Session, error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = io.Discard
+	}
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = 10
+	}
+	sealer, err := journal.SealerFromEnv(opts.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{opts: opts, mask: opts.Mask, sealer: sealer, sink: opts.Sink}
+	if s.mask == nil {
+		s.mask = mask.New()
+	}
+	if s.sink == nil {
+		s.sink = event.Discard
+	}
+	s.stderr = s.mask.Writer(opts.Stderr)
+	return s, nil
+}
+
+// Mask is the session's masker: it knows every sensitive value the session
+// has seen. Views given to the session should mask with it.
+func (s *Session) Mask() *mask.Masker { return s.mask }
+
+// Sealer is the key sensitive journal values are sealed with (nil: none).
+func (s *Session) Sealer() *journal.Sealer { return s.sealer }
+
+// Close flushes the plugins' masked stderr.
+func (s *Session) Close() { s.stderr.Flush() }
+
+// DiagError reports mistakes in a runbook or its variables: the caller
+// prints Diags against Config (file, line and a source snippet).
+type DiagError struct {
+	Config *lang.Config
+	Diags  hcl.Diagnostics
+	// What failed, for callers that print no diagnostics.
+	What string
+}
+
+func (e *DiagError) Error() string {
+	if e.What != "" {
+		return e.What
+	}
+	return e.Diags.Error()
+}
+
+// ErrCancelled is returned by Apply when the confirmation was refused.
+var ErrCancelled = errors.New("apply cancelled")
+
+// Commands are the exact command lines that continue a run.
+type Commands struct{ Resume, Rollback string }
+
+// commands names the state directory when it is not the default one.
+func (s *Session) commands(stateDir, runID string) Commands {
+	dir := ""
+	if s.opts.StateDir != "" {
+		dir = " -state-dir " + s.opts.StateDir
+	} else if stateDir != DefaultStateDir {
+		dir = " -state-dir " + stateDir
+	}
+	return Commands{Resume: "runbook resume" + dir + " " + runID, Rollback: "runbook rollback" + dir + " " + runID}
+}
+
+// Holder describes this process as a lock holder and a run's author.
+func Holder() journal.Holder {
+	h := journal.Holder{PID: os.Getpid(), Since: time.Now().UTC()}
+	if u, err := user.Current(); err == nil {
+		h.User = u.Username
+	}
+	h.Host, _ = os.Hostname()
+	return h
+}
+
+func (s *Session) emit(ev event.Event) {
+	ev.V = event.Version
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	s.sink.Emit(ev)
+}
+
+// errorf wraps an error with context, masked: errors leave the session
+// without secrets in them.
+func (s *Session) errorf(format string, args ...any) error {
+	return errors.New(s.mask.Mask(fmt.Sprintf(format, args...)))
+}
