@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/aymanbagabas/go-udiff"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
@@ -172,4 +173,13 @@ func printFmtDiags(w io.Writer, name string, src []byte, diags hcl.Diagnostics) 
 	f, _ := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 	cfg := &lang.Config{Files: map[string]*hcl.File{name: f}}
 	printDiags(w, cfg, diags)
+}
+
+// unifiedDiff is a unified diff (3 lines of context) from a to b, "" when
+// they are equal.
+func unifiedDiff(name, a, b string) string {
+	if a == b {
+		return ""
+	}
+	return udiff.Unified(name, name+" (formatted)", a, b)
 }
