@@ -4,12 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -58,7 +56,8 @@ type localLock struct {
 	path string
 }
 
-// Lock takes key for runID. The lock file is held with flock(2) while the
+// Lock takes key for runID. The lock file is held with an OS lock (flock(2),
+// LockFileEx on Windows) while the
 // process lives, so a crashed holder's lock is free at once; the file also
 // names the run. A new run is refused while a live process holds the key
 // or while the named run is unfinished; the run itself (resume, rollback)
@@ -74,10 +73,10 @@ func (s *LocalStore) Lock(key, runID string, who Holder) (Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if held, err := tryLock(f); held || err != nil {
 		h := readHolder(f)
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if held {
 			h.Key = key
 			return nil, &LockedError{Holder: h, Live: true}
 		}
@@ -87,7 +86,7 @@ func (s *LocalStore) Lock(key, runID string, who Holder) (Lock, error) {
 	if h.RunID != "" && h.RunID != runID {
 		// Is the previous holder still unfinished?
 		if st, err := s.Load(h.RunID); err == nil && st.Unfinished() {
-			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			_ = unlock(f)
 			f.Close()
 			h.Key = key
 			return nil, &LockedError{Holder: h, Live: false}
@@ -137,7 +136,7 @@ func (l *localLock) Release(finished bool) error {
 	if finished {
 		err = writeHolder(l.f, nil)
 	}
-	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	_ = unlock(l.f)
 	if cerr := l.f.Close(); err == nil {
 		err = cerr
 	}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -310,14 +309,4 @@ func (l *Log) Close() error {
 		err = cerr
 	}
 	return err
-}
-
-// datasync flushes the file's data (and its size) to disk.
-func datasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			return err
-		}
-	}
 }

@@ -85,12 +85,20 @@ func (s *LocalStore) Create(meta *Meta) (Journal, error) {
 		l.Close()
 		return nil, err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, journalFile)); err != nil {
-		l.Close()
+	// Closed before the rename: Windows renames no open file.
+	if err := l.Close(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, journalFile)
+	if err := os.Rename(tmp, path); err != nil {
 		return nil, err
 	}
 	syncDir(dir)
 	syncDir(filepath.Dir(dir))
+	if l, err = OpenLog(path, 1); err != nil {
+		return nil, err
+	}
+	l.NoSync = s.NoSync
 	return l, nil
 }
 
