@@ -66,7 +66,8 @@ func decodeLine(line []byte) (*Record, error) {
 }
 
 // ReadRecords reads every record of r. A torn or corrupt last record is
-// dropped and reported in warning; corruption before the end is an error.
+// dropped and reported in warning; corruption before the end is a
+// *CorruptError, returned with the records before it.
 // validLen is the length of the valid prefix (to truncate a torn tail).
 func ReadRecords(r io.Reader) (recs []*Record, validLen int64, warning string, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -86,7 +87,12 @@ func ReadRecords(r io.Reader) (recs []*Record, validLen int64, warning string, e
 				}
 				// Is anything after it? Then it is corruption, not a torn tail.
 				if len(bytes.TrimSpace(rest)) > 0 {
-					return recs, off, "", fmt.Errorf("journal corrupt at byte %d: record %d is unreadable and more records follow", off, len(recs)+1)
+					why := "incomplete"
+					if derr != nil {
+						why = derr.Error()
+					}
+					return recs, off, "", &CorruptError{Offset: off,
+						Reason: fmt.Sprintf("record %d is unreadable (%s) and more records follow", len(recs)+1, why)}
 				}
 				why := "incomplete"
 				if complete {
