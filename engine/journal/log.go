@@ -99,11 +99,16 @@ func ReadRecords(r io.Reader) (recs []*Record, validLen int64, warning string, e
 // Log appends records to a file durably. Concurrent Appends are grouped:
 // one goroutine writes and syncs everything queued so far while the others
 // wait for that one sync (group commit). Group commit stays because it
-// pays on real work: a sync costs 0.3 to 1 ms on a local disk (more on a
-// network one) whatever it carries, and the steps a run starts together
-// (a for_each fan-out, independent branches) each journal their start
-// before their plugin acts, so they share one sync instead of queueing for
-// one each.
+// pays on real work: a sync costs about 0.25 ms on an idle local disk
+// (ext4, measured; 1 to 4 ms on a busy one, more on a network filesystem)
+// whatever it carries, and the steps a run starts together (a for_each
+// fan-out, independent branches) each journal their start before their
+// plugin acts, so they share one sync instead of queueing for one each.
+//
+// Records are plainly appended. Writing them over zeros written ahead
+// saved about 60 µs per sync (no size change to commit), which showed on a
+// chain of 200 no-op steps (about 20%) and not on a real runbook, whose
+// steps take milliseconds to minutes.
 type Log struct {
 	f *os.File // opened for appending; written by the flushing goroutine
 
@@ -194,10 +199,10 @@ func (l *Log) flushLocked() {
 	l.cond.Broadcast()
 }
 
-// AppendNoWait queues r for the next flush and returns at once. Use it
-// only for records whose loss in a crash is harmless (an attempt start:
-// the attempt number, hence the idempotency key, is the same when it is
-// replayed); any later Append makes it durable, in order.
+// AppendNoWait queues r for the next flush and returns at once: any later
+// Append (or Close) makes it durable, in order. Use it only for records
+// whose loss in a crash is harmless; never for a step's start, which must
+// be durable before the step's plugin acts (use Append).
 func (l *Log) AppendNoWait(r *Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -36,9 +36,12 @@ type Store interface {
 
 // Journal appends records to one run.
 type Journal interface {
-	// Append returns once r is durable.
+	// Append returns once r is durable (written and synced; concurrent
+	// Appends share one sync).
 	Append(r *Record) error
 	// AppendNoWait queues r; the next Append (or Close) makes it durable.
+	// Only for records whose loss in a crash is harmless: never a step's
+	// start, which must be durable before its plugin acts.
 	AppendNoWait(r *Record) error
 	Close() error
 }
