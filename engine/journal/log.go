@@ -123,6 +123,10 @@ type Log struct {
 	flushing   bool   // a goroutine is writing/syncing right now
 	err        error  // sticky write error: the journal is unusable
 	closed     bool
+	syncs      int // syncs done (tests)
+
+	// beforeSync, when set (tests only), runs before each sync without mu.
+	beforeSync func()
 	// NoSync skips the sync (benchmarks of the engine alone; never in
 	// production). Set before the first Append.
 	NoSync bool
@@ -186,11 +190,15 @@ func (l *Log) flushLocked() {
 	l.gen++
 	l.mu.Unlock()
 	_, err := l.f.Write(buf)
+	if l.beforeSync != nil {
+		l.beforeSync()
+	}
 	if err == nil && !l.NoSync {
 		err = datasync(l.f)
 	}
 	l.mu.Lock()
 	l.spare = buf
+	l.syncs++
 	if err != nil && l.err == nil {
 		l.err = fmt.Errorf("write journal: %w", err)
 	}

@@ -4,6 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,4 +98,64 @@ func roundTrip(t *testing.T, r *Record) *Record {
 		t.Fatal(err)
 	}
 	return &back
+}
+
+// Append returns only after the sync that covers its record, and Appends
+// made while a sync runs share the next one (group commit).
+func TestGroupCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), journalFile)
+	l, err := OpenLog(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	first := true // only the flushing goroutine (one at a time, under mu's order) uses it
+	l.beforeSync = func() {
+		if first {
+			first = false
+			<-release
+		}
+	}
+	const n = 20
+	var returned atomic.Int32
+	var wg sync.WaitGroup
+	appendOne := func(i int) {
+		defer wg.Done()
+		if err := l.Append(&Record{Type: RecAttemptStarted, Step: fmt.Sprintf("s%d", i), Attempt: 1}); err != nil {
+			t.Error(err)
+		}
+		returned.Add(1)
+	}
+	wg.Add(1)
+	go appendOne(0) // its sync waits for release
+	for l.Seq() < 1 {
+		runtime.Gosched()
+	}
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		go appendOne(i)
+	}
+	for l.Seq() < n { // all queued behind the first sync
+		runtime.Gosched()
+	}
+	time.Sleep(10 * time.Millisecond)
+	if r := returned.Load(); r != 0 {
+		t.Fatalf("%d Appends returned before their sync", r)
+	}
+	close(release)
+	wg.Wait()
+	l.mu.Lock()
+	syncs := l.syncs
+	l.mu.Unlock()
+	if syncs != 2 {
+		t.Errorf("%d syncs for %d Appends, want 2 (the first, then the rest together)", syncs, n)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	recs, _, warn, err := ReadRecords(bytes.NewReader(b))
+	if err != nil || warn != "" || len(recs) != n {
+		t.Fatalf("%d records, warning %q, err %v", len(recs), warn, err)
+	}
 }
