@@ -107,8 +107,8 @@ func ReadRecords(r io.Reader) (recs []*Record, validLen int64, warning string, e
 //
 // Records are plainly appended. Writing them over zeros written ahead
 // saved about 60 µs per sync (no size change to commit), which showed on a
-// chain of 200 no-op steps (about 20%) and not on a real runbook, whose
-// steps take milliseconds to minutes.
+// chain of 200 no-op steps (216 → 270 ms, median, on a busy machine) and
+// not on a real runbook, whose steps take milliseconds to minutes.
 type Log struct {
 	f *os.File // opened for appending; written by the flushing goroutine
 
@@ -151,21 +151,8 @@ func OpenLog(path string, seq int64) (*Log, error) {
 func (l *Log) Append(r *Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil {
-		return l.err
-	}
-	if l.closed {
-		return errors.New("journal closed")
-	}
-	l.seq++
-	r.Seq = l.seq
-	if r.Time.IsZero() {
-		r.Time = time.Now().UTC()
-	}
-	var err error
-	if l.buf, err = appendLine(l.buf, r); err != nil {
-		l.seq--
-		return fmt.Errorf("encode journal record: %w", err)
+	if err := l.queueLocked(r); err != nil {
+		return err
 	}
 	my := l.gen
 	for l.flushedGen < my {
@@ -214,22 +201,26 @@ func (l *Log) flushLocked() {
 func (l *Log) AppendNoWait(r *Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.queueLocked(r)
+}
+
+// queueLocked numbers r and adds its line to buf.
+func (l *Log) queueLocked(r *Record) error {
 	if l.err != nil {
 		return l.err
 	}
 	if l.closed {
 		return errors.New("journal closed")
 	}
-	l.seq++
-	r.Seq = l.seq
+	r.Seq = l.seq + 1
 	if r.Time.IsZero() {
 		r.Time = time.Now().UTC()
 	}
 	var err error
 	if l.buf, err = appendLine(l.buf, r); err != nil {
-		l.seq--
 		return fmt.Errorf("encode journal record: %w", err)
 	}
+	l.seq++
 	return nil
 }
 
