@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -34,11 +34,22 @@ type LockedError struct {
 	// Live is true when the holding process is running now; false when the
 	// holder is an unfinished run nobody runs (resume or roll it back).
 	Live bool
+	// Unreadable is set (Live false) when the holding run's journal cannot
+	// be read: it is corrupt (a *CorruptError) or an I/O error stops it.
+	// The lock is then held, since nothing tells whether the run finished,
+	// until someone checks the run and removes File.
+	Unreadable error
+	// File is the lock file.
+	File string
 }
 
 func (e *LockedError) Error() string {
-	if e.Live {
+	switch {
+	case e.Live:
 		return fmt.Sprintf("lock %q is held by %s", e.Holder.Key, e.Holder)
+	case e.Unreadable != nil:
+		return fmt.Sprintf("lock %q is held by %s, whose journal cannot be read (%v): check what it did (runbook runs show %s) and undo it by hand if needed, then remove the lock file %s",
+			e.Holder.Key, e.Holder, e.Unreadable, e.Holder.RunID, e.File)
 	}
 	return fmt.Sprintf("lock %q is held by unfinished %s: resume it (runbook resume %s) or roll it back (runbook rollback %s) first",
 		e.Holder.Key, e.Holder, e.Holder.RunID, e.Holder.RunID)
@@ -58,11 +69,12 @@ type localLock struct {
 	path string
 }
 
-// Lock takes key for runID. The lock file is held with flock(2) while the
-// process lives, so a crashed holder's lock is free at once; the file also
-// names the run. A new run is refused while a live process holds the key
-// or while the named run is unfinished; the run itself (resume, rollback)
-// can always take it over once its process is gone.
+// Lock takes key for runID. The lock file is held with an OS lock
+// (flock(2), LockFileEx on Windows) while the process lives, so a crashed
+// holder's lock is free at once; the file also names the run. A new run is
+// refused while a live process holds the key or while the named run is
+// unfinished or its journal unreadable (see LockedError); the run itself
+// (resume, rollback) can always take it over once its process is gone.
 func (s *LocalStore) Lock(key, runID string, who Holder) (Lock, error) {
 	dir := filepath.Join(s.Dir, "locks")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -74,23 +86,42 @@ func (s *LocalStore) Lock(key, runID string, who Holder) (Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		h := readHolder(f)
+	if held, err := tryLock(f); held || err != nil {
+		h, _ := readHolder(f)
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if held {
 			h.Key = key
-			return nil, &LockedError{Holder: h, Live: true}
+			return nil, &LockedError{Holder: h, Live: true, File: path}
 		}
 		return nil, fmt.Errorf("lock %q: %w", key, err)
 	}
-	h := readHolder(f)
+	h, err := readHolder(f)
+	if err != nil {
+		_ = unlock(f)
+		f.Close()
+		return nil, fmt.Errorf("lock %q: the lock file %s is unreadable (%w): remove it once no run holds the key", key, path, err)
+	}
 	if h.RunID != "" && h.RunID != runID {
-		// Is the previous holder still unfinished?
-		if st, err := s.Load(h.RunID); err == nil && st.Unfinished() {
-			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		// Is the previous holder still unfinished? Fail closed: only a run
+		// known finished, or one that never wrote its first record, frees
+		// the key.
+		st, err := s.Load(h.RunID)
+		le := &LockedError{Holder: h, File: path}
+		le.Holder.Key = key
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			le = nil
+		case err != nil:
+			le.Unreadable = err
+		case st.Corrupt != nil:
+			le.Unreadable = st.Corrupt
+		case !st.Unfinished():
+			le = nil
+		}
+		if le != nil {
+			_ = unlock(f)
 			f.Close()
-			h.Key = key
-			return nil, &LockedError{Holder: h, Live: false}
+			return nil, le
 		}
 	}
 	who.RunID = runID
@@ -105,14 +136,17 @@ func (s *LocalStore) Lock(key, runID string, who Holder) (Lock, error) {
 	return &localLock{f: f, path: path}, nil
 }
 
-func readHolder(f *os.File) Holder {
+// readHolder reads the holder f names; an empty file names none.
+func readHolder(f *os.File) (Holder, error) {
 	var h Holder
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return h
+		return h, err
 	}
-	b, _ := io.ReadAll(f)
-	_ = json.Unmarshal(b, &h)
-	return h
+	b, err := io.ReadAll(f)
+	if err != nil || len(b) == 0 {
+		return h, err
+	}
+	return h, json.Unmarshal(b, &h)
 }
 
 func writeHolder(f *os.File, h *Holder) error {
@@ -137,7 +171,7 @@ func (l *localLock) Release(finished bool) error {
 	if finished {
 		err = writeHolder(l.f, nil)
 	}
-	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	_ = unlock(l.f)
 	if cerr := l.f.Close(); err == nil {
 		err = cerr
 	}

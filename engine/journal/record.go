@@ -39,6 +39,11 @@ const (
 	RunRollingBack    = "rolling_back"
 	RunRolledBack     = "rolled_back"
 	RunRollbackFailed = "rollback_failed"
+	// RunCorrupt is a run whose journal is damaged before its last record
+	// (State.Corrupt says where). It is unfinished, so it keeps its lock,
+	// but it can be neither resumed nor rolled back: nothing can tell what
+	// the lost records said.
+	RunCorrupt = "corrupt"
 )
 
 // Finished reports whether a run in this state needs no resume: it can only

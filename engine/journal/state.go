@@ -26,8 +26,13 @@ type State struct {
 	Resumes []*Record             // run_resumed records
 	Started time.Time
 	Updated time.Time // time of the last record
-	// Warning is set when a torn last record was dropped.
+	// Warning is set when a torn last record was dropped, or says why the
+	// journal is corrupt.
 	Warning string
+	// Corrupt is set, and State is RunCorrupt, when the journal is damaged
+	// before its last record: the rest of State is what the records before
+	// the damage say.
+	Corrupt *CorruptError
 	// Seq is the last record's sequence number.
 	Seq int64
 }

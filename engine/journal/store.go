@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,11 +18,13 @@ type Store interface {
 	// meta.ID is set when empty.
 	Create(meta *Meta) (Journal, error)
 	// Open reopens a run for appending (resume, rollback) and returns its
-	// state. A torn last record is dropped (State.Warning says so).
+	// state. A torn last record is dropped (State.Warning says so). A
+	// corrupt run is refused with an error wrapping *CorruptError.
 	Open(id string) (Journal, *State, error)
-	// Load reads a run without writing.
+	// Load reads a run without writing. A run whose journal is damaged is
+	// returned in State RunCorrupt, not as an error (see LocalStore.Load).
 	Load(id string) (*State, error)
-	// List returns every run's id, newest first.
+	// List returns every run's id, newest first, corrupt runs included.
 	List() ([]string, error)
 	// Resolve turns a unique prefix of a run id into the id.
 	Resolve(prefix string) (string, error)
@@ -33,9 +36,12 @@ type Store interface {
 
 // Journal appends records to one run.
 type Journal interface {
-	// Append returns once r is durable.
+	// Append returns once r is durable (written and synced; concurrent
+	// Appends share one sync).
 	Append(r *Record) error
 	// AppendNoWait queues r; the next Append (or Close) makes it durable.
+	// Only for records whose loss in a crash is harmless: never a step's
+	// start, which must be durable before its plugin acts.
 	AppendNoWait(r *Record) error
 	Close() error
 }
@@ -85,12 +91,20 @@ func (s *LocalStore) Create(meta *Meta) (Journal, error) {
 		l.Close()
 		return nil, err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, journalFile)); err != nil {
-		l.Close()
+	// Closed before the rename: Windows renames no open file.
+	if err := l.Close(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, journalFile)
+	if err := os.Rename(tmp, path); err != nil {
 		return nil, err
 	}
 	syncDir(dir)
 	syncDir(filepath.Dir(dir))
+	if l, err = OpenLog(path, 1); err != nil {
+		return nil, err
+	}
+	l.NoSync = s.NoSync
 	return l, nil
 }
 
@@ -101,45 +115,93 @@ func syncDir(dir string) {
 	}
 }
 
-func (s *LocalStore) read(id string) (*State, int64, error) {
+// CorruptError says where and why a run's journal cannot be read: a record
+// before the last is damaged (a torn last record is only a warning), or the
+// journal lacks its first record. Store.Load reports such a run as a State
+// in RunCorrupt with this error in State.Corrupt; Store.Open refuses it with
+// an error wrapping it.
+type CorruptError struct {
+	RunID  string // empty from ReadRecords, which knows no run
+	Offset int64  // byte where the damage starts
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	run := ""
+	if e.RunID != "" {
+		run = "run " + e.RunID + ": "
+	}
+	return fmt.Sprintf("%sjournal corrupt at byte %d: %s", run, e.Offset, e.Reason)
+}
+
+// notFoundError is a run without a journal: it never started (a crash
+// before its first record was written), or its directory was removed.
+type notFoundError struct{ id, dir string }
+
+func (e *notFoundError) Error() string { return fmt.Sprintf("run %s not found in %s", e.id, e.dir) }
+func (e *notFoundError) Unwrap() error { return fs.ErrNotExist }
+
+// read replays run id's journal. A corrupt journal is no error: see Load.
+// validLen is the length of its valid prefix.
+func (s *LocalStore) read(id string) (st *State, validLen int64, err error) {
 	path := filepath.Join(s.runDir(id), journalFile)
 	f, err := os.Open(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, 0, fmt.Errorf("run %s not found in %s", id, s.Dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, &notFoundError{id: id, dir: s.Dir}
 		}
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("run %s: %w", id, err)
 	}
 	defer f.Close()
 	recs, valid, warn, err := ReadRecords(f)
-	if err != nil {
-		return nil, 0, fmt.Errorf("run %s: %w", id, err)
+	var ce *CorruptError
+	if err != nil && !errors.As(err, &ce) {
+		return nil, 0, fmt.Errorf("run %s: read journal: %w", id, err)
 	}
-	if len(recs) == 0 || recs[0].Type != RecRunStarted || recs[0].Meta == nil {
-		return nil, 0, fmt.Errorf("run %s: journal has no run_started record", id)
+	if ce == nil && (len(recs) == 0 || recs[0].Type != RecRunStarted || recs[0].Meta == nil) {
+		ce = &CorruptError{Reason: "the journal has no run_started record"}
 	}
-	st := Replay(recs)
+	st = Replay(recs)
 	st.Warning = warn
+	if ce != nil {
+		ce.RunID = id
+		st.State, st.Corrupt, st.Warning = RunCorrupt, ce, ce.Error()
+		if st.Meta == nil {
+			st.Meta = &Meta{ID: id}
+		}
+	}
 	return st, valid, nil
 }
 
-// Load implements Store.
+// Load implements Store. A run whose journal is damaged before its last
+// record is no error: it is returned in State RunCorrupt, with what the
+// records before the damage say (Meta from its first record, or only the
+// ID when that one is unreadable), the damage in State.Corrupt and
+// State.Warning. Callers that list runs thus show it; it counts as
+// unfinished, so it keeps its lock key. An error means the journal could
+// not be read at all (an I/O error), or the run does not exist (the error
+// then matches fs.ErrNotExist).
 func (s *LocalStore) Load(id string) (*State, error) {
 	st, _, err := s.read(id)
 	return st, err
 }
 
-// Open implements Store. A torn tail is cut off before appending.
+// Open implements Store. A torn tail is cut off before appending. A corrupt
+// run is refused (an error wrapping its *CorruptError, with its State):
+// appending after the damage would bury it.
 func (s *LocalStore) Open(id string) (Journal, *State, error) {
 	st, valid, err := s.read(id)
 	if err != nil {
 		return nil, nil, err
 	}
+	if st.Corrupt != nil {
+		return nil, st, fmt.Errorf("%w: it can be neither resumed nor rolled back; check what it did and undo that by hand", st.Corrupt)
+	}
 	path := filepath.Join(s.runDir(id), journalFile)
 	if fi, err := os.Stat(path); err != nil {
 		return nil, nil, err
 	} else if fi.Size() > valid {
-		// A torn record, or zeros written ahead, left by a crash.
+		// A torn record left by a crash.
 		if err := os.Truncate(path, valid); err != nil {
 			return nil, nil, fmt.Errorf("drop the journal's torn tail: %w", err)
 		}

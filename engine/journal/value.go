@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
-	"sync"
 
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -53,7 +52,7 @@ func EncodeValue(v cty.Value, s *Sealer) (*Value, error) {
 		}
 	}
 	t := plain.Type()
-	tj, err := typeJSON(t)
+	tj, err := ctyjson.MarshalType(t)
 	if err != nil {
 		return nil, err
 	}
@@ -75,14 +74,14 @@ func EncodeValue(v cty.Value, s *Sealer) (*Value, error) {
 			out.Sensitive = append(out.Sensitive, encodePath(sp))
 		}
 		if s != nil {
-			full, err := marshalValue(plain, t)
+			full, err := ctyjson.Marshal(plain, t)
 			if err != nil {
 				return nil, err
 			}
 			out.Sealed = s.Seal(full)
 		}
 	}
-	vj, err := marshalValue(clear, t)
+	vj, err := ctyjson.Marshal(clear, t)
 	if err != nil {
 		return nil, err
 	}
@@ -198,43 +197,4 @@ func (b *Blob) Bytes(s *Sealer) (data []byte, ok bool) {
 		return d, err == nil
 	}
 	return b.Data, true
-}
-
-// typeCache remembers the JSON of the types journaled lately: steps of one
-// action share their input and output types, and cty marshals a type
-// through reflection, which costs more than comparing it.
-var typeCache struct {
-	mu sync.Mutex // guards the fields below
-	ts []cty.Type
-	js []json.RawMessage
-	at int // next slot to replace once full
-}
-
-const typeCacheSize = 32
-
-func typeJSON(t cty.Type) (json.RawMessage, error) {
-	c := &typeCache
-	c.mu.Lock()
-	for i, x := range c.ts {
-		if x.Equals(t) {
-			j := c.js[i]
-			c.mu.Unlock()
-			return j, nil
-		}
-	}
-	c.mu.Unlock()
-	j, err := ctyjson.MarshalType(t)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if len(c.ts) < typeCacheSize {
-		c.ts = append(c.ts, t)
-		c.js = append(c.js, j)
-	} else {
-		c.ts[c.at], c.js[c.at] = t, j
-		c.at = (c.at + 1) % typeCacheSize
-	}
-	c.mu.Unlock()
-	return j, nil
 }
