@@ -244,3 +244,52 @@ func TestConfirmRefused(t *testing.T) {
 		t.Fatal("a refused apply wrote the file")
 	}
 }
+
+func TestCorruptRunIsListedAndNamedInEveryRefusal(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "main.hcl")
+	write(t, main, strings.ReplaceAll(fileRunbook, "POLICY", "abort"))
+	s := newSession(t, dir, nil)
+	apply := func(args ...string) (*Outcome, error) {
+		rb, err := s.Open(vars(append([]string{"dir=" + dir}, args...)...), main)
+		if err != nil {
+			fatal(t, err)
+		}
+		defer rb.Close()
+		return rb.Apply(context.Background(), nil)
+	}
+	out, err := apply("fail=boom")
+	if err != nil || out.Result.State != journal.RunAborted {
+		t.Fatalf("apply = %v, %v", out, err)
+	}
+	// Damage a record in the middle of the journal.
+	path := filepath.Join(out.Journal, "journal.ndjson")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if len(lines) < 4 {
+		t.Fatalf("journal has %d lines", len(lines))
+	}
+	lines[1] = strings.Repeat("#", len(lines[1])-1) + "\n"
+	write(t, path, strings.Join(lines, ""))
+
+	runs, err := s.Runs()
+	if err != nil || len(runs) != 1 || runs[0].State != journal.RunCorrupt {
+		t.Fatalf("Runs = %+v, %v; want the corrupt run listed", runs, err)
+	}
+	for name, try := range map[string]func() error{
+		"apply":    func() error { _, err := apply(); return err },
+		"resume":   func() error { _, err := s.Resume(context.Background(), "", vars()); return err },
+		"rollback": func() error { _, err := s.Rollback(context.Background(), "", vars()); return err },
+	} {
+		err := try()
+		if err == nil || !strings.Contains(err.Error(), out.RunID) {
+			t.Errorf("%s = %v; want a refusal naming %s", name, err, out.RunID)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "conf")); err != nil {
+		t.Errorf("a refused command touched the step's file: %v", err)
+	}
+}
