@@ -26,6 +26,8 @@ type world struct {
 	delay   time.Duration
 	cur     int // attempts running now; guarded by mu
 	maxCur  int // highest cur seen; guarded by mu
+	undoCur int // undos running now; guarded by mu
+	maxUndo int // highest undoCur seen; guarded by mu
 	actCap  int // MaxConcurrency of t.do
 }
 
@@ -110,6 +112,22 @@ func (a *doAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Even
 
 func (a *doAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
 	w := a.w
+	w.mu.Lock()
+	w.undoCur++
+	w.maxUndo = max(w.maxUndo, w.undoCur)
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.undoCur--
+		w.mu.Unlock()
+	}()
+	if w.delay > 0 {
+		select {
+		case <-time.After(w.delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	what := string(req.UndoState)
