@@ -56,8 +56,7 @@ type executor struct {
 	dir      direction
 	steps    map[string]cty.Value // what step.NAME evaluates to
 	queue    []*Instance
-	running  int            // instances holding a parallelism slot
-	inflight int            // instances whose goroutine has not sent its doneMsg yet
+	running  int            // instances dispatched whose doneMsg has not been received
 	caps     map[string]int // capKey -> running count
 	mode     string         // "" | lang.OnFailureRollback | lang.OnFailureAbort
 	failed   bool           // some instance failed (any policy)
@@ -65,12 +64,6 @@ type executor struct {
 	undoBad  bool // rollback: some undo failed or was not run
 	resumed  map[string]*journal.StepState
 	done     chan doneMsg
-	// freed receives an instance whose plugin call succeeded and which now
-	// only waits for its result to be durable: its slot goes to the next
-	// queued instance meanwhile. Buffered, so that the step's goroutine
-	// does not wait for the scheduler; its doneMsg may then be seen first,
-	// which releases the slot too (releaseSlot acts once per dispatch).
-	freed chan *Instance
 	// jobs hands an instance to an idle worker goroutine (unbuffered: a
 	// send succeeds only when a worker waits). quit, closed when Apply or
 	// Rollback returns, ends the idle workers.
@@ -103,7 +96,7 @@ func newExecutor(ctx context.Context, rb *Runbook, opts Options) (*executor, err
 	e := &executor{rb: rb, opts: opts, mask: opts.Mask, sink: opts.Sink,
 		byName: map[string]*node{}, provs: map[string]sdk.Provider{}, graph: graph.New(),
 		steps: map[string]cty.Value{}, caps: map[string]int{}, resumed: map[string]*journal.StepState{},
-		done: make(chan doneMsg, opts.Parallelism), freed: make(chan *Instance, 2*opts.Parallelism),
+		done: make(chan doneMsg, opts.Parallelism),
 		jobs: make(chan job), quit: make(chan struct{})}
 	if e.mask == nil {
 		e.mask = mask.New()

@@ -98,10 +98,9 @@ type Instance struct {
 	undoLost   bool           // the journaled undo state held a secret and could not be read back
 	undoErr    error
 	// Scheduler-owned: the action whose MaxConcurrency (cap, 0 = none)
-	// applies, and whether the parallelism slot was given back.
-	capKey    string
-	cap       int
-	slotFreed bool
+	// applies.
+	capKey string
+	cap    int
 }
 
 // StepError is a step failure as reported to the operator (already masked).

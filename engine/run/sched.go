@@ -66,7 +66,7 @@ func (e *executor) walk(ctx context.Context, g *graph.Graph, d direction) error 
 			e.check(e.readyNode(ctx, n))
 			e.dispatch(ctx)
 		}
-		if e.inflight == 0 {
+		if e.running == 0 {
 			if err := e.stop.err(); err != nil {
 				return err
 			}
@@ -77,15 +77,11 @@ func (e *executor) walk(ctx context.Context, g *graph.Graph, d direction) error 
 			// nothing runs, but never spin.
 			return fmt.Errorf("internal: %d instances queued with nothing running", len(e.queue))
 		}
-		select {
-		case in := <-e.freed:
-			e.releaseSlot(in)
-		case m := <-e.done:
-			e.inflight--
-			e.releaseSlot(m.in)
-			if e.stop.err() == nil {
-				e.check(d.finished(ctx, m.in, m.err))
-			}
+		m := <-e.done
+		e.running--
+		e.caps[m.in.capKey]--
+		if e.stop.err() == nil {
+			e.check(d.finished(ctx, m.in, m.err))
 		}
 	}
 }
@@ -133,8 +129,6 @@ func (e *executor) dispatch(ctx context.Context) {
 		}
 		e.queue = append(e.queue[:i], e.queue[i+1:]...)
 		e.running++
-		e.inflight++
-		in.slotFreed = false
 		e.caps[in.capKey]++
 		j := job{ctx: ctx, in: in, work: e.dir.work}
 		select {
@@ -143,16 +137,6 @@ func (e *executor) dispatch(ctx context.Context) {
 			go e.worker(j)
 		}
 	}
-}
-
-// releaseSlot gives back in's parallelism slot, once.
-func (e *executor) releaseSlot(in *Instance) {
-	if in.slotFreed {
-		return
-	}
-	in.slotFreed = true
-	e.running--
-	e.caps[in.capKey]--
 }
 
 // worker runs j, then whatever the scheduler hands it next, until the

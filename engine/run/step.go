@@ -104,12 +104,11 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			}
 		}
 		if err == nil {
-			// The plugin is done: let the next step use the slot while
-			// this result is made durable (group commit batches them).
-			e.freed <- in
+			// The success is made durable by the next durable record
+			// (group commit): a dependent's start, or the run's end.
 			in.Ended = e.now()
 			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(undo)}
-			if jerr := e.transition(rec, extra{duration: in.Ended.Sub(t0).Milliseconds(), outputs: e.rendered(in.Outputs)}); jerr != nil {
+			if jerr := e.transition(rec, extra{duration: in.Ended.Sub(t0).Milliseconds(), outputs: e.rendered(in.Outputs), queued: true}); jerr != nil {
 				return jerr
 			}
 			in.State = journal.StepSucceeded

@@ -26,10 +26,16 @@ type extra struct {
 	duration int64 // ms
 	delay    int64 // ms
 	outputs  map[string]any
+	// queued: the record need not be durable before transition returns,
+	// because whatever acts on it is journaled durably after it (a
+	// dependent's start, the rollback's start, the run's end): a later
+	// Append makes it durable too. If a crash loses it, the step is in
+	// flight: resume applies it again with the same idempotency key.
+	queued bool
 }
 
 // transition is the one place a state change is made: it journals r
-// durably, then emits the event derived from it. Masking happens once, on
+// (durably unless x.queued), then emits the event derived from it. Masking happens once, on
 // the record, before either is written. After a journal failure it writes
 // nothing and returns that failure.
 func (e *executor) transition(r *journal.Record, x extra) error {
@@ -38,7 +44,11 @@ func (e *executor) transition(r *journal.Record, x extra) error {
 	}
 	e.maskRecord(r)
 	if e.opts.Journal != nil {
-		if err := e.opts.Journal.Append(r); err != nil {
+		write := e.opts.Journal.Append
+		if x.queued {
+			write = e.opts.Journal.AppendNoWait
+		}
+		if err := write(r); err != nil {
 			return e.stop.halt(&JournalError{Err: fmt.Errorf("%s %s: %w", r.Type, r.Step, err)})
 		}
 	}
