@@ -21,7 +21,7 @@ import (
 // node is one step during a walk.
 type node struct {
 	st         *lang.Step
-	dependents []*node // steps that depend on this one (forward graph)
+	dependents []*node // steps that depend on this one (e.graph.Dependents)
 	schema     sdk.ActionSchema
 	undoCap    int // MaxConcurrency of the rollback block's action
 
@@ -150,16 +150,19 @@ func newExecutor(ctx context.Context, rb *Runbook, opts Options) (*executor, err
 	}
 	for _, n := range e.nodes {
 		for _, d := range n.st.Deps {
-			dn, ok := e.byName[d]
-			if !ok {
+			if _, ok := e.byName[d]; !ok {
 				return nil, fmt.Errorf("step %s depends on unknown step %s", n.st.Name, d)
 			}
 			e.graph.AddEdge(n.st.Name, d)
-			dn.dependents = append(dn.dependents, n)
 		}
 	}
 	if cyc := e.graph.Cycles(); len(cyc) > 0 {
 		return nil, &graph.CycleError{Cycles: cyc}
+	}
+	for _, n := range e.nodes {
+		for _, d := range e.graph.Dependents(n.st.Name) {
+			n.dependents = append(n.dependents, e.byName[d])
+		}
 	}
 	if opts.Resume != nil {
 		e.resumed = opts.Resume.Steps

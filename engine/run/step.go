@@ -24,6 +24,7 @@ import (
 func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 	n := e.byName[in.Step.Name]
 	st := n.st
+	defer func() { in.jin = nil }() // only the attempts' start records need it
 	max := 1
 	if st.Retry != nil && st.Retry.Attempts > 1 {
 		max = st.Retry.Attempts
