@@ -345,10 +345,21 @@ func (e *executor) prepare(ctx context.Context, n *node, in *Instance) error {
 	// A value the journal cannot store (an infinity, a value nested too
 	// deep) fails the step before its plugin is called.
 	if in.jin, err = journal.EncodeValue(inputs, e.opts.Sealer); err != nil {
-		return invalid(fmt.Errorf("its inputs cannot be journaled: %w", err))
+		return invalid(fmt.Errorf("its inputs cannot be journaled: %s", clip(err.Error())))
 	}
 	e.queue = append(e.queue, in)
 	return nil
+}
+
+// clip shortens an error message that can be huge (encoding/json repeats
+// itself at every level of a deep value): its start and its end, which
+// says what went wrong.
+func clip(msg string) string {
+	const head, tail = 120, 160
+	if len(msg) <= head+tail+5 {
+		return msg
+	}
+	return msg[:head] + " ... " + msg[len(msg)-tail:]
 }
 
 // reuse keeps a journaled success on resume.

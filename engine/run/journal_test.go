@@ -302,3 +302,16 @@ step "t.do" "inf" {
 	}
 	_ = cty.NilVal
 }
+
+// TestClip: the message of a value too deep to journal is a few lines, not
+// the 225 KB encoding/json makes of it.
+func TestClip(t *testing.T) {
+	long := "json: error calling MarshalJSON: " + strings.Repeat("x", 10000) + ": exceeded max depth"
+	got := clip(long)
+	if len(got) > 300 || !strings.HasSuffix(got, "exceeded max depth") || !strings.HasPrefix(got, "json: error") {
+		t.Errorf("clip = %q (%d bytes)", got, len(got))
+	}
+	if clip("short") != "short" {
+		t.Error("a short message changed")
+	}
+}

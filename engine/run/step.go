@@ -99,7 +99,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			if jout, jerr = journal.EncodeValue(outs, e.opts.Sealer); jerr != nil {
 				// The step acted but its outputs cannot be stored: it
 				// fails (its undo state is journaled for the rollback).
-				err = sdk.Errorf(sdk.KindInvalid, false, "", "its outputs cannot be journaled: %v", jerr)
+				err = sdk.Errorf(sdk.KindInvalid, false, "", "its outputs cannot be journaled: %s", clip(jerr.Error()))
 			} else {
 				in.Outputs = outs
 			}
