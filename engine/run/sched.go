@@ -41,11 +41,13 @@ func (e *executor) walk(ctx context.Context, g *graph.Graph, d direction) error 
 	e.stop.cancel = cancel
 	e.stop.mu.Unlock()
 	e.dir = d
+	for _, n := range e.nodes {
+		n.wait, n.next = 0, nil
+	}
 	var roots []*node
 	for _, name := range g.Nodes() {
 		n := e.byName[name]
 		n.wait = len(g.Deps(name))
-		n.next = n.next[:0]
 		for _, dn := range g.Dependents(name) {
 			n.next = append(n.next, e.byName[dn])
 		}
