@@ -47,7 +47,8 @@ func runGraph(stdout, stderr io.Writer, path, format string, rollback bool) erro
 func writeGraph(w io.Writer, cfg *lang.Config, format string, rollback bool) error {
 	g := cfg.Graph()
 	if rollback {
-		g = cfg.RollbackGraph()
+		// The executor's undo order (graph.Undo), not a copy of it.
+		g = g.Undo(func(n string) bool { return cfg.Steps[n].Rollback != nil })
 	}
 	style := func(n string) graph.Style {
 		s := cfg.Steps[n]

@@ -285,3 +285,35 @@ func (g *Graph) TopoSort() ([]string, error) {
 	}
 	return out, err
 }
+
+// Undo is the undo order of g, the one definition both `runbook graph
+// -rollback` and the executor use: only the nodes for which undoable holds
+// appear, and a node's undo depends on the undo of every undoable node that
+// depended on it in g, directly or through nodes that are not undoable. A
+// node is therefore undone only after everything built on it is.
+func (g *Graph) Undo(undoable func(string) bool) *Graph {
+	u := New()
+	for _, n := range g.nodes {
+		if undoable(n) {
+			u.AddNode(n)
+		}
+	}
+	for _, n := range u.nodes {
+		seen := map[string]bool{}
+		stack := append([]string(nil), g.rdeps[n]...)
+		for len(stack) > 0 {
+			d := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			if u.Has(d) {
+				u.AddEdge(n, d) // undo n after the undo of d
+				continue
+			}
+			stack = append(stack, g.rdeps[d]...)
+		}
+	}
+	return u
+}

@@ -198,3 +198,34 @@ func FuzzGraph(f *testing.F) {
 		g.WriteMermaid(&sb, nil)
 	})
 }
+
+func TestUndo(t *testing.T) {
+	tests := []struct {
+		name     string
+		g        *Graph
+		undoable string // nodes with an undo
+		want     [][]string
+	}{
+		{"chain reversed", build("c>b b>a"), "a b c", [][]string{{"c"}, {"b"}, {"a"}}},
+		{"through a node without undo", build("c>b b>a"), "a c", [][]string{{"c"}, {"a"}}},
+		{"diamond", build("b>a c>a d>b d>c"), "a b c d", [][]string{{"d"}, {"b", "c"}, {"a"}}},
+		{"independent", build("", "x", "y"), "x y", [][]string{{"x", "y"}}},
+		{"none undoable", build("b>a"), "", nil},
+		{"branch without undo", build("b>a c>b d>a"), "a c", [][]string{{"c"}, {"a"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set := map[string]bool{}
+			for _, n := range strings.Fields(tt.undoable) {
+				set[n] = true
+			}
+			got, err := tt.g.Undo(func(n string) bool { return set[n] }).Levels()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("undo levels (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -27,6 +27,7 @@ const (
 	RecUndoStarted    RecType = "undo_started"    // Step
 	RecUndoSucceeded  RecType = "undo_succeeded"  // Step
 	RecUndoFailed     RecType = "undo_failed"     // Step, Error
+	RecUndoCheckpoint RecType = "undo_checkpoint" // Step, Attempt, Checkpoint: sent by a running undo
 )
 
 // Run states.

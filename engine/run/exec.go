@@ -9,6 +9,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbookdev/runbook/engine/event"
+	"github.com/runbookdev/runbook/engine/graph"
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/mask"
@@ -17,22 +18,23 @@ import (
 	"github.com/runbookdev/runbook/internal/ctyx"
 )
 
-// node is one step of the graph during a walk.
+// node is one step during a walk.
 type node struct {
 	st         *lang.Step
-	deps       []*node
-	dependents []*node
+	dependents []*node // steps that depend on this one (e.graph.Dependents)
 	schema     sdk.ActionSchema
-	capKey     string // plugin.action, for MaxConcurrency
+	undoCap    int // MaxConcurrency of the rollback block's action
 
 	// The fields below are only touched by the scheduler goroutine.
-	remaining int  // dependencies not yet terminal (forward walk) / dependents not yet undone (rollback)
-	upFailed  bool // some dependency did not succeed
-	upName    string
-	done      bool // terminal
-	ok        bool // every instance succeeded or was skipped by its condition
-	insts     []*Instance
-	open      int // instances not yet terminal
+	wait     int     // nodes of the walk's graph this one still waits for
+	next     []*node // nodes of the walk's graph that wait for this one
+	upFailed bool    // some dependency did not succeed
+	upName   string
+	blocked  string // rollback: the failed undo that keeps this one from running
+	done     bool   // terminal
+	ok       bool   // every instance succeeded or was skipped by its condition
+	insts    []*Instance
+	open     int // instances not yet terminal in this walk
 }
 
 // executor is one Apply or Rollback.
@@ -46,38 +48,33 @@ type executor struct {
 	showOutputs bool
 	nodes       []*node
 	byName      map[string]*node
+	graph       *graph.Graph            // the step graph (read-only once built)
 	provs       map[string]sdk.Provider // plugin name -> provider, fetched before the walk
+	stop        stopper                 // thread-safe
 
 	// Scheduler state; only the scheduler goroutine touches it.
+	dir      direction
 	steps    map[string]cty.Value // what step.NAME evaluates to
 	queue    []*Instance
-	running  int            // instances holding a parallelism slot
-	inflight int            // instances whose goroutine has not sent its doneMsg yet
+	running  int            // instances dispatched whose doneMsg has not been received
 	caps     map[string]int // capKey -> running count
 	mode     string         // "" | lang.OnFailureRollback | lang.OnFailureAbort
 	failed   bool           // some instance failed (any policy)
 	firstErr error
+	undoBad  bool // rollback: some undo failed or was not run
 	resumed  map[string]*journal.StepState
 	done     chan doneMsg
-	// freed receives an instance whose plugin call succeeded and which now
-	// only waits for its result to be durable: its slot goes to the next
-	// queued instance meanwhile. Buffered, so that the step's goroutine
-	// does not wait for the scheduler; its doneMsg may then be seen first,
-	// which releases the slot too (releaseSlot acts once per dispatch).
-	freed chan *Instance
 	// jobs hands an instance to an idle worker goroutine (unbuffered: a
-	// send succeeds only when a worker waits). Workers outlive one step so
-	// that each step does not grow a fresh goroutine stack again through
-	// the deep plugin-call and value-encoding call chains. quit, closed
-	// when Apply returns, ends the idle workers.
+	// send succeeds only when a worker waits). quit, closed when Apply or
+	// Rollback returns, ends the idle workers.
 	jobs chan job
 	quit chan struct{}
 }
 
 type job struct {
-	ctx context.Context
-	n   *node
-	in  *Instance
+	ctx  context.Context
+	in   *Instance
+	work func(context.Context, *Instance) error
 }
 
 type doneMsg struct {
@@ -92,51 +89,14 @@ func (e *executor) now() time.Time {
 	return time.Now()
 }
 
-func (e *executor) emit(ev event.Event) {
-	ev.V = event.Version
-	if ev.Time.IsZero() {
-		ev.Time = e.now().UTC()
-	}
-	ev.RunID = e.opts.RunID
-	ev.Message = e.mask.Mask(ev.Message)
-	ev.Error = e.mask.Mask(ev.Error)
-	ev.Hint = e.mask.Mask(ev.Hint)
-	e.sink.Emit(ev)
-}
-
-func (e *executor) append(r *journal.Record) error {
-	if e.opts.Journal == nil {
-		return nil
-	}
-	e.maskRecord(r)
-	return e.opts.Journal.Append(r)
-}
-
-// appendNoWait journals a record whose loss in a crash is harmless.
-func (e *executor) appendNoWait(r *journal.Record) error {
-	if e.opts.Journal == nil {
-		return nil
-	}
-	e.maskRecord(r)
-	return e.opts.Journal.AppendNoWait(r)
-}
-
-func (e *executor) maskRecord(r *journal.Record) {
-	if r.Error != nil {
-		r.Error.Message = e.mask.Mask(r.Error.Message)
-		r.Error.Hint = e.mask.Mask(r.Error.Hint)
-	}
-	r.Message = e.mask.Mask(r.Message)
-}
-
 func newExecutor(ctx context.Context, rb *Runbook, opts Options) (*executor, error) {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = 10
 	}
 	e := &executor{rb: rb, opts: opts, mask: opts.Mask, sink: opts.Sink,
-		byName: map[string]*node{}, provs: map[string]sdk.Provider{},
+		byName: map[string]*node{}, provs: map[string]sdk.Provider{}, graph: graph.New(),
 		steps: map[string]cty.Value{}, caps: map[string]int{}, resumed: map[string]*journal.StepState{},
-		done: make(chan doneMsg, opts.Parallelism), freed: make(chan *Instance, 2*opts.Parallelism),
+		done: make(chan doneMsg, opts.Parallelism),
 		jobs: make(chan job), quit: make(chan struct{})}
 	if e.mask == nil {
 		e.mask = mask.New()
@@ -174,23 +134,34 @@ func newExecutor(ctx context.Context, rb *Runbook, opts Options) (*executor, err
 		if !ok {
 			return nil, fmt.Errorf("step %s: plugin %s has no action %s", st.Name, st.Plugin, st.Action)
 		}
+		n := &node{st: st, schema: as}
 		if st.Rollback != nil && !st.Rollback.Native {
-			if _, err := provider(st.Rollback.Plugin); err != nil {
+			rs, err := provider(st.Rollback.Plugin)
+			if err != nil {
 				return nil, fmt.Errorf("rollback of step %s: %w", st.Name, err)
 			}
+			if ra, ok := rs.Action(st.Rollback.Action); ok {
+				n.undoCap = ra.MaxConcurrency
+			}
 		}
-		n := &node{st: st, schema: as, capKey: st.Plugin + "." + st.Action}
 		e.nodes = append(e.nodes, n)
 		e.byName[st.Name] = n
+		e.graph.AddNode(st.Name)
 	}
 	for _, n := range e.nodes {
 		for _, d := range n.st.Deps {
-			dn, ok := e.byName[d]
-			if !ok {
+			if _, ok := e.byName[d]; !ok {
 				return nil, fmt.Errorf("step %s depends on unknown step %s", n.st.Name, d)
 			}
-			n.deps = append(n.deps, dn)
-			dn.dependents = append(dn.dependents, n)
+			e.graph.AddEdge(n.st.Name, d)
+		}
+	}
+	if cyc := e.graph.Cycles(); len(cyc) > 0 {
+		return nil, &graph.CycleError{Cycles: cyc}
+	}
+	for _, n := range e.nodes {
+		for _, d := range e.graph.Dependents(n.st.Name) {
+			n.dependents = append(n.dependents, e.byName[d])
 		}
 	}
 	if opts.Resume != nil {
@@ -203,8 +174,9 @@ func newExecutor(ctx context.Context, rb *Runbook, opts Options) (*executor, err
 // on_failure = "rollback" failed, the undo of everything completed.
 // ctx cancellation (Ctrl-C) stops the run cleanly: running attempts are
 // cancelled and the run is left resumable. The error is only for problems
-// that prevented the run (plugins that cannot start, a journal that cannot
-// be written); step failures are in Result.
+// that prevented the run or stopped it (plugins that cannot start; a
+// journal that cannot be written, a *JournalError, after which the calls in
+// flight were cancelled and waited for); step failures are in Result.
 func Apply(ctx context.Context, rb *Runbook, opts Options) (*Result, error) {
 	start := time.Now()
 	e, err := newExecutor(ctx, rb, opts)
@@ -212,7 +184,7 @@ func Apply(ctx context.Context, rb *Runbook, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer close(e.quit)
-	if err := e.forward(ctx); err != nil {
+	if err := e.walk(ctx, e.graph, e.forward()); err != nil {
 		return nil, err
 	}
 	res := &Result{Err: e.firstErr}
@@ -221,7 +193,7 @@ func Apply(ctx context.Context, rb *Runbook, opts Options) (*Result, error) {
 		res.State = journal.RunInterrupted
 		res.Interrupted = true
 	case e.mode == lang.OnFailureRollback:
-		state, err := e.rollback(ctx, false)
+		state, err := e.rollback(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -249,7 +221,7 @@ func Apply(ctx context.Context, rb *Runbook, opts Options) (*Result, error) {
 		}
 		res.Outputs = outs
 	}
-	if err := e.append(&journal.Record{Type: journal.RecRunState, State: res.State}); err != nil {
+	if err := e.transition(&journal.Record{Type: journal.RecRunState, State: res.State}, extra{}); err != nil {
 		return nil, err
 	}
 	res.Instances = e.instances()
@@ -265,66 +237,22 @@ func (e *executor) instances() []*Instance {
 	return out
 }
 
-// forward is the forward walk. It returns when no instance runs and none
-// can start.
-func (e *executor) forward(ctx context.Context) error {
-	var roots []*node
-	for _, n := range e.nodes {
-		n.remaining = len(n.deps)
-		if n.remaining == 0 {
-			roots = append(roots, n)
-		}
+// forward is the forward walk's direction.
+func (e *executor) forward() direction {
+	return direction{
+		ready:    e.ready,
+		work:     e.applyInstance,
+		finished: e.finished,
+		settle:   e.settle,
+		stopping: e.stopping,
+		// Always steps still start when a step failed (not when
+		// interrupted); the rest stays pending (a resume starts it).
+		keep: func(ctx context.Context, in *Instance) bool { return in.Step.Always && ctx.Err() == nil },
+		drop: func(ctx context.Context, in *Instance) error {
+			in.State = journal.StepPending
+			return e.instDone(ctx, in)
+		},
 	}
-	// ready may finish nodes at once (resume, skips) and ready their
-	// dependents itself, so collect the roots first. They are readied one
-	// at a time while a slot is free: readying evaluates a step's condition
-	// and inputs, and the first of many independent steps should start at
-	// once rather than after every one of them is prepared (1,000 roots
-	// took 25 ms or more). Dependents are readied as their dependencies
-	// finish, so they go before roots not yet readied.
-	for {
-		if err := e.dispatch(ctx); err != nil {
-			return err
-		}
-		for len(roots) > 0 && e.running < e.opts.Parallelism {
-			n := roots[0]
-			roots = roots[1:]
-			if err := e.ready(ctx, n); err != nil {
-				return err
-			}
-			if err := e.dispatch(ctx); err != nil {
-				return err
-			}
-		}
-		if e.inflight == 0 {
-			if len(e.queue) == 0 {
-				return nil
-			}
-			// Only instances blocked by a cap remain: cannot happen while
-			// nothing runs, but never spin.
-			return fmt.Errorf("internal: %d instances queued with nothing running", len(e.queue))
-		}
-		select {
-		case in := <-e.freed:
-			e.releaseSlot(in)
-		case m := <-e.done:
-			e.inflight--
-			e.releaseSlot(m.in)
-			if err := e.finished(ctx, m); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// releaseSlot gives back in's parallelism slot, once.
-func (e *executor) releaseSlot(in *Instance) {
-	if in.slotFreed {
-		return
-	}
-	in.slotFreed = true
-	e.running--
-	e.caps[in.Step.Plugin+"."+in.Step.Action]--
 }
 
 // stopping reports whether new non-always steps must not start.
@@ -343,8 +271,7 @@ func (e *executor) ready(ctx context.Context, n *node) error {
 		in := &Instance{Address: n.st.Name, Step: n.st, State: journal.StepSkipped}
 		n.insts = []*Instance{in}
 		msg := fmt.Sprintf("dependency %s did not succeed", n.upName)
-		e.emit(event.Event{Type: event.StepSkipped, Step: in.Address, Message: msg})
-		if err := e.append(&journal.Record{Type: journal.RecStepSkipped, Step: in.Address, Message: msg}); err != nil {
+		if err := e.transition(&journal.Record{Type: journal.RecStepSkipped, Step: in.Address, Message: msg}, extra{}); err != nil {
 			return err
 		}
 		return e.nodeDone(ctx, n)
@@ -360,7 +287,8 @@ func (e *executor) ready(ctx context.Context, n *node) error {
 		return e.fail(ctx, in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.mask.Mask(err.Error())})
 	}
 	for _, k := range insts {
-		in := &Instance{Address: lang.Address(n.st.Name, k.Key), Step: n.st, Key: k, State: journal.StepPending}
+		in := &Instance{Address: lang.Address(n.st.Name, k.Key), Step: n.st, Key: k, State: journal.StepPending,
+			capKey: n.st.Plugin + "." + n.st.Action, cap: n.schema.MaxConcurrency}
 		n.insts = append(n.insts, in)
 	}
 	n.open = len(n.insts)
@@ -376,7 +304,8 @@ func (e *executor) ready(ctx context.Context, n *node) error {
 }
 
 // prepare decides what to do with a new instance: reuse (resume), skip
-// (condition false), fail (bad inputs) or queue.
+// (condition false), fail (bad inputs, or inputs the journal cannot store)
+// or queue.
 func (e *executor) prepare(ctx context.Context, n *node, in *Instance) error {
 	if js, ok := e.resumed[in.Address]; ok {
 		switch js.State {
@@ -392,27 +321,45 @@ func (e *executor) prepare(ctx context.Context, n *node, in *Instance) error {
 			in.Attempt = js.Attempt
 		}
 	}
+	invalid := func(err error) error {
+		return e.fail(ctx, in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.mask.Mask(err.Error())})
+	}
 	run, err := e.rb.Eval.When(n.st, in.Key, e.steps)
 	if err != nil {
-		return e.fail(ctx, in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.mask.Mask(err.Error())})
+		return invalid(err)
 	}
 	if !run {
 		in.State = journal.StepSkipped
-		e.emit(event.Event{Type: event.StepSkipped, Step: in.Address, Message: "condition is false"})
-		if err := e.append(&journal.Record{Type: journal.RecStepSkipped, Step: in.Address, Message: "condition is false"}); err != nil {
+		if err := e.transition(&journal.Record{Type: journal.RecStepSkipped, Step: in.Address, Message: "condition is false"}, extra{}); err != nil {
 			return err
 		}
 		return e.instDone(ctx, in)
 	}
 	inputs, err := e.rb.Eval.Inputs(n.st, in.Key, e.steps)
 	if err != nil {
-		return e.fail(ctx, in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.mask.Mask(err.Error())})
+		return invalid(err)
 	}
 	inputs = e.taint(inputs)
 	e.mask.AddValue(inputs, lang.MarkSensitive)
 	in.Inputs = inputs
+	// A value the journal cannot store (an infinity, a value nested too
+	// deep) fails the step before its plugin is called.
+	if in.jin, err = journal.EncodeValue(inputs, e.opts.Sealer); err != nil {
+		return invalid(fmt.Errorf("its inputs cannot be journaled: %s", clip(err.Error())))
+	}
 	e.queue = append(e.queue, in)
 	return nil
+}
+
+// clip shortens an error message that can be huge (encoding/json repeats
+// itself at every level of a deep value): its start and its end, which
+// says what went wrong.
+func clip(msg string) string {
+	const head, tail = 120, 160
+	if len(msg) <= head+tail+5 {
+		return msg
+	}
+	return msg[:head] + " ... " + msg[len(msg)-tail:]
 }
 
 // reuse keeps a journaled success on resume.
@@ -442,92 +389,24 @@ func (e *executor) reuse(ctx context.Context, in *Instance, js *journal.StepStat
 	return e.instDone(ctx, in)
 }
 
-// dispatch starts queued instances while slots are free.
-func (e *executor) dispatch(ctx context.Context) error {
-	if e.stopping(ctx) {
-		// Drop what has not started, except always steps (when not
-		// interrupted).
-		keep := e.queue[:0]
-		var dropped []*Instance
-		for _, in := range e.queue {
-			if in.Step.Always && ctx.Err() == nil {
-				keep = append(keep, in)
-			} else {
-				dropped = append(dropped, in)
-			}
-		}
-		e.queue = keep
-		for _, in := range dropped {
-			in.State = journal.StepPending
-			if err := e.instDone(ctx, in); err != nil {
-				return err
-			}
-		}
-	}
-	for i := 0; i < len(e.queue) && e.running < e.opts.Parallelism; {
-		in := e.queue[i]
-		n := e.byName[in.Step.Name]
-		if c := n.schema.MaxConcurrency; c > 0 && e.caps[n.capKey] >= c {
-			i++
-			continue
-		}
-		e.queue = append(e.queue[:i], e.queue[i+1:]...)
-		e.running++
-		e.inflight++
-		in.slotFreed = false
-		e.caps[n.capKey]++
-		in.State = journal.StepRunning
-		j := job{ctx: ctx, n: n, in: in}
-		select {
-		case e.jobs <- j:
-		default:
-			go e.worker(j)
-		}
-	}
-	return nil
-}
-
-// worker runs j, then whatever the scheduler hands it next, until the run
-// ends.
-func (e *executor) worker(j job) {
-	for {
-		err := e.applyInstance(j.ctx, j.n, j.in)
-		e.done <- doneMsg{in: j.in, err: err}
-		select {
-		case j = <-e.jobs:
-		case <-e.quit:
-			return
-		}
-	}
-}
-
 // finished handles an instance whose attempts ended.
-func (e *executor) finished(ctx context.Context, m doneMsg) error {
-	in := m.in
-	var jerr *journalError
-	if errors.As(m.err, &jerr) {
-		return jerr.err
-	}
+func (e *executor) finished(ctx context.Context, in *Instance, err error) error {
 	switch in.State {
-	case journal.StepSucceeded:
-		// (Its outputs' secrets were given to the masker by the step's
-		// goroutine, before they were journaled or shown.)
-		return e.instDone(ctx, in)
-	case journal.StepCancelled:
+	case journal.StepSucceeded, journal.StepCancelled:
+		// (A success's outputs' secrets were given to the masker by the
+		// step's goroutine, before they were journaled or shown.)
 		return e.instDone(ctx, in)
 	}
-	return e.failed2(ctx, in, m.err)
+	return e.failed2(ctx, in, err)
 }
 
 // fail records a failure found by the scheduler (bad inputs, expansion).
 func (e *executor) fail(ctx context.Context, in *Instance, err *StepError) error {
 	in.Attempt++
 	ei := &journal.ErrorInfo{Message: err.Msg, Kind: string(err.Kind)}
-	if jerr := e.append(&journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: in.Attempt, Error: ei}); jerr != nil {
+	if jerr := e.transition(&journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: in.Attempt, Error: ei}, extra{}); jerr != nil {
 		return jerr
 	}
-	in.State = journal.StepFailed
-	e.emit(event.Event{Type: event.StepFailed, Step: in.Address, Attempt: in.Attempt, Error: err.Msg, Kind: string(err.Kind)})
 	return e.failed2(ctx, in, err)
 }
 
@@ -553,18 +432,9 @@ func (e *executor) failed2(ctx context.Context, in *Instance, err error) error {
 	return e.instDone(ctx, in)
 }
 
-// instDone is called once per instance when it is terminal.
-func (e *executor) instDone(ctx context.Context, in *Instance) error {
-	n := e.byName[in.Step.Name]
-	n.open--
-	if n.open > 0 {
-		return nil
-	}
-	return e.nodeDone(ctx, n)
-}
-
-// nodeDone marks n terminal, publishes its value and readies dependents.
-func (e *executor) nodeDone(ctx context.Context, n *node) error {
+// settle marks n terminal, publishes its value and tells its dependents
+// whether it succeeded.
+func (e *executor) settle(ctx context.Context, n *node) {
 	n.done = true
 	n.ok = true
 	for _, in := range n.insts {
@@ -589,14 +459,7 @@ func (e *executor) nodeDone(ctx context.Context, n *node) error {
 			d.upFailed = true
 			d.upName = n.st.Name
 		}
-		d.remaining--
-		if d.remaining == 0 {
-			if err := e.ready(ctx, d); err != nil {
-				return err
-			}
-		}
 	}
-	return nil
 }
 
 // stepValue is what step.NAME evaluates to.
@@ -665,7 +528,3 @@ func (e *executor) taint(v cty.Value) cty.Value {
 	}
 	return out
 }
-
-type journalError struct{ err error }
-
-func (e *journalError) Error() string { return e.err.Error() }

@@ -26,6 +26,8 @@ type world struct {
 	delay   time.Duration
 	cur     int // attempts running now; guarded by mu
 	maxCur  int // highest cur seen; guarded by mu
+	undoCur int // undos running now; guarded by mu
+	maxUndo int // highest undoCur seen; guarded by mu
 	actCap  int // MaxConcurrency of t.do
 }
 
@@ -50,6 +52,29 @@ func (w *world) events() []string {
 	return append([]string(nil), w.log...)
 }
 
+// work takes w.delay (or until ctx is cancelled), counting itself in cur
+// and the highest cur in top (both guarded by w.mu).
+func (w *world) work(ctx context.Context, cur, top *int) error {
+	w.mu.Lock()
+	*cur++
+	*top = max(*top, *cur)
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		*cur--
+		w.mu.Unlock()
+	}()
+	if w.delay <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(w.delay):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // doAction applies effect `id`; rollback = native removes it again.
 type doAction struct{ w *world }
 
@@ -69,23 +94,8 @@ func (a *doAction) Schema() sdk.ActionSchema {
 func (a *doAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
 	id := req.Inputs.GetAttr("id").AsString()
 	w := a.w
-	w.mu.Lock()
-	w.cur++
-	if w.cur > w.maxCur {
-		w.maxCur = w.cur
-	}
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		w.cur--
-		w.mu.Unlock()
-	}()
-	if w.delay > 0 {
-		select {
-		case <-time.After(w.delay):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	if err := w.work(ctx, &w.cur, &w.maxCur); err != nil {
+		return nil, err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -110,6 +120,9 @@ func (a *doAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Even
 
 func (a *doAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
 	w := a.w
+	if err := w.work(ctx, &w.undoCur, &w.maxUndo); err != nil {
+		return err
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	what := string(req.UndoState)

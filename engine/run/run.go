@@ -91,11 +91,16 @@ type Instance struct {
 	Ended   time.Time
 
 	undoState  []byte
-	checkpoint []byte
-	resumeAtt  int  // in-flight attempt to apply again on resume (0 = none)
-	undoLost   bool // the journaled undo state held a secret and could not be read back
-	slotFreed  bool // scheduler-owned: the parallelism slot was given back
+	checkpoint []byte         // last journaled checkpoint of an in-flight attempt
+	jin        *journal.Value // the inputs as journaled
+	undoInputs cty.Value      // inputs of the undo (rollback)
+	resumeAtt  int            // in-flight attempt to apply again on resume (0 = none)
+	undoLost   bool           // the journaled undo state held a secret and could not be read back
 	undoErr    error
+	// Scheduler-owned: the action whose MaxConcurrency (cap, 0 = none)
+	// applies.
+	capKey string
+	cap    int
 }
 
 // StepError is a step failure as reported to the operator (already masked).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -17,13 +16,15 @@ import (
 	"github.com/runbookdev/runbook/internal/ctyx"
 )
 
-// applyInstance runs the attempts of one instance. It runs on its own
+// applyInstance runs the attempts of one instance. It runs on a worker
 // goroutine and touches only in (which the scheduler leaves alone until the
-// done message) and thread-safe parts of e. It journals every attempt.
-// The returned error is a *journalError when the journal failed, or the
-// step's last error.
-func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) error {
+// done message) and thread-safe parts of e. It journals every attempt: the
+// start durably before the plugin is called. The returned error is a
+// *JournalError when the walk stopped, or the step's last error.
+func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
+	n := e.byName[in.Step.Name]
 	st := n.st
+	defer func() { in.jin = nil }() // only the attempts' start records need it
 	max := 1
 	if st.Retry != nil && st.Retry.Attempts > 1 {
 		max = st.Retry.Attempts
@@ -41,20 +42,17 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 			sensPaths = append(sensPaths, p.Path)
 		}
 	}
-	jin, err := journal.EncodeValue(in.Inputs, e.opts.Sealer)
-	if err != nil {
-		return &journalError{fmt.Errorf("journal inputs of %s: %w", in.Address, err)}
-	}
+	action := st.Plugin + "." + st.Action
 	for att := first; ; att++ {
 		in.Attempt = att
+		in.State = journal.StepRunning
 		resumed := in.resumeAtt == att
-		// The attempt's start need not be durable before the plugin is
-		// called: if it is lost in a crash, resume replays the same attempt
-		// number, hence the same idempotency key.
-		if err := e.appendNoWait(&journal.Record{Type: journal.RecAttemptStarted, Step: in.Address, Attempt: att, Inputs: jin}); err != nil {
-			return &journalError{err}
+		// The start is durable before the plugin acts (group commit
+		// batches the starts of steps that begin together), so that a
+		// rollback after a crash knows every step that may have acted.
+		if err := e.transition(&journal.Record{Type: journal.RecAttemptStarted, Step: in.Address, Attempt: att, Inputs: in.jin}, extra{action: action}); err != nil {
+			return err
 		}
-		e.emit(event.Event{Type: event.StepStarted, Step: in.Address, Action: st.Plugin + "." + st.Action, Attempt: att})
 		req := &sdk.ApplyRequest{
 			Inputs:         plain,
 			IdempotencyKey: fmt.Sprintf("%s/%s/%d", e.opts.RunID, in.Address, att),
@@ -69,11 +67,15 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 		}
 		evs := &stepEvents{e: e, addr: in.Address, attempt: att}
 		t0 := e.now()
-		res, err := prov.Apply(actx, st.Action, req, evs)
+		var res *sdk.Result
+		err := e.stop.err()
+		if err == nil {
+			res, err = prov.Apply(actx, st.Action, req, evs)
+		}
 		timedOut := err != nil && actx.Err() == context.DeadlineExceeded && ctx.Err() == nil
 		cancel()
-		if jerr := evs.journalErr(); jerr != nil {
-			return &journalError{jerr}
+		if serr := e.stop.err(); serr != nil {
+			return serr // the journal failed: what the call did cannot be recorded
 		}
 		var undo []byte
 		if res != nil {
@@ -82,6 +84,7 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 		if undo != nil {
 			in.undoState = undo
 		}
+		var jout *journal.Value
 		if err == nil {
 			outs := cty.NilVal
 			if res != nil {
@@ -92,21 +95,24 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 			}
 			outs = e.taint(lang.MarkAttrs(n.schema.Outputs, outs))
 			e.mask.AddValue(outs, lang.MarkSensitive)
-			jout, jerr := journal.EncodeValue(outs, e.opts.Sealer)
-			if jerr != nil {
-				return &journalError{fmt.Errorf("journal outputs of %s: %w", in.Address, jerr)}
+			var jerr error
+			if jout, jerr = journal.EncodeValue(outs, e.opts.Sealer); jerr != nil {
+				// The step acted but its outputs cannot be stored: it
+				// fails (its undo state is journaled for the rollback).
+				err = sdk.Errorf(sdk.KindInvalid, false, "", "its outputs cannot be journaled: %s", clip(jerr.Error()))
+			} else {
+				in.Outputs = outs
 			}
-			// The plugin is done: let the next step use the slot while
-			// this result is made durable (group commit batches them).
-			e.freed <- in
-			if jerr := e.append(&journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(undo)}); jerr != nil {
-				return &journalError{jerr}
-			}
-			in.Outputs = outs
-			in.State = journal.StepSucceeded
+		}
+		if err == nil {
+			// The success is made durable by the next durable record
+			// (group commit): a dependent's start, or the run's end.
 			in.Ended = e.now()
-			e.emit(event.Event{Type: event.StepSucceeded, Step: in.Address, Attempt: att,
-				DurationMS: in.Ended.Sub(t0).Milliseconds(), Outputs: e.rendered(outs)})
+			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(undo)}
+			if jerr := e.transition(rec, extra{duration: in.Ended.Sub(t0).Milliseconds(), outputs: e.rendered(in.Outputs), queued: true}); jerr != nil {
+				return jerr
+			}
+			in.State = journal.StepSucceeded
 			return nil
 		}
 		ce := sdk.Classify(err)
@@ -120,41 +126,34 @@ func (e *executor) applyInstance(ctx context.Context, n *node, in *Instance) err
 		ei := &journal.ErrorInfo{Message: serr.Msg, Kind: string(kind), Hint: serr.Hint, Retryable: retryable}
 		if ctx.Err() != nil {
 			// Interrupted: the attempt stays in flight for resume.
-			if jerr := e.append(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blob(undo)}); jerr != nil {
-				return &journalError{jerr}
-			}
 			in.State = journal.StepCancelled
 			in.Ended = e.now()
-			e.emit(event.Event{Type: event.StepCancelled, Step: in.Address, Attempt: att})
-			return nil
+			return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blob(undo)}, extra{})
 		}
 		again := att < max && (retryable || (st.Retry != nil && st.Retry.AnyError))
 		if again {
 			d := backoff(st.Retry, att-first+1)
 			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo), Message: "retry"}
-			if jerr := e.append(rec); jerr != nil {
-				return &journalError{jerr}
+			if jerr := e.transition(rec, extra{delay: d.Milliseconds()}); jerr != nil {
+				return jerr
 			}
-			e.emit(event.Event{Type: event.StepRetry, Step: in.Address, Attempt: att, Error: serr.Msg, Kind: string(kind), DelayMS: d.Milliseconds()})
 			if err := e.sleep(ctx, d); err != nil {
-				if jerr := e.append(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att}); jerr != nil {
-					return &journalError{jerr}
+				if serr := e.stop.err(); serr != nil {
+					return serr
 				}
 				// The next attempt never started; resume starts it.
 				in.State = journal.StepCancelled
 				in.Ended = e.now()
-				e.emit(event.Event{Type: event.StepCancelled, Step: in.Address, Attempt: att})
-				return nil
+				return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att}, extra{})
 			}
 			continue
 		}
-		if jerr := e.append(&journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo)}); jerr != nil {
-			return &journalError{jerr}
-		}
 		in.State = journal.StepFailed
 		in.Ended = e.now()
-		e.emit(event.Event{Type: event.StepFailed, Step: in.Address, Attempt: att, Error: serr.Msg, Kind: string(kind), Hint: serr.Hint,
-			DurationMS: in.Ended.Sub(in.Started).Milliseconds()})
+		rec := &journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo)}
+		if jerr := e.transition(rec, extra{duration: in.Ended.Sub(in.Started).Milliseconds()}); jerr != nil {
+			return jerr
+		}
 		return serr
 	}
 }
@@ -218,21 +217,12 @@ func backoff(r *lang.Retry, n int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// stepEvents is the sdk.Events handed to one attempt.
+// stepEvents is the sdk.Events handed to one attempt or undo.
 type stepEvents struct {
 	e       *executor
 	addr    string
 	attempt int
 	undo    bool
-
-	mu   sync.Mutex
-	jerr error // journal failure during Checkpoint; guarded by mu
-}
-
-func (s *stepEvents) journalErr() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.jerr
 }
 
 var _ sdk.Events = (*stepEvents)(nil)
@@ -245,18 +235,18 @@ func (s *stepEvents) Progress(cur, total int64, unit string) {
 	s.e.emit(event.Event{Type: event.StepProgress, Step: s.addr, Attempt: s.attempt, Current: cur, Total: total, Unit: unit})
 }
 
+// Checkpoint journals data durably before it returns, during an undo as
+// during an attempt. A journal failure stops the walk (which cancels the
+// call) and is returned to the plugin.
 func (s *stepEvents) Checkpoint(data []byte) error {
+	typ := journal.RecCheckpoint
 	if s.undo {
-		return nil
+		typ = journal.RecUndoCheckpoint
 	}
 	b := append([]byte(nil), data...)
-	if err := s.e.append(&journal.Record{Type: journal.RecCheckpoint, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(b)}); err != nil {
-		s.mu.Lock()
-		s.jerr = err
-		s.mu.Unlock()
+	if err := s.e.transition(&journal.Record{Type: typ, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(b)}, extra{}); err != nil {
 		return fmt.Errorf("journal checkpoint: %w", err)
 	}
-	s.e.emit(event.Event{Type: event.StepCheckpoint, Step: s.addr, Attempt: s.attempt})
 	return nil
 }
 

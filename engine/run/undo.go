@@ -15,8 +15,9 @@ import (
 	"github.com/runbookdev/runbook/sdk"
 )
 
-// needsUndo: the step declares a rollback, and the instance completed, or
-// failed (or was interrupted) leaving partial undo state.
+// needsUndo: the step declares a rollback, and the instance completed,
+// failed (or was interrupted) leaving partial undo state, or was in flight
+// when the run stopped (see inFlightUnknown).
 func needsUndo(in *Instance) bool {
 	if in.Step.Rollback == nil {
 		return false
@@ -24,147 +25,131 @@ func needsUndo(in *Instance) bool {
 	switch in.State {
 	case journal.StepSucceeded, journal.StepUndoFailed, journal.StepUndoing:
 		return true
-	case journal.StepFailed, journal.StepCancelled, journal.StepRunning:
+	case journal.StepRunning:
+		return !in.Step.Rollback.Native || in.undoState != nil || in.checkpoint != nil
+	case journal.StepFailed, journal.StepCancelled:
 		return in.undoState != nil
 	}
 	return false
 }
 
-type undoMsg struct {
-	in *Instance
-	n  *node
+// inFlightUnknown: the journal shows the instance started and never ended
+// (the engine died), and nothing tells its native undo what it did: no
+// undo state from an earlier attempt, no checkpoint.
+func inFlightUnknown(in *Instance) bool {
+	return in.State == journal.StepRunning && in.Step.Rollback != nil && in.Step.Rollback.Native &&
+		in.undoState == nil && in.checkpoint == nil
 }
 
-// rollback undoes every instance that needs it, in reverse dependency
-// order: a step is undone once every step depending on it (directly or
-// not) is undone; independent undos run in parallel within the
-// parallelism cap. An undo failure blocks the undo of what the failed step
-// depends on. It returns the final run state.
-func (e *executor) rollback(ctx context.Context, standalone bool) (string, error) {
-	if err := e.append(&journal.Record{Type: journal.RecRunState, State: journal.RunRollingBack}); err != nil {
+// UnknownOutcomeError is returned by Rollback, before it undoes anything,
+// when steps were in flight when the run stopped and their native undo
+// would have nothing to go on.
+type UnknownOutcomeError struct{ Steps []string }
+
+func (e *UnknownOutcomeError) Error() string {
+	return fmt.Sprintf("cannot roll back: step %s was running when the run stopped and its outcome cannot be known "+
+		"(no undo state or checkpoint was journaled); run `runbook resume` to finish it with the same idempotency key, "+
+		"then roll back", strings.Join(e.Steps, ", "))
+}
+
+// rollback undoes every instance that needs it, in the undo order
+// (graph.Undo of the step graph), through the one scheduler: within the
+// parallelism and each action's MaxConcurrency. An undo failure blocks the
+// undo of what the failed step depends on. It returns the final run state.
+func (e *executor) rollback(ctx context.Context) (string, error) {
+	if err := e.transition(&journal.Record{Type: journal.RecRunState, State: journal.RunRollingBack}, extra{}); err != nil {
 		return "", err
 	}
-	e.emit(event.Event{Type: event.RollbackStarted})
-	blocked := map[*node]string{} // node -> the dependent whose undo failed
-	failed := false
-	var queue []undoMsg
-	running := 0
-	done := make(chan undoMsg, e.opts.Parallelism)
-	open := map[*node]int{}
-	var readyNode func(n *node) error
-	var nodeUndone func(n *node) error
-	nodeUndone = func(n *node) error {
-		bad := blocked[n]
-		for _, in := range n.insts {
-			if in.State == journal.StepUndoFailed {
-				bad = n.st.Name
-			}
-		}
-		for _, d := range n.deps {
-			if bad != "" {
-				if _, ok := blocked[d]; !ok {
-					blocked[d] = bad
-				}
-			}
-			d.remaining--
-			if d.remaining == 0 {
-				if err := readyNode(d); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+	e.undoBad = false
+	g := e.graph.Undo(func(name string) bool { return e.byName[name].st.Rollback != nil })
+	if err := e.walk(ctx, g, e.backward()); err != nil {
+		return "", err
 	}
-	readyNode = func(n *node) error {
-		var todo []*Instance
-		for _, in := range n.insts {
-			if needsUndo(in) {
-				todo = append(todo, in)
-			}
-		}
-		if len(todo) == 0 {
-			return nodeUndone(n)
-		}
-		if by, ok := blocked[n]; ok {
-			for _, in := range todo {
-				failed = true
-				e.emit(event.Event{Type: event.UndoSkipped, Step: in.Address, Message: fmt.Sprintf("not undone: the undo of %s, which depends on it, failed", by)})
-			}
-			return nodeUndone(n)
-		}
-		if ctx.Err() != nil {
-			failed = true
-			return nodeUndone(n)
-		}
-		open[n] = len(todo)
-		for _, in := range todo {
-			queue = append(queue, undoMsg{in: in, n: n})
-		}
-		return nil
-	}
-	var leaves []*node
-	for _, n := range e.nodes {
-		n.remaining = len(n.dependents)
-		if n.remaining == 0 {
-			leaves = append(leaves, n)
-		}
-	}
-	for _, n := range leaves {
-		if err := readyNode(n); err != nil {
-			return "", err
-		}
-	}
-	for {
-		for len(queue) > 0 && running < e.opts.Parallelism {
-			m := queue[0]
-			queue = queue[1:]
-			if ctx.Err() != nil {
-				failed = true
-				m.in.undoErr = ctx.Err()
-				open[m.n]--
-				if open[m.n] == 0 {
-					if err := nodeUndone(m.n); err != nil {
-						return "", err
-					}
-				}
-				continue
-			}
-			inputs, err := e.undoInputs(m.n, m.in)
-			running++
-			go func(m undoMsg, inputs cty.Value, ierr error) {
-				if ierr == nil {
-					ierr = e.undoInstance(ctx, m.n, m.in, inputs)
-				} else {
-					ierr = e.undoFailed(m.in, &StepError{Address: m.in.Address, Kind: sdk.KindInvalid, Msg: e.mask.Mask(ierr.Error())})
-				}
-				if je, ok := ierr.(*journalError); ok {
-					m.in.undoErr = je
-				}
-				done <- m
-			}(m, inputs, err)
-		}
-		if running == 0 {
-			break
-		}
-		m := <-done
-		running--
-		if je, ok := m.in.undoErr.(*journalError); ok {
-			return "", je.err
-		}
-		if m.in.State != journal.StepUndone {
-			failed = true
-		}
-		open[m.n]--
-		if open[m.n] == 0 {
-			if err := nodeUndone(m.n); err != nil {
-				return "", err
-			}
-		}
-	}
-	if failed || ctx.Err() != nil {
+	if e.undoBad || ctx.Err() != nil {
 		return journal.RunRollbackFailed, nil
 	}
 	return journal.RunRolledBack, nil
+}
+
+// backward is the rollback's direction.
+func (e *executor) backward() direction {
+	return direction{
+		ready:    e.readyUndo,
+		work:     e.undoInstance,
+		finished: e.undoFinished,
+		settle: func(_ context.Context, n *node) {
+			bad := n.blocked
+			for _, in := range n.insts {
+				if in.State == journal.StepUndoFailed {
+					bad = n.st.Name
+				}
+			}
+			for _, m := range n.next {
+				if bad != "" && m.blocked == "" {
+					m.blocked = bad
+				}
+			}
+		},
+		stopping: func(ctx context.Context) bool { return ctx.Err() != nil },
+		keep:     func(context.Context, *Instance) bool { return false },
+		drop: func(ctx context.Context, in *Instance) error {
+			e.undoBad = true
+			in.undoErr = ctx.Err()
+			return e.instDone(ctx, in)
+		},
+	}
+}
+
+// readyUndo queues the undos of n's instances that need one.
+func (e *executor) readyUndo(ctx context.Context, n *node) error {
+	var todo []*Instance
+	for _, in := range n.insts {
+		if needsUndo(in) {
+			todo = append(todo, in)
+		}
+	}
+	if len(todo) == 0 {
+		return e.nodeDone(ctx, n)
+	}
+	if n.blocked != "" {
+		for _, in := range todo {
+			e.undoBad = true
+			e.emit(event.Event{Type: event.UndoSkipped, Step: in.Address, Message: fmt.Sprintf("not undone: the undo of %s, which depends on it, failed", n.blocked)})
+		}
+		return e.nodeDone(ctx, n)
+	}
+	if ctx.Err() != nil {
+		e.undoBad = true
+		return e.nodeDone(ctx, n)
+	}
+	n.open = len(todo)
+	for _, in := range todo {
+		in.capKey, in.cap = n.st.Plugin+"."+n.st.Action, n.schema.MaxConcurrency
+		if !n.st.Rollback.Native {
+			in.capKey, in.cap = n.st.Rollback.Plugin+"."+n.st.Rollback.Action, n.undoCap
+		}
+		v, err := e.undoInputs(n, in)
+		if err != nil {
+			if jerr := e.undoFailed(in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.mask.Mask(err.Error())}); jerr != nil {
+				return jerr
+			}
+			if err := e.undoFinished(ctx, in, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		in.undoInputs = v
+		e.queue = append(e.queue, in)
+	}
+	return nil
+}
+
+// undoFinished handles an instance whose undo ended.
+func (e *executor) undoFinished(ctx context.Context, in *Instance, _ error) error {
+	if in.State != journal.StepUndone {
+		e.undoBad = true
+	}
+	return e.instDone(ctx, in)
 }
 
 // undoInputs evaluates the inputs of the undo: the step's own inputs for a
@@ -193,26 +178,25 @@ func (e *executor) undoInputs(n *node, in *Instance) (cty.Value, error) {
 func (e *executor) undoFailed(in *Instance, serr *StepError) error {
 	in.State = journal.StepUndoFailed
 	in.undoErr = serr
-	if err := e.append(&journal.Record{Type: journal.RecUndoFailed, Step: in.Address, Error: &journal.ErrorInfo{Message: serr.Msg, Kind: string(serr.Kind), Hint: serr.Hint}}); err != nil {
-		return &journalError{err}
-	}
-	e.emit(event.Event{Type: event.UndoFailed, Step: in.Address, Error: serr.Msg, Kind: string(serr.Kind), Hint: serr.Hint})
-	return nil
+	ei := &journal.ErrorInfo{Message: serr.Msg, Kind: string(serr.Kind), Hint: serr.Hint}
+	return e.transition(&journal.Record{Type: journal.RecUndoFailed, Step: in.Address, Error: ei}, extra{})
 }
 
 // undoInstance runs the undo of one instance with the step's retry and
-// timeout. It runs on its own goroutine.
-func (e *executor) undoInstance(ctx context.Context, n *node, in *Instance, inputs cty.Value) error {
-	st := n.st
-	if err := e.append(&journal.Record{Type: journal.RecUndoStarted, Step: in.Address}); err != nil {
-		return &journalError{err}
+// timeout, on a worker goroutine. The returned error is a *JournalError
+// when the walk stopped.
+func (e *executor) undoInstance(ctx context.Context, in *Instance) error {
+	st := in.Step
+	inFlight := in.State == journal.StepRunning
+	if err := e.transition(&journal.Record{Type: journal.RecUndoStarted, Step: in.Address}, extra{}); err != nil {
+		return err
 	}
-	e.emit(event.Event{Type: event.UndoStarted, Step: in.Address})
+	in.State = journal.StepUndoing
 	max := 1
 	if st.Retry != nil && st.Retry.Attempts > 1 {
 		max = st.Retry.Attempts
 	}
-	plain, pvm := inputs.UnmarkDeepWithPaths()
+	plain, pvm := in.undoInputs.UnmarkDeepWithPaths()
 	var sens []cty.Path
 	for _, p := range pvm {
 		if _, ok := p.Marks[lang.MarkSensitive]; ok {
@@ -233,20 +217,25 @@ func (e *executor) undoInstance(ctx context.Context, n *node, in *Instance, inpu
 		if st.Timeout > 0 {
 			actx, cancel = context.WithTimeout(ctx, st.Timeout)
 		}
-		var err error
-		if st.Rollback.Native {
-			err = e.provs[st.Plugin].Undo(actx, st.Action, &sdk.UndoRequest{Inputs: plain, Outputs: outs, UndoState: in.undoState, IdempotencyKey: key}, evs)
-		} else {
+		err := e.stop.err()
+		if err == nil && st.Rollback.Native {
+			req := &sdk.UndoRequest{Inputs: plain, Outputs: outs, UndoState: in.undoState, IdempotencyKey: key}
+			if inFlight {
+				// What the interrupted attempt checkpointed tells the
+				// undo how far it got.
+				req.Checkpoint = in.checkpoint
+			}
+			err = e.provs[st.Plugin].Undo(actx, st.Action, req, evs)
+		} else if err == nil {
 			_, err = e.provs[st.Rollback.Plugin].Apply(actx, st.Rollback.Action, &sdk.ApplyRequest{Inputs: plain, IdempotencyKey: key, Sensitive: sens}, evs)
 		}
 		cancel()
+		if serr := e.stop.err(); serr != nil {
+			return serr
+		}
 		if err == nil {
-			if jerr := e.append(&journal.Record{Type: journal.RecUndoSucceeded, Step: in.Address}); jerr != nil {
-				return &journalError{jerr}
-			}
 			in.State = journal.StepUndone
-			e.emit(event.Event{Type: event.UndoSucceeded, Step: in.Address, DurationMS: e.now().Sub(t0).Milliseconds()})
-			return nil
+			return e.transition(&journal.Record{Type: journal.RecUndoSucceeded, Step: in.Address}, extra{duration: e.now().Sub(t0).Milliseconds()})
 		}
 		ce := sdk.Classify(err)
 		serr := &StepError{Address: in.Address, Kind: ce.Kind, Hint: e.mask.Mask(ce.Hint), Msg: e.mask.Mask(errText(ce))}
@@ -262,9 +251,12 @@ func (e *executor) undoInstance(ctx context.Context, n *node, in *Instance, inpu
 }
 
 // Rollback undoes a run from its journal: every instance that completed
-// (or failed with partial undo state, or whose undo failed before) and
-// is not undone yet, in reverse dependency order. rb must be the runbook
-// the run was made from (for rollback blocks and dependencies).
+// (or failed with partial undo state, or whose undo failed before, or that
+// was in flight when the run stopped) and is not undone yet, in the undo
+// order. rb must be the runbook the run was made from (for rollback blocks
+// and dependencies). It returns an *UnknownOutcomeError, undoing nothing,
+// when an in-flight step's native undo would have nothing to go on, and a
+// *JournalError when the journal failed.
 func Rollback(ctx context.Context, rb *Runbook, opts Options, state *journal.State) (*Result, error) {
 	start := time.Now()
 	opts.Resume = nil
@@ -272,14 +264,28 @@ func Rollback(ctx context.Context, rb *Runbook, opts Options, state *journal.Sta
 	if err != nil {
 		return nil, err
 	}
+	defer close(e.quit)
 	if err := e.loadInstances(state); err != nil {
 		return nil, err
 	}
-	st, err := e.rollback(ctx, true)
+	var unknown []string
+	for _, in := range e.instances() {
+		switch {
+		case inFlightUnknown(in):
+			unknown = append(unknown, in.Address)
+		case in.State == journal.StepRunning && in.Step.Rollback == nil:
+			e.emit(event.Event{Type: event.Warning, Step: in.Address,
+				Message: "it was running when the run stopped and declares no rollback: whatever it did stays"})
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, &UnknownOutcomeError{Steps: unknown}
+	}
+	st, err := e.rollback(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.append(&journal.Record{Type: journal.RecRunState, State: st}); err != nil {
+	if err := e.transition(&journal.Record{Type: journal.RecRunState, State: st}, extra{}); err != nil {
 		return nil, err
 	}
 	res := &Result{State: st, Instances: e.instances(), Interrupted: ctx.Err() != nil, Duration: time.Since(start)}
@@ -295,7 +301,7 @@ func Rollback(ctx context.Context, rb *Runbook, opts Options, state *journal.Sta
 // dependency order so that for_each expansions and rollback inputs see
 // their dependencies' journaled values.
 func (e *executor) loadInstances(state *journal.State) error {
-	order, err := topo(e.nodes)
+	order, err := e.graph.TopoSort()
 	if err != nil {
 		return err
 	}
@@ -307,7 +313,8 @@ func (e *executor) loadInstances(state *journal.State) error {
 		}
 		byStep[name] = append(byStep[name], state.Steps[addr])
 	}
-	for _, n := range order {
+	for _, name := range order {
+		n := e.byName[name]
 		var keys map[string]lang.Instance
 		if n.st.ForEach != nil {
 			if insts, known, err := e.rb.Eval.Expand(n.st, e.steps); err == nil && known {
@@ -335,6 +342,9 @@ func (e *executor) loadInstances(state *journal.State) error {
 			var ok bool
 			in.undoState, ok = js.UndoState.Bytes(e.opts.Sealer)
 			in.undoLost = !ok
+			if js.State == journal.StepRunning {
+				in.checkpoint, _ = js.Checkpoint.Bytes(e.opts.Sealer)
+			}
 			n.insts = append(n.insts, in)
 		}
 		e.steps[n.st.Name] = e.stepValue(n)
@@ -365,31 +375,4 @@ func parseKey(name, addr string) lang.Instance {
 		return lang.Instance{Key: v, Value: v}
 	}
 	return lang.Instance{Key: cty.NilVal, Value: cty.NilVal}
-}
-
-// topo orders nodes so that dependencies come first.
-func topo(nodes []*node) ([]*node, error) {
-	rem := map[*node]int{}
-	var q, out []*node
-	for _, n := range nodes {
-		rem[n] = len(n.deps)
-		if rem[n] == 0 {
-			q = append(q, n)
-		}
-	}
-	for len(q) > 0 {
-		n := q[0]
-		q = q[1:]
-		out = append(out, n)
-		for _, d := range n.dependents {
-			rem[d]--
-			if rem[d] == 0 {
-				q = append(q, d)
-			}
-		}
-	}
-	if len(out) != len(nodes) {
-		return nil, fmt.Errorf("steps form a cycle")
-	}
-	return out, nil
 }

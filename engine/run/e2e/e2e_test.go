@@ -1,5 +1,6 @@
-// Package e2e runs the runbook binary (built once, with the ledger test
-// plugin) through crashes, secrets and locks.
+// Package e2e runs the runbook binary (built once) and the ledger test
+// plugin (built once as the external plugin runbook-plugin-ledger) through
+// crashes, secrets and locks.
 package e2e
 
 import (
@@ -19,9 +20,14 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/pluginhost"
 )
 
-var bin string
+var (
+	bin       string // the runbook binary
+	ledgerBin string // runbook-plugin-ledger
+	ledgerSum string // its sha256, as the lock file pins it
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "runbook-e2e")
@@ -30,9 +36,16 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "runbook")
-	out, err := exec.Command("go", "build", "-tags", "runbooktest", "-o", bin, "../../../cmd/runbook").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build runbook: %v\n%s", err, out)
+	ledgerBin = filepath.Join(dir, "runbook-plugin-ledger")
+	for _, b := range [][2]string{{bin, "../../../cmd/runbook"}, {ledgerBin, "../../../internal/ledger/runbook-plugin-ledger"}} {
+		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b[1], err, out)
+			os.Exit(1)
+		}
+	}
+	if ledgerSum, err = pluginhost.FileSHA256(ledgerBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -68,6 +81,14 @@ func write(t *testing.T, path, s string) {
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeLedgerRunbook writes src as dir/main.hcl with a plugin block naming
+// the ledger test plugin, and the lock file pinning its sha256.
+func writeLedgerRunbook(t *testing.T, dir, src string) {
+	t.Helper()
+	write(t, filepath.Join(dir, "main.hcl"), src+fmt.Sprintf("\nplugin \"ledger\" {\n  source = %q\n}\n", ledgerBin))
+	write(t, filepath.Join(dir, pluginhost.LockFileName), fmt.Sprintf("plugin \"ledger\" {\n  sha256 = %q\n}\n", ledgerSum))
 }
 
 const crashRunbook = `
@@ -198,7 +219,7 @@ func TestCrashResume(t *testing.T) {
 	}
 	// Measure one clean run to choose kill points.
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "main.hcl"), crashRunbook)
+	writeLedgerRunbook(t, dir, crashRunbook)
 	t0 := time.Now()
 	if r := runbook(t, dir, nil, "apply", "-auto-approve", "-var", "ledger="+filepath.Join(dir, "ledger"), "main.hcl"); r.code != 0 {
 		t.Fatalf("clean run: %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -237,7 +258,7 @@ func TestCrashResume(t *testing.T) {
 func crashTrial(t *testing.T, i int, full time.Duration, rng *rand.Rand) (kills int) {
 	dir := t.TempDir()
 	ledger := filepath.Join(dir, "ledger")
-	write(t, filepath.Join(dir, "main.hcl"), crashRunbook)
+	writeLedgerRunbook(t, dir, crashRunbook)
 	// Kill once k effects are applied (k = 0: at a random point of the
 	// start), plus a few random milliseconds: crash points spread over the
 	// whole run, between and inside steps.
@@ -378,7 +399,7 @@ func TestCanary(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			write(t, filepath.Join(dir, "main.hcl"), canaryRunbook)
+			writeLedgerRunbook(t, dir, canaryRunbook)
 			// The ledger (written by the plugin, not by runbook) lives elsewhere.
 			ledger := filepath.Join(t.TempDir(), "ledger")
 			args := append([]string{"apply", "-auto-approve", "-var", "token=" + canary, "-var", "ledger=" + ledger}, tc.args...)

@@ -1,9 +1,10 @@
-// Package testplugin is a plugin for the executor's end-to-end tests: its
+// Package ledger is a plugin for the engine's end-to-end tests: its
 // "apply" action applies an effect at most once per idempotency key, by
 // keeping a ledger file, so that tests can prove that a crashed and
-// resumed run never applies an effect twice. It is compiled into the
-// runbook binary only with the build tag runbooktest.
-package testplugin
+// resumed run never applies an effect twice, and that a rollback undoes
+// what a crashed run left. It is served by the runbook-plugin-ledger
+// command, which only tests build.
+package ledger
 
 import (
 	"bufio"
@@ -11,7 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -21,15 +22,16 @@ import (
 
 // New returns the "ledger" plugin.
 func New() *sdk.Plugin {
-	return &sdk.Plugin{Name: "ledger", Version: "0.0.1", Actions: []sdk.Action{&applyAction{}}}
+	return &sdk.Plugin{Name: "ledger", Version: "0.0.2", Actions: []sdk.Action{&applyAction{}}}
 }
 
 type applyAction struct{}
 
 func (*applyAction) Schema() sdk.ActionSchema {
 	return sdk.ActionSchema{
-		Name:        "apply",
-		Description: "Append `id` to the ledger file once per idempotency key.",
+		Name: "apply",
+		Description: "Append `id` to the ledger file once per idempotency key. It checkpoints the key " +
+			"before acting, so that the undo of a step interrupted mid-way knows what to look for.",
 		Inputs: []sdk.Attribute{
 			{Name: "ledger", Type: cty.String, Required: true},
 			{Name: "id", Type: cty.String, Required: true},
@@ -58,23 +60,41 @@ func sleep(ctx context.Context, ms *int64) error {
 	}
 }
 
-// record appends "<key>\t<id>" unless key is already in the ledger.
-func record(path, key, line string) (dup bool, err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
+// mu serializes the ledger's read-and-append: one plugin process serves
+// every step of a run.
+var mu sync.Mutex
+
+// has reports whether key is in the ledger; record appends "<key>\t<line>"
+// unless key is already there.
+func has(path, key string) (bool, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return false, err
-	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if k, _, _ := strings.Cut(sc.Text(), "\t"); k == key {
 			return true, nil
 		}
 	}
+	return false, sc.Err()
+}
+
+func record(path, key, line string) (dup bool, err error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if dup, err := has(path, key); dup || err != nil {
+		return dup, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
 	if _, err := f.WriteString(key + "\t" + line + "\n"); err != nil {
 		return false, err
 	}
@@ -86,6 +106,10 @@ func (*applyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 	if err := sdk.Decode(req.Inputs, &x); err != nil {
 		return nil, err
 	}
+	// What the undo of an interrupted attempt looks for.
+	if err := ev.Checkpoint([]byte(req.IdempotencyKey)); err != nil {
+		return nil, err
+	}
 	if err := sleep(ctx, x.SleepMS); err != nil {
 		return nil, err
 	}
@@ -95,20 +119,36 @@ func (*applyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
+	undo := []byte(req.IdempotencyKey)
 	if err := sleep(ctx, x.SleepMS); err != nil {
-		return &sdk.Result{UndoState: []byte(x.ID)}, err
+		return &sdk.Result{UndoState: undo}, err
 	}
 	return &sdk.Result{
 		Outputs:   cty.ObjectVal(map[string]cty.Value{"id": cty.StringVal(x.ID), "deduplicated": cty.BoolVal(dup)}),
-		UndoState: []byte(x.ID),
+		UndoState: undo,
 	}, nil
 }
 
+// Undo appends "undo <id>" when the apply it undoes (named by the undo
+// state, or by the checkpoint of an interrupted attempt) is in the ledger.
 func (*applyAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
 	var x in
 	if err := sdk.Decode(req.Inputs, &x); err != nil {
 		return err
 	}
-	_, err := record(x.Ledger, req.IdempotencyKey, "undo "+x.ID)
+	key := string(req.UndoState)
+	if key == "" {
+		key = string(req.Checkpoint)
+	}
+	if key == "" {
+		return fmt.Errorf("ledger: nothing says what to undo")
+	}
+	mu.Lock()
+	applied, err := has(x.Ledger, key)
+	mu.Unlock()
+	if err != nil || !applied {
+		return err
+	}
+	_, err = record(x.Ledger, req.IdempotencyKey, "undo "+x.ID)
 	return err
 }
