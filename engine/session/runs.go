@@ -139,7 +139,10 @@ func (s *Session) execute(ctx context.Context, store journal.Store, stateDir str
 		out.Result, err = run.Apply(ctx, run.FromConfig(scope), opts)
 	}
 	if err != nil {
-		return nil, s.errorf("%v", err)
+		// A *run.JournalError leaves the run running with its lock held
+		// (the deferred release keeps the key); a *run.UnknownOutcomeError
+		// journaled nothing. Both say what to do; the caller masks them.
+		return nil, err
 	}
 	s.emitFinished(out)
 	return out, nil

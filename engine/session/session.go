@@ -8,7 +8,6 @@ package session
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/user"
@@ -147,10 +146,4 @@ func (s *Session) emit(ev event.Event) {
 		ev.Time = time.Now().UTC()
 	}
 	s.sink.Emit(ev)
-}
-
-// errorf wraps an error with context, masked: errors leave the session
-// without secrets in them.
-func (s *Session) errorf(format string, args ...any) error {
-	return errors.New(s.mask.Mask(fmt.Sprintf(format, args...)))
 }
