@@ -10,6 +10,7 @@ import (
 
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/pluginhost"
+	"github.com/runbookdev/runbook/plugins/builtin"
 )
 
 // openHost builds the plugin host for a loaded runbook: the lock file beside
@@ -23,10 +24,11 @@ func openHost(cfg *lang.Config, stateDir string, stderr io.Writer) (*pluginhost.
 		return nil, err
 	}
 	opts := pluginhost.Options{
-		Lock:    lock,
-		Stderr:  stderr,
-		Sources: pluginSources(cfg, dir),
-		Dirs:    []string{filepath.Join(dir, ".runbook", "plugins")},
+		Builtins: builtin.All(),
+		Lock:     lock,
+		Stderr:   stderr,
+		Sources:  pluginSources(cfg, dir),
+		Dirs:     []string{filepath.Join(dir, ".runbook", "plugins")},
 	}
 	if stateDir != "" {
 		abs, err := filepath.Abs(stateDir)

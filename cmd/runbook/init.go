@@ -65,6 +65,7 @@ func runInit(ctx context.Context, stdout, stderr io.Writer, path string, upgrade
 	}
 	sources := pluginSources(cfg, dir)
 	h := pluginhost.New(pluginhost.Options{
+		Builtins:      builtin.All(),
 		Sources:       sources,
 		Dirs:          []string{filepath.Join(dir, ".runbook", "plugins")},
 		AllowUnlocked: true,

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"github.com/runbookdev/runbook/plugins/builtin"
 	"strings"
 	"testing"
 
@@ -11,7 +12,7 @@ import (
 // A builtin's action schemas come from this binary's own copy: checking a
 // runbook does not wait for (or even need) the plugin's process.
 func TestBuiltinSchemaWithoutProcess(t *testing.T) {
-	h := New(Options{SelfExe: "/nonexistent/runbook"})
+	h := New(Options{Builtins: builtin.All(), SelfExe: "/nonexistent/runbook"})
 	defer h.Close()
 	a, ok, err := h.ActionSchema("core", "noop")
 	if err != nil || !ok {
@@ -35,7 +36,7 @@ func TestBuiltinSchemaWithoutProcess(t *testing.T) {
 
 // A builtin replaced by an explicit source is asked, not assumed.
 func TestReplacedBuiltinSchemaAsksTheProcess(t *testing.T) {
-	h := New(Options{SelfExe: testPlugin, Sources: map[string]string{"core": "/nonexistent/runbook-plugin-core"}, AllowUnlocked: true})
+	h := New(Options{Builtins: builtin.All(), SelfExe: testPlugin, Sources: map[string]string{"core": "/nonexistent/runbook-plugin-core"}, AllowUnlocked: true})
 	defer h.Close()
 	if _, _, err := h.ActionSchema("core", "noop"); err == nil {
 		t.Error("ActionSchema(core) answered from the builtin although its source is replaced")
@@ -62,5 +63,19 @@ func TestSameSchema(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// The engine knows no plugin of its own: a host given no Builtins has none.
+func TestNoBuiltinsGiven(t *testing.T) {
+	h := New(Options{Dirs: []string{t.TempDir()}})
+	defer h.Close()
+	for _, n := range h.Names() {
+		if n == "core" {
+			t.Fatalf("Names() = %v; a host without Builtins lists core", h.Names())
+		}
+	}
+	if _, ok, err := h.ActionSchema("core", "noop"); ok || err == nil {
+		t.Errorf("ActionSchema(core, noop) = %v, %v; want not found", ok, err)
 	}
 }

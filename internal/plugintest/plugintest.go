@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/runbookdev/runbook/internal/pluginwire"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -24,13 +25,11 @@ func New() *sdk.Plugin {
 
 // EchoSchema has an input and an output of every kind of cty type.
 var EchoSchema = sdk.ActionSchema{
-	Name:        "echo",
-	Description: "Returns its inputs as outputs.",
-	Inputs:      echoAttrs(true),
-	Outputs:     echoAttrs(false),
-	Capabilities: sdk.Capabilities{
-		ReadOnly: true, Idempotent: true, SupportsPlan: true,
-	},
+	Name:           "echo",
+	Description:    "Returns its inputs as outputs.",
+	Inputs:         echoAttrs(true),
+	Outputs:        echoAttrs(false),
+	Capabilities:   sdk.Capabilities{ReadOnly: true, Idempotent: true},
 	MaxConcurrency: 3,
 }
 
@@ -73,10 +72,12 @@ func (*echo) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*
 	out := cty.ObjectVal(vals)
 	// Mark the secret output so marks are seen crossing back.
 	if s := out.GetAttr("secret"); !s.IsNull() {
-		out = sdk.MarkPaths(out, []cty.Path{cty.GetAttrPath("secret")})
+		out = pluginwire.MarkPaths(out, []cty.Path{cty.GetAttrPath("secret")})
 	}
 	return &sdk.Result{Outputs: out}, nil
 }
+
+var _ sdk.Planner = (*echo)(nil)
 
 // Plan reports which inputs are unknown.
 func (*echo) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
@@ -210,10 +211,9 @@ var _ sdk.Undoer = (*undoer)(nil)
 
 func (*undoer) Schema() sdk.ActionSchema {
 	return sdk.ActionSchema{
-		Name:         "undoer",
-		Inputs:       []sdk.Attribute{{Name: "x", Type: cty.String}},
-		Outputs:      []sdk.Attribute{{Name: "y", Type: cty.String}},
-		Capabilities: sdk.Capabilities{NativeUndo: true},
+		Name:    "undoer",
+		Inputs:  []sdk.Attribute{{Name: "x", Type: cty.String}},
+		Outputs: []sdk.Attribute{{Name: "y", Type: cty.String}},
 	}
 }
 
