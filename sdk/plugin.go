@@ -30,7 +30,7 @@ type Plugin struct {
 	Configure func(ctx context.Context) error
 	// Close, if set, is called once when the plugin stops serving (after
 	// its calls returned, or their grace ran out), to release what
-	// Configure opened.
+	// Configure opened. It is not called when Configure failed.
 	Close func() error
 }
 
@@ -64,7 +64,7 @@ type local struct {
 
 	confOnce sync.Once // runs Configure (or marks it never to run); the two below are read-only after
 	confErr  error
-	// configured is set once Configure ran (or there was none to run).
+	// configured is set once Configure succeeded (or there was none).
 	configured bool
 
 	closeOnce sync.Once // runs Close once
@@ -110,12 +110,13 @@ func (l *local) configure() error {
 		return err
 	}
 	l.confOnce.Do(func() {
-		l.configured = true
 		if l.p.Configure != nil {
 			if err := l.p.Configure(context.Background()); err != nil {
 				l.confErr = &Error{Kind: KindInternal, Err: fmt.Errorf("configure plugin %s: %w", l.p.Name, err)}
+				return
 			}
 		}
+		l.configured = true
 	})
 	return l.confErr
 }
@@ -336,12 +337,9 @@ func (d Diagnostics) Err() error {
 	return &Error{Kind: KindInvalid, Err: fmt.Errorf("%s", strings.Join(msgs, "; "))}
 }
 
-// ConformInputs converts v to the action's input type and checks required
-// attributes, returning diagnostics with paths. Unknown values pass through.
-func ConformInputs(s ActionSchema, v cty.Value) (cty.Value, Diagnostics) {
-	return conformInputs(s, s.InputType(), v)
-}
-
+// conformInputs converts v to the action's input type inType and checks
+// required attributes, returning diagnostics with paths. Unknown values
+// pass through.
 func conformInputs(s ActionSchema, inType cty.Type, v cty.Value) (cty.Value, Diagnostics) {
 	var d Diagnostics
 	if v == cty.NilVal || v.IsNull() {
@@ -380,7 +378,8 @@ func conformInputs(s ActionSchema, inType cty.Type, v cty.Value) (cty.Value, Dia
 	return out, d
 }
 
-// ConformOutputs converts v to the action's output type.
+// ConformOutputs converts v to the action's output type; a nil or null v
+// becomes an object of null outputs.
 func ConformOutputs(s ActionSchema, v cty.Value) (cty.Value, error) {
 	return conformOutputs(s, s.OutputType(), v)
 }

@@ -106,6 +106,15 @@ type entry struct {
 	closer      func(wait bool)
 }
 
+// local runs p in-process; Close runs p's Close hook.
+func (e *entry) local(p *sdk.Plugin) {
+	prov := sdk.Local(p)
+	e.provider = prov
+	if c, ok := prov.(io.Closer); ok {
+		e.closer = func(bool) { _ = c.Close() }
+	}
+}
+
 // New returns a Host; nothing is started until Provider is called.
 func New(opts Options) *Host {
 	if opts.Builtins == nil {
@@ -181,7 +190,7 @@ func (h *Host) start(ctx context.Context, name string, e *entry) error {
 func (h *Host) launch(ctx context.Context, name string, e *entry) error {
 	if p, ok := h.opts.Builtins.Get(name); ok && h.opts.Sources[name] == "" {
 		if h.opts.InProcess {
-			e.provider = sdk.Local(p)
+			e.local(p)
 			return nil
 		}
 		return h.launchBuiltin(ctx, name, p, e)

@@ -25,7 +25,7 @@ func (h *Host) launchBuiltin(ctx context.Context, name string, p *sdk.Plugin, e 
 	}
 	if self == "" {
 		// A test binary cannot serve plugins: run builtins in-process.
-		e.provider = sdk.Local(p)
+		e.local(p)
 		return nil
 	}
 	// Info reports this checksum for the run's metadata: hash the binary

@@ -6,6 +6,7 @@ package plugintest
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -15,12 +16,35 @@ import (
 )
 
 // New returns the "testing" plugin.
+//
+// With HooksEnv set to a file name, its Configure and Close hooks append
+// "configure" and "close" lines to that file.
 func New() *sdk.Plugin {
-	return &sdk.Plugin{
+	p := &sdk.Plugin{
 		Name:    "testing",
 		Version: "1.2.3",
 		Actions: []sdk.Action{&echo{}, &events{}, &slow{}, &fail{}, &undoer{}},
 	}
+	if file := os.Getenv(HooksEnv); file != "" {
+		p.Configure = func(context.Context) error { return appendLine(file, "configure") }
+		p.Close = func() error { return appendLine(file, "close") }
+	}
+	return p
+}
+
+// HooksEnv names the file New's hooks write to.
+const HooksEnv = "RUNBOOK_PLUGINTEST_HOOKS"
+
+func appendLine(file, line string) error {
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(line + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // EchoSchema has an input and an output of every kind of cty type.

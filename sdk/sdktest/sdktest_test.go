@@ -3,7 +3,9 @@ package sdktest_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -272,5 +274,32 @@ func TestCancelGrace(t *testing.T) {
 	_, _, err := sdktest.ApplyCancelled(t, prov, "slow", sdktest.Object(map[string]any{"duration": "5s", "ignore_cancel": true}), 5*time.Second)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("cancel took %s (err %v)", d, err)
+	}
+}
+
+// A served plugin runs its Configure hook when serving starts, before any
+// call, and its Close hook when the engine stops it.
+func TestServeRunsHooks(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "hooks")
+	read := func() string {
+		b, _ := os.ReadFile(file)
+		return string(b)
+	}
+	prov, kill, err := sdktest.StartProcess(exe, []string{"RUNBOOK_SDKTEST_SERVE=1", plugintest.HooksEnv + "=" + file}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != "configure\n" {
+		kill()
+		t.Fatalf("after start: hooks %q, want configure", got)
+	}
+	sdktest.MustApply(t, prov, "echo", sdktest.Object(map[string]any{"s": "x"}))
+	kill()
+	if got := read(); got != "configure\nclose\n" {
+		t.Fatalf("after stop: hooks %q, want configure then close", got)
 	}
 }
