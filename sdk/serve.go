@@ -42,8 +42,8 @@ func Serve(p *Plugin) {
 
 // ServeConfig is the go-plugin configuration Serve uses, for tests that
 // serve p themselves (e.g. with ServeConfig.Test for reattaching, or by
-// registering its plugin's GRPCServer on a server of their own). It does
-// not run p's Configure and Close hooks.
+// registering its plugin's GRPCServer on a server of their own). p's
+// Configure hook then runs before the first call, and its Close hook never.
 func ServeConfig(p *Plugin) *plugin.ServeConfig {
 	cfg, _ := serveConfig(p)
 	return cfg

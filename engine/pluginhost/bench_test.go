@@ -2,11 +2,11 @@ package pluginhost
 
 import (
 	"context"
-	"github.com/runbookdev/runbook/plugins/builtin"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/runbookdev/runbook/plugins/builtin"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
 )

@@ -1,7 +1,9 @@
 // Package pluginhost finds, launches and talks to plugins.
 //
-// Builtin plugins ship inside the runbook binary; the host runs them out of
-// process by re-executing that binary as `runbook plugin serve NAME`.
+// Builtin plugins ship inside the runbook binary, which hands them to the
+// host (Options.Builtins: the engine itself knows no plugin); the host runs
+// them out of process by re-executing that binary as `runbook plugin serve
+// NAME`.
 // External plugins are executables named runbook-plugin-NAME, found in
 // ./.runbook/plugins, $XDG_DATA_HOME/runbook/plugins or an explicit source
 // path, and pinned by sha256 in the lock file. Every plugin process is

@@ -2,10 +2,13 @@ package pluginhost
 
 import (
 	"context"
-	"github.com/runbookdev/runbook/plugins/builtin"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/plugins/builtin"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -77,5 +80,33 @@ func TestNoBuiltinsGiven(t *testing.T) {
 	}
 	if _, ok, err := h.ActionSchema("core", "noop"); ok || err == nil {
 		t.Errorf("ActionSchema(core, noop) = %v, %v; want not found", ok, err)
+	}
+}
+
+// fakeBuiltins is a Builtins of one plugin.
+type fakeBuiltins struct{ p *sdk.Plugin }
+
+func (f fakeBuiltins) Names() []string { return []string{f.p.Name} }
+func (f fakeBuiltins) Get(name string) (*sdk.Plugin, bool) {
+	return f.p, name == f.p.Name
+}
+
+// A builtin run in-process is closed (its Close hook) with the host.
+func TestInProcessBuiltinClosedWithHost(t *testing.T) {
+	var closed atomic.Int32
+	p := builtin.All()
+	core, _ := p.Get("core")
+	core.Close = func() error { closed.Add(1); return nil }
+	h := New(Options{InProcess: true, Builtins: fakeBuiltins{core}})
+	prov, err := h.Provider(context.Background(), "core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prov.Apply(context.Background(), "noop", &sdk.ApplyRequest{Inputs: cty.EmptyObjectVal}, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if closed.Load() != 1 {
+		t.Fatalf("Close hook ran %d times, want 1", closed.Load())
 	}
 }
