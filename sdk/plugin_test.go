@@ -72,7 +72,7 @@ func TestDeclaredButUnimplementedCapability(t *testing.T) {
 			t.Errorf("%+v: Local Apply of a bad plugin succeeded", caps)
 		}
 		_, srv := serveConfig(p)
-		if err := (serverPlugin{srv}).GRPCServer(nil, nil); err == nil {
+		if err := (serverPlugin{srv: srv}).GRPCServer(nil, nil); err == nil {
 			t.Errorf("%+v: the plugin served", caps)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/rpc"
 	"os"
 	"sync"
 
@@ -50,11 +49,11 @@ func ServeConfig(p *Plugin) *plugin.ServeConfig {
 }
 
 func serveConfig(p *Plugin) (*plugin.ServeConfig, *grpcServer) {
-	srv := &grpcServer{name: p.Name, local: newLocal(p), life: newLifetime()}
+	srv := &grpcServer{local: newLocal(p), life: newLifetime()}
 	return &plugin.ServeConfig{
 		HandshakeConfig: pluginwire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
-			pluginwire.ProtocolVersion: {pluginwire.PluginKey: serverPlugin{srv}},
+			pluginwire.ProtocolVersion: {pluginwire.PluginKey: serverPlugin{srv: srv}},
 		},
 		// No TLSProvider: go-plugin's AutoMTLS (the engine sets it) makes
 		// fresh keys for every launch, each side trusting only the other.
@@ -69,6 +68,7 @@ func serveConfig(p *Plugin) (*plugin.ServeConfig, *grpcServer) {
 // serverPlugin is the plugin half of the go-plugin plugin (the host's half
 // is internal/pluginclient).
 type serverPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
 	srv *grpcServer
 }
 
@@ -87,19 +87,8 @@ func (serverPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.Client
 	return nil, errors.New("sdk: a plugin serves; the host's client is internal/pluginclient")
 }
 
-// Server implements plugin.Plugin (go-plugin's net/rpc side) by refusing.
-func (serverPlugin) Server(*plugin.MuxBroker) (any, error) {
-	return nil, errors.New("sdk: plugins speak gRPC only")
-}
-
-// Client implements plugin.Plugin by refusing.
-func (serverPlugin) Client(*plugin.MuxBroker, *rpc.Client) (any, error) {
-	return nil, errors.New("sdk: plugins speak gRPC only")
-}
-
 type grpcServer struct {
 	pb.UnimplementedPluginServer
-	name string
 	// local drives the plugin's actions: conversion, checks and panic
 	// recovery are the same in-process and over the wire.
 	local *local
