@@ -27,6 +27,8 @@ type Plugin struct {
 	// (Serve calls it when serving starts): the place to open what the
 	// actions share across calls, such as a client with its connection
 	// pool. An error stops the plugin (Serve) or fails every call (Local).
+	// The engine waits for it when it starts the plugin (go-plugin's start
+	// timeout, a minute), so what may take long is better opened lazily.
 	Configure func(ctx context.Context) error
 	// Close, if set, is called once when the plugin stops serving (after
 	// its calls returned, or their grace ran out), to release what
