@@ -39,7 +39,7 @@ func TestAttributesOf(t *testing.T) {
 	}
 	// The same struct decodes the inputs.
 	s := ActionSchema{Name: "x", Inputs: got}
-	v, d := ConformInputs(s, cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal("n"), "token": cty.StringVal("t"), "count": cty.NumberIntVal(2)}))
+	v, d := conformInputs(s, s.InputType(), cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal("n"), "token": cty.StringVal("t"), "count": cty.NumberIntVal(2)}))
 	if d.HasErrors() {
 		t.Fatal(d.Err())
 	}

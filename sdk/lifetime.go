@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -81,10 +80,10 @@ func (l *lifetime) drain(grace time.Duration) {
 
 // watchEngine exits the process once the engine is gone: on SIGTERM, or
 // when the parent process changed (the engine died and the plugin was
-// reparented).
-func (l *lifetime) watchEngine() {
+// reparented). It drains the running calls and runs closePlugin first.
+func (l *lifetime) watchEngine(closePlugin func() error) {
 	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM)
+	signal.Notify(term, stopSignals...)
 	parent := os.Getppid()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -97,6 +96,7 @@ func (l *lifetime) watchEngine() {
 			}
 		}
 		l.drain(StopGrace)
+		_ = closePlugin()
 		os.Exit(2)
 	}
 }

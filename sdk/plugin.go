@@ -2,14 +2,20 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/runbookdev/runbook/internal/pluginwire"
 )
 
 // Plugin is a backend: a name, a version and its actions.
@@ -17,6 +23,17 @@ type Plugin struct {
 	Name    string
 	Version string
 	Actions []Action
+	// Configure, if set, is called once before the plugin's first call
+	// (Serve calls it when serving starts): the place to open what the
+	// actions share across calls, such as a client with its connection
+	// pool. An error stops the plugin (Serve) or fails every call (Local).
+	// The engine waits for it when it starts the plugin (go-plugin's start
+	// timeout, a minute), so what may take long is better opened lazily.
+	Configure func(ctx context.Context) error
+	// Close, if set, is called once when the plugin stops serving (after
+	// its calls returned, or their grace ran out), to release what
+	// Configure opened. It is not called when Configure failed.
+	Close func() error
 }
 
 // Provider is the host's view of one plugin, whether it runs in-process
@@ -31,16 +48,35 @@ type Provider interface {
 }
 
 // Local drives a Plugin in-process through the Provider interface. It does
-// what the gRPC server does around each call: input conversion to the
-// schema's types, output checks, and panic recovery.
-func Local(p *Plugin) Provider { return &local{p: p} }
+// what the gRPC server does around each call: the Check of the plugin and
+// its Configure hook (once, before the first call), input conversion to the
+// schema's types, output checks, and panic recovery. The returned Provider
+// is also an io.Closer that runs the plugin's Close hook.
+func Local(p *Plugin) Provider { return newLocal(p) }
+
+func newLocal(p *Plugin) *local { return &local{p: p} }
 
 type local struct {
 	p *Plugin
 
-	once sync.Once // guards acts: built on first use, read-only after
+	once sync.Once // guards acts and bad: built on first use, read-only after
 	acts map[string]*bound
+	// bad is the plugin's Check error, returned by every call.
+	bad error
+
+	confOnce sync.Once // runs Configure (or marks it never to run); the two below are read-only after
+	confErr  error
+	// configured is set once Configure succeeded (or there was none).
+	configured bool
+
+	closeOnce sync.Once // runs Close once
+	closeErr  error
+	// closed is set by close; calls then fail.
+	closed atomic.Bool
 }
+
+// errClosed fails the calls of a Local plugin after Close.
+var errClosed = &Error{Kind: KindInternal, Err: errors.New("the plugin is closed")}
 
 // bound is an action with its schema and types, built once: an action's
 // schema is fixed for the life of the plugin, and building it (and its cty
@@ -53,16 +89,64 @@ type bound struct {
 
 var _ Provider = (*local)(nil)
 
-func (l *local) action(name string) (*bound, error) {
+// check builds the actions' table and returns the plugin's Check error.
+func (l *local) check() error {
 	l.once.Do(func() {
+		if l.bad = l.p.Check(); l.bad != nil {
+			return
+		}
 		l.acts = make(map[string]*bound, len(l.p.Actions))
 		for _, a := range l.p.Actions {
-			s := a.Schema()
+			s := actionSchema(a)
 			if _, dup := l.acts[s.Name]; !dup { // the first one wins, as before
 				l.acts[s.Name] = &bound{Action: a, schema: s, inType: s.InputType(), outType: s.OutputType()}
 			}
 		}
 	})
+	return l.bad
+}
+
+// configure checks the plugin and runs its Configure hook, once.
+func (l *local) configure() error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	l.confOnce.Do(func() {
+		if l.p.Configure != nil {
+			if err := l.p.Configure(context.Background()); err != nil {
+				l.confErr = &Error{Kind: KindInternal, Err: fmt.Errorf("configure plugin %s: %w", l.p.Name, err)}
+				return
+			}
+		}
+		l.configured = true
+	})
+	return l.confErr
+}
+
+// close runs the plugin's Close hook once, if Configure ran (a Configure
+// that has not run by then never will); later calls fail.
+func (l *local) close() error {
+	l.closeOnce.Do(func() {
+		l.closed.Store(true)
+		l.confOnce.Do(func() { l.confErr = errClosed })
+		if l.configured && l.p.Close != nil {
+			l.closeErr = l.p.Close()
+		}
+	})
+	return l.closeErr
+}
+
+// Close runs the plugin's Close hook (once, and only if its Configure
+// hook ran); later calls fail.
+func (l *local) Close() error { return l.close() }
+
+func (l *local) action(name string) (*bound, error) {
+	if err := l.configure(); err != nil {
+		return nil, err
+	}
+	if l.closed.Load() {
+		return nil, errClosed
+	}
 	if b, ok := l.acts[name]; ok {
 		return b, nil
 	}
@@ -74,16 +158,53 @@ func (l *local) action(name string) (*bound, error) {
 	return nil, &Error{Kind: KindInvalid, Err: fmt.Errorf("plugin %q has no action %q (it has: %s)", l.p.Name, name, strings.Join(names, ", "))}
 }
 
-func (l *local) Schema(context.Context) (*PluginSchema, error) { return SchemaOf(l.p), nil }
+func (l *local) Schema(context.Context) (*PluginSchema, error) {
+	if err := l.check(); err != nil {
+		return nil, err
+	}
+	return SchemaOf(l.p), nil
+}
 
-// SchemaOf builds the PluginSchema of p.
+// SchemaOf builds the PluginSchema of p. The capabilities NativeUndo and
+// SupportsPlan of each action come from the interfaces it implements
+// (Undoer, Planner).
 func SchemaOf(p *Plugin) *PluginSchema {
 	s := &PluginSchema{Name: p.Name, Version: p.Version, Actions: map[string]ActionSchema{}}
 	for _, a := range p.Actions {
-		as := a.Schema()
+		as := actionSchema(a)
 		s.Actions[as.Name] = as
 	}
 	return s
+}
+
+// actionSchema is a's schema with the capabilities its interfaces give.
+func actionSchema(a Action) ActionSchema {
+	s := a.Schema()
+	_, s.Capabilities.NativeUndo = a.(Undoer)
+	_, s.Capabilities.SupportsPlan = a.(Planner)
+	return s
+}
+
+// Check reports what is wrong with p's declarations: an action that
+// declares a capability (NativeUndo, SupportsPlan) without implementing
+// its interface (Undoer, Planner). Serve refuses such a plugin, and Local
+// fails its calls. Capabilities need not be declared: they are derived
+// from the interfaces an action implements.
+func (p *Plugin) Check() error {
+	var errs []error
+	for _, a := range p.Actions {
+		s := a.Schema()
+		if _, ok := a.(Undoer); s.Capabilities.NativeUndo && !ok {
+			errs = append(errs, fmt.Errorf("action %s declares NativeUndo but does not implement sdk.Undoer", s.Name))
+		}
+		if _, ok := a.(Planner); s.Capabilities.SupportsPlan && !ok {
+			errs = append(errs, fmt.Errorf("action %s declares SupportsPlan but does not implement sdk.Planner", s.Name))
+		}
+	}
+	if len(errs) > 0 {
+		return &Error{Kind: KindInternal, Err: fmt.Errorf("plugin %s: %w", p.Name, errors.Join(errs...))}
+	}
+	return nil
 }
 
 func (l *local) Validate(ctx context.Context, action string, inputs cty.Value) (diags Diagnostics, err error) {
@@ -92,7 +213,7 @@ func (l *local) Validate(ctx context.Context, action string, inputs cty.Value) (
 		return nil, err
 	}
 	defer recoverPanic(l.p.Name, action, &err)
-	un, _ := UnmarkPaths(inputs)
+	un, _ := pluginwire.UnmarkPaths(inputs)
 	in, d := conformInputs(a.schema, a.inType, un)
 	if d.HasErrors() {
 		return d, nil
@@ -113,7 +234,7 @@ func (l *local) Plan(ctx context.Context, action string, req *PlanRequest) (res 
 	if !ok {
 		return nil, nil
 	}
-	un, _ := UnmarkPaths(req.Inputs)
+	un, _ := pluginwire.UnmarkPaths(req.Inputs)
 	in, d := conformInputs(a.schema, a.inType, un)
 	if d.HasErrors() {
 		return nil, d.Err()
@@ -127,7 +248,7 @@ func (l *local) Apply(ctx context.Context, action string, req *ApplyRequest, ev 
 		return nil, err
 	}
 	defer recoverPanic(l.p.Name, action, &err)
-	un, paths := UnmarkPaths(req.Inputs)
+	un, paths := pluginwire.UnmarkPaths(req.Inputs)
 	in, d := conformInputs(a.schema, a.inType, un)
 	if d.HasErrors() {
 		return nil, d.Err()
@@ -161,24 +282,36 @@ func (l *local) Undo(ctx context.Context, action string, req *UndoRequest, ev Ev
 		return &Error{Kind: KindInvalid, Err: fmt.Errorf("action %s.%s has no native undo", l.p.Name, action)}
 	}
 	defer recoverPanic(l.p.Name, action, &err)
-	un, _ := UnmarkPaths(req.Inputs)
+	un, _ := pluginwire.UnmarkPaths(req.Inputs)
 	in, d := conformInputs(a.schema, a.inType, un)
 	if d.HasErrors() {
 		return d.Err()
 	}
 	r2 := *req
 	r2.Inputs = in
-	r2.Outputs, _ = UnmarkPaths(req.Outputs)
+	r2.Outputs, _ = pluginwire.UnmarkPaths(req.Outputs)
 	if ev == nil {
 		ev = NopEvents{}
 	}
 	return u.Undo(ctx, &r2, ev)
 }
 
+// panicLog receives the stack of a recovered panic; nil = os.Stderr, the
+// plugin log (the host masks it and keeps it in the run log).
+var panicLog io.Writer
+
+// recoverPanic turns a panic of an action into a classified error, and logs
+// the panic with its stack to the plugin log: the error tells the operator
+// what happened, the stack tells the plugin's author where. The log line
+// does not start with "panic: ", which the host reads as the plugin
+// process's own death.
 func recoverPanic(plugin, action string, err *error) {
 	if r := recover(); r != nil {
-		stack := string(debug.Stack())
-		_ = stack
+		w := panicLog
+		if w == nil {
+			w = os.Stderr
+		}
+		fmt.Fprintf(w, "plugin %s: recovered panic in action %s: %v\n%s", plugin, action, r, debug.Stack())
 		msg, _, _ := strings.Cut(fmt.Sprint(r), "\n")
 		*err = &Error{Kind: KindInternal, Err: fmt.Errorf("plugin %s crashed in %s: panic: %s", plugin, action, msg)}
 	}
@@ -206,12 +339,9 @@ func (d Diagnostics) Err() error {
 	return &Error{Kind: KindInvalid, Err: fmt.Errorf("%s", strings.Join(msgs, "; "))}
 }
 
-// ConformInputs converts v to the action's input type and checks required
-// attributes, returning diagnostics with paths. Unknown values pass through.
-func ConformInputs(s ActionSchema, v cty.Value) (cty.Value, Diagnostics) {
-	return conformInputs(s, s.InputType(), v)
-}
-
+// conformInputs converts v to the action's input type inType and checks
+// required attributes, returning diagnostics with paths. Unknown values
+// pass through.
 func conformInputs(s ActionSchema, inType cty.Type, v cty.Value) (cty.Value, Diagnostics) {
 	var d Diagnostics
 	if v == cty.NilVal || v.IsNull() {
@@ -250,7 +380,8 @@ func conformInputs(s ActionSchema, inType cty.Type, v cty.Value) (cty.Value, Dia
 	return out, d
 }
 
-// ConformOutputs converts v to the action's output type.
+// ConformOutputs converts v to the action's output type; a nil or null v
+// becomes an object of null outputs.
 func ConformOutputs(s ActionSchema, v cty.Value) (cty.Value, error) {
 	return conformOutputs(s, s.OutputType(), v)
 }

@@ -1,9 +1,11 @@
 // Package sdk is what plugin authors use to add a backend to runbook.
 //
 // A plugin is a named set of actions. Each action implements Action (schema
-// and Apply) and, optionally, Planner, Undoer and Validator. The same Plugin
+// and Apply) and, optionally, Planner, Undoer and Validator; the schema's
+// capabilities follow from which of them it implements. The same Plugin
 // value can be served over gRPC with Serve, or driven in-process through
 // Local, which is how sdktest and the engine's own tests exercise it.
+// Plugin.Configure and Plugin.Close hold what actions share across calls.
 package sdk
 
 import (
@@ -27,8 +29,10 @@ type Capabilities struct {
 	// Idempotent actions can be applied again with the same inputs safely.
 	Idempotent bool
 	// NativeUndo actions implement Undoer: `rollback = native` is allowed.
+	// It is derived from the action (SchemaOf); an action need not set it,
+	// and one that sets it without implementing Undoer is refused (Check).
 	NativeUndo bool
-	// SupportsPlan actions implement Planner.
+	// SupportsPlan actions implement Planner; derived like NativeUndo.
 	SupportsPlan bool
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/runbookdev/runbook/internal/pluginwire"
 	pb "github.com/runbookdev/runbook/sdk/proto/pluginv1"
 	"google.golang.org/grpc"
 )
@@ -16,152 +17,109 @@ import (
 // SDKVersion is the version of this SDK, reported in GetSchema.
 const SDKVersion = "0.1.0"
 
-// ProtocolVersion is the plugin protocol version this SDK speaks.
-const ProtocolVersion = 1
-
-// Handshake is the go-plugin handshake shared by the engine and plugins. The
-// cookie only tells a user who runs a plugin by hand that it is not a
-// program to run directly; never change it.
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   "RUNBOOK_PLUGIN_MAGIC_COOKIE",
-	MagicCookieValue: "7d1c9c8e4a2b4f0e9a35b1f3d0c6e2a8",
-}
-
-// pluginKey is the name of the one service in every plugin set.
-const pluginKey = "plugin"
-
 // Serve serves p over gRPC to the runbook engine and returns when the engine
 // is done with it. Call it from the plugin's main:
 //
 //	func main() { sdk.Serve(hello.New()) }
+//
+// Serve first checks p (Check) and runs its Configure hook; if either
+// fails it prints the error and exits with status 1. Once the engine is done
+// it runs p's Close hook.
 func Serve(p *Plugin) {
-	cfg := ServeConfig(p)
-	if g, ok := cfg.VersionedPlugins[ProtocolVersion][pluginKey].(*GRPCPlugin); ok {
-		go g.life.watchEngine()
+	cfg, srv := serveConfig(p)
+	if err := srv.local.configure(); err != nil {
+		fmt.Fprintf(os.Stderr, "plugin %s: %v\n", p.Name, err)
+		os.Exit(1)
 	}
+	go srv.life.watchEngine(srv.local.close)
 	plugin.Serve(cfg)
+	srv.life.drain(StopGrace)
+	if err := srv.local.close(); err != nil {
+		fmt.Fprintf(os.Stderr, "plugin %s: close: %v\n", p.Name, err)
+	}
 }
 
-// ServeConfig is the go-plugin configuration Serve uses; tests can adjust
-// it (e.g. ServeConfig.Test for reattaching).
+// ServeConfig is the go-plugin configuration Serve uses, for tests that
+// serve p themselves (e.g. with ServeConfig.Test for reattaching, or by
+// registering its plugin's GRPCServer on a server of their own). p's
+// Configure hook then runs before the first call, and its Close hook never.
 func ServeConfig(p *Plugin) *plugin.ServeConfig {
+	cfg, _ := serveConfig(p)
+	return cfg
+}
+
+func serveConfig(p *Plugin) (*plugin.ServeConfig, *grpcServer) {
+	srv := &grpcServer{local: newLocal(p), life: newLifetime()}
 	return &plugin.ServeConfig{
-		HandshakeConfig: Handshake,
+		HandshakeConfig: pluginwire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
-			ProtocolVersion: {pluginKey: &GRPCPlugin{Plugin: p, life: newLifetime()}},
+			pluginwire.ProtocolVersion: {pluginwire.PluginKey: serverPlugin{srv: srv}},
 		},
-		GRPCServer: newGRPCServer,
-		// Mutual TLS with the keys the engine made for this launch; see
-		// transport.go.
-		TLSProvider: inheritedTLS,
+		// No TLSProvider: go-plugin's AutoMTLS (the engine sets it) makes
+		// fresh keys for every launch, each side trusting only the other.
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, pluginwire.ServerOptions()...)...)
+		},
 		// go-plugin's own debug chatter would end up in every run log.
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr, JSONFormat: true}),
-	}
+	}, srv
 }
 
-// Flow-control windows of the engine ↔ plugin connection. Fixed windows
-// turn off gRPC's bandwidth estimator, whose PING round trips otherwise
-// ride along with every small Apply; 4 MiB is well above what one loopback
-// connection needs in flight.
-const (
-	streamWindow = 4 << 20
-	connWindow   = 16 << 20
-)
-
-// newGRPCServer is the plugin's gRPC server.
-func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
-	return grpc.NewServer(append(opts,
-		grpc.InitialWindowSize(streamWindow),
-		grpc.InitialConnWindowSize(connWindow),
-	)...)
-}
-
-// GRPCDialOptions are the engine side's counterpart of newGRPCServer.
-func GRPCDialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithInitialWindowSize(streamWindow),
-		grpc.WithInitialConnWindowSize(connWindow),
-	}
-}
-
-// ClientPluginSets is what the engine passes to go-plugin's ClientConfig
-// VersionedPlugins; dispensing "plugin" gives a Provider.
-func ClientPluginSets() map[int]plugin.PluginSet {
-	return map[int]plugin.PluginSet{ProtocolVersion: {pluginKey: &GRPCPlugin{}}}
-}
-
-// DispenseName is the name to Dispense from a go-plugin ClientProtocol.
-const DispenseName = pluginKey
-
-// GRPCPlugin adapts a Plugin to go-plugin. On the plugin side Plugin is
-// set; on the engine side GRPCClient returns a Provider.
-type GRPCPlugin struct {
+// serverPlugin is the plugin half of the go-plugin plugin (the host's half
+// is internal/pluginclient).
+type serverPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Plugin *Plugin
-	// life, when set, cancels every call once the engine is gone.
-	life *lifetime
+	srv *grpcServer
 }
 
-var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
+var _ plugin.GRPCPlugin = serverPlugin{}
 
 // GRPCServer registers the plugin's gRPC service.
-func (g *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	if g.Plugin == nil {
-		return errors.New("sdk: GRPCPlugin has no Plugin to serve")
+func (g serverPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	if err := g.srv.local.check(); err != nil {
+		return err
 	}
-	srv := &grpcServer{name: g.Plugin.Name, prov: Local(g.Plugin), life: g.life}
-	if srv.life == nil {
-		srv.life = newLifetime()
-	}
-	pb.RegisterPluginServer(s, srv)
+	pb.RegisterPluginServer(s, g.srv)
 	return nil
 }
 
-// GRPCClient returns a Provider speaking to the plugin over conn.
-func (g *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return NewGRPCProvider(pb.NewPluginClient(conn)), nil
-}
-
-// NewGRPCServer returns the gRPC service of p. It drives p through Local,
-// so input conversion, output checks and panic recovery are the same
-// in-process and over the wire.
-func NewGRPCServer(p *Plugin) pb.PluginServer {
-	return &grpcServer{name: p.Name, prov: Local(p), life: newLifetime()}
+func (serverPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("sdk: a plugin serves; the host's client is internal/pluginclient")
 }
 
 type grpcServer struct {
 	pb.UnimplementedPluginServer
-	name string
-	prov Provider
+	// local drives the plugin's actions: conversion, checks and panic
+	// recovery are the same in-process and over the wire.
+	local *local
 	// life gives every Apply and Undo its context and counts them.
 	life *lifetime
 }
 
 func (s *grpcServer) GetSchema(ctx context.Context, _ *pb.GetSchemaRequest) (*pb.GetSchemaResponse, error) {
-	sch, err := s.prov.Schema(ctx)
+	sch, err := s.local.Schema(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return EncodeSchema(sch)
+	return encodeSchema(sch)
 }
 
 func (s *grpcServer) Validate(ctx context.Context, req *pb.ValidateRequest) (*pb.ValidateResponse, error) {
-	in, err := DecodeMarkedValue(req.Inputs)
+	in, err := pluginwire.DecodeMarkedValue(req.Inputs)
 	if err != nil {
-		return &pb.ValidateResponse{Error: EncodeError(&Error{Kind: KindInternal, Err: err})}, nil
+		return &pb.ValidateResponse{Error: encodeError(&Error{Kind: KindInternal, Err: err})}, nil
 	}
-	d, err := s.prov.Validate(ctx, req.Action, in)
-	return &pb.ValidateResponse{Diagnostics: EncodeDiagnostics(d), Error: EncodeError(err)}, nil
+	d, err := s.local.Validate(ctx, req.Action, in)
+	return &pb.ValidateResponse{Diagnostics: encodeDiagnostics(d), Error: encodeError(err)}, nil
 }
 
 func (s *grpcServer) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanResponse, error) {
-	in, err := DecodeMarkedValue(req.Inputs)
+	in, err := pluginwire.DecodeMarkedValue(req.Inputs)
 	if err != nil {
-		return &pb.PlanResponse{Error: EncodeError(&Error{Kind: KindInternal, Err: err})}, nil
+		return &pb.PlanResponse{Error: encodeError(&Error{Kind: KindInternal, Err: err})}, nil
 	}
-	r, err := s.prov.Plan(ctx, req.Action, &PlanRequest{Inputs: in})
-	resp := &pb.PlanResponse{Error: EncodeError(err)}
+	r, err := s.local.Plan(ctx, req.Action, &PlanRequest{Inputs: in})
+	resp := &pb.PlanResponse{Error: encodeError(err)}
 	if r != nil {
 		resp.HasPlan = true
 		resp.Summary, resp.Counts, resp.Warnings, resp.Details = r.Summary, r.Counts, r.Warnings, r.Details
@@ -308,11 +266,11 @@ func (s *grpcServer) serveStream(stream eventStream, recv func() (clientMessage,
 
 // apply runs one Apply and returns its Result event.
 func (s *grpcServer) apply(ctx context.Context, start *pb.ApplyStart, ev Events) *pb.Event {
-	in, paths, err := DecodeValue(start.Inputs)
+	in, paths, err := pluginwire.DecodeValue(start.Inputs)
 	if err != nil {
 		return resultEvent(nil, &Error{Kind: KindInternal, Err: err})
 	}
-	res, err := s.prov.Apply(ctx, start.Action, &ApplyRequest{
+	res, err := s.local.Apply(ctx, start.Action, &ApplyRequest{
 		Inputs:         in,
 		IdempotencyKey: start.IdempotencyKey,
 		Checkpoint:     start.Checkpoint,
@@ -323,15 +281,15 @@ func (s *grpcServer) apply(ctx context.Context, start *pb.ApplyStart, ev Events)
 
 // undo runs one Undo and returns its Result event.
 func (s *grpcServer) undo(ctx context.Context, start *pb.UndoStart, ev Events) *pb.Event {
-	in, _, err := DecodeValue(start.Inputs)
+	in, _, err := pluginwire.DecodeValue(start.Inputs)
 	if err != nil {
 		return resultEvent(nil, &Error{Kind: KindInternal, Err: err})
 	}
-	out, _, err := DecodeValue(start.Outputs)
+	out, _, err := pluginwire.DecodeValue(start.Outputs)
 	if err != nil {
 		return resultEvent(nil, &Error{Kind: KindInternal, Err: err})
 	}
-	err = s.prov.Undo(ctx, start.Action, &UndoRequest{
+	err = s.local.Undo(ctx, start.Action, &UndoRequest{
 		Inputs:         in,
 		Outputs:        out,
 		UndoState:      start.UndoState,
@@ -343,14 +301,14 @@ func (s *grpcServer) undo(ctx context.Context, start *pb.UndoStart, ev Events) *
 
 // resultEvent builds the final event of Apply or Undo.
 func resultEvent(res *Result, err error) *pb.Event {
-	r := &pb.Result{Error: EncodeError(err)}
+	r := &pb.Result{Error: encodeError(err)}
 	if res != nil {
 		r.HasResult = true
 		r.UndoState = res.UndoState
-		out, eerr := EncodeValue(res.Outputs)
+		out, eerr := pluginwire.EncodeValue(res.Outputs)
 		if eerr != nil {
 			if err == nil {
-				r.Error = EncodeError(&Error{Kind: KindInternal, Err: fmt.Errorf("outputs: %w", eerr)})
+				r.Error = encodeError(&Error{Kind: KindInternal, Err: fmt.Errorf("outputs: %w", eerr)})
 			}
 		} else {
 			r.Outputs = out

@@ -14,7 +14,6 @@ import (
 	"github.com/runbookdev/runbook/engine/session"
 )
 
-
 // approveSanitize matches what core.approve replaces in a step address.
 var approveSanitize = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 

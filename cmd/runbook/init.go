@@ -66,6 +66,7 @@ func runInit(ctx context.Context, stdout, stderr io.Writer, path string, upgrade
 	}
 	sources := session.PluginSources(cfg)
 	h := pluginhost.New(pluginhost.Options{
+		Builtins:      builtin.All(),
 		Sources:       sources,
 		Dirs:          []string{filepath.Join(dir, ".runbook", "plugins")},
 		AllowUnlocked: true,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/session"
+	"github.com/runbookdev/runbook/plugins/builtin"
 )
 
 func init() {
@@ -39,7 +40,7 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, path string, vars la
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	s, err := session.New(session.Options{Stderr: stderr})
+	s, err := session.New(session.Options{Stderr: stderr, Builtins: builtin.All()})
 	if err != nil {
 		return withCode(exitError, err)
 	}

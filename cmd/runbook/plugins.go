@@ -56,7 +56,7 @@ func cwdHost() (*pluginhost.Host, *pluginhost.LockFile, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return pluginhost.New(pluginhost.Options{Lock: lock, Stderr: os.Stderr}), lock, nil
+	return pluginhost.New(pluginhost.Options{Builtins: builtin.All(), Lock: lock, Stderr: os.Stderr}), lock, nil
 }
 
 type pluginRow struct {

@@ -22,6 +22,7 @@ import (
 	"github.com/runbookdev/runbook/engine/run"
 	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/view"
+	"github.com/runbookdev/runbook/plugins/builtin"
 )
 
 // runFlags are shared by apply, resume and rollback.
@@ -72,7 +73,7 @@ func newCLI(stdout, stderr io.Writer, rf runFlags) (*cli, error) {
 	}
 	s, err := session.New(session.Options{
 		StateDir: rf.stateDir, Parallelism: rf.parallelism, Sink: sink, Mask: c.mask, Stderr: stderr,
-		Command: strings.Join(os.Args, " "),
+		Command: strings.Join(os.Args, " "), Builtins: builtin.All(),
 		OnRun: func(_ string, cmds session.Commands) {
 			h := "Resume with: " + cmds.Resume
 			if c.rollback {

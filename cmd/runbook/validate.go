@@ -12,6 +12,7 @@ import (
 
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/session"
+	"github.com/runbookdev/runbook/plugins/builtin"
 )
 
 func init() {
@@ -68,7 +69,7 @@ func runValidate(stdout, stderr io.Writer, paths []string, asJSON bool) error {
 // loadAndCheck loads one runbook and, when it parsed, checks its steps
 // against the plugins' schemas.
 func loadAndCheck(paths ...string) (*lang.Config, hcl.Diagnostics) {
-	s, err := session.New(session.Options{})
+	s, err := session.New(session.Options{Builtins: builtin.All()})
 	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot open a session", Detail: err.Error()}}
 	}

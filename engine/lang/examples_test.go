@@ -19,12 +19,8 @@ func (c coreSchemas) ActionSchema(plugin, action string) (sdk.ActionSchema, bool
 	if plugin != c.p.Name {
 		return sdk.ActionSchema{}, false, nil
 	}
-	for _, a := range c.p.Actions {
-		if s := a.Schema(); s.Name == action {
-			return s, true, nil
-		}
-	}
-	return sdk.ActionSchema{}, false, nil
+	s, ok := sdk.SchemaOf(c.p).Action(action) // capabilities derived
+	return s, ok, nil
 }
 
 // The shipped examples are valid against the real core plugin and plan

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runbookdev/runbook/plugins/builtin"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -16,7 +17,7 @@ func BenchmarkColdStart(b *testing.B) {
 	ctx := context.Background()
 	defer reportCPU(b)()
 	for b.Loop() {
-		h := New(Options{SelfExe: testPlugin})
+		h := New(Options{Builtins: builtin.All(), SelfExe: testPlugin})
 		if _, err := h.Schema(ctx, "core"); err != nil {
 			b.Fatal(err)
 		}
@@ -42,7 +43,7 @@ func BenchmarkNoopApply(b *testing.B) {
 // runningCore starts the core plugin's process (stopped when b ends) and
 // returns it with a no-op request.
 func runningCore(b *testing.B) (sdk.Provider, *sdk.ApplyRequest) {
-	h := New(Options{SelfExe: testPlugin})
+	h := New(Options{Builtins: builtin.All(), SelfExe: testPlugin})
 	b.Cleanup(func() { h.Close() })
 	p, err := h.Provider(context.Background(), "core")
 	if err != nil {

@@ -1,7 +1,9 @@
 // Package pluginhost finds, launches and talks to plugins.
 //
-// Builtin plugins ship inside the runbook binary; the host runs them out of
-// process by re-executing that binary as `runbook plugin serve NAME`.
+// Builtin plugins ship inside the runbook binary, which hands them to the
+// host (Options.Builtins: the engine itself knows no plugin); the host runs
+// them out of process by re-executing that binary as `runbook plugin serve
+// NAME`.
 // External plugins are executables named runbook-plugin-NAME, found in
 // ./.runbook/plugins, $XDG_DATA_HOME/runbook/plugins or an explicit source
 // path, and pinned by sha256 in the lock file. Every plugin process is
@@ -15,12 +17,31 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/runbookdev/runbook/plugins/builtin"
 	"github.com/runbookdev/runbook/sdk"
 )
 
+// Builtins is the set of plugins compiled into the runbook binary
+// (plugins/builtin gives it; the engine knows no plugin of its own). The
+// host runs a builtin out of process by re-executing its own binary as
+// `SELF plugin serve NAME`, and reads the builtin's schema from the copy
+// Get returns, without waiting for that process.
+type Builtins interface {
+	// Names lists the builtin plugins, sorted.
+	Names() []string
+	// Get returns a fresh builtin plugin by name.
+	Get(name string) (*sdk.Plugin, bool)
+}
+
+// noBuiltins is the Builtins of a host given none.
+type noBuiltins struct{}
+
+func (noBuiltins) Names() []string                { return nil }
+func (noBuiltins) Get(string) (*sdk.Plugin, bool) { return nil, false }
+
 // Options configure a Host.
 type Options struct {
+	// Builtins are the plugins this binary carries; nil = none.
+	Builtins Builtins
 	// SelfExe is the runbook binary used for builtins (`runbook plugin serve
 	// NAME`); "" = os.Executable().
 	SelfExe string
@@ -87,8 +108,20 @@ type entry struct {
 	closer      func(wait bool)
 }
 
+// local runs p in-process; Close runs p's Close hook.
+func (e *entry) local(p *sdk.Plugin) {
+	prov := sdk.Local(p)
+	e.provider = prov
+	if c, ok := prov.(io.Closer); ok {
+		e.closer = func(bool) { _ = c.Close() }
+	}
+}
+
 // New returns a Host; nothing is started until Provider is called.
 func New(opts Options) *Host {
+	if opts.Builtins == nil {
+		opts.Builtins = noBuiltins{}
+	}
 	return &Host{opts: opts, plugins: map[string]*entry{}}
 }
 
@@ -157,13 +190,12 @@ func (h *Host) start(ctx context.Context, name string, e *entry) error {
 
 // launch starts plugin name in-process or as a process.
 func (h *Host) launch(ctx context.Context, name string, e *entry) error {
-	if _, ok := builtin.Get(name); ok && h.opts.Sources[name] == "" {
+	if p, ok := h.opts.Builtins.Get(name); ok && h.opts.Sources[name] == "" {
 		if h.opts.InProcess {
-			p, _ := builtin.Get(name)
-			e.provider = sdk.Local(p)
+			e.local(p)
 			return nil
 		}
-		return h.launchBuiltin(ctx, name, e)
+		return h.launchBuiltin(ctx, name, p, e)
 	}
 	return h.launchExternal(ctx, name, e)
 }
@@ -197,14 +229,11 @@ func (h *Host) ownSchema(name string) *sdk.PluginSchema {
 	if s, ok := h.own[name]; ok {
 		return s
 	}
-	p, ok := builtin.Get(name)
+	p, ok := h.opts.Builtins.Get(name)
 	if !ok {
 		return nil
 	}
-	s, err := sdk.Local(p).Schema(context.Background())
-	if err != nil {
-		s = nil
-	}
+	s := sdk.SchemaOf(p)
 	if h.own == nil {
 		h.own = map[string]*sdk.PluginSchema{}
 	}
@@ -284,7 +313,7 @@ func (h *Host) selfSHA256() string {
 // found in the search dirs, sorted and unique.
 func (h *Host) Names() []string {
 	set := map[string]bool{}
-	for _, n := range builtin.Names() {
+	for _, n := range h.opts.Builtins.Names() {
 		set[n] = true
 	}
 	for n := range h.opts.Extra {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/runbookdev/runbook/plugins/builtin"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/runbookdev/runbook/sdk/sdktest"
 	"github.com/zclconf/go-cty/cty"
@@ -73,6 +74,9 @@ func (s *syncBuffer) String() string {
 
 func newHost(t testing.TB, opts Options) *Host {
 	t.Helper()
+	if opts.Builtins == nil {
+		opts.Builtins = builtin.All()
+	}
 	if opts.SelfExe == "" {
 		opts.SelfExe = testPlugin
 	}
@@ -312,7 +316,7 @@ func TestExternalPluginRefusals(t *testing.T) {
 // check (the binary replaced between our check and exec).
 func TestSecureConfigRefusesSwappedBinary(t *testing.T) {
 	dir, _ := installExternal(t)
-	h := New(Options{})
+	h := New(Options{Builtins: builtin.All()})
 	pp := h.newProc("testing", filepath.Join(dir, BinaryName("testing")), nil, bytes.Repeat([]byte{1}, 32))
 	_, err := pp.get()
 	if err == nil {
@@ -400,7 +404,7 @@ func TestDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("XDG_DATA_HOME", data)
-	h := New(Options{Dirs: []string{dir}})
+	h := New(Options{Builtins: builtin.All(), Dirs: []string{dir}})
 	got := h.Discover()
 	want := map[string]string{
 		"testing": filepath.Join(dir, BinaryName("testing")),

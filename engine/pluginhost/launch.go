@@ -12,20 +12,20 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"github.com/runbookdev/runbook/plugins/builtin"
+	"github.com/runbookdev/runbook/internal/pluginclient"
+	"github.com/runbookdev/runbook/internal/pluginwire"
 	"github.com/runbookdev/runbook/sdk"
 )
 
 // launchBuiltin runs a builtin plugin as `SELF plugin serve NAME`.
-func (h *Host) launchBuiltin(ctx context.Context, name string, e *entry) error {
+func (h *Host) launchBuiltin(ctx context.Context, name string, p *sdk.Plugin, e *entry) error {
 	self, err := h.selfExe()
 	if err != nil {
 		return err
 	}
 	if self == "" {
 		// A test binary cannot serve plugins: run builtins in-process.
-		p, _ := builtin.Get(name)
-		e.provider = sdk.Local(p)
+		e.local(p)
 		return nil
 	}
 	// Info reports this checksum for the run's metadata: hash the binary
@@ -153,7 +153,7 @@ func (h *Host) find(name string) (string, error) {
 			return filepath.Abs(p)
 		}
 	}
-	known := builtin.Names()
+	known := h.opts.Builtins.Names()
 	return "", &sdk.Error{
 		Kind: sdk.KindNotFound,
 		Hint: fmt.Sprintf("builtin plugins are %s; install %s in one of the search dirs, or set `source` in a plugin %q block", strings.Join(known, ", "), BinaryName(name), name),
@@ -218,10 +218,8 @@ func (h *Host) Discover() map[string]string {
 	return out
 }
 
-// clientConfig builds the go-plugin client config of a process. The
-// returned cleanup closes the engine's end of the pipe that carries the
-// plugin's TLS keys; call it once the process started (or failed to).
-func (p *proc) clientConfig() (*plugin.ClientConfig, func(), error) {
+// clientConfig builds the go-plugin client config of a process.
+func (p *proc) clientConfig() *plugin.ClientConfig {
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
 	dieWithEngine(cmd)
@@ -230,25 +228,17 @@ func (p *proc) clientConfig() (*plugin.ClientConfig, func(), error) {
 		// A fresh hash each start: SecureConfig.Check writes into it.
 		secure = &plugin.SecureConfig{Checksum: p.checksum, Hash: sha256.New()}
 	}
-	// The keys are made while the plugin starts (it reads them from the
-	// pipe only once it sets up its server).
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, nil, fmt.Errorf("plugin %s: transport keys: %w", p.name, err)
-	}
-	clientTLS := sdk.StartTransportKeys(w)
-	// The plugin reads its TLS keys from fd 3 (ExtraFiles[0]).
-	cmd.ExtraFiles = []*os.File{r}
-	cmd.Env = append(cmd.Env, sdk.EnvTransportFD+"=3")
 	return &plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: sdk.ClientPluginSets(),
+		HandshakeConfig:  pluginwire.Handshake,
+		VersionedPlugins: pluginclient.PluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		TLSConfig:        clientTLS,
-		GRPCDialOptions:  sdk.GRPCDialOptions(),
-		SecureConfig:     secure,
-		Stderr:           p.stderr,
+		// Mutual TLS with fresh keys for every launch, each side trusting
+		// only the other's certificate: go-plugin's own, well-trodden path.
+		AutoMTLS:        true,
+		GRPCDialOptions: pluginwire.DialOptions(),
+		SecureConfig:    secure,
+		Stderr:          p.stderr,
 		// go-plugin redirects the plugin's os.Stdout/os.Stderr over gRPC;
 		// both belong in the run log with the raw stderr.
 		SyncStdout: p.stderr,
@@ -256,5 +246,5 @@ func (p *proc) clientConfig() (*plugin.ClientConfig, func(), error) {
 		// Only go-plugin's "plugin process exited" record is kept, for its
 		// exit status.
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: p.stderr.exitWriter(), JSONFormat: true}),
-	}, func() { r.Close() }, nil
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"github.com/runbookdev/runbook/internal/pluginclient"
+	"github.com/runbookdev/runbook/internal/pluginwire"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -53,18 +55,13 @@ func (p *proc) get() (sdk.Provider, error) {
 		p.client.Kill()
 	}
 	p.stderr.reset()
-	cfg, cleanup, err := p.clientConfig()
-	if err != nil {
-		return nil, err
-	}
-	c := plugin.NewClient(cfg)
+	c := plugin.NewClient(p.clientConfig())
 	rpc, err := c.Client()
-	cleanup()
 	if err != nil {
 		c.Kill()
 		return nil, p.startError(err)
 	}
-	raw, err := rpc.Dispense(sdk.DispenseName)
+	raw, err := rpc.Dispense(pluginwire.PluginKey)
 	if err != nil {
 		c.Kill()
 		return nil, fmt.Errorf("plugin %s: %w", p.name, err)
@@ -90,7 +87,7 @@ func (p *proc) startError(err error) error {
 	}
 	return &sdk.Error{
 		Kind: sdk.KindInternal,
-		Hint: fmt.Sprintf("check that %s is a runbook plugin built for protocol version %d", p.path, sdk.ProtocolVersion),
+		Hint: fmt.Sprintf("check that %s is a runbook plugin built for protocol version %d", p.path, pluginwire.ProtocolVersion),
 		Err:  fmt.Errorf("plugin %s could not be started: %s", p.name, msg),
 	}
 }
@@ -122,7 +119,7 @@ func (p *proc) kill(wait bool) {
 // mapErr turns a transport failure into a step error naming the plugin and
 // what the process said when it died.
 func (p *proc) mapErr(ctx context.Context, err error) error {
-	var te *sdk.TransportError
+	var te *pluginclient.TransportError
 	if err == nil || !errors.As(err, &te) {
 		return err
 	}

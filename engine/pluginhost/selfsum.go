@@ -1,11 +1,9 @@
 package pluginhost
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // selfSumCacheFile keeps the sha256 of the last few runbook binaries seen
@@ -28,17 +26,12 @@ func cachedFileSHA256(path string) (string, error) {
 	if err != nil {
 		return FileSHA256(path)
 	}
-	st, err := os.Stat(abs)
-	if err != nil {
-		return FileSHA256(path)
-	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
+	id, ok := fileIdentity(abs)
 	dir, derr := os.UserCacheDir()
 	if !ok || derr != nil {
 		return FileSHA256(path)
 	}
-	key := fmt.Sprintf("%s\x00%d:%d:%d:%d.%d:%d.%d", abs, sys.Dev, sys.Ino, sys.Size,
-		sys.Mtim.Sec, sys.Mtim.Nsec, sys.Ctim.Sec, sys.Ctim.Nsec)
+	key := abs + "\x00" + id
 	if strings.Contains(abs, "\n") {
 		return FileSHA256(path)
 	}
@@ -62,25 +55,26 @@ func cachedFileSHA256(path string) (string, error) {
 		return "", err
 	}
 	// The file must not have changed while it was hashed.
-	if st2, err := os.Stat(abs); err == nil {
-		if sys2, ok := st2.Sys().(*syscall.Stat_t); ok && sys2.Ctim == sys.Ctim && sys2.Mtim == sys.Mtim && sys2.Size == sys.Size {
-			if os.MkdirAll(filepath.Dir(file), 0o700) == nil {
-				if tmp, err := os.CreateTemp(filepath.Dir(file), selfSumCacheFile+".*"); err == nil {
-					entries = append([]string{key, sum}, entries...)
-					entries = entries[:min(len(entries), 2*selfSumCacheSize)]
-					_, werr := tmp.WriteString(strings.Join(entries, "\n") + "\n")
-					if cerr := tmp.Close(); werr == nil && cerr == nil {
-						if os.Rename(tmp.Name(), file) != nil {
-							os.Remove(tmp.Name())
-						}
-					} else {
-						os.Remove(tmp.Name())
-					}
-				}
-			}
-		}
+	if id2, ok := fileIdentity(abs); ok && id2 == id {
+		entries = append([]string{key, sum}, entries...)
+		storeSums(file, entries[:min(len(entries), 2*selfSumCacheSize)])
 	}
 	return sum, nil
+}
+
+// storeSums replaces the cache file with entries (best effort).
+func storeSums(file string, entries []string) {
+	if os.MkdirAll(filepath.Dir(file), 0o700) != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), selfSumCacheFile+".*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.WriteString(strings.Join(entries, "\n") + "\n")
+	if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), file) != nil {
+		os.Remove(tmp.Name())
+	}
 }
 
 func isHexSHA256(s string) bool {

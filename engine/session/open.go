@@ -131,11 +131,12 @@ func (s *Session) openHost(cfg *lang.Config, stateDir string) (*pluginhost.Host,
 		return nil, err
 	}
 	opts := pluginhost.Options{
-		Lock:    lock,
-		Stderr:  s.stderr,
-		Sources: PluginSources(cfg),
-		Dirs:    []string{filepath.Join(dir, DefaultStateDir, "plugins")},
-		SelfExe: s.opts.Getenv("RUNBOOK_SELF_EXE"),
+		Builtins: s.opts.Builtins,
+		Lock:     lock,
+		Stderr:   s.stderr,
+		Sources:  PluginSources(cfg),
+		Dirs:     []string{filepath.Join(dir, DefaultStateDir, "plugins")},
+		SelfExe:  s.opts.Getenv("RUNBOOK_SELF_EXE"),
 	}
 	if stateDir != "" {
 		abs, err := filepath.Abs(stateDir)

@@ -19,6 +19,7 @@ import (
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/mask"
+	"github.com/runbookdev/runbook/engine/pluginhost"
 )
 
 // DefaultStateDir is where runs are journaled when neither the caller nor a
@@ -43,6 +44,9 @@ type Options struct {
 	// Getenv reads the environment (nil: os.Getenv): RUNBOOK_STATE_KEY,
 	// RUNBOOK_SELF_EXE.
 	Getenv func(string) string
+	// Builtins are the plugins compiled into this binary (the CLI passes
+	// plugins/builtin's registry; the engine imports no plugin).
+	Builtins pluginhost.Builtins
 	// Command is the command line, journaled (masked) with the run.
 	Command string
 	// OnRun, when set, is told the id of the run an Apply, Resume or

@@ -15,6 +15,7 @@ import (
 	"github.com/runbookdev/runbook/engine/event"
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
+	"github.com/runbookdev/runbook/plugins/builtin"
 )
 
 // selfExe is a runbook binary built for the tests: builtin plugins are
@@ -48,6 +49,7 @@ func newSession(t *testing.T, dir string, rec *event.Recorder) *Session {
 	}
 	s, err := New(Options{
 		StateDir: filepath.Join(dir, ".runbook"), Sink: sink,
+		Builtins: builtin.All(),
 		Getenv: func(k string) string {
 			if k == "RUNBOOK_SELF_EXE" {
 				return selfExe

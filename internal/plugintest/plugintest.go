@@ -6,31 +6,54 @@ package plugintest
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
+	"github.com/runbookdev/runbook/internal/pluginwire"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
 )
 
 // New returns the "testing" plugin.
+//
+// With HooksEnv set to a file name, its Configure and Close hooks append
+// "configure" and "close" lines to that file.
 func New() *sdk.Plugin {
-	return &sdk.Plugin{
+	p := &sdk.Plugin{
 		Name:    "testing",
 		Version: "1.2.3",
 		Actions: []sdk.Action{&echo{}, &events{}, &slow{}, &fail{}, &undoer{}},
 	}
+	if file := os.Getenv(HooksEnv); file != "" {
+		p.Configure = func(context.Context) error { return appendLine(file, "configure") }
+		p.Close = func() error { return appendLine(file, "close") }
+	}
+	return p
+}
+
+// HooksEnv names the file New's hooks write to.
+const HooksEnv = "RUNBOOK_PLUGINTEST_HOOKS"
+
+func appendLine(file, line string) error {
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(line + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // EchoSchema has an input and an output of every kind of cty type.
 var EchoSchema = sdk.ActionSchema{
-	Name:        "echo",
-	Description: "Returns its inputs as outputs.",
-	Inputs:      echoAttrs(true),
-	Outputs:     echoAttrs(false),
-	Capabilities: sdk.Capabilities{
-		ReadOnly: true, Idempotent: true, SupportsPlan: true,
-	},
+	Name:           "echo",
+	Description:    "Returns its inputs as outputs.",
+	Inputs:         echoAttrs(true),
+	Outputs:        echoAttrs(false),
+	Capabilities:   sdk.Capabilities{ReadOnly: true, Idempotent: true},
 	MaxConcurrency: 3,
 }
 
@@ -73,10 +96,12 @@ func (*echo) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*
 	out := cty.ObjectVal(vals)
 	// Mark the secret output so marks are seen crossing back.
 	if s := out.GetAttr("secret"); !s.IsNull() {
-		out = sdk.MarkPaths(out, []cty.Path{cty.GetAttrPath("secret")})
+		out = pluginwire.MarkPaths(out, []cty.Path{cty.GetAttrPath("secret")})
 	}
 	return &sdk.Result{Outputs: out}, nil
 }
+
+var _ sdk.Planner = (*echo)(nil)
 
 // Plan reports which inputs are unknown.
 func (*echo) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
@@ -210,10 +235,9 @@ var _ sdk.Undoer = (*undoer)(nil)
 
 func (*undoer) Schema() sdk.ActionSchema {
 	return sdk.ActionSchema{
-		Name:         "undoer",
-		Inputs:       []sdk.Attribute{{Name: "x", Type: cty.String}},
-		Outputs:      []sdk.Attribute{{Name: "y", Type: cty.String}},
-		Capabilities: sdk.Capabilities{NativeUndo: true},
+		Name:    "undoer",
+		Inputs:  []sdk.Attribute{{Name: "x", Type: cty.String}},
+		Outputs: []sdk.Attribute{{Name: "y", Type: cty.String}},
 	}
 }
 

@@ -49,6 +49,20 @@ func Names() []string {
 	return out
 }
 
+// Registry is the set of builtin plugins as the plugin host takes it
+// (pluginhost.Options.Builtins): the engine knows no plugin, the runbook
+// command hands it this one.
+type Registry struct{}
+
+// All returns the registry of every builtin plugin.
+func All() Registry { return Registry{} }
+
+// Names lists the builtin plugins, sorted.
+func (Registry) Names() []string { return Names() }
+
+// Get returns a fresh builtin plugin by name.
+func (Registry) Get(name string) (*sdk.Plugin, bool) { return Get(name) }
+
 // Serve serves the named builtin plugin over the plugin protocol: what
 // `runbook plugin serve NAME` does. It returns when the engine stops it.
 func Serve(name string) error {

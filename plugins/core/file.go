@@ -43,7 +43,7 @@ func (*fileAction) Schema() sdk.ActionSchema {
 			{Name: "sha256", Type: cty.String, Description: "sha256 of the written content."},
 			{Name: "changed", Type: cty.Bool, Description: "Whether the content or mode changed."},
 		},
-		Capabilities: sdk.Capabilities{Idempotent: true, NativeUndo: true, SupportsPlan: true},
+		Capabilities: sdk.Capabilities{Idempotent: true},
 	}
 }
 
@@ -64,6 +64,8 @@ func (in *fileInputs) mode() (fs.FileMode, bool, error) {
 	}
 	return fs.FileMode(m), true, nil
 }
+
+var _ sdk.Planner = (*fileAction)(nil)
 
 func (a *fileAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
 	p := req.Inputs.GetAttr("path")

@@ -27,7 +27,7 @@ func (*noopAction) Schema() sdk.ActionSchema {
 		Outputs: []sdk.Attribute{
 			{Name: "values", Type: cty.DynamicPseudoType, Description: "The input `values`."},
 		},
-		Capabilities: sdk.Capabilities{Idempotent: true, NativeUndo: true, SupportsPlan: true},
+		Capabilities: sdk.Capabilities{Idempotent: true},
 	}
 }
 
@@ -38,9 +38,13 @@ func (a *noopAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{"values": req.Inputs.GetAttr("values")})}, nil
 }
 
+var _ sdk.Undoer = (*noopAction)(nil)
+
 func (*noopAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
 	return ctx.Err()
 }
+
+var _ sdk.Planner = (*noopAction)(nil)
 
 func (*noopAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
 	if f := req.Inputs.GetAttr("fail"); f.IsKnown() && !f.IsNull() && f.AsString() != "" {

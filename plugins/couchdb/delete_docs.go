@@ -46,7 +46,7 @@ func (deleteDocsAction) Schema() sdk.ActionSchema {
 			{Name: "deleted", Type: cty.List(cty.String), Description: "Ids deleted."},
 			{Name: "count", Type: cty.Number},
 		},
-		Capabilities: sdk.Capabilities{NativeUndo: true, SupportsPlan: true, Idempotent: true},
+		Capabilities: sdk.Capabilities{Idempotent: true},
 	}
 }
 
@@ -187,6 +187,8 @@ func idsOf(docs []map[string]any) []string {
 	}
 	return out
 }
+
+var _ sdk.Planner = deleteDocsAction{}
 
 func (deleteDocsAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
 	if !req.Inputs.IsWhollyKnown() {
@@ -342,6 +344,8 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("deleted %d documents from %s", len(deleted), db))
 	return result(), nil
 }
+
+var _ sdk.Undoer = deleteDocsAction{}
 
 // Undo writes every deleted document back (same body and attachments) as a
 // new revision on top of its deletion.

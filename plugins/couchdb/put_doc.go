@@ -35,7 +35,7 @@ func (putDocAction) Schema() sdk.ActionSchema {
 			{Name: "rev", Type: cty.String},
 			{Name: "changed", Type: cty.Bool, Description: "False when the document already had this content."},
 		},
-		Capabilities: sdk.Capabilities{Idempotent: true, NativeUndo: true},
+		Capabilities: sdk.Capabilities{Idempotent: true},
 	}
 }
 
@@ -164,6 +164,8 @@ func (a putDocAction) result(id, rev string, changed bool, undo []byte) *sdk.Res
 		"id": cty.StringVal(id), "rev": cty.StringVal(rev), "changed": cty.BoolVal(changed),
 	}), UndoState: undo}
 }
+
+var _ sdk.Undoer = putDocAction{}
 
 // Undo puts the previous version back, or deletes the document when the
 // step created it, provided nobody changed it since.

@@ -50,7 +50,7 @@ func (replicateAction) Schema() sdk.ActionSchema {
 			{Name: "bytes", Type: cty.Number, Description: "JSON bytes written (attachments included)."},
 			{Name: "verified", Type: cty.Bool, Description: "Whether the final verification ran and passed."},
 		},
-		Capabilities:   sdk.Capabilities{Idempotent: true, NativeUndo: true, SupportsPlan: true},
+		Capabilities:   sdk.Capabilities{Idempotent: true},
 		MaxConcurrency: 4,
 	}
 }
@@ -359,6 +359,8 @@ func (replicateAction) replicateOne(ctx context.Context, run *replicateRun, src,
 	return st, asSDK(err)
 }
 
+var _ sdk.Undoer = replicateAction{}
+
 // Undo deletes the target databases this step created, never others.
 func (replicateAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
 	var st replicateState
@@ -391,6 +393,8 @@ func (replicateAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Ev
 	}
 	return nil
 }
+
+var _ sdk.Planner = replicateAction{}
 
 // Plan says which databases would be copied and created.
 func (replicateAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {

@@ -40,7 +40,7 @@ func (restoreAction) Schema() sdk.ActionSchema {
 			{Name: "doc_write_failures", Type: cty.Number},
 			{Name: "created", Type: cty.Bool},
 		},
-		Capabilities: sdk.Capabilities{Idempotent: true, NativeUndo: true},
+		Capabilities: sdk.Capabilities{Idempotent: true},
 	}
 }
 
@@ -173,6 +173,8 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 	}
 	return result(), nil
 }
+
+var _ sdk.Undoer = restoreAction{}
 
 // Undo deletes the database when this step created it. Revisions merged
 // into an existing database cannot be told apart from the others, so that

@@ -30,7 +30,7 @@ func (copySecurityAction) Schema() sdk.ActionSchema {
 			{Name: "databases", Type: cty.List(cty.String)},
 			{Name: "changed", Type: cty.List(cty.String), Description: "Databases whose target _security changed."},
 		},
-		Capabilities: sdk.Capabilities{Idempotent: true, NativeUndo: true},
+		Capabilities: sdk.Capabilities{Idempotent: true},
 	}
 }
 
@@ -133,6 +133,8 @@ func (a copySecurityAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev
 	}
 	return result(), nil
 }
+
+var _ sdk.Undoer = copySecurityAction{}
 
 // Undo puts back the target's previous _security objects.
 func (copySecurityAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {

@@ -48,7 +48,6 @@ func (a *migrateAction) Schema() sdk.ActionSchema {
 			{Name: "duration_seconds", Type: cty.Number, Description: "Wall-clock time of the migration."},
 			{Name: "warnings", Type: cty.List(cty.String), Description: "Rows dropped with a warning."},
 		},
-		Capabilities:   sdk.Capabilities{NativeUndo: true, SupportsPlan: true},
 		MaxConcurrency: 1,
 	}
 }

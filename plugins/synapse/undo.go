@@ -13,6 +13,8 @@ import (
 	"github.com/runbookdev/runbook/sdk"
 )
 
+var _ sdk.Undoer = (*migrateAction)(nil)
+
 // Undo empties the MAS tables the migration filled (they were empty
 // before it). When every table that refers to them, directly or not, is
 // empty too, one TRUNCATE does it; otherwise the rows are deleted child

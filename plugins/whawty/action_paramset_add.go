@@ -67,7 +67,6 @@ func (*paramSetAddAction) Schema() sdk.ActionSchema {
 			{Name: "hmackey", Type: cty.String, Sensitive: true, Description: "scrypt: the hmac key (to add the same set to other hosts)."},
 			{Name: "changed", Type: cty.Bool, Description: "Whether the file changed."},
 		},
-		Capabilities: sdk.Capabilities{NativeUndo: true, SupportsPlan: true},
 	}
 }
 
@@ -174,6 +173,8 @@ func describeSet(ps *paramSet) string {
 	return fmt.Sprintf("argon2id time=%d memory=%dKiB threads=%d length=%d", a.Time, a.Memory, a.Threads, a.Length)
 }
 
+var _ sdk.Planner = (*paramSetAddAction)(nil)
+
 func (*paramSetAddAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
 	if !req.Inputs.IsWhollyKnown() {
 		return &sdk.PlanResult{Summary: "add a parameter-set (inputs known at apply time)", Counts: map[string]int64{"add": 1}}, nil
@@ -274,6 +275,8 @@ func commitConfig(cf *configFile, ev sdk.Events, what string) (*sdk.Result, erro
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("config %s: %s", cf.Loc, what))
 	return &sdk.Result{UndoState: u.marshal()}, nil
 }
+
+var _ sdk.Undoer = (*paramSetAddAction)(nil)
 
 func (*paramSetAddAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
 	return undoConfigAction(ctx, req, ev)

@@ -42,7 +42,7 @@ func (*paramSetDefaultAction) Schema() sdk.ActionSchema {
 			{Name: "previous", Type: cty.Number, Description: "The default before the change (0 = none)."},
 			{Name: "changed", Type: cty.Bool, Description: "False when the set was already the default."},
 		},
-		Capabilities: sdk.Capabilities{Idempotent: true, NativeUndo: true, SupportsPlan: true},
+		Capabilities: sdk.Capabilities{Idempotent: true},
 	}
 }
 
@@ -64,6 +64,8 @@ func idDiag(d sdk.Diagnostics, inputs cty.Value) sdk.Diagnostics {
 	}
 	return d
 }
+
+var _ sdk.Planner = (*paramSetDefaultAction)(nil)
 
 func (*paramSetDefaultAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
 	if !req.Inputs.IsWhollyKnown() {
@@ -129,6 +131,8 @@ func (a *paramSetDefaultAction) Apply(ctx context.Context, req *sdk.ApplyRequest
 	}
 	return res, nil
 }
+
+var _ sdk.Undoer = (*paramSetDefaultAction)(nil)
 
 func (*paramSetDefaultAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
 	return undoConfigAction(ctx, req, ev)

@@ -54,7 +54,7 @@ func (*paramSetRemoveAction) Schema() sdk.ActionSchema {
 			{Name: "users", Type: cty.List(cty.String), Description: "Those users (at most 100)."},
 			{Name: "changed", Type: cty.Bool, Description: "False when the set was already absent."},
 		},
-		Capabilities: sdk.Capabilities{Idempotent: true, NativeUndo: true, SupportsPlan: true},
+		Capabilities: sdk.Capabilities{Idempotent: true},
 	}
 }
 
@@ -129,6 +129,8 @@ func (in *paramSetRemoveInputs) check(ctx context.Context, c *conns) (*removal, 
 	return r, nil
 }
 
+var _ sdk.Planner = (*paramSetRemoveAction)(nil)
+
 func (*paramSetRemoveAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
 	if !req.Inputs.IsWhollyKnown() {
 		return &sdk.PlanResult{Summary: "remove a parameter-set (inputs known at apply time)", Counts: map[string]int64{"remove": 1}}, nil
@@ -197,6 +199,8 @@ func (a *paramSetRemoveAction) Apply(ctx context.Context, req *sdk.ApplyRequest,
 	}
 	return res, nil
 }
+
+var _ sdk.Undoer = (*paramSetRemoveAction)(nil)
 
 func (*paramSetRemoveAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
 	return undoConfigAction(ctx, req, ev)

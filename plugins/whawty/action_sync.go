@@ -60,7 +60,7 @@ func (*syncAction) Schema() sdk.ActionSchema {
 			{Name: "files", Type: cty.Number, Description: "Hash files mirrored from the source."},
 			{Name: "bytes", Type: cty.Number, Description: "Bytes written to the destination."},
 		},
-		Capabilities: sdk.Capabilities{Idempotent: true, NativeUndo: true, SupportsPlan: true},
+		Capabilities: sdk.Capabilities{Idempotent: true},
 	}
 }
 
@@ -70,6 +70,8 @@ func (*syncAction) Validate(_ context.Context, inputs cty.Value) sdk.Diagnostics
 	d = locDiag(d, inputs, "destination", true)
 	return d
 }
+
+var _ sdk.Planner = (*syncAction)(nil)
 
 func (*syncAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
 	if !req.Inputs.IsWhollyKnown() {
@@ -381,6 +383,8 @@ func stageAll(ctx context.Context, fsys fileSystem, tmpDir string, reqs []stageR
 	}
 	return out, nil
 }
+
+var _ sdk.Undoer = (*syncAction)(nil)
 
 func (*syncAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
 	if len(req.UndoState) == 0 {

@@ -25,6 +25,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/runbookdev/runbook/internal/pluginclient"
+	"github.com/runbookdev/runbook/internal/pluginwire"
 	"github.com/runbookdev/runbook/sdk"
 	pb "github.com/runbookdev/runbook/sdk/proto/pluginv1"
 	"github.com/zclconf/go-cty/cty"
@@ -32,39 +34,45 @@ import (
 	"google.golang.org/grpc"
 )
 
-// Local returns p as an in-process Provider.
-func Local(p *sdk.Plugin) sdk.Provider { return sdk.Local(p) }
+// Local returns p as an in-process Provider, closed (p's Close hook) at the
+// end of the test.
+func Local(t testing.TB, p *sdk.Plugin) sdk.Provider {
+	prov := sdk.Local(p)
+	t.Cleanup(func() {
+		if c, ok := prov.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				t.Errorf("sdktest: close %s: %v", p.Name, err)
+			}
+		}
+	})
+	return prov
+}
 
 // GRPC serves p on a loopback gRPC server in this process and returns a
-// Provider speaking to it through the real protocol (encoding, the Calls
-// stream, checkpoint acks, cancellation). Stopped at the end of the test.
+// Provider speaking to it through the real protocol (encoding, checkpoint
+// acks, cancellation), as the engine does. Stopped at the end of the test.
 func GRPC(t testing.TB, p *sdk.Plugin) sdk.Provider {
-	return sdk.NewGRPCProvider(grpcClient(t, p))
-}
-
-// GRPCPerCall is GRPC with one stream per Apply and Undo instead of the
-// Calls stream, the way the engine talks to plugins that lack Calls.
-func GRPCPerCall(t testing.TB, p *sdk.Plugin) sdk.Provider {
-	return sdk.NewGRPCProviderPerCall(grpcClient(t, p))
-}
-
-func grpcClient(t testing.TB, p *sdk.Plugin) pb.PluginClient {
 	t.Helper()
-	conn, srv := plugin.TestGRPCConn(t, func(s *grpc.Server) {
-		pb.RegisterPluginServer(s, sdk.NewGRPCServer(p))
-	})
+	gp, ok := sdk.ServeConfig(p).VersionedPlugins[pluginwire.ProtocolVersion][pluginwire.PluginKey].(plugin.GRPCPlugin)
+	if !ok {
+		t.Fatalf("sdktest: the SDK serves no gRPC plugin")
+	}
+	var serr error
+	conn, srv := plugin.TestGRPCConn(t, func(s *grpc.Server) { serr = gp.GRPCServer(nil, s) })
 	t.Cleanup(func() {
 		conn.Close()
 		srv.Stop()
 	})
-	return pb.NewPluginClient(conn)
+	if serr != nil {
+		t.Fatalf("sdktest: serve %s: %v", p.Name, serr)
+	}
+	return pluginclient.New(pb.NewPluginClient(conn))
 }
 
-// Providers returns p in-process ("local"), over gRPC ("grpc") and over
-// gRPC with a stream per call ("grpc-per-call"), for running the same
-// assertions on all three.
+// Providers returns p in-process ("local") and over gRPC ("grpc"), for
+// running the same assertions on both.
 func Providers(t testing.TB, p *sdk.Plugin) map[string]sdk.Provider {
-	return map[string]sdk.Provider{"local": Local(p), "grpc": GRPC(t, p), "grpc-per-call": GRPCPerCall(t, p)}
+	return map[string]sdk.Provider{"local": Local(t, p), "grpc": GRPC(t, p)}
 }
 
 // serveEnv is set when a test binary is re-executed to serve its plugin.
@@ -105,8 +113,8 @@ func StartProcess(exe string, env []string, stderr io.Writer, args ...string) (s
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), env...)
 	c := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: sdk.ClientPluginSets(),
+		HandshakeConfig:  pluginwire.Handshake,
+		VersionedPlugins: pluginclient.PluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -118,7 +126,7 @@ func StartProcess(exe string, env []string, stderr io.Writer, args ...string) (s
 		c.Kill()
 		return nil, nil, fmt.Errorf("start plugin %s: %w", exe, err)
 	}
-	raw, err := rpc.Dispense(sdk.DispenseName)
+	raw, err := rpc.Dispense(pluginwire.PluginKey)
 	if err != nil {
 		c.Kill()
 		return nil, nil, fmt.Errorf("dispense: %w", err)

@@ -3,13 +3,17 @@ package sdktest_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/runbookdev/runbook/internal/pluginclient"
 	"github.com/runbookdev/runbook/internal/plugintest"
+	"github.com/runbookdev/runbook/internal/pluginwire"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/runbookdev/runbook/sdk/sdktest"
 	"github.com/zclconf/go-cty/cty"
@@ -31,13 +35,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// transports runs f on every transport: in-process, gRPC in-process (over
-// the Calls stream and with a stream per call) and a real plugin process
-// (this test binary re-executed).
+// transports runs f on every transport: in-process, gRPC in-process and a
+// real plugin process (this test binary re-executed).
 func transports(t *testing.T, f func(t *testing.T, prov sdk.Provider)) {
 	provs := sdktest.Providers(t, plugintest.New())
 	provs["process"] = process
-	for _, name := range []string{"local", "grpc", "grpc-per-call", "process"} {
+	for _, name := range []string{"local", "grpc", "process"} {
 		t.Run(name, func(t *testing.T) { f(t, provs[name]) })
 	}
 }
@@ -99,7 +102,7 @@ func TestEveryValueType(t *testing.T) {
 
 func TestSensitiveMarks(t *testing.T) {
 	transports(t, func(t *testing.T, prov sdk.Provider) {
-		in := sdk.MarkPaths(allTypes(), []cty.Path{
+		in := pluginwire.MarkPaths(allTypes(), []cty.Path{
 			cty.GetAttrPath("secret"),
 			cty.GetAttrPath("m").Index(cty.StringVal("x")),
 			cty.GetAttrPath("l").Index(cty.NumberIntVal(1)),
@@ -111,7 +114,7 @@ func TestSensitiveMarks(t *testing.T) {
 			t.Fatalf("sensitive paths seen by the plugin = %#v, want 3", got)
 		}
 		// A mark set by the plugin comes back.
-		if !res.Outputs.GetAttr("secret").HasMark(sdk.MarkSensitive) {
+		if !res.Outputs.GetAttr("secret").HasMark(pluginwire.MarkSensitive) {
 			t.Fatalf("secret output is not marked: %#v", res.Outputs.GetAttr("secret"))
 		}
 	})
@@ -261,15 +264,42 @@ func TestUndo(t *testing.T) {
 }
 
 // TestCancelGrace checks that an action ignoring cancellation does not hold
-// the engine longer than sdk.CancelGrace.
+// the engine longer than pluginclient.CancelGrace.
 func TestCancelGrace(t *testing.T) {
-	old := sdk.CancelGrace
-	sdk.CancelGrace = 200 * time.Millisecond
-	defer func() { sdk.CancelGrace = old }()
+	old := pluginclient.CancelGrace
+	pluginclient.CancelGrace = 200 * time.Millisecond
+	defer func() { pluginclient.CancelGrace = old }()
 	prov := sdktest.GRPC(t, plugintest.New())
 	start := time.Now()
 	_, _, err := sdktest.ApplyCancelled(t, prov, "slow", sdktest.Object(map[string]any{"duration": "5s", "ignore_cancel": true}), 5*time.Second)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("cancel took %s (err %v)", d, err)
+	}
+}
+
+// A served plugin runs its Configure hook when serving starts, before any
+// call, and its Close hook when the engine stops it.
+func TestServeRunsHooks(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "hooks")
+	read := func() string {
+		b, _ := os.ReadFile(file)
+		return string(b)
+	}
+	prov, kill, err := sdktest.StartProcess(exe, []string{"RUNBOOK_SDKTEST_SERVE=1", plugintest.HooksEnv + "=" + file}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != "configure\n" {
+		kill()
+		t.Fatalf("after start: hooks %q, want configure", got)
+	}
+	sdktest.MustApply(t, prov, "echo", sdktest.Object(map[string]any{"s": "x"}))
+	kill()
+	if got := read(); got != "configure\nclose\n" {
+		t.Fatalf("after stop: hooks %q, want configure then close", got)
 	}
 }

@@ -1,11 +1,8 @@
-package sdk
+package pluginwire
 
 import (
-	"errors"
-	"fmt"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -60,40 +57,5 @@ func TestValueRoundTrip(t *testing.T) {
 	}
 	if v, _, err := DecodeValue(nil); v != cty.NilVal || err != nil {
 		t.Fatalf("DecodeValue(nil) = %#v, %v", v, err)
-	}
-}
-
-func TestErrorRoundTrip(t *testing.T) {
-	tests := []struct {
-		in   error
-		want *Error
-		msg  string
-	}{
-		{Errorf(KindAuth, true, "check the password", "login as %s refused", "bob"),
-			&Error{Kind: KindAuth, Retryable: true, Hint: "check the password"}, "auth: login as bob refused"},
-		{fmt.Errorf("replicate: %w", Errorf(KindQuota, false, "", "disk full")),
-			&Error{Kind: KindQuota}, "quota: replicate: disk full"},
-		{errors.New("plain"), &Error{Kind: KindUnknown}, "plain"},
-	}
-	for _, tt := range tests {
-		got := DecodeError(EncodeError(tt.in))
-		var e *Error
-		if !errors.As(got, &e) {
-			t.Fatalf("%T", got)
-		}
-		if e.Kind != tt.want.Kind || e.Retryable != tt.want.Retryable || e.Hint != tt.want.Hint || e.Error() != tt.msg {
-			t.Errorf("round trip of %v = %+v (%q)", tt.in, e, e.Error())
-		}
-	}
-	if EncodeError(nil) != nil || DecodeError(nil) != nil {
-		t.Fatal("nil error not kept nil")
-	}
-}
-
-func TestDiagnosticsRoundTrip(t *testing.T) {
-	d := Diagnostics{}.Errorf([]string{"target", "url"}, "bad %s", "url").Warnf(nil, "careful")
-	d[0].Detail = "more"
-	if diff := cmp.Diff(d, DecodeDiagnostics(EncodeDiagnostics(d))); diff != "" {
-		t.Fatalf("(-want +got):\n%s", diff)
 	}
 }

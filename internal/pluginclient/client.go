@@ -1,4 +1,8 @@
-package sdk
+// Package pluginclient is the host's side of the plugin protocol: a
+// sdk.Provider that calls a plugin over gRPC, and the decoders of what the
+// plugin sends. engine/pluginhost and sdktest use it; plugin authors never
+// see it.
+package pluginclient
 
 import (
 	"context"
@@ -6,9 +10,10 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/runbookdev/runbook/internal/pluginwire"
+	"github.com/runbookdev/runbook/sdk"
 	pb "github.com/runbookdev/runbook/sdk/proto/pluginv1"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -17,30 +22,18 @@ import (
 // final Result (with its partial undo state) before the stream is cut.
 var CancelGrace = 10 * time.Second
 
-// NewGRPCProvider returns a Provider that calls a plugin over gRPC. Results
-// carry the same values, marks, diagnostics and classified errors as Local.
-// A transport failure is returned as a plain (unclassified) error wrapping
-// the gRPC status; engine/pluginhost turns it into a crash report.
-func NewGRPCProvider(c pb.PluginClient) Provider { return &grpcProvider{c: c} }
-
-// NewGRPCProviderPerCall is NewGRPCProvider without the Calls stream: every
-// Apply and Undo opens a stream of its own, as with plugins that lack Calls.
-func NewGRPCProviderPerCall(c pb.PluginClient) Provider {
-	g := &grpcProvider{c: c}
-	g.perCall.Store(true)
-	return g
-}
+// New returns a Provider that calls a plugin over gRPC, each Apply and
+// Undo on a stream of its own. Results carry the same values, marks,
+// diagnostics and classified errors as sdk.Local. A transport failure is
+// returned as a *TransportError wrapping the gRPC status; engine/pluginhost
+// turns it into a crash report.
+func New(c pb.PluginClient) sdk.Provider { return &grpcProvider{c: c} }
 
 type grpcProvider struct {
 	c pb.PluginClient
-	// perCall is set once the plugin answered Calls with Unimplemented.
-	perCall atomic.Bool
-
-	mu   sync.Mutex     // guards sess
-	sess *clientSession // the Calls stream, opened on first use
 }
 
-var _ Provider = (*grpcProvider)(nil)
+var _ sdk.Provider = (*grpcProvider)(nil)
 
 // TransportError is a failure of the connection to the plugin (the plugin
 // crashed, exited or is unreachable), as opposed to an action failing.
@@ -52,16 +45,16 @@ type TransportError struct {
 func (e *TransportError) Error() string { return fmt.Sprintf("plugin %s: %v", e.Op, e.Err) }
 func (e *TransportError) Unwrap() error { return e.Err }
 
-func (g *grpcProvider) Schema(ctx context.Context) (*PluginSchema, error) {
+func (g *grpcProvider) Schema(ctx context.Context) (*sdk.PluginSchema, error) {
 	r, err := g.c.GetSchema(ctx, &pb.GetSchemaRequest{})
 	if err != nil {
 		return nil, &TransportError{Op: "get schema", Err: err}
 	}
-	return DecodeSchema(r)
+	return decodeSchema(r)
 }
 
-func (g *grpcProvider) Validate(ctx context.Context, action string, inputs cty.Value) (Diagnostics, error) {
-	in, err := EncodeValue(inputs)
+func (g *grpcProvider) Validate(ctx context.Context, action string, inputs cty.Value) (sdk.Diagnostics, error) {
+	in, err := pluginwire.EncodeValue(inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -69,11 +62,11 @@ func (g *grpcProvider) Validate(ctx context.Context, action string, inputs cty.V
 	if err != nil {
 		return nil, &TransportError{Op: "validate", Err: err}
 	}
-	return DecodeDiagnostics(r.Diagnostics), DecodeError(r.Error)
+	return decodeDiagnostics(r.Diagnostics), decodeError(r.Error)
 }
 
-func (g *grpcProvider) Plan(ctx context.Context, action string, req *PlanRequest) (*PlanResult, error) {
-	in, err := EncodeValue(req.Inputs)
+func (g *grpcProvider) Plan(ctx context.Context, action string, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
+	in, err := pluginwire.EncodeValue(req.Inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -81,26 +74,20 @@ func (g *grpcProvider) Plan(ctx context.Context, action string, req *PlanRequest
 	if err != nil {
 		return nil, &TransportError{Op: "plan", Err: err}
 	}
-	var res *PlanResult
+	var res *sdk.PlanResult
 	if r.HasPlan {
-		res = &PlanResult{Summary: r.Summary, Counts: r.Counts, Warnings: r.Warnings, Details: r.Details}
+		res = &sdk.PlanResult{Summary: r.Summary, Counts: r.Counts, Warnings: r.Warnings, Details: r.Details}
 	}
-	return res, DecodeError(r.Error)
+	return res, decodeError(r.Error)
 }
 
-func (g *grpcProvider) Apply(ctx context.Context, action string, req *ApplyRequest, ev Events) (*Result, error) {
-	in, err := EncodeValue(MarkPaths(req.Inputs, req.Sensitive))
+func (g *grpcProvider) Apply(ctx context.Context, action string, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
+	in, err := pluginwire.EncodeValue(pluginwire.MarkPaths(req.Inputs, req.Sensitive))
 	if err != nil {
 		return nil, err
 	}
 	start := &pb.ApplyStart{
 		Action: action, Inputs: in, IdempotencyKey: req.IdempotencyKey, Checkpoint: req.Checkpoint,
-	}
-	if !g.perCall.Load() {
-		res, err := runStream(ctx, "apply", ev, g.openCall(&pb.CallMessage{Msg: &pb.CallMessage_Apply{Apply: start}}))
-		if !g.fallBack(err) {
-			return res, err
-		}
 	}
 	return runStream(ctx, "apply", ev,
 		func(sctx context.Context) (clientStream, error) {
@@ -112,50 +99,18 @@ func (g *grpcProvider) Apply(ctx context.Context, action string, req *ApplyReque
 		})
 }
 
-// openCall opens a call on the Calls stream.
-func (g *grpcProvider) openCall(first *pb.CallMessage) func(context.Context) (clientStream, error) {
-	return func(sctx context.Context) (clientStream, error) {
-		sess, err := g.session()
-		if err != nil {
-			return nil, err
-		}
-		c, err := sess.open(sctx, first)
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
-	}
-}
-
-// fallBack reports whether err says the plugin has no Calls, remembering it:
-// the call was then never started and is retried on a stream of its own.
-func (g *grpcProvider) fallBack(err error) bool {
-	var te *TransportError
-	if !errors.As(err, &te) || !unimplemented(te.Err) {
-		return false
-	}
-	g.perCall.Store(true)
-	return true
-}
-
-func (g *grpcProvider) Undo(ctx context.Context, action string, req *UndoRequest, ev Events) error {
-	in, err := EncodeValue(req.Inputs)
+func (g *grpcProvider) Undo(ctx context.Context, action string, req *sdk.UndoRequest, ev sdk.Events) error {
+	in, err := pluginwire.EncodeValue(req.Inputs)
 	if err != nil {
 		return err
 	}
-	out, err := EncodeValue(req.Outputs)
+	out, err := pluginwire.EncodeValue(req.Outputs)
 	if err != nil {
 		return err
 	}
 	start := &pb.UndoStart{
 		Action: action, Inputs: in, Outputs: out, UndoState: req.UndoState,
 		IdempotencyKey: req.IdempotencyKey, Checkpoint: req.Checkpoint,
-	}
-	if !g.perCall.Load() {
-		_, err := runStream(ctx, "undo", ev, g.openCall(&pb.CallMessage{Msg: &pb.CallMessage_Undo{Undo: start}}))
-		if !g.fallBack(err) {
-			return err
-		}
 	}
 	_, err = runStream(ctx, "undo", ev,
 		func(sctx context.Context) (clientStream, error) {
@@ -196,17 +151,14 @@ func (s undoStream) sendCancel() error {
 // runStream drives one Apply or Undo stream: events go to ev, checkpoints
 // are acknowledged after ev.Checkpoint returned, and cancellation of ctx is
 // sent as a Cancel message, the stream itself being cut CancelGrace later.
-func runStream(ctx context.Context, op string, ev Events, open func(context.Context) (clientStream, error)) (*Result, error) {
+func runStream(ctx context.Context, op string, ev sdk.Events, open func(context.Context) (clientStream, error)) (*sdk.Result, error) {
 	if ev == nil {
-		ev = NopEvents{}
+		ev = sdk.NopEvents{}
 	}
 	graceDur := CancelGrace
 	sctx, cut := context.WithCancel(context.WithoutCancel(ctx))
 	defer cut()
 	s, err := open(sctx)
-	if c, ok := s.(interface{ close() }); ok {
-		defer c.close()
-	}
 	if err != nil {
 		if s != nil && errors.Is(err, io.EOF) {
 			// The server closed the stream at once; Recv gives the status.
@@ -240,7 +192,7 @@ func runStream(ctx context.Context, op string, ev Events, open func(context.Cont
 		e, err := s.Recv()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, &Error{Kind: KindCancelled, Err: fmt.Errorf("%s cancelled: %w", op, ctx.Err())}
+				return nil, &sdk.Error{Kind: sdk.KindCancelled, Err: fmt.Errorf("%s cancelled: %w", op, ctx.Err())}
 			}
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
@@ -249,7 +201,7 @@ func runStream(ctx context.Context, op string, ev Events, open func(context.Cont
 		}
 		switch e := e.Event.(type) {
 		case *pb.Event_Log:
-			ev.Log(Level(e.Log.Level), e.Log.Message)
+			ev.Log(sdk.Level(e.Log.Level), e.Log.Message)
 		case *pb.Event_Progress:
 			ev.Progress(e.Progress.Current, e.Progress.Total, e.Progress.Unit)
 		case *pb.Event_Checkpoint:
@@ -273,14 +225,14 @@ func runStream(ctx context.Context, op string, ev Events, open func(context.Cont
 	}
 }
 
-func decodeResult(r *pb.Result) (*Result, error) {
-	err := DecodeError(r.Error)
+func decodeResult(r *pb.Result) (*sdk.Result, error) {
+	err := decodeError(r.Error)
 	if !r.HasResult {
 		return nil, err
 	}
-	out, derr := DecodeMarkedValue(r.Outputs)
+	out, derr := pluginwire.DecodeMarkedValue(r.Outputs)
 	if derr != nil && err == nil {
-		err = &Error{Kind: KindInternal, Err: derr}
+		err = &sdk.Error{Kind: sdk.KindInternal, Err: derr}
 	}
-	return &Result{Outputs: out, UndoState: r.UndoState}, err
+	return &sdk.Result{Outputs: out, UndoState: r.UndoState}, err
 }
