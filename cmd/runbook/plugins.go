@@ -11,9 +11,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/runbookdev/runbook/engine/pluginhost"
+	"github.com/runbookdev/runbook/engine/view"
 	"github.com/runbookdev/runbook/plugins/builtin"
 	"github.com/runbookdev/runbook/sdk"
 )
@@ -156,72 +156,8 @@ func runPluginsSchema(ctx context.Context, w io.Writer, name string, asJSON bool
 		return err
 	}
 	if asJSON {
-		return writeSchemaJSON(w, s)
+		return view.WriteSchemaJSON(w, s)
 	}
-	writeSchemaMarkdown(w, s)
+	view.WriteSchemaMarkdown(w, s)
 	return nil
-}
-
-// JSON shape of `plugins schema -json` (versioned).
-type schemaJSON struct {
-	FormatVersion string       `json:"format_version"`
-	Name          string       `json:"name"`
-	Version       string       `json:"version"`
-	Actions       []actionJSON `json:"actions"`
-}
-
-type actionJSON struct {
-	Name           string          `json:"name"`
-	Description    string          `json:"description,omitempty"`
-	Inputs         []attributeJSON `json:"inputs"`
-	Outputs        []attributeJSON `json:"outputs"`
-	ReadOnly       bool            `json:"read_only"`
-	Idempotent     bool            `json:"idempotent"`
-	NativeUndo     bool            `json:"native_undo"`
-	SupportsPlan   bool            `json:"supports_plan"`
-	MaxConcurrency int             `json:"max_concurrency,omitempty"`
-}
-
-type attributeJSON struct {
-	Name        string          `json:"name"`
-	Type        json.RawMessage `json:"type"`
-	Required    bool            `json:"required,omitempty"`
-	Sensitive   bool            `json:"sensitive,omitempty"`
-	Description string          `json:"description,omitempty"`
-}
-
-func writeSchemaJSON(w io.Writer, s *sdk.PluginSchema) error {
-	out := schemaJSON{FormatVersion: "1", Name: s.Name, Version: s.Version, Actions: []actionJSON{}}
-	for _, n := range sortedActionNames(s) {
-		a := s.Actions[n]
-		aj := actionJSON{
-			Name: n, Description: a.Description,
-			ReadOnly: a.Capabilities.ReadOnly, Idempotent: a.Capabilities.Idempotent,
-			NativeUndo: a.Capabilities.NativeUndo, SupportsPlan: a.Capabilities.SupportsPlan,
-			MaxConcurrency: a.MaxConcurrency,
-		}
-		var err error
-		if aj.Inputs, err = attrsJSON(a.Inputs); err != nil {
-			return err
-		}
-		if aj.Outputs, err = attrsJSON(a.Outputs); err != nil {
-			return err
-		}
-		out.Actions = append(out.Actions, aj)
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
-}
-
-func attrsJSON(as []sdk.Attribute) ([]attributeJSON, error) {
-	out := []attributeJSON{}
-	for _, a := range as {
-		t, err := ctyjson.MarshalType(a.Type)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, attributeJSON{Name: a.Name, Type: t, Required: a.Required, Sensitive: a.Sensitive, Description: a.Description})
-	}
-	return out, nil
 }

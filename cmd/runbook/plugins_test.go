@@ -9,36 +9,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/runbookdev/runbook/engine/pluginhost"
+	"github.com/runbookdev/runbook/engine/view"
 	"github.com/runbookdev/runbook/plugins/core"
 	"github.com/runbookdev/runbook/sdk"
 )
 
-func TestTypeString(t *testing.T) {
-	tests := []struct {
-		t    cty.Type
-		want string
-	}{
-		{cty.String, "string"},
-		{cty.DynamicPseudoType, "any"},
-		{cty.List(cty.Map(cty.Number)), "list(map(number))"},
-		{cty.Set(cty.Bool), "set(bool)"},
-		{cty.Object(map[string]cty.Type{"b": cty.String, "a": cty.Number}), "object({a = number, b = string})"},
-		{cty.Tuple([]cty.Type{cty.String, cty.Bool}), "tuple([string, bool])"},
-	}
-	for _, tt := range tests {
-		if got := typeString(tt.t); got != tt.want {
-			t.Errorf("typeString(%#v) = %q, want %q", tt.t, got, tt.want)
-		}
-	}
-}
-
 func TestSchemaMarkdownAndJSON(t *testing.T) {
 	s := sdk.SchemaOf(core.New())
 	var md bytes.Buffer
-	writeSchemaMarkdown(&md, s)
+	view.WriteSchemaMarkdown(&md, s)
 	for _, want := range []string{
 		"# `core` plugin reference",
 		"| [`core.sleep`](#coresleep) | Waits for `duration` (e.g. \"30s\"), e.g. to let caches expire or DNS propagate. |",
@@ -53,10 +33,17 @@ func TestSchemaMarkdownAndJSON(t *testing.T) {
 		}
 	}
 	var js bytes.Buffer
-	if err := writeSchemaJSON(&js, s); err != nil {
+	if err := view.WriteSchemaJSON(&js, s); err != nil {
 		t.Fatal(err)
 	}
-	var got schemaJSON
+	var got struct {
+		FormatVersion string `json:"format_version"`
+		Name          string
+		Actions       []struct {
+			Name   string
+			Inputs []struct{ Type json.RawMessage }
+		}
+	}
 	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
