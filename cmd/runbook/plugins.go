@@ -7,15 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/runbookdev/runbook/engine/pluginhost"
+	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/view"
 	"github.com/runbookdev/runbook/plugins/builtin"
-	"github.com/runbookdev/runbook/sdk"
 )
 
 func init() {
@@ -50,64 +48,22 @@ func init() {
 	rootCmd.AddCommand(pluginsCmd)
 }
 
-// cwdHost opens a host for the current directory (its lock file).
-func cwdHost() (*pluginhost.Host, *pluginhost.LockFile, error) {
-	lock, err := pluginhost.ReadLockFile(pluginhost.LockFileName)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pluginhost.New(pluginhost.Options{Builtins: builtin.All(), Lock: lock, Stderr: os.Stderr}), lock, nil
-}
-
-type pluginRow struct {
-	Name    string `json:"name"`
-	Kind    string `json:"kind"` // builtin | external
-	Version string `json:"version,omitempty"`
-	Path    string `json:"path,omitempty"`
-	SHA256  string `json:"sha256,omitempty"`
-	Locked  bool   `json:"locked"`
-	Actions int    `json:"actions"`
-	Error   string `json:"error,omitempty"`
+func pluginsSession() (*session.Session, error) {
+	return session.New(session.Options{Builtins: builtin.All(), Stderr: os.Stderr})
 }
 
 func runPluginsLs(ctx context.Context, w io.Writer, asJSON bool) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	h, lock, err := cwdHost()
+	s, err := pluginsSession()
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	external := h.Discover()
-	var rows []pluginRow
-	for _, name := range builtin.Names() {
-		rows = append(rows, pluginRow{Name: name, Kind: "builtin", Locked: true})
-	}
-	for name, path := range external {
-		if _, ok := builtin.Get(name); ok {
-			continue // a builtin name always means the builtin
-		}
-		r := pluginRow{Name: name, Kind: "external", Path: path}
-		r.SHA256, _ = pluginhost.FileSHA256(path)
-		if lock != nil && lock.Plugins[name] != nil {
-			r.Locked = lock.Plugins[name].SHA256 == r.SHA256
-		}
-		rows = append(rows, r)
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
-	for i := range rows {
-		r := &rows[i]
-		if r.Kind == "external" && !r.Locked {
-			r.Error = "not locked: run `runbook init`"
-			continue
-		}
-		s, err := h.Schema(ctx, r.Name)
-		if err != nil {
-			r.Error = err.Error()
-			continue
-		}
-		r.Version, r.Actions = s.Version, len(s.Actions)
+	defer s.Close()
+	rows, err := s.Plugins(ctx)
+	if err != nil {
+		return err
 	}
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -143,21 +99,18 @@ func runPluginsSchema(ctx context.Context, w io.Writer, name string, asJSON bool
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	h, _, err := cwdHost()
+	s, err := pluginsSession()
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	s, err := h.Schema(ctx, name)
+	defer s.Close()
+	ps, err := s.PluginSchema(ctx, name)
 	if err != nil {
-		if e := sdk.Classify(err); e.Hint != "" {
-			return fmt.Errorf("%w\nhint: %s", err, e.Hint)
-		}
 		return err
 	}
 	if asJSON {
-		return view.WriteSchemaJSON(w, s)
+		return view.WriteSchemaJSON(w, ps)
 	}
-	view.WriteSchemaMarkdown(w, s)
+	view.WriteSchemaMarkdown(w, ps)
 	return nil
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/mask"
-	"github.com/runbookdev/runbook/engine/run"
 	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/view"
 	"github.com/runbookdev/runbook/plugins/builtin"
@@ -154,7 +153,8 @@ func (c *cli) finish(out *session.Outcome) error {
 			c.live.Close()
 		}
 		c.flush()
-		view.WriteSummary(c.stdout, c.mask, summary(out))
+		next := out.Continue()
+		view.WriteSummary(c.stdout, c.mask, view.SummaryOf(out.RunID, out.Journal, out.Result, next.Resume, next.Rollback))
 	}
 	return withCode(exitCode(out), nil)
 }
@@ -176,39 +176,6 @@ func exitCode(out *session.Outcome) int {
 		return exitInterrupted // resumable
 	}
 	return exitError
-}
-
-func summary(out *session.Outcome) *view.Summary {
-	res := out.Result
-	next := out.Continue()
-	sum := &view.Summary{RunID: out.RunID, State: res.State, Journal: out.Journal, Duration: res.Duration,
-		Resume: next.Resume, Rollback: next.Rollback}
-	for _, in := range res.Instances {
-		line := view.StepLine{Address: in.Address, State: in.State, Attempts: in.Attempt}
-		if !in.Ended.IsZero() && !in.Started.IsZero() {
-			line.Duration = in.Ended.Sub(in.Started)
-		}
-		if in.Err != nil {
-			line.Error = in.Err.Error()
-			if se, ok := in.Err.(*run.StepError); ok {
-				line.Error = se.Msg
-				if se.Kind != "" {
-					line.Error = string(se.Kind) + ": " + se.Msg
-				}
-			}
-		}
-		sum.Steps = append(sum.Steps, line)
-	}
-	if res.Err != nil {
-		sum.Error = res.Err.Error()
-	}
-	if len(res.Outputs) > 0 {
-		sum.Outputs = map[string]any{}
-		for k, v := range res.Outputs {
-			sum.Outputs[k] = run.RenderValue(v)
-		}
-	}
-	return sum
 }
 
 // confirm prints the plan and asks for "yes" on the terminal.

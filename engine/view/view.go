@@ -14,6 +14,7 @@ import (
 
 	"github.com/runbookdev/runbook/engine/event"
 	"github.com/runbookdev/runbook/engine/mask"
+	"github.com/runbookdev/runbook/engine/run"
 )
 
 // JSON writes each event as one JSON line. The masker is applied once more
@@ -228,4 +229,36 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// SummaryOf builds the end-of-run summary of res; resume and rollback are
+// the commands that continue the run ("" when they do not apply).
+func SummaryOf(runID, journal string, res *run.Result, resume, rollback string) *Summary {
+	sum := &Summary{RunID: runID, State: res.State, Journal: journal, Duration: res.Duration, Resume: resume, Rollback: rollback}
+	for _, in := range res.Instances {
+		line := StepLine{Address: in.Address, State: in.State, Attempts: in.Attempt}
+		if !in.Ended.IsZero() && !in.Started.IsZero() {
+			line.Duration = in.Ended.Sub(in.Started)
+		}
+		if in.Err != nil {
+			line.Error = in.Err.Error()
+			if se, ok := in.Err.(*run.StepError); ok {
+				line.Error = se.Msg
+				if se.Kind != "" {
+					line.Error = string(se.Kind) + ": " + se.Msg
+				}
+			}
+		}
+		sum.Steps = append(sum.Steps, line)
+	}
+	if res.Err != nil {
+		sum.Error = res.Err.Error()
+	}
+	if len(res.Outputs) > 0 {
+		sum.Outputs = map[string]any{}
+		for k, v := range res.Outputs {
+			sum.Outputs[k] = run.RenderValue(v)
+		}
+	}
+	return sum
 }
