@@ -103,8 +103,12 @@ func (*echo) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*
 
 var _ sdk.Planner = (*echo)(nil)
 
-// Plan reports which inputs are unknown.
+// Plan reports which inputs are unknown. It also prints the input `s` on
+// its stderr, as a careless plugin would: the host must mask it.
 func (*echo) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
+	if s := req.Inputs.GetAttr("s"); s.IsKnown() && !s.IsNull() {
+		fmt.Fprintf(os.Stderr, "echo plan: s=%s\n", s.AsString())
+	}
 	var unknown []string
 	for k, v := range req.Inputs.AsValueMap() {
 		if !v.IsWhollyKnown() {
