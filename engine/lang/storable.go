@@ -72,7 +72,11 @@ func checkStorable(v cty.Value, attr, of string, rng hcl.Range) hcl.Diagnostics 
 		path, _ = deepPath(ty, 1)
 		problem = fmt.Sprintf("nests more than %d levels deep", maxDepth)
 	case hasNumber:
-		path, problem = badNumber(v)
+		// Attributes in map order find whether there is a problem without
+		// sorting names; name order then finds the same one every time.
+		if _, problem = badNumber(v, false); problem != "" {
+			path, problem = badNumber(v, true)
+		}
 	}
 	if problem == "" {
 		return nil
@@ -150,11 +154,11 @@ func deepPath(ty cty.Type, depth int) (path []string, ok bool) {
 	return nil, false
 }
 
-// badNumber finds the first number in v the journal cannot store (in
-// attribute and key order) and returns its path, last step first, with
-// the problem; problem is "" when every number is fine. v nests at most
-// maxDepth levels (typeDepth said so).
-func badNumber(v cty.Value) (path []string, problem string) {
+// badNumber finds a number in v the journal cannot store, the first in
+// attribute and key order when sorted, and returns its path, last step
+// first, with the problem; problem is "" when every number is fine. v
+// nests at most maxDepth levels (typeDepth said so).
+func badNumber(v cty.Value, sorted bool) (path []string, problem string) {
 	v, _ = v.Unmark()
 	if !v.IsKnown() || v.IsNull() {
 		return nil, ""
@@ -165,15 +169,23 @@ func badNumber(v cty.Value) (path []string, problem string) {
 		return nil, numberProblem(v.AsBigFloat())
 	case ty.IsObjectType():
 		atys := ty.AttributeTypes()
+		if !sorted {
+			for name := range atys {
+				if _, problem := badNumber(v.GetAttr(name), false); problem != "" {
+					return nil, problem
+				}
+			}
+			return nil, ""
+		}
 		for _, name := range mapKeys(atys) {
-			if p, problem := badNumber(v.GetAttr(name)); problem != "" {
+			if p, problem := badNumber(v.GetAttr(name), true); problem != "" {
 				return append(p, attrStep(name)), problem
 			}
 		}
 	case ty.IsListType() || ty.IsTupleType() || ty.IsMapType() || ty.IsSetType():
 		for it := v.ElementIterator(); it.Next(); {
 			k, e := it.Element()
-			if p, problem := badNumber(e); problem != "" {
+			if p, problem := badNumber(e, sorted); problem != "" {
 				return append(p, indexStep(ty, k)), problem
 			}
 		}
