@@ -4,6 +4,8 @@
 package event
 
 import (
+	"encoding/json"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -140,4 +142,73 @@ func (m multi) ShowsOutputs() bool {
 		}
 	}
 	return false
+}
+
+// Masked returns e with mask applied to each text value it carries: Step,
+// Action, Message, Error, Hint, Unit, the values of Fields, and every
+// string, map key and number inside the values of Outputs. A number whose decimal text
+// mask changes becomes the masked text, a string. What names the event
+// rather than carrying a value is left alone: its type, time, run ID,
+// state, level, kind and counts. Views mask events this way before
+// encoding them; masking the encoded text instead would rewrite JSON keys
+// and timestamps that happen to hold a short secret.
+func (e Event) Masked(mask func(string) string) Event {
+	e.Step = mask(e.Step)
+	e.Action = mask(e.Action)
+	e.Message = mask(e.Message)
+	e.Error = mask(e.Error)
+	e.Hint = mask(e.Hint)
+	e.Unit = mask(e.Unit)
+	if e.Fields != nil {
+		f := make(map[string]string, len(e.Fields))
+		for k, v := range e.Fields {
+			f[k] = mask(v)
+		}
+		e.Fields = f
+	}
+	if e.Outputs != nil {
+		// The outputs' names come from the runbook and the plugin's schema.
+		o := make(map[string]any, len(e.Outputs))
+		for k, v := range e.Outputs {
+			o[k] = maskValue(v, mask)
+		}
+		e.Outputs = o
+	}
+	return e
+}
+
+// maskValue masks a rendered value (see Event.Outputs), copying what it
+// changes.
+func maskValue(v any, mask func(string) string) any {
+	number := func(s string) any {
+		if m := mask(s); m != s {
+			return m
+		}
+		return v
+	}
+	switch x := v.(type) {
+	case string:
+		return mask(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[mask(k)] = maskValue(e, mask)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = maskValue(e, mask)
+		}
+		return out
+	case int64:
+		return number(strconv.FormatInt(x, 10))
+	case int:
+		return number(strconv.Itoa(x))
+	case float64:
+		return number(strconv.FormatFloat(x, 'f', -1, 64))
+	case json.Number:
+		return number(x.String())
+	}
+	return v
 }

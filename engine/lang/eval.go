@@ -205,7 +205,9 @@ func (s *Scope) locals(ctx *hcl.EvalContext) (map[string]cty.Value, hcl.Diagnost
 			}
 		}
 		ctx.Variables["local"] = cty.ObjectVal(obj)
-		v, d := s.Config.Locals[name].Expr.Value(ctx)
+		l := s.Config.Locals[name]
+		v, d := l.Expr.Value(ctx)
+		v, d = storable(v, d, "local."+name, "", l.Expr.Range())
 		diags = append(diags, d...)
 		if d.HasErrors() {
 			v = cty.DynamicVal
@@ -367,7 +369,8 @@ func (s *Scope) Inputs(st *Step, in Instance) (cty.Value, hcl.Diagnostics) {
 	if d.HasErrors() {
 		return cty.DynamicVal, diags
 	}
-	return s.convertInputs(v, st.Plugin, st.Action, st.With, diags)
+	v, diags = s.convertInputs(v, st.Plugin, st.Action, st.With, diags)
+	return storable(v, diags, "with", fmt.Sprintf("step %q", st.Name), st.With.Range())
 }
 
 func evalWith(expr hcl.Expression, ctx *hcl.EvalContext, what string) (cty.Value, hcl.Diagnostics) {
@@ -550,7 +553,11 @@ func (s *Scope) RollbackInputs(st *Step, in Instance, inputs, outputs cty.Value)
 	if d.HasErrors() {
 		return cty.DynamicVal, diags
 	}
-	return s.convertInputs(v, st.Rollback.Plugin, st.Rollback.Action, st.Rollback.With, diags)
+	v, diags = s.convertInputs(v, st.Rollback.Plugin, st.Rollback.Action, st.Rollback.With, diags)
+	if st.Rollback.With == nil {
+		return v, diags
+	}
+	return storable(v, diags, "rollback.with", fmt.Sprintf("step %q", st.Name), st.Rollback.With.Range())
 }
 
 // Outputs evaluates every output; sensitive ones are marked.
@@ -567,6 +574,7 @@ func (s *Scope) Outputs() (map[string]cty.Value, hcl.Diagnostics) {
 	for _, name := range mapKeys(s.Config.Outputs) {
 		o := s.Config.Outputs[name]
 		v, d := o.Value.Value(ctx)
+		v, d = storable(v, d, "value", fmt.Sprintf("output %q", name), o.Value.Range())
 		diags = append(diags, d...)
 		if d.HasErrors() {
 			continue

@@ -26,6 +26,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(fullRunbook))
 	f.Add([]byte(planRunbook))
 	f.Add([]byte(evalRunbook))
+	// Huge numbers: text in comments, strings and heredocs; numbers
+	// elsewhere.
+	f.Add([]byte("# 1e100000\noutput \"o\" {\n  value = [\"1e100000\", <<EOT\n1e100000 ${1e100000}\nEOT\n, 1e100000]\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		fuzzOne(t, "main.hcl", src)
 	})
@@ -35,6 +38,7 @@ func FuzzParse(f *testing.F) {
 func FuzzParseJSON(f *testing.F) {
 	addSeeds(f, "../../runbooks/examples/*.runbook.json")
 	f.Add([]byte(`{"step": {"core.exec": {"a": {"with": {"command": "x"}, "rollback": "native"}}}}`))
+	f.Add([]byte(`{"output": {"o": {"value": ["1e100000", "${1e100000}", 1e100000]}}}`))
 	f.Add([]byte(`{"variable": {"v": {"type": "list(string)", "default": ["a"]}}, "step": {"core.exec": {"a": {"for_each": "${toset(var.v)}", "with": {"command": "${each.key}"}}}}}`))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		fuzzOne(t, "main.runbook.json", src)

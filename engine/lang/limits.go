@@ -1,9 +1,12 @@
 package lang
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -15,74 +18,160 @@ import (
 const maxExponent = 10000
 
 // checkNumbers reports number literals whose exponent is out of range.
+// Only real number literals count: tokens of the native syntax (a number
+// inside a comment, a quoted string or a heredoc is text), numbers of the
+// JSON syntax and the interpolations of its strings. name ending in .json
+// selects the JSON syntax.
 func checkNumbers(name string, src []byte) hcl.Diagnostics {
+	isJSON := strings.HasSuffix(name, ".json")
+	// Nearly every file holds no candidate at all: skip lexing it a second
+	// time (the parser lexes it too). A JSON \u escape could spell one.
+	if !mayHoldHugeNumber(src) && !(isJSON && bytes.Contains(src, []byte(`\u`))) {
+		return nil
+	}
+	if isJSON {
+		return checkJSONNumbers(name, src)
+	}
+	toks, _ := hclsyntax.LexConfig(src, name, hcl.InitialPos)
+	return checkNumberTokens(toks, nil)
+}
+
+// checkNumberTokens reports the number literals among toks whose exponent
+// is out of range, with subject as their range when it is set (the JSON
+// string holding them) and their own range otherwise.
+func checkNumberTokens(toks hclsyntax.Tokens, subject *hcl.Range) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	for _, m := range hugeNumbers(src) {
-		exp, err := strconv.Atoi(string(src[m[2]:m[3]]))
-		if err == nil && exp <= maxExponent {
+	for _, t := range toks {
+		if t.Type != hclsyntax.TokenNumberLit || !exponentTooLarge(t.Bytes) {
 			continue
 		}
-		start := posAt(name, src, m[0])
-		end := posAt(name, src, m[1])
-		diags = append(diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Number out of range",
-			Detail:   fmt.Sprintf("%s is too large: exponents above %d are not supported.", string(src[m[0]:m[1]]), maxExponent),
-			Subject:  &hcl.Range{Filename: name, Start: start, End: end},
-		})
+		rng := t.Range
+		if subject != nil {
+			rng = *subject
+		}
+		diags = append(diags, hugeNumber(t.Bytes, rng))
 	}
 	return diags
 }
 
-// hugeNumbers finds the number literals with an exponent of five digits or
-// more, as the regular expression
-//
-//	(?:^|[^A-Za-z0-9_.])([0-9]+(?:\.[0-9]+)?[eE][+-]?([0-9]{5,}))
-//
-// would with FindAllSubmatchIndex (the tests hold it to that), in one pass
-// over src: the expression took a sixth of the time to load a large
-// runbook. Each match is {number start, number end, exponent start,
-// exponent end}.
-func hugeNumbers(src []byte) [][4]int {
-	var out [][4]int
+func hugeNumber(num []byte, rng hcl.Range) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Number out of range",
+		Detail:   fmt.Sprintf("%s is too large: exponents above %d are not supported.", num, maxExponent),
+		Subject:  rng.Ptr(),
+	}
+}
+
+// exponentTooLarge reports whether the number literal num has an exponent
+// beyond ±maxExponent. A malformed exponent is left to the parser.
+func exponentTooLarge(num []byte) bool {
+	i := bytes.IndexAny(num, "eE")
+	if i < 0 {
+		return false
+	}
+	e := num[i+1:]
+	if len(e) > 0 && (e[0] == '+' || e[0] == '-') {
+		e = e[1:]
+	}
+	if len(e) == 0 || bytes.ContainsFunc(e, func(r rune) bool { return r < '0' || r > '9' }) {
+		return false
+	}
+	e = bytes.TrimLeft(e, "0")
+	if len(e) > 9 {
+		return true
+	}
+	n, _ := strconv.Atoi(string(e))
+	return n > maxExponent
+}
+
+// mayHoldHugeNumber reports whether src holds a digit, 'e' or 'E', an
+// optional sign and five digits or more: every number literal with an
+// exponent out of range looks like that.
+func mayHoldHugeNumber(src []byte) bool {
 	for i := 1; i < len(src); i++ {
 		if (src[i] != 'e' && src[i] != 'E') || !isDigit(src[i-1]) {
 			continue
 		}
-		// The exponent: an optional sign, then five digits or more.
-		es := i + 1
-		if es < len(src) && (src[es] == '+' || src[es] == '-') {
-			es++
+		j := i + 1
+		if j < len(src) && (src[j] == '+' || src[j] == '-') {
+			j++
 		}
-		ee := es
-		for ee < len(src) && isDigit(src[ee]) {
-			ee++
+		n := 0
+		for j+n < len(src) && isDigit(src[j+n]) {
+			n++
 		}
-		if ee-es < 5 {
-			continue
+		if n >= 5 {
+			return true
 		}
-		// The mantissa: digits, or digits '.' digits, that start the text
-		// or follow a character that cannot be part of a name or number.
-		ms := i - 1
-		for ms > 0 && isDigit(src[ms-1]) {
-			ms--
-		}
-		if ms >= 2 && src[ms-1] == '.' && isDigit(src[ms-2]) {
-			ms -= 2
-			for ms > 0 && isDigit(src[ms-1]) {
-				ms--
-			}
-		}
-		if ms > 0 {
-			if c := src[ms-1]; isDigit(c) || c == '.' || c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
-				i = ee - 1
-				continue
-			}
-		}
-		out = append(out, [4]int{ms, ee, es, ee})
-		i = ee - 1
 	}
-	return out
+	return false
+}
+
+// checkJSONNumbers scans src the way the JSON syntax's scanner does: the
+// numbers outside strings are checked, and so are the interpolations of
+// strings (which the JSON syntax evaluates as templates). Scanning stops
+// where the scanner would.
+func checkJSONNumbers(name string, src []byte) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	rangeOf := func(start, end int) hcl.Range {
+		return hcl.Range{Filename: name, Start: posAt(name, src, start), End: posAt(name, src, end)}
+	}
+	for i := 0; i < len(src); {
+		c := src[i]
+		switch {
+		case strings.IndexByte(" \t\r\n{}[],:=", c) >= 0:
+			i++
+		case c == '"':
+			end := jsonStringEnd(src, i)
+			var s string
+			if err := json.Unmarshal(src[i:end], &s); err == nil && (strings.Contains(s, "${") || strings.Contains(s, "%{")) {
+				rng := rangeOf(i, end)
+				toks, _ := hclsyntax.LexTemplate([]byte(s), name, rng.Start)
+				diags = append(diags, checkNumberTokens(toks, &rng)...)
+			}
+			i = end
+		case strings.IndexByte("-+.0123456789", c) >= 0:
+			end := i
+			for end < len(src) && strings.IndexByte("-+.eE0123456789", src[end]) >= 0 {
+				end++
+			}
+			if exponentTooLarge(src[i:end]) {
+				diags = append(diags, hugeNumber(src[i:end], rangeOf(i, end)))
+			}
+			i = end
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			for i < len(src) && (src[i] >= 'a' && src[i] <= 'z' || src[i] >= 'A' && src[i] <= 'Z' || src[i] == '_') {
+				i++
+			}
+		default:
+			return diags // the scanner stops here too
+		}
+	}
+	return diags
+}
+
+// jsonStringEnd is the offset after the JSON string that starts at
+// src[start] (a quote): after its closing quote, or where a control
+// character or the end of src cuts it short.
+func jsonStringEnd(src []byte, start int) int {
+	escaping := false
+	for i := start + 1; i < len(src); i++ {
+		switch b := src[i]; {
+		case b == '\\':
+			escaping = !escaping
+		case b == '"':
+			if !escaping {
+				return i + 1
+			}
+			escaping = false
+		case b < 32:
+			return i
+		default:
+			escaping = false
+		}
+	}
+	return len(src)
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

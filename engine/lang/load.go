@@ -136,7 +136,7 @@ func load(files map[string][]byte, order []string, base string) (*Config, hcl.Di
 		if strings.HasSuffix(name, ".json") {
 			f, d = p.ParseJSON(src, name)
 		} else {
-			f, d = parseHCL(src, name)
+			f, d = p.ParseHCL(src, name)
 		}
 		diags = append(diags, d...)
 		if f == nil {

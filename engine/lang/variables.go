@@ -63,6 +63,8 @@ func decodeVariable(b *hcl.Block) (*Variable, hcl.Diagnostics) {
 					Detail:   fmt.Sprintf("The default of variable %q does not match its type: %s.", v.Name, err),
 					Subject:  a.Expr.Range().Ptr(),
 				})
+			} else if d := checkStorable(cv, "default", fmt.Sprintf("variable %q", v.Name), a.Expr.Range()); d != nil {
+				diags = append(diags, d...)
 			} else if cv.IsNull() && !v.Nullable {
 				diags = append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError, Summary: "Invalid default value for variable",
@@ -199,6 +201,10 @@ func (c *Config) ResolveVariables(src VarSources) (map[string]cty.Value, hcl.Dia
 				Detail: fmt.Sprintf("Variable %q is not nullable; give it a value.", name), Subject: vv.rng})
 			continue
 		}
+		if d := checkStorable(cv, "var."+name, "", givenRange(vv, v)); d != nil {
+			diags = append(diags, d...)
+			continue
+		}
 		out[name] = cv
 	}
 	if len(missing) > 0 {
@@ -214,6 +220,15 @@ func (c *Config) ResolveVariables(src VarSources) (map[string]cty.Value, hcl.Dia
 	}
 	diags = append(diags, c.validateVariables(out)...)
 	return out, diags
+}
+
+// givenRange is where a variable's value was given: in a variables file,
+// else the variable's declaration.
+func givenRange(vv varValue, v *Variable) hcl.Range {
+	if vv.rng != nil {
+		return *vv.rng
+	}
+	return v.DeclRange
 }
 
 func missingVariables(missing []*Variable) *hcl.Diagnostic {

@@ -3,6 +3,11 @@
 // (sensitive variables, sensitive plugin outputs, anything derived from
 // them) is registered, and every piece of text leaving the engine (events,
 // logs, plugin stderr, errors, the journal) passes through Mask.
+//
+// Mask text values, never an encoded document: masking finished JSON would
+// rewrite keys and timestamps that happen to hold a short secret, and turn
+// a number into a bare *** (invalid JSON). Structured data is masked value
+// by value before it is encoded (see event.Event.Masked).
 package mask
 
 import (

@@ -90,6 +90,7 @@ func (l *Live) ShowsOutputs() bool { return false }
 
 // Emit implements event.Sink.
 func (l *Live) Emit(e event.Event) {
+	e = masked(e, l.m)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch e.Type {
@@ -138,7 +139,7 @@ func (l *Live) Emit(e event.Event) {
 			line = "\x1b[33m" + line + "\x1b[0m"
 		}
 	}
-	fmt.Fprintln(l.w, l.m.Mask(line))
+	fmt.Fprintln(l.w, line)
 	l.redrawLocked()
 }
 
@@ -184,7 +185,7 @@ func (l *Live) redrawLocked() {
 		if r := []rune(line); len(r) > l.width-1 {
 			line = string(r[:l.width-2]) + "…"
 		}
-		b.WriteString(l.m.Mask(line) + "\n")
+		b.WriteString(line + "\n")
 		lines++
 	}
 	io.WriteString(l.w, b.String())
@@ -192,23 +193,32 @@ func (l *Live) redrawLocked() {
 }
 
 func progressText(s *liveStep, now time.Time) string {
+	cur, total := clampProgress(s.cur, s.total)
+	first, _ := clampProgress(s.firstCur, total)
 	var out string
-	if s.total > 0 {
+	if total > 0 {
 		const w = 20
-		n := int(s.cur * w / s.total)
-		if n > w {
-			n = w
-		}
-		out = fmt.Sprintf("[%s%s] %d/%d %s", strings.Repeat("=", n), strings.Repeat(" ", w-n), s.cur, s.total, s.unit)
+		n := int(float64(cur) / float64(total) * w)
+		out = fmt.Sprintf("[%s%s] %d/%d %s", strings.Repeat("=", n), strings.Repeat(" ", w-n), cur, total, s.unit)
 	} else {
-		out = fmt.Sprintf("%d %s", s.cur, s.unit)
+		out = fmt.Sprintf("%d %s", cur, s.unit)
 	}
-	if d := now.Sub(s.firstProg).Seconds(); d >= 1 && s.cur > s.firstCur {
-		rate := float64(s.cur-s.firstCur) / d
+	if d := now.Sub(s.firstProg).Seconds(); d >= 1 && cur > first {
+		rate := float64(cur-first) / d
 		out += fmt.Sprintf(" %.1f %s/s", rate, s.unit)
-		if s.total > s.cur && rate > 0 {
-			out += fmt.Sprintf(" ETA %s", time.Duration(float64(s.total-s.cur)/rate*float64(time.Second)).Round(time.Second))
+		if total > cur && rate > 0 {
+			out += fmt.Sprintf(" ETA %s", time.Duration(float64(total-cur)/rate*float64(time.Second)).Round(time.Second))
 		}
 	}
 	return out
+}
+
+// clampProgress keeps what a plugin reports in range: no negative count,
+// and cur at most total when total is known (above 0).
+func clampProgress(cur, total int64) (int64, int64) {
+	cur, total = max(cur, 0), max(total, 0)
+	if total > 0 {
+		cur = min(cur, total)
+	}
+	return cur, total
 }

@@ -18,15 +18,15 @@ import (
 )
 
 // JSON writes each event as one JSON line. The masker is applied once more
-// to the encoded line as a last line of defence.
+// to the event's values before encoding, as a last line of defence (never
+// to the encoded line: that would rewrite keys and break numbers).
 func JSON(w io.Writer, m *mask.Masker) event.Sink {
 	var mu sync.Mutex
 	return event.Func(func(e event.Event) {
-		b, err := json.Marshal(e)
+		b, err := json.Marshal(masked(e, m))
 		if err != nil {
 			return
 		}
-		b = m.MaskBytes(b)
 		mu.Lock()
 		defer mu.Unlock()
 		w.Write(append(b, '\n'))
@@ -56,13 +56,21 @@ var _ event.OutputsSink = (*Plain)(nil)
 // the summary shows the runbook's outputs.
 func (p *Plain) ShowsOutputs() bool { return false }
 
+// masked is e with every value masked (see event.Event.Masked).
+func masked(e event.Event, m *mask.Masker) event.Event {
+	if m.Empty() {
+		return e
+	}
+	return e.Masked(m.Mask)
+}
+
 // Emit implements event.Sink.
 func (p *Plain) Emit(e event.Event) {
-	line := p.line(e)
+	line := p.line(masked(e, p.Mask))
 	if line == "" {
 		return
 	}
-	b := append([]byte(p.Mask.Mask(line)), '\n')
+	b := append([]byte(line), '\n')
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.W.Write(b)
@@ -104,10 +112,11 @@ func (p *Plain) line(e event.Event) string {
 		if !ok {
 			return ""
 		}
-		if e.Total > 0 {
-			return s("%s: %d/%d %s (%d%%)", e.Step, e.Current, e.Total, e.Unit, e.Current*100/e.Total)
+		cur, total := clampProgress(e.Current, e.Total)
+		if total > 0 {
+			return s("%s: %d/%d %s (%d%%)", e.Step, cur, total, e.Unit, int(float64(cur)*100/float64(total)))
 		}
-		return s("%s: %d %s", e.Step, e.Current, e.Unit)
+		return s("%s: %d %s", e.Step, cur, e.Unit)
 	case event.StepCheckpoint:
 		if !p.Verbose {
 			return ""
@@ -174,7 +183,8 @@ type Summary struct {
 	Error    string
 }
 
-// WriteSummary prints s for people.
+// WriteSummary prints s for people. Its values are masked before they are
+// formatted, never the formatted text.
 func WriteSummary(w io.Writer, m *mask.Masker, s *Summary) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nRun %s: %s in %s\n", s.RunID, strings.ReplaceAll(s.State, "_", " "), s.Duration.Round(time.Millisecond))
@@ -196,30 +206,31 @@ func WriteSummary(w io.Writer, m *mask.Masker, s *Summary) {
 			if st.Duration > 0 {
 				extra += ", " + st.Duration.Round(time.Millisecond).String()
 			}
-			fmt.Fprintf(&b, "  %-30s %s%s\n", st.Address, st.State, extra)
+			fmt.Fprintf(&b, "  %-30s %s%s\n", m.Mask(st.Address), st.State, extra)
 			if st.Error != "" {
-				fmt.Fprintf(&b, "  %-30s   %s\n", "", st.Error)
+				fmt.Fprintf(&b, "  %-30s   %s\n", "", m.Mask(st.Error))
 			}
 		}
 	}
 	if s.Error != "" {
-		fmt.Fprintf(&b, "Error: %s\n", s.Error)
+		fmt.Fprintf(&b, "Error: %s\n", m.Mask(s.Error))
 	}
 	if len(s.Outputs) > 0 {
+		outputs := masked(event.Event{Outputs: s.Outputs}, m).Outputs
 		b.WriteString("Outputs:\n")
-		for _, k := range sortedKeys(s.Outputs) {
-			j, _ := json.Marshal(s.Outputs[k])
+		for _, k := range sortedKeys(outputs) {
+			j, _ := json.Marshal(outputs[k])
 			fmt.Fprintf(&b, "  %s = %s\n", k, j)
 		}
 	}
-	fmt.Fprintf(&b, "Journal: %s\n", s.Journal)
+	fmt.Fprintf(&b, "Journal: %s\n", m.Mask(s.Journal))
 	if s.Resume != "" {
-		fmt.Fprintf(&b, "Resume:   %s\n", s.Resume)
+		fmt.Fprintf(&b, "Resume:   %s\n", m.Mask(s.Resume))
 	}
 	if s.Rollback != "" {
-		fmt.Fprintf(&b, "Rollback: %s\n", s.Rollback)
+		fmt.Fprintf(&b, "Rollback: %s\n", m.Mask(s.Rollback))
 	}
-	io.WriteString(w, m.Mask(b.String()))
+	io.WriteString(w, b.String())
 }
 
 func sortedKeys[V any](m map[string]V) []string {
