@@ -3,16 +3,13 @@ package runbooks_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +17,7 @@ import (
 
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/run"
-	"github.com/runbookdev/runbook/internal/cozyfixture"
+	"github.com/runbookdev/runbook/internal/couchtest"
 	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/plugins/couchdb"
 	"github.com/runbookdev/runbook/sdk"
@@ -84,67 +81,13 @@ func (c *progressWatch) Progress(cur, total int64, unit string) {
 	}
 }
 
-// couchServers holds the source and target servers the tests share
-// (starting a pouchdb-server costs a second of CPU); tests use their own
-// database names (dbName).
-var couchServers struct {
-	once     sync.Once
-	dir      string
-	src, dst *testenv.CouchDB
-	err      error
-}
+// couchServers is the source and target servers the tests share.
+var couchServers couchtest.Pair
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, s := range []*testenv.CouchDB{couchServers.src, couchServers.dst} {
-		if s != nil {
-			s.Stop()
-		}
-	}
-	if couchServers.dir != "" {
-		_ = os.RemoveAll(couchServers.dir)
-	}
+	couchServers.Stop()
 	os.Exit(code)
-}
-
-// servers returns the shared source and target servers.
-func servers(t *testing.T) (*testenv.CouchDB, *testenv.CouchDB) {
-	t.Helper()
-	s := &couchServers
-	s.once.Do(func() {
-		if s.dir, s.err = os.MkdirTemp("", "runbook-runbooks-test-"); s.err != nil {
-			return
-		}
-		for _, x := range []struct {
-			name string
-			dst  **testenv.CouchDB
-		}{{"src", &s.src}, {"dst", &s.dst}} {
-			d := filepath.Join(s.dir, x.name)
-			if s.err = os.Mkdir(d, 0o700); s.err != nil {
-				return
-			}
-			if *x.dst, s.err = testenv.NewCouchDB(d); s.err != nil {
-				return
-			}
-		}
-	})
-	if errors.Is(s.err, testenv.ErrNotInstalled) {
-		testenv.Unavailable(t, "couchdb: %v", s.err)
-	}
-	if s.err != nil {
-		t.Fatalf("couchdb: %v", s.err)
-	}
-	return s.src, s.dst
-}
-
-// dbSeq makes database names unique across -count runs.
-var dbSeq atomic.Int64
-
-// dbName is a database name unique to the calling test.
-func dbName(t *testing.T, base string) string {
-	h := fnv.New32a()
-	h.Write([]byte(t.Name()))
-	return fmt.Sprintf("%s-%08x-%d", base, h.Sum32(), dbSeq.Add(1))
 }
 
 func tctx(t *testing.T) context.Context {
@@ -214,25 +157,10 @@ func leafDocs(t *testing.T, c *couchdb.Client, db string) map[string]string {
 				if err != nil {
 					t.Fatalf("get %s/%s@%s: %v", db, ch.ID, rev, err)
 				}
-				out[ch.ID+" "+rev] = canonicalFull(d)
+				out[ch.ID+" "+rev] = couchtest.CanonicalFull(d)
 			}
 		}
 	}
-}
-
-// canonicalFull is a document's JSON with attachments reduced to their
-// content type and data.
-func canonicalFull(d map[string]any) string {
-	if atts, ok := d["_attachments"].(map[string]any); ok {
-		na := map[string]any{}
-		for n, a := range atts {
-			am, _ := a.(map[string]any)
-			na[n] = map[string]any{"content_type": am["content_type"], "data": am["data"]}
-		}
-		d["_attachments"] = na
-	}
-	b, _ := json.Marshal(d)
-	return string(b)
 }
 
 func getDoc(t *testing.T, c *couchdb.Client, db, id string) map[string]any {
@@ -280,11 +208,11 @@ func v2Vars(t *testing.T, src, dst *testenv.CouchDB, db string) map[string]strin
 // run failing at the last step rolls the target back to what it was.
 func TestCozyV2MoveRunbook(t *testing.T) {
 	t.Parallel()
-	src, dst := servers(t)
-	db := dbName(t, "cozy")
+	src, dst := couchServers.Servers(t)
+	db := couchtest.DBName(t, "cozy")
 	sc, dc := couchClient(t, src), couchClient(t, dst)
-	seed(t, sc, db, cozyfixture.V2Source())
-	seed(t, dc, db, cozyfixture.V2Target())
+	seed(t, sc, db, couchtest.V2Source())
+	seed(t, dc, db, couchtest.V2Target())
 	before := leafDocs(t, dc, db)
 
 	t.Run("rolled back", func(t *testing.T) {
@@ -304,7 +232,7 @@ func TestCozyV2MoveRunbook(t *testing.T) {
 		t.Fatalf("state = %s, err = %v", res.State, res.Err)
 	}
 	var want []string
-	for _, d := range cozyfixture.V2Source() {
+	for _, d := range couchtest.V2Source() {
 		want = append(want, d["_id"].(string))
 	}
 	want = append(want, "dst-app-databrowser", "dst-stack-ds", "dst-stack-home", "dst-stack-proxy")
@@ -322,7 +250,7 @@ func TestCozyV2MoveRunbook(t *testing.T) {
 	// Kept documents are the source's, byte for byte (with attachments).
 	for _, id := range []string{"src-instance", "src-user", "binary-2", "contact-07"} {
 		s, d := getDoc(t, sc, db, id), getDoc(t, dc, db, id)
-		if diff := cmp.Diff(canonicalFull(s), canonicalFull(d)); diff != "" {
+		if diff := cmp.Diff(couchtest.CanonicalFull(s), couchtest.CanonicalFull(d)); diff != "" {
 			t.Errorf("%s differs:\n%s", id, diff)
 		}
 	}
@@ -338,11 +266,11 @@ func TestCozyV2MoveRunbook(t *testing.T) {
 func TestCozyV2MoveResumeReplication(t *testing.T) {
 	t.Parallel()
 	const total = 3000
-	src, dst := servers(t)
-	db := dbName(t, "cozy")
+	src, dst := couchServers.Servers(t)
+	db := couchtest.DBName(t, "cozy")
 	sc, dc := couchClient(t, src), couchClient(t, dst)
-	seed(t, sc, db, append(cozyfixture.V2Source(), smallDocs(total)...))
-	seed(t, dc, db, cozyfixture.V2Target())
+	seed(t, sc, db, append(couchtest.V2Source(), smallDocs(total)...))
+	seed(t, dc, db, couchtest.V2Target())
 	vars := v2Vars(t, src, dst, db)
 	vars["batch_size"] = "100"
 	vars["workers"] = "2"
@@ -378,7 +306,7 @@ func TestCozyV2MoveResumeReplication(t *testing.T) {
 	if res.State != journal.RunSucceeded {
 		t.Fatalf("resumed state = %s, err = %v", res.State, res.Err)
 	}
-	n := total + len(cozyfixture.V2Source())
+	n := total + len(couchtest.V2Source())
 	for _, in := range res.Instances {
 		if in.Address != "copy" && in.Address != "step.copy" {
 			continue

@@ -5,15 +5,15 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/runbookdev/runbook/internal/cozyfixture"
+	"github.com/runbookdev/runbook/internal/couchtest"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
 )
 
 // cozyV2Source and cozyV2Target are a Cozy v2 instance's database and a
 // fresh install on the new server (shared with the runbooks' tests).
-func cozyV2Source() []map[string]any { return cozyfixture.V2Source() }
-func cozyV2Target() []map[string]any { return cozyfixture.V2Target() }
+func cozyV2Source() []map[string]any { return couchtest.V2Source() }
+func cozyV2Target() []map[string]any { return couchtest.V2Target() }
 
 // TestCozyV2Cleanup runs the steps of runbooks/cozy-v2-move.hcl with the
 // same selectors and asserts the final documents exactly.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 )
 
 // Elsewhere than on Linux the local transport uses package os: one lstat
@@ -23,7 +24,7 @@ func (l localFS) readSlots(ctx context.Context, dir string, names []string, meta
 // refused, not followed); with meta it also returns the file's entry
 // (permission bits only, like the Linux reader).
 func readRegular(dir, name string, meta bool) (fileData, error) {
-	if name == "" || name == "." || name == ".." || containsSlash(name) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
 		return fileData{}, fmt.Errorf("%s: not a file name in %s", name, dir)
 	}
 	p := path.Join(dir, name)
@@ -47,15 +48,6 @@ func readRegular(dir, name string, meta bool) (fileData, error) {
 		fd.Entry = &e
 	}
 	return fd, nil
-}
-
-func containsSlash(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' || s[i] == '\\' {
-			return true
-		}
-	}
-	return false
 }
 
 // stage writes a staged file and always fsyncs it: without syncfs, Flush

@@ -1,6 +1,4 @@
-// Package cozyfixture holds Cozy-shaped CouchDB documents shared by the
-// couchdb plugin's tests and the tests of the shipped runbooks.
-package cozyfixture
+package couchtest
 
 import (
 	"encoding/base64"
