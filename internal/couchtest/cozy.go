@@ -5,8 +5,9 @@ import (
 	"fmt"
 )
 
-// V2Source is a Cozy v2 instance's database. Cozy v2 keeps everything in one "cozy" database; documents carry a
-// docType (cozy-data-system). These are shaped like a real instance.
+// V2Source is a Cozy v2 instance's database. Cozy v2 keeps everything in
+// one "cozy" database; documents carry a docType (cozy-data-system). These
+// are shaped like a real instance.
 func V2Source() []map[string]any {
 	docs := []map[string]any{
 		{"_id": "src-instance", "docType": "CozyInstance", "domain": "alice.example.net", "locale": "fr", "helpUrl": "https://cozy.io/help"},

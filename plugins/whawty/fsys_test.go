@@ -3,6 +3,7 @@ package whawty
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"os"
@@ -124,7 +125,16 @@ func TestParseSnapshot(t *testing.T) {
 		data[1].Entry == nil || data[1].Entry.Mode != 0o600 || len(data[1].Data) != 0 || data[3].Entry != nil {
 		t.Fatalf("data = %+v", data)
 	}
+	// The same archive gzipped reads the same.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(good)
+	_ = zw.Close()
+	if zents, zdata, err := parseSnapshot(bytes.NewReader(gz.Bytes()), nil); err != nil || !cmp.Equal(zents, ents) || !cmp.Equal(zdata, data) {
+		t.Errorf("gzipped: %v, %+v %+v", err, zents, zdata)
+	}
 	for name, bad := range map[string][]byte{
+		"cut gzip":          gz.Bytes()[:gz.Len()-10],
 		"empty":             nil,
 		"login banner":      append([]byte("Welcome to host\n"), good...),
 		"no root":           archive(rec{"./x.user", tar.TypeReg, 0o600, "a"}),

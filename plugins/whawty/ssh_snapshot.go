@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -38,12 +39,17 @@ var snapshotMinDirSize int64 = 32 << 10
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // snapshotCommand archives dir's entries (not what its subdirectories
-// hold) to stdout with GNU tar (essential on Debian): numeric owners, every
-// hard link as a file of its own, read with O_NOATIME where permitted (no
-// inode write per file).
+// hold) to stdout with GNU tar (essential on Debian, as gzip is): numeric
+// owners, every hard link as a file of its own, read with O_NOATIME where
+// permitted (no inode write per file), compressed with gzip -1. A tar
+// archive spends 1 KiB per hash file (two 512-byte blocks); gzip -1 brings
+// a 20,000-user store's 20.5 MB down to 1.5 MB for about 0.15 s of the
+// host's CPU, the same wall time on loopback (bench ratio to rsync -c:
+// median 1.00 with gzip, 0.90 without, within the noise) and 13x fewer
+// bytes on a real link.
 func snapshotCommand(dir string) string {
 	return "exec tar -C " + shellQuote(dir) +
-		" -cf - --numeric-owner --hard-dereference --atime-preserve=system --exclude='./*/*' ."
+		" -cf - --numeric-owner --hard-dereference --atime-preserve=system --exclude='./*/*' --use-compress-program='gzip -1' ."
 }
 
 // Snapshot streams dir as a tar archive over one exec channel, when the
@@ -104,11 +110,20 @@ var errNotTar = errors.New("not a tar stream")
 // stream cannot make the reader allocate without limit.
 const maxSnapshotFile = 64 << 20
 
-// parseSnapshot reads the tar stream snapshotCommand writes. Entries come
-// back sorted by name, with their data at the same index; the archive's
-// root (".") is left out.
+// parseSnapshot reads the tar stream snapshotCommand writes, gzipped or
+// not. Entries come back sorted by name, with their data at the same
+// index; the archive's root (".") is left out.
 func parseSnapshot(r io.Reader, each func(name string, data []byte)) ([]entry, []fileData, error) {
-	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
+	br := bufio.NewReaderSize(r, 256<<10)
+	var in io.Reader = br
+	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", errNotTar, err)
+		}
+		in = bufio.NewReaderSize(zr, 256<<10)
+	}
+	tr := tar.NewReader(in)
 	var ents []entry
 	var data []fileData
 	// Contents are carved out of large shared blocks: one allocation per
@@ -165,6 +180,10 @@ func parseSnapshot(r io.Reader, each func(name string, data []byte)) ([]entry, [
 		}
 		ents = append(ents, e)
 		data = append(data, fd)
+	}
+	// Read to the end: gzip checks its CRC and length only there.
+	if _, err := io.Copy(io.Discard, in); err != nil {
+		return nil, nil, fmt.Errorf("snapshot: %w", err)
 	}
 	if !slices.IsSortedFunc(ents, func(a, b entry) int { return strings.Compare(a.Name, b.Name) }) {
 		idx := make([]int, len(ents))
