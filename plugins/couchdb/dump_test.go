@@ -56,8 +56,10 @@ func TestDumpWriteFailure(t *testing.T) {
 	seedVaried(t, client(t, src), db)
 	p := sdk.Local(New())
 	dump := func(path string) (*sdk.Result, error) {
-		return p.Apply(tctx(t), "dump", &sdk.ApplyRequest{Inputs: obj(merge(connIn(src, ""), map[string]any{"database": db, "path": path}))}, &recorder{})
+		return p.Apply(tctx(t), "dump", &sdk.ApplyRequest{Inputs: obj(merge(connIn(src, ""), map[string]any{"database": db, "path": path, "workers": 1}))}, &recorder{})
 	}
+	// Dumps of the same data differ a little in size (the documents'
+	// order varies), hence no "last byte" case.
 	res, err := dump(filepath.Join(t.TempDir(), "good.json.gz"))
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +76,7 @@ func TestDumpWriteFailure(t *testing.T) {
 		{"disk full at once", 0, false, false},
 		{"disk full in the gzip header", 5, false, false},
 		{"disk full midway", size / 2, false, false},
-		{"disk full at the last byte", size - 1, false, false},
+		{"disk full near the end", size * 3 / 4, false, false},
 		{"fsync fails", -1, true, false},
 		{"close fails", -1, false, true},
 	}
