@@ -204,6 +204,27 @@ func TestSnapshotCommand(t *testing.T) {
 	if len(snap) != 5 {
 		t.Errorf("%d files read, want 5 (the hard link too)", len(snap))
 	}
+	// Someone else's store (a read-only sync account) is read too.
+	runuser, err := exec.LookPath("runuser")
+	if os.Geteuid() != 0 || err != nil {
+		return
+	}
+	other, err := os.MkdirTemp("", "whawty-other-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(other) })
+	_ = os.Chmod(other, 0o755)
+	_ = os.WriteFile(filepath.Join(other, "a.user"), []byte("x\n"), 0o644)
+	cmd := exec.Command(runuser, "-u", "nobody", "--", "sh", "-c", snapshotCommand(other))
+	cmd.Dir = "/"
+	out, err = cmd.Output()
+	if err != nil {
+		t.Fatalf("as nobody: %v %s", err, stderrOf(err))
+	}
+	if ents, _, err := parseSnapshot(bytes.NewReader(out), nil); err != nil || len(ents) != 1 {
+		t.Fatalf("as nobody: %v, %+v", err, ents)
+	}
 }
 
 // TestLocalStageModes checks staged files get exactly the asked mode.
@@ -222,4 +243,12 @@ func TestLocalStageModes(t *testing.T) {
 			t.Errorf("staged with %04o: mode %04o size %d", perm, fi.Mode().Perm(), fi.Size())
 		}
 	}
+}
+
+func stderrOf(err error) []byte {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.Stderr
+	}
+	return nil
 }
