@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runbookdev/runbook/internal/backoff"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -83,6 +84,7 @@ func (a *httpAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	}
 	deadline := time.Now().Add(retryFor)
 	client := &http.Client{Timeout: timeout}
+	wait := backoff.Policy{Base: interval, Fixed: true}
 	for attempt := 1; ; attempt++ {
 		res, err := a.once(ctx, client, &in)
 		if err == nil {
@@ -98,10 +100,8 @@ func (a *httpAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 			return res, err
 		}
 		ev.Log(sdk.LevelInfo, fmt.Sprintf("attempt %d: %v; retrying in %s", attempt, err, interval))
-		select {
-		case <-ctx.Done():
-			return nil, &sdk.Error{Kind: sdk.KindCancelled, Err: ctx.Err()}
-		case <-time.After(interval):
+		if err := wait.Wait(ctx, attempt); err != nil {
+			return nil, &sdk.Error{Kind: sdk.KindCancelled, Err: err}
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runbookdev/runbook/internal/backoff"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -26,10 +27,10 @@ type Client struct {
 	http     *http.Client
 
 	// retries is how many times an idempotent request is repeated after a
-	// connection error or a 5xx before it gives up; backoff is the first
-	// delay, doubled each time.
+	// connection error or a 5xx before it gives up; backoff spaces them
+	// (the first delay, doubled each time).
 	retries int
-	backoff time.Duration
+	backoff backoff.Policy
 	// gzip lets the server compress its answers (Accept-Encoding: gzip,
 	// decoded transparently), for slow links; off by default.
 	gzip bool
@@ -69,7 +70,7 @@ func NewClient(rawURL, username, password string) (*Client, error) {
 	return &Client{
 		base: u, username: username, password: password,
 		http:    &http.Client{Transport: tr},
-		retries: 3, backoff: 250 * time.Millisecond,
+		retries: 3, backoff: backoff.Policy{Base: 250 * time.Millisecond},
 	}, nil
 }
 
@@ -250,7 +251,6 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 	if r.NoRetry || stream != nil {
 		retries = 0
 	}
-	delay := c.backoff
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		resp, err := c.once(ctx, r, payload, stream)
@@ -263,12 +263,9 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 		if !se.Retryable || attempt >= retries || ctx.Err() != nil {
 			return nil, lastErr
 		}
-		select {
-		case <-ctx.Done():
-			return nil, c.scrub(c.classify(ctx.Err()))
-		case <-time.After(delay):
+		if err := c.backoff.Wait(ctx, attempt+1); err != nil {
+			return nil, c.scrub(c.classify(err))
 		}
-		delay *= 2
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/runbookdev/runbook/internal/backoff"
 )
 
 // TestClientBodyAndEncoding checks that a Parts body is sent whole, with
@@ -48,7 +50,7 @@ func TestClientBodyAndEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.backoff = time.Millisecond
+	c.backoff = backoff.Policy{Base: time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var out struct{ OK string }

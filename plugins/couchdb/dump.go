@@ -69,6 +69,36 @@ func (dumpAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	return validateURL(in, "url")
 }
 
+// dumpFile is the file a dump is written to, aside from its final path.
+type dumpFile interface {
+	io.Writer
+	Sync() error
+	Close() error
+}
+
+// createDumpFile creates the file a dump is written to (tests swap it for
+// one that fails).
+var createDumpFile = func(name string) (dumpFile, error) {
+	return os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+}
+
+// finishDump pushes the buffered and compressed tail of a dump down to the
+// disk and closes the file. Every layer's error counts (the first wins): a
+// dump cut short by a full disk must never be renamed into place.
+func finishDump(bw *bufio.Writer, zw *gzip.Writer, f dumpFile) error {
+	err := bw.Flush()
+	if zerr := zw.Close(); err == nil {
+		err = zerr
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // fileSink writes revisions as JSON lines; it wants every revision.
 type fileSink struct {
 	mu sync.Mutex // guards w and n
@@ -118,7 +148,7 @@ func (a dumpAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "check the path", "create directory: %v", err)
 	}
 	tmp := path + ".partial"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := createDumpFile(tmp)
 	if err != nil {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "check the path and its permissions", "create %s: %v", tmp, err)
 	}
@@ -141,22 +171,16 @@ func (a dumpAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 		f.Close()
 		return nil, fmt.Errorf("dump %s: %w", db, asSDK(err))
 	}
-	if err := bw.Flush(); err == nil {
-		err = zw.Close()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := finishDump(bw, zw, f); err != nil {
 		return nil, sdk.Errorf(sdk.KindQuota, false, "check free space where the dump is written", "write %s: %v", tmp, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "check the path", "rename %s: %v", tmp, err)
 	}
-	st, _ := os.Stat(path)
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, sdk.Errorf(sdk.KindInvalid, false, "check the path", "dump written, then: %v", err)
+	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("dumped %d revisions of %s to %s (%d bytes)", sink.n, db, path, st.Size()))
 	return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{
 		"path": cty.StringVal(path), "docs": cty.NumberIntVal(sink.n), "bytes": cty.NumberIntVal(st.Size()),

@@ -3,18 +3,15 @@ package couchdb
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/runbookdev/runbook/internal/couchtest"
 	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
@@ -195,20 +192,7 @@ func leafDocs(t *testing.T, c *Client, db string) map[string]string {
 	}
 }
 
-// canonicalFull is a document's JSON with attachments reduced to their
-// content type and data.
-func canonicalFull(d map[string]any) string {
-	if atts, ok := d["_attachments"].(map[string]any); ok {
-		na := map[string]any{}
-		for n, a := range atts {
-			am, _ := a.(map[string]any)
-			na[n] = map[string]any{"content_type": am["content_type"], "data": am["data"]}
-		}
-		d["_attachments"] = na
-	}
-	b, _ := json.Marshal(d)
-	return string(b)
-}
+func canonicalFull(d map[string]any) string { return couchtest.CanonicalFull(d) }
 
 func getDoc(t *testing.T, c *Client, db, id string) map[string]any {
 	t.Helper()
@@ -250,64 +234,19 @@ func ctyInt(i int) cty.Value { return cty.NumberIntVal(int64(i)) }
 
 func ctyString(s string) cty.Value { return cty.StringVal(s) }
 
-// shared holds the two servers most tests of this package use (starting a
-// pouchdb-server costs a second of CPU); tests use their own database names
-// (dbName). Tests that stop a server start their own.
-var shared struct {
-	once     sync.Once
-	dir      string
-	src, dst *testenv.CouchDB
-	err      error
-}
+// shared holds the two servers most tests of this package use; tests use
+// their own database names (dbName). Tests that stop a server start their
+// own.
+var shared couchtest.Pair
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, s := range []*testenv.CouchDB{shared.src, shared.dst} {
-		if s != nil {
-			s.Stop()
-		}
-	}
-	if shared.dir != "" {
-		_ = os.RemoveAll(shared.dir)
-	}
+	shared.Stop()
 	os.Exit(code)
 }
 
 // servers returns the package's shared source and target servers.
-func servers(t *testing.T) (*testenv.CouchDB, *testenv.CouchDB) {
-	t.Helper()
-	shared.once.Do(func() {
-		if shared.dir, shared.err = os.MkdirTemp("", "runbook-couchdb-test-"); shared.err != nil {
-			return
-		}
-		for _, x := range []struct {
-			name string
-			dst  **testenv.CouchDB
-		}{{"src", &shared.src}, {"dst", &shared.dst}} {
-			d := filepath.Join(shared.dir, x.name)
-			if shared.err = os.Mkdir(d, 0o700); shared.err != nil {
-				return
-			}
-			if *x.dst, shared.err = testenv.NewCouchDB(d); shared.err != nil {
-				return
-			}
-		}
-	})
-	if errors.Is(shared.err, testenv.ErrNotInstalled) {
-		testenv.Unavailable(t, "couchdb: %v", shared.err)
-	}
-	if shared.err != nil {
-		t.Fatalf("couchdb: %v", shared.err)
-	}
-	return shared.src, shared.dst
-}
-
-// dbSeq makes database names unique across -count runs.
-var dbSeq atomic.Int64
+func servers(t *testing.T) (*testenv.CouchDB, *testenv.CouchDB) { return shared.Servers(t) }
 
 // dbName is a database name unique to the calling test.
-func dbName(t *testing.T, base string) string {
-	h := fnv.New32a()
-	h.Write([]byte(t.Name()))
-	return fmt.Sprintf("%s-%08x-%d", base, h.Sum32(), dbSeq.Add(1))
-}
+func dbName(t *testing.T, base string) string { return couchtest.DBName(t, base) }

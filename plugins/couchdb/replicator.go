@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 )
 
 // sink receives replicated revisions: a CouchDB database or a dump file.
@@ -70,8 +73,9 @@ type replication struct {
 	srcUpdateSeq int64
 
 	stats stats
-	// sem bounds the fetch-and-write chunks in flight across batches.
-	sem chan struct{}
+	// sem bounds the fetch-and-write chunks in flight across batches (the
+	// batches' own errgroups cannot: each bounds one batch).
+	sem *semaphore.Weighted
 	// avgDocBytes is the size of the documents seen last (0 = none yet).
 	avgDocBytes atomic.Int64
 	failures    []writeFailure // guarded by failMu; first few only
@@ -102,7 +106,7 @@ func (r *replication) run(ctx context.Context) (json.RawMessage, error) {
 	if r.workers <= 0 {
 		r.workers = 4
 	}
-	r.sem = make(chan struct{}, r.workers)
+	r.sem = semaphore.NewWeighted(int64(r.workers))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	f := &fetcher{c: r.src, db: r.srcDB}
@@ -263,9 +267,9 @@ func (r *replication) process(ctx context.Context, f *fetcher, b batch) error {
 			ids = append(ids, ch.ID)
 		}
 	}
-	var wg sync.WaitGroup
-	var errMu sync.Mutex
-	var firstErr error
+	// A failed chunk cancels gctx: no further chunk starts and those in
+	// flight stop (the whole replication stops on the error anyway).
+	g, gctx := errgroup.WithContext(ctx)
 	for start := 0; start < len(ids); {
 		probe := r.avgDocBytes.Load() == 0
 		n := r.chunkSize(len(ids) - start)
@@ -274,46 +278,30 @@ func (r *replication) process(ctx context.Context, f *fetcher, b batch) error {
 			chunk[id] = missing[id]
 		}
 		start += n
-		select {
-		case r.sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return ctx.Err()
+		if err := r.sem.Acquire(gctx, 1); err != nil {
+			if werr := g.Wait(); werr != nil {
+				return werr
+			}
+			return err
 		}
-		wg.Add(1)
 		sized := make(chan struct{})
 		var once sync.Once
 		signal := func() { once.Do(func() { close(sized) }) }
-		copyOne := func() {
-			defer wg.Done()
-			defer func() { <-r.sem }()
+		g.Go(func() error {
+			defer r.sem.Release(1)
 			defer signal()
-			if err := r.copyChunk(ctx, f, chunk, signal); err != nil {
-				errMu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				errMu.Unlock()
-			}
-		}
-		go copyOne()
+			return r.copyChunk(gctx, f, chunk, signal)
+		})
 		if probe {
 			// Sizes unknown yet: wait until this small chunk is read (its
 			// write goes on meanwhile), then size the next ones from it.
 			select {
 			case <-sized:
-			case <-ctx.Done():
-			}
-			errMu.Lock()
-			err := firstErr
-			errMu.Unlock()
-			if err != nil {
-				break
+			case <-gctx.Done():
 			}
 		}
 	}
-	wg.Wait()
-	return firstErr
+	return g.Wait()
 }
 
 // chunkTargetBytes is the size aimed at for one _bulk_get answer.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runbookdev/runbook/internal/backoff"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -59,7 +60,8 @@ func replicateViaServer(ctx context.Context, ev sdk.Events, src, dst *Client, db
 		defer cancel()
 		// The server updates the document as the replication runs: retry
 		// on a conflict with the newer revision.
-		for i := 0; i < 10; i++ {
+		wait := backoff.Policy{Base: 100 * time.Millisecond, Fixed: true}
+		for i := 1; i <= 10; i++ {
 			cur, err := dst.GetDoc(cctx, "_replicator", id, nil)
 			if err != nil {
 				return
@@ -69,7 +71,9 @@ func replicateViaServer(ctx context.Context, ev sdk.Events, src, dst *Client, db
 			if statusOf(err) != 409 {
 				return
 			}
-			time.Sleep(100 * time.Millisecond)
+			if wait.Wait(cctx, i) != nil {
+				return
+			}
 		}
 	}
 	defer cleanup()

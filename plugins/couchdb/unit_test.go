@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runbookdev/runbook/internal/backoff"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -119,7 +120,7 @@ func TestClassify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.backoff = time.Millisecond
+	c.backoff = backoff.Policy{Base: time.Millisecond}
 	for _, tc := range []struct {
 		path      string
 		kind      sdk.Kind

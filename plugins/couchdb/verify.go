@@ -2,6 +2,7 @@ package couchdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/sync/errgroup"
 )
 
 // verifyReport is the outcome of comparing a source and a target database.
@@ -67,24 +69,20 @@ func compareDB(ctx context.Context, src, dst *Client, srcDB, dstDB string, revs 
 	if workers <= 0 {
 		workers = 4
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The first failed comparison cancels gctx: the reading of changes and
+	// the other comparisons stop.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
 	var (
-		mu       sync.Mutex // guards rep's counters and firstErr
-		firstErr error
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, workers)
+		mu      sync.Mutex // guards rep's counters
+		readErr error
+		since   []byte
+		i       int64
 	)
-	var since []byte
-	var i int64
 	for {
-		page, err := src.Changes(ctx, srcDB, since, 1000)
+		page, err := src.Changes(gctx, srcDB, since, 1000)
 		if err != nil {
-			mu.Lock()
-			if firstErr == nil {
-				firstErr = fmt.Errorf("read changes of %s: %w", srcDB, err)
-			}
-			mu.Unlock()
+			readErr = fmt.Errorf("read changes of %s: %w", srcDB, err)
 			break
 		}
 		if len(page.Results) == 0 {
@@ -98,43 +96,37 @@ func compareDB(ctx context.Context, src, dst *Client, srcDB, dstDB string, revs 
 			}
 			i++
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			missing, err := dst.RevsDiff(ctx, dstDB, want)
-			mu.Lock()
-			defer mu.Unlock()
+		g.Go(func() error {
+			missing, err := dst.RevsDiff(gctx, dstDB, want)
 			if err != nil {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("compare revisions of %s: %w", dstDB, err)
-					cancel()
-				}
-				return
+				return fmt.Errorf("compare revisions of %s: %w", dstDB, err)
 			}
-			rep.Checked += int64(len(want))
 			ids := make([]string, 0, len(missing))
+			var nMissing int64
 			for id, m := range missing {
-				rep.MissingRevs += int64(len(m))
+				nMissing += int64(len(m))
 				ids = append(ids, id)
 			}
 			sort.Strings(ids)
+			mu.Lock()
+			defer mu.Unlock()
+			rep.Checked += int64(len(want))
+			rep.MissingRevs += nMissing
 			for _, id := range ids {
 				if len(rep.MissingIDs) < 10 {
 					rep.MissingIDs = append(rep.MissingIDs, id)
 				}
 			}
-		}()
-		mu.Lock()
-		stop := firstErr != nil
-		mu.Unlock()
-		if stop {
-			break
-		}
+			return nil
+		})
 	}
-	wg.Wait()
-	return rep, firstErr
+	werr := g.Wait()
+	// The first error wins: a comparison's, unless the changes could not be
+	// read for a reason of their own (not the cancellation it caused).
+	if readErr != nil && (werr == nil || !errors.Is(readErr, context.Canceled)) {
+		return rep, readErr
+	}
+	return rep, werr
 }
 
 // verifyAction is couchdb.verify.

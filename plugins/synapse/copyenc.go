@@ -19,6 +19,11 @@ import (
 // binary COPY format, so that the COPY itself only streams bytes. Rows are
 // encoded by the goroutine that maps Synapse rows, while the previous
 // batch is being written.
+//
+// Kept for measured speed: encoding a compat_sessions row takes about
+// 165 ns and no allocation here, 1,400-1,900 ns and 4 allocations through
+// pgtype.Map.Encode as pgx.CopyFrom does it (BenchmarkCopyEncode): ~9x,
+// about 1.5 s of CPU saved per million sessions.
 type copyBuf struct {
 	b    []byte
 	rows int64

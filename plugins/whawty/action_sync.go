@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/runbookdev/runbook/sdk"
 )
@@ -335,51 +336,40 @@ type stageReq struct {
 func stageAll(ctx context.Context, fsys fileSystem, tmpDir string, reqs []stageReq, progress func(done int)) (map[int]string, error) {
 	out := make(map[int]string, len(reqs))
 	var (
-		mu       sync.Mutex // guards out, firstErr and done
-		firstErr error
-		done     int
-		wg       sync.WaitGroup
+		mu   sync.Mutex // guards out and done
+		done int
 	)
-	work := make(chan stageReq)
-	for i := 0; i < fsys.Parallelism(); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := range work {
-				t, err := fsys.Stage(tmpDir, r.data, r.perm, r.uid, r.gid)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-				} else if err == nil {
-					out[r.op] = t
-					done++
-					if done%256 == 0 {
-						progress(done)
-					}
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	// The first failure cancels gctx: no further file is staged.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(fsys.Parallelism())
 	for _, r := range reqs {
-		mu.Lock()
-		failed := firstErr != nil
-		mu.Unlock()
-		if failed || ctx.Err() != nil {
+		if gctx.Err() != nil {
 			break
 		}
-		work <- r
+		g.Go(func() error {
+			t, err := fsys.Stage(tmpDir, r.data, r.perm, r.uid, r.gid)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			out[r.op] = t
+			done++
+			if done%256 == 0 {
+				progress(done)
+			}
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
+	err := g.Wait()
+	if err == nil {
+		err = ctx.Err()
 	}
-	if firstErr != nil {
+	if err != nil {
 		for _, t := range out {
 			_ = fsys.Remove(t)
 		}
-		return nil, firstErr
+		return nil, err
 	}
 	return out, nil
 }

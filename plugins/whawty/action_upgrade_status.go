@@ -8,6 +8,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/backoff"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -128,10 +129,8 @@ func (a *upgradeStatusAction) Apply(ctx context.Context, req *sdk.ApplyRequest, 
 				"users are re-hashed only when they log in (whawty --do-upgrades local on the master); wait longer, lower wait_for_percent, or ask users to log in",
 				"only %.1f%% of hashes are on parameter-set %d after %s (want %.1f%%)", out.Percent, out.DefaultID, timeout, in.WaitForPercent)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, sdk.Errorf(sdk.KindCancelled, true, "re-run the step", "waiting for upgrades: %v", ctx.Err())
-		case <-time.After(interval):
+		if err := backoff.Sleep(ctx, interval); err != nil {
+			return nil, sdk.Errorf(sdk.KindCancelled, true, "re-run the step", "waiting for upgrades: %v", err)
 		}
 	}
 }

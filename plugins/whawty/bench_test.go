@@ -18,11 +18,13 @@ import (
 
 // TestSyncBench100k compares whawty.sync with `rsync -rlpt --delete -c` on
 // a store of 100,000 users with 1% of the files changed, locally and over
-// ssh (the master behind a private sshd on loopback). It runs only with
+// ssh (the master behind a private sshd on loopback). Over ssh it also
+// times whawty.sync reading the master through SFTP alone (no tar
+// snapshot), the transport's fallback. It runs only with
 // RUNBOOK_BENCH_WHAWTY=1 (scripts/bench.d/whawty.sh).
 //
 // Every round puts the slaves back in their state before the sync (the
-// changed files get their old content and mtime) and times the four syncs,
+// changed files get their old content and mtime) and times the syncs,
 // alternating which tool goes first. Settings:
 //
 //	RUNBOOK_BENCH_USERS    store size (100000)
@@ -97,6 +99,15 @@ func TestSyncBench100k(t *testing.T) {
 				t.Fatalf("updated = %d, want %d", got, len(fx.changed))
 			}
 		},
+		"sftp-ssh": func() {
+			defer func(n int64) { snapshotMinDirSize = n }(snapshotMinDirSize)
+			snapshotMinDirSize = 1 << 62 // never worth a snapshot: SFTP only
+			res, _ := mustApply(t, "sync", map[string]any{"source": sshd.URL(fx.master), "destination": fx.slave("sftp-ssh"),
+				"known_hosts": sshd.KnownHosts, "identity_file": sshd.IdentityFile})
+			if got := outNum(t, res, "updated"); got != int64(len(fx.changed)) {
+				t.Fatalf("updated = %d, want %d", got, len(fx.changed))
+			}
+		},
 		"rsync-ssh": func() {
 			e := fmt.Sprintf("ssh -i %s -p %d -o UserKnownHostsFile=%s -o BatchMode=yes", sshd.IdentityFile, sshd.Port, sshd.KnownHosts)
 			runRsync("-rlpt", "--delete", "-c", "-e", e, fmt.Sprintf("%s@%s:%s/", sshd.User, sshd.Host, fx.master), fx.slave("rsync-ssh")+"/")
@@ -104,7 +115,7 @@ func TestSyncBench100k(t *testing.T) {
 	}
 	// One untimed run of each first: the first sync in a fresh process
 	// pays for growing the heap, and caches settle.
-	for _, name := range []string{"ours-local", "rsync-local", "ours-ssh", "rsync-ssh"} {
+	for _, name := range contenders {
 		timeIt(name, -1, runs[name])
 	}
 	times := map[string][]float64{}
@@ -112,8 +123,11 @@ func TestSyncBench100k(t *testing.T) {
 	for r := 0; r < rounds; r++ {
 		for _, mode := range []string{"local", "ssh"} {
 			order := []string{"ours-" + mode, "rsync-" + mode}
+			if mode == "ssh" {
+				order = append(order, "sftp-ssh")
+			}
 			if r%2 == 1 {
-				order[0], order[1] = order[1], order[0]
+				slices.Reverse(order)
 			}
 			got := map[string]float64{}
 			for _, name := range order {
@@ -124,6 +138,11 @@ func TestSyncBench100k(t *testing.T) {
 			ratios[mode] = append(ratios[mode], ratio)
 			fmt.Printf("  round %d %-5s whawty.sync %5.2fs  rsync -c %5.2fs  ratio %.2f   (CPU here: whawty.sync %.2fs, rsync %.2fs)\n",
 				r+1, mode+":", got["ours-"+mode], got["rsync-"+mode], ratio, cpuUsed["ours-"+mode].Seconds(), cpuUsed["rsync-"+mode].Seconds())
+			if mode == "ssh" {
+				ratios["sftp"] = append(ratios["sftp"], got["sftp-ssh"]/got["rsync-ssh"])
+				fmt.Printf("  round %d sftp: whawty.sync over SFTP alone %5.2fs  ratio to rsync -c %.2f   (CPU here: %.2fs)\n",
+					r+1, got["sftp-ssh"], got["sftp-ssh"]/got["rsync-ssh"], cpuUsed["sftp-ssh"].Seconds())
+			}
 		}
 	}
 	fmt.Printf("whawty sync bench: %d users, %d changed, %d round(s) (ratio = whawty.sync / rsync -c; < 1 is faster)\n", users, len(fx.changed), rounds)
@@ -133,7 +152,13 @@ func TestSyncBench100k(t *testing.T) {
 			mode+":", o.median, o.min, o.min, o.max, rs.median, rs.min, rs.min, rs.max,
 			stats(ratios[mode]).median, stats(ratios[mode]).min, stats(ratios[mode]).max)
 	}
+	sf := stats(times["sftp-ssh"])
+	fmt.Printf("  sftp:  whawty.sync over SFTP alone median %.2fs (best %.2f, spread %.2f-%.2f), same-round ratio to rsync -c median %.2f\n",
+		sf.median, sf.min, sf.min, sf.max, stats(ratios["sftp"]).median)
 }
+
+// contenders are the syncs the bench times, each into its own slave.
+var contenders = []string{"ours-local", "rsync-local", "ours-ssh", "rsync-ssh", "sftp-ssh"}
 
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
@@ -202,6 +227,15 @@ func benchFixture(t *testing.T, dir string, users int) *syncBenchFixture {
 			}
 			fx.changed[n] = b
 		}
+		// A slave for a contender added since: the master's copy, which
+		// reset turns into the state before the sync.
+		for _, s := range contenders {
+			if _, err := os.Stat(fx.slave(s)); err != nil {
+				if out, err := exec.Command("cp", "-a", fx.master, fx.slave(s)).CombinedOutput(); err != nil {
+					t.Fatalf("cp: %v %s", err, out)
+				}
+			}
+		}
 		return fx
 	}
 	_ = os.RemoveAll(dir)
@@ -224,7 +258,7 @@ func benchFixture(t *testing.T, dir string, users int) *syncBenchFixture {
 		}
 		_ = os.Chtimes(p, fx.oldTime, fx.oldTime)
 	}
-	for _, s := range []string{"ours-local", "rsync-local", "ours-ssh", "rsync-ssh"} {
+	for _, s := range contenders {
 		if out, err := exec.Command("cp", "-a", fx.master, fx.slave(s)).CombinedOutput(); err != nil {
 			t.Fatalf("cp: %v %s", err, out)
 		}

@@ -273,8 +273,8 @@ type sftpFS struct {
 	ssh     *ssh.Client
 	cleanup func()
 	target  *sshTarget
-	// noExec disables Snapshot (the host allows no commands, or lacks
-	// find/tar/gzip).
+	// noExec disables Snapshot (the host allows no commands, or has no
+	// GNU tar).
 	noExec atomic.Bool
 }
 

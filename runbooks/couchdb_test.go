@@ -1,0 +1,322 @@
+package runbooks_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/run"
+	"github.com/runbookdev/runbook/internal/couchtest"
+	"github.com/runbookdev/runbook/internal/testenv"
+	"github.com/runbookdev/runbook/plugins/couchdb"
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// couchProviders hands the engine the couchdb plugin in-process and a core
+// plugin whose approve and assert answer at once. It can fail one step's
+// first apply and watch the replication's progress.
+type couchProviders struct {
+	failAt string
+	// onProgress is called on each progress event of couchdb.replicate.
+	onProgress func(cur int64)
+
+	mu     sync.Mutex // guards failed
+	failed bool
+}
+
+func (p *couchProviders) Provider(_ context.Context, name string) (sdk.Provider, error) {
+	switch name {
+	case "couchdb":
+		return &couchWatched{Provider: sdk.Local(couchdb.New()), p: p}, nil
+	case "core":
+		return &couchWatched{Provider: sdk.Local(&sdk.Plugin{Name: "core", Version: "0", Actions: []sdk.Action{approveStub{}, assertStub{}}}), p: p}, nil
+	}
+	return nil, fmt.Errorf("no plugin %q", name)
+}
+
+func (p *couchProviders) forRun(string) run.Providers { return p }
+
+type couchWatched struct {
+	sdk.Provider
+	p *couchProviders
+}
+
+func (w *couchWatched) Apply(ctx context.Context, action string, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
+	w.p.mu.Lock()
+	fail := w.p.failAt != "" && !w.p.failed &&
+		(strings.Contains(req.IdempotencyKey, "/step."+w.p.failAt+"/") || strings.Contains(req.IdempotencyKey, "/"+w.p.failAt+"/"))
+	if fail {
+		w.p.failed = true
+	}
+	w.p.mu.Unlock()
+	if fail {
+		return nil, sdk.Errorf(sdk.KindConflict, false, "injected", "injected failure")
+	}
+	if action == "replicate" {
+		ev = &progressWatch{Events: ev, p: w.p}
+	}
+	return w.Provider.Apply(ctx, action, req, ev)
+}
+
+type progressWatch struct {
+	sdk.Events
+	p *couchProviders
+}
+
+func (c *progressWatch) Progress(cur, total int64, unit string) {
+	c.Events.Progress(cur, total, unit)
+	if f := c.p.onProgress; f != nil && unit == "docs" {
+		f(cur)
+	}
+}
+
+// couchServers is the source and target servers the tests share.
+var couchServers couchtest.Pair
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	couchServers.Stop()
+	os.Exit(code)
+}
+
+func tctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func couchClient(t *testing.T, s *testenv.CouchDB) *couchdb.Client {
+	t.Helper()
+	c, err := couchdb.NewClient(s.URL, s.Username, s.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// seed creates db and writes docs with _bulk_docs (new edits).
+func seed(t *testing.T, c *couchdb.Client, db string, docs []map[string]any) {
+	t.Helper()
+	ctx := tctx(t)
+	if _, err := c.CreateDB(ctx, db); err != nil {
+		t.Fatalf("create %s: %v", db, err)
+	}
+	for i := 0; i < len(docs); i += 1000 {
+		var res []map[string]any
+		req := couchdb.Request{Method: "POST", Path: "/" + url.PathEscape(db) + "/_bulk_docs", Body: map[string]any{"docs": docs[i:min(i+1000, len(docs))]}}
+		if err := c.JSON(ctx, req, &res); err != nil {
+			t.Fatalf("seed %s: %v", db, err)
+		}
+		for _, r := range res {
+			if r["error"] != nil {
+				t.Fatalf("seed %s: %v", db, r)
+			}
+		}
+	}
+}
+
+func smallDocs(n int) []map[string]any {
+	docs := make([]map[string]any, n)
+	for i := range docs {
+		docs[i] = map[string]any{"_id": fmt.Sprintf("doc-%05d", i), "n": i, "kind": "small"}
+	}
+	return docs
+}
+
+// leafDocs reads every leaf revision of every document of db, with its
+// history and attachments, keyed "id rev".
+func leafDocs(t *testing.T, c *couchdb.Client, db string) map[string]string {
+	t.Helper()
+	ctx := tctx(t)
+	out := map[string]string{}
+	var since json.RawMessage
+	for {
+		page, err := c.Changes(ctx, db, since, 1000)
+		if err != nil {
+			t.Fatalf("changes %s: %v", db, err)
+		}
+		if len(page.Results) == 0 {
+			return out
+		}
+		since = page.LastSeq
+		for _, ch := range page.Results {
+			for _, rev := range ch.Revs() {
+				d, err := c.GetDoc(ctx, db, ch.ID, url.Values{"rev": {rev}, "revs": {"true"}, "attachments": {"true"}})
+				if err != nil {
+					t.Fatalf("get %s/%s@%s: %v", db, ch.ID, rev, err)
+				}
+				out[ch.ID+" "+rev] = couchtest.CanonicalFull(d)
+			}
+		}
+	}
+}
+
+func getDoc(t *testing.T, c *couchdb.Client, db, id string) map[string]any {
+	t.Helper()
+	d, err := c.GetDoc(tctx(t), db, id, url.Values{"attachments": {"true"}})
+	if err != nil {
+		t.Fatalf("get %s/%s: %v", db, id, err)
+	}
+	return d
+}
+
+// allIDs lists the ids of db's live documents, design documents aside.
+func allIDs(t *testing.T, c *couchdb.Client, db string) []string {
+	t.Helper()
+	var res struct {
+		Rows []struct {
+			ID string `json:"id"`
+		} `json:"rows"`
+	}
+	if err := c.JSON(tctx(t), couchdb.Request{Method: "GET", Path: "/" + url.PathEscape(db) + "/_all_docs"}, &res); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range res.Rows {
+		if !strings.HasPrefix(r.ID, "_design/") {
+			ids = append(ids, r.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func v2Vars(t *testing.T, src, dst *testenv.CouchDB, db string) map[string]string {
+	return map[string]string{
+		"database":   db,
+		"source_url": src.URL, "source_password": src.Password,
+		"target_url": dst.URL, "target_password": dst.Password,
+		"target_placeholder_email": "placeholder@new.example",
+		"backup_path":              filepath.Join(t.TempDir(), "target-cozy.json.gz"),
+	}
+}
+
+// TestCozyV2MoveRunbook runs cozy-v2-move.hcl through the engine on
+// Cozy-v2-shaped data and asserts the target's documents exactly; then a
+// run failing at the last step rolls the target back to what it was.
+func TestCozyV2MoveRunbook(t *testing.T) {
+	t.Parallel()
+	src, dst := couchServers.Servers(t)
+	db := couchtest.DBName(t, "cozy")
+	sc, dc := couchClient(t, src), couchClient(t, dst)
+	seed(t, sc, db, couchtest.V2Source())
+	seed(t, dc, db, couchtest.V2Target())
+	before := leafDocs(t, dc, db)
+
+	t.Run("rolled back", func(t *testing.T) {
+		rb := loadRunbook(t, "cozy-v2-move.hcl", v2Vars(t, src, dst, db))
+		res := rb.apply(t, tctx(t), "", (&couchProviders{failAt: "verify"}).forRun)
+		if res.State != journal.RunRolledBack {
+			t.Fatalf("state = %s, err = %v", res.State, res.Err)
+		}
+		if diff := cmp.Diff(before, leafDocs(t, dc, db)); diff != "" {
+			t.Errorf("target not restored (-before +after):\n%s", diff)
+		}
+	})
+
+	rb := loadRunbook(t, "cozy-v2-move.hcl", v2Vars(t, src, dst, db))
+	res := rb.apply(t, tctx(t), "", (&couchProviders{}).forRun)
+	if res.State != journal.RunSucceeded {
+		t.Fatalf("state = %s, err = %v", res.State, res.Err)
+	}
+	var want []string
+	for _, d := range couchtest.V2Source() {
+		want = append(want, d["_id"].(string))
+	}
+	want = append(want, "dst-app-databrowser", "dst-stack-ds", "dst-stack-home", "dst-stack-proxy")
+	drop := map[string]bool{"src-app-files": true, "src-app-contacts": true, "src-stack-home": true, "src-stack-proxy": true, "src-stack-ds": true}
+	kept := want[:0]
+	for _, id := range want {
+		if !drop[id] {
+			kept = append(kept, id)
+		}
+	}
+	sort.Strings(kept)
+	if diff := cmp.Diff(kept, allIDs(t, dc, db)); diff != "" {
+		t.Errorf("target documents (-want +got):\n%s", diff)
+	}
+	// Kept documents are the source's, byte for byte (with attachments).
+	for _, id := range []string{"src-instance", "src-user", "binary-2", "contact-07"} {
+		s, d := getDoc(t, sc, db, id), getDoc(t, dc, db, id)
+		if diff := cmp.Diff(couchtest.CanonicalFull(s), couchtest.CanonicalFull(d)); diff != "" {
+			t.Errorf("%s differs:\n%s", id, diff)
+		}
+	}
+	deleted := res.Outputs["deleted"]
+	if deleted.LengthInt() != 7 {
+		t.Errorf("deleted output = %#v", deleted)
+	}
+}
+
+// TestCozyV2MoveResumeReplication interrupts a run in the middle of the
+// copy (as Ctrl-C does) and resumes it from the journal: the resumed copy
+// reads far fewer changes than the database holds.
+func TestCozyV2MoveResumeReplication(t *testing.T) {
+	t.Parallel()
+	const total = 3000
+	src, dst := couchServers.Servers(t)
+	db := couchtest.DBName(t, "cozy")
+	sc, dc := couchClient(t, src), couchClient(t, dst)
+	seed(t, sc, db, append(couchtest.V2Source(), smallDocs(total)...))
+	seed(t, dc, db, couchtest.V2Target())
+	vars := v2Vars(t, src, dst, db)
+	vars["batch_size"] = "100"
+	vars["workers"] = "2"
+	rb := loadRunbook(t, "cozy-v2-move.hcl", vars)
+
+	ctx, cancel := context.WithCancel(tctx(t))
+	p := &couchProviders{}
+	// Interrupt once two thirds of the documents are copied, as Ctrl-C
+	// does: the step stops and records how far it got.
+	var once sync.Once
+	p.onProgress = func(cur int64) {
+		if cur >= 2*total/3 {
+			once.Do(cancel)
+		}
+	}
+	start := time.Now()
+	res := rb.apply(t, ctx, "", p.forRun)
+	t.Logf("interrupted run: %v", time.Since(start))
+	if res.State != journal.RunInterrupted {
+		t.Fatalf("state = %s, err = %v", res.State, res.Err)
+	}
+	info, _ := dc.DBInfo(tctx(t), db)
+	if info.DocCount >= total {
+		t.Fatalf("the copy finished before the interrupt (%d docs)", info.DocCount)
+	}
+	ids, _ := rb.store.List()
+	if len(ids) != 1 {
+		t.Fatalf("runs = %v", ids)
+	}
+	start = time.Now()
+	res = rb.apply(t, tctx(t), ids[0], (&couchProviders{}).forRun)
+	t.Logf("resumed run: %v", time.Since(start))
+	if res.State != journal.RunSucceeded {
+		t.Fatalf("resumed state = %s, err = %v", res.State, res.Err)
+	}
+	n := total + len(couchtest.V2Source())
+	for _, in := range res.Instances {
+		if in.Address != "copy" && in.Address != "step.copy" {
+			continue
+		}
+		read, _ := in.Outputs.GetAttr("changes_read").AsBigFloat().Int64()
+		if read > total/2 {
+			t.Errorf("resumed copy read %d changes of %d", read, n)
+		}
+		t.Logf("resumed copy read %d changes of %d (target had %d docs at the interrupt)", read, n, info.DocCount)
+		return
+	}
+	t.Fatalf("no copy instance in %v", res.Instances)
+}
