@@ -374,35 +374,8 @@ func (c *Config) cycleDiags() hcl.Diagnostics {
 
 // RollbackGraph is the undo order: only steps with a rollback appear, and
 // a step's undo depends on the undo of every step that (directly or through
-// steps without rollback) depended on it. Steps are undone in reverse.
+// steps without rollback) depended on it. It is graph.Undo of the step
+// graph: the executor and `runbook graph -rollback` use the same order.
 func (c *Config) RollbackGraph() *graph.Graph {
-	fwd := c.Graph()
-	g := graph.New()
-	undoable := func(n string) bool { s := c.Steps[n]; return s != nil && s.Rollback != nil }
-	for _, n := range c.StepOrder {
-		if undoable(n) {
-			g.AddNode(n)
-		}
-	}
-	for _, n := range c.StepOrder {
-		if !undoable(n) {
-			continue
-		}
-		seen := map[string]bool{}
-		stack := fwd.Dependents(n)
-		for len(stack) > 0 {
-			d := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if seen[d] {
-				continue
-			}
-			seen[d] = true
-			if undoable(d) {
-				g.AddEdge(n, d) // undo n after undo d
-				continue
-			}
-			stack = append(stack, fwd.Dependents(d)...)
-		}
-	}
-	return g
+	return c.Graph().Undo(func(n string) bool { s := c.Steps[n]; return s != nil && s.Rollback != nil })
 }

@@ -13,13 +13,13 @@ func TestBackoff(t *testing.T) {
 	exp := &lang.Retry{Attempts: 10, Delay: time.Second, MaxDelay: 10 * time.Second, Backoff: "exponential"}
 	for n, full := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 9: 10 * time.Second} {
 		for i := 0; i < 20; i++ {
-			if d := backoff(exp, n); d < full/2 || d > full {
+			if d := retryDelay(exp, n); d < full/2 || d > full {
 				t.Fatalf("retry %d: %s not within [%s, %s]", n, d, full/2, full)
 			}
 		}
 	}
 	fixed := &lang.Retry{Attempts: 3, Delay: 3 * time.Second, Backoff: "fixed"}
-	if d := backoff(fixed, 5); d != 3*time.Second {
+	if d := retryDelay(fixed, 5); d != 3*time.Second {
 		t.Errorf("fixed: %s", d)
 	}
 }

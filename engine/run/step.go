@@ -3,7 +3,6 @@ package run
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -13,6 +12,7 @@ import (
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/sdk"
 
+	"github.com/runbookdev/runbook/internal/backoff"
 	"github.com/runbookdev/runbook/internal/ctyx"
 )
 
@@ -132,7 +132,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 		}
 		again := att < max && (retryable || (st.Retry != nil && st.Retry.AnyError))
 		if again {
-			d := backoff(st.Retry, att-first+1)
+			d := retryDelay(st.Retry, att-first+1)
 			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo), Message: "retry"}
 			if jerr := e.transition(rec, extra{delay: d.Milliseconds()}); jerr != nil {
 				return jerr
@@ -169,14 +169,7 @@ func (e *executor) sleep(ctx context.Context, d time.Duration) error {
 	if e.opts.Sleep != nil {
 		return e.opts.Sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return backoff.Sleep(ctx, d)
 }
 
 // Retry defaults.
@@ -185,36 +178,23 @@ const (
 	DefaultRetryMaxDelay = 5 * time.Minute
 )
 
-// backoff is the wait before retry number n (1-based): the delay for a
+// retryDelay is the wait before retry number n (1-based): the delay for a
 // fixed backoff; for an exponential one delay*2^(n-1), capped at
 // max_delay, with "equal jitter" (a random half of it) so that many steps
 // failing together do not retry in lockstep.
-func backoff(r *lang.Retry, n int) time.Duration {
-	d, maxd := DefaultRetryDelay, DefaultRetryMaxDelay
-	exp := true
+func retryDelay(r *lang.Retry, n int) time.Duration {
+	p := backoff.Policy{Base: DefaultRetryDelay, Max: DefaultRetryMaxDelay}
 	if r != nil {
 		if r.Delay > 0 {
-			d = r.Delay
+			p.Base = r.Delay
 		}
 		if r.MaxDelay > 0 {
-			maxd = r.MaxDelay
+			p.Max = r.MaxDelay
 		}
-		exp = r.Backoff != "fixed"
+		p.Fixed = r.Backoff == "fixed"
 	}
-	if !exp {
-		return d
-	}
-	for i := 1; i < n && d < maxd; i++ {
-		d *= 2
-	}
-	if d > maxd {
-		d = maxd
-	}
-	half := d / 2
-	if half <= 0 {
-		return d
-	}
-	return half + rand.N(half+1)
+	p.Jitter = !p.Fixed
+	return p.Delay(n)
 }
 
 // stepEvents is the sdk.Events handed to one attempt or undo.

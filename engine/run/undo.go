@@ -240,7 +240,7 @@ func (e *executor) undoInstance(ctx context.Context, in *Instance) error {
 		ce := sdk.Classify(err)
 		serr := &StepError{Address: in.Address, Kind: ce.Kind, Hint: e.mask.Mask(ce.Hint), Msg: e.mask.Mask(errText(ce))}
 		if ctx.Err() == nil && att < max && (ce.Retryable || (st.Retry != nil && st.Retry.AnyError)) {
-			d := backoff(st.Retry, att)
+			d := retryDelay(st.Retry, att)
 			e.emit(event.Event{Type: event.StepRetry, Step: in.Address, Attempt: att, Error: serr.Msg, Kind: string(ce.Kind), DelayMS: d.Milliseconds(), Message: "undo"})
 			if e.sleep(ctx, d) == nil {
 				continue
