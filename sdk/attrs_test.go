@@ -19,7 +19,7 @@ func TestAttributesOf(t *testing.T) {
 		Env     map[string]string `cty:"env"`
 		Nested  inner             `cty:"nested"`
 		Any     cty.Value         `cty:"any"`
-		private string
+		private string            //lint:ignore U1000 an unexported field, which AttributesOf must skip
 	}
 	got, err := AttributesOf(&in{})
 	if err != nil {

@@ -151,19 +151,3 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
 	}
 }
-
-// sortDiags orders diagnostics by position for stable comparisons.
-func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
-	out := append(hcl.Diagnostics(nil), diags...)
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i].Subject, out[j].Subject
-		if a == nil || b == nil {
-			return b != nil && a == nil
-		}
-		if a.Filename != b.Filename {
-			return a.Filename < b.Filename
-		}
-		return a.Start.Byte < b.Start.Byte
-	})
-	return out
-}

@@ -104,10 +104,9 @@ func (v *Variable) Required() bool { return v.Default == cty.NilVal }
 func (v *Variable) TypeString() string { return typeexpr.TypeString(v.Type) }
 
 type varValue struct {
-	val   cty.Value
-	from  string     // "-var", "file", "env", "prompt"
-	rng   *hcl.Range // where the value was given, when from a file
-	given string     // raw text, for non-file sources
+	val  cty.Value
+	from string     // "-var", "file", "env", "prompt"
+	rng  *hcl.Range // where the value was given, when from a file
 }
 
 // ResolveVariables computes the value of every declared variable from the

@@ -179,7 +179,7 @@ step "t.do" "c" {
 }
 `
 
-func runWithJournal(t *testing.T, src string, w *world, j *memJournal) (*Result, error, *probe) {
+func runWithJournal(t *testing.T, src string, w *world, j *memJournal) (*Result, *probe, error) {
 	t.Helper()
 	cfg, diags := lang.LoadSources(map[string][]byte{"main.hcl": []byte(src)})
 	if diags.HasErrors() {
@@ -189,7 +189,7 @@ func runWithJournal(t *testing.T, src string, w *world, j *memJournal) (*Result,
 	p := &probe{Provider: sdk.Local(&sdk.Plugin{Name: "t", Actions: []sdk.Action{act, &removeAction{w}}}), j: j, t: t}
 	res, err := Apply(context.Background(), FromConfig(&lang.Scope{Config: cfg, RunID: "run"}),
 		Options{RunID: "run", Providers: providers{"t": p}, Journal: j, Sleep: func(context.Context, time.Duration) error { return nil }})
-	return res, err, p
+	return res, p, err
 }
 
 // TestJournalFailureStopsWork fails the journal at every record of a
@@ -201,7 +201,7 @@ func TestJournalFailureStopsWork(t *testing.T) {
 		w := newWorld()
 		w.fail[failing] = failing != ""
 		clean := &memJournal{}
-		res, err, _ := runWithJournal(t, diamond, w, clean)
+		res, _, err := runWithJournal(t, diamond, w, clean)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func TestJournalFailureStopsWork(t *testing.T) {
 				w := newWorld()
 				w.fail[failing] = failing != ""
 				j := &memJournal{failAt: n}
-				res, err, p := runWithJournal(t, diamond, w, j)
+				res, p, err := runWithJournal(t, diamond, w, j)
 				var je *JournalError
 				if !errors.As(err, &je) || !errors.Is(err, errDiskFull) || !strings.Contains(err.Error(), "journal") {
 					t.Fatalf("Apply = %v, %v; want a JournalError naming the failure", res, err)
@@ -238,7 +238,7 @@ func TestJournalFailureStopsWork(t *testing.T) {
 func TestStartDurableBeforeApply(t *testing.T) {
 	j := &memJournal{}
 	w := newWorld()
-	res, err, p := runWithJournal(t, diamond, w, j)
+	res, p, err := runWithJournal(t, diamond, w, j)
 	if err != nil || res.State != journal.RunSucceeded {
 		t.Fatalf("%v %v", res, err)
 	}

@@ -281,7 +281,6 @@ func TestInterruptAndResume(t *testing.T) {
 		t.Errorf("resume reused nothing")
 	}
 	// Then roll the finished run back.
-	st, _ = h.store.Load(ids[0])
 	j, st, _ := h.store.Open(ids[0])
 	defer j.Close()
 	rres, err := Rollback(context.Background(), FromConfig(h.scope(ids[0])), Options{RunID: ids[0], Providers: testProviders(h.w), Journal: j, Sink: h.rec}, st)

@@ -214,7 +214,7 @@ func TestFileUndo(t *testing.T) {
 		old := filepath.Join(dir, "old.conf")
 		os.WriteFile(old, []byte("before"), 0o600)
 		in := sdktest.Object(map[string]any{"path": old, "content": "after", "mode": "0644"})
-		res, rec = sdktest.MustApply(t, p, "file", in)
+		_, rec = sdktest.MustApply(t, p, "file", in)
 		if b, _ := os.ReadFile(old); string(b) != "after" {
 			t.Fatalf("content = %q", b)
 		}

@@ -31,13 +31,12 @@ const (
 
 // world is one Synapse database and one MAS database with configs.
 type world struct {
-	t          testing.TB
-	synURL     string
-	masURL     string
-	synConfig  string
-	synExtra   string // a second Synapse config file, merged over synConfig ("" = none)
-	masConfig  string
-	synapseCfg map[string]string // extra homeserver.yaml lines, written by writeConfigs
+	t         testing.TB
+	synURL    string
+	masURL    string
+	synConfig string
+	synExtra  string // a second Synapse config file, merged over synConfig ("" = none)
+	masConfig string
 }
 
 func newWorld(t testing.TB) *world {

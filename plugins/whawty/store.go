@@ -320,8 +320,6 @@ func (s *storeScan) perSet() map[string]int64 {
 	return m
 }
 
-func (s *storeScan) path(name string) string { return path.Join(s.Dir, name) }
-
 // fatalChecks lists the problems that make whawty's own check fail, as
 // check does without a config, for a directory holding the user files names
 // (sorted) and the entries other. Only admin files' contents are asked for.
