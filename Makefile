@@ -41,7 +41,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	GOOS=darwin $(GO) vet $(PKGS)
-	GOOS=windows $(GO) vet ./cmd/... ./engine/... ./sdk/... ./plugins/...
+	GOOS=windows $(GO) build ./cmd/... ./engine/... ./sdk/... ./plugins/...
 	for os in linux darwin windows; do GOOS=$$os GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/runbook || exit 1; done
 	@deps=$$($(GO) list -deps ./engine/... ./sdk/... | grep '/plugins/' || true); if [ -n "$$deps" ]; then echo "the engine or the sdk imports plugins:"; echo "$$deps"; exit 1; fi
 	@deps=$$($(GO) list -test -deps ./plugins/... | grep '/runbook/engine/' || true); if [ -n "$$deps" ]; then echo "a plugin (or its tests) imports the engine:"; echo "$$deps"; exit 1; fi

@@ -153,9 +153,9 @@ func TestEvaluationRefusesUnstorableValues(t *testing.T) {
 }
 
 func TestVariablesRefuseUnstorableValues(t *testing.T) {
-	cfg, diags := loadSrc(t, "variable \"d\" {\n  default = { x = 1e9000 * 1e9000 }\n}\nvariable \"n\" {\n  type = number\n  default = 1\n}\n")
+	_, diags := loadSrc(t, "variable \"d\" {\n  default = { x = 1e9000 * 1e9000 }\n}\nvariable \"n\" {\n  type = number\n  default = 1\n}\n")
 	wantDiags(t, diags, []string{`2:13: Value the journal cannot store | default.x of variable "d" is too large a number`})
-	cfg = mustLoadNoCheck(t, "variable \"n\" {\n  type = number\n  default = 1\n}\nvariable \"l\" {\n  type = any\n  default = 1\n}\n")
+	cfg := mustLoadNoCheck(t, "variable \"n\" {\n  type = number\n  default = 1\n}\nvariable \"l\" {\n  type = any\n  default = 1\n}\n")
 	for _, tc := range []struct{ arg, want string }{
 		{"n=1e9000 * 1e9000", `1:1: Value the journal cannot store | var.n is too large a number`},
 		{"l=[" + strings.Repeat("[", 101) + strings.Repeat("]", 101) + "]", `5:1: Value the journal cannot store | var.l[0][0][0][0][0][0]… nests more than 100 levels deep`},
