@@ -4,15 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/aymanbagabas/go-udiff"
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/spf13/cobra"
 
 	"github.com/runbookdev/runbook/engine/lang"
@@ -57,9 +52,9 @@ func runFmt(stdin io.Reader, stdout, stderr io.Writer, paths []string, o fmtOpti
 			if err != nil {
 				return fmt.Errorf("read stdin: %w", err)
 			}
-			out, diags := formatHCL("<stdin>", src)
+			out, diags := lang.FormatHCL("<stdin>", src)
 			if diags.HasErrors() {
-				printFmtDiags(stderr, "<stdin>", src, diags)
+				printDiags(stderr, lang.SourceConfig("<stdin>", src), diags)
 				failed = true
 				continue
 			}
@@ -73,7 +68,7 @@ func runFmt(stdin io.Reader, stdout, stderr io.Writer, paths []string, o fmtOpti
 			}
 			continue
 		}
-		files, err := fmtFiles(p, o.recursive)
+		files, err := lang.HCLFiles(p, o.recursive)
 		if err != nil {
 			fmt.Fprintf(stderr, "Error: %s\n", err)
 			failed = true
@@ -102,34 +97,6 @@ func runFmt(stdin io.Reader, stdout, stderr io.Writer, paths []string, o fmtOpti
 
 var errReported = fmt.Errorf("already reported")
 
-// fmtFiles lists the *.hcl files to format under p.
-func fmtFiles(p string, recursive bool) ([]string, error) {
-	st, err := os.Stat(p)
-	if err != nil {
-		return nil, err
-	}
-	if !st.IsDir() {
-		return []string{p}, nil
-	}
-	var out []string
-	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if path != p && (!recursive || strings.HasPrefix(d.Name(), ".")) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasSuffix(d.Name(), ".hcl") && !strings.HasPrefix(d.Name(), ".") {
-			out = append(out, path)
-		}
-		return nil
-	})
-	return out, err
-}
-
 func fmtFile(stdout, stderr io.Writer, name string, o fmtOptions) (changed bool, err error) {
 	if strings.HasSuffix(name, ".json") {
 		return false, nil // JSON runbooks are generated; their layout is the generator's
@@ -138,9 +105,9 @@ func fmtFile(stdout, stderr io.Writer, name string, o fmtOptions) (changed bool,
 	if err != nil {
 		return false, err
 	}
-	out, diags := formatHCL(name, src)
+	out, diags := lang.FormatHCL(name, src)
 	if diags.HasErrors() {
-		printFmtDiags(stderr, name, src, diags)
+		printDiags(stderr, lang.SourceConfig(name, src), diags)
 		return false, errReported
 	}
 	if bytes.Equal(src, out) {
@@ -158,21 +125,6 @@ func fmtFile(stdout, stderr io.Writer, name string, o fmtOptions) (changed bool,
 		return true, err
 	}
 	return true, os.WriteFile(name, out, st.Mode().Perm())
-}
-
-// formatHCL returns the canonical form of src; it refuses files with
-// syntax errors rather than guess.
-func formatHCL(name string, src []byte) ([]byte, hcl.Diagnostics) {
-	if _, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos); diags.HasErrors() {
-		return nil, diags
-	}
-	return hclwrite.Format(src), nil
-}
-
-func printFmtDiags(w io.Writer, name string, src []byte, diags hcl.Diagnostics) {
-	f, _ := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
-	cfg := &lang.Config{Files: map[string]*hcl.File{name: f}}
-	printDiags(w, cfg, diags)
 }
 
 // unifiedDiff is a unified diff (3 lines of context) from a to b, "" when
