@@ -179,12 +179,9 @@ func TestApplyThenRollbackLater(t *testing.T) {
 	}
 }
 
-func TestAbortKeepsTheLockUntilResumed(t *testing.T) {
-	dir := t.TempDir()
-	main := filepath.Join(dir, "main.hcl")
-	write(t, main, strings.ReplaceAll(fileRunbook, "POLICY", "abort"))
-	s := newSession(t, dir, nil)
-	apply := func(args ...string) (*Outcome, error) {
+// applier applies the runbook main with dir and the given -var arguments.
+func applier(t *testing.T, s *Session, dir, main string) func(args ...string) (*Outcome, error) {
+	return func(args ...string) (*Outcome, error) {
 		rb, err := s.Open(vars(append([]string{"dir=" + dir}, args...)...), main)
 		if err != nil {
 			fatal(t, err)
@@ -192,6 +189,14 @@ func TestAbortKeepsTheLockUntilResumed(t *testing.T) {
 		defer rb.Close()
 		return rb.Apply(context.Background(), nil)
 	}
+}
+
+func TestAbortKeepsTheLockUntilResumed(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "main.hcl")
+	write(t, main, strings.ReplaceAll(fileRunbook, "POLICY", "abort"))
+	s := newSession(t, dir, nil)
+	apply := applier(t, s, dir, main)
 	out, err := apply("fail=boom")
 	if err != nil {
 		fatal(t, err)
@@ -252,14 +257,7 @@ func TestCorruptRunIsListedAndNamedInEveryRefusal(t *testing.T) {
 	main := filepath.Join(dir, "main.hcl")
 	write(t, main, strings.ReplaceAll(fileRunbook, "POLICY", "abort"))
 	s := newSession(t, dir, nil)
-	apply := func(args ...string) (*Outcome, error) {
-		rb, err := s.Open(vars(append([]string{"dir=" + dir}, args...)...), main)
-		if err != nil {
-			fatal(t, err)
-		}
-		defer rb.Close()
-		return rb.Apply(context.Background(), nil)
-	}
+	apply := applier(t, s, dir, main)
 	out, err := apply("fail=boom")
 	if err != nil || out.Result.State != journal.RunAborted {
 		t.Fatalf("apply = %v, %v", out, err)
