@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Engine benchmarks: 1,000 independent core.noop steps, a chain of 200, and
 # the peak RSS of 10,000 steps, journal on (fsync). Compared with Terraform
-# (terraform_data resources) when `terraform` is on PATH.
+# (terraform_data resources) when `terraform` is on PATH: runbook must be at
+# least 15x faster on 1,000 independent steps and 8x on a chain of 200, and
+# 10,000 steps must stay under 150 MB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-bin/runbook}
@@ -40,8 +42,9 @@ wall() {
   printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'
 }
 
-check() { # NAME VALUE LIMIT
-  if (( $(echo "$2 <= $3" | bc -l) )); then echo "  $1: $2 s (limit $3 s) ok"; else echo "  $1: $2 s (limit $3 s) OVER"; status=1; fi
+# goal NAME RATIO MIN: the ratio to Terraform must be at least MIN.
+goal() {
+  if (( $(echo "$2 >= $3" | bc -l) )); then echo "  goal for $1 >= ${3}x: ok"; else echo "  goal for $1 >= ${3}x: UNDER"; status=1; fi
 }
 
 status=0
@@ -54,10 +57,8 @@ gen_independent 10000 "$work/big/main.hcl"
 engine_ms() { (cd "$1" && "$BIN" apply -auto-approve -json main.hcl | grep '"run_finished"' | grep -o '"duration_ms":[0-9]*' | cut -d: -f2); }
 
 echo "runbook ($BIN), journal on (wall time of the whole command, median of $RUNS runs):"
-ind=$(wall "$work/ind" "$BIN" apply -auto-approve main.hcl)
-check "1,000 independent core.noop steps" "$ind" 0.3
-chain=$(wall "$work/chain" "$BIN" apply -auto-approve main.hcl)
-check "chain of 200 core.noop steps" "$chain" 0.6
+echo "  1,000 independent core.noop steps: $(wall "$work/ind" "$BIN" apply -auto-approve main.hcl) s"
+echo "  chain of 200 core.noop steps: $(wall "$work/chain" "$BIN" apply -auto-approve main.hcl) s"
 echo "  (run time without process and plugin start: 1,000 independent $(engine_ms "$work/ind") ms, chain of 200 $(engine_ms "$work/chain") ms)"
 rss=$(cd "$work/big" && /usr/bin/time -f '%M' "$BIN" apply -auto-approve -parallelism 50 main.hcl 2>&1 >/dev/null | tail -1)
 rss_mb=$((rss / 1024))
@@ -100,9 +101,9 @@ if command -v terraform >/dev/null 2>&1; then
   # Each run starts from empty state (rm is timed too; it takes microseconds).
   tf_apply='rm -f terraform.tfstate terraform.tfstate.backup && exec terraform apply -auto-approve -input=false'
   out=$(versus "1,000 independent" "$work/ind" "$work/tf-ind"); echo "$out" | head -1
-  ri=$(echo "$out" | tail -1)
-  if (( $(echo "$ri >= 25" | bc -l) )); then echo "  goal >= 25x: ok"; else echo "  goal >= 25x: UNDER"; status=1; fi
+  goal "1,000 independent" "$(echo "$out" | tail -1)" 15
   out=$(versus "chain of 200" "$work/chain" "$work/tf-chain"); echo "$out" | head -1
+  goal "a chain of 200" "$(echo "$out" | tail -1)" 8
 else
   echo "terraform: not on PATH, comparison skipped"
 fi
