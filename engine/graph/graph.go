@@ -127,40 +127,47 @@ func (g *Graph) dependsOn(from, to string) bool {
 	return i < len(d) && d[i] == to
 }
 
-// orderCycle orders an SCC along dependency edges, starting from its
-// smallest node, so that it reads "a -> b -> c -> a" where possible.
+// orderCycle returns one real cycle of an SCC: the shortest one through
+// its smallest node, in dependency order ("a -> b -> c -> a"), so that
+// every edge it names exists. (An SCC of overlapping cycles has more; one
+// real cycle is what the user can act on, and fixing it shows the next.)
 func (g *Graph) orderCycle(scc []string) []string {
 	in := map[string]bool{}
 	for _, n := range scc {
 		in[n] = true
 	}
-	sorted := append([]string(nil), scc...)
-	sort.Strings(sorted)
-	out := []string{sorted[0]}
-	seen := map[string]bool{sorted[0]: true}
-	cur := sorted[0]
-	for len(out) < len(scc) {
-		next := ""
-		for _, d := range g.deps[cur] {
-			if in[d] && !seen[d] {
-				next = d
-				break
-			}
+	start := scc[0]
+	for _, n := range scc {
+		if n < start {
+			start = n
 		}
-		if next == "" { // not a simple cycle: append the rest sorted
-			for _, n := range sorted {
-				if !seen[n] {
-					out = append(out, n)
-					seen[n] = true
-				}
-			}
-			break
-		}
-		out = append(out, next)
-		seen[next] = true
-		cur = next
 	}
-	return out
+	// Breadth-first from start along dependency edges inside the SCC,
+	// until an edge leads back to start.
+	prev := map[string]string{}
+	queue := []string{start}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, d := range g.deps[cur] { // sorted: the result is stable
+			if d == start {
+				var path []string
+				for n := cur; n != start; n = prev[n] {
+					path = append(path, n)
+				}
+				path = append(path, start)
+				for i, j := 0, len(path)-1; i < j; i, j = i+1, j-1 {
+					path[i], path[j] = path[j], path[i]
+				}
+				return path
+			}
+			if _, seen := prev[d]; !seen && in[d] && d != start {
+				prev[d] = cur
+				queue = append(queue, d)
+			}
+		}
+	}
+	return []string{start} // unreachable for an SCC
 }
 
 type tarjan struct {

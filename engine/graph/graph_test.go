@@ -67,6 +67,10 @@ func TestCycles(t *testing.T) {
 		{"two", build("a>b b>a"), [][]string{{"a", "b"}}},
 		{"three ordered along edges", build("c>a a>b b>c"), [][]string{{"a", "b", "c"}}},
 		{"two separate", build("a>b b>a x>y y>z z>x q>a"), [][]string{{"a", "b"}, {"x", "y", "z"}}},
+		// Overlapping cycles: one real cycle, every edge of which exists
+		// (it used to read a -> b -> c -> d -> a, but d does not depend on a).
+		{"overlapping", build("a>b b>a b>c c>d d>b"), [][]string{{"a", "b"}}},
+		{"overlapping, longer first", build("a>c c>d d>a a>b b>a"), [][]string{{"a", "b"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +78,15 @@ func TestCycles(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+	for _, g := range []*Graph{build("a>b b>a b>c c>d d>b"), build("a>c c>d d>e e>a c>a d>b b>c")} {
+		for _, cyc := range g.Cycles() {
+			for i, n := range cyc {
+				if next := cyc[(i+1)%len(cyc)]; !g.dependsOn(n, next) {
+					t.Errorf("cycle %v names an edge %s -> %s that does not exist", cyc, n, next)
+				}
+			}
+		}
 	}
 	_, err := build("a>b b>a").Levels()
 	if err == nil || err.Error() != "dependency cycle: a -> b -> a" {
