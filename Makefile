@@ -3,14 +3,19 @@ BIN     ?= bin/runbook
 PKGS    ?= ./...
 TESTFLAGS ?= -race -count=1 -timeout 14m
 
-.PHONY: demo all build test test-deps test-short bench fuzz fmt lint proto docs clean
+.PHONY: demo all build install test test-deps test-short bench fuzz fmt lint proto docs clean
 
 all: build
 
 ## build: a static binary (no cgo): it starts faster, and every builtin plugin
 ## is this binary started again.
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/runbook
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.commit=$(COMMIT)" -o $(BIN) ./cmd/runbook
+
+# install: runbook into $(go env GOBIN) or $(go env GOPATH)/bin.
+install:
+	CGO_ENABLED=0 $(GO) install -ldflags "-X main.commit=$(COMMIT)" ./cmd/runbook
 
 ## test: install and start-able test servers, then the whole suite with -race.
 test: test-deps

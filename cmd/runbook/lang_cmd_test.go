@@ -186,3 +186,12 @@ func TestVarFlags(t *testing.T) {
 		t.Errorf("sources: %+v", src)
 	}
 }
+
+func TestVersionText(t *testing.T) {
+	got := versionText()
+	for _, want := range []string{"runbook " + version + "\n", "\ncommit ", "\nplugin protocol 1\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("version text lacks %q:\n%s", want, got)
+		}
+	}
+}
