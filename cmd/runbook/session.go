@@ -154,7 +154,15 @@ func (c *cli) finish(out *session.Outcome) error {
 		}
 		c.flush()
 		next := out.Continue()
-		view.WriteSummary(c.stdout, c.mask, view.SummaryOf(out.RunID, out.Journal, out.Result, next.Resume, next.Rollback))
+		sum := view.SummaryOf(out.RunID, out.Journal, out.Result, next.Resume, next.Rollback)
+		// The summary goes to stdout; why the run failed goes to stderr,
+		// like every other error.
+		failure := sum.Error
+		sum.Error = ""
+		view.WriteSummary(c.stdout, c.mask, sum)
+		if failure != "" {
+			fmt.Fprintln(c.stderr, "Error:", c.mask.Mask(failure))
+		}
 	}
 	return withCode(exitCode(out), nil)
 }

@@ -122,3 +122,17 @@ func TestResumeSensitiveVariables(t *testing.T) {
 		}
 	})
 }
+
+// TestFailedRunErrorOnStderr: the summary goes to stdout, the error that
+// failed the run to stderr.
+func TestFailedRunErrorOnStderr(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "main.hcl"), abortRunbook)
+	r := runbook(t, dir, nil, "apply", "-auto-approve", "-var", "pw=x", "-var", "fail=boom-reason", "main.hcl")
+	if !strings.Contains(r.stderr, "Error: step b: conflict: boom-reason") || strings.Contains(r.stdout, "Error:") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "Resume:") {
+		t.Fatalf("the summary lost its hints:\n%s", r.stdout)
+	}
+}
