@@ -17,7 +17,10 @@ const (
 	KindUnreachable Kind = "unreachable" // network, DNS, connection refused, 5xx
 	KindConflict    Kind = "conflict"    // state differs from what was expected
 	KindQuota       Kind = "quota"       // out of space, rate-limited, over quota
-	KindNotFound    Kind = "not_found"
+	KindNotFound    Kind = "not_found"   // what the step needs does not exist (an HTTP 404)
+	KindAssertion   Kind = "assertion"   // a check the runbook made did not hold
+	KindRejected    Kind = "rejected"    // a person rejected an approval
+	KindTimeout     Kind = "timeout"     // a step or an approval ran out of time
 	KindCancelled   Kind = "cancelled"
 	KindInternal    Kind = "internal" // a bug or a crash in the plugin
 )

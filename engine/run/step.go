@@ -119,7 +119,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 		kind, retryable := ce.Kind, ce.Retryable
 		msg := errText(ce)
 		if timedOut {
-			kind, retryable = "timeout", true
+			kind, retryable = sdk.KindTimeout, true
 			msg = fmt.Sprintf("timed out after %s: %s", st.Timeout, msg)
 		}
 		serr := &StepError{Address: in.Address, Kind: kind, Hint: e.mask.Mask(ce.Hint), Msg: e.mask.Mask(msg)}

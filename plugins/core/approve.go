@@ -113,7 +113,7 @@ func (a *approveAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		}
 		if ap != nil {
 			if !ap.Approved {
-				return nil, sdk.Errorf(sdk.KindConflict, false, "", "rejected by %s at %s", ap.ApprovedBy, ap.At)
+				return nil, sdk.Errorf(sdk.KindRejected, false, "", "rejected by %s at %s", ap.ApprovedBy, ap.At)
 			}
 			ev.Log(sdk.LevelInfo, fmt.Sprintf("approved by %s at %s", ap.ApprovedBy, ap.At))
 			return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{
@@ -124,7 +124,7 @@ func (a *approveAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, sdk.Errorf(sdk.KindConflict, false, fmt.Sprintf("approve it with `runbook approve %s '%s'` within the timeout", run, step), "nobody approved within %s", timeout)
+				return nil, sdk.Errorf(sdk.KindTimeout, false, fmt.Sprintf("approve it with `runbook approve %s '%s'` within the timeout", run, step), "nobody approved within %s", timeout)
 			}
 			return nil, &sdk.Error{Kind: sdk.KindCancelled, Err: ctx.Err()}
 		case <-t.C:

@@ -102,6 +102,7 @@ func TestSleepAndAssert(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "disk not mounted") {
 			t.Fatalf("assert err = %v", err)
 		}
+		sdktest.AssertKind(t, err, sdk.KindAssertion)
 		d, err := sdktest.Validate(t, p, "assert", cty.ObjectVal(map[string]cty.Value{"condition": cty.UnknownVal(cty.Bool)}))
 		if err != nil || d.HasErrors() {
 			t.Fatalf("validate unknown condition = %v, %v", d, err)
@@ -121,6 +122,9 @@ func TestHTTP(t *testing.T) {
 			}
 		case "/teapot":
 			w.WriteHeader(418)
+			return
+		case "/missing":
+			w.WriteHeader(404)
 			return
 		}
 		w.Header().Set("X-Test", "yes")
@@ -142,6 +146,10 @@ func TestHTTP(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), `json status: got "ok", want "down"`) {
 			t.Fatalf("json check err = %v", err)
 		}
+		_, _, err = sdktest.Apply(t, p, "http", sdktest.Object(map[string]any{"url": srv.URL + "/teapot"}))
+		sdktest.AssertKind(t, err, sdk.KindConflict) // 418: an unexpected status
+		_, _, err = sdktest.Apply(t, p, "http", sdktest.Object(map[string]any{"url": srv.URL + "/missing", "expect_status": []int{200}}))
+		sdktest.AssertKind(t, err, sdk.KindNotFound)
 		res, _ = sdktest.MustApply(t, p, "http", sdktest.Object(map[string]any{"url": srv.URL + "/teapot", "expect_status": []int{418}}))
 		sdktest.AssertOutput(t, res, "status", cty.NumberIntVal(418))
 		calls.Store(0)
@@ -191,6 +199,7 @@ func TestApprove(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "rejected by alice") {
 			t.Fatalf("reject err = %v", err)
 		}
+		sdktest.AssertKind(t, err, sdk.KindRejected)
 		os.Remove(path)
 		_, _, err = sdktest.ApplyRequest(t, p, "approve", &sdk.ApplyRequest{
 			Inputs: sdktest.Object(map[string]any{"prompt": "?", "timeout": "50ms"}), IdempotencyKey: `01RUN/go_live["a b"]/3`,

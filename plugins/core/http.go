@@ -139,8 +139,13 @@ func (a *httpAction) once(ctx context.Context, client *http.Client, in *httpInpu
 	})}
 	if !statusOK(resp.StatusCode, in.ExpectStatus) {
 		kind, retry := sdk.KindConflict, true
-		if resp.StatusCode >= 500 {
+		switch {
+		case resp.StatusCode >= 500:
 			kind = sdk.KindUnreachable
+		case resp.StatusCode == http.StatusNotFound:
+			kind = sdk.KindNotFound
+		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+			kind = sdk.KindAuth
 		}
 		return res, sdk.Errorf(kind, retry, "", "%s %s: status %d, want %s", in.Method, redactURL(in.URL), resp.StatusCode, wantStatus(in.ExpectStatus))
 	}

@@ -69,5 +69,5 @@ func (*assertAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	if m := req.Inputs.GetAttr("message"); !m.IsNull() && m.AsString() != "" {
 		msg = m.AsString()
 	}
-	return nil, sdk.Errorf(sdk.KindConflict, false, "", "%s", msg)
+	return nil, sdk.Errorf(sdk.KindAssertion, false, "", "%s", msg)
 }
