@@ -29,3 +29,17 @@ func TestPluginDocsUpToDate(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsStaysInTheProject: without -out, docs writes only into the source
+// tree's docs/plugins, never into the working directory.
+func TestDocsStaysInTheProject(t *testing.T) {
+	dir, err := projectDocsDir()
+	want, _ := filepath.Abs(filepath.Join("..", "..", "docs", "plugins"))
+	if err != nil || dir != want {
+		t.Fatalf("projectDocsDir = %q, %v; want %q", dir, err, want)
+	}
+	t.Chdir(t.TempDir())
+	if dir, err := projectDocsDir(); err == nil {
+		t.Fatalf("outside the source tree, projectDocsDir = %q", dir)
+	}
+}
