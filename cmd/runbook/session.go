@@ -19,6 +19,7 @@ import (
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/mask"
+	"github.com/runbookdev/runbook/engine/run"
 	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/view"
 	"github.com/runbookdev/runbook/plugins/builtin"
@@ -116,6 +117,15 @@ func (c *cli) fail(err error) error {
 		return withCode(exitError, nil)
 	}
 	fmt.Fprintln(c.stderr, "Error:", c.mask.Mask(err.Error()))
+	var je *run.JournalError
+	if errors.As(err, &je) {
+		// The run stopped before its journal lost anything: it is
+		// resumable once the disk has room again.
+		if h := c.hint.Load(); h != nil {
+			fmt.Fprintln(c.stderr, *h)
+		}
+		return withCode(exitInterrupted, nil)
+	}
 	return withCode(exitError, nil)
 }
 
