@@ -219,7 +219,7 @@ func (e *executor) undoInstance(ctx context.Context, in *Instance) error {
 		}
 		err := e.stop.err()
 		if err == nil && st.Rollback.Native {
-			req := &sdk.UndoRequest{Inputs: plain, Outputs: outs, UndoState: in.undoState, IdempotencyKey: key}
+			req := &sdk.UndoRequest{Inputs: plain, Outputs: outs, UndoState: in.undoState, IdempotencyKey: key, Force: e.opts.Force}
 			if inFlight {
 				// What the interrupted attempt checkpointed tells the
 				// undo how far it got.
