@@ -78,6 +78,7 @@ func (*fileAction) Schema() sdk.ActionSchema {
 		Name: "file",
 		Description: "Writes `content` to `path`, keeping the file's owner and mode unless `owner` or `mode` is set. " +
 			"A symlink at `path` is refused unless `follow_symlinks = true`, which writes its target (the link stays). " +
+			"The new file gets its owner and mode before it is renamed into place, so another user who can write the directory cannot redirect them to another file. " +
 			"Native undo restores the previous content, owner and mode, or removes the file if it did not exist; " +
 			"it first checks that the file is still as the step left it and fails with kind `conflict` naming what changed " +
 			"otherwise (`runbook rollback -force` undoes anyway).",
