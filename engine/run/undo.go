@@ -212,7 +212,7 @@ func (e *executor) undoInstance(ctx context.Context, in *Instance) error {
 	}
 	for att := 1; ; att++ {
 		key := fmt.Sprintf("%s/%s/undo-%d", e.opts.RunID, in.Address, att)
-		evs := &stepEvents{e: e, addr: in.Address, attempt: att, undo: true}
+		evs := &stepEvents{e: e, addr: in.Address, attempt: att, undo: true, secret: len(sens) > 0}
 		actx, cancel := ctx, context.CancelFunc(func() {})
 		if st.Timeout > 0 {
 			actx, cancel = context.WithTimeout(ctx, st.Timeout)
