@@ -158,15 +158,18 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 	}
 }
 
-// blob journals an undo state or a checkpoint: sealed when it holds a
-// known secret, or when the step's inputs hold one (secret), since a
-// plugin may keep what a secret replaced, which no mask knows (core.file
-// keeps the previous content of a file it overwrites).
+// blob journals an undo state or a checkpoint: sealed (or redacted
+// without a key) when it holds a known secret. With a key it is also
+// sealed when the step's inputs hold a secret (secret), since a plugin may
+// keep what a secret replaced, which no mask knows (core.file keeps the
+// previous content of a file it overwrites). Without a key such a state
+// stays readable so that a later rollback can still undo the step.
 func (e *executor) blob(b []byte, secret bool) *journal.Blob {
 	if b == nil {
 		return nil
 	}
-	return journal.NewBlob(b, secret || e.mask.Contains(string(b)), e.opts.Sealer)
+	seal := e.mask.Contains(string(b)) || secret && e.opts.Sealer != nil
+	return journal.NewBlob(b, seal, e.opts.Sealer)
 }
 
 func (e *executor) sleep(ctx context.Context, d time.Duration) error {

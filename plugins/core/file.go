@@ -87,7 +87,7 @@ func (*fileAction) Schema() sdk.ActionSchema {
 			{Name: "content", Type: cty.String, Required: true, Description: "New content."},
 			{Name: "mode", Type: cty.String, Description: "Octal permissions, e.g. \"0640\" (default: keep, or 0644 for a new file)."},
 			{Name: "owner", Type: cty.String, Description: "\"user\" or \"user:group\" (names or ids; default: keep, or the plugin's user for a new file)."},
-			{Name: "follow_symlinks", Type: cty.Bool, Description: "Write through a symlink at `path` to its target, keeping the target's owner and mode (default: refuse a symlink)."},
+			{Name: "follow_symlinks", Type: cty.Bool, Description: "Write through a symlink at `path` to its target, keeping the target's owner and mode (default: refuse a symlink). Only for links no other user can change: whoever can replace the link chooses the file written."},
 		},
 		Outputs: []sdk.Attribute{
 			{Name: "sha256", Type: cty.String, Description: "sha256 of the written content."},
