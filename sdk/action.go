@@ -62,6 +62,10 @@ type UndoRequest struct {
 	UndoState      []byte
 	IdempotencyKey string
 	Checkpoint     []byte
+	// Force is set when the operator asked to undo even if what the step
+	// left has changed since (runbook rollback -force). Without it, an
+	// undo that finds drift fails with KindConflict naming what changed.
+	Force bool
 }
 
 // PlanRequest is the input of Plan. Inputs may hold unknown values.

@@ -295,6 +295,7 @@ func (s *grpcServer) undo(ctx context.Context, start *pb.UndoStart, ev Events) *
 		UndoState:      start.UndoState,
 		IdempotencyKey: start.IdempotencyKey,
 		Checkpoint:     start.Checkpoint,
+		Force:          start.Force,
 	}, ev)
 	return resultEvent(nil, err)
 }

@@ -7,11 +7,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runbookdev/runbook/engine/lang"
+	"github.com/runbookdev/runbook/engine/session"
 )
 
 func init() {
 	var vf varFlags
 	var rf runFlags
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "rollback [RUN]",
 		Short: "Undo a run: failed, interrupted, or finished long ago",
@@ -20,18 +22,24 @@ state, or whose undo failed before) and is not undone yet, in reverse dependency
 order, independent undos in parallel. It works on successful runs too. Without
 RUN, the latest run in the state directory is rolled back.
 
+A native undo first checks that what its step left is unchanged (core.file: the
+file's content, mode and owner); if something changed since, that undo fails with
+kind conflict naming what changed, and the rollback stops there. -force undoes
+anyway, destroying the later change.
+
 Exit status: 0 rolled back, 1 error, 3 an undo failed (run rollback again), 4 interrupted.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRollback(cmd.OutOrStdout(), cmd.ErrOrStderr(), firstArg(args), vf.sources(), rf)
+			return runRollback(cmd.OutOrStdout(), cmd.ErrOrStderr(), firstArg(args), vf.sources(), rf, session.RollbackOptions{Force: force})
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "undo even where a step's result was changed since (overwrites the later change)")
 	addVarFlags(cmd, &vf)
 	addRunFlags(cmd, &rf)
 	rootCmd.AddCommand(cmd)
 }
 
-func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf runFlags) error {
+func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf runFlags, ro session.RollbackOptions) error {
 	c, err := newCLI(stdout, stderr, rf)
 	if err != nil {
 		return withCode(exitError, err)
@@ -40,7 +48,7 @@ func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf r
 	c.rollback = true
 	ctx, stop := c.interrupt()
 	defer stop()
-	out, err := c.s.Rollback(ctx, id, vars)
+	out, err := c.s.Rollback(ctx, id, vars, ro)
 	if err != nil {
 		return c.fail(err)
 	}

@@ -58,6 +58,10 @@ type Options struct {
 	// succeeded instances keep their outputs, in-flight ones are applied
 	// again with the same idempotency key and their last checkpoint.
 	Resume *journal.State
+	// Force is passed to every native undo (sdk.UndoRequest.Force): undo
+	// even where the plugin finds that what the step left has changed
+	// since (runbook rollback -force).
+	Force bool
 	// Sleep waits between attempts (tests make it instant). nil = real.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock (nil = time.Now).

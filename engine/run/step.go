@@ -65,7 +65,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 		if st.Timeout > 0 {
 			actx, cancel = context.WithTimeout(ctx, st.Timeout)
 		}
-		evs := &stepEvents{e: e, addr: in.Address, attempt: att}
+		evs := &stepEvents{e: e, addr: in.Address, attempt: att, secret: len(sensPaths) > 0}
 		t0 := e.now()
 		var res *sdk.Result
 		err := e.stop.err()
@@ -108,7 +108,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			// The success is made durable by the next durable record
 			// (group commit): a dependent's start, or the run's end.
 			in.Ended = e.now()
-			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(undo)}
+			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(undo, len(sensPaths) > 0)}
 			if jerr := e.transition(rec, extra{duration: in.Ended.Sub(t0).Milliseconds(), outputs: e.rendered(in.Outputs), queued: true}); jerr != nil {
 				return jerr
 			}
@@ -128,12 +128,12 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			// Interrupted: the attempt stays in flight for resume.
 			in.State = journal.StepCancelled
 			in.Ended = e.now()
-			return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blob(undo)}, extra{})
+			return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blob(undo, len(sensPaths) > 0)}, extra{})
 		}
 		again := att < max && (retryable || (st.Retry != nil && st.Retry.AnyError))
 		if again {
 			d := retryDelay(st.Retry, att-first+1)
-			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo), Message: "retry"}
+			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo, len(sensPaths) > 0), Message: "retry"}
 			if jerr := e.transition(rec, extra{delay: d.Milliseconds()}); jerr != nil {
 				return jerr
 			}
@@ -150,7 +150,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 		}
 		in.State = journal.StepFailed
 		in.Ended = e.now()
-		rec := &journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo)}
+		rec := &journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo, len(sensPaths) > 0)}
 		if jerr := e.transition(rec, extra{duration: in.Ended.Sub(in.Started).Milliseconds()}); jerr != nil {
 			return jerr
 		}
@@ -158,11 +158,18 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 	}
 }
 
-func (e *executor) blob(b []byte) *journal.Blob {
+// blob journals an undo state or a checkpoint: sealed (or redacted
+// without a key) when it holds a known secret. With a key it is also
+// sealed when the step's inputs hold a secret (secret), since a plugin may
+// keep what a secret replaced, which no mask knows (core.file keeps the
+// previous content of a file it overwrites). Without a key such a state
+// stays readable so that a later rollback can still undo the step.
+func (e *executor) blob(b []byte, secret bool) *journal.Blob {
 	if b == nil {
 		return nil
 	}
-	return journal.NewBlob(b, e.mask.Contains(string(b)), e.opts.Sealer)
+	seal := e.mask.Contains(string(b)) || secret && e.opts.Sealer != nil
+	return journal.NewBlob(b, seal, e.opts.Sealer)
 }
 
 func (e *executor) sleep(ctx context.Context, d time.Duration) error {
@@ -203,6 +210,7 @@ type stepEvents struct {
 	addr    string
 	attempt int
 	undo    bool
+	secret  bool // the step's inputs hold a secret: seal checkpoints
 }
 
 var _ sdk.Events = (*stepEvents)(nil)
@@ -224,7 +232,7 @@ func (s *stepEvents) Checkpoint(data []byte) error {
 		typ = journal.RecUndoCheckpoint
 	}
 	b := append([]byte(nil), data...)
-	if err := s.e.transition(&journal.Record{Type: typ, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(b)}, extra{}); err != nil {
+	if err := s.e.transition(&journal.Record{Type: typ, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(b, s.secret)}, extra{}); err != nil {
 		return fmt.Errorf("journal checkpoint: %w", err)
 	}
 	return nil

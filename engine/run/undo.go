@@ -212,14 +212,14 @@ func (e *executor) undoInstance(ctx context.Context, in *Instance) error {
 	}
 	for att := 1; ; att++ {
 		key := fmt.Sprintf("%s/%s/undo-%d", e.opts.RunID, in.Address, att)
-		evs := &stepEvents{e: e, addr: in.Address, attempt: att, undo: true}
+		evs := &stepEvents{e: e, addr: in.Address, attempt: att, undo: true, secret: len(sens) > 0}
 		actx, cancel := ctx, context.CancelFunc(func() {})
 		if st.Timeout > 0 {
 			actx, cancel = context.WithTimeout(ctx, st.Timeout)
 		}
 		err := e.stop.err()
 		if err == nil && st.Rollback.Native {
-			req := &sdk.UndoRequest{Inputs: plain, Outputs: outs, UndoState: in.undoState, IdempotencyKey: key}
+			req := &sdk.UndoRequest{Inputs: plain, Outputs: outs, UndoState: in.undoState, IdempotencyKey: key, Force: e.opts.Force}
 			if inFlight {
 				// What the interrupted attempt checkpointed tells the
 				// undo how far it got.

@@ -165,18 +165,26 @@ func (s *Session) Resume(ctx context.Context, id string, vars lang.VarSources) (
 	if err := o.j.Append(&journal.Record{Type: journal.RecRunResumed, Meta: &journal.Meta{ID: runID, User: h.User, Host: h.Host, PID: h.PID}}); err != nil {
 		return nil, err
 	}
-	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "")
+	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "", false)
 	if err == nil {
 		finished = journal.Finished(out.Result.State)
 	}
 	return out, err
 }
 
+// RollbackOptions change how Rollback undoes a run.
+type RollbackOptions struct {
+	// Force undoes even where a plugin finds that what a step left has
+	// changed since (sdk.UndoRequest.Force); without it such an undo
+	// fails with kind conflict and the rollback stops there.
+	Force bool
+}
+
 // Rollback undoes a run (id "" = the latest run): every step that
 // completed, or failed leaving undo state, or whose undo failed before,
 // and is not undone yet, in reverse dependency order. It works on
 // successful runs too.
-func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources) (*Outcome, error) {
+func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources, ro RollbackOptions) (*Outcome, error) {
 	o, err := s.reopen(id, vars, false)
 	if err != nil {
 		return nil, err
@@ -189,7 +197,7 @@ func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources)
 		return &Outcome{RunID: runID, Journal: o.store.Location(runID), AlreadyRolledBack: true,
 			Result: &run.Result{State: journal.RunRolledBack}}, nil
 	}
-	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "rollback")
+	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "rollback", ro.Force)
 	if err == nil {
 		finished = journal.Finished(out.Result.State)
 	}

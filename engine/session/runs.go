@@ -105,7 +105,7 @@ func (r *Runbook) Apply(ctx context.Context, confirm func(*lang.Plan) (bool, err
 		return nil, fmt.Errorf("create journal: %w", err)
 	}
 	defer j.Close()
-	out, err := s.execute(ctx, store, r.StateDir, j, r.Host, scope, nil, "")
+	out, err := s.execute(ctx, store, r.StateDir, j, r.Host, scope, nil, "", false)
 	if err == nil {
 		finished = journal.Finished(out.Result.State)
 	}
@@ -118,8 +118,8 @@ func (r *Runbook) scope(runID string) *lang.Scope {
 
 // execute runs (or resumes) a run whose journal is open, announcing it
 // and its end on the sink. message names what runs (the runbook, or
-// "rollback" with rollback set).
-func (s *Session) execute(ctx context.Context, store journal.Store, stateDir string, j journal.Journal, host run.Providers, scope *lang.Scope, resume *journal.State, mode string) (*Outcome, error) {
+// "rollback" with rollback set); force is run.Options.Force.
+func (s *Session) execute(ctx context.Context, store journal.Store, stateDir string, j journal.Journal, host run.Providers, scope *lang.Scope, resume *journal.State, mode string, force bool) (*Outcome, error) {
 	runID := scope.RunID
 	out := &Outcome{RunID: runID, Journal: store.Location(runID), Cmds: s.commands(stateDir, runID)}
 	if s.opts.OnRun != nil {
@@ -131,7 +131,7 @@ func (s *Session) execute(ctx context.Context, store journal.Store, stateDir str
 	}
 	s.emit(event.Event{Type: event.RunStarted, RunID: runID, Message: name, Fields: map[string]string{"journal": out.Journal}})
 	opts := run.Options{RunID: runID, Parallelism: s.opts.Parallelism, Providers: host, Journal: j,
-		Sealer: s.sealer, Sink: s.sink, Mask: s.mask, Resume: resume}
+		Sealer: s.sealer, Sink: s.sink, Mask: s.mask, Resume: resume, Force: force}
 	var err error
 	if mode == "rollback" {
 		out.Result, err = run.Rollback(ctx, run.FromConfig(scope), opts, resume)

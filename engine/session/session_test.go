@@ -163,7 +163,7 @@ func TestApplyThenRollbackLater(t *testing.T) {
 		t.Errorf("run meta = %+v", runs[0].Meta)
 	}
 
-	back, err := s.Rollback(context.Background(), "", vars())
+	back, err := s.Rollback(context.Background(), "", vars(), RollbackOptions{})
 	if err != nil {
 		fatal(t, err)
 	}
@@ -173,7 +173,7 @@ func TestApplyThenRollbackLater(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "conf")); !os.IsNotExist(err) {
 		t.Fatalf("conf still there after rollback: %v", err)
 	}
-	again, err := s.Rollback(context.Background(), out.RunID[:10], vars())
+	again, err := s.Rollback(context.Background(), out.RunID[:10], vars(), RollbackOptions{})
 	if err != nil || !again.AlreadyRolledBack {
 		t.Fatalf("second rollback = %+v, %v", again, err)
 	}
@@ -282,7 +282,7 @@ func TestCorruptRunIsListedAndNamedInEveryRefusal(t *testing.T) {
 	for name, try := range map[string]func() error{
 		"apply":    func() error { _, err := apply(); return err },
 		"resume":   func() error { _, err := s.Resume(context.Background(), "", vars()); return err },
-		"rollback": func() error { _, err := s.Rollback(context.Background(), "", vars()); return err },
+		"rollback": func() error { _, err := s.Rollback(context.Background(), "", vars(), RollbackOptions{}); return err },
 	} {
 		err := try()
 		if err == nil || !strings.Contains(err.Error(), out.RunID) {

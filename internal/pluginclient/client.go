@@ -110,7 +110,7 @@ func (g *grpcProvider) Undo(ctx context.Context, action string, req *sdk.UndoReq
 	}
 	start := &pb.UndoStart{
 		Action: action, Inputs: in, Outputs: out, UndoState: req.UndoState,
-		IdempotencyKey: req.IdempotencyKey, Checkpoint: req.Checkpoint,
+		IdempotencyKey: req.IdempotencyKey, Checkpoint: req.Checkpoint, Force: req.Force,
 	}
 	_, err = runStream(ctx, "undo", ev,
 		func(sctx context.Context) (clientStream, error) {

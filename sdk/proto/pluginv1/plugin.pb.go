@@ -982,8 +982,11 @@ type UndoStart struct {
 	UndoState      []byte                 `protobuf:"bytes,4,opt,name=undo_state,json=undoState,proto3" json:"undo_state,omitempty"`
 	IdempotencyKey string                 `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Checkpoint     []byte                 `protobuf:"bytes,6,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The operator asked to undo even though the plugin finds that what the
+	// step left has changed since (runbook rollback -force).
+	Force         bool `protobuf:"varint,7,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UndoStart) Reset() {
@@ -1056,6 +1059,13 @@ func (x *UndoStart) GetCheckpoint() []byte {
 		return x.Checkpoint
 	}
 	return nil
+}
+
+func (x *UndoStart) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
 }
 
 // CheckpointAck answers a Checkpoint event once the client journaled it.
@@ -1878,7 +1888,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x04 \x01(\fR\n" +
-	"checkpoint\"\xff\x01\n" +
+	"checkpoint\"\x95\x02\n" +
 	"\tUndoStart\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x127\n" +
 	"\x06inputs\x18\x02 \x01(\v2\x1f.runbook.plugin.v1.DynamicValueR\x06inputs\x129\n" +
@@ -1888,7 +1898,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x06 \x01(\fR\n" +
-	"checkpoint\"7\n" +
+	"checkpoint\x12\x14\n" +
+	"\x05force\x18\a \x01(\bR\x05force\"7\n" +
 	"\rCheckpointAck\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\"\b\n" +
