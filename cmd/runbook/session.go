@@ -172,6 +172,10 @@ func (c *cli) finish(out *session.Outcome) error {
 		view.WriteSummary(c.stdout, c.mask, sum)
 		if failure != "" {
 			fmt.Fprintln(c.stderr, "Error:", c.mask.Mask(failure))
+			var se *run.StepError
+			if errors.As(out.Result.Err, &se) && se.Hint != "" {
+				fmt.Fprintln(c.stderr, "Hint:", c.mask.Mask(se.Hint))
+			}
 		}
 	}
 	return withCode(exitCode(out), nil)

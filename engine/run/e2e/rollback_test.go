@@ -86,6 +86,9 @@ func TestRollbackDriftedFile(t *testing.T) {
 	if r.code != 3 || !strings.Contains(out, "conflict") || !strings.Contains(out, conf) || !strings.Contains(out, "content was changed") {
 		t.Fatalf("rollback of a drifted file: exit %d, want 3 with a conflict naming %s\n%s", r.code, conf, out)
 	}
+	if !strings.Contains(r.stderr, "Hint: ") || !strings.Contains(r.stderr, "-force") {
+		t.Fatalf("the conflict's hint (how to go through) is not shown:\n%s", r.stderr)
+	}
 	if b, _ := os.ReadFile(conf); string(b) != "edited by hand later\n" {
 		t.Fatalf("the refused rollback changed the file: %q", b)
 	}
