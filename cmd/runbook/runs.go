@@ -62,5 +62,5 @@ func runsShow(w io.Writer, stateDir, id string, asJSON bool) error {
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	return view.WriteRun(w, st, s.Sealer(), asJSON)
+	return view.WriteRun(w, st, s.SealerFor(st.Meta), asJSON)
 }

@@ -96,7 +96,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			outs = e.taint(lang.MarkAttrs(n.schema.Outputs, outs))
 			e.mask.AddValue(outs, lang.MarkSensitive)
 			var jerr error
-			if jout, jerr = journal.EncodeValue(outs, e.opts.Sealer); jerr != nil {
+			if jout, jerr = journal.EncodeValue(outs, e.sealer(in.Address, fieldOutputs)); jerr != nil {
 				// The step acted but its outputs cannot be stored: it
 				// fails (its undo state is journaled for the rollback).
 				err = sdk.Errorf(sdk.KindInvalid, false, "", "its outputs cannot be journaled: %s", clip(jerr.Error()))
@@ -108,7 +108,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			// The success is made durable by the next durable record
 			// (group commit): a dependent's start, or the run's end.
 			in.Ended = e.now()
-			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(undo)}
+			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(in.Address, fieldUndoState, undo)}
 			if jerr := e.transition(rec, extra{duration: in.Ended.Sub(t0).Milliseconds(), outputs: e.rendered(in.Outputs), queued: true}); jerr != nil {
 				return jerr
 			}
@@ -128,12 +128,12 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			// Interrupted: the attempt stays in flight for resume.
 			in.State = journal.StepCancelled
 			in.Ended = e.now()
-			return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blob(undo)}, extra{})
+			return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blob(in.Address, fieldUndoState, undo)}, extra{})
 		}
 		again := att < max && (retryable || (st.Retry != nil && st.Retry.AnyError))
 		if again {
 			d := retryDelay(st.Retry, att-first+1)
-			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo), Message: "retry"}
+			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(in.Address, fieldUndoState, undo), Message: "retry"}
 			if jerr := e.transition(rec, extra{delay: d.Milliseconds()}); jerr != nil {
 				return jerr
 			}
@@ -150,7 +150,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 		}
 		in.State = journal.StepFailed
 		in.Ended = e.now()
-		rec := &journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo)}
+		rec := &journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(in.Address, fieldUndoState, undo)}
 		if jerr := e.transition(rec, extra{duration: in.Ended.Sub(in.Started).Milliseconds()}); jerr != nil {
 			return jerr
 		}
@@ -158,11 +158,11 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 	}
 }
 
-func (e *executor) blob(b []byte) *journal.Blob {
+func (e *executor) blob(addr, field string, b []byte) *journal.Blob {
 	if b == nil {
 		return nil
 	}
-	return journal.NewBlob(b, e.mask.Contains(string(b)), e.opts.Sealer)
+	return journal.NewBlob(b, e.mask.Contains(string(b)), e.sealer(addr, field))
 }
 
 func (e *executor) sleep(ctx context.Context, d time.Duration) error {
@@ -224,7 +224,7 @@ func (s *stepEvents) Checkpoint(data []byte) error {
 		typ = journal.RecUndoCheckpoint
 	}
 	b := append([]byte(nil), data...)
-	if err := s.e.transition(&journal.Record{Type: typ, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(b)}, extra{}); err != nil {
+	if err := s.e.transition(&journal.Record{Type: typ, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(s.addr, fieldCheckpoint, b)}, extra{}); err != nil {
 		return fmt.Errorf("journal checkpoint: %w", err)
 	}
 	return nil

@@ -59,10 +59,10 @@ func WriteRuns(w io.Writer, states []*journal.State, asJSON bool) error {
 }
 
 // WriteRun shows one run: who, where, timeline, outputs (decoded with
-// sealer where sealed), errors; as text or JSON.
+// sealer, bound to the run, where sealed), errors; as text or JSON.
 func WriteRun(w io.Writer, st *journal.State, sealer *journal.Sealer, asJSON bool) error {
 	outputs := func(s *journal.StepState) map[string]any {
-		v, _, err := s.Outputs.Decode(sealer)
+		v, _, err := s.Outputs.Decode(sealer.Bind(s.Address, "outputs"))
 		if err != nil || s.Outputs == nil {
 			return nil
 		}
