@@ -104,6 +104,8 @@ func (s *Session) EnsureKey() (created string, err error) {
 	}
 	if errors.Is(statErr, fs.ErrNotExist) {
 		created = s.key.create
+		s.emit(event.Event{Type: event.Warning, Message: fmt.Sprintf("created the state key %s (fingerprint %s): it seals the secrets runs journal; "+
+			"keep it, and give it to whoever rolls back your runs (%s)", created, s.key.sealer.Fingerprint(), journal.EnvStateKeyFile)})
 	}
 	s.key.create = ""
 	return created, nil

@@ -1,7 +1,13 @@
 package session
 
 import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"strings"
+
 	"context"
+	"github.com/runbookdev/runbook/engine/event"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,4 +52,93 @@ func TestLaterRollbackAsksForSecretsAgain(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "secret")); !os.IsNotExist(err) {
 		t.Fatalf("secret file still there after rollback: %v", err)
 	}
+}
+
+// TestFirstApplyCreatesTheStateKey: with no key in the environment the
+// first apply creates one (0600) in the user's config directory and seals
+// the run's secrets with it; a later rollback needs nothing more. A
+// session with another key is told which key sealed the run and how to
+// supply it.
+func TestFirstApplyCreatesTheStateKey(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "main.hcl")
+	write(t, main, secretFileRunbook)
+	cfg := t.TempDir()
+	env := map[string]string{"XDG_CONFIG_HOME": cfg}
+	rec := &event.Recorder{}
+	s := newSessionEnv(t, dir, rec, env)
+	out, err := applier(t, s, dir, main)("pw=canary-pw-0002")
+	if err != nil {
+		fatal(t, err)
+	}
+	keyFile := filepath.Join(cfg, "runbook", "state.key")
+	fi, err := os.Stat(keyFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state key: %v, %v", fi, err)
+	}
+	fp, src := s.KeyInfo()
+	st, err := s.Run(out.RunID)
+	if err != nil || st.Meta.Key != fp || fp == "" || src != keyFile {
+		t.Fatalf("run key = %q, session key %q from %q (%v)", st.Meta.Key, fp, src, err)
+	}
+	if !strings.Contains(warnings(rec), keyFile) {
+		t.Errorf("creating the key is not reported: %q", warnings(rec))
+	}
+	if !bytes.Contains(readTree(t, filepath.Join(dir, ".runbook")), []byte("sealed")) || bytes.Contains(readTree(t, filepath.Join(dir, ".runbook")), []byte("canary-pw-0002")) {
+		t.Fatal("the secret is not sealed in the journal")
+	}
+
+	// Another key: the run's secrets cannot be read, and the user is told
+	// which key sealed them.
+	other := filepath.Join(t.TempDir(), "other.key")
+	if _, err := journal.NewKeyFile(other); err != nil {
+		t.Fatal(err)
+	}
+	rec2 := &event.Recorder{}
+	s2 := newSessionEnv(t, dir, rec2, map[string]string{"RUNBOOK_STATE_KEY_FILE": other})
+	_, err = s2.Rollback(context.Background(), "", vars())
+	var de *DiagError
+	if !errors.As(err, &de) || !strings.Contains(de.Diags.Error(), "pw") {
+		t.Fatalf("rollback with another key and no pw = %v, want the variable asked for", err)
+	}
+	if w := warnings(rec2); !strings.Contains(w, fp) || !strings.Contains(w, "RUNBOOK_STATE_KEY_FILE") {
+		t.Errorf("the warning does not say which key sealed the run: %q", w)
+	}
+
+	// The user's key: nothing to give again.
+	back, err := newSessionEnv(t, dir, nil, env).Rollback(context.Background(), "", vars())
+	if err != nil {
+		fatal(t, err)
+	}
+	if back.Result.State != journal.RunRolledBack {
+		t.Fatalf("rollback = %s (%v)", back.Result.State, back.Result.Err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secret")); !os.IsNotExist(err) {
+		t.Fatalf("secret file still there: %v", err)
+	}
+}
+
+func warnings(rec *event.Recorder) string {
+	var b strings.Builder
+	for _, e := range rec.Events() {
+		if e.Type == event.Warning {
+			b.WriteString(e.Message + "\n")
+		}
+	}
+	return b.String()
+}
+
+// readTree is every file under dir, concatenated.
+func readTree(t *testing.T, dir string) []byte {
+	t.Helper()
+	var all []byte
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		all = append(all, b...)
+		return err
+	})
+	return all
 }

@@ -60,7 +60,7 @@ type Options struct {
 type Session struct {
 	opts   Options
 	mask   *mask.Masker
-	key    keyState // the state key; see key.go
+	key    keyState     // the state key; see key.go
 	stderr *mask.Writer // the plugins' stderr, masked with mask
 	sink   event.Sink
 }
