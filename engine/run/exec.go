@@ -504,7 +504,7 @@ func (e *executor) taint(v cty.Value) cty.Value {
 	}
 	taints := func(x cty.Value) bool {
 		ux, _ := x.Unmark()
-		return ux.Type() == cty.String && ux.IsKnown() && !ux.IsNull() && !x.HasMark(lang.MarkSensitive) && e.mask.Contains(ux.AsString())
+		return !x.HasMark(lang.MarkSensitive) && e.holdsSecret(ux)
 	}
 	if !ctyx.ContainsMarked(v) {
 		// Usually no string holds a secret: find out without copying v.
