@@ -142,3 +142,43 @@ func readTree(t *testing.T, dir string) []byte {
 	})
 	return all
 }
+
+// TestResumeRebuildsUndoInputs: a resumed run keeps a finished step whose
+// secret was not stored; when the run then fails and rolls back, that
+// step's undo gets the secret given to resume.
+func TestResumeRebuildsUndoInputs(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "main.hcl")
+	src := secretFileRunbook + `
+variable "fail" {
+  type    = string
+  default = ""
+}
+step "core.noop" "check" {
+  with       = { fail = var.fail }
+  on_failure = "POLICY"
+  depends_on = [step.secret]
+}
+`
+	write(t, main, strings.ReplaceAll(src, "POLICY", "abort"))
+	s := newSession(t, dir, nil)
+	out, err := applier(t, s, dir, main)("pw=canary-pw-0003", "fail=boom")
+	if err != nil {
+		fatal(t, err)
+	}
+	if out.Result.State != journal.RunAborted {
+		t.Fatalf("state = %s (%v)", out.Result.State, out.Result.Err)
+	}
+	// The check now rolls back when it fails, and fails again.
+	write(t, main, strings.ReplaceAll(src, "POLICY", "rollback"))
+	res, err := s.Resume(context.Background(), "", vars("pw=canary-pw-0003", "fail=again"))
+	if err != nil {
+		fatal(t, err)
+	}
+	if res.Result.State != journal.RunRolledBack {
+		t.Fatalf("resume = %s (%v)", res.Result.State, res.Result.Err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secret")); !os.IsNotExist(err) {
+		t.Fatalf("secret file still there after the rollback: %v", err)
+	}
+}
