@@ -42,7 +42,14 @@ func TestLaterRollbackAsksForSecretsAgain(t *testing.T) {
 	if out.Result.State != journal.RunSucceeded {
 		t.Fatalf("state = %s (%v)", out.Result.State, out.Result.Err)
 	}
-	back, err := s.Rollback(context.Background(), "", vars("pw=canary-pw-0001"))
+	rollsBackTheFile(t, s, dir, "pw=canary-pw-0001")
+}
+
+// rollsBackTheFile rolls back the latest run with the -var arguments args
+// and checks that the secret file is gone.
+func rollsBackTheFile(t *testing.T, s *Session, dir string, args ...string) {
+	t.Helper()
+	back, err := s.Rollback(context.Background(), "", vars(args...))
 	if err != nil {
 		fatal(t, err)
 	}
@@ -106,16 +113,7 @@ func TestFirstApplyCreatesTheStateKey(t *testing.T) {
 	}
 
 	// The user's key: nothing to give again.
-	back, err := newSessionEnv(t, dir, nil, env).Rollback(context.Background(), "", vars())
-	if err != nil {
-		fatal(t, err)
-	}
-	if back.Result.State != journal.RunRolledBack {
-		t.Fatalf("rollback = %s (%v)", back.Result.State, back.Result.Err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "secret")); !os.IsNotExist(err) {
-		t.Fatalf("secret file still there: %v", err)
-	}
+	rollsBackTheFile(t, newSessionEnv(t, dir, nil, env), dir)
 }
 
 func warnings(rec *event.Recorder) string {
