@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -72,6 +73,9 @@ func TestCanaryLaterRollback(t *testing.T) {
 				t.Fatalf("conf = %q", b)
 			}
 			id := runsLs(t, dir)[0].ID
+			if tc.env == nil {
+				showWithoutKey(t, dir, id)
+			}
 			for _, cmd := range [][]string{{"runs", "show", id}, {"runs", "show", "-json", id}} {
 				r := runbook(t, dir, tc.env, cmd...)
 				out.WriteString(r.stdout + r.stderr)
@@ -106,5 +110,22 @@ func TestCanaryLaterRollback(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+// showWithoutKey: runs show without the key that sealed the run names that
+// key and how to supply it.
+func showWithoutKey(t *testing.T, dir, id string) {
+	t.Helper()
+	r := runbook(t, dir, nil, "runs", "show", "-json", id)
+	var show struct {
+		Meta struct{ Key string } `json:"meta"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &show); err != nil || len(show.Meta.Key) != 12 {
+		t.Fatalf("runs show -json: key %q, %v\n%s", show.Meta.Key, err, r.stdout)
+	}
+	r = runbook(t, dir, []string{"RUNBOOK_STATE_KEY_FILE=none"}, "runs", "show", id)
+	if !strings.Contains(r.stderr, show.Meta.Key) || !strings.Contains(r.stderr, "RUNBOOK_STATE_KEY_FILE=PATH") {
+		t.Errorf("runs show without the key does not say which key sealed the run:\n%s", r.stderr)
 	}
 }
