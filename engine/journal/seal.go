@@ -38,7 +38,8 @@ const MinPassphrase = 16
 
 // Argon2id parameters for a passphrase: RFC 9106's second recommended
 // option (3 passes, 64 MiB, 4 lanes). Derived once per process, on first
-// use.
+// use (a command that reads or writes no secret pays nothing): 1.1 s
+// measured on 2 cores under a load of 11 (HKDF of a key file: 30 µs).
 const (
 	argonTime    = 3
 	argonMemory  = 64 * 1024
