@@ -96,10 +96,6 @@ func New(opts Options) (*Session, error) {
 // has seen. Views given to the session should mask with it.
 func (s *Session) Mask() *mask.Masker { return s.mask }
 
-// Sealer is the key sensitive journal values are sealed with (nil: none),
-// bound to no run: see SealerFor.
-func (s *Session) Sealer() *journal.Sealer { return s.key.sealer }
-
 // Close flushes the plugins' masked stderr.
 func (s *Session) Close() { s.stderr.Flush() }
 
