@@ -24,7 +24,10 @@ speaks the plugin protocol, and records its version and sha256 in .runbook.lock.
 beside the runbook. Commit that file: every later run refuses a plugin whose
 checksum differs.
 
-A plugin already locked with another checksum is refused unless -upgrade is given.`,
+A plugin already locked with another checksum is refused unless -upgrade is given.
+
+init also creates the state key that seals the secrets runs journal, when there is none
+(see docs/cli.md, "The state key").`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := "."
@@ -47,6 +50,15 @@ func runInit(ctx context.Context, stdout, stderr io.Writer, path string, upgrade
 		return err
 	}
 	defer s.Close()
+	created, err := s.EnsureKey()
+	if err != nil {
+		return err
+	}
+	if fp, src := s.KeyInfo(); created != "" {
+		fmt.Fprintf(stdout, "created the state key %s (fingerprint %s): it seals the secrets runs journal; keep it\n", created, fp)
+	} else if fp != "" {
+		fmt.Fprintf(stdout, "state key %s (fingerprint %s)\n", src, fp)
+	}
 	rep, err := s.LockPlugins(ctx, path, upgrade)
 	var de *session.DiagError
 	if errors.As(err, &de) {

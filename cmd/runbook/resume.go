@@ -18,8 +18,9 @@ func init() {
 Completed steps keep their journaled outputs; a step that was in flight is applied
 again with the same idempotency key and its last checkpoint. Without RUN, the
 latest unfinished run in the state directory is resumed. Sensitive variables that
-were not stored (no RUNBOOK_STATE_KEY) are asked for again (-var, RUNBOOK_VAR_x or
-a prompt).
+were not stored (sealing off, or another state key) are asked for again (-var,
+-var-file, RUNBOOK_VAR_x or a prompt), and the kept steps' inputs are rebuilt from
+them.
 
 Exit status: as for apply.`,
 		Args: cobra.MaximumNArgs(1),

@@ -20,7 +20,9 @@ func init() {
 		Long: `Rollback undoes every step of RUN that completed (or failed with partial undo
 state, or whose undo failed before) and is not undone yet, in reverse dependency
 order, independent undos in parallel. It works on successful runs too. Without
-RUN, the latest run in the state directory is rolled back.
+RUN, the latest run in the state directory is rolled back. Sensitive variables the
+run could not store (sealing off, or another state key) are asked for again (-var,
+-var-file, RUNBOOK_VAR_x or a prompt), and the undo's inputs are rebuilt from them.
 
 A native undo first checks that what its step left is unchanged (core.file: the
 file's content, mode and owner); if something changed since, that undo fails with

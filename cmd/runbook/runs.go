@@ -27,7 +27,7 @@ func init() {
 		Short: "Show a run: who, where, timeline, outputs, errors",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runsShow(cmd.OutOrStdout(), stateDir, args[0], asJSON)
+			return runsShow(cmd.OutOrStdout(), cmd.ErrOrStderr(), stateDir, args[0], asJSON)
 		},
 	}
 	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -36,13 +36,14 @@ func init() {
 	rootCmd.AddCommand(runs)
 }
 
-// runsSession is a session over the runs of stateDir.
-func runsSession(stateDir string) (*session.Session, error) {
-	return session.New(session.Options{StateDir: stateDir})
+// runsSession is a session over the runs of stateDir; its warnings (a run
+// sealed with another state key) go to stderr.
+func runsSession(stateDir string, stderr io.Writer) (*session.Session, error) {
+	return session.New(session.Options{StateDir: stateDir, Sink: view.NewPlain(stderr, nil)})
 }
 
 func runsLs(w io.Writer, stateDir string, asJSON bool) error {
-	s, err := runsSession(stateDir)
+	s, err := runsSession(stateDir, io.Discard)
 	if err != nil {
 		return withCode(exitError, err)
 	}
@@ -53,8 +54,8 @@ func runsLs(w io.Writer, stateDir string, asJSON bool) error {
 	return view.WriteRuns(w, states, asJSON)
 }
 
-func runsShow(w io.Writer, stateDir, id string, asJSON bool) error {
-	s, err := runsSession(stateDir)
+func runsShow(w, stderr io.Writer, stateDir, id string, asJSON bool) error {
+	s, err := runsSession(stateDir, stderr)
 	if err != nil {
 		return withCode(exitError, err)
 	}
@@ -62,5 +63,5 @@ func runsShow(w io.Writer, stateDir, id string, asJSON bool) error {
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	return view.WriteRun(w, st, s.Sealer(), asJSON)
+	return view.WriteRun(w, st, s.SealerFor(st.Meta), asJSON)
 }

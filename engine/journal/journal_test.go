@@ -148,8 +148,8 @@ func TestValueSealing(t *testing.T) {
 		"pass": cty.StringVal("canary-0xdeadbeef").Mark(MarkSensitive),
 		"list": cty.ListVal([]cty.Value{cty.StringVal("a"), cty.StringVal("canary-2").Mark(MarkSensitive)}),
 	})
-	key, _ := NewSealer([]byte("k1"))
-	other, _ := NewSealer([]byte("k2"))
+	key, _ := NewSealer([]byte("k1-long-enough-passphrase"))
+	other, _ := NewSealer([]byte("k2-long-enough-passphrase"))
 	for _, sealer := range []*Sealer{nil, key} {
 		jv, err := EncodeValue(v, sealer)
 		if err != nil {

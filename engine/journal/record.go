@@ -99,6 +99,9 @@ type Meta struct {
 	Lock        string            `json:"lock,omitempty"`
 	Parallelism int               `json:"parallelism,omitempty"`
 	Vars        map[string]*Value `json:"vars,omitempty"`
+	// Key is the fingerprint of the state key the run's secrets are
+	// sealed with ("" when none was: nothing sensitive is stored).
+	Key string `json:"key,omitempty"`
 	// Command is the command line that started the run (masked).
 	Command string `json:"command,omitempty"`
 }

@@ -314,7 +314,7 @@ func (e *executor) prepare(ctx context.Context, n *node, in *Instance) error {
 		case journal.StepRunning, journal.StepCancelled:
 			in.resumeAtt = js.Attempt
 			in.Attempt = js.Attempt - 1
-			if b, ok := js.Checkpoint.Bytes(e.opts.Sealer); ok {
+			if b, ok := js.Checkpoint.Bytes(e.sealer(in.Address, fieldCheckpoint)); ok {
 				in.checkpoint = b
 			}
 		case journal.StepFailed:
@@ -344,7 +344,7 @@ func (e *executor) prepare(ctx context.Context, n *node, in *Instance) error {
 	in.Inputs = inputs
 	// A value the journal cannot store (an infinity, a value nested too
 	// deep) fails the step before its plugin is called.
-	if in.jin, err = journal.EncodeValue(inputs, e.opts.Sealer); err != nil {
+	if in.jin, err = journal.EncodeValue(inputs, e.sealer(in.Address, fieldInputs)); err != nil {
 		return invalid(fmt.Errorf("its inputs cannot be journaled: %s", clip(err.Error())))
 	}
 	e.queue = append(e.queue, in)
@@ -365,11 +365,14 @@ func clip(msg string) string {
 // reuse keeps a journaled success on resume.
 func (e *executor) reuse(ctx context.Context, in *Instance, js *journal.StepState) error {
 	var err error
-	if in.Inputs, _, err = js.Inputs.Decode(e.opts.Sealer); err != nil {
+	var complete bool
+	if in.Inputs, complete, err = js.Inputs.Decode(e.sealer(in.Address, fieldInputs)); err != nil {
 		return fmt.Errorf("resume %s: %w", in.Address, err)
 	}
-	var complete bool
-	if in.Outputs, complete, err = js.Outputs.Decode(e.opts.Sealer); err != nil {
+	if !complete {
+		in.Inputs = e.restoreInputs(in.Step, in.Key, in.Inputs)
+	}
+	if in.Outputs, complete, err = js.Outputs.Decode(e.sealer(in.Address, fieldOutputs)); err != nil {
 		return fmt.Errorf("resume %s: %w", in.Address, err)
 	}
 	if !complete {
@@ -379,7 +382,7 @@ func (e *executor) reuse(ctx context.Context, in *Instance, js *journal.StepStat
 	e.mask.AddValue(in.Inputs, lang.MarkSensitive)
 	e.mask.AddValue(in.Outputs, lang.MarkSensitive)
 	var ok bool
-	in.undoState, ok = js.UndoState.Bytes(e.opts.Sealer)
+	in.undoState, ok = js.UndoState.Bytes(e.sealer(in.Address, fieldUndoState))
 	in.undoLost = !ok
 	in.State = journal.StepSucceeded
 	in.Reused = true
@@ -501,7 +504,7 @@ func (e *executor) taint(v cty.Value) cty.Value {
 	}
 	taints := func(x cty.Value) bool {
 		ux, _ := x.Unmark()
-		return ux.Type() == cty.String && ux.IsKnown() && !ux.IsNull() && !x.HasMark(lang.MarkSensitive) && e.mask.Contains(ux.AsString())
+		return !x.HasMark(lang.MarkSensitive) && e.holdsSecret(ux)
 	}
 	if !ctyx.ContainsMarked(v) {
 		// Usually no string holds a secret: find out without copying v.

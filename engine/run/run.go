@@ -51,7 +51,7 @@ type Options struct {
 	Parallelism int // default 10
 	Providers   Providers
 	Journal     journal.Journal
-	Sealer      *journal.Sealer // nil: sensitive values are not journaled
+	Sealer      *journal.Sealer // bound to the run (Sealer.ForRun); nil: sensitive values are not journaled
 	Sink        event.Sink      // nil: events.Discard
 	Mask        *mask.Masker    // nil: a fresh one
 	// Resume, when set, is the journaled state of the run being resumed:

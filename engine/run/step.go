@@ -96,7 +96,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			outs = e.taint(lang.MarkAttrs(n.schema.Outputs, outs))
 			e.mask.AddValue(outs, lang.MarkSensitive)
 			var jerr error
-			if jout, jerr = journal.EncodeValue(outs, e.opts.Sealer); jerr != nil {
+			if jout, jerr = journal.EncodeValue(outs, e.sealer(in.Address, fieldOutputs)); jerr != nil {
 				// The step acted but its outputs cannot be stored: it
 				// fails (its undo state is journaled for the rollback).
 				err = sdk.Errorf(sdk.KindInvalid, false, "", "its outputs cannot be journaled: %s", clip(jerr.Error()))
@@ -108,7 +108,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			// The success is made durable by the next durable record
 			// (group commit): a dependent's start, or the run's end.
 			in.Ended = e.now()
-			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(undo, len(sensPaths) > 0)}
+			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(in.Address, fieldUndoState, undo, len(sensPaths) > 0)}
 			if jerr := e.transition(rec, extra{duration: in.Ended.Sub(t0).Milliseconds(), outputs: e.rendered(in.Outputs), queued: true}); jerr != nil {
 				return jerr
 			}
@@ -128,12 +128,12 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			// Interrupted: the attempt stays in flight for resume.
 			in.State = journal.StepCancelled
 			in.Ended = e.now()
-			return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blob(undo, len(sensPaths) > 0)}, extra{})
+			return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blob(in.Address, fieldUndoState, undo, len(sensPaths) > 0)}, extra{})
 		}
 		again := att < max && (retryable || (st.Retry != nil && st.Retry.AnyError))
 		if again {
 			d := retryDelay(st.Retry, att-first+1)
-			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo, len(sensPaths) > 0), Message: "retry"}
+			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(in.Address, fieldUndoState, undo, len(sensPaths) > 0), Message: "retry"}
 			if jerr := e.transition(rec, extra{delay: d.Milliseconds()}); jerr != nil {
 				return jerr
 			}
@@ -150,7 +150,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 		}
 		in.State = journal.StepFailed
 		in.Ended = e.now()
-		rec := &journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(undo, len(sensPaths) > 0)}
+		rec := &journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(in.Address, fieldUndoState, undo, len(sensPaths) > 0)}
 		if jerr := e.transition(rec, extra{duration: in.Ended.Sub(in.Started).Milliseconds()}); jerr != nil {
 			return jerr
 		}
@@ -164,12 +164,13 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 // keep what a secret replaced, which no mask knows (core.file keeps the
 // previous content of a file it overwrites). Without a key such a state
 // stays readable so that a later rollback can still undo the step.
-func (e *executor) blob(b []byte, secret bool) *journal.Blob {
+func (e *executor) blob(addr, field string, b []byte, secret bool) *journal.Blob {
 	if b == nil {
 		return nil
 	}
-	seal := e.mask.Contains(string(b)) || secret && e.opts.Sealer != nil
-	return journal.NewBlob(b, seal, e.opts.Sealer)
+	s := e.sealer(addr, field)
+	seal := e.mask.Contains(string(b)) || secret && s != nil
+	return journal.NewBlob(b, seal, s)
 }
 
 func (e *executor) sleep(ctx context.Context, d time.Duration) error {
@@ -232,7 +233,7 @@ func (s *stepEvents) Checkpoint(data []byte) error {
 		typ = journal.RecUndoCheckpoint
 	}
 	b := append([]byte(nil), data...)
-	if err := s.e.transition(&journal.Record{Type: typ, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(b, s.secret)}, extra{}); err != nil {
+	if err := s.e.transition(&journal.Record{Type: typ, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(s.addr, fieldCheckpoint, b, s.secret)}, extra{}); err != nil {
 		return fmt.Errorf("journal checkpoint: %w", err)
 	}
 	return nil

@@ -331,19 +331,23 @@ func (e *executor) loadInstances(state *journal.State) error {
 			} else {
 				in.Key = parseKey(n.st.Name, js.Address)
 			}
-			if in.Inputs, _, err = js.Inputs.Decode(e.opts.Sealer); err != nil {
+			var complete bool
+			if in.Inputs, complete, err = js.Inputs.Decode(e.sealer(js.Address, fieldInputs)); err != nil {
 				return fmt.Errorf("%s: %w", js.Address, err)
 			}
-			if in.Outputs, _, err = js.Outputs.Decode(e.opts.Sealer); err != nil {
+			if !complete {
+				in.Inputs = e.restoreInputs(n.st, in.Key, in.Inputs)
+			}
+			if in.Outputs, _, err = js.Outputs.Decode(e.sealer(js.Address, fieldOutputs)); err != nil {
 				return fmt.Errorf("%s: %w", js.Address, err)
 			}
 			e.mask.AddValue(in.Inputs, lang.MarkSensitive)
 			e.mask.AddValue(in.Outputs, lang.MarkSensitive)
 			var ok bool
-			in.undoState, ok = js.UndoState.Bytes(e.opts.Sealer)
+			in.undoState, ok = js.UndoState.Bytes(e.sealer(js.Address, fieldUndoState))
 			in.undoLost = !ok
 			if js.State == journal.StepRunning {
-				in.checkpoint, _ = js.Checkpoint.Bytes(e.opts.Sealer)
+				in.checkpoint, _ = js.Checkpoint.Bytes(e.sealer(js.Address, fieldCheckpoint))
 			}
 			n.insts = append(n.insts, in)
 		}

@@ -25,6 +25,9 @@ type reopened struct {
 	j     journal.Journal
 	rb    *Runbook
 	locks held
+	// sealer reads (and seals) the run's secrets: nil when this session's
+	// key is not the one the run was sealed with.
+	sealer *journal.Sealer
 }
 
 func (o *reopened) close(finished bool) {
@@ -79,7 +82,8 @@ func (s *Session) reopen(id string, vars lang.VarSources, latestUnfinished bool)
 	if err != nil {
 		return nil, err
 	}
-	vars.Args = append(s.journaledVars(o.state.Meta), vars.Args...)
+	o.sealer = s.SealerFor(o.state.Meta)
+	vars.Args = append(journaledVars(o.state.Meta, o.sealer), vars.Args...)
 	if o.rb, err = s.openAt(vars, dir, paths...); err != nil {
 		return nil, err
 	}
@@ -121,10 +125,10 @@ func (s *Session) runbookFiles(id string, m *journal.Meta) ([]string, error) {
 // journaledVars are the run's journaled variable values as -var
 // arguments; sensitive values that were not stored are left out, so that
 // they come from -var, the environment or a prompt.
-func (s *Session) journaledVars(m *journal.Meta) []string {
+func journaledVars(m *journal.Meta, sealer *journal.Sealer) []string {
 	var args []string
 	for name, jv := range m.Vars {
-		v, complete, err := jv.Decode(s.sealer)
+		v, complete, err := jv.Decode(sealer.Bind("var", name))
 		if err != nil || !complete {
 			continue
 		}
@@ -165,7 +169,7 @@ func (s *Session) Resume(ctx context.Context, id string, vars lang.VarSources) (
 	if err := o.j.Append(&journal.Record{Type: journal.RecRunResumed, Meta: &journal.Meta{ID: runID, User: h.User, Host: h.Host, PID: h.PID}}); err != nil {
 		return nil, err
 	}
-	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "", false)
+	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "", o.sealer, false)
 	if err == nil {
 		finished = journal.Finished(out.Result.State)
 	}
@@ -197,7 +201,7 @@ func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources,
 		return &Outcome{RunID: runID, Journal: o.store.Location(runID), AlreadyRolledBack: true,
 			Result: &run.Result{State: journal.RunRolledBack}}, nil
 	}
-	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "rollback", ro.Force)
+	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "rollback", o.sealer, ro.Force)
 	if err == nil {
 		finished = journal.Finished(out.Result.State)
 	}

@@ -100,12 +100,16 @@ func (r *Runbook) Apply(ctx context.Context, confirm func(*lang.Plan) (bool, err
 	if err := lockRun(store, runID, &h); err != nil {
 		return nil, err
 	}
-	j, err := store.Create(r.meta(runID, lockKey))
+	if _, err := s.EnsureKey(); err != nil {
+		return nil, err
+	}
+	m := r.meta(runID, lockKey)
+	j, err := store.Create(m)
 	if err != nil {
 		return nil, fmt.Errorf("create journal: %w", err)
 	}
 	defer j.Close()
-	out, err := s.execute(ctx, store, r.StateDir, j, r.Host, scope, nil, "", false)
+	out, err := s.execute(ctx, store, r.StateDir, j, r.Host, scope, nil, "", s.key.sealer.ForRun(m), false)
 	if err == nil {
 		finished = journal.Finished(out.Result.State)
 	}
@@ -118,8 +122,9 @@ func (r *Runbook) scope(runID string) *lang.Scope {
 
 // execute runs (or resumes) a run whose journal is open, announcing it
 // and its end on the sink. message names what runs (the runbook, or
-// "rollback" with rollback set); force is run.Options.Force.
-func (s *Session) execute(ctx context.Context, store journal.Store, stateDir string, j journal.Journal, host run.Providers, scope *lang.Scope, resume *journal.State, mode string, force bool) (*Outcome, error) {
+// "rollback" with rollback set). sealer is the state key bound to the run
+// (nil: secrets are not stored); force is run.Options.Force.
+func (s *Session) execute(ctx context.Context, store journal.Store, stateDir string, j journal.Journal, host run.Providers, scope *lang.Scope, resume *journal.State, mode string, sealer *journal.Sealer, force bool) (*Outcome, error) {
 	runID := scope.RunID
 	out := &Outcome{RunID: runID, Journal: store.Location(runID), Cmds: s.commands(stateDir, runID)}
 	if s.opts.OnRun != nil {
@@ -131,7 +136,7 @@ func (s *Session) execute(ctx context.Context, store journal.Store, stateDir str
 	}
 	s.emit(event.Event{Type: event.RunStarted, RunID: runID, Message: name, Fields: map[string]string{"journal": out.Journal}})
 	opts := run.Options{RunID: runID, Parallelism: s.opts.Parallelism, Providers: host, Journal: j,
-		Sealer: s.sealer, Sink: s.sink, Mask: s.mask, Resume: resume, Force: force}
+		Sealer: sealer, Sink: s.sink, Mask: s.mask, Resume: resume, Force: force}
 	var err error
 	if mode == "rollback" {
 		out.Result, err = run.Rollback(ctx, run.FromConfig(scope), opts, resume)
@@ -185,8 +190,8 @@ func (o *Outcome) Continue() Commands {
 }
 
 // meta describes a new run for the journal: who, where, the runbook's
-// files and git commit, the plugins' versions and checksums, and the
-// variables (sensitive ones sealed or left out).
+// files and git commit, the plugins' versions and checksums, the state
+// key's fingerprint, and the variables (sensitive ones sealed or left out).
 func (r *Runbook) meta(runID, lockKey string) *journal.Meta {
 	s, cfg := r.s, r.Config
 	h := Holder()
@@ -214,9 +219,11 @@ func (r *Runbook) meta(runID, lockKey string) *journal.Meta {
 		v, sum := r.Host.Info(p)
 		m.Plugins = append(m.Plugins, journal.PluginInfo{Name: p, Version: v, SHA256: sum})
 	}
+	m.Key = s.key.sealer.Fingerprint()
+	sealer := s.key.sealer.ForRun(m)
 	m.Vars = map[string]*journal.Value{}
 	for k, v := range r.Vars {
-		if jv, err := journal.EncodeValue(v, s.sealer); err == nil {
+		if jv, err := journal.EncodeValue(v, sealer.Bind("var", k)); err == nil {
 			m.Vars[k] = jv
 		}
 	}

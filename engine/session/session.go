@@ -42,7 +42,8 @@ type Options struct {
 	// Stderr receives the plugins' stderr, masked (nil: discarded).
 	Stderr io.Writer
 	// Getenv reads the environment (nil: os.Getenv): RUNBOOK_STATE_KEY,
-	// RUNBOOK_SELF_EXE.
+	// RUNBOOK_STATE_KEY_FILE, RUNBOOK_SELF_EXE, and where the user's state
+	// key file is (XDG_CONFIG_HOME, HOME; see DefaultKeyFile).
 	Getenv func(string) string
 	// Builtins are the plugins compiled into this binary (the CLI passes
 	// plugins/builtin's registry; the engine imports no plugin).
@@ -59,13 +60,13 @@ type Options struct {
 type Session struct {
 	opts   Options
 	mask   *mask.Masker
-	sealer *journal.Sealer
+	key    keyState     // the state key; see key.go
 	stderr *mask.Writer // the plugins' stderr, masked with mask
 	sink   event.Sink
 }
 
-// New returns a session. It fails only when the state key in the
-// environment is malformed.
+// New returns a session. It fails only when the state key the
+// environment names cannot be read (or is empty).
 func New(opts Options) (*Session, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
@@ -76,11 +77,11 @@ func New(opts Options) (*Session, error) {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = 10
 	}
-	sealer, err := journal.SealerFromEnv(opts.Getenv)
+	key, err := loadKey(opts.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{opts: opts, mask: opts.Mask, sealer: sealer, sink: opts.Sink}
+	s := &Session{opts: opts, mask: opts.Mask, key: key, sink: opts.Sink}
 	if s.mask == nil {
 		s.mask = mask.New()
 	}
@@ -94,9 +95,6 @@ func New(opts Options) (*Session, error) {
 // Mask is the session's masker: it knows every sensitive value the session
 // has seen. Views given to the session should mask with it.
 func (s *Session) Mask() *mask.Masker { return s.mask }
-
-// Sealer is the key sensitive journal values are sealed with (nil: none).
-func (s *Session) Sealer() *journal.Sealer { return s.sealer }
 
 // Close flushes the plugins' masked stderr.
 func (s *Session) Close() { s.stderr.Flush() }

@@ -41,7 +41,13 @@ func TestMain(m *testing.M) {
 
 // newSession is a session over dir's state with the test binary's
 // builtins, recording events.
+// Its environment names no config directory: no state key is made.
 func newSession(t *testing.T, dir string, rec *event.Recorder) *Session {
+	return newSessionEnv(t, dir, rec, nil)
+}
+
+// newSessionEnv is newSession with environment variables.
+func newSessionEnv(t *testing.T, dir string, rec *event.Recorder, env map[string]string) *Session {
 	t.Helper()
 	var sink event.Sink = event.Discard
 	if rec != nil {
@@ -54,7 +60,7 @@ func newSession(t *testing.T, dir string, rec *event.Recorder) *Session {
 			if k == "RUNBOOK_SELF_EXE" {
 				return selfExe
 			}
-			return ""
+			return env[k]
 		},
 	})
 	if err != nil {

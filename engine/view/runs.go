@@ -59,10 +59,10 @@ func WriteRuns(w io.Writer, states []*journal.State, asJSON bool) error {
 }
 
 // WriteRun shows one run: who, where, timeline, outputs (decoded with
-// sealer where sealed), errors; as text or JSON.
+// sealer, bound to the run, where sealed), errors; as text or JSON.
 func WriteRun(w io.Writer, st *journal.State, sealer *journal.Sealer, asJSON bool) error {
 	outputs := func(s *journal.StepState) map[string]any {
-		v, _, err := s.Outputs.Decode(sealer)
+		v, _, err := s.Outputs.Decode(sealer.Bind(s.Address, "outputs"))
 		if err != nil || s.Outputs == nil {
 			return nil
 		}
@@ -113,6 +113,9 @@ func writeRunText(w io.Writer, st *journal.State, outputs func(*journal.StepStat
 	if m.Lock != "" {
 		fmt.Fprintf(w, "Lock:     %s\n", m.Lock)
 	}
+	if m.Key != "" {
+		fmt.Fprintf(w, "Key:      %s (the state key its secrets are sealed with)\n", m.Key)
+	}
 	for _, p := range m.Plugins {
 		fmt.Fprintf(w, "Plugin:   %s %s\n", p.Name, p.Version)
 	}
@@ -155,5 +158,5 @@ func writeRunText(w io.Writer, st *journal.State, outputs func(*journal.StepStat
 
 func metaView(m *journal.Meta) map[string]any {
 	return map[string]any{"id": m.ID, "runbook": m.Runbook, "files": m.Files, "git": m.Git, "plugins": m.Plugins,
-		"user": m.User, "host": m.Host, "pid": m.PID, "started": m.Started, "lock": m.Lock}
+		"user": m.User, "host": m.Host, "pid": m.PID, "started": m.Started, "lock": m.Lock, "key": m.Key}
 }

@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// The state keys the runs create go to a config directory of the
+	// tests' own, never the user's.
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	bin = filepath.Join(dir, "runbook")
 	ledgerBin = filepath.Join(dir, "runbook-plugin-ledger")
 	for _, b := range [][2]string{{bin, "../../../cmd/runbook"}, {ledgerBin, "../../../internal/ledger/runbook-plugin-ledger"}} {

@@ -89,38 +89,41 @@ step "core.noop" "b" {
 }
 `
 
-// TestResumeSensitiveVariables: without a state key sensitive variables
-// are not journaled, so resume asks for them again; with a key it needs
+// TestResumeSensitiveVariables: without a state key (sealing turned off)
+// sensitive variables are not journaled, so resume asks for them again;
+// with a key (given, or the user's, created by the first apply) it needs
 // nothing.
 func TestResumeSensitiveVariables(t *testing.T) {
 	t.Run("no-key", func(t *testing.T) {
 		dir := t.TempDir()
 		write(t, filepath.Join(dir, "main.hcl"), abortRunbook)
-		r := runbook(t, dir, nil, "apply", "-auto-approve", "-var", "pw=s3cret-pw", "-var", "fail=boom", "main.hcl")
+		noKey := []string{"RUNBOOK_STATE_KEY_FILE=none"}
+		r := runbook(t, dir, noKey, "apply", "-auto-approve", "-var", "pw=s3cret-pw", "-var", "fail=boom", "main.hcl")
 		// on_failure = "abort" leaves the run resumable: exit 4, as documented.
 		if r.code != 4 || !strings.Contains(r.stdout, "aborted") {
 			t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
-		r = runbook(t, dir, nil, "resume", "-var", "fail=")
+		r = runbook(t, dir, noKey, "resume", "-var", "fail=")
 		if r.code != 1 || !strings.Contains(r.stderr, "pw") {
 			t.Fatalf("resume without pw: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
-		r = runbook(t, dir, []string{"RUNBOOK_VAR_pw=s3cret-pw"}, "resume", "-var", "fail=")
+		r = runbook(t, dir, append(noKey, "RUNBOOK_VAR_pw=s3cret-pw"), "resume", "-var", "fail=")
 		if r.code != 0 || strings.Contains(r.stdout+r.stderr, "s3cret-pw") {
 			t.Fatalf("resume with pw: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 	})
-	t.Run("key", func(t *testing.T) {
-		dir := t.TempDir()
-		write(t, filepath.Join(dir, "main.hcl"), abortRunbook)
-		key := []string{"RUNBOOK_STATE_KEY=k-123"}
-		if r := runbook(t, dir, key, "apply", "-auto-approve", "-var", "pw=s3cret-pw", "-var", "fail=boom", "main.hcl"); r.code != 4 {
-			t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
-		}
-		if r := runbook(t, dir, key, "resume", "-var", "fail="); r.code != 0 {
-			t.Fatalf("resume with key: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-		}
-	})
+	for name, key := range map[string][]string{"key": {"RUNBOOK_STATE_KEY=k-123-long-passphrase"}, "default-key": nil} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, filepath.Join(dir, "main.hcl"), abortRunbook)
+			if r := runbook(t, dir, key, "apply", "-auto-approve", "-var", "pw=s3cret-pw", "-var", "fail=boom", "main.hcl"); r.code != 4 {
+				t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+			}
+			if r := runbook(t, dir, key, "resume", "-var", "fail="); r.code != 0 {
+				t.Fatalf("resume with key: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
 }
 
 // TestFailedRunErrorOnStderr: the summary goes to stdout, the error that
