@@ -49,7 +49,7 @@ func TestLaterRollbackAsksForSecretsAgain(t *testing.T) {
 // and checks that the secret file is gone.
 func rollsBackTheFile(t *testing.T, s *Session, dir string, args ...string) {
 	t.Helper()
-	back, err := s.Rollback(context.Background(), "", vars(args...))
+	back, err := s.Rollback(context.Background(), "", vars(args...), RollbackOptions{})
 	if err != nil {
 		fatal(t, err)
 	}
@@ -103,7 +103,7 @@ func TestFirstApplyCreatesTheStateKey(t *testing.T) {
 	}
 	rec2 := &event.Recorder{}
 	s2 := newSessionEnv(t, dir, rec2, map[string]string{"RUNBOOK_STATE_KEY_FILE": other})
-	_, err = s2.Rollback(context.Background(), "", vars())
+	_, err = s2.Rollback(context.Background(), "", vars(), RollbackOptions{})
 	var de *DiagError
 	if !errors.As(err, &de) || !strings.Contains(de.Diags.Error(), "pw") {
 		t.Fatalf("rollback with another key and no pw = %v, want the variable asked for", err)
