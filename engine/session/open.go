@@ -100,26 +100,6 @@ func (r *Runbook) Plan(ctx context.Context) (*lang.Plan, error) {
 	return p, nil
 }
 
-// stateDirFor is the state directory of a runbook: the session's, or
-// `.runbook` beside the runbook.
-func (s *Session) stateDirFor(cfg *lang.Config) string {
-	if s.opts.StateDir != "" {
-		return s.opts.StateDir
-	}
-	if cfg != nil {
-		return filepath.Join(RunbookDir(cfg), DefaultStateDir)
-	}
-	return DefaultStateDir
-}
-
-// namedStateDir is the state directory of the commands that name a run.
-func (s *Session) namedStateDir() string {
-	if s.opts.StateDir != "" {
-		return s.opts.StateDir
-	}
-	return DefaultStateDir
-}
-
 // openHost builds the plugin host for a loaded runbook: the lock file beside
 // the runbook, its plugin blocks (source paths relative to the runbook) and
 // RUNBOOK_STATE_DIR for the plugin processes; their stderr is masked. The
