@@ -35,7 +35,7 @@ type runFlags struct {
 func addRunFlags(cmd *cobra.Command, f *runFlags) {
 	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "run at most N steps at once")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON event per line (see docs/events.md)")
-	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "where runs are journaled (default: .runbook beside the runbook, or in the current directory)")
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", stateDirUsage)
 	cmd.Flags().BoolVar(&f.verbose, "verbose", false, "also show plugin debug logs and checkpoints")
 }
 

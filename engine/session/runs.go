@@ -93,12 +93,12 @@ func (r *Runbook) Apply(ctx context.Context, confirm func(*lang.Plan) (bool, err
 	if lockKey != "" {
 		l, err := store.Lock(lockKey, runID, Holder())
 		if err != nil {
-			return nil, err
+			return nil, s.lockErr(err, r.StateDir)
 		}
 		h.key = l
 	}
 	if err := lockRun(store, runID, &h); err != nil {
-		return nil, err
+		return nil, s.lockErr(err, r.StateDir)
 	}
 	j, err := store.Create(r.meta(runID, lockKey))
 	if err != nil {
@@ -175,13 +175,10 @@ func (s *Session) emitFinished(out *Outcome) {
 // Continue is what can be done with the run next: resume it (unfinished),
 // roll it back (anything not rolled back), or neither.
 func (o *Outcome) Continue() Commands {
-	switch o.Result.State {
-	case journal.RunSucceeded, journal.RunRollbackFailed:
-		return Commands{Rollback: o.Cmds.Rollback}
-	case journal.RunRolledBack:
-		return Commands{}
+	if o.Result.State == journal.RunRunning {
+		return o.Cmds
 	}
-	return o.Cmds
+	return next(o.Result.State, o.Cmds)
 }
 
 // meta describes a new run for the journal: who, where, the runbook's
@@ -223,32 +220,39 @@ func (r *Runbook) meta(runID, lockKey string) *journal.Meta {
 	return m
 }
 
-// Runs lists the runs of the state directory, newest first.
-func (s *Session) Runs() ([]*journal.State, error) {
+// Runs lists the runs of the state directory, newest first. A run whose
+// process died (the journal says running, no live process holds the run)
+// is listed interrupted.
+func (s *Session) Runs() ([]*RunInfo, error) {
 	store := journal.NewLocal(s.namedStateDir())
 	ids, err := store.List()
 	if err != nil {
 		return nil, err
 	}
-	var out []*journal.State
+	var out []*RunInfo
 	for _, id := range ids {
 		st, err := store.Load(id)
 		if err != nil {
 			continue
 		}
-		out = append(out, st)
+		out = append(out, s.runInfo(store, st))
 	}
 	return out, nil
 }
 
-// Run reads one run (an id or a unique prefix of one).
-func (s *Session) Run(id string) (*journal.State, error) {
+// Run reads one run (an id or a unique prefix of one), interrupted when
+// its process died (see Runs).
+func (s *Session) Run(id string) (*RunInfo, error) {
 	store := journal.NewLocal(s.namedStateDir())
 	id, err := store.Resolve(id)
 	if err != nil {
 		return nil, err
 	}
-	return store.Load(id)
+	st, err := store.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.runInfo(store, st), nil
 }
 
 // latestRun is the newest run (unfinished only, when asked).

@@ -74,11 +74,16 @@ func (s *Session) namedStateDir() string {
 func (s *Session) StateDir() string { return s.namedStateDir() }
 
 // stateFlag is what a printed command needs to find stateDir when pasted
-// in the working directory: nothing when the commands that name a run find
-// it there by themselves, else " -state-dir DIR" (relative to the working
-// directory when below it, quoted for a shell when needed).
+// in the working directory (where RUNBOOK_STATE_DIR stays set): nothing
+// when the commands that name a run find it there without -state-dir, else
+// " -state-dir DIR" (relative to the working directory when below it,
+// quoted for a shell when needed).
 func (s *Session) stateFlag(stateDir string) string {
-	if sameDir(stateDir, s.namedStateDir()) {
+	found := s.opts.Getenv(StateDirEnv)
+	if found == "" {
+		found = FindStateDir(".")
+	}
+	if sameDir(stateDir, found) {
 		return ""
 	}
 	d := stateDir
