@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -12,6 +13,7 @@ import (
 func init() {
 	var vf varFlags
 	var rf runFlags
+	var skip []string
 	cmd := &cobra.Command{
 		Use:   "rollback [RUN]",
 		Short: "Undo a run: failed, interrupted, or finished long ago",
@@ -20,18 +22,24 @@ state, or whose undo failed before) and is not undone yet, in reverse dependency
 order, independent undos in parallel. It works on successful runs too. Without
 RUN, the latest run in the state directory is rolled back.
 
+-skip STEP (repeatable; a step address, or a step name for all its instances)
+leaves that step as it is: the skip is recorded in the run's journal, and the undo
+goes on with the steps it depends on. For an undo that failed and cannot be
+fixed.
+
 Exit status: 0 rolled back, 1 error, 3 an undo failed (run rollback again), 4 interrupted.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRollback(cmd.OutOrStdout(), cmd.ErrOrStderr(), firstArg(args), vf.sources(), rf)
+			return runRollback(cmd.OutOrStdout(), cmd.ErrOrStderr(), firstArg(args), vf.sources(), rf, skip)
 		},
 	}
 	addVarFlags(cmd, &vf)
 	addRunFlags(cmd, &rf)
+	cmd.Flags().StringArrayVar(&skip, "skip", nil, "do not undo STEP (recorded in the journal); repeatable")
 	rootCmd.AddCommand(cmd)
 }
 
-func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf runFlags) error {
+func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf runFlags, skip []string) error {
 	c, err := newCLI(stdout, stderr, rf)
 	if err != nil {
 		return withCode(exitError, err)
@@ -40,6 +48,14 @@ func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf r
 	c.rollback = true
 	ctx, stop := c.interrupt()
 	defer stop()
+	if len(skip) > 0 {
+		if id == "" {
+			return c.fail(errors.New("-skip needs the RUN whose steps to skip"))
+		}
+		if id, err = c.s.SkipUndo(id, skip...); err != nil {
+			return c.fail(err)
+		}
+	}
 	out, err := c.s.Rollback(ctx, id, vars)
 	if err != nil {
 		return c.fail(err)

@@ -155,6 +155,9 @@ func (c *cli) finish(out *session.Outcome) error {
 		c.flush()
 		next := out.Continue()
 		view.WriteSummary(c.stdout, c.mask, view.SummaryOf(out.RunID, out.Journal, out.Result, next.Resume, next.Rollback))
+		if r := out.Recovery; r != nil {
+			view.WriteRecovery(c.stdout, c.mask, r.Failed, r.Retry, r.Skip, r.Unlock)
+		}
 	}
 	return withCode(exitCode(out), nil)
 }

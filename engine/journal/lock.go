@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -66,7 +67,7 @@ type LockedError struct {
 }
 
 func (e *LockedError) Error() string {
-	unlock := fmt.Sprintf("runbook unlock%s %s", e.StateFlag, shellWord(e.Holder.Key))
+	unlock := fmt.Sprintf("runbook unlock%s %s", e.StateFlag, ShellWord(e.Holder.Key))
 	switch {
 	case e.Live:
 		return fmt.Sprintf("lock %q is held by %s, which is running: wait for it to end", e.Holder.Key, e.Holder)
@@ -82,10 +83,10 @@ func (e *LockedError) Error() string {
 		e.Holder.Key, e.Holder, gone, e.StateFlag, e.Holder.RunID, e.StateFlag, e.Holder.RunID, unlock)
 }
 
-// shellWord quotes s for a POSIX shell when needed.
-func shellWord(s string) string {
+// ShellWord quotes s for a POSIX shell when needed.
+func ShellWord(s string) string {
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == '/' || r == ':') {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@%+=,", r)) {
 			return "'" + string(bytes.ReplaceAll([]byte(s), []byte("'"), []byte(`'\''`))) + "'"
 		}
 	}

@@ -25,6 +25,9 @@ type Outcome struct {
 	Cmds    Commands // how to continue it
 	// AlreadyRolledBack: Rollback found nothing to do.
 	AlreadyRolledBack bool
+	// Recovery, for a rollback_failed run, says which undos failed, why,
+	// and how to go on.
+	Recovery *Recovery
 }
 
 // held are the locks of one run: its lock key (if any) and the run itself
@@ -143,6 +146,11 @@ func (s *Session) execute(ctx context.Context, store journal.Store, stateDir str
 		// (the deferred release keeps the key); a *run.UnknownOutcomeError
 		// journaled nothing. Both say what to do; the caller masks them.
 		return nil, err
+	}
+	if out.Result.State == journal.RunRollbackFailed {
+		if ls, ok := store.(*journal.LocalStore); ok {
+			out.Recovery = s.recovery(ls, stateDir, runID)
+		}
 	}
 	s.emitFinished(out)
 	return out, nil

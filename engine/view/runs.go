@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/mask"
 	"github.com/runbookdev/runbook/engine/run"
 )
 
@@ -256,4 +257,34 @@ func writeRunText(w io.Writer, e RunEntry, outputs func(*journal.StepState) map[
 		fmt.Fprintf(w, "Roll back with: %s\n", e.Rollback)
 	}
 	return nil
+}
+
+// WriteRecovery tells, after a rollback_failed run, which undos failed and
+// why, and the three ways on: fix and roll back again, roll back skipping
+// the failed steps (recorded in the journal), or release the run's lock.
+func WriteRecovery(w io.Writer, m *mask.Masker, failed []*journal.StepState, retry, skip, unlock string) {
+	var b strings.Builder
+	b.WriteString("\nThe rollback did not finish:\n")
+	for _, s := range failed {
+		msg := "(no error journaled)"
+		if e := s.UndoError; e != nil {
+			msg = e.Message
+			if e.Kind != "" {
+				msg = e.Kind + ": " + msg
+			}
+			if e.Hint != "" {
+				msg += " (hint: " + e.Hint + ")"
+			}
+		}
+		fmt.Fprintf(&b, "  undo of %s failed: %s\n", s.Address, msg)
+	}
+	b.WriteString("Ways on:\n")
+	fmt.Fprintf(&b, "  1. fix the cause, then roll back again:  %s\n", retry)
+	if skip != "" {
+		fmt.Fprintf(&b, "  2. leave the failed steps as they are (recorded in the journal) and undo the rest:  %s\n", skip)
+	}
+	if unlock != "" {
+		fmt.Fprintf(&b, "  3. leave the run as it is and free its lock for new runs:  %s\n", unlock)
+	}
+	io.WriteString(w, m.Mask(b.String()))
 }
