@@ -123,7 +123,9 @@ func (s *Session) openHost(cfg *lang.Config, stateDir string) (*pluginhost.Host,
 		if err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
-		opts.Env = append(opts.Env, "RUNBOOK_STATE_DIR="+abs)
+		// RUNBOOK_HINT_STATE_FLAG: what the commands a plugin prints (core.approve)
+		// need to find the state directory from the working directory.
+		opts.Env = append(opts.Env, "RUNBOOK_STATE_DIR="+abs, "RUNBOOK_HINT_STATE_FLAG="+s.stateFlag(stateDir))
 	}
 	h := pluginhost.New(opts)
 	h.Prestart(context.Background(), UsedPlugins(cfg)...)

@@ -23,6 +23,20 @@ step "core.file" "f" {
 }
 `
 
+// abortingRunbook writes a file, then stops (on_failure = "abort") unless
+// var.ok: the run stays unfinished and holds its lock.
+const abortingRunbook = fileRunbook + `
+variable "ok" {
+  type    = bool
+  default = false
+}
+step "core.assert" "gate" {
+  with       = { condition = var.ok }
+  depends_on = [step.f]
+  on_failure = "abort"
+}
+`
+
 // hint is the command printed after prefix ("Rollback: ", "Resume:   ")
 // in out, split into arguments as a shell would (single quotes only).
 func hint(t *testing.T, out, prefix string) []string {
@@ -96,6 +110,27 @@ func TestPrintedHintsWorkWherePrinted(t *testing.T) {
 			rb := paste(t, cwd, hint(t, r.stdout, "Rollback: "))
 			if rb.code != 0 || !strings.Contains(rb.stdout, "rolled back") {
 				t.Fatalf("pasted rollback: exit %d\n%s\n%s", rb.code, rb.stdout, rb.stderr)
+			}
+			if _, err := os.Stat(target); !os.IsNotExist(err) {
+				t.Fatalf("the rollback did not undo the step: %v", err)
+			}
+
+			// An aborted run holds the lock: the next apply's lock error
+			// says how to resume or roll it back, and both hints work.
+			write(t, filepath.Join(rbDir, "main.hcl"), strings.Replace(abortingRunbook, "%q", `"`+target+`"`, 1))
+			if r := runbook(t, cwd, nil, "apply", "-auto-approve", rel); r.code != 4 {
+				t.Fatalf("apply: exit %d, want 4 (aborted)\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			r = runbook(t, cwd, nil, "apply", "-auto-approve", rel)
+			m := regexp.MustCompile(`resume it \((runbook resume[^)]*)\) or roll it back \((runbook rollback[^)]*)\)`).FindStringSubmatch(r.stderr)
+			if r.code == 0 || m == nil {
+				t.Fatalf("apply over the aborted run: exit %d\n%s", r.code, r.stderr)
+			}
+			if rs := paste(t, cwd, append(shellSplit(m[1]), "-var", "ok=true")); rs.code != 0 {
+				t.Fatalf("pasted %q: exit %d\n%s\n%s", m[1], rs.code, rs.stdout, rs.stderr)
+			}
+			if rb := paste(t, cwd, shellSplit(m[2])); rb.code != 0 {
+				t.Fatalf("pasted %q: exit %d\n%s\n%s", m[2], rb.code, rb.stdout, rb.stderr)
 			}
 			if _, err := os.Stat(target); !os.IsNotExist(err) {
 				t.Fatalf("the rollback did not undo the step: %v", err)
