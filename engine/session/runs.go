@@ -167,6 +167,14 @@ func (s *Session) emitFinished(out *Outcome) {
 	if c := out.Continue(); c.Rollback != "" {
 		f["rollback"] = c.Rollback
 	}
+	if r := out.Recovery; r != nil {
+		if r.Skip != "" {
+			f["skip"] = r.Skip
+		}
+		if r.Unlock != "" {
+			f["unlock"] = r.Unlock
+		}
+	}
 	ev := event.Event{Type: event.RunFinished, RunID: out.RunID, State: res.State, DurationMS: res.Duration.Milliseconds(), Fields: f}
 	if res.Err != nil {
 		ev.Error = s.mask.Mask(res.Err.Error())
