@@ -41,28 +41,28 @@ type RunInfo struct {
 	Next Commands
 }
 
-// runInfo lists st: a run the journal says is running while no live
-// process holds it is interrupted (its process died).
+// runInfo lists st: a run the journal says is running (or rolling back)
+// while no live process holds it is interrupted (its process died); it
+// can be resumed (or rolled back further).
 func (s *Session) runInfo(store *journal.LocalStore, st *journal.State) *RunInfo {
-	if st.State == journal.RunRunning || st.State == journal.RunRollingBack {
-		if ls, err := store.Status("run:" + st.Meta.ID); err == nil && !ls.Active {
-			cp := *st
-			if st.State == journal.RunRunning {
-				cp.State = journal.RunInterrupted
-			} else {
-				cp.State = journal.RunRollbackFailed
-			}
-			st = &cp
-		}
-	}
-	id := ""
-	if st.Meta != nil {
-		id = st.Meta.ID
-	}
 	ri := &RunInfo{State: st}
-	if id != "" && st.State != journal.RunCorrupt {
-		ri.Next = next(st.State, s.commands(store.Dir, id))
+	if st.Meta == nil || st.State == journal.RunCorrupt {
+		return ri
 	}
+	state := st.State
+	if state == journal.RunRunning || state == journal.RunRollingBack {
+		ls, err := store.Status("run:" + st.Meta.ID)
+		if err != nil || ls.Active {
+			return ri
+		}
+		cp := *st
+		cp.State = journal.RunInterrupted
+		ri.State = &cp
+	}
+	if state == journal.RunRunning {
+		state = journal.RunInterrupted
+	}
+	ri.Next = next(state, s.commands(store.Dir, st.Meta.ID))
 	return ri
 }
 
