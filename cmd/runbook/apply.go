@@ -24,7 +24,8 @@ func init() {
 then runs the steps as a DAG. When a step fails (after its retries) with
 on_failure = "rollback" (the default), nothing new starts, running steps finish,
 always steps run, and every completed step with a rollback is undone in reverse
-dependency order. Every state change is journaled under .runbook/runs/<id>/.
+dependency order. Every state change is journaled under <state dir>/runs/<id>/
+(see -state-dir).
 
 Ctrl-C once stops cleanly and leaves the run resumable; twice exits at once.
 

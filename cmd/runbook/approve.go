@@ -28,6 +28,11 @@ func init() {
 STEP is the step address, e.g. go_live or db["cozy"].`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := runsSession(stateDir, cmd.ErrOrStderr())
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			stateDir := s.StateDir()
 			store := journal.NewLocal(stateDir)
 			id, err := store.Resolve(args[0])
 			if err != nil {
@@ -56,7 +61,7 @@ STEP is the step address, e.g. go_live or db["cozy"].`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", ".runbook", "the state directory of the run")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", stateDirUsage)
 	cmd.Flags().BoolVar(&reject, "reject", false, "reject instead of approving")
 	rootCmd.AddCommand(cmd)
 }

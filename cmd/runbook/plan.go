@@ -14,6 +14,7 @@ import (
 func init() {
 	var vf varFlags
 	var asJSON bool
+	var stateDir string
 	cmd := &cobra.Command{
 		Use:   "plan FILE",
 		Short: "Show what a run would do, without running anything",
@@ -28,19 +29,20 @@ one JSON document (unknown values are "(known after apply)", sensitive ones
 Exit status: 0 on success, 1 when the runbook or a variable has errors.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPlan(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], vf.sources(), asJSON)
+			return runPlan(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], vf.sources(), asJSON, stateDir)
 		},
 	}
 	addVarFlags(cmd, &vf)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as one JSON document")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", stateDirUsage+"; plugins are told it")
 	rootCmd.AddCommand(cmd)
 }
 
-func runPlan(ctx context.Context, stdout, stderr io.Writer, path string, vars lang.VarSources, asJSON bool) error {
+func runPlan(ctx context.Context, stdout, stderr io.Writer, path string, vars lang.VarSources, asJSON bool, stateDir string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	s, err := session.New(session.Options{Stderr: stderr, Builtins: builtin.All()})
+	s, err := session.New(session.Options{StateDir: stateDir, Stderr: stderr, Builtins: builtin.All()})
 	if err != nil {
 		return withCode(exitError, err)
 	}

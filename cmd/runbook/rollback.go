@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -14,6 +15,7 @@ func init() {
 	var vf varFlags
 	var rf runFlags
 	var force bool
+	var skip []string
 	cmd := &cobra.Command{
 		Use:   "rollback [RUN]",
 		Short: "Undo a run: failed, interrupted, or finished long ago",
@@ -29,19 +31,25 @@ file's content, mode and owner); if something changed since, that undo fails wit
 kind conflict naming what changed, and the rollback stops there. -force undoes
 anyway, destroying the later change.
 
+-skip STEP (repeatable; a step address, or a step name for all its instances)
+leaves that step as it is: the skip is recorded in the run's journal, and the undo
+goes on with the steps it depends on. For an undo that failed and cannot be
+fixed.
+
 Exit status: 0 rolled back, 1 error, 3 an undo failed (run rollback again), 4 interrupted.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRollback(cmd.OutOrStdout(), cmd.ErrOrStderr(), firstArg(args), vf.sources(), rf, session.RollbackOptions{Force: force})
+			return runRollback(cmd.OutOrStdout(), cmd.ErrOrStderr(), firstArg(args), vf.sources(), rf, skip, session.RollbackOptions{Force: force})
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "undo even where a step's result was changed since (overwrites the later change)")
 	addVarFlags(cmd, &vf)
 	addRunFlags(cmd, &rf)
+	cmd.Flags().StringArrayVar(&skip, "skip", nil, "do not undo STEP (recorded in the journal); repeatable")
 	rootCmd.AddCommand(cmd)
 }
 
-func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf runFlags, ro session.RollbackOptions) error {
+func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf runFlags, skip []string, ro session.RollbackOptions) error {
 	c, err := newCLI(stdout, stderr, rf)
 	if err != nil {
 		return withCode(exitError, err)
@@ -50,6 +58,14 @@ func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf r
 	c.rollback = true
 	ctx, stop := c.interrupt()
 	defer stop()
+	if len(skip) > 0 {
+		if id == "" {
+			return c.fail(errors.New("-skip needs the RUN whose steps to skip"))
+		}
+		if id, err = c.s.SkipUndo(id, skip...); err != nil {
+			return c.fail(err)
+		}
+	}
 	out, err := c.s.Rollback(ctx, id, vars, ro)
 	if err != nil {
 		return c.fail(err)

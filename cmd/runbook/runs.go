@@ -9,19 +9,25 @@ import (
 	"github.com/runbookdev/runbook/engine/view"
 )
 
+// stateDirUsage is the help of every -state-dir flag.
+const stateDirUsage = "where runs are journaled (default: $RUNBOOK_STATE_DIR, else the nearest .runbook directory walking up from the runbook, or from the current directory for commands without a runbook, else .runbook there)"
+
 func init() {
 	var stateDir string
 	var asJSON bool
 	runs := &cobra.Command{Use: "runs", Short: "List and inspect journaled runs"}
 	ls := &cobra.Command{
 		Use:   "ls",
-		Short: "List runs, newest first",
-		Args:  cobra.NoArgs,
+		Short: "List runs, newest first, with the command that continues each",
+		Long: `Ls lists the runs of the state directory, newest first. A run whose process died
+(the journal says running, no live process holds it) is listed as interrupted.
+With -json: one document, see docs/runs-json.md.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runsLs(cmd.OutOrStdout(), stateDir, asJSON)
 		},
 	}
-	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON (docs/runs-json.md)")
 	show := &cobra.Command{
 		Use:   "show RUN",
 		Short: "Show a run: who, where, timeline, outputs, errors",
@@ -30,8 +36,8 @@ func init() {
 			return runsShow(cmd.OutOrStdout(), cmd.ErrOrStderr(), stateDir, args[0], asJSON)
 		},
 	}
-	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	runs.PersistentFlags().StringVar(&stateDir, "state-dir", ".runbook", "where runs are journaled")
+	show.Flags().BoolVar(&asJSON, "json", false, "print JSON (docs/runs-json.md)")
+	runs.PersistentFlags().StringVar(&stateDir, "state-dir", "", stateDirUsage)
 	runs.AddCommand(ls, show)
 	rootCmd.AddCommand(runs)
 }
@@ -42,16 +48,24 @@ func runsSession(stateDir string, stderr io.Writer) (*session.Session, error) {
 	return session.New(session.Options{StateDir: stateDir, Sink: view.NewPlain(stderr, nil)})
 }
 
+func runEntry(ri *session.RunInfo) view.RunEntry {
+	return view.RunEntry{State: ri.State, Resume: ri.Next.Resume, Rollback: ri.Next.Rollback}
+}
+
 func runsLs(w io.Writer, stateDir string, asJSON bool) error {
 	s, err := runsSession(stateDir, io.Discard)
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	states, err := s.Runs()
+	runs, err := s.Runs()
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	return view.WriteRuns(w, states, asJSON)
+	entries := make([]view.RunEntry, 0, len(runs))
+	for _, ri := range runs {
+		entries = append(entries, runEntry(ri))
+	}
+	return view.WriteRuns(w, entries, asJSON)
 }
 
 func runsShow(w, stderr io.Writer, stateDir, id string, asJSON bool) error {
@@ -59,9 +73,9 @@ func runsShow(w, stderr io.Writer, stateDir, id string, asJSON bool) error {
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	st, err := s.Run(id)
+	ri, err := s.Run(id)
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	return view.WriteRun(w, st, s.SealerFor(st.Meta), asJSON)
+	return view.WriteRun(w, runEntry(ri), s.SealerFor(ri.State.Meta), asJSON)
 }

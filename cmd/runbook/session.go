@@ -36,7 +36,7 @@ type runFlags struct {
 func addRunFlags(cmd *cobra.Command, f *runFlags) {
 	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "run at most N steps at once")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON event per line (see docs/events.md)")
-	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "where runs are journaled (default: .runbook beside the runbook, or in the current directory)")
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", stateDirUsage)
 	cmd.Flags().BoolVar(&f.verbose, "verbose", false, "also show plugin debug logs and checkpoints")
 }
 
@@ -176,6 +176,9 @@ func (c *cli) finish(out *session.Outcome) error {
 			if errors.As(out.Result.Err, &se) && se.Hint != "" {
 				fmt.Fprintln(c.stderr, "Hint:", c.mask.Mask(se.Hint))
 			}
+		}
+		if r := out.Recovery; r != nil {
+			view.WriteRecovery(c.stdout, c.mask, r.Failed, r.Retry, r.Skip, r.Unlock)
 		}
 	}
 	return withCode(exitCode(out), nil)

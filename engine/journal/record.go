@@ -28,6 +28,10 @@ const (
 	RecUndoSucceeded  RecType = "undo_succeeded"  // Step
 	RecUndoFailed     RecType = "undo_failed"     // Step, Error
 	RecUndoCheckpoint RecType = "undo_checkpoint" // Step, Attempt, Checkpoint: sent by a running undo
+	// RecUndoWaived: the operator chose not to undo the step (`rollback
+	// -skip STEP`); later rollbacks leave it and go on with what it depends
+	// on. Step, Message: who and why.
+	RecUndoWaived RecType = "undo_waived"
 )
 
 // Run states.

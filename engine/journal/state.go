@@ -15,6 +15,7 @@ const (
 	StepUndoing    = "undoing"
 	StepUndone     = "undone"
 	StepUndoFailed = "undo_failed"
+	StepUndoWaived = "undo_waived" // not undone by the operator's choice (rollback -skip)
 )
 
 // State is a run rebuilt from its journal.
@@ -156,6 +157,10 @@ func Replay(recs []*Record) *State {
 			st := step(r.Step)
 			st.State = StepUndoFailed
 			st.UndoError = r.Error
+		case RecUndoWaived:
+			st := step(r.Step)
+			st.State = StepUndoWaived
+			st.Message = r.Message
 		}
 	}
 	return s

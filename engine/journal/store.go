@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 )
@@ -55,6 +56,9 @@ type LocalStore struct {
 	Dir string
 	// NoSync disables fsync (engine benchmarks without disk costs only).
 	NoSync bool
+	// Lease is how long a lock holder on another host counts as alive
+	// after its last heartbeat (0: DefaultLease).
+	Lease time.Duration
 }
 
 // NewLocal returns the store rooted at dir (usually `.runbook` beside the

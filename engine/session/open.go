@@ -100,26 +100,6 @@ func (r *Runbook) Plan(ctx context.Context) (*lang.Plan, error) {
 	return p, nil
 }
 
-// stateDirFor is the state directory of a runbook: the session's, or
-// `.runbook` beside the runbook.
-func (s *Session) stateDirFor(cfg *lang.Config) string {
-	if s.opts.StateDir != "" {
-		return s.opts.StateDir
-	}
-	if cfg != nil {
-		return filepath.Join(RunbookDir(cfg), DefaultStateDir)
-	}
-	return DefaultStateDir
-}
-
-// namedStateDir is the state directory of the commands that name a run.
-func (s *Session) namedStateDir() string {
-	if s.opts.StateDir != "" {
-		return s.opts.StateDir
-	}
-	return DefaultStateDir
-}
-
 // openHost builds the plugin host for a loaded runbook: the lock file beside
 // the runbook, its plugin blocks (source paths relative to the runbook) and
 // RUNBOOK_STATE_DIR for the plugin processes; their stderr is masked. The
@@ -143,7 +123,9 @@ func (s *Session) openHost(cfg *lang.Config, stateDir string) (*pluginhost.Host,
 		if err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
-		opts.Env = append(opts.Env, "RUNBOOK_STATE_DIR="+abs)
+		// RUNBOOK_HINT_STATE_FLAG: what the commands a plugin prints (core.approve)
+		// need to find the state directory from the working directory.
+		opts.Env = append(opts.Env, "RUNBOOK_STATE_DIR="+abs, "RUNBOOK_HINT_STATE_FLAG="+s.stateFlag(stateDir))
 	}
 	h := pluginhost.New(opts)
 	h.Prestart(context.Background(), UsedPlugins(cfg)...)

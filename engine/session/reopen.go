@@ -61,7 +61,7 @@ func (s *Session) reopen(id string, vars lang.VarSources, latestUnfinished bool)
 		return nil, err
 	}
 	if err := lockRun(o.store, id, &o.locks); err != nil {
-		return nil, err
+		return nil, s.lockErr(err, dir)
 	}
 	st, err := o.store.Load(id)
 	if err != nil {
@@ -69,7 +69,7 @@ func (s *Session) reopen(id string, vars lang.VarSources, latestUnfinished bool)
 	}
 	if st.Meta.Lock != "" {
 		if o.locks.key, err = o.store.Lock(st.Meta.Lock, id, Holder()); err != nil {
-			return nil, err
+			return nil, s.lockErr(err, dir)
 		}
 	}
 	if o.j, o.state, err = o.store.Open(id); err != nil {

@@ -25,6 +25,9 @@ type Outcome struct {
 	Cmds    Commands // how to continue it
 	// AlreadyRolledBack: Rollback found nothing to do.
 	AlreadyRolledBack bool
+	// Recovery, for a rollback_failed run, says which undos failed, why,
+	// and how to go on.
+	Recovery *Recovery
 }
 
 // held are the locks of one run: its lock key (if any) and the run itself
@@ -93,12 +96,12 @@ func (r *Runbook) Apply(ctx context.Context, confirm func(*lang.Plan) (bool, err
 	if lockKey != "" {
 		l, err := store.Lock(lockKey, runID, Holder())
 		if err != nil {
-			return nil, err
+			return nil, s.lockErr(err, r.StateDir)
 		}
 		h.key = l
 	}
 	if err := lockRun(store, runID, &h); err != nil {
-		return nil, err
+		return nil, s.lockErr(err, r.StateDir)
 	}
 	if _, err := s.EnsureKey(); err != nil {
 		return nil, err
@@ -149,6 +152,11 @@ func (s *Session) execute(ctx context.Context, store journal.Store, stateDir str
 		// journaled nothing. Both say what to do; the caller masks them.
 		return nil, err
 	}
+	if out.Result.State == journal.RunRollbackFailed {
+		if ls, ok := store.(*journal.LocalStore); ok {
+			out.Recovery = s.recovery(ls, stateDir, runID)
+		}
+	}
 	s.emitFinished(out)
 	return out, nil
 }
@@ -163,6 +171,14 @@ func (s *Session) emitFinished(out *Outcome) {
 	}
 	if c := out.Continue(); c.Rollback != "" {
 		f["rollback"] = c.Rollback
+	}
+	if r := out.Recovery; r != nil {
+		if r.Skip != "" {
+			f["skip"] = r.Skip
+		}
+		if r.Unlock != "" {
+			f["unlock"] = r.Unlock
+		}
 	}
 	ev := event.Event{Type: event.RunFinished, RunID: out.RunID, State: res.State, DurationMS: res.Duration.Milliseconds(), Fields: f}
 	if res.Err != nil {
@@ -180,13 +196,10 @@ func (s *Session) emitFinished(out *Outcome) {
 // Continue is what can be done with the run next: resume it (unfinished),
 // roll it back (anything not rolled back), or neither.
 func (o *Outcome) Continue() Commands {
-	switch o.Result.State {
-	case journal.RunSucceeded, journal.RunRollbackFailed:
-		return Commands{Rollback: o.Cmds.Rollback}
-	case journal.RunRolledBack:
-		return Commands{}
+	if o.Result.State == journal.RunRunning {
+		return o.Cmds
 	}
-	return o.Cmds
+	return next(o.Result.State, o.Cmds)
 }
 
 // meta describes a new run for the journal: who, where, the runbook's
@@ -230,32 +243,39 @@ func (r *Runbook) meta(runID, lockKey string) *journal.Meta {
 	return m
 }
 
-// Runs lists the runs of the state directory, newest first.
-func (s *Session) Runs() ([]*journal.State, error) {
+// Runs lists the runs of the state directory, newest first. A run whose
+// process died (the journal says running, no live process holds the run)
+// is listed interrupted.
+func (s *Session) Runs() ([]*RunInfo, error) {
 	store := journal.NewLocal(s.namedStateDir())
 	ids, err := store.List()
 	if err != nil {
 		return nil, err
 	}
-	var out []*journal.State
+	var out []*RunInfo
 	for _, id := range ids {
 		st, err := store.Load(id)
 		if err != nil {
 			continue
 		}
-		out = append(out, st)
+		out = append(out, s.runInfo(store, st))
 	}
 	return out, nil
 }
 
-// Run reads one run (an id or a unique prefix of one).
-func (s *Session) Run(id string) (*journal.State, error) {
+// Run reads one run (an id or a unique prefix of one), interrupted when
+// its process died (see Runs).
+func (s *Session) Run(id string) (*RunInfo, error) {
 	store := journal.NewLocal(s.namedStateDir())
 	id, err := store.Resolve(id)
 	if err != nil {
 		return nil, err
 	}
-	return store.Load(id)
+	st, err := store.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.runInfo(store, st), nil
 }
 
 // latestRun is the newest run (unfinished only, when asked).

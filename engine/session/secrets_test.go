@@ -84,9 +84,9 @@ func TestFirstApplyCreatesTheStateKey(t *testing.T) {
 		t.Fatalf("state key: %v, %v", fi, err)
 	}
 	fp, src := s.KeyInfo()
-	st, err := s.Run(out.RunID)
-	if err != nil || st.Meta.Key != fp || fp == "" || src != keyFile {
-		t.Fatalf("run key = %q, session key %q from %q (%v)", st.Meta.Key, fp, src, err)
+	ri, err := s.Run(out.RunID)
+	if err != nil || ri.State.Meta.Key != fp || fp == "" || src != keyFile {
+		t.Fatalf("run key = %q, session key %q from %q (%v)", ri.State.Meta.Key, fp, src, err)
 	}
 	if !strings.Contains(warnings(rec), keyFile) {
 		t.Errorf("creating the key is not reported: %q", warnings(rec))

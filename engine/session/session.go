@@ -28,9 +28,10 @@ const DefaultStateDir = ".runbook"
 
 // Options configure a session.
 type Options struct {
-	// StateDir is where runs are journaled. Empty: `.runbook` beside the
-	// runbook for Apply, `.runbook` in the current directory for the
-	// commands that name a run (Resume, Rollback, Runs).
+	// StateDir is where runs are journaled. Empty: RUNBOOK_STATE_DIR, else
+	// the nearest `.runbook` directory walking up from the runbook's
+	// directory (Open, Apply) or from the working directory (the calls that
+	// name a run), else `.runbook` there (see FindStateDir).
 	StateDir string
 	// Parallelism caps how many steps run at once (default 10).
 	Parallelism int
@@ -42,8 +43,8 @@ type Options struct {
 	// Stderr receives the plugins' stderr, masked (nil: discarded).
 	Stderr io.Writer
 	// Getenv reads the environment (nil: os.Getenv): RUNBOOK_STATE_KEY,
-	// RUNBOOK_STATE_KEY_FILE, RUNBOOK_SELF_EXE, and where the user's state
-	// key file is (XDG_CONFIG_HOME, HOME; see DefaultKeyFile).
+	// RUNBOOK_STATE_KEY_FILE, RUNBOOK_STATE_DIR, RUNBOOK_SELF_EXE, and where the
+	// user's state key file is (XDG_CONFIG_HOME, HOME; see DefaultKeyFile).
 	Getenv func(string) string
 	// Builtins are the plugins compiled into this binary (the CLI passes
 	// plugins/builtin's registry; the engine imports no plugin).
@@ -119,17 +120,18 @@ func (e *DiagError) Error() string {
 var ErrCancelled = errors.New("apply cancelled")
 
 // Commands are the exact command lines that continue a run.
-type Commands struct{ Resume, Rollback string }
+type Commands struct {
+	Resume, Rollback string
+	// StateFlag is " -state-dir DIR" when the commands need it, else "".
+	StateFlag string
+}
 
-// commands names the state directory when it is not the default one.
+// commands are the commands that continue runID of stateDir, with the
+// -state-dir flag they need to work when pasted in the working directory.
 func (s *Session) commands(stateDir, runID string) Commands {
-	dir := ""
-	if s.opts.StateDir != "" {
-		dir = " -state-dir " + s.opts.StateDir
-	} else if stateDir != DefaultStateDir {
-		dir = " -state-dir " + stateDir
-	}
-	return Commands{Resume: "runbook resume" + dir + " " + runID, Rollback: "runbook rollback" + dir + " " + runID}
+	dir := s.stateFlag(stateDir)
+	return Commands{Resume: "runbook resume" + dir + " " + runID, Rollback: "runbook rollback" + dir + " " + runID,
+		StateFlag: dir}
 }
 
 // Holder describes this process as a lock holder and a run's author.

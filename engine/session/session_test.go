@@ -162,11 +162,11 @@ func TestApplyThenRollbackLater(t *testing.T) {
 	}
 
 	runs, err := s.Runs()
-	if err != nil || len(runs) != 1 || runs[0].Meta.ID != out.RunID || runs[0].State != journal.RunSucceeded {
+	if err != nil || len(runs) != 1 || runs[0].State.Meta.ID != out.RunID || runs[0].State.State != journal.RunSucceeded {
 		t.Fatalf("Runs = %v, %v", runs, err)
 	}
-	if runs[0].Meta.Lock != "files" || len(runs[0].Meta.Files) != 1 || len(runs[0].Meta.Plugins) != 1 {
-		t.Errorf("run meta = %+v", runs[0].Meta)
+	if m := runs[0].State.Meta; m.Lock != "files" || len(m.Files) != 1 || len(m.Plugins) != 1 {
+		t.Errorf("run meta = %+v", m)
 	}
 
 	back, err := s.Rollback(context.Background(), "", vars(), RollbackOptions{})
@@ -282,7 +282,7 @@ func TestCorruptRunIsListedAndNamedInEveryRefusal(t *testing.T) {
 	write(t, path, strings.Join(lines, ""))
 
 	runs, err := s.Runs()
-	if err != nil || len(runs) != 1 || runs[0].State != journal.RunCorrupt {
+	if err != nil || len(runs) != 1 || runs[0].State.State != journal.RunCorrupt {
 		t.Fatalf("Runs = %+v, %v; want the corrupt run listed", runs, err)
 	}
 	for name, try := range map[string]func() error{

@@ -94,7 +94,10 @@ func (a *approveAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 	}
 	run, rest, _ := strings.Cut(req.IdempotencyKey, "/")
 	step := rest[:strings.LastIndexByte(rest, '/')]
-	ev.Log(sdk.LevelWarn, fmt.Sprintf("waiting for approval: %s (approve with `runbook approve %s '%s'`, reject with -reject)", in.Prompt, run, step))
+	// The engine says what the command needs to find the state directory
+	// from where it was printed.
+	approve := fmt.Sprintf("runbook approve%s %s '%s'", os.Getenv("RUNBOOK_HINT_STATE_FLAG"), run, step)
+	ev.Log(sdk.LevelWarn, fmt.Sprintf("waiting for approval: %s (approve with `%s`, reject with -reject)", in.Prompt, approve))
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -124,7 +127,7 @@ func (a *approveAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, sdk.Errorf(sdk.KindTimeout, false, fmt.Sprintf("approve it with `runbook approve %s '%s'` within the timeout", run, step), "nobody approved within %s", timeout)
+				return nil, sdk.Errorf(sdk.KindTimeout, false, fmt.Sprintf("approve it with `%s` within the timeout", approve), "nobody approved within %s", timeout)
 			}
 			return nil, &sdk.Error{Kind: sdk.KindCancelled, Err: ctx.Err()}
 		case <-t.C:

@@ -4,7 +4,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -49,5 +51,60 @@ func TestApprove(t *testing.T) {
 	r := runbook(t, dir, nil, "runs", "show", id)
 	if !strings.Contains(r.stdout, "go_live") || !strings.Contains(r.stdout, "approved_by") {
 		t.Errorf("runs show:\n%s", r.stdout)
+	}
+}
+
+// syncBuffer is a strings.Builder safe to read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestApproveHintWorksWherePrinted: apply from the parent of the
+// runbook's directory; the approve command the waiting step prints works
+// pasted there.
+func TestApproveHintWorksWherePrinted(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "rb"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(root, "rb", "main.hcl"), approveRunbook)
+	cmd := exec.Command(bin, "apply", "-auto-approve", "rb/main.hcl")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "RUNBOOK_SELF_EXE="+bin)
+	var so, se syncBuffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	re := regexp.MustCompile("approve with `([^`]+)`")
+	var m []string
+	for deadline := time.Now().Add(30 * time.Second); m == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no approve hint printed:\n%s\n%s", so.String(), se.String())
+		}
+		m = re.FindStringSubmatch(so.String() + se.String())
+	}
+	if !strings.Contains(m[1], "-state-dir rb/.runbook") {
+		t.Errorf("approve hint %q does not name the state directory", m[1])
+	}
+	if r := paste(t, root, shellSplit(m[1])); r.code != 0 {
+		t.Fatalf("pasted %q: exit %d %s", m[1], r.code, r.stderr)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("apply: %v\n%s\n%s", err, so.String(), se.String())
 	}
 }

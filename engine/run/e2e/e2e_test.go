@@ -339,9 +339,11 @@ func journalRuns(t *testing.T, dir string) []runRow {
 }
 
 type runRow struct {
-	ID    string         `json:"id"`
-	State string         `json:"state"`
-	Steps map[string]int `json:"steps"`
+	ID              string         `json:"id"`
+	State           string         `json:"state"`
+	Steps           map[string]int `json:"steps"`
+	ResumeCommand   string         `json:"resume_command"`
+	RollbackCommand string         `json:"rollback_command"`
 }
 
 func runsLs(t *testing.T, dir string) []runRow {
@@ -350,11 +352,14 @@ func runsLs(t *testing.T, dir string) []runRow {
 	if r.code != 0 {
 		t.Fatalf("runs ls: %s", r.stderr)
 	}
-	var rows []runRow
-	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
-		t.Fatalf("runs ls -json: %v\n%s", err, r.stdout)
+	var doc struct {
+		FormatVersion int      `json:"format_version"`
+		Runs          []runRow `json:"runs"`
 	}
-	return rows
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.FormatVersion != 1 {
+		t.Fatalf("runs ls -json: %v (format_version %d)\n%s", err, doc.FormatVersion, r.stdout)
+	}
+	return doc.Runs
 }
 
 const canary = "CANARY-7f3a9e1c-secret"
