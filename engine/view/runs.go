@@ -48,6 +48,7 @@ type RunJSON struct {
 	Files   []journal.FileHash   `json:"files,omitempty"`
 	Git     *journal.GitInfo     `json:"git,omitempty"`
 	Plugins []journal.PluginInfo `json:"plugins,omitempty"`
+	Key     string               `json:"key,omitempty"` // fingerprint of the state key its secrets are sealed with
 	Vars    map[string]any       `json:"vars,omitempty"`
 	Resumes []ResumeJSON         `json:"resumes,omitempty"`
 }
@@ -149,7 +150,7 @@ func WriteRun(w io.Writer, e RunEntry, sealer *journal.Sealer, asJSON bool) erro
 	}
 	r := runJSON(e)
 	if m := st.Meta; m != nil {
-		r.Command, r.Files, r.Git, r.Plugins = m.Command, m.Files, m.Git, m.Plugins
+		r.Command, r.Files, r.Git, r.Plugins, r.Key = m.Command, m.Files, m.Git, m.Plugins, m.Key
 		for _, k := range sortedKeys(m.Vars) {
 			if r.Vars == nil {
 				r.Vars = map[string]any{}

@@ -119,7 +119,7 @@ func showWithoutKey(t *testing.T, dir, id string) {
 	t.Helper()
 	r := runbook(t, dir, nil, "runs", "show", "-json", id)
 	var show struct {
-		Meta struct{ Key string } `json:"meta"`
+		Meta struct{ Key string } `json:"run"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &show); err != nil || len(show.Meta.Key) != 12 {
 		t.Fatalf("runs show -json: key %q, %v\n%s", show.Meta.Key, err, r.stdout)
