@@ -19,11 +19,11 @@ import (
 // first call, reused by every later call, and started again if it died (so
 // that a crash fails one step, not every later step of that plugin).
 type proc struct {
-	name     string
-	path     string
-	args     []string
-	env      []string
-	stderr   *stderrWatcher
+	name   string
+	path   string
+	args   []string
+	env    []string
+	stderr *stderrWatcher
 	// cleanup removes a private copy of the binary that is not kept for
 	// reuse (nil: none); kill calls it.
 	cleanup func()
@@ -215,4 +215,3 @@ func (p *proc) Undo(ctx context.Context, action string, req *sdk.UndoRequest, ev
 	}
 	return p.mapErr(ctx, prov.Undo(ctx, action, req, ev))
 }
-
