@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,6 +32,12 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if onlyFuzzing() {
+		// No test here needs the plugins: each fuzz worker would build
+		// them again.
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "pluginhost-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -55,6 +62,18 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// onlyFuzzing reports whether this process runs fuzz inputs only: a fuzz
+// worker, or a fuzzing run with -run='^$' (scripts/fuzz.sh).
+func onlyFuzzing() bool {
+	get := func(name string) string {
+		if f := flag.Lookup(name); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	return get("test.fuzzworker") == "true" || get("test.fuzz") != "" && get("test.run") == "^$"
 }
 
 // syncBuffer is a goroutine-safe bytes.Buffer for Options.Stderr.
