@@ -130,3 +130,19 @@ func (lf *LockFile) Plugin(name string) *LockedPlugin {
 	}
 	return lf.Plugins[name]
 }
+
+// Check says why the binary whose sha256 is sum may not run as plugin
+// name: nil when the lock file pins that checksum; an error saying "not
+// locked" when it has no entry (also on a nil LockFile), or "checksum
+// mismatch" with both sums.
+func (lf *LockFile) Check(name, sum string) error {
+	locked := lf.Plugin(name)
+	switch {
+	case locked == nil:
+		return fmt.Errorf("not locked: run `runbook init`")
+	case locked.SHA256 != sum:
+		return fmt.Errorf("checksum mismatch: %s has sha256 %s, the binary found is %s; if you trust it, run `runbook init -upgrade`",
+			LockFileName, short(locked.SHA256), short(sum))
+	}
+	return nil
+}
