@@ -2,6 +2,8 @@ package pluginhost
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,5 +68,28 @@ func TestLockFileCheck(t *testing.T) {
 		"checksum mismatch: .runbook.lock.hcl has sha256 aaaaaaaaaaaaaaaa…, the binary found is bbbbbbbbbbbbbbbb…; if you trust it, run `runbook init -upgrade`"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// A plugin that cannot start says so and why, as an internal error (not
+// "not found"): callers tell it from an unknown plugin by its kind.
+func TestStartFailureMessage(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	exe := filepath.Join(dir, BinaryName("broken"))
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\necho 'cannot read config' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := newHost(t, Options{Dirs: []string{dir}, AllowUnlocked: true, PluginCache: t.TempDir()})
+	_, err := h.Provider(context.Background(), "broken")
+	if e := sdk.Classify(err); e == nil || e.Kind != sdk.KindInternal {
+		t.Fatalf("err = %v, want an internal error", err)
+	}
+	if !strings.Contains(err.Error(), "plugin broken could not be started") || !strings.Contains(err.Error(), "stderr: cannot read config") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = h.Provider(context.Background(), "missing")
+	if e := sdk.Classify(err); e.Kind != sdk.KindNotFound {
+		t.Fatalf("missing plugin: err = %v (kind %v)", err, e.Kind)
 	}
 }
