@@ -1,11 +1,9 @@
 package pluginhost
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"sort"
@@ -116,11 +114,7 @@ func FileSHA256(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return readerSHA256(f)
 }
 
 // Plugin returns the named entry, or nil (also on a nil LockFile).

@@ -26,21 +26,37 @@ func raceTime(t *testing.T) time.Duration {
 	return 2 * time.Second
 }
 
-// TestRacePinnedPluginSwap swaps the binary at a pinned plugin's path
-// between the locked one and another program, as fast as it can, while
-// the plugin is started again and again: the other program must never run
-// (checking the path and then executing the path would run it).
+// TestRacePinnedPluginSwap swaps the file at a pinned plugin's path
+// between the locked program and another one, as fast as it can, while the
+// plugin is launched again and again: the other program must never run
+// (checking the path and then executing the path would run it). Both
+// programs are scripts that only record that they ran, so that a launch
+// takes milliseconds.
 func TestRacePinnedPluginSwap(t *testing.T) {
-	dir, sum := installExternal(t)
-	path := filepath.Join(dir, BinaryName("testing"))
-	good := filepath.Join(dir, "good")
-	if err := os.Link(path, good); err != nil {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	marker := filepath.Join(t.TempDir(), "ran")
-	evil := filepath.Join(dir, "evil")
-	if err := os.WriteFile(evil, []byte("#!/bin/sh\necho ran >> "+marker+"\n"), 0o755); err != nil {
+	logs := t.TempDir()
+	script := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\necho ran >> "+filepath.Join(logs, name)+"\nexit 1\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good, evil := script("good"), script("evil")
+	sum, err := FileSHA256(good)
+	if err != nil {
 		t.Fatal(err)
+	}
+	path := filepath.Join(dir, BinaryName("testing"))
+	if err := os.Link(good, path); err != nil {
+		t.Fatal(err)
+	}
+	ran := func(name string) int {
+		b, _ := os.ReadFile(filepath.Join(logs, name))
+		return strings.Count(string(b), "ran")
 	}
 	cache := t.TempDir()
 
@@ -68,26 +84,27 @@ func TestRacePinnedPluginSwap(t *testing.T) {
 	}()
 	defer func() { close(stop); wg.Wait() }()
 
-	starts, refusals := 0, 0
-	for deadline := time.Now().Add(raceTime(t)); time.Now().Before(deadline); {
+	launches, refusals := 0, 0
+	for deadline := time.Now().Add(raceTime(t)); time.Now().Before(deadline); launches++ {
 		h := New(Options{Builtins: builtin.All(), Dirs: []string{dir}, Lock: lockOf("testing", sum), PluginCache: cache})
 		_, err := h.Provider(context.Background(), "testing")
 		h.Close()
-		if err == nil {
-			starts++
-		} else if strings.Contains(err.Error(), "has changed since it was locked") {
+		switch {
+		case err == nil:
+			t.Fatal("a script served as a plugin")
+		case strings.Contains(err.Error(), "has changed since it was locked"):
 			refusals++
-		} else {
-			t.Errorf("start: %v", err)
+		case !strings.Contains(err.Error(), "could not be started"):
+			t.Fatalf("launch: %v", err)
 		}
-		if b, err := os.ReadFile(marker); err == nil {
-			t.Fatalf("the unpinned program ran (%d times) after %d starts and %d refusals", strings.Count(string(b), "ran"), starts, refusals)
+		if n := ran("evil"); n > 0 {
+			t.Fatalf("the unpinned program ran %d times in %d launches", n, launches+1)
 		}
 	}
-	if starts == 0 || refusals == 0 {
-		t.Fatalf("%d starts, %d refusals: the race was not exercised", starts, refusals)
+	if ran("good") == 0 || refusals == 0 {
+		t.Fatalf("in %d launches the pinned program ran %d times and %d were refused: the race was not exercised", launches, ran("good"), refusals)
 	}
-	t.Logf("%d starts, %d refusals", starts, refusals)
+	t.Logf("%d launches: the pinned program ran %d times, %d refused", launches, ran("good"), refusals)
 }
 
 // The private copy is what runs, is kept under PluginCache/<sha256> and
