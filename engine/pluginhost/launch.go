@@ -106,7 +106,11 @@ func (h *Host) launchExternal(ctx context.Context, name string, e *entry) error 
 	e.sha256 = pin.sha256
 	pp := h.newProc(name, pin.exe, nil)
 	pp.cleanup = pin.cleanup
-	return h.startProc(ctx, e, pp)
+	if err := h.startProc(ctx, e, pp); err != nil {
+		pp.kill(true) // removes a temporary copy
+		return err
+	}
+	return nil
 }
 
 func (h *Host) lockEntry(name string) *LockedPlugin {

@@ -188,3 +188,25 @@ func TestPlacementRefusals(t *testing.T) {
 		})
 	}
 }
+
+// When the cache directory is not private, the copy goes to a temporary
+// directory removed when the plugin stops.
+func TestPinnedCopyNotInSharedCache(t *testing.T) {
+	dir, sum := installExternal(t)
+	cache := t.TempDir()
+	if err := os.Chmod(cache, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	h := newHost(t, Options{Dirs: []string{dir}, Lock: lockOf("testing", sum), PluginCache: cache})
+	provider(t, h, "testing")
+	h.mu.Lock()
+	exe := h.plugins["testing"].provider.(*proc).path
+	h.mu.Unlock()
+	if strings.HasPrefix(exe, cache) {
+		t.Fatalf("runs %s from the shared cache", exe)
+	}
+	h.Close()
+	if _, err := os.Stat(filepath.Dir(exe)); !os.IsNotExist(err) {
+		t.Errorf("temporary copy left behind: %v", err)
+	}
+}
