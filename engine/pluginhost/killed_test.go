@@ -88,6 +88,9 @@ func TestStartFailureMessage(t *testing.T) {
 	if !strings.Contains(err.Error(), "plugin broken could not be started") || !strings.Contains(err.Error(), "stderr: cannot read config") {
 		t.Fatalf("err = %v", err)
 	}
+	if hint := sdk.Classify(err).Hint; !strings.Contains(hint, "check that "+exe+" is a runbook plugin") {
+		t.Errorf("hint = %q, want the plugin's own path", hint)
+	}
 	_, err = h.Provider(context.Background(), "missing")
 	if e := sdk.Classify(err); e.Kind != sdk.KindNotFound {
 		t.Fatalf("missing plugin: err = %v (kind %v)", err, e.Kind)

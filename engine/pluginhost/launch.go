@@ -105,7 +105,7 @@ func (h *Host) launchExternal(ctx context.Context, name string, e *entry) error 
 	}
 	e.sha256 = pin.sha256
 	pp := h.newProc(name, pin.exe, nil)
-	pp.cleanup = pin.cleanup
+	pp.cleanup, pp.origin = pin.cleanup, path
 	if err := h.startProc(ctx, e, pp); err != nil {
 		pp.kill(true) // removes a temporary copy
 		return err

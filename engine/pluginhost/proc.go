@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,9 @@ type proc struct {
 	args   []string
 	env    []string
 	stderr *stderrWatcher
+	// origin is the plugin's path as found, for messages, when path is
+	// its private copy ("": path).
+	origin string
 	// cleanup removes a private copy of the binary that is not kept for
 	// reuse (nil: none); kill calls it.
 	cleanup func()
@@ -89,7 +93,7 @@ func (p *proc) startError(err error) error {
 	}
 	return &sdk.Error{
 		Kind: sdk.KindInternal,
-		Hint: fmt.Sprintf("check that %s is a runbook plugin built for protocol version %d", p.path, pluginwire.ProtocolVersion),
+		Hint: fmt.Sprintf("check that %s is a runbook plugin built for protocol version %d", cmp.Or(p.origin, p.path), pluginwire.ProtocolVersion),
 		Err:  fmt.Errorf("plugin %s could not be started: %s", p.name, msg),
 	}
 }
