@@ -13,3 +13,13 @@ for pkg in $(go list ./...); do
     go test -run='^$' -fuzz="^${target}\$" -fuzztime="$t" -fuzzminimizetime=200x "$pkg"
   done
 done
+# The race tests (func TestRace*, e.g. a plugin binary swapped while it is
+# pinned) run about 2 s each in `make test`; here each runs for FUZZTIME
+# (RUNBOOK_RACE_TIME).
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  if grep -q '^func TestRace' "$dir"/*_test.go 2>/dev/null; then
+    echo "== race tests $pkg for $t"
+    RUNBOOK_RACE_TIME="$t" go test -count=1 -timeout=0 -run='^TestRace' "$pkg"
+  fi
+done

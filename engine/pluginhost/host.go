@@ -43,8 +43,13 @@ type Options struct {
 	// Builtins are the plugins this binary carries; nil = none.
 	Builtins Builtins
 	// SelfExe is the runbook binary used for builtins (`runbook plugin serve
-	// NAME`); "" = os.Executable().
+	// NAME`); "" = os.Executable(). Only a Go test binary may name another
+	// binary: a runbook binary refuses any SelfExe but itself.
 	SelfExe string
+	// PluginCache holds the private copies of external plugins that are
+	// executed, one directory per sha256 ("" = the user's cache directory's
+	// runbook/plugins; a temporary directory when that is unusable).
+	PluginCache string
 	// InProcess runs builtins in-process through sdk.Local (tests and engine
 	// benchmarks). External plugins still run out of process.
 	InProcess bool

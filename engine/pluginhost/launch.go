@@ -2,8 +2,6 @@ package pluginhost
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,59 +29,88 @@ func (h *Host) launchBuiltin(ctx context.Context, name string, p *sdk.Plugin, e 
 	// Info reports this checksum for the run's metadata: hash the binary
 	// while the plugin starts.
 	go h.selfSHA256()
-	pp := h.newProc(name, self, []string{"plugin", "serve", name}, nil)
+	pp := h.newProc(name, self, []string{"plugin", "serve", name})
 	e.builtinProc = true
 	return h.startProc(ctx, e, pp)
 }
 
 // selfExe is the runbook binary, or "" when running inside a Go test
 // binary (which has no `plugin serve` command).
+//
+// Options.SelfExe (RUNBOOK_SELF_EXE) names another binary only for the
+// project's tests: a test binary serves builtins from a runbook binary
+// built for the test. A runbook binary honours it only when it names that
+// binary itself; any other program would run unchecked as every builtin.
 func (h *Host) selfExe() (string, error) {
-	if h.opts.SelfExe != "" {
-		return h.opts.SelfExe, nil
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("find the runbook executable: %w", err)
 	}
-	if strings.HasSuffix(self, ".test") {
+	test := isTestBinary(self)
+	if h.opts.SelfExe != "" {
+		if test || sameFile(self, h.opts.SelfExe) {
+			return h.opts.SelfExe, nil
+		}
+		return "", &sdk.Error{
+			Kind: sdk.KindInvalid,
+			Hint: "unset RUNBOOK_SELF_EXE: it is for runbook's own tests",
+			Err:  fmt.Errorf("refusing to run %s as the builtin plugins: it is not this runbook binary (%s)", h.opts.SelfExe, self),
+		}
+	}
+	if test {
 		return "", nil
 	}
 	return self, nil
 }
 
+// isTestBinary reports whether exe is a binary built by `go test`.
+func isTestBinary(exe string) bool {
+	base := strings.TrimSuffix(filepath.Base(exe), ".exe")
+	return strings.HasSuffix(base, ".test")
+}
+
+// sameFile reports whether a and b name the same file.
+func sameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
+}
+
 // launchExternal finds runbook-plugin-NAME, checks it against the lock file
-// and starts it.
+// and starts a private copy of the very bytes checked (see pin).
 func (h *Host) launchExternal(ctx context.Context, name string, e *entry) error {
 	path, err := h.find(name)
 	if err != nil {
 		return err
 	}
-	sum, err := FileSHA256(path)
-	if err != nil {
-		return fmt.Errorf("plugin %s: %w", name, err)
-	}
-	var checksum []byte
-	switch locked := h.lockEntry(name); {
-	case locked != nil:
-		want, _ := hex.DecodeString(locked.SHA256)
-		if locked.SHA256 != sum {
-			return mismatchError(name, path, locked.SHA256, sum)
-		}
-		// go-plugin checks the checksum again right before it executes
-		// the binary, closing the window between our check and exec.
-		checksum = want
-	case h.opts.AllowUnlocked:
-	default:
+	locked := h.lockEntry(name)
+	if locked == nil && !h.opts.AllowUnlocked {
 		return &sdk.Error{
 			Kind: sdk.KindInvalid,
 			Hint: "run `runbook init` to record its checksum in " + LockFileName + " (and commit it)",
 			Err:  fmt.Errorf("plugin %s (%s) is not in the lock file %s; run `runbook init` to pin its checksum", name, path, LockFileName),
 		}
 	}
-	e.sha256 = sum
-	pp := h.newProc(name, path, nil, checksum)
-	return h.startProc(ctx, e, pp)
+	pin, err := h.pin(name, path, func(sum string) error {
+		if locked != nil && locked.SHA256 != sum {
+			return mismatchError(name, path, locked.SHA256, sum)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	e.sha256 = pin.sha256
+	pp := h.newProc(name, pin.exe, nil)
+	pp.cleanup, pp.origin = pin.cleanup, path
+	if err := h.startProc(ctx, e, pp); err != nil {
+		pp.kill(true) // removes a temporary copy
+		return err
+	}
+	return nil
 }
 
 func (h *Host) lockEntry(name string) *LockedPlugin {
@@ -122,14 +149,13 @@ func (h *Host) startProc(ctx context.Context, e *entry, pp *proc) error {
 }
 
 // newProc prepares a plugin process (not started).
-func (h *Host) newProc(name, path string, args []string, checksum []byte) *proc {
+func (h *Host) newProc(name, path string, args []string) *proc {
 	return &proc{
-		name:     name,
-		path:     path,
-		args:     args,
-		env:      h.opts.Env,
-		checksum: checksum,
-		stderr:   newStderrWatcher(name, h.opts.Stderr),
+		name:   name,
+		path:   path,
+		args:   args,
+		env:    h.opts.Env,
+		stderr: newStderrWatcher(name, h.opts.Stderr),
 	}
 }
 
@@ -223,11 +249,6 @@ func (p *proc) clientConfig() *plugin.ClientConfig {
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
 	dieWithEngine(cmd)
-	var secure *plugin.SecureConfig
-	if p.checksum != nil {
-		// A fresh hash each start: SecureConfig.Check writes into it.
-		secure = &plugin.SecureConfig{Checksum: p.checksum, Hash: sha256.New()}
-	}
 	return &plugin.ClientConfig{
 		HandshakeConfig:  pluginwire.Handshake,
 		VersionedPlugins: pluginclient.PluginSets(),
@@ -237,7 +258,6 @@ func (p *proc) clientConfig() *plugin.ClientConfig {
 		// only the other's certificate: go-plugin's own, well-trodden path.
 		AutoMTLS:        true,
 		GRPCDialOptions: pluginwire.DialOptions(),
-		SecureConfig:    secure,
 		Stderr:          p.stderr,
 		// go-plugin redirects the plugin's os.Stdout/os.Stderr over gRPC;
 		// both belong in the run log with the raw stderr.

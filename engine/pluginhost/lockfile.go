@@ -1,11 +1,9 @@
 package pluginhost
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"sort"
@@ -116,11 +114,7 @@ func FileSHA256(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return readerSHA256(f)
 }
 
 // Plugin returns the named entry, or nil (also on a nil LockFile).
@@ -129,4 +123,20 @@ func (lf *LockFile) Plugin(name string) *LockedPlugin {
 		return nil
 	}
 	return lf.Plugins[name]
+}
+
+// Check says why the binary whose sha256 is sum may not run as plugin
+// name: nil when the lock file pins that checksum; an error saying "not
+// locked" when it has no entry (also on a nil LockFile), or "checksum
+// mismatch" with both sums.
+func (lf *LockFile) Check(name, sum string) error {
+	locked := lf.Plugin(name)
+	switch {
+	case locked == nil:
+		return fmt.Errorf("not locked: run `runbook init`")
+	case locked.SHA256 != sum:
+		return fmt.Errorf("checksum mismatch: %s has sha256 %s, the binary found is %s; if you trust it, run `runbook init -upgrade`",
+			LockFileName, short(locked.SHA256), short(sum))
+	}
+	return nil
 }

@@ -1,13 +1,10 @@
 package pluginhost
 
 import (
-	"bytes"
+	"cmp"
 	"context"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"time"
@@ -23,12 +20,17 @@ import (
 // first call, reused by every later call, and started again if it died (so
 // that a crash fails one step, not every later step of that plugin).
 type proc struct {
-	name     string
-	path     string
-	args     []string
-	env      []string
-	checksum []byte // nil = not checked (builtins, AllowUnlocked)
-	stderr   *stderrWatcher
+	name   string
+	path   string
+	args   []string
+	env    []string
+	stderr *stderrWatcher
+	// origin is the plugin's path as found, for messages, when path is
+	// its private copy ("": path).
+	origin string
+	// cleanup removes a private copy of the binary that is not kept for
+	// reuse (nil: none); kill calls it.
+	cleanup func()
 
 	mu sync.Mutex // guards client, prov and closed
 	// client is the running go-plugin client, nil before the first start.
@@ -54,12 +56,20 @@ func (p *proc) get() (sdk.Provider, error) {
 	if p.client != nil {
 		p.client.Kill()
 	}
-	p.stderr.reset()
-	c := plugin.NewClient(p.clientConfig())
-	rpc, err := c.Client()
-	if err != nil {
+	var c *plugin.Client
+	var rpc plugin.ClientProtocol
+	var err error
+	for try := 0; ; try++ {
+		p.stderr.reset()
+		c = plugin.NewClient(p.clientConfig())
+		if rpc, err = c.Client(); err == nil {
+			break
+		}
 		c.Kill()
-		return nil, p.startError(err)
+		if !errTextBusy(err) || try == 4 {
+			return nil, p.startError(err)
+		}
+		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
 	}
 	raw, err := rpc.Dispense(pluginwire.PluginKey)
 	if err != nil {
@@ -77,17 +87,13 @@ func (p *proc) get() (sdk.Provider, error) {
 
 // startError explains why the process could not be started.
 func (p *proc) startError(err error) error {
-	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-		got, _ := FileSHA256(p.path)
-		return mismatchError(p.name, p.path, hex.EncodeToString(p.checksum), got)
-	}
 	msg := err.Error()
 	if line := p.stderr.lastLine(); line != "" {
 		msg += "; stderr: " + line
 	}
 	return &sdk.Error{
 		Kind: sdk.KindInternal,
-		Hint: fmt.Sprintf("check that %s is a runbook plugin built for protocol version %d", p.path, pluginwire.ProtocolVersion),
+		Hint: fmt.Sprintf("check that %s is a runbook plugin built for protocol version %d", cmp.Or(p.origin, p.path), pluginwire.ProtocolVersion),
 		Err:  fmt.Errorf("plugin %s could not be started: %s", p.name, msg),
 	}
 }
@@ -101,7 +107,14 @@ func (p *proc) kill(wait bool) {
 	p.mu.Lock()
 	c := p.client
 	p.closed = true
+	cleanup := p.cleanup
+	p.cleanup = nil
 	p.mu.Unlock()
+	if cleanup != nil {
+		// Removing the directory of a running binary is fine on Unix; on
+		// Windows the temporary copy stays behind.
+		defer cleanup()
+	}
 	if c == nil {
 		return
 	}
@@ -142,7 +155,13 @@ func (p *proc) mapErr(ctx context.Context, err error) error {
 		return &sdk.Error{Kind: sdk.KindInternal, Retryable: true, Err: fmt.Errorf("plugin %s did not respond: %v", p.name, te.Err)}
 	}
 	what := "exited unexpectedly"
-	if st := p.stderr.exitStatus(); st != "" {
+	hint := fmt.Sprintf("this is a bug in the %s plugin; its full output is in the run log", p.name)
+	st := p.stderr.exitStatus()
+	if sig, ok := strings.CutPrefix(st, "signal: "); ok {
+		// Killed from outside: not the plugin's own doing.
+		what = "was killed by signal " + signalName(sig)
+		hint = "something outside the plugin killed it: the out-of-memory killer (see `dmesg`), a supervisor or a `kill`; its full output is in the run log"
+	} else if st != "" {
 		what += " (" + st + ")"
 	}
 	if line := p.stderr.panicLine(); line != "" {
@@ -152,7 +171,7 @@ func (p *proc) mapErr(ctx context.Context, err error) error {
 	}
 	return &sdk.Error{
 		Kind: sdk.KindInternal,
-		Hint: fmt.Sprintf("this is a bug in the %s plugin; its full output is in the run log", p.name),
+		Hint: hint,
 		Err:  fmt.Errorf("plugin %s %s", p.name, what),
 	}
 }
@@ -199,105 +218,4 @@ func (p *proc) Undo(ctx context.Context, action string, req *sdk.UndoRequest, ev
 		return err
 	}
 	return p.mapErr(ctx, prov.Undo(ctx, action, req, ev))
-}
-
-// stderrWatcher receives a plugin's stderr from go-plugin, forwards whole
-// lines (prefixed with the plugin name) to out and remembers the first
-// panic line and the last line, for crash reports.
-type stderrWatcher struct {
-	name string
-	out  io.Writer
-
-	mu sync.Mutex // guards everything below
-	// buf holds a partial line.
-	buf []byte
-	// panic is the first "panic: " / "fatal error: " line since reset.
-	panic string
-	// last is the last non-empty line since reset.
-	last string
-	// exit is how the process ended ("exit status 3"), from go-plugin's log.
-	exit string
-}
-
-// exitWriter receives go-plugin's JSON log and keeps the exit status of the
-// plugin process.
-func (w *stderrWatcher) exitWriter() io.Writer { return exitLog{w} }
-
-type exitLog struct{ w *stderrWatcher }
-
-func (l exitLog) Write(b []byte) (int, error) {
-	if !bytes.Contains(b, []byte("plugin process exited")) {
-		return len(b), nil
-	}
-	var rec struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(b, &rec) == nil && rec.Error != "" {
-		l.w.mu.Lock()
-		l.w.exit = rec.Error
-		l.w.mu.Unlock()
-	}
-	return len(b), nil
-}
-
-func (w *stderrWatcher) exitStatus() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.exit
-}
-
-func newStderrWatcher(name string, out io.Writer) *stderrWatcher {
-	if out == nil {
-		out = io.Discard
-	}
-	return &stderrWatcher{name: name, out: out}
-}
-
-func (w *stderrWatcher) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, b...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := strings.TrimRight(string(w.buf[:i]), "\r")
-		w.buf = w.buf[i+1:]
-		w.line(line)
-	}
-	return len(b), nil
-}
-
-// line handles one complete line; w.mu is held.
-func (w *stderrWatcher) line(line string) {
-	if strings.TrimSpace(line) == "" {
-		return
-	}
-	if w.panic == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
-		w.panic = line
-		if i := strings.Index(w.panic, " [recovered]"); i > 0 {
-			w.panic = w.panic[:i]
-		}
-	}
-	w.last = line
-	fmt.Fprintf(w.out, "%s: %s\n", w.name, line)
-}
-
-func (w *stderrWatcher) reset() {
-	w.mu.Lock()
-	w.panic, w.last, w.exit, w.buf = "", "", "", nil
-	w.mu.Unlock()
-}
-
-func (w *stderrWatcher) panicLine() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.panic
-}
-
-func (w *stderrWatcher) lastLine() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.last
 }

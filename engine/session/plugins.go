@@ -51,8 +51,10 @@ func (s *Session) Plugins(ctx context.Context) ([]Plugin, error) {
 		}
 		r := Plugin{Name: name, Kind: "external", Path: path}
 		r.SHA256, _ = pluginhost.FileSHA256(path)
-		if lock != nil && lock.Plugins[name] != nil {
-			r.Locked = lock.Plugins[name].SHA256 == r.SHA256
+		if err := lock.Check(name, r.SHA256); err != nil {
+			r.Error = err.Error()
+		} else {
+			r.Locked = true
 		}
 		rows = append(rows, r)
 	}
@@ -60,7 +62,6 @@ func (s *Session) Plugins(ctx context.Context) ([]Plugin, error) {
 	for i := range rows {
 		r := &rows[i]
 		if r.Kind == "external" && !r.Locked {
-			r.Error = "not locked: run `runbook init`"
 			continue
 		}
 		ps, err := h.Schema(ctx, r.Name)

@@ -1,0 +1,110 @@
+package pluginhost
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestStderrLines(t *testing.T) {
+	long := strings.Repeat("x", 30)
+	tests := []struct {
+		name   string
+		writes []string
+		want   []string
+	}{
+		{"lines", []string{"a\nb\r\n\n  \nc"}, []string{"p: a", "p: b"}},
+		{"split writes", []string{"he", "llo\nwor", "ld\n"}, []string{"p: hello", "p: world"}},
+		{"cut", []string{long + "\n"}, []string{"p: [line cut: first 14 bytes dropped] " + long[:16]}},
+		{"cut across writes", []string{"ab", long, "cd\n", "ok\n"}, []string{"p: [line cut: first 18 bytes dropped] " + strings.Repeat("x", 14) + "cd", "p: ok"}},
+		{"cut inside a rune", []string{strings.Repeat("é", 20) + "\n"}, []string{"p: [line cut: first 24 bytes dropped] " + strings.Repeat("é", 8)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			w := newStderrWatcher("p", &out)
+			w.max = 16
+			for _, s := range tt.writes {
+				w.Write([]byte(s))
+			}
+			got := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("lines (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A plugin writing one endless line costs the engine a bounded buffer, and
+// each write is searched for newlines once.
+func TestStderrLineBounded(t *testing.T) {
+	var out bytes.Buffer
+	w := newStderrWatcher("p", &out)
+	chunk := bytes.Repeat([]byte("y"), 4096)
+	const total = 64 << 20
+	for range total / len(chunk) {
+		w.Write(chunk)
+		if cap(w.buf) > 2*stderrLineMax+len(chunk) {
+			t.Fatalf("partial line holds %d bytes", cap(w.buf))
+		}
+	}
+	w.Write([]byte("end\n"))
+	line := strings.TrimSuffix(out.String(), "\n")
+	want := fmt.Sprintf("p: [line cut: first %d bytes dropped] ", total+3-stderrLineMax)
+	if !strings.HasPrefix(line, want) || !strings.HasSuffix(line, "yend") || len(line) != len(want)+stderrLineMax {
+		t.Fatalf("line = %.80q… (%d bytes)", line, len(line))
+	}
+	if w.lastLine() != strings.TrimPrefix(line, "p: ") {
+		t.Errorf("last line not kept")
+	}
+}
+
+// FuzzStderrWatcher: however stderr is split into writes, the lines
+// forwarded are those of the whole text, each cut to its last max bytes.
+func FuzzStderrWatcher(f *testing.F) {
+	f.Add([]byte("panic: boom\ngoroutine 1\r\n"), uint8(3), uint8(8))
+	f.Add([]byte(strings.Repeat("é", 40)+"\nx"), uint8(7), uint8(5))
+	f.Add([]byte("\n\n\n"), uint8(1), uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, split, max uint8) {
+		maxLine := int(max%64) + utf8.UTFMax
+		var out bytes.Buffer
+		w := newStderrWatcher("p", &out)
+		w.max = maxLine
+		step := int(split) + 1
+		for rest := in; len(rest) > 0; {
+			n := min(step, len(rest))
+			w.Write(rest[:n])
+			rest = rest[n:]
+			step = step*7%23 + 1
+			if len(w.buf) > 2*maxLine {
+				t.Fatalf("partial line holds %d bytes, max %d", len(w.buf), maxLine)
+			}
+		}
+		var want bytes.Buffer
+		lines := strings.Split(string(in), "\n")
+		for _, l := range lines[:len(lines)-1] {
+			cut := 0
+			if len(l) > maxLine {
+				cut = len(l) - maxLine
+				l = l[cut:]
+				for i := 0; i < utf8.UTFMax-1 && len(l) > 0 && !utf8.RuneStart(l[0]); i++ {
+					l, cut = l[1:], cut+1
+				}
+			}
+			l = strings.TrimRight(l, "\r")
+			if cut > 0 {
+				l = fmt.Sprintf("[line cut: first %d bytes dropped] %s", cut, l)
+			}
+			if strings.TrimSpace(l) != "" {
+				fmt.Fprintf(&want, "p: %s\n", l)
+			}
+		}
+		if diff := cmp.Diff(want.String(), out.String()); diff != "" {
+			t.Fatalf("output (-want +got):\n%s", diff)
+		}
+	})
+}
