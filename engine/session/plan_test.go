@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/runbookdev/runbook/plugins/builtin"
 )
@@ -68,7 +69,12 @@ step "testing.echo" "a" {
 	}
 	var text strings.Builder
 	p.WriteText(&text)
-	rb.Host.Close() // waits for the plugin's stderr
+	// The plugin's stderr arrives through go-plugin's stdio stream, which
+	// closing the host does not drain: wait for the line.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "echo plan: s=") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	rb.Host.Close()
 	s.Close()
 	got := stderr.String()
 	if !strings.Contains(got, "echo plan: s=pw is ") {
