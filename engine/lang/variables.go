@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
 )
 
 // EnvPrefix is the prefix of environment variables that set runbook
@@ -94,7 +93,7 @@ func (v *Variable) convert(val cty.Value) (cty.Value, error) {
 	if v.defaults != nil && !val.IsNull() {
 		val = v.defaults.Apply(val)
 	}
-	return convert.Convert(val, v.Type)
+	return convertValue(val, v.Type)
 }
 
 // Required reports whether the variable has no default.
