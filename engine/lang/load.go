@@ -60,9 +60,9 @@ func Load(paths ...string) (*Config, hcl.Diagnostics) {
 			if _, dup := files[n]; dup {
 				continue
 			}
-			b, err := os.ReadFile(n)
-			if err != nil {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read runbook file", Detail: err.Error()})
+			b, d := readSource(n, "runbook file")
+			if d.HasErrors() {
+				diags = append(diags, d...)
 				continue
 			}
 			files[n] = b
@@ -126,8 +126,9 @@ func load(files map[string][]byte, order []string, base string) (*Config, hcl.Di
 	for _, name := range order {
 		src := files[name]
 		cfg.Sources[name] = src
-		if d := checkNumbers(name, src); d.HasErrors() {
-			// Refuse the file: evaluating such numbers could take minutes.
+		if d := checkInput(name, src, syntaxOf(name)); d.HasErrors() {
+			// Refuse the file: parsing it could crash, evaluating its
+			// numbers could take minutes.
 			diags = append(diags, d...)
 			continue
 		}

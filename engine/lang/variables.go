@@ -2,7 +2,6 @@ package lang
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -259,7 +258,7 @@ func parseRawVar(v *Variable, raw, from string) (cty.Value, hcl.Diagnostics) {
 	if v.Type == cty.String || (v.Type == cty.DynamicPseudoType && !looksLikeExpr(raw)) {
 		return cty.StringVal(raw), nil
 	}
-	if d := checkNumbers(from, []byte(raw)); d.HasErrors() {
+	if d := checkInput(from, []byte(raw), syntaxConfig); d.HasErrors() {
 		return cty.NilVal, d
 	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), from, hcl.InitialPos)
@@ -282,15 +281,15 @@ func looksLikeExpr(s string) bool {
 }
 
 func (c *Config) readVarFile(name string) (map[string]varValue, hcl.Diagnostics) {
-	src, err := os.ReadFile(name)
-	if err != nil {
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read variables file", Detail: err.Error()}}
+	src, diags := readSource(name, "variables file")
+	if diags.HasErrors() {
+		return nil, diags
 	}
 	return c.parseVarFile(name, src)
 }
 
 func (c *Config) parseVarFile(name string, src []byte) (map[string]varValue, hcl.Diagnostics) {
-	if d := checkNumbers(name, src); d.HasErrors() {
+	if d := checkInput(name, src, syntaxOf(name)); d.HasErrors() {
 		return nil, d
 	}
 	var f *hcl.File
