@@ -70,6 +70,9 @@ func Functions(baseDir string) map[string]function.Function {
 		"file": makeFileFunc(baseDir), "fileexists": makeFileExistsFunc(baseDir),
 		"basename": basenameFunc, "dirname": dirnameFunc,
 	}
+	for name, f := range numberFunctions {
+		fns[name] = f
+	}
 	fns["templatefile"] = makeTemplateFileFunc(baseDir, func() map[string]function.Function { return fns })
 	return fns
 }

@@ -269,8 +269,12 @@ func parseRawVar(v *Variable, raw, from string) (cty.Value, hcl.Diagnostics) {
 	}
 	val, diags := expr.Value(nil)
 	if diags.HasErrors() {
+		problem := "is invalid"
+		if len(expr.Variables()) > 0 {
+			problem = "must be a constant"
+		}
 		return cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value for variable",
-			Detail: fmt.Sprintf("The value from %s for variable %q must be a constant: %s", from, v.Name, diags[0].Detail)}}
+			Detail: fmt.Sprintf("The value from %s for variable %q %s: %s", from, v.Name, problem, diags[0].Detail)}}
 	}
 	return val, nil
 }
