@@ -128,8 +128,9 @@ func load(files map[string][]byte, order []string, base string) (*Config, hcl.Di
 		cfg.Sources[name] = src
 		if d := checkInput(name, src, syntaxOf(name)); d.HasErrors() {
 			// Refuse the file: parsing it could crash, evaluating its
-			// numbers could take minutes.
+			// numbers could take minutes. Its diagnostics show its source.
 			diags = append(diags, d...)
+			cfg.keepSource(name, src)
 			continue
 		}
 		var f *hcl.File
@@ -150,7 +151,21 @@ func load(files map[string][]byte, order []string, base string) (*Config, hcl.Di
 		diags = append(diags, cfg.decodeFile(f)...)
 	}
 	diags = append(diags, cfg.resolve()...)
-	return cfg, diags
+	return cfg, uniqueDiags(diags)
+}
+
+// keepSource keeps src under name for diagnostic snippets, unless a file
+// of that name is already known.
+func (c *Config) keepSource(name string, src []byte) {
+	if _, ok := c.Files[name]; ok {
+		return
+	}
+	if c.varFiles == nil {
+		c.varFiles = map[string]*hcl.File{}
+	}
+	if _, ok := c.varFiles[name]; !ok {
+		c.varFiles[name] = &hcl.File{Bytes: src}
+	}
 }
 
 func (c *Config) decodeFile(f *hcl.File) hcl.Diagnostics {

@@ -156,6 +156,8 @@ func (c *Config) ResolveVariables(src VarSources) (map[string]cty.Value, hcl.Dia
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			given[name] = varValue{val: val, from: "-var " + name}
+		} else if d[0].Subject != nil && d[0].Subject.Filename == "-var "+name {
+			c.keepSource(d[0].Subject.Filename, []byte(raw))
 		}
 	}
 
@@ -213,10 +215,10 @@ func (c *Config) ResolveVariables(src VarSources) (map[string]cty.Value, hcl.Dia
 		}
 	}
 	if diags.HasErrors() {
-		return out, diags
+		return out, uniqueDiags(diags)
 	}
 	diags = append(diags, c.validateVariables(out)...)
-	return out, diags
+	return out, uniqueDiags(diags)
 }
 
 // givenRange is where a variable's value was given: in a variables file,
@@ -294,6 +296,7 @@ func (c *Config) readVarFile(name string) (map[string]varValue, hcl.Diagnostics)
 
 func (c *Config) parseVarFile(name string, src []byte) (map[string]varValue, hcl.Diagnostics) {
 	if d := checkInput(name, src, syntaxOf(name)); d.HasErrors() {
+		c.keepSource(name, src)
 		return nil, d
 	}
 	var f *hcl.File
