@@ -14,9 +14,60 @@ import (
 // is that type, found in linear time; these helpers say so to cty.
 
 // convertValue is convert.Convert, linear in the number of elements when
-// they all have the same type.
+// they all have the same type or the wanted type says what they become.
+// (cty unifies the elements of every tuple it converts to a list, even of
+// a known type: a variable of type list(string) given a 1 MB list took two
+// minutes.)
 func convertValue(v cty.Value, ty cty.Type) (cty.Value, error) {
-	return convert.Convert(v, narrowType(v.Type(), ty))
+	ty = narrowType(v.Type(), ty)
+	if out, ok := convertElements(v, ty); ok {
+		return out, nil
+	}
+	return convert.Convert(v, ty)
+}
+
+// convertElements converts a known tuple to a list or a set, or a known
+// object to a map, of an element type without dynamic parts, one element
+// at a time. ok is false when it does not apply or an element does not
+// convert: convert.Convert then says why.
+func convertElements(v cty.Value, ty cty.Type) (out cty.Value, ok bool) {
+	if !ty.IsCollectionType() || ty.ElementType().HasDynamicTypes() {
+		return cty.NilVal, false
+	}
+	uv, marks := v.Unmark()
+	from := uv.Type()
+	seq := from.IsTupleType() && (ty.IsListType() || ty.IsSetType())
+	obj := from.IsObjectType() && ty.IsMapType()
+	if !seq && !obj || !uv.IsKnown() || uv.IsNull() || uv.LengthInt() == 0 {
+		return cty.NilVal, false
+	}
+	ety := ty.ElementType()
+	elems := make([]cty.Value, 0, uv.LengthInt())
+	var keys []string
+	for it := uv.ElementIterator(); it.Next(); {
+		k, e := it.Element()
+		ce, err := convertValue(e, ety)
+		if err != nil {
+			return cty.NilVal, false
+		}
+		elems = append(elems, ce)
+		if obj {
+			keys = append(keys, k.AsString())
+		}
+	}
+	switch {
+	case obj:
+		m := make(map[string]cty.Value, len(elems))
+		for i, k := range keys {
+			m[k] = elems[i]
+		}
+		out = cty.MapVal(m)
+	case ty.IsListType():
+		out = cty.ListVal(elems)
+	default:
+		out = cty.SetVal(elems)
+	}
+	return out.WithMarks(marks), true
 }
 
 // narrowType returns want with an element type of "any" replaced by the
