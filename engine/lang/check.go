@@ -24,7 +24,7 @@ type ActionLister interface {
 // expression with typed unknown values. Every problem is reported.
 func (c *Config) Check(src SchemaSource) hcl.Diagnostics {
 	ch := &checker{c: c, src: src, schemas: map[string]*schemaResult{}}
-	return ch.run()
+	return uniqueDiags(ch.run())
 }
 
 type schemaResult struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
@@ -35,22 +36,83 @@ func (c *Config) WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, width uint
 	}
 	var buf bytes.Buffer
 	tw := hcl.NewDiagnosticTextWriter(&buf, files, width, color)
-	for _, d := range diags {
+	for _, d := range uniqueDiags(diags) {
 		buf.Reset()
 		if err := tw.WriteDiagnostic(d); err != nil {
 			return err
 		}
 		if d.Subject != nil {
 			// Lead with file:line:col so editors and terminals can jump there.
-			if _, err := fmt.Fprintf(w, "%s:%d:%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column); err != nil {
+			if _, err := fmt.Fprintf(w, "%s:%d:%d: ", escapeControls([]byte(d.Subject.Filename), false), d.Subject.Start.Line, d.Subject.Start.Column); err != nil {
 				return err
 			}
 		}
-		if _, err := w.Write(buf.Bytes()); err != nil {
+		if _, err := w.Write(escapeControls(buf.Bytes(), color)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// The colours hcl.NewDiagnosticTextWriter writes.
+var diagColors = [][]byte{[]byte("\x1b[31m"), []byte("\x1b[33m"), []byte("\x1b[0m"), []byte("\x1b[1;4m")}
+
+// escapeControls writes the control characters of b other than newlines
+// and tabs as \xNN: snippets of binary input printed NUL bytes and
+// terminal escape sequences to the terminal. With colors, the diagnostic
+// writer's own colour sequences are kept.
+func escapeControls(b []byte, colors bool) []byte {
+	var out []byte
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c >= 0x20 && c != 0x7f || c == '\n' || c == '\t' {
+			if out != nil {
+				out = append(out, c)
+			}
+			continue
+		}
+		if colors && c == 0x1b {
+			if j := slices.IndexFunc(diagColors, func(code []byte) bool { return bytes.HasPrefix(b[i:], code) }); j >= 0 {
+				if out != nil {
+					out = append(out, diagColors[j]...)
+				}
+				i += len(diagColors[j]) - 1
+				continue
+			}
+		}
+		if out == nil {
+			out = append(make([]byte, 0, len(b)+16), b[:i]...)
+		}
+		out = fmt.Appendf(out, "\\x%02x", c)
+	}
+	if out == nil {
+		return b
+	}
+	return out
+}
+
+// uniqueDiags is diags without repetitions: an error in a local, say, is
+// found again by every expression that uses the local.
+func uniqueDiags(diags hcl.Diagnostics) hcl.Diagnostics {
+	type key struct {
+		sev             hcl.DiagnosticSeverity
+		summary, detail string
+		subject         hcl.Range
+	}
+	seen := make(map[key]bool, len(diags))
+	out := diags[:0:0]
+	for _, d := range diags {
+		k := key{sev: d.Severity, summary: d.Summary, detail: d.Detail}
+		if d.Subject != nil {
+			k.subject = *d.Subject
+		}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, d)
+	}
+	return out
 }
 
 // JSONPos is a position in a JSON diagnostic.
@@ -90,7 +152,7 @@ func (c *Config) JSONDiagnostics(diags hcl.Diagnostics) []JSONDiagnostic {
 	if c != nil {
 		files = c.AllFiles()
 	}
-	for _, d := range diags {
+	for _, d := range uniqueDiags(diags) {
 		jd := JSONDiagnostic{Severity: "error", Summary: d.Summary, Detail: d.Detail}
 		if d.Severity == hcl.DiagWarning {
 			jd.Severity = "warning"

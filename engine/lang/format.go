@@ -42,17 +42,18 @@ func formatValue(b *strings.Builder, v cty.Value, indent int) {
 		return
 	}
 	ty := v.Type()
-	pad := strings.Repeat(" ", indent+2)
-	end := strings.Repeat(" ", indent)
+	pad := func() string { return strings.Repeat(" ", indent+2) }
+	end := func() string { return strings.Repeat(" ", indent) }
 	switch {
 	case ty == cty.String:
 		s := v.AsString()
-		if strings.Contains(s, "\n") && len(s) > 1 {
+		if lines := strings.Count(s, "\n"); lines > 0 && len(s) > 1 && lines*(indent+2) <= 2*len(s)+maxHeredocPad {
+			pad := pad()
 			b.WriteString("<<-EOT\n")
 			for _, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
 				b.WriteString(pad + line + "\n")
 			}
-			b.WriteString(end + "EOT")
+			b.WriteString(end() + "EOT")
 			return
 		}
 		b.WriteString(strconv.Quote(s))
@@ -73,6 +74,7 @@ func formatValue(b *strings.Builder, v cty.Value, indent int) {
 			b.WriteString(inline)
 			return
 		}
+		pad := pad()
 		b.WriteString("[\n")
 		for it := v.ElementIterator(); it.Next(); {
 			_, e := it.Element()
@@ -80,7 +82,7 @@ func formatValue(b *strings.Builder, v cty.Value, indent int) {
 			formatValue(b, e, indent+2)
 			b.WriteString(",\n")
 		}
-		b.WriteString(end + "]")
+		b.WriteString(end() + "]")
 	case ty.IsMapType() || ty.IsObjectType():
 		m := v.AsValueMap()
 		if len(m) == 0 {
@@ -96,6 +98,7 @@ func formatValue(b *strings.Builder, v cty.Value, indent int) {
 			}
 		}
 		sort.Strings(keys)
+		pad := pad()
 		b.WriteString("{\n")
 		for _, k := range keys {
 			fk := formatKey(k)
@@ -103,11 +106,18 @@ func formatValue(b *strings.Builder, v cty.Value, indent int) {
 			formatValue(b, m[k], indent+2)
 			b.WriteString("\n")
 		}
-		b.WriteString(end + "}")
+		b.WriteString(end() + "}")
 	default:
 		b.WriteString(ty.FriendlyName())
 	}
 }
+
+// maxHeredocPad bounds the indentation a multi-line string may add, beyond
+// twice its length, when shown as a heredoc: its lines are indented with
+// the value, and a string of many short lines deep in a value made the
+// plan hundreds of times larger than the value. Past it the string is
+// shown quoted.
+const maxHeredocPad = 256
 
 func formatKey(k string) string {
 	if validIdentifier(k) {
@@ -130,10 +140,10 @@ func inlineList(v cty.Value) (string, bool) {
 			return "", false
 		}
 		total += len(s) + 2
+		if total > 60 {
+			return "", false
+		}
 		parts = append(parts, s)
-	}
-	if total > 60 {
-		return "", false
 	}
 	return "[" + strings.Join(parts, ", ") + "]", true
 }

@@ -2,6 +2,7 @@ package lang
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,14 +61,17 @@ func Functions(baseDir string) map[string]function.Function {
 		// dates
 		"formatdate": stdlib.FormatDateFunc, "timeadd": stdlib.TimeAddFunc, "timestamp": timestampFunc,
 		// types
-		"tobool": stdlib.MakeToFunc(cty.Bool), "tolist": stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
-		"tomap": stdlib.MakeToFunc(cty.Map(cty.DynamicPseudoType)), "tonumber": stdlib.MakeToFunc(cty.Number),
-		"toset": stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)), "tostring": stdlib.MakeToFunc(cty.String),
+		"tobool": stdlib.MakeToFunc(cty.Bool), "tolist": makeToFunc(cty.List(cty.DynamicPseudoType)),
+		"tomap": makeToFunc(cty.Map(cty.DynamicPseudoType)), "tonumber": stdlib.MakeToFunc(cty.Number),
+		"toset": makeToFunc(cty.Set(cty.DynamicPseudoType)), "tostring": stdlib.MakeToFunc(cty.String),
 		"try": tryfunc.TryFunc, "can": tryfunc.CanFunc,
 		// environment and files
 		"env": envFunc, "uuid": uuidFunc,
 		"file": makeFileFunc(baseDir), "fileexists": makeFileExistsFunc(baseDir),
 		"basename": basenameFunc, "dirname": dirnameFunc,
+	}
+	for name, f := range numberFunctions {
+		fns[name] = f
 	}
 	fns["templatefile"] = makeTemplateFileFunc(baseDir, func() map[string]function.Function { return fns })
 	return fns
@@ -169,8 +173,12 @@ func resolvePath(baseDir, p string) string {
 }
 
 func readTextFile(baseDir, p string) (string, error) {
-	b, err := os.ReadFile(resolvePath(baseDir, p))
-	if err != nil {
+	b, err := readLimited(resolvePath(baseDir, p))
+	var tooLarge *fileTooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return "", err
+	case err != nil:
 		return "", fmt.Errorf("read %s: %w", p, err)
 	}
 	return string(b), nil
@@ -225,6 +233,9 @@ func makeTemplateFileFunc(baseDir string, funcs func() map[string]function.Funct
 			}
 			if vars.IsNull() || !(vars.Type().IsObjectType() || vars.Type().IsMapType()) {
 				return cty.NilVal, function.NewArgErrorf(1, "vars must be an object or a map")
+			}
+			if diags := checkNesting(name, []byte(src), syntaxTemplate); diags.HasErrors() {
+				return cty.NilVal, fmt.Errorf("template %s: %s", name, diags.Error())
 			}
 			expr, diags := hclsyntax.ParseTemplate([]byte(src), name, hcl.Pos{Line: 1, Column: 1, Byte: 0})
 			if diags.HasErrors() {

@@ -89,3 +89,25 @@ func FuzzVarValue(f *testing.F) {
 		cfg.parseVarFile("v.json", file)
 	})
 }
+
+// FuzzVarFile: a variables file, native or JSON syntax, never panics,
+// never takes long, and is refused with a diagnostic rather than crashing
+// the parser when it nests too deeply.
+func FuzzVarFile(f *testing.F) {
+	for _, s := range []string{
+		"count = 1\ntags = [\"a\"]\n", `{"count": 1, "tags": ["a"]}`, "conf = { url = \"u\" }\n", "any = [[[[1]]]]\n",
+		"any = 1e10000 * 1e10000\n", "any = <<EOT\n${[1]}\nEOT\n", `{"any": "${[[1]]}"}`, "# \x00\nany = \"\\u0000\"\n",
+	} {
+		f.Add([]byte(s))
+	}
+	cfg, _ := LoadSources(map[string][]byte{"main.hcl": []byte(varsRunbook)})
+	f.Fuzz(func(t *testing.T, src []byte) {
+		watchdog := time.AfterFunc(10*time.Second, func() { panic("fuzz input took more than 10s") })
+		defer watchdog.Stop()
+		for _, name := range []string{"v.vars.hcl", "v.json"} {
+			_, diags := cfg.parseVarFile(name, src)
+			cfg.WriteDiagnostics(io.Discard, diags, 80, true)
+			cfg.JSONDiagnostics(diags)
+		}
+	})
+}

@@ -48,7 +48,9 @@ type Config struct {
 	// badRefs holds the ranges of references already reported as errors,
 	// so that later checks do not report them again.
 	badRefs map[hcl.Range]bool
-	// varFiles are -var-file files read by ResolveVariables (snippets only).
+	// varFiles holds sources for diagnostic snippets only: -var-file files
+	// read by ResolveVariables, -var values refused, and runbook files
+	// refused before parsing (by name).
 	varFiles map[string]*hcl.File
 
 	// localDeps: local name -> steps it references, directly or through

@@ -55,10 +55,14 @@ func checkNumberTokens(toks hclsyntax.Tokens, subject *hcl.Range) hcl.Diagnostic
 }
 
 func hugeNumber(num []byte, rng hcl.Range) *hcl.Diagnostic {
+	detail := fmt.Sprintf("%s is too large: exponents above %d are not supported.", num, maxExponent)
+	if i := bytes.IndexAny(num, "eE"); i >= 0 && i+1 < len(num) && num[i+1] == '-' {
+		detail = fmt.Sprintf("%s is too small (too precise): exponents below -%d are not supported.", num, maxExponent)
+	}
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  "Number out of range",
-		Detail:   fmt.Sprintf("%s is too large: exponents above %d are not supported.", num, maxExponent),
+		Detail:   detail,
 		Subject:  rng.Ptr(),
 	}
 }

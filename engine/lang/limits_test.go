@@ -31,7 +31,7 @@ func TestHugeNumbersAreTokens(t *testing.T) {
 		{"indented heredoc", "<<-EOT\n  1e100000\n  EOT", nil},
 		{"largest exponent", "1e10000 + 1e-10000 + 1e010000", nil},
 		{"number", "1e100000", []string{"2:11-2:19: 1e100000 is too large"}},
-		{"negative exponent", "1.5E-100000", []string{"2:11-2:22: 1.5E-100000 is too large"}},
+		{"negative exponent", "1.5E-100000", []string{"2:11-2:22: 1.5E-100000 is too small (too precise)"}},
 		{"exponent beyond int", "1e99999999999999999999", []string{"2:11-2:33: 1e99999999999999999999 is too large"}},
 		{"interpolation", `"a${1e100000}b"`, []string{"2:15-2:23: 1e100000 is too large"}},
 		{"in a heredoc's interpolation", "<<EOT\n${1e100000}\nEOT", []string{"3:3-3:11: 1e100000 is too large"}},
@@ -120,7 +120,8 @@ func numberDiags(diags hcl.Diagnostics) []string {
 		}
 		r := d.Subject
 		out = append(out, fmt.Sprintf("%d:%d-%d:%d: %s", r.Start.Line, r.Start.Column, r.End.Line, r.End.Column,
-			strings.TrimSuffix(d.Detail, fmt.Sprintf(": exponents above %d are not supported.", maxExponent))))
+			strings.TrimSuffix(strings.TrimSuffix(d.Detail, fmt.Sprintf(": exponents above %d are not supported.", maxExponent)),
+				fmt.Sprintf(": exponents below -%d are not supported.", maxExponent))))
 	}
 	return out
 }

@@ -60,9 +60,9 @@ func Load(paths ...string) (*Config, hcl.Diagnostics) {
 			if _, dup := files[n]; dup {
 				continue
 			}
-			b, err := os.ReadFile(n)
-			if err != nil {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read runbook file", Detail: err.Error()})
+			b, d := readSource(n, "runbook file")
+			if d.HasErrors() {
+				diags = append(diags, d...)
 				continue
 			}
 			files[n] = b
@@ -126,9 +126,11 @@ func load(files map[string][]byte, order []string, base string) (*Config, hcl.Di
 	for _, name := range order {
 		src := files[name]
 		cfg.Sources[name] = src
-		if d := checkNumbers(name, src); d.HasErrors() {
-			// Refuse the file: evaluating such numbers could take minutes.
+		if d := checkInput(name, src, syntaxOf(name)); d.HasErrors() {
+			// Refuse the file: parsing it could crash, evaluating its
+			// numbers could take minutes. Its diagnostics show its source.
 			diags = append(diags, d...)
+			cfg.keepSource(name, src)
 			continue
 		}
 		var f *hcl.File
@@ -149,7 +151,21 @@ func load(files map[string][]byte, order []string, base string) (*Config, hcl.Di
 		diags = append(diags, cfg.decodeFile(f)...)
 	}
 	diags = append(diags, cfg.resolve()...)
-	return cfg, diags
+	return cfg, uniqueDiags(diags)
+}
+
+// keepSource keeps src under name for diagnostic snippets, unless a file
+// of that name is already known.
+func (c *Config) keepSource(name string, src []byte) {
+	if _, ok := c.Files[name]; ok {
+		return
+	}
+	if c.varFiles == nil {
+		c.varFiles = map[string]*hcl.File{}
+	}
+	if _, ok := c.varFiles[name]; !ok {
+		c.varFiles[name] = &hcl.File{Bytes: src}
+	}
 }
 
 func (c *Config) decodeFile(f *hcl.File) hcl.Diagnostics {

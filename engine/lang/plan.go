@@ -167,7 +167,7 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 	outs, d := scope.Outputs()
 	diags = append(diags, d...)
 	p.Outputs = outs
-	return p, diags
+	return p, uniqueDiags(diags)
 }
 
 func reversibility(s *Step, sc sdk.ActionSchema, hasSchema bool) (Reversibility, string) {

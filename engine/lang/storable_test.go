@@ -118,14 +118,14 @@ func TestEvaluationRefusesUnstorableValues(t *testing.T) {
 			result{"(known after apply)", []string{`2:10: Value the journal cannot store | with.v[0][0][0][0][0]… of step "a" nests more than 100 levels deep` + detail}}},
 		{"with, fine", "step \"core.exec\" \"a\" {\n  with = { v = " + deepJSON(9) + ", n = pow(10, 300) }\n}", "inputs",
 			result{"", nil}},
-		{"rollback with", "step \"core.exec\" \"a\" {\n  rollback {\n    action = core.exec\n    with = { n = -pow(10, 400) * self.inputs.n }\n  }\n}", "rollback",
+		{"rollback with", "step \"core.exec\" \"a\" {\n  rollback {\n    action = core.exec\n    with = { n = -pow(10, 400) + self.inputs.n }\n  }\n}", "rollback",
 			result{"(known after apply)", []string{`4:12: Value the journal cannot store | rollback.with.n of step "a" is -Inf`}}},
 		{"output", "output \"o\" {\n  value = [1, pow(10, 400)]\n}", "outputs",
 			result{"{}", []string{`2:11: Value the journal cannot store | value[1] of output "o" is +Inf`}}},
 		{"sensitive output", "output \"o\" {\n  value = { a = 1e9000 * 1e9000 }\n  sensitive = true\n}", "outputs",
-			result{"{}", []string{`2:11: Value the journal cannot store | value.a of output "o" is too large a number`}}},
+			result{"{}", []string{`2:17: Operation failed | Error during operation: the result is too large a number`}}},
 		{"local", "locals {\n  big = 1e-9000 / 1e9000\n}", "locals",
-			result{"{\n  big = (known after apply)\n}", []string{`2:9: Value the journal cannot store | local.big is too small a number`}}},
+			result{"{\n  big = (known after apply)\n}", []string{`2:9: Operation failed | Error during operation: the result is too small a number`}}},
 		{"local used by a step", "locals {\n  big = pow(10, 400)\n}\nstep \"core.exec\" \"a\" {\n  with = { n = local.big }\n}", "inputs",
 			result{"{\n  n = (known after apply)\n}", []string{`2:9: Value the journal cannot store | local.big is +Inf`}}},
 	}
@@ -154,10 +154,10 @@ func TestEvaluationRefusesUnstorableValues(t *testing.T) {
 
 func TestVariablesRefuseUnstorableValues(t *testing.T) {
 	_, diags := loadSrc(t, "variable \"d\" {\n  default = { x = 1e9000 * 1e9000 }\n}\nvariable \"n\" {\n  type = number\n  default = 1\n}\n")
-	wantDiags(t, diags, []string{`2:13: Value the journal cannot store | default.x of variable "d" is too large a number`})
+	wantDiags(t, diags, []string{`2:19: Operation failed | Error during operation: the result is too large a number`})
 	cfg := mustLoadNoCheck(t, "variable \"n\" {\n  type = number\n  default = 1\n}\nvariable \"l\" {\n  type = any\n  default = 1\n}\n")
 	for _, tc := range []struct{ arg, want string }{
-		{"n=1e9000 * 1e9000", `1:1: Value the journal cannot store | var.n is too large a number`},
+		{"n=1e9000 * 1e9000", `-: Invalid value for variable | The value from -var n for variable "n" is invalid: Error during operation: the result is too large a number`},
 		{"l=[" + strings.Repeat("[", 101) + strings.Repeat("]", 101) + "]", `5:1: Value the journal cannot store | var.l[0][0][0][0][0][0]… nests more than 100 levels deep`},
 	} {
 		_, diags := cfg.ResolveVariables(VarSources{Args: []string{tc.arg}})

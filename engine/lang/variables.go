@@ -2,7 +2,6 @@ package lang
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
 )
 
 // EnvPrefix is the prefix of environment variables that set runbook
@@ -94,7 +92,7 @@ func (v *Variable) convert(val cty.Value) (cty.Value, error) {
 	if v.defaults != nil && !val.IsNull() {
 		val = v.defaults.Apply(val)
 	}
-	return convert.Convert(val, v.Type)
+	return convertValue(val, v.Type)
 }
 
 // Required reports whether the variable has no default.
@@ -158,6 +156,8 @@ func (c *Config) ResolveVariables(src VarSources) (map[string]cty.Value, hcl.Dia
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			given[name] = varValue{val: val, from: "-var " + name}
+		} else if d[0].Subject != nil && d[0].Subject.Filename == "-var "+name {
+			c.keepSource(d[0].Subject.Filename, []byte(raw))
 		}
 	}
 
@@ -215,10 +215,10 @@ func (c *Config) ResolveVariables(src VarSources) (map[string]cty.Value, hcl.Dia
 		}
 	}
 	if diags.HasErrors() {
-		return out, diags
+		return out, uniqueDiags(diags)
 	}
 	diags = append(diags, c.validateVariables(out)...)
-	return out, diags
+	return out, uniqueDiags(diags)
 }
 
 // givenRange is where a variable's value was given: in a variables file,
@@ -260,7 +260,7 @@ func parseRawVar(v *Variable, raw, from string) (cty.Value, hcl.Diagnostics) {
 	if v.Type == cty.String || (v.Type == cty.DynamicPseudoType && !looksLikeExpr(raw)) {
 		return cty.StringVal(raw), nil
 	}
-	if d := checkNumbers(from, []byte(raw)); d.HasErrors() {
+	if d := checkInput(from, []byte(raw), syntaxConfig); d.HasErrors() {
 		return cty.NilVal, d
 	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), from, hcl.InitialPos)
@@ -271,8 +271,12 @@ func parseRawVar(v *Variable, raw, from string) (cty.Value, hcl.Diagnostics) {
 	}
 	val, diags := expr.Value(nil)
 	if diags.HasErrors() {
+		problem := "is invalid"
+		if len(expr.Variables()) > 0 {
+			problem = "must be a constant"
+		}
 		return cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value for variable",
-			Detail: fmt.Sprintf("The value from %s for variable %q must be a constant: %s", from, v.Name, diags[0].Detail)}}
+			Detail: fmt.Sprintf("The value from %s for variable %q %s: %s", from, v.Name, problem, diags[0].Detail)}}
 	}
 	return val, nil
 }
@@ -283,15 +287,16 @@ func looksLikeExpr(s string) bool {
 }
 
 func (c *Config) readVarFile(name string) (map[string]varValue, hcl.Diagnostics) {
-	src, err := os.ReadFile(name)
-	if err != nil {
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read variables file", Detail: err.Error()}}
+	src, diags := readSource(name, "variables file")
+	if diags.HasErrors() {
+		return nil, diags
 	}
 	return c.parseVarFile(name, src)
 }
 
 func (c *Config) parseVarFile(name string, src []byte) (map[string]varValue, hcl.Diagnostics) {
-	if d := checkNumbers(name, src); d.HasErrors() {
+	if d := checkInput(name, src, syntaxOf(name)); d.HasErrors() {
+		c.keepSource(name, src)
 		return nil, d
 	}
 	var f *hcl.File
