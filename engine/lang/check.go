@@ -61,13 +61,25 @@ func (ch *checker) lookup(plugin, action string, rng hcl.Range) (sdk.ActionSchem
 	r := ch.schema(plugin, action)
 	switch {
 	case r.err != nil:
-		ch.add(&hcl.Diagnostic{
+		d := &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  fmt.Sprintf("Unknown plugin %q", plugin),
 			Detail: fmt.Sprintf("Cannot load plugin %q: %s\n\nBuiltin plugins need no declaration; an external plugin needs a plugin %q { source = PATH } block and `runbook init`.",
 				plugin, r.err, plugin),
 			Subject: rng.Ptr(),
-		})
+		}
+		// A plugin that exists but could not start, or was refused (its
+		// checksum, its directory's permissions), is not unknown.
+		switch e := sdk.Classify(r.err); e.Kind {
+		case sdk.KindInternal:
+			d.Summary, d.Detail = fmt.Sprintf("Plugin %q failed to start", plugin), r.err.Error()
+		case sdk.KindInvalid:
+			d.Summary, d.Detail = fmt.Sprintf("Plugin %q is refused", plugin), r.err.Error()
+		}
+		if h := sdk.Classify(r.err).Hint; h != "" && d.Detail == r.err.Error() {
+			d.Detail += "\n\nHint: " + h
+		}
+		ch.add(d)
 		return sdk.ActionSchema{}, false
 	case !r.ok:
 		detail := fmt.Sprintf("Plugin %q has no action %q.", plugin, action)

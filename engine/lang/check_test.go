@@ -14,6 +14,8 @@ func TestCheckDiagnostics(t *testing.T) {
 		{"valid", `step "core.exec" "a" { with = { command = "x", args = ["a"], env = { A = "b" } } }`, nil},
 		{"unknown plugin", `step "coer.exec" "a" { with = { command = "x" } }`,
 			[]string{`1:6: Unknown plugin "coer" | Cannot load plugin "coer": no plugin named "coer"`}},
+		{"plugin that fails to start", `step "broken.exec" "a" {}`,
+			[]string{`1:6: Plugin "broken" failed to start | plugin broken could not be started: exit status 3`}},
 		{"unknown action", `step "core.exce" "a" { with = { command = "x" } }`,
 			[]string{`1:6: Unknown action | Plugin "core" has no action "exce". Did you mean "core.exec"?`}},
 		{"unknown action without suggestion", `step "core.zzzzzz" "a" {}`,

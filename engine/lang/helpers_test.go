@@ -22,6 +22,9 @@ var update = flag.Bool("update", false, "rewrite golden files")
 type fakeSchemas map[string]map[string]sdk.ActionSchema
 
 func (f fakeSchemas) ActionSchema(plugin, action string) (sdk.ActionSchema, bool, error) {
+	if plugin == "broken" { // a plugin that exists but cannot start
+		return sdk.ActionSchema{}, false, &sdk.Error{Kind: sdk.KindInternal, Err: fmt.Errorf("plugin broken could not be started: exit status 3")}
+	}
 	p, ok := f[plugin]
 	if !ok {
 		return sdk.ActionSchema{}, false, fmt.Errorf("no plugin named %q", plugin)
