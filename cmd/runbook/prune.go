@@ -68,6 +68,9 @@ func runsPrune(stdout, stderr io.Writer, stdin *os.File, stateDir string, o sess
 		fmt.Fprintln(stderr, "Prune cancelled.")
 		return withCode(exitError, nil)
 	}
+	if err != nil && len(runs) == 0 {
+		return withCode(exitError, err)
+	}
 	verb := "Removed"
 	if o.DryRun {
 		verb = "Would remove"
