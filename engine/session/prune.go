@@ -3,6 +3,8 @@ package session
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/runbookdev/runbook/engine/journal"
@@ -115,7 +117,7 @@ func lockedBy(store *journal.LocalStore, st *journal.State) (bool, error) {
 	return err != nil || ls.Holder.RunID == st.Meta.ID, err
 }
 
-// pruneRun removes run id's journal while holding the run, so that no
+// pruneRun removes run id's journal and approvals while holding the run, so that no
 // resume or rollback works on it meanwhile.
 func pruneRun(store *journal.LocalStore, id string) error {
 	var h held
@@ -123,6 +125,10 @@ func pruneRun(store *journal.LocalStore, id string) error {
 		return fmt.Errorf("prune run %s: %w", id, err)
 	}
 	err := store.Remove(id)
+	if err == nil {
+		// Answers to its core.approve gates (cmd/runbook approve).
+		err = os.RemoveAll(filepath.Join(store.Dir, "approvals", id))
+	}
 	h.release(true)
 	if err != nil {
 		return fmt.Errorf("prune run %s: %w", id, err)

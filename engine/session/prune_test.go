@@ -62,6 +62,13 @@ func TestPrune(t *testing.T) {
 	all := []string{aborted.RunID, ids[2], ids[1], ids[0]}
 	never := func([]*journal.State) (bool, error) { t.Fatal("confirm called"); return false, nil }
 
+	// An answer to a gate of a run that will be pruned.
+	approval := filepath.Join(dir, ".runbook", "approvals", ids[0], "gate.json")
+	if err := os.MkdirAll(filepath.Dir(approval), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, approval, "{}")
+
 	// A dry run lists every finished run and removes nothing.
 	got, err := s.Prune(PruneOptions{DryRun: true}, never)
 	if err != nil {
@@ -91,6 +98,9 @@ func TestPrune(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{aborted.RunID, ids[2]}, left()); diff != "" {
 		t.Errorf("runs left (-want +got):\n%s", diff)
+	}
+	if _, err := os.Stat(filepath.Dir(approval)); !os.IsNotExist(err) {
+		t.Errorf("pruned run's approvals: %v", err)
 	}
 	// An hour later, everything finished is old: the aborted run (it holds
 	// the lock and can be resumed) stays.
