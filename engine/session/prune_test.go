@@ -102,9 +102,20 @@ func TestPrune(t *testing.T) {
 	if _, err := os.Stat(filepath.Dir(approval)); !os.IsNotExist(err) {
 		t.Errorf("pruned run's approvals: %v", err)
 	}
-	// An hour later, everything finished is old: the aborted run (it holds
-	// the lock and can be resumed) stays.
-	got, err = s.Prune(PruneOptions{OlderThan: 30 * time.Minute, Now: time.Now().Add(time.Hour)}, nil)
+	// An hour later, everything finished is old, but a live process holds
+	// the last finished run: it stays.
+	later := PruneOptions{OlderThan: 30 * time.Minute, Now: time.Now().Add(time.Hour)}
+	l, err := journal.NewLocal(filepath.Join(dir, ".runbook")).Lock("run:"+ids[2], ids[2], Holder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Prune(later, nil); err != nil || len(got) != 0 {
+		t.Errorf("prune of a held run = %v, %v", runIDs(got), err)
+	}
+	l.Release(true)
+	// Released, it goes; the aborted run (it holds the lock key and can be
+	// resumed) stays.
+	got, err = s.Prune(later, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
