@@ -38,7 +38,7 @@ With -json: one document, see docs/runs-json.md.`,
 	}
 	show.Flags().BoolVar(&asJSON, "json", false, "print JSON (docs/runs-json.md)")
 	runs.PersistentFlags().StringVar(&stateDir, "state-dir", "", stateDirUsage)
-	runs.AddCommand(ls, show)
+	runs.AddCommand(ls, show, pruneCmd())
 	rootCmd.AddCommand(runs)
 }
 

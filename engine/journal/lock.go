@@ -392,3 +392,16 @@ func (l *localLock) Release(finished bool) error {
 var hostOnce = sync.OnceValue(func() string { h, _ := os.Hostname(); return h })
 
 func hostname() string { return hostOnce() }
+
+// RemoveLock deletes key's lock file when no holder is recorded in it (a
+// pruned run's own lock); a held key is left as it is.
+func (s *LocalStore) RemoveLock(key string) error {
+	st, err := s.Status(key)
+	if err != nil || st.Active || st.Holder.RunID != "" {
+		return err
+	}
+	if err := os.Remove(s.lockPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}

@@ -265,3 +265,16 @@ func (s *LocalStore) Resolve(prefix string) (string, error) {
 	}
 	return "", fmt.Errorf("run id %q is ambiguous: %s", prefix, strings.Join(match, ", "))
 }
+
+// Remove deletes run id's journal directory (pruning). The caller makes
+// sure no process works on the run.
+func (s *LocalStore) Remove(id string) error {
+	if id == "" || strings.ContainsAny(id, `/\`) || id == "." || id == ".." {
+		return fmt.Errorf("invalid run id %q", id)
+	}
+	if err := os.RemoveAll(s.runDir(id)); err != nil {
+		return err
+	}
+	syncDir(filepath.Join(s.Dir, "runs"))
+	return nil
+}
