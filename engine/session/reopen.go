@@ -28,6 +28,8 @@ type reopened struct {
 	// sealer reads (and seals) the run's secrets: nil when this session's
 	// key is not the one the run was sealed with.
 	sealer *journal.Sealer
+	// picked: no run was named; latest chose it.
+	picked bool
 }
 
 func (o *reopened) close(finished bool) {
@@ -40,11 +42,11 @@ func (o *reopened) close(finished bool) {
 	o.locks.release(finished)
 }
 
-// reopen resolves id (or the latest run, unfinished only when asked),
-// takes its locks, reopens its journal and loads its runbook and
+// reopen resolves id (or, when id is "", the run latest picks), takes its
+// locks, reopens its journal and loads its runbook and
 // variables: the journaled values first, then what was not stored
 // (sensitive values without a key) from vars. On error nothing stays held.
-func (s *Session) reopen(id string, vars lang.VarSources, latestUnfinished bool) (_ *reopened, err error) {
+func (s *Session) reopen(id string, vars lang.VarSources, latest func(*journal.LocalStore) (string, error)) (_ *reopened, err error) {
 	dir := s.namedStateDir()
 	o := &reopened{store: journal.NewLocal(dir)}
 	defer func() {
@@ -53,7 +55,8 @@ func (s *Session) reopen(id string, vars lang.VarSources, latestUnfinished bool)
 		}
 	}()
 	if id == "" {
-		id, err = latestRun(o.store, latestUnfinished)
+		id, err = latest(o.store)
+		o.picked = true
 	} else {
 		id, err = o.store.Resolve(id)
 	}
@@ -151,7 +154,7 @@ func varArg(v cty.Value) string {
 // that was in flight is applied again with the same idempotency key and
 // its last checkpoint.
 func (s *Session) Resume(ctx context.Context, id string, vars lang.VarSources) (*Outcome, error) {
-	o, err := s.reopen(id, vars, true)
+	o, err := s.reopen(id, vars, func(st *journal.LocalStore) (string, error) { return latestRun(st, true) })
 	if err != nil {
 		return nil, err
 	}
@@ -182,14 +185,19 @@ type RollbackOptions struct {
 	// changed since (sdk.UndoRequest.Force); without it such an undo
 	// fails with kind conflict and the rollback stops there.
 	Force bool
+	// Confirm, when set, is shown the undo plan before anything is undone
+	// and must return true for the rollback to go on (false gives
+	// ErrCancelled). It is not called for a run already rolled back.
+	Confirm func(*UndoPlan) (bool, error)
 }
 
-// Rollback undoes a run (id "" = the latest run): every step that
-// completed, or failed leaving undo state, or whose undo failed before,
-// and is not undone yet, in reverse dependency order. It works on
-// successful runs too.
+// Rollback undoes a run (id "" = the latest run of the runbook in the
+// working directory, or of the state directory when the working directory
+// holds no runbook): every step that completed, or failed leaving undo
+// state, or whose undo failed before, and is not undone yet, in reverse
+// dependency order. It works on successful runs too.
 func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources, ro RollbackOptions) (*Outcome, error) {
-	o, err := s.reopen(id, vars, false)
+	o, err := s.reopen(id, vars, latestRunHere)
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +208,24 @@ func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources,
 		finished = true
 		return &Outcome{RunID: runID, Journal: o.store.Location(runID), AlreadyRolledBack: true,
 			Result: &run.Result{State: journal.RunRolledBack}}, nil
+	}
+	if ro.Confirm != nil {
+		// Nothing is journaled before the answer: the lock stays with
+		// the run only if it was unfinished.
+		finished = journal.Finished(o.state.State)
+		p, err := undoPlan(o)
+		if err != nil {
+			return nil, err
+		}
+		p.Picked = o.picked
+		ok, err := ro.Confirm(p)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, ErrCancelled
+		}
+		finished = false
 	}
 	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "rollback", o.sealer, ro.Force)
 	if err == nil {
