@@ -28,8 +28,9 @@ type reopened struct {
 	// sealer reads (and seals) the run's secrets: nil when this session's
 	// key is not the one the run was sealed with.
 	sealer *journal.Sealer
-	// picked: no run was named; latest chose it.
-	picked bool
+	// picked: no run was named; latest chose it (here: among the runs of
+	// the runbook in the working directory).
+	picked, here bool
 }
 
 func (o *reopened) close(finished bool) {
@@ -46,7 +47,7 @@ func (o *reopened) close(finished bool) {
 // locks, reopens its journal and loads its runbook and
 // variables: the journaled values first, then what was not stored
 // (sensitive values without a key) from vars. On error nothing stays held.
-func (s *Session) reopen(id string, vars lang.VarSources, latest func(*journal.LocalStore) (string, error)) (_ *reopened, err error) {
+func (s *Session) reopen(id string, vars lang.VarSources, latest func(*journal.LocalStore) (string, bool, error)) (_ *reopened, err error) {
 	dir := s.namedStateDir()
 	o := &reopened{store: journal.NewLocal(dir)}
 	defer func() {
@@ -55,7 +56,7 @@ func (s *Session) reopen(id string, vars lang.VarSources, latest func(*journal.L
 		}
 	}()
 	if id == "" {
-		id, err = latest(o.store)
+		id, o.here, err = latest(o.store)
 		o.picked = true
 	} else {
 		id, err = o.store.Resolve(id)
@@ -154,7 +155,10 @@ func varArg(v cty.Value) string {
 // that was in flight is applied again with the same idempotency key and
 // its last checkpoint.
 func (s *Session) Resume(ctx context.Context, id string, vars lang.VarSources) (*Outcome, error) {
-	o, err := s.reopen(id, vars, func(st *journal.LocalStore) (string, error) { return latestRun(st, true) })
+	o, err := s.reopen(id, vars, func(st *journal.LocalStore) (string, bool, error) {
+		id, err := latestRun(st, true)
+		return id, false, err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +221,7 @@ func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources,
 		if err != nil {
 			return nil, err
 		}
-		p.Picked = o.picked
+		p.Picked, p.Here = o.picked, o.here
 		ok, err := ro.Confirm(p)
 		if err != nil {
 			return nil, err

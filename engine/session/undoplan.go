@@ -19,8 +19,9 @@ type UndoPlan struct {
 	Dir     string // the runbook's directory
 	State   string // the run's journaled state
 	// Picked: the run was not named; it is the latest run of the runbook
-	// in the working directory (or of the state directory).
-	Picked bool
+	// in the working directory when Here, else of the state directory
+	// (the working directory holds no runbook).
+	Picked, Here bool
 	// Levels are the undos in the executor's order (graph.Undo of the step
 	// graph over the steps that need an undo): every undo of a level
 	// finishes before the next level starts; those of one level run in
@@ -156,16 +157,18 @@ func realDir(dir string) string {
 	return dir
 }
 
-// latestRunHere is the newest run of the runbook in the working directory,
-// or of the state directory when the working directory holds no runbook.
-func latestRunHere(store *journal.LocalStore) (string, error) {
+// latestRunHere is the newest run of the runbook in the working directory
+// (here), or of the state directory when the working directory holds no
+// runbook.
+func latestRunHere(store *journal.LocalStore) (id string, here bool, err error) {
 	match, ok := runOfWorkdir()
 	if !ok {
-		return latestRun(store, false)
+		id, err := latestRun(store, false)
+		return id, false, err
 	}
 	ids, err := store.List()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	for _, id := range ids {
 		st, err := store.Load(id)
@@ -173,9 +176,9 @@ func latestRunHere(store *journal.LocalStore) (string, error) {
 			continue
 		}
 		if match(st.Meta) {
-			return id, nil
+			return id, true, nil
 		}
 	}
 	wd, _ := os.Getwd()
-	return "", fmt.Errorf("no run of the runbook in %s in %s: name the RUN (see `runbook runs`)", wd, strings.TrimSuffix(store.Dir, string(filepath.Separator)))
+	return "", false, fmt.Errorf("no run of the runbook in %s in %s: name the RUN (see `runbook runs`)", wd, strings.TrimSuffix(store.Dir, string(filepath.Separator)))
 }

@@ -10,9 +10,9 @@ import (
 
 // PickedRun is the line that says which run a rollback without RUN chose.
 func PickedRun(p *session.UndoPlan) string {
-	what := "the latest run"
-	if p.Dir != "" {
-		what += " of the runbook in " + p.Dir
+	what := "the latest run in the state directory"
+	if p.Here {
+		what = "the latest run of the runbook in " + p.Dir
 	}
 	name := ""
 	if p.Runbook != "" {
