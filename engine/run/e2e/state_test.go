@@ -107,7 +107,7 @@ func TestPrintedHintsWorkWherePrinted(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(rbDir, ".runbook")); err != nil {
 				t.Fatalf("the run is not journaled beside the runbook: %v", err)
 			}
-			rb := paste(t, cwd, hint(t, r.stdout, "Rollback: "))
+			rb := paste(t, cwd, append(hint(t, r.stdout, "Rollback: "), "-auto-approve"))
 			if rb.code != 0 || !strings.Contains(rb.stdout, "rolled back") {
 				t.Fatalf("pasted rollback: exit %d\n%s\n%s", rb.code, rb.stdout, rb.stderr)
 			}
@@ -167,7 +167,7 @@ func TestStateDirIsFoundWalkingUp(t *testing.T) {
 	if rr.code != 0 || !strings.Contains(rr.stdout, "succeeded") {
 		t.Fatalf("runs ls with RUNBOOK_STATE_DIR: exit %d\n%s\n%s", rr.code, rr.stdout, rr.stderr)
 	}
-	rb := paste(t, rbDir, hint(t, r.stdout, "Rollback: "))
+	rb := paste(t, rbDir, append(hint(t, r.stdout, "Rollback: "), "-auto-approve"))
 	if rb.code != 0 {
 		t.Fatalf("pasted rollback: exit %d\n%s\n%s", rb.code, rb.stdout, rb.stderr)
 	}
