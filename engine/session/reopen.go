@@ -217,7 +217,7 @@ func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources,
 		// Nothing is journaled before the answer: the lock stays with
 		// the run only if it was unfinished.
 		finished = journal.Finished(o.state.State)
-		p, err := undoPlan(o)
+		p, err := s.undoPlan(ctx, o)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,6 +39,9 @@ type PlannedUndo struct {
 	State   string // the instance's journaled state (succeeded, failed, undo_failed...)
 	// Undo is "native undo" or "rollback: PLUGIN.ACTION".
 	Undo string
+	// Preview is what the rollback action's plugin says the undo will do,
+	// nil for a native undo or an action that does not plan.
+	Preview *run.UndoPreview
 }
 
 // Len is the number of undos planned.
@@ -49,8 +53,9 @@ func (p *UndoPlan) Len() int {
 	return n
 }
 
-// undoPlan computes the undo plan of a reopened run.
-func undoPlan(o *reopened) (*UndoPlan, error) {
+// undoPlan computes the undo plan of a reopened run, asking the plugins of
+// rollback actions that support it what each undo will do.
+func (s *Session) undoPlan(ctx context.Context, o *reopened) (*UndoPlan, error) {
 	cfg, st := o.rb.Config, o.state
 	p := &UndoPlan{RunID: st.Meta.ID, Runbook: st.Meta.Runbook, Dir: st.Meta.Dir, State: st.State}
 	byStep := map[string][]*journal.StepState{}
@@ -61,6 +66,11 @@ func undoPlan(o *reopened) (*UndoPlan, error) {
 		}
 		byStep[name] = append(byStep[name], st.Steps[addr])
 	}
+	previews, err := run.PreviewUndos(ctx, run.FromConfig(o.rb.scope(p.RunID)), run.Options{RunID: p.RunID,
+		Parallelism: s.opts.Parallelism, Providers: o.rb.Host, Sealer: o.sealer, Mask: s.mask}, st)
+	if err != nil {
+		return nil, err
+	}
 	g := cfg.Graph()
 	levels, err := g.Undo(func(name string) bool { return cfg.Steps[name].Rollback != nil }).Levels()
 	if err != nil {
@@ -69,10 +79,10 @@ func undoPlan(o *reopened) (*UndoPlan, error) {
 	for _, level := range levels {
 		var l []*PlannedUndo
 		for _, name := range level {
-			s := cfg.Steps[name]
+			step := cfg.Steps[name]
 			for _, js := range byStep[name] {
-				if run.NeedsUndo(s, js) {
-					l = append(l, &PlannedUndo{Address: js.Address, State: js.State, Undo: undoKind(s.Rollback)})
+				if run.NeedsUndo(step, js) {
+					l = append(l, &PlannedUndo{Address: js.Address, State: js.State, Undo: undoKind(step.Rollback), Preview: previews[js.Address]})
 				}
 			}
 		}
@@ -86,11 +96,11 @@ func undoPlan(o *reopened) (*UndoPlan, error) {
 	}
 	schemas := Schemas{o.rb.Host}
 	for _, name := range order {
-		s := cfg.Steps[name]
-		if s.Rollback != nil {
+		step := cfg.Steps[name]
+		if step.Rollback != nil {
 			continue
 		}
-		if sc, ok, err := schemas.ActionSchema(s.Plugin, s.Action); err == nil && ok && sc.Capabilities.ReadOnly {
+		if sc, ok, err := schemas.ActionSchema(step.Plugin, step.Action); err == nil && ok && sc.Capabilities.ReadOnly {
 			continue
 		}
 		for _, js := range byStep[name] {
