@@ -11,9 +11,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/run"
+	"github.com/runbookdev/runbook/sdk"
 )
 
-// undoRunbook: conf (native undo) <- mark (a rollback action) and conf <-
+// undoRunbook: conf (native undo) <- mark (a rollback action that plans) and conf <-
 // stamp (no rollback: irreversible); check is read-only.
 const undoRunbook = `
 variable "dir" { type = string }
@@ -25,8 +27,8 @@ step "core.exec" "mark" {
   with       = { command = "true" }
   depends_on = [step.conf]
   rollback {
-    action = core.exec
-    with   = { command = "true" }
+    action = core.file
+    with   = { path = "${var.dir}/undone", content = "x" }
   }
 }
 step "core.exec" "stamp" {
@@ -54,7 +56,8 @@ func TestRollbackShowsTheUndoPlanAndAsks(t *testing.T) {
 	want := &UndoPlan{
 		RunID: out.RunID, Dir: dir, State: journal.RunSucceeded,
 		Levels: [][]*PlannedUndo{
-			{{Address: "mark", State: journal.StepSucceeded, Undo: "rollback: core.exec"}},
+			{{Address: "mark", State: journal.StepSucceeded, Undo: "rollback: core.file", Preview: &run.UndoPreview{
+				Plan: &sdk.PlanResult{Summary: "create " + filepath.Join(dir, "undone"), Counts: map[string]int64{"create": 1}}}}},
 			{{Address: "conf", State: journal.StepSucceeded, Undo: "native undo"}},
 		},
 		Irreversible: []string{"stamp"},

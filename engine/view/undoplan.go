@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/runbookdev/runbook/engine/run"
 	"github.com/runbookdev/runbook/engine/session"
 )
 
@@ -36,6 +37,7 @@ func WriteUndoPlan(w io.Writer, p *session.UndoPlan) {
 			for _, u := range l {
 				n++
 				fmt.Fprintf(&b, "    %d. %s  %s  (%s)\n", n, u.Address, u.Undo, u.State)
+				writePreview(&b, u.Preview)
 			}
 		}
 	}
@@ -47,4 +49,23 @@ func WriteUndoPlan(w io.Writer, p *session.UndoPlan) {
 	}
 	fmt.Fprintf(&b, "\n%d to undo, %d irreversible.\n", p.Len(), len(p.Irreversible))
 	io.WriteString(w, b.String())
+}
+
+// writePreview writes what the plugin says an undo will do.
+func writePreview(b *strings.Builder, pv *run.UndoPreview) {
+	switch {
+	case pv == nil:
+	case pv.Error != "":
+		fmt.Fprintf(b, "       cannot plan: %s\n", pv.Error)
+	case pv.Plan != nil:
+		if pv.Plan.Summary != "" {
+			fmt.Fprintf(b, "       will: %s\n", pv.Plan.Summary)
+		}
+		for _, d := range pv.Plan.Details {
+			fmt.Fprintf(b, "         %s\n", d)
+		}
+		for _, w := range pv.Plan.Warnings {
+			fmt.Fprintf(b, "       warning: %s\n", w)
+		}
+	}
 }

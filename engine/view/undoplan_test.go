@@ -6,7 +6,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/runbookdev/runbook/engine/run"
 	"github.com/runbookdev/runbook/engine/session"
+	"github.com/runbookdev/runbook/sdk"
 )
 
 func TestWriteUndoPlan(t *testing.T) {
@@ -19,7 +21,9 @@ func TestWriteUndoPlan(t *testing.T) {
 			RunID: "01RUN", State: "failed",
 			Levels: [][]*session.PlannedUndo{
 				{{Address: `db["a"]`, State: "succeeded", Undo: "native undo"}, {Address: `db["b"]`, State: "undo_failed", Undo: "native undo"}},
-				{{Address: "conf", State: "succeeded", Undo: "rollback: core.exec"}},
+				{{Address: "conf", State: "succeeded", Undo: "rollback: core.file", Preview: &run.UndoPreview{
+					Plan: &sdk.PlanResult{Summary: "overwrite /etc/conf", Details: []string{"mode 0644"}, Warnings: []string{"/etc/conf is a symlink"}}}},
+					{Address: "hook", State: "succeeded", Undo: "rollback: x.y", Preview: &run.UndoPreview{Error: "x: unreachable"}}},
 			},
 			Irreversible: []string{"notify"},
 		}, `Rollback of run 01RUN (failed)
@@ -29,12 +33,17 @@ Undo, in this order (the undos of one level run in parallel):
     1. db["a"]  native undo  (succeeded)
     2. db["b"]  native undo  (undo_failed)
   level 2
-    3. conf  rollback: core.exec  (succeeded)
+    3. conf  rollback: core.file  (succeeded)
+       will: overwrite /etc/conf
+         mode 0644
+       warning: /etc/conf is a symlink
+    4. hook  rollback: x.y  (succeeded)
+       cannot plan: x: unreachable
 
 Cannot be undone (no rollback declared; what they did stays):
     notify
 
-3 to undo, 1 irreversible.
+4 to undo, 1 irreversible.
 `},
 		{"nothing", &session.UndoPlan{RunID: "01RUN", State: "succeeded"}, `Rollback of run 01RUN (succeeded)
 
