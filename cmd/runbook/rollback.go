@@ -78,6 +78,7 @@ func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf r
 			return c.fail(err)
 		}
 	}
+	ro.Preview = !autoApprove
 	ro.Confirm = func(p *session.UndoPlan) (bool, error) {
 		if p.Picked {
 			c.flush()

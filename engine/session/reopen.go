@@ -193,6 +193,9 @@ type RollbackOptions struct {
 	// and must return true for the rollback to go on (false gives
 	// ErrCancelled). It is not called for a run already rolled back.
 	Confirm func(*UndoPlan) (bool, error)
+	// Preview asks the plugins of rollback actions that support it what
+	// each undo will do (PlannedUndo.Preview), for Confirm to show.
+	Preview bool
 }
 
 // Rollback undoes a run (id "" = the latest run of the runbook in the
@@ -217,7 +220,7 @@ func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources,
 		// Nothing is journaled before the answer: the lock stays with
 		// the run only if it was unfinished.
 		finished = journal.Finished(o.state.State)
-		p, err := s.undoPlan(ctx, o)
+		p, err := s.undoPlan(ctx, o, ro.Preview)
 		if err != nil {
 			return nil, err
 		}

@@ -53,9 +53,9 @@ func (p *UndoPlan) Len() int {
 	return n
 }
 
-// undoPlan computes the undo plan of a reopened run, asking the plugins of
-// rollback actions that support it what each undo will do.
-func (s *Session) undoPlan(ctx context.Context, o *reopened) (*UndoPlan, error) {
+// undoPlan computes the undo plan of a reopened run; with preview, it asks
+// the plugins of rollback actions that support it what each undo will do.
+func (s *Session) undoPlan(ctx context.Context, o *reopened, preview bool) (*UndoPlan, error) {
 	cfg, st := o.rb.Config, o.state
 	p := &UndoPlan{RunID: st.Meta.ID, Runbook: st.Meta.Runbook, Dir: st.Meta.Dir, State: st.State}
 	byStep := map[string][]*journal.StepState{}
@@ -66,10 +66,14 @@ func (s *Session) undoPlan(ctx context.Context, o *reopened) (*UndoPlan, error) 
 		}
 		byStep[name] = append(byStep[name], st.Steps[addr])
 	}
-	previews, err := run.PreviewUndos(ctx, run.FromConfig(o.rb.scope(p.RunID)), run.Options{RunID: p.RunID,
-		Parallelism: s.opts.Parallelism, Providers: o.rb.Host, Sealer: o.sealer, Mask: s.mask}, st)
-	if err != nil {
-		return nil, err
+	var previews map[string]*run.UndoPreview
+	if preview {
+		var err error
+		previews, err = run.PreviewUndos(ctx, run.FromConfig(o.rb.scope(p.RunID)), run.Options{RunID: p.RunID,
+			Parallelism: s.opts.Parallelism, Providers: o.rb.Host, Sealer: o.sealer, Mask: s.mask}, st)
+		if err != nil {
+			return nil, err
+		}
 	}
 	g := cfg.Graph()
 	levels, err := g.Undo(func(name string) bool { return cfg.Steps[name].Rollback != nil }).Levels()

@@ -63,7 +63,7 @@ func TestRollbackShowsTheUndoPlanAndAsks(t *testing.T) {
 		Irreversible: []string{"stamp"},
 	}
 	var got *UndoPlan
-	_, err = s.Rollback(context.Background(), out.RunID, vars(), RollbackOptions{Confirm: func(p *UndoPlan) (bool, error) {
+	_, err = s.Rollback(context.Background(), out.RunID, vars(), RollbackOptions{Preview: true, Confirm: func(p *UndoPlan) (bool, error) {
 		got = p
 		return false, nil
 	}})
@@ -128,6 +128,9 @@ func TestRollbackPicksTheRunOfTheRunbookHere(t *testing.T) {
 	}
 	if back.RunID != outA.RunID || picked == nil || !picked.Picked || !picked.Here || picked.RunID != outA.RunID {
 		t.Fatalf("rollback in %s picked %s (plan %+v), want the run of its runbook %s (not %s)", a, back.RunID, picked, outA.RunID, outB.RunID)
+	}
+	if l := picked.Levels; len(l) == 0 || l[0][0].Preview != nil {
+		t.Errorf("without Preview the plan asked the plugins: %+v", l)
 	}
 	if _, err := os.Stat(filepath.Join(root, "conf-a")); !os.IsNotExist(err) {
 		t.Errorf("conf-a still there: %v", err)
