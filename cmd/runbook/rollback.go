@@ -90,6 +90,11 @@ func runRollback(stdout, stderr io.Writer, id string, vars lang.VarSources, rf r
 		return c.confirmUndo(p)
 	}
 	out, err := c.s.Rollback(ctx, id, vars, ro)
+	if errors.Is(err, session.ErrCancelled) {
+		c.flush()
+		fmt.Fprintln(stderr, "Rollback cancelled: nothing was undone.")
+		return withCode(exitError, nil)
+	}
 	if err != nil {
 		return c.fail(err)
 	}

@@ -230,7 +230,7 @@ func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources,
 			return nil, err
 		}
 		if !ok {
-			return nil, ErrCancelled
+			return nil, fmt.Errorf("rollback of run %s: %w", runID, ErrCancelled)
 		}
 		finished = false
 	}
