@@ -205,14 +205,25 @@ func exitCode(out *session.Outcome) int {
 
 // confirm prints the plan and asks for "yes" on the terminal.
 func (c *cli) confirm(p *lang.Plan) (bool, error) {
+	return c.ask("apply", "Apply this runbook?", p.WriteText)
+}
+
+// confirmUndo prints the undo plan and asks for "yes" on the terminal.
+func (c *cli) confirmUndo(p *session.UndoPlan) (bool, error) {
+	return c.ask("roll back", "Roll back this run?", func(w io.Writer) error { view.WriteUndoPlan(w, p); return nil })
+}
+
+// ask writes what is about to happen (masked) and asks for "yes" on the
+// terminal; without one it refuses, naming -auto-approve.
+func (c *cli) ask(verb, question string, write func(io.Writer) error) (bool, error) {
 	if !term.IsTerminal(int(os.Stdin.Fd())) {
-		return false, errors.New("stdin is not a terminal: pass -auto-approve to apply without confirmation")
+		return false, fmt.Errorf("stdin is not a terminal: pass -auto-approve to %s without confirmation", verb)
 	}
 	c.flush()
 	mw := c.mask.Writer(c.stdout)
-	p.WriteText(mw)
+	write(mw)
 	mw.Flush()
-	fmt.Fprint(c.stderr, "\nApply this runbook? Only 'yes' is accepted: ")
+	fmt.Fprint(c.stderr, "\n"+question+" Only 'yes' is accepted: ")
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 	return strings.TrimSpace(line) == "yes", nil
 }

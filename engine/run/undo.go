@@ -19,16 +19,26 @@ import (
 // failed (or was interrupted) leaving partial undo state, or was in flight
 // when the run stopped (see inFlightUnknown).
 func needsUndo(in *Instance) bool {
-	if in.Step.Rollback == nil {
+	return undoNeeded(in.Step.Rollback, in.State, in.undoState != nil, in.checkpoint != nil)
+}
+
+// NeedsUndo is needsUndo for a journaled instance of st, without an
+// executor: what a rollback of the run will undo (the undo plan).
+func NeedsUndo(st *lang.Step, js *journal.StepState) bool {
+	return undoNeeded(st.Rollback, js.State, js.UndoState != nil, js.Checkpoint != nil)
+}
+
+func undoNeeded(rb *lang.Rollback, state string, undoState, checkpoint bool) bool {
+	if rb == nil {
 		return false
 	}
-	switch in.State {
+	switch state {
 	case journal.StepSucceeded, journal.StepUndoFailed, journal.StepUndoing:
 		return true
 	case journal.StepRunning:
-		return !in.Step.Rollback.Native || in.undoState != nil || in.checkpoint != nil
+		return !rb.Native || undoState || checkpoint
 	case journal.StepFailed, journal.StepCancelled:
-		return in.undoState != nil
+		return undoState
 	}
 	return false
 }

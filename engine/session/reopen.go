@@ -28,6 +28,9 @@ type reopened struct {
 	// sealer reads (and seals) the run's secrets: nil when this session's
 	// key is not the one the run was sealed with.
 	sealer *journal.Sealer
+	// picked: no run was named; latest chose it (here: among the runs of
+	// the runbook in the working directory).
+	picked, here bool
 }
 
 func (o *reopened) close(finished bool) {
@@ -40,11 +43,11 @@ func (o *reopened) close(finished bool) {
 	o.locks.release(finished)
 }
 
-// reopen resolves id (or the latest run, unfinished only when asked),
-// takes its locks, reopens its journal and loads its runbook and
+// reopen resolves id (or, when id is "", the run latest picks), takes its
+// locks, reopens its journal and loads its runbook and
 // variables: the journaled values first, then what was not stored
 // (sensitive values without a key) from vars. On error nothing stays held.
-func (s *Session) reopen(id string, vars lang.VarSources, latestUnfinished bool) (_ *reopened, err error) {
+func (s *Session) reopen(id string, vars lang.VarSources, latest func(*journal.LocalStore) (string, bool, error)) (_ *reopened, err error) {
 	dir := s.namedStateDir()
 	o := &reopened{store: journal.NewLocal(dir)}
 	defer func() {
@@ -53,7 +56,8 @@ func (s *Session) reopen(id string, vars lang.VarSources, latestUnfinished bool)
 		}
 	}()
 	if id == "" {
-		id, err = latestRun(o.store, latestUnfinished)
+		id, o.here, err = latest(o.store)
+		o.picked = true
 	} else {
 		id, err = o.store.Resolve(id)
 	}
@@ -151,7 +155,10 @@ func varArg(v cty.Value) string {
 // that was in flight is applied again with the same idempotency key and
 // its last checkpoint.
 func (s *Session) Resume(ctx context.Context, id string, vars lang.VarSources) (*Outcome, error) {
-	o, err := s.reopen(id, vars, true)
+	o, err := s.reopen(id, vars, func(st *journal.LocalStore) (string, bool, error) {
+		id, err := latestRun(st, true)
+		return id, false, err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -182,14 +189,22 @@ type RollbackOptions struct {
 	// changed since (sdk.UndoRequest.Force); without it such an undo
 	// fails with kind conflict and the rollback stops there.
 	Force bool
+	// Confirm, when set, is shown the undo plan before anything is undone
+	// and must return true for the rollback to go on (false gives
+	// ErrCancelled). It is not called for a run already rolled back.
+	Confirm func(*UndoPlan) (bool, error)
+	// Preview asks the plugins of rollback actions that support it what
+	// each undo will do (PlannedUndo.Preview), for Confirm to show.
+	Preview bool
 }
 
-// Rollback undoes a run (id "" = the latest run): every step that
-// completed, or failed leaving undo state, or whose undo failed before,
-// and is not undone yet, in reverse dependency order. It works on
-// successful runs too.
+// Rollback undoes a run (id "" = the latest run of the runbook in the
+// working directory, or of the state directory when the working directory
+// holds no runbook): every step that completed, or failed leaving undo
+// state, or whose undo failed before, and is not undone yet, in reverse
+// dependency order. It works on successful runs too.
 func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources, ro RollbackOptions) (*Outcome, error) {
-	o, err := s.reopen(id, vars, false)
+	o, err := s.reopen(id, vars, latestRunHere)
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +215,24 @@ func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources,
 		finished = true
 		return &Outcome{RunID: runID, Journal: o.store.Location(runID), AlreadyRolledBack: true,
 			Result: &run.Result{State: journal.RunRolledBack}}, nil
+	}
+	if ro.Confirm != nil {
+		// Nothing is journaled before the answer: the lock stays with
+		// the run only if it was unfinished.
+		finished = journal.Finished(o.state.State)
+		p, err := s.undoPlan(ctx, o, ro.Preview)
+		if err != nil {
+			return nil, err
+		}
+		p.Picked, p.Here = o.picked, o.here
+		ok, err := ro.Confirm(p)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("rollback of run %s: %w", runID, ErrCancelled)
+		}
+		finished = false
 	}
 	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "rollback", o.sealer, ro.Force)
 	if err == nil {

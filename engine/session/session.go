@@ -116,7 +116,8 @@ func (e *DiagError) Error() string {
 	return e.Diags.Error()
 }
 
-// ErrCancelled is returned by Apply when the confirmation was refused.
+// ErrCancelled is returned by Apply and Rollback when the confirmation was
+// refused.
 var ErrCancelled = errors.New("apply cancelled")
 
 // Commands are the exact command lines that continue a run.

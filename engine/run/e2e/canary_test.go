@@ -80,7 +80,7 @@ func TestCanaryLaterRollback(t *testing.T) {
 				r := runbook(t, dir, tc.env, cmd...)
 				out.WriteString(r.stdout + r.stderr)
 			}
-			r = runbook(t, dir, tc.env, append([]string{"rollback", "-json"}, append(tc.rollbackArgs, id)...)...)
+			r = runbook(t, dir, tc.env, append([]string{"rollback", "-json", "-auto-approve"}, append(tc.rollbackArgs, id)...)...)
 			out.WriteString(r.stdout + r.stderr)
 			if r.code != 0 {
 				t.Fatalf("rollback: exit %d, want 0\n%s\n%s", r.code, r.stdout, r.stderr)

@@ -45,7 +45,7 @@ func TestRollbackAfterCrashMidStep(t *testing.T) {
 	if len(runs) != 1 || runs[0].State != "running" {
 		t.Fatalf("runs %+v, want one left running", runs)
 	}
-	r := runbook(t, dir, nil, "rollback", "-var", "ledger="+ledger)
+	r := runbook(t, dir, nil, "rollback", "-auto-approve", "-var", "ledger="+ledger)
 	if r.code != 0 || !strings.Contains(r.stdout+r.stderr, "rolled back") {
 		t.Fatalf("rollback: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -81,7 +81,7 @@ func TestRollbackDriftedFile(t *testing.T) {
 		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	write(t, conf, "edited by hand later\n")
-	r := runbook(t, dir, nil, "rollback", "-var", "dir="+dir)
+	r := runbook(t, dir, nil, "rollback", "-auto-approve", "-var", "dir="+dir)
 	out := r.stdout + r.stderr
 	if r.code != 3 || !strings.Contains(out, "conflict") || !strings.Contains(out, conf) || !strings.Contains(out, "content was changed") {
 		t.Fatalf("rollback of a drifted file: exit %d, want 3 with a conflict naming %s\n%s", r.code, conf, out)
@@ -92,7 +92,7 @@ func TestRollbackDriftedFile(t *testing.T) {
 	if b, _ := os.ReadFile(conf); string(b) != "edited by hand later\n" {
 		t.Fatalf("the refused rollback changed the file: %q", b)
 	}
-	r = runbook(t, dir, nil, "rollback", "-force", "-var", "dir="+dir)
+	r = runbook(t, dir, nil, "rollback", "-auto-approve", "-force", "-var", "dir="+dir)
 	if r.code != 0 {
 		t.Fatalf("rollback -force: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -140,7 +140,7 @@ func TestSensitiveFileOldContentSealed(t *testing.T) {
 		}
 		return nil
 	})
-	if r := runbook(t, dir, key, "rollback"); r.code != 0 {
+	if r := runbook(t, dir, key, "rollback", "-auto-approve"); r.code != 0 {
 		t.Fatalf("rollback: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "password")); string(b) != old {

@@ -107,7 +107,7 @@ func TestPrintedHintsWorkWherePrinted(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(rbDir, ".runbook")); err != nil {
 				t.Fatalf("the run is not journaled beside the runbook: %v", err)
 			}
-			rb := paste(t, cwd, hint(t, r.stdout, "Rollback: "))
+			rb := paste(t, cwd, append(hint(t, r.stdout, "Rollback: "), "-auto-approve"))
 			if rb.code != 0 || !strings.Contains(rb.stdout, "rolled back") {
 				t.Fatalf("pasted rollback: exit %d\n%s\n%s", rb.code, rb.stdout, rb.stderr)
 			}
@@ -129,7 +129,7 @@ func TestPrintedHintsWorkWherePrinted(t *testing.T) {
 			if rs := paste(t, cwd, append(shellSplit(m[1]), "-var", "ok=true")); rs.code != 0 {
 				t.Fatalf("pasted %q: exit %d\n%s\n%s", m[1], rs.code, rs.stdout, rs.stderr)
 			}
-			if rb := paste(t, cwd, shellSplit(m[2])); rb.code != 0 {
+			if rb := paste(t, cwd, append(shellSplit(m[2]), "-auto-approve")); rb.code != 0 {
 				t.Fatalf("pasted %q: exit %d\n%s\n%s", m[2], rb.code, rb.stdout, rb.stderr)
 			}
 			if _, err := os.Stat(target); !os.IsNotExist(err) {
@@ -167,7 +167,7 @@ func TestStateDirIsFoundWalkingUp(t *testing.T) {
 	if rr.code != 0 || !strings.Contains(rr.stdout, "succeeded") {
 		t.Fatalf("runs ls with RUNBOOK_STATE_DIR: exit %d\n%s\n%s", rr.code, rr.stdout, rr.stderr)
 	}
-	rb := paste(t, rbDir, hint(t, r.stdout, "Rollback: "))
+	rb := paste(t, rbDir, append(hint(t, r.stdout, "Rollback: "), "-auto-approve"))
 	if rb.code != 0 {
 		t.Fatalf("pasted rollback: exit %d\n%s\n%s", rb.code, rb.stdout, rb.stderr)
 	}
@@ -247,7 +247,7 @@ func TestActiveLockIsNotBroken(t *testing.T) {
 	for _, args := range [][]string{
 		{"apply", "-auto-approve", "main.hcl"},
 		{"resume", rows[0].ID},
-		{"rollback", rows[0].ID},
+		{"rollback", "-auto-approve", rows[0].ID},
 		{"unlock", "-auto-approve", "slow"},
 	} {
 		r := runbook(t, dir, nil, args...)
@@ -295,7 +295,7 @@ func TestRollbackFailedSaysHowToGoOn(t *testing.T) {
 		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
 	}
 	id := runsLs(t, dir)[0].ID
-	r := runbook(t, dir, nil, "rollback", id, "-var", "ok="+ok)
+	r := runbook(t, dir, nil, "rollback", "-auto-approve", id, "-var", "ok="+ok)
 	if r.code != 3 {
 		t.Fatalf("rollback: exit %d, want 3\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -314,7 +314,7 @@ func TestRollbackFailedSaysHowToGoOn(t *testing.T) {
 		t.Fatalf("unlock without a terminal: exit %d\n%s", u.code, u.stderr)
 	}
 	skip := regexp.MustCompile(`runbook rollback \S+ -skip b`).FindString(r.stdout)
-	args := append(shellSplit(skip), "-var", "ok="+ok)
+	args := append(shellSplit(skip), "-auto-approve", "-var", "ok="+ok)
 	s := paste(t, dir, args)
 	if s.code != 0 || !strings.Contains(s.stdout, "rolled back") {
 		t.Fatalf("rollback -skip: exit %d\n%s\n%s", s.code, s.stdout, s.stderr)
@@ -353,7 +353,7 @@ func TestUnlockReleasesAnUnfinishedRunsLock(t *testing.T) {
 	ok := filepath.Join(dir, "ok")
 	write(t, filepath.Join(dir, "main.hcl"), failingUndoRunbook)
 	runbook(t, dir, nil, "apply", "-auto-approve", "-var", "ok="+ok, "main.hcl")
-	if r := runbook(t, dir, nil, "rollback", "-var", "ok="+ok); r.code != 3 {
+	if r := runbook(t, dir, nil, "rollback", "-auto-approve", "-var", "ok="+ok); r.code != 3 {
 		t.Fatalf("rollback: exit %d\n%s", r.code, r.stderr)
 	}
 	if r := runbook(t, dir, nil, "apply", "-auto-approve", "-var", "ok="+ok, "main.hcl"); r.code == 0 || !strings.Contains(r.stderr, "runbook unlock undo") {
