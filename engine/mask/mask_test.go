@@ -2,6 +2,8 @@ package mask
 
 import (
 	"bytes"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -79,5 +81,37 @@ func TestEmpty(t *testing.T) {
 	m.Add("s3cret")
 	if m.Empty() {
 		t.Error("Empty after a secret was added")
+	}
+}
+
+// TestEncodedForms: a secret is masked in the forms it takes in errors and
+// logs: percent-encoded in a URL (query and path), Go-quoted by %q (escapes
+// change its bytes), and the password of a URL known only as a whole.
+func TestEncodedForms(t *testing.T) {
+	const pw = "p@ss/w rd?&é\t\"x"
+	const urlSecret = "https://admin:Url%2FPw-4c1d@db.example:5984/"
+	m := New()
+	m.Add(pw, urlSecret)
+	tests := []struct{ name, in string }{
+		{"query", "GET https://h/x?token=" + url.QueryEscape(pw) + ": 401"},
+		{"path", "GET https://h/" + url.PathEscape(pw) + "/doc: 404"},
+		{"quoted", fmt.Sprintf("file %q not found", pw)},
+		{"quoted-ascii", fmt.Sprintf("name %+q not found", pw)},
+		{"url-password", "auth failed for password Url/Pw-4c1d"},
+		{"url-password-escaped", "dial admin:Url%2FPw-4c1d@other:1"},
+		{"url-redacted-host", `Get "https://admin:Url%2FPw-4c1d@db.example:5984/_all_dbs": EOF`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := m.Mask(tt.in)
+			for _, leak := range []string{"ss/w", "w rd", "w%20rd", "w+rd", "Pw-4c1d"} {
+				if strings.Contains(got, leak) {
+					t.Errorf("Mask(%q) = %q: %q left in clear", tt.in, got, leak)
+				}
+			}
+			if !strings.Contains(got, Placeholder) {
+				t.Errorf("Mask(%q) = %q: nothing masked", tt.in, got)
+			}
+		})
 	}
 }
