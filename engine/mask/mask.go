@@ -257,7 +257,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	end := i + 1
 	if i < 0 {
-		end = len(w.buf)
+		end = w.m.safeEnd(w.buf)
 	}
 	out := w.m.MaskBytes(w.buf[:end])
 	_, err := w.w.Write(out)
@@ -266,6 +266,37 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// safeEnd returns where a long line without a newline can be cut so that
+// no secret straddles the cut: the last (longest secret - 1) bytes stay
+// buffered, and the cut moves back before any secret that would cross it.
+// A secret cut in two writes would leak both halves.
+func (m *Masker) safeEnd(b []byte) int {
+	if m == nil {
+		return len(b)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if len(m.list) == 0 {
+		return len(b)
+	}
+	end := len(b) - (len(m.list[0]) - 1) // list is sorted longest first
+	for moved := true; moved && end > 0; {
+		moved = false
+		for _, s := range m.list {
+			// An occurrence starting in [lo, end) crosses end.
+			lo, hi := max(0, end-len(s)+1), min(len(b), end+len(s)-1)
+			if j := bytes.Index(b[lo:hi], []byte(s)); j >= 0 && lo+j < end {
+				end, moved = lo+j, true
+			}
+		}
+	}
+	if end <= 0 {
+		// Nothing but secrets: mask it all rather than grow.
+		return len(b)
+	}
+	return end
 }
 
 // Flush writes the buffered partial line, masked.

@@ -115,3 +115,43 @@ func TestEncodedForms(t *testing.T) {
 		})
 	}
 }
+
+// TestWriterLongLineSplitSecret: a line longer than maxLine is written out
+// in pieces; a secret at the boundary of two pieces is still masked whole.
+func TestWriterLongLineSplitSecret(t *testing.T) {
+	const secret = "topsecret-9a7c"
+	for _, at := range []int{1, 5, len(secret) - 1} {
+		m := New()
+		m.Add(secret)
+		var out bytes.Buffer
+		w := m.Writer(&out)
+		w.Write([]byte(strings.Repeat("x", maxLine-at) + secret[:at]))
+		w.Write([]byte(secret[at:] + " end"))
+		w.Close()
+		want := strings.Repeat("x", maxLine-at) + Placeholder + " end"
+		if got := out.String(); got != want {
+			t.Errorf("cut %d bytes into the secret: output ends %q, want %q", at, got[max(0, len(got)-30):], want[len(want)-30:])
+		}
+	}
+}
+
+// TestWriterLongLineChunks: however a long line is split into writes, the
+// output is the line masked whole.
+func TestWriterLongLineChunks(t *testing.T) {
+	m := New()
+	m.Add("topsecret-9a7c", "other-secret")
+	line := strings.Repeat("ab topsecret-9a7c cd other-secret ", 8000)
+	for _, chunk := range []int{1000, 4093, 65536} {
+		var out bytes.Buffer
+		w := m.Writer(&out)
+		for rest := line; rest != ""; {
+			n := min(chunk, len(rest))
+			w.Write([]byte(rest[:n]))
+			rest = rest[n:]
+		}
+		w.Close()
+		if out.String() != m.Mask(line) {
+			t.Errorf("chunks of %d: output differs from the line masked whole", chunk)
+		}
+	}
+}
