@@ -14,7 +14,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -48,8 +50,9 @@ type Masker struct {
 func New() *Masker { return &Masker{} }
 
 // Add registers secret values. Values shorter than MinLen are ignored.
-// Each value is also registered in its JSON-escaped and multi-line forms
-// (each line of a multi-line secret is a secret too).
+// Each value is also registered in its escaped forms (JSON, Go %q,
+// percent-encoding), its multi-line forms (each line of a multi-line secret
+// is a secret too) and, for a URL, its password (see variants).
 func (m *Masker) Add(values ...string) {
 	if m == nil {
 		return
@@ -91,18 +94,39 @@ func (m *Masker) Add(values ...string) {
 	m.repl = strings.NewReplacer(pairs...)
 }
 
+// variants lists the forms a secret takes in the text the engine sees: the
+// value itself, its JSON and Go-quoted escapes (an error quoting it with
+// %q), its percent-encoded forms (a URL in an HTTP error), each line of a
+// multi-line value, and the password (and user:password) of a URL.
 func variants(v string) []string {
 	out := []string{v}
-	if b, err := json.Marshal(v); err == nil {
-		if e := string(b[1 : len(b)-1]); e != v {
-			out = append(out, e)
+	add := func(f string) {
+		if f != v {
+			out = append(out, f)
 		}
 	}
+	if b, err := json.Marshal(v); err == nil {
+		add(string(b[1 : len(b)-1]))
+	}
+	for _, q := range []string{strconv.Quote(v), strconv.QuoteToASCII(v)} {
+		add(q[1 : len(q)-1])
+	}
+	add(url.QueryEscape(v))
+	add(url.PathEscape(v))
 	if strings.ContainsAny(v, "\r\n") {
 		for _, line := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' }) {
 			if t := strings.TrimSpace(line); t != "" {
 				out = append(out, t)
 			}
+		}
+	}
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			// The password alone, as written in the URL and decoded, and
+			// the whole userinfo: a client quoting the URL it dialled
+			// may redact nothing else.
+			_, esc, _ := strings.Cut(u.User.String(), ":")
+			out = append(out, pw, esc, u.User.String())
 		}
 	}
 	return out
@@ -233,7 +257,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	end := i + 1
 	if i < 0 {
-		end = len(w.buf)
+		end = w.m.safeEnd(w.buf)
 	}
 	out := w.m.MaskBytes(w.buf[:end])
 	_, err := w.w.Write(out)
@@ -242,6 +266,37 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// safeEnd returns where a long line without a newline can be cut so that
+// no secret straddles the cut: the last (longest secret - 1) bytes stay
+// buffered, and the cut moves back before any secret that would cross it.
+// A secret cut in two writes would leak both halves.
+func (m *Masker) safeEnd(b []byte) int {
+	if m == nil {
+		return len(b)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if len(m.list) == 0 {
+		return len(b)
+	}
+	end := len(b) - (len(m.list[0]) - 1) // list is sorted longest first
+	for moved := true; moved && end > 0; {
+		moved = false
+		for _, s := range m.list {
+			// An occurrence starting in [lo, end) crosses end.
+			lo, hi := max(0, end-len(s)+1), min(len(b), end+len(s)-1)
+			if j := bytes.Index(b[lo:hi], []byte(s)); j >= 0 && lo+j < end {
+				end, moved = lo+j, true
+			}
+		}
+	}
+	if end <= 0 {
+		// Nothing but secrets: mask it all rather than grow.
+		return len(b)
+	}
+	return end
 }
 
 // Flush writes the buffered partial line, masked.

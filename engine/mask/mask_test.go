@@ -2,6 +2,8 @@ package mask
 
 import (
 	"bytes"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -79,5 +81,77 @@ func TestEmpty(t *testing.T) {
 	m.Add("s3cret")
 	if m.Empty() {
 		t.Error("Empty after a secret was added")
+	}
+}
+
+// TestEncodedForms: a secret is masked in the forms it takes in errors and
+// logs: percent-encoded in a URL (query and path), Go-quoted by %q (escapes
+// change its bytes), and the password of a URL known only as a whole.
+func TestEncodedForms(t *testing.T) {
+	const pw = "p@ss/w rd?&é\t\"x"
+	const urlSecret = "https://admin:Url%2FPw-4c1d@db.example:5984/"
+	m := New()
+	m.Add(pw, urlSecret)
+	tests := []struct{ name, in string }{
+		{"query", "GET https://h/x?token=" + url.QueryEscape(pw) + ": 401"},
+		{"path", "GET https://h/" + url.PathEscape(pw) + "/doc: 404"},
+		{"quoted", fmt.Sprintf("file %q not found", pw)},
+		{"quoted-ascii", fmt.Sprintf("name %+q not found", pw)},
+		{"url-password", "auth failed for password Url/Pw-4c1d"},
+		{"url-password-escaped", "dial admin:Url%2FPw-4c1d@other:1"},
+		{"url-redacted-host", `Get "https://admin:Url%2FPw-4c1d@db.example:5984/_all_dbs": EOF`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := m.Mask(tt.in)
+			for _, leak := range []string{"ss/w", "w rd", "w%20rd", "w+rd", "Pw-4c1d"} {
+				if strings.Contains(got, leak) {
+					t.Errorf("Mask(%q) = %q: %q left in clear", tt.in, got, leak)
+				}
+			}
+			if !strings.Contains(got, Placeholder) {
+				t.Errorf("Mask(%q) = %q: nothing masked", tt.in, got)
+			}
+		})
+	}
+}
+
+// TestWriterLongLineSplitSecret: a line longer than maxLine is written out
+// in pieces; a secret at the boundary of two pieces is still masked whole.
+func TestWriterLongLineSplitSecret(t *testing.T) {
+	const secret = "topsecret-9a7c"
+	for _, at := range []int{1, 5, len(secret) - 1} {
+		m := New()
+		m.Add(secret)
+		var out bytes.Buffer
+		w := m.Writer(&out)
+		w.Write([]byte(strings.Repeat("x", maxLine-at) + secret[:at]))
+		w.Write([]byte(secret[at:] + " end"))
+		w.Close()
+		want := strings.Repeat("x", maxLine-at) + Placeholder + " end"
+		if got := out.String(); got != want {
+			t.Errorf("cut %d bytes into the secret: output ends %q, want %q", at, got[max(0, len(got)-30):], want[len(want)-30:])
+		}
+	}
+}
+
+// TestWriterLongLineChunks: however a long line is split into writes, the
+// output is the line masked whole.
+func TestWriterLongLineChunks(t *testing.T) {
+	m := New()
+	m.Add("topsecret-9a7c", "other-secret")
+	line := strings.Repeat("ab topsecret-9a7c cd other-secret ", 8000)
+	for _, chunk := range []int{1000, 4093, 65536} {
+		var out bytes.Buffer
+		w := m.Writer(&out)
+		for rest := line; rest != ""; {
+			n := min(chunk, len(rest))
+			w.Write([]byte(rest[:n]))
+			rest = rest[n:]
+		}
+		w.Close()
+		if out.String() != m.Mask(line) {
+			t.Errorf("chunks of %d: output differs from the line masked whole", chunk)
+		}
 	}
 }

@@ -458,3 +458,30 @@ func TestLockFileRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginEnvHoldsNoEngineSecret: the state key and the variables'
+// values (RUNBOOK_VAR_*) in the engine's environment do not reach a plugin
+// process; the rest of the environment and Options.Env do.
+func TestPluginEnvHoldsNoEngineSecret(t *testing.T) {
+	t.Setenv("RUNBOOK_STATE_KEY", "canary-state-key")
+	t.Setenv("RUNBOOK_STATE_KEY_FILE", "/canary/key/file")
+	t.Setenv("RUNBOOK_VAR_pw", "canary-var-pw")
+	t.Setenv("PLUGINHOST_KEPT", "kept")
+	h := newHost(t, Options{Env: []string{"RUNBOOK_STATE_DIR=/some/state"}})
+	provider(t, h, "core")
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pidOf(t, h, "core")))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	env := string(b)
+	for _, leak := range []string{"canary-state-key", "/canary/key/file", "canary-var-pw"} {
+		if strings.Contains(env, leak) {
+			t.Errorf("plugin environment holds %q", leak)
+		}
+	}
+	for _, kept := range []string{"PLUGINHOST_KEPT=kept", "RUNBOOK_STATE_DIR=/some/state", "PATH="} {
+		if !strings.Contains(env, kept) {
+			t.Errorf("plugin environment lacks %q", kept)
+		}
+	}
+}

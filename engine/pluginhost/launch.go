@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/runbookdev/runbook/internal/pluginclient"
 	"github.com/runbookdev/runbook/internal/pluginwire"
+	"github.com/runbookdev/runbook/internal/safeenv"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -247,12 +248,17 @@ func (h *Host) Discover() map[string]string {
 // clientConfig builds the go-plugin client config of a process.
 func (p *proc) clientConfig() *plugin.ClientConfig {
 	cmd := exec.Command(p.path, p.args...)
-	cmd.Env = append(os.Environ(), p.env...)
+	// The engine's own secrets (state key, variable values) stay in the
+	// engine: a plugin gets what its steps give it.
+	cmd.Env = append(safeenv.Environ(), p.env...)
 	dieWithEngine(cmd)
 	return &plugin.ClientConfig{
 		HandshakeConfig:  pluginwire.Handshake,
 		VersionedPlugins: pluginclient.PluginSets(),
 		Cmd:              cmd,
+		// cmd.Env is the whole environment: go-plugin would otherwise
+		// append the engine's, secrets included.
+		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		// Mutual TLS with fresh keys for every launch, each side trusting
 		// only the other's certificate: go-plugin's own, well-trodden path.

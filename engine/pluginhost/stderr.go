@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"unicode/utf8"
 )
 
 // stderrLineMax caps one line of a plugin's stderr: a longer line keeps its
@@ -87,10 +86,14 @@ func (w *stderrWatcher) take() string {
 		b, cut = b[extra:], cut+extra
 	}
 	if cut > 0 {
-		// Do not start inside a UTF-8 sequence.
-		for i := 0; i < utf8.UTFMax-1 && len(b) > 0 && !utf8.RuneStart(b[0]); i++ {
-			b, cut = b[1:], cut+1
+		// Start after the word the cut fell in: it may be a secret,
+		// whose end the masker would not recognise. (Blanks are ASCII,
+		// so this starts on a UTF-8 boundary too.)
+		skip := len(b) // no blank: the whole rest is that word
+		if i := bytes.IndexAny(b, " \t"); i >= 0 {
+			skip = i + 1
 		}
+		b, cut = b[skip:], cut+skip
 	}
 	line := strings.TrimRight(string(b), "\r")
 	w.buf, w.cut = w.buf[:0], 0
@@ -98,7 +101,12 @@ func (w *stderrWatcher) take() string {
 		w.buf = nil
 	}
 	if cut > 0 {
-		line = fmt.Sprintf("[line cut: first %d bytes dropped] %s", cut, line)
+		mark := fmt.Sprintf("[line cut: first %d bytes dropped]", cut)
+		if line == "" {
+			line = mark
+		} else {
+			line = mark + " " + line
+		}
 	}
 	return line
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/internal/safeenv"
 )
 
 // gitLater starts asking git about dir and returns what waits for the
@@ -25,7 +26,11 @@ func gitLater(dir string) func() *journal.GitInfo {
 // differ from it (nil outside a repository or before the first commit).
 // One git process answers both.
 func gitInfo(dir string) *journal.GitInfo {
-	out, err := exec.Command("git", "-C", dir, "status", "--porcelain=v2", "--branch", "--untracked-files=no").Output()
+	cmd := exec.Command("git", "-C", dir, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+	// A repository's config can run commands (core.fsmonitor): they get no
+	// state key nor variable values.
+	cmd.Env = safeenv.Environ()
+	out, err := cmd.Output()
 	if err != nil {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -42,5 +43,34 @@ func TestGitInfo(t *testing.T) {
 	os.WriteFile(file, []byte("# v2\n"), 0o644)
 	if g := gitInfo(dir); g == nil || g.Commit != head || !g.Dirty {
 		t.Errorf("changed tracked file: %+v, want commit %s, dirty", g, head)
+	}
+}
+
+// TestGitInfoEnv: the commands a repository's config makes git run (here
+// core.fsmonitor) see neither the state key nor the variables' values.
+func TestGitInfoEnv(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("git", "-C", dir, "init", "-q").CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
+	dump := filepath.Join(dir, "env.txt")
+	hook := filepath.Join(dir, "fsmonitor.sh")
+	os.WriteFile(hook, []byte("#!/bin/sh\nenv > '"+dump+"'\n"), 0o755)
+	if out, err := exec.Command("git", "-C", dir, "config", "core.fsmonitor", hook).CombinedOutput(); err != nil {
+		t.Fatalf("git config: %v\n%s", err, out)
+	}
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte("# v1\n"), 0o644)
+	if out, err := exec.Command("git", "-C", dir, "add", "main.hcl").CombinedOutput(); err != nil {
+		t.Fatalf("git add: %v\n%s", err, out)
+	}
+	t.Setenv("RUNBOOK_STATE_KEY", "canary-state-key")
+	t.Setenv("RUNBOOK_VAR_pw", "canary-var-pw")
+	gitInfo(dir)
+	b, err := os.ReadFile(dump)
+	if err != nil {
+		t.Skipf("this git ran no fsmonitor: %v", err)
+	}
+	if s := string(b); strings.Contains(s, "canary-state-key") || strings.Contains(s, "canary-var-pw") {
+		t.Errorf("a command git ran sees the engine's secrets:\n%s", s)
 	}
 }

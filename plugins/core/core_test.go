@@ -90,6 +90,32 @@ func TestTail(t *testing.T) {
 	}
 }
 
+// TestTailNeverStartsInsideALine: a cut that falls inside a secret would
+// quote the secret's end, which the engine's masker does not recognise; the
+// tail starts at a line boundary, and quotes nothing of a last line longer
+// than the tail.
+func TestTailNeverStartsInsideALine(t *testing.T) {
+	const secret = "Canary-Secret-9f3e1d"
+	tests := []struct {
+		name, stderr string
+		want         string
+	}{
+		{"cut-inside-secret-near-end", "setup\nauth token=" + secret + " rejected\nexit", "...exit"},
+		{"cut-inside-secret-far-from-end", "auth token=" + secret + "\n" + strings.Repeat("z", 20), "..." + strings.Repeat("z", 20)},
+		{"one-long-line", "auth token=" + secret + " rejected by the server", "(the last line of stderr is 54 bytes, too long to quote: see the step's stderr output)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A cut 5 bytes before the secret's end.
+			n := len(tt.stderr) - strings.Index(tt.stderr, secret) - len(secret) + 5
+			got := tail(tt.stderr, n)
+			if got != tt.want || strings.Contains(got, secret[len(secret)-5:]) {
+				t.Errorf("tail(%q, %d) = %q, want %q", tt.stderr, n, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestSleepAndAssert(t *testing.T) {
 	each(t, func(t *testing.T, p sdk.Provider) {
 		_, rec := sdktest.MustApply(t, p, "sleep", sdktest.Object(map[string]any{"duration": "10ms"}))
@@ -326,4 +352,30 @@ func TestExecCancelKillsProcessGroup(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExecEnvHoldsNoEngineSecret: a command sees neither the state key nor
+// any RUNBOOK_VAR_*, even when the plugin runs in the engine's process; it
+// keeps PATH and HOME and gets what `env` gives it.
+func TestExecEnvHoldsNoEngineSecret(t *testing.T) {
+	t.Setenv("RUNBOOK_STATE_KEY", "canary-state-key")
+	t.Setenv("RUNBOOK_STATE_KEY_FILE", "/canary/key/file")
+	t.Setenv("RUNBOOK_VAR_pw", "canary-var-pw")
+	each(t, func(t *testing.T, p sdk.Provider) {
+		res, _ := sdktest.MustApply(t, p, "exec", sdktest.Object(map[string]any{
+			"command": "env",
+			"env":     map[string]string{"GIVEN": "given-value"},
+		}))
+		out := res.Outputs.GetAttr("stdout").AsString()
+		for _, leak := range []string{"canary-state-key", "/canary/key/file", "canary-var-pw", "RUNBOOK_VAR_", "RUNBOOK_STATE_KEY"} {
+			if strings.Contains(out, leak) {
+				t.Errorf("the command's environment holds %q", leak)
+			}
+		}
+		for _, kept := range []string{"PATH=", "HOME=", "GIVEN=given-value"} {
+			if !strings.Contains(out, kept) {
+				t.Errorf("the command's environment lacks %q:\n%s", kept, out)
+			}
+		}
+	})
 }

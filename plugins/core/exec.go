@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"sort"
 	"strings"
 
+	"github.com/runbookdev/runbook/internal/safeenv"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -27,7 +27,7 @@ func (*execAction) Schema() sdk.ActionSchema {
 		Inputs: []sdk.Attribute{
 			{Name: "command", Type: cty.String, Required: true, Description: "Program to run, looked up in PATH."},
 			{Name: "args", Type: cty.List(cty.String), Description: "Arguments."},
-			{Name: "env", Type: cty.Map(cty.String), Description: "Extra environment variables."},
+			{Name: "env", Type: cty.Map(cty.String), Description: "Extra environment variables. The command inherits the engine's environment (PATH, HOME, ...) except RUNBOOK_STATE_KEY, RUNBOOK_STATE_KEY_FILE and RUNBOOK_VAR_*: pass what it needs here."},
 			{Name: "dir", Type: cty.String, Description: "Working directory."},
 			{Name: "stdin", Type: cty.String, Description: "Text written to the command's standard input."},
 			{Name: "timeout", Type: cty.String, Description: "Kill the command after this duration (e.g. \"5m\")."},
@@ -66,7 +66,10 @@ func (a *execAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	cmd := exec.CommandContext(ctx, in.Command, in.Args...)
 	stopGroup(cmd)
 	cmd.Dir = in.Dir
-	cmd.Env = os.Environ()
+	// The engine's secrets (state key, variable values) never reach a
+	// command, even when this plugin runs in the engine's process: what a
+	// command needs is given in `env`.
+	cmd.Env = safeenv.Environ()
 	keys := make([]string, 0, len(in.Env))
 	for k := range in.Env {
 		keys = append(keys, k)
@@ -113,16 +116,21 @@ func (a *execAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	return res, sdk.Errorf(sdk.KindConflict, false, "", "%s", msg)
 }
 
-// tail returns the last n bytes of s, trimmed, starting at a line boundary
-// when one is near.
+// tail returns the whole lines of s's last n bytes, trimmed. A tail that
+// began inside a line could begin inside a secret, whose end the engine's
+// masker would not know to mask: the partial line at the cut is dropped,
+// and a last line longer than n is not quoted at all (the step's stderr
+// output holds it, masked whole).
 func tail(s string, n int) string {
 	s = strings.TrimSpace(s)
 	if len(s) <= n {
 		return s
 	}
-	s = s[len(s)-n:]
-	if i := strings.IndexByte(s, '\n'); i >= 0 && i < n/2 {
-		s = s[i+1:]
+	cut := s[len(s)-n:]
+	i := strings.IndexByte(cut, '\n')
+	if i < 0 {
+		last := len(s) - strings.LastIndexByte(s, '\n') - 1
+		return fmt.Sprintf("(the last line of stderr is %d bytes, too long to quote: see the step's stderr output)", last)
 	}
-	return "..." + s
+	return "..." + strings.TrimLeft(cut[i+1:], "\r\n")
 }
