@@ -113,6 +113,7 @@ type varValue struct {
 func (c *Config) ResolveVariables(src VarSources) (map[string]cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	given := map[string]varValue{}
+	invalid := map[string]bool{} // names given a value that is not valid
 	names := mapKeys(c.Variables)
 
 	for _, kv := range src.Env {
@@ -129,6 +130,8 @@ func (c *Config) ResolveVariables(src VarSources) (map[string]cty.Value, hcl.Dia
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			given[name] = varValue{val: val, from: "environment variable " + k}
+		} else {
+			invalid[name] = true
 		}
 	}
 	for _, f := range src.Files {
@@ -154,6 +157,9 @@ func (c *Config) ResolveVariables(src VarSources) (map[string]cty.Value, hcl.Dia
 		}
 		val, d := parseRawVar(v, raw, "-var "+name)
 		diags = append(diags, d...)
+		if d.HasErrors() {
+			invalid[name] = true
+		}
 		if !d.HasErrors() {
 			given[name] = varValue{val: val, from: "-var " + name}
 		} else if d[0].Subject != nil && d[0].Subject.Filename == "-var "+name {
@@ -170,6 +176,9 @@ func (c *Config) ResolveVariables(src VarSources) (map[string]cty.Value, hcl.Dia
 			if !v.Required() {
 				out[name] = v.Default
 				continue
+			}
+			if invalid[name] {
+				continue // given, but not valid: reported above, not missing
 			}
 			if src.Prompt == nil {
 				missing = append(missing, v)
@@ -260,6 +269,9 @@ func parseRawVar(v *Variable, raw, from string) (cty.Value, hcl.Diagnostics) {
 	if v.Type == cty.String || (v.Type == cty.DynamicPseudoType && !looksLikeExpr(raw)) {
 		return cty.StringVal(raw), nil
 	}
+	if d := notAPrimitive(v, raw, from); d != nil {
+		return cty.NilVal, hcl.Diagnostics{d}
+	}
 	if d := checkInput(from, []byte(raw), syntaxConfig); d.HasErrors() {
 		return cty.NilVal, d
 	}
@@ -279,6 +291,38 @@ func parseRawVar(v *Variable, raw, from string) (cty.Value, hcl.Diagnostics) {
 			Detail: fmt.Sprintf("The value from %s for variable %q %s: %s", from, v.Name, problem, diags[0].Detail)}}
 	}
 	return val, nil
+}
+
+// notAPrimitive says plainly that a word given for a number or bool
+// variable is not one ("abc" for a number), instead of the expression
+// error HCL would give for it (a word parses as a variable reference).
+// The value is quoted unless the variable is sensitive.
+func notAPrimitive(v *Variable, raw, from string) *hcl.Diagnostic {
+	word := strings.TrimSpace(raw)
+	if word == "" || strings.ContainsAny(word, "()[]{}\"+*/%<>=!&|?:,") {
+		return nil // an expression: HCL's own evaluation says what is wrong
+	}
+	what := ""
+	switch v.Type {
+	case cty.Number:
+		if _, err := cty.ParseNumberVal(word); err == nil {
+			return nil
+		}
+		what = "a number"
+	case cty.Bool:
+		if word == "true" || word == "false" {
+			return nil
+		}
+		what = "a bool (true or false)"
+	default:
+		return nil
+	}
+	shown := fmt.Sprintf(" %q", word)
+	if v.Sensitive {
+		shown = ""
+	}
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value for variable",
+		Detail: fmt.Sprintf("The value%s from %s for variable %q is not %s.", shown, from, v.Name, what)}
 }
 
 func looksLikeExpr(s string) bool {

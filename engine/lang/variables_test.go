@@ -46,6 +46,15 @@ variable "port" {
     error_message = "The port must be between 1 and 65535."
   }
 }
+variable "flag" {
+  type    = bool
+  default = false
+}
+variable "pin" {
+  type      = number
+  sensitive = true
+  default   = 1
+}
 `
 
 func TestResolveVariables(t *testing.T) {
@@ -103,6 +112,17 @@ func TestResolveVariables(t *testing.T) {
 	}
 }
 
+// TestInvalidValueIsNotAlsoMissing: a required variable given a bad value
+// gets one diagnostic saying what is wrong with the value, not a second
+// one saying it was not set.
+func TestInvalidValueIsNotAlsoMissing(t *testing.T) {
+	cfg := mustLoad(t, "variable \"port\" {\n  type = number\n}\n")
+	_, diags := cfg.ResolveVariables(VarSources{Args: []string{"port=abc"}})
+	wantDiags(t, diags, []string{`-: Invalid value for variable | The value "abc" from -var port for variable "port" is not a number.`})
+	_, diags = cfg.ResolveVariables(VarSources{Env: []string{"RUNBOOK_VAR_port=abc"}})
+	wantDiags(t, diags, []string{`-: Invalid value for variable | The value "abc" from environment variable RUNBOOK_VAR_port for variable "port" is not a number.`})
+}
+
 func TestResolveVariablesErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.hcl")
@@ -115,7 +135,10 @@ func TestResolveVariablesErrors(t *testing.T) {
 		{"missing", VarSources{}, []string{"2:1: No value for required variable \"name\" | These variables have no default and were not set:\n  name (string), declared at main.hcl:2:1\n\nSet each with -var name=VALUE, in a -var-file, or with the environment variable RUNBOOK_VAR_name=VALUE."}},
 		{"undeclared arg", VarSources{Args: []string{"name=x", "nmae=y"}}, []string{`-: Value for undeclared variable | -var nmae: this runbook declares no variable "nmae". Did you mean "name"?`}},
 		{"malformed arg", VarSources{Args: []string{"name=x", "count"}}, []string{`-: Invalid -var option | "count" must be NAME=VALUE`}},
-		{"bad number", VarSources{Args: []string{"name=x", "count=many"}}, []string{`-: Invalid value for variable | The value from -var count for variable "count" must be a constant`}},
+		{"bad number", VarSources{Args: []string{"name=x", "count=many"}}, []string{`-: Invalid value for variable | The value "many" from -var count for variable "count" is not a number.`}},
+		{"bad bool", VarSources{Args: []string{"name=x", "flag=yes"}}, []string{`-: Invalid value for variable | The value "yes" from -var flag for variable "flag" is not a bool (true or false).`}},
+		{"bad sensitive number is not quoted", VarSources{Args: []string{"name=x", "pin=abc"}}, []string{`-: Invalid value for variable | The value from -var pin for variable "pin" is not a number.`}},
+		{"an expression still says what HCL says", VarSources{Args: []string{"name=x", "count=x + 1"}}, []string{`-: Invalid value for variable | The value from -var count for variable "count" must be a constant`}},
 		{"bad type", VarSources{Args: []string{"name=x", `tags={ a = 1 }`}}, []string{`-: Invalid value for variable | The value from -var tags for variable "tags" is not list(string): list of string required`}},
 		{"bad object", VarSources{Args: []string{"name=x", `conf={ retries = 2 }`}}, []string{`-: Invalid value for variable | attribute "url" is required`}},
 		{"syntax", VarSources{Args: []string{"name=x", `tags=["a"`}}, []string{`-: Invalid value for variable | must be an HCL expression of type list(string)`}},
