@@ -55,7 +55,7 @@ func TestSchemaMarkdownAndJSON(t *testing.T) {
 			continue
 		}
 		var typ bytes.Buffer
-		if len(a.Inputs) != 6 || json.Compact(&typ, a.Inputs[1].Type) != nil || typ.String() != `["list","string"]` {
+		if len(a.Inputs) != 7 || json.Compact(&typ, a.Inputs[1].Type) != nil || typ.String() != `["list","string"]` {
 			t.Fatalf("exec inputs = %+v", a.Inputs)
 		}
 	}

@@ -23,7 +23,7 @@ func TestCheckDiagnostics(t *testing.T) {
 		{"unsupported input", "step \"core.exec\" \"a\" {\n  with = { command = \"x\", agrs = [\"a\"] }\n}",
 			[]string{`2:27: Unsupported input "agrs" | Step "a" (core.exec) has no input "agrs". Did you mean "args"?`}},
 		{"unsupported input lists inputs", "step \"core.exec\" \"a\" {\n  with = { command = \"x\", zzzzzz = 1 }\n}",
-			[]string{`2:27: Unsupported input "zzzzzz" | Its inputs are "command", "args", "env" and "timeout".`}},
+			[]string{`2:27: Unsupported input "zzzzzz" | Its inputs are "command", "args", "env", "timeout" and "read_only".`}},
 		{"missing required input", "step \"core.file\" \"a\" {\n  with = { mode = \"0644\" }\n}",
 			[]string{"2:10: Missing required inputs \"path\" or \"content\" | Step \"a\" (core.file) needs these inputs in its with:\n  path (string)\n  content (string)"}},
 		{"no with at all", "step \"core.exec\" \"a\" {\n}",

@@ -54,6 +54,7 @@ var testSchemas = fakeSchemas{
 				{Name: "args", Type: cty.List(cty.String)},
 				{Name: "env", Type: cty.Map(cty.String)},
 				{Name: "timeout", Type: cty.String},
+				{Name: "read_only", Type: cty.Bool},
 			},
 			Outputs: []sdk.Attribute{{Name: "stdout", Type: cty.String}, {Name: "stderr", Type: cty.String}, {Name: "exit_code", Type: cty.Number}},
 		},

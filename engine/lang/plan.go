@@ -118,9 +118,6 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 			}
 			sc, hasSchema := schemas[name]
 			ps.Reversibility, ps.Undo = reversibility(s, sc, hasSchema)
-			if ps.Reversibility == Irreversible && p.PointOfNoReturn == "" {
-				p.PointOfNoReturn = name
-			}
 			insts, known, d := scope.Expand(s)
 			diags = append(diags, d...)
 			ps.InstancesKnown = known
@@ -128,6 +125,7 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 				insts = []Instance{{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}}
 			}
 			instVals := map[string]cty.Value{}
+			allReadOnly := known && len(insts) > 0 // every instance sets read_only = true
 			for _, in := range insts {
 				pi := &PlannedInstance{Address: Address(name, in.Key), Run: "yes"}
 				if !known {
@@ -144,6 +142,7 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 				inputs, d := scope.Inputs(s, in)
 				diags = append(diags, d...)
 				pi.Inputs = inputs
+				allReadOnly = allReadOnly && !d.HasErrors() && DeclaresReadOnly(inputs)
 				if hasSchema && known && !d.HasErrors() {
 					// Later steps may use this step's inputs, known now.
 					sv := StepValue(inputs, cty.UnknownVal(sc.OutputType()))
@@ -158,6 +157,12 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 				}
 				ps.Instances = append(ps.Instances, pi)
 			}
+			if ps.Reversibility == Irreversible && allReadOnly {
+				ps.Reversibility = ReadOnly
+			}
+			if ps.Reversibility == Irreversible && p.PointOfNoReturn == "" {
+				p.PointOfNoReturn = name
+			}
 			if s.ForEach != nil && known && len(instVals) == len(insts) {
 				steps[name] = cty.ObjectVal(instVals)
 			}
@@ -168,6 +173,19 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 	diags = append(diags, d...)
 	p.Outputs = outs
 	return p, uniqueDiags(diags)
+}
+
+// DeclaresReadOnly says whether a step's inputs mark it read-only: an
+// action whose effect depends on its inputs (core.exec runs any command)
+// may take a bool input `read_only`, and a step that sets it to true is
+// planned and rolled back as changing nothing.
+func DeclaresReadOnly(inputs cty.Value) bool {
+	v, _ := inputs.UnmarkDeep()
+	if v == cty.NilVal || !v.IsKnown() || v.IsNull() || !v.Type().IsObjectType() || !v.Type().HasAttribute("read_only") {
+		return false
+	}
+	ro := v.GetAttr("read_only")
+	return ro.Type() == cty.Bool && ro.IsKnown() && !ro.IsNull() && ro.True()
 }
 
 func reversibility(s *Step, sc sdk.ActionSchema, hasSchema bool) (Reversibility, string) {

@@ -184,6 +184,27 @@ step "core.exec" "irr" {
 	if p.PointOfNoReturn != "irr" {
 		t.Errorf("point of no return %q", p.PointOfNoReturn)
 	}
+	// A check marked read_only = true is not the point of no return; one
+	// whose flag is false, or not known before the run, still is.
+	for _, tc := range []struct{ flag, want, ponr string }{
+		{"true", "read-only/", "irr"},
+		{"false", "irreversible/", "check"},
+		{"var.flag", "irreversible/", "check"},
+	} {
+		src := "variable \"flag\" {\n  type    = bool\n  default = true\n}\n" +
+			"step \"core.exec\" \"check\" {\n  with = { command = \"test\", read_only = " + tc.flag + " }\n}\n" +
+			"step \"core.exec\" \"irr\" {\n  with       = { command = \"x\" }\n  depends_on = [step.check]\n}\n"
+		c := mustLoad(t, src)
+		// var.flag stands for a flag that is not known before the run.
+		vars := map[string]cty.Value{"flag": cty.UnknownVal(cty.Bool)}
+		pl, d := c.Plan(context.Background(), PlanOptions{Schemas: testSchemas, Vars: vars})
+		if d.HasErrors() {
+			t.Fatal(d)
+		}
+		if got := string(pl.Steps[0].Reversibility) + "/" + pl.Steps[0].Undo; got != tc.want || pl.PointOfNoReturn != tc.ponr {
+			t.Errorf("read_only = %s: %s, point of no return %q; want %s, %q", tc.flag, got, pl.PointOfNoReturn, tc.want, tc.ponr)
+		}
+	}
 	// Without schemas nothing is known to be read-only.
 	p, _ = cfg.Plan(context.Background(), PlanOptions{})
 	if p.PointOfNoReturn != "irr" || p.Steps[len(p.Steps)-1].Reversibility != Irreversible {

@@ -108,6 +108,9 @@ func (s *Session) undoPlan(ctx context.Context, o *reopened, preview bool) (*Und
 			continue
 		}
 		for _, js := range byStep[name] {
+			if in, _, err := js.Inputs.Decode(nil); err == nil && lang.DeclaresReadOnly(in) {
+				continue
+			}
 			if js.State == journal.StepSucceeded {
 				p.Irreversible = append(p.Irreversible, js.Address)
 			}

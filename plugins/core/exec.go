@@ -27,6 +27,7 @@ func (*execAction) Schema() sdk.ActionSchema {
 		Inputs: []sdk.Attribute{
 			{Name: "command", Type: cty.String, Required: true, Description: "Program to run, looked up in PATH."},
 			{Name: "args", Type: cty.List(cty.String), Description: "Arguments."},
+			{Name: "read_only", Type: cty.Bool, Description: "The command changes nothing (a check): `plan` shows the step as read-only, not as the point of no return, and `rollback` does not list it as left undone. The command is run the same either way."},
 			{Name: "env", Type: cty.Map(cty.String), Description: "Extra environment variables. The command inherits the engine's environment (PATH, HOME, ...) except RUNBOOK_STATE_KEY, RUNBOOK_STATE_KEY_FILE and RUNBOOK_VAR_*: pass what it needs here."},
 			{Name: "dir", Type: cty.String, Description: "Working directory."},
 			{Name: "stdin", Type: cty.String, Description: "Text written to the command's standard input."},
@@ -44,9 +45,11 @@ type execInputs struct {
 	Command string            `cty:"command"`
 	Args    []string          `cty:"args"`
 	Env     map[string]string `cty:"env"`
-	Dir     string            `cty:"dir"`
-	Stdin   string            `cty:"stdin"`
-	Timeout string            `cty:"timeout"`
+	// ReadOnly only informs plan and rollback (lang.DeclaresReadOnly).
+	ReadOnly *bool  `cty:"read_only"`
+	Dir      string `cty:"dir"`
+	Stdin    string `cty:"stdin"`
+	Timeout  string `cty:"timeout"`
 }
 
 func (a *execAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
