@@ -66,6 +66,21 @@ func (e *executor) maskRecord(r *journal.Record) {
 	r.Message = e.mask.Mask(r.Message)
 }
 
+// recordEvents maps a state change's record to the event it announces.
+var recordEvents = map[journal.RecType]event.Type{
+	journal.RecAttemptStarted: event.StepStarted,
+	journal.RecCheckpoint:     event.StepCheckpoint,
+	journal.RecUndoCheckpoint: event.StepCheckpoint,
+	journal.RecAttemptFailed:  event.StepRetry,
+	journal.RecStepSucceeded:  event.StepSucceeded,
+	journal.RecStepFailed:     event.StepFailed,
+	journal.RecStepSkipped:    event.StepSkipped,
+	journal.RecStepCancelled:  event.StepCancelled,
+	journal.RecUndoStarted:    event.UndoStarted,
+	journal.RecUndoSucceeded:  event.UndoSucceeded,
+	journal.RecUndoFailed:     event.UndoFailed,
+}
+
 // eventOf is the event a journal record announces.
 func eventOf(r *journal.Record, x extra) (event.Event, bool) {
 	ev := event.Event{Step: r.Step, Attempt: r.Attempt, Message: r.Message, Action: x.action,
@@ -74,36 +89,21 @@ func eventOf(r *journal.Record, x extra) (event.Event, bool) {
 		ev.Error, ev.Kind, ev.Hint = r.Error.Message, r.Error.Kind, r.Error.Hint
 	}
 	switch r.Type {
-	case journal.RecAttemptStarted:
-		ev.Type = event.StepStarted
-	case journal.RecCheckpoint:
-		ev.Type = event.StepCheckpoint
 	case journal.RecUndoCheckpoint:
-		ev.Type, ev.Message = event.StepCheckpoint, "undo"
+		ev.Message = "undo"
 	case journal.RecAttemptFailed:
-		ev.Type, ev.Message = event.StepRetry, "" // the record's "retry" is the event's type
-	case journal.RecStepSucceeded:
-		ev.Type = event.StepSucceeded
-	case journal.RecStepFailed:
-		ev.Type = event.StepFailed
-	case journal.RecStepSkipped:
-		ev.Type = event.StepSkipped
-	case journal.RecStepCancelled:
-		ev.Type = event.StepCancelled
-	case journal.RecUndoStarted:
-		ev.Type = event.UndoStarted
-	case journal.RecUndoSucceeded:
-		ev.Type = event.UndoSucceeded
-	case journal.RecUndoFailed:
-		ev.Type = event.UndoFailed
+		ev.Message = "" // the record's "retry" is the event's type
 	case journal.RecRunState:
 		if r.State != journal.RunRollingBack {
 			return ev, false
 		}
-		ev = event.Event{Type: event.RollbackStarted}
-	default:
+		return event.Event{Type: event.RollbackStarted}, true
+	}
+	t, ok := recordEvents[r.Type]
+	if !ok {
 		return ev, false
 	}
+	ev.Type = t
 	return ev, true
 }
 

@@ -118,7 +118,7 @@ func (e *DiagError) Error() string {
 
 // ErrCancelled is returned by Apply and Rollback when the confirmation was
 // refused.
-var ErrCancelled = errors.New("apply cancelled")
+var ErrCancelled = errors.New("cancelled: nothing was done")
 
 // Commands are the exact command lines that continue a run.
 type Commands struct {
