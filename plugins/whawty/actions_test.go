@@ -186,16 +186,40 @@ func TestParamSetRollout(t *testing.T) {
 	if got := readFile(t, f.config); got != afterAdd {
 		t.Fatalf("after default undo:\n%s", got)
 	}
-	if err := undo(t, "param_set_add", addIn, addRes); err != nil {
+	// root's hash is on set 3 now: undoing the add keeps set 3 (with the
+	// old default) and says so, so that root can still log in.
+	rec, err := undoWith(t, "param_set_add", addIn, addRes, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := readFile(t, f.config)
+	if def, ids := setsOf(t, partial); def != 1 || !cmp.Equal(ids, []uint64{1, 2, 3}) {
+		t.Fatalf("after add undo: default %d, sets %v; want default 1 and set 3 kept:\n%s", def, ids, partial)
+	}
+	if !strings.Contains(partial, key) || !strings.Contains(partial, "# the old scrypt set") {
+		t.Fatalf("partial undo lost the key or the comments:\n%s", partial)
+	}
+	if logs := rec.all(); !strings.Contains(logs, "warn: partial undo") || !strings.Contains(logs, "1 hash(es) in "+f.store) {
+		t.Fatalf("partial undo not reported at warn level with the count:\n%s", logs)
+	}
+	vr = mustApplyRes(t, "verify_password", map[string]any{"config": f.config, "username": "root", "password": "pw"})
+	if !vr.Outputs.GetAttr("valid").True() {
+		t.Fatal("root locked out after the undo")
+	}
+	// Undo again is a no-op; with force the set goes.
+	if _, err := undoWith(t, "param_set_add", addIn, addRes, false); err != nil || readFile(t, f.config) != partial {
+		t.Fatalf("second undo: %v", err)
+	}
+	if err := os.WriteFile(f.config, []byte(afterAdd), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := undoWith(t, "param_set_add", addIn, addRes, true); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, f.config); got != orig {
-		t.Fatalf("after add undo:\n%s\nwant:\n%s", got, orig)
+		t.Fatalf("after forced add undo:\n%s\nwant:\n%s", got, orig)
 	}
-	// Undo again is a no-op; undo after a foreign edit is refused.
-	if err := undo(t, "param_set_add", addIn, addRes); err != nil {
-		t.Fatalf("second undo: %v", err)
-	}
+	// Undo after a foreign edit is refused.
 	res2 := mustApplyRes(t, "param_set_default", map[string]any{"config": f.config, "id": 2})
 	if err := os.WriteFile(f.config, []byte(readFile(t, f.config)+"# edited\n"), 0o600); err != nil {
 		t.Fatal(err)
