@@ -92,7 +92,10 @@ type markEvents struct {
 	got []string
 }
 
-func (m *markEvents) Checkpoint(b []byte) error { m.got = append(m.got, "plain:"+string(b)); return nil }
+func (m *markEvents) Checkpoint(b []byte) error {
+	m.got = append(m.got, "plain:"+string(b))
+	return nil
+}
 func (m *markEvents) CheckpointSensitive(b []byte) error {
 	m.got = append(m.got, "sensitive:"+string(b))
 	return nil

@@ -199,7 +199,7 @@ func TestParamSetRollout(t *testing.T) {
 	if !strings.Contains(partial, key) || !strings.Contains(partial, "# the old scrypt set") {
 		t.Fatalf("partial undo lost the key or the comments:\n%s", partial)
 	}
-	if logs := rec.all(); !strings.Contains(logs, "warn: partial undo") || !strings.Contains(logs, "1 hash(es) in "+f.store) {
+	if logs := rec.all(); !strings.Contains(logs, "warn: partial undo") || !strings.Contains(logs, "1 hash(es): 1 in "+f.store) {
 		t.Fatalf("partial undo not reported at warn level with the count:\n%s", logs)
 	}
 	vr = mustApplyRes(t, "verify_password", map[string]any{"config": f.config, "username": "root", "password": "pw"})
@@ -305,6 +305,16 @@ func TestUpgradeStatusWaits(t *testing.T) {
 	_, _, err := apply(t, "upgrade_status", map[string]any{"config": f.config, "wait_for_percent": 100, "interval": "10ms", "timeout": "50ms"})
 	if kindOf(err) != sdk.KindConflict || !sdk.Classify(err).Retryable {
 		t.Fatalf("timeout: err = %v", err)
+	}
+	// A timeout that is not a multiple of the interval: counts at 0, 1s
+	// and at the deadline (1.5s), not giving up at 1s.
+	t0 := time.Now()
+	_, rec, err = apply(t, "upgrade_status", map[string]any{"config": f.config, "wait_for_percent": 100, "interval": "1s", "timeout": "1500ms"})
+	if took := time.Since(t0); kindOf(err) != sdk.KindConflict || took < 1500*time.Millisecond || len(rec.progress) != 3 {
+		t.Fatalf("timeout 1.5s, interval 1s: gave up after %s with %d counts: %v", took, len(rec.progress), err)
+	}
+	if !strings.Contains(err.Error(), "after 2s") {
+		t.Errorf("err = %v, want the time waited (1.5s rounded)", err)
 	}
 }
 

@@ -73,7 +73,8 @@ func peerConfigsDiag(d sdk.Diagnostics, inputs cty.Value) sdk.Diagnostics {
 type setUse struct {
 	// Count is the number of hashes per set id over every store read.
 	Count map[uint64]int64
-	// Stores lists, per set id, the stores with hashes on it.
+	// Stores lists, per set id, "<n> in <store>" for each store with
+	// hashes on it.
 	Stores map[uint64][]string
 	// Unread lists the stores that could not be read, with why.
 	Unread []string
@@ -82,9 +83,10 @@ type setUse struct {
 // total is the number of hashes on id.
 func (u *setUse) total(id uint64) int64 { return u.Count[id] }
 
-// describe says who uses id, e.g. "250 hash(es) in /srv/store, ssh://...".
+// describe says who uses id, e.g. "300 hash(es): 250 in /srv/store, 50 in
+// ssh://...".
 func (u *setUse) describe(id uint64) string {
-	return fmt.Sprintf("%d hash(es) in %s", u.Count[id], strings.Join(u.Stores[id], ", "))
+	return fmt.Sprintf("%d hash(es): %s", u.Count[id], strings.Join(u.Stores[id], ", "))
 }
 
 // countSetUse counts the hashes on ids in the store of the config own
@@ -122,7 +124,7 @@ func countSetUse(ctx context.Context, c *conns, own location, ownCfg *storeConfi
 		}
 		for id, n := range per {
 			u.Count[id] += n
-			u.Stores[id] = append(u.Stores[id], l.String())
+			u.Stores[id] = append(u.Stores[id], fmt.Sprintf("%d in %s", n, l))
 		}
 	}
 	count(own, ownCfg)
