@@ -564,3 +564,54 @@ func countOf(list []string, s string) int {
 	}
 	return n
 }
+
+// TestSyncRunbookRefusesSetUnknownToSlave: whawty-sync.hcl gives each sync
+// its slave's config; a slave whose config lacks the set the master's
+// hashes use is refused before anything is written there, and the run
+// rolls back the other slave's sync.
+func TestSyncRunbookRefusesSetUnknownToSlave(t *testing.T) {
+	dir := t.TempDir()
+	stores, configs := map[string]string{}, map[string]string{}
+	for _, host := range []string{"master", "slave1", "slave2"} {
+		store := filepath.Join(dir, host, "store")
+		if err := os.MkdirAll(filepath.Join(store, ".tmp"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		files := map[string]string{"root.admin": whawtyHash(t, 0, "pw-root"), "u.user": whawtyHash(t, 0, "pw-u")}
+		if host == "master" {
+			files["u.user"] = whawtyHash(t, 5, "pw-u") // u logged in after the rollout
+		}
+		for n, c := range files {
+			if err := os.WriteFile(filepath.Join(store, n), []byte(c), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg := whawtyConfig(store)
+		if host != "slave2" {
+			cfg += "  - id: 5\n    argon2id: {time: 1, memory: 64, threads: 1, length: 32}\n"
+		}
+		configs[host] = filepath.Join(dir, host, "auth-store.yaml")
+		if err := os.WriteFile(configs[host], []byte(cfg), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		stores[host] = store
+	}
+	varFile := filepath.Join(dir, "vars.hcl")
+	vars := fmt.Sprintf("master = %q\nslaves = [%q, %q]\nslave_configs = { %q = %q, %q = %q }\n",
+		stores["master"], stores["slave1"], stores["slave2"], stores["slave1"], configs["slave1"], stores["slave2"], configs["slave2"])
+	if err := os.WriteFile(varFile, []byte(vars), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before1, before2 := readFile(t, filepath.Join(stores["slave1"], "u.user")), readFile(t, filepath.Join(stores["slave2"], "u.user"))
+	rb := loadRunbook(t, "whawty-sync.hcl", nil, varFile)
+	res := rb.apply(t, context.Background(), "", func(id string) run.Providers { return &faultProviders{runID: id} })
+	if res.State != journal.RunRolledBack {
+		t.Fatalf("state = %s, err = %v", res.State, res.Err)
+	}
+	if err := res.Err.Error(); !strings.Contains(err, configs["slave2"]) || !strings.Contains(err, "parameter-set 5") {
+		t.Errorf("err = %v, want slave2's config named with set 5", err)
+	}
+	if readFile(t, filepath.Join(stores["slave2"], "u.user")) != before2 || readFile(t, filepath.Join(stores["slave1"], "u.user")) != before1 {
+		t.Error("a slave was left changed")
+	}
+}
