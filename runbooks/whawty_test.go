@@ -7,14 +7,17 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 	"go.yaml.in/yaml/v3"
@@ -22,6 +25,7 @@ import (
 	"golang.org/x/crypto/scrypt"
 
 	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/run"
 	"github.com/runbookdev/runbook/plugins/whawty"
 	"github.com/runbookdev/runbook/sdk"
@@ -156,7 +160,10 @@ func (noopAction) Schema() sdk.ActionSchema {
 	}}
 }
 
-func (noopAction) Apply(context.Context, *sdk.ApplyRequest, sdk.Events) (*sdk.Result, error) {
+func (noopAction) Apply(_ context.Context, req *sdk.ApplyRequest, _ sdk.Events) (*sdk.Result, error) {
+	if f := req.Inputs.GetAttr("fail"); !f.IsNull() && f.AsString() != "" {
+		return nil, sdk.Errorf(sdk.KindConflict, false, "", "%s", f.AsString())
+	}
 	return &sdk.Result{}, nil
 }
 
@@ -614,4 +621,114 @@ func TestSyncRunbookRefusesSetUnknownToSlave(t *testing.T) {
 	if readFile(t, filepath.Join(stores["slave2"], "u.user")) != before2 || readFile(t, filepath.Join(stores["slave1"], "u.user")) != before1 {
 		t.Error("a slave was left changed")
 	}
+}
+
+// TestRemovedKeyNeverJournaledInClear is the canary of issue 15: a run
+// removes a scrypt set (whose hmac key is in no input) and then fails; the
+// rollback puts the set back from the undo state, which the plugin marks
+// sensitive. With a state key the journal holds it sealed, without one not
+// at all; in neither case does the key appear anywhere in the state
+// directory.
+func TestRemovedKeyNeverJournaledInClear(t *testing.T) {
+	for _, withKey := range []bool{true, false} {
+		t.Run(fmt.Sprintf("state key %v", withKey), func(t *testing.T) {
+			dir := t.TempDir()
+			store := filepath.Join(dir, "store")
+			if err := os.MkdirAll(filepath.Join(store, ".tmp"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(store, "root.admin"), []byte(whawtyHash(t, 0, "pw")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			raw := make([]byte, 32)
+			_, _ = rand.Read(raw)
+			canary := base64.StdEncoding.EncodeToString(raw)
+			cfgText := fmt.Sprintf("basedir: %q\ndefault: 1\nparams:\n  - id: 1\n    scryptauth: {hmackey: %q, cost: 4}\n  - id: 9\n    scryptauth: {hmackey: %q, cost: 4}\n",
+				store, base64.StdEncoding.EncodeToString(hmacKey), canary)
+			cfg := filepath.Join(dir, "auth-store.yaml")
+			if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			src := fmt.Sprintf(`runbook "retire" {}
+step "whawty.param_set_remove" "rm" {
+  with     = { config = %q, id = 9 }
+  rollback = native
+}
+step "core.noop" "boom" {
+  with       = { fail = "boom" }
+  depends_on = [step.rm]
+}
+`, cfg)
+			lc, diags := lang.LoadSources(map[string][]byte{"retire.hcl": []byte(src)})
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			stateDir := t.TempDir()
+			st := journal.NewLocal(stateDir)
+			meta := &journal.Meta{Started: time.Now()}
+			j, err := st.Create(meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sealer *journal.Sealer
+			if withKey {
+				key := make([]byte, 32)
+				_, _ = rand.Read(key)
+				s, err := journal.NewSealer(key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sealer = s.ForRun(meta)
+			}
+			var f *faultProviders
+			res, err := run.Apply(context.Background(), run.FromConfig(&lang.Scope{Config: lc, RunID: meta.ID}),
+				run.Options{RunID: meta.ID, Providers: func() run.Providers { f = &faultProviders{runID: meta.ID}; return f }(),
+					Journal: j, Sealer: sealer, Sleep: func(context.Context, time.Duration) error { return nil }})
+			j.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.State != journal.RunRolledBack {
+				t.Fatalf("state = %s, err = %v", res.State, res.Err)
+			}
+			if readFile(t, cfg) != cfgText {
+				t.Fatalf("set 9 not restored:\n%s", readFile(t, cfg))
+			}
+			journaled := 0
+			err = filepath.WalkDir(stateDir, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				journaled += len(b)
+				if holdsCanary(b, canary) {
+					t.Errorf("%s holds the removed hmac key in clear", p)
+				}
+				return nil
+			})
+			if err != nil || journaled == 0 {
+				t.Fatalf("state dir: %d bytes, %v", journaled, err)
+			}
+		})
+	}
+}
+
+// base64Run is a run of standard base64 long enough to hide a key.
+var base64Run = regexp.MustCompile(`[A-Za-z0-9+/]{40,}={0,2}`)
+
+// holdsCanary says whether b holds canary in clear, also inside any
+// base64 text (the journal keeps blobs as base64).
+func holdsCanary(b []byte, canary string) bool {
+	if strings.Contains(string(b), canary) {
+		return true
+	}
+	for _, m := range base64Run.FindAll(b, -1) {
+		if d, err := base64.StdEncoding.DecodeString(string(m)); err == nil && strings.Contains(string(d), canary) {
+			return true
+		}
+	}
+	return false
 }
