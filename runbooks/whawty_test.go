@@ -27,6 +27,7 @@ import (
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/run"
+	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/plugins/whawty"
 	"github.com/runbookdev/runbook/sdk"
 )
@@ -250,7 +251,9 @@ type rollout struct {
 	before  map[string]string // config contents before the run, by host
 }
 
-func newRollout(t *testing.T, nUsers int, extraVars string) *rollout {
+// newRollout builds the fixture; with sshd, the slaves' configs are given
+// to the runbook as ssh locations (their stores are then read over ssh too).
+func newRollout(t *testing.T, nUsers int, extraVars string, sshd *testenv.SSHD) *rollout {
 	t.Helper()
 	r := &rollout{hosts: []string{"master", "slave1", "slave2"}, configs: map[string]string{}, stores: map[string]string{}, before: map[string]string{}}
 	files := map[string]string{"root.admin": whawtyHash(t, 0, "pw-root")}
@@ -261,6 +264,7 @@ func newRollout(t *testing.T, nUsers int, extraVars string) *rollout {
 	r.users = slices.Sorted(maps.Keys(files))
 	dir := t.TempDir()
 	var reload []string
+	locs := map[string]string{}
 	for _, host := range r.hosts {
 		store := filepath.Join(dir, host, "store")
 		if err := os.MkdirAll(filepath.Join(store, ".tmp"), 0o700); err != nil {
@@ -277,7 +281,14 @@ func newRollout(t *testing.T, nUsers int, extraVars string) *rollout {
 			t.Fatal(err)
 		}
 		r.configs[host], r.stores[host], r.before[host] = cfg, store, whawtyConfig(store)
-		reload = append(reload, fmt.Sprintf(`%q = ["reload-%s", "whawty-auth"]`, cfg, host))
+		locs[host] = cfg
+		if sshd != nil && host != "master" {
+			locs[host] = sshd.URL(cfg)
+		}
+		reload = append(reload, fmt.Sprintf(`%q = ["reload-%s", "whawty-auth"]`, locs[host], host))
+	}
+	if sshd != nil {
+		extraVars += fmt.Sprintf("\nknown_hosts = %q\nidentity_file = %q\n", sshd.KnownHosts, sshd.IdentityFile)
 	}
 	sort.Strings(reload)
 	vars := fmt.Sprintf(`master_config = %q
@@ -289,7 +300,7 @@ argon2 = { time = 1, memory = 64, threads = 1, length = 32 }
 upgrade_interval = "1s"
 reload_commands = { %s }
 %s
-`, r.configs["master"], r.configs["slave1"], r.configs["slave2"], strings.Join(reload, ", "), extraVars)
+`, locs["master"], locs["slave1"], locs["slave2"], strings.Join(reload, ", "), extraVars)
 	r.varFile = filepath.Join(t.TempDir(), "vars.hcl")
 	if err := os.WriteFile(r.varFile, []byte(vars), 0o600); err != nil {
 		t.Fatal(err)
@@ -399,7 +410,7 @@ func (r *rollout) assertKept(t *testing.T) {
 // user was re-hashed every config comes back byte for byte; after, the
 // new set stays (partial undo) and every user can still log in.
 func TestRolloutRunbook(t *testing.T) {
-	r := newRollout(t, 3, `upgrade_timeout = "10s"`)
+	r := newRollout(t, 3, `upgrade_timeout = "10s"`, nil)
 	res, f := r.run(t, "", onMasterReload(func() {
 		r.login(t, "master", r.users)
 		r.syncTo(t, "slave1")
@@ -432,7 +443,7 @@ func TestRolloutRunbook(t *testing.T) {
 	rehashedFrom := pos["upgraded"] // the users log in after master_reload
 	for _, name := range slices.Sorted(maps.Keys(steps)) {
 		t.Run("fail at "+name, func(t *testing.T) {
-			r := newRollout(t, 3, `upgrade_timeout = "10s"`)
+			r := newRollout(t, 3, `upgrade_timeout = "10s"`, nil)
 			res, f := r.run(t, name, onMasterReload(func() {
 				r.login(t, "master", r.users)
 				r.syncTo(t, "slave1")
@@ -467,7 +478,7 @@ func TestRolloutRunbook(t *testing.T) {
 // TestRolloutRunbookKeepsUsedSet: with a user still on the old set the run
 // succeeds at the target share and keeps the old set everywhere.
 func TestRolloutRunbookKeepsUsedSet(t *testing.T) {
-	r := newRollout(t, 3, "target_percent = 50\nupgrade_timeout = \"10s\"")
+	r := newRollout(t, 3, "target_percent = 50\nupgrade_timeout = \"10s\"", nil)
 	res, f := r.run(t, "", onMasterReload(func() {
 		r.login(t, "master", r.users[:3])
 		r.syncTo(t, "slave1")
@@ -491,12 +502,13 @@ func TestRolloutRunbookKeepsUsedSet(t *testing.T) {
 
 // TestRolloutTimeoutRollbackKeepsLogins is the first lock-out of issue 15:
 // upgrade_status times out with part of the users already re-hashed on
-// the new set (on the master and one synced slave); the rollback keeps
+// the new set (on the master and one synced slave; the runbook reaches the
+// slaves over ssh); the rollback keeps
 // the set on every host (the master's store uses it, and a slave gets the
 // master's hashes at its next sync), reports a partial undo with the count
 // and reloads every host once its config is restored.
 func TestRolloutTimeoutRollbackKeepsLogins(t *testing.T) {
-	r := newRollout(t, 7, `upgrade_timeout = "1s"`)
+	r := newRollout(t, 7, `upgrade_timeout = "1s"`, testenv.StartSSHD(t))
 	res, f := r.run(t, "", onMasterReload(func() {
 		r.login(t, "master", r.users[:3]) // root and two users of eight
 		r.syncTo(t, "slave2")
@@ -522,12 +534,12 @@ func TestRolloutTimeoutRollbackKeepsLogins(t *testing.T) {
 }
 
 // TestRolloutLaggingSlaveRefusedEarly is the second lock-out of issue 15:
-// every master user is re-hashed but slave1 was not synced yet. Retiring
+// every master user is re-hashed but slave1 (over ssh) was not synced yet. Retiring
 // the old set is refused before anything is retired (slave1's own store
 // still needs it), and the rollback leaves every host with a config
 // whawty accepts and every user able to log in.
 func TestRolloutLaggingSlaveRefusedEarly(t *testing.T) {
-	r := newRollout(t, 5, `upgrade_timeout = "10s"`)
+	r := newRollout(t, 5, `upgrade_timeout = "10s"`, testenv.StartSSHD(t))
 	res, f := r.run(t, "", onMasterReload(func() {
 		r.login(t, "master", r.users)
 		r.syncTo(t, "slave2")
@@ -550,7 +562,7 @@ func TestRolloutLaggingSlaveRefusedEarly(t *testing.T) {
 // TestRolloutRollbackReloadFails: a reload that fails during the rollback
 // fails the rollback instead of being discarded.
 func TestRolloutRollbackReloadFails(t *testing.T) {
-	r := newRollout(t, 1, `upgrade_timeout = "10s"`)
+	r := newRollout(t, 1, `upgrade_timeout = "10s"`, nil)
 	res, _ := r.run(t, "master_default", func(_, cmd string, n int) error {
 		if strings.HasPrefix(cmd, "reload-slave1") && n == 1 {
 			return fmt.Errorf("whawty-auth: reload refused")
