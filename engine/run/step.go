@@ -113,7 +113,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			// The success is made durable by the next durable record
 			// (group commit): a dependent's start, or the run's end.
 			in.Ended = e.now()
-			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blobMarked(in.Address, fieldUndoState, undo, undoSecret, undoMarked)}
+			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(in.Address, fieldUndoState, undo, undoSecret, undoMarked)}
 			if jerr := e.transition(rec, extra{duration: in.Ended.Sub(t0).Milliseconds(), outputs: e.rendered(in.Outputs), queued: true}); jerr != nil {
 				return jerr
 			}
@@ -133,12 +133,12 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			// Interrupted: the attempt stays in flight for resume.
 			in.State = journal.StepCancelled
 			in.Ended = e.now()
-			return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blobMarked(in.Address, fieldUndoState, undo, undoSecret, undoMarked)}, extra{})
+			return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blob(in.Address, fieldUndoState, undo, undoSecret, undoMarked)}, extra{})
 		}
 		again := att < max && (retryable || (st.Retry != nil && st.Retry.AnyError))
 		if again {
 			d := retryDelay(st.Retry, att-first+1)
-			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blobMarked(in.Address, fieldUndoState, undo, undoSecret, undoMarked), Message: "retry"}
+			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(in.Address, fieldUndoState, undo, undoSecret, undoMarked), Message: "retry"}
 			if jerr := e.transition(rec, extra{delay: d.Milliseconds()}); jerr != nil {
 				return jerr
 			}
@@ -155,7 +155,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 		}
 		in.State = journal.StepFailed
 		in.Ended = e.now()
-		rec := &journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blobMarked(in.Address, fieldUndoState, undo, undoSecret, undoMarked)}
+		rec := &journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(in.Address, fieldUndoState, undo, undoSecret, undoMarked)}
 		if jerr := e.transition(rec, extra{duration: in.Ended.Sub(in.Started).Milliseconds()}); jerr != nil {
 			return jerr
 		}
@@ -229,7 +229,7 @@ func (s *stepEvents) checkpoint(data []byte, marked bool) error {
 		typ = journal.RecUndoCheckpoint
 	}
 	b := append([]byte(nil), data...)
-	if err := s.e.transition(&journal.Record{Type: typ, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blobMarked(s.addr, fieldCheckpoint, b, s.secret, marked)}, extra{}); err != nil {
+	if err := s.e.transition(&journal.Record{Type: typ, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(s.addr, fieldCheckpoint, b, s.secret, marked)}, extra{}); err != nil {
 		return fmt.Errorf("journal checkpoint: %w", err)
 	}
 	return nil

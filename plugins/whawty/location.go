@@ -53,12 +53,6 @@ func (l location) join(name string) location {
 	return l
 }
 
-// dir returns the location of l's parent directory.
-func (l location) dir() location {
-	l.Path = path.Dir(l.Path)
-	return l
-}
-
 // parseLocation accepts "/abs/path" or "ssh://user@host[:port]/abs/path".
 func parseLocation(s string) (location, error) {
 	invalid := func(format string, args ...any) (location, error) {
