@@ -280,13 +280,16 @@ func undoConfigEdit(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) er
 		return nil
 	case u.AfterSHA256:
 	default:
-		if u.partlyUndone(ctx, c, loc, cur, peers) {
+		if !u.partlyUndone(ctx, c, loc, cur, peers) {
+			return sdk.Errorf(sdk.KindConflict, false,
+				"the config was edited after this step; restore it by hand (compare with your backup) or undo the later edits first",
+				"config %s changed since this step wrote it; not restoring", loc)
+		}
+		if !req.Force {
 			ev.Log(sdk.LevelInfo, fmt.Sprintf("config %s is already restored as far as it can be (the sets in use are kept)", loc))
 			return nil
 		}
-		return sdk.Errorf(sdk.KindConflict, false,
-			"the config was edited after this step; restore it by hand (compare with your backup) or undo the later edits first",
-			"config %s changed since this step wrote it; not restoring", loc)
+		// -force after a partial undo: remove the kept sets too.
 	}
 	orig, err := u.restore(cur)
 	if err != nil {
