@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runbookdev/runbook/engine/lang"
+)
+
+// artifacts collects everything a command leaves for a user to read: what
+// it printed and, once a run exists, the state directory and `runs show`
+// (text and -json).
+type artifacts struct {
+	t        *testing.T
+	dir      string // the runbook's directory
+	stateDir string
+	stdout   bytes.Buffer
+	stderr   bytes.Buffer
+}
+
+func newArtifacts(t *testing.T, src string) *artifacts {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	return &artifacts{t: t, dir: dir, stateDir: filepath.Join(dir, ".runbook")}
+}
+
+func (a *artifacts) main() string { return filepath.Join(a.dir, "main.hcl") }
+
+func (a *artifacts) write(name, content string) string {
+	a.t.Helper()
+	p := filepath.Join(a.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		a.t.Fatal(err)
+	}
+	return p
+}
+
+func (a *artifacts) runFlags() runFlags {
+	return runFlags{parallelism: 1, stateDir: a.stateDir}
+}
+
+// apply runs `apply -auto-approve` and returns its exit code.
+func (a *artifacts) apply(vars lang.VarSources) int {
+	return langExitCode(runApply(&a.stdout, &a.stderr, a.main(), vars, a.runFlags(), true))
+}
+
+// plan runs `plan` (text, then -json) and returns the exit code of the
+// text plan.
+func (a *artifacts) plan(vars lang.VarSources) int {
+	code := langExitCode(runPlan(nil, &a.stdout, &a.stderr, a.main(), vars, false, a.stateDir))
+	runPlan(nil, &a.stdout, &a.stderr, a.main(), vars, true, a.stateDir)
+	return code
+}
+
+// all is every artifact, concatenated: stdout, stderr, every file of the
+// state directory, and `runs show` of the latest run in text and -json.
+func (a *artifacts) all() string {
+	a.t.Helper()
+	var b strings.Builder
+	b.WriteString(a.stdout.String())
+	b.WriteString(a.stderr.String())
+	filepath.WalkDir(a.stateDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if data, err := os.ReadFile(p); err == nil {
+			b.Write(data)
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(a.stateDir, "runs")); err == nil {
+		for _, asJSON := range []bool{false, true} {
+			var out, errOut bytes.Buffer
+			if err := runsShow(&out, &errOut, a.stateDir, "", asJSON); err != nil {
+				a.t.Fatalf("runs show (json %v): %v\n%s", asJSON, err, errOut.String())
+			}
+			b.WriteString(out.String())
+			b.WriteString(errOut.String())
+		}
+	}
+	return b.String()
+}
+
+// noLeak fails when any artifact holds one of secrets.
+func (a *artifacts) noLeak(secrets ...string) {
+	a.t.Helper()
+	all := a.all()
+	for _, s := range secrets {
+		if i := strings.Index(all, s); i >= 0 {
+			a.t.Errorf("secret %q in clear: …%s…", s, all[max(0, i-200):min(len(all), i+len(s)+100)])
+		}
+	}
+}
+
+const sensitivePW = `
+variable "pw" {
+  type      = string
+  sensitive = true
+}
+`
+
+// TestPlanMasksFunctionErrors: a function failing on a sensitive argument
+// quotes it in its error; plan prints that error masked, like apply.
+func TestPlanMasksFunctionErrors(t *testing.T) {
+	const secret = "canary-fn-7c1e2a"
+	a := newArtifacts(t, sensitivePW+`
+step "core.noop" "a" {
+  with = { values = { x = file(var.pw) } }
+}
+`)
+	vars := lang.VarSources{Args: []string{"pw=" + secret}}
+	if code := a.plan(vars); code != exitError {
+		t.Fatalf("plan exit %d\n%s", code, a.stderr.String())
+	}
+	if !strings.Contains(a.stderr.String(), `Call to function "file" failed`) {
+		t.Fatalf("plan did not report the function error:\n%s", a.stderr.String())
+	}
+	a.apply(vars)
+	a.noLeak(secret)
+}
+
+// TestVarFileErrorHidesSecrets: a type error in a variables file prints a
+// snippet of the line it is on; the values of sensitive variables on that
+// line (or in the snippet of their own error) are not shown.
+func TestVarFileErrorHidesSecrets(t *testing.T) {
+	const secret = "canary-vf-5d0b91"
+	a := newArtifacts(t, sensitivePW+`
+variable "port" {
+  type = number
+}
+step "core.noop" "a" {
+  with = { values = { port = var.port } }
+}
+`)
+	files := []string{
+		a.write("one-line.json", `{"pw": "`+secret+`", "port": "abc"}`),
+		a.write("wrong-type.tfvars", "pw = {\n  a = \""+secret+"\"\n}\nport = 1\n"),
+	}
+	for _, f := range files {
+		if code := a.plan(lang.VarSources{Files: []string{f}}); code != exitError {
+			t.Fatalf("plan -var-file %s: exit %d", f, code)
+		}
+		if code := a.apply(lang.VarSources{Files: []string{f}}); code != exitError {
+			t.Fatalf("apply -var-file %s: exit %d", f, code)
+		}
+	}
+	if got := a.stderr.String(); !strings.Contains(got, `"port": "abc"`) || !strings.Contains(got, `variable "pw" is not string`) {
+		t.Errorf("the errors lost their snippets or messages:\n%s", got)
+	}
+	a.noLeak(secret)
+}
