@@ -157,3 +157,27 @@ step "core.noop" "a" {
 	}
 	a.noLeak(secret)
 }
+
+// TestEnvKeepsSensitiveMark: env() of the environment variable that sets
+// a sensitive variable gives a sensitive value: plan shows it as
+// (sensitive), and no artifact holds it.
+func TestEnvKeepsSensitiveMark(t *testing.T) {
+	const secret = "canary-env-3a9f0c"
+	a := newArtifacts(t, sensitivePW+`
+step "core.noop" "a" {
+  with = { values = { x = env("RUNBOOK_VAR_pw") } }
+}
+`)
+	t.Setenv("RUNBOOK_VAR_pw", secret)
+	vars := lang.VarSources{Env: os.Environ()}
+	if code := a.plan(vars); code != 0 {
+		t.Fatalf("plan exit %d\n%s", code, a.stderr.String())
+	}
+	if !strings.Contains(a.stdout.String(), lang.SensitiveValue) {
+		t.Errorf("plan does not show the value as %s:\n%s", lang.SensitiveValue, a.stdout.String())
+	}
+	if code := a.apply(vars); code != 0 {
+		t.Fatalf("apply exit %d\n%s", code, a.stderr.String())
+	}
+	a.noLeak(secret)
+}

@@ -388,7 +388,7 @@ func (c *Config) validateVariables(vals map[string]cty.Value) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	ctx := &hcl.EvalContext{
 		Variables: map[string]cty.Value{"var": cty.ObjectVal(vals)},
-		Functions: Functions(c.BaseDir),
+		Functions: c.functions(),
 	}
 	names := mapKeys(c.Variables)
 	sort.Strings(names)
