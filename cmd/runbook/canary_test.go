@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -180,4 +182,25 @@ step "core.noop" "a" {
 		t.Fatalf("apply exit %d\n%s", code, a.stderr.String())
 	}
 	a.noLeak(secret)
+}
+
+// TestFileHashOfSecretSealed: the sha256 output of a core.file step whose
+// content is sensitive is sensitive too: the hash of a secret lets anyone
+// check a guess, so it is not in clear anywhere.
+func TestFileHashOfSecretSealed(t *testing.T) {
+	const secret = "canary-sha-e41f07"
+	a := newArtifacts(t, sensitivePW+`
+step "core.file" "f" {
+  with     = { path = "secret.txt", content = var.pw }
+  rollback = native
+}
+output "sum" {
+  value = step.f.outputs.sha256
+}
+`)
+	if code := a.apply(lang.VarSources{Args: []string{"pw=" + secret}}); code != 0 {
+		t.Fatalf("apply exit %d\n%s", code, a.stderr.String())
+	}
+	sum := sha256.Sum256([]byte(secret))
+	a.noLeak(secret, hex.EncodeToString(sum[:]))
 }
