@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -203,4 +204,36 @@ output "sum" {
 	}
 	sum := sha256.Sum256([]byte(secret))
 	a.noLeak(secret, hex.EncodeToString(sum[:]))
+}
+
+// TestShortSensitiveNumberSealed: a sensitive number too short for the
+// masker to recognise in text (42) stays sensitive by where it is, not by
+// its text: a step echoing it returns it marked, and neither the journal
+// nor `runs show` nor the summary holds it.
+func TestShortSensitiveNumberSealed(t *testing.T) {
+	a := newArtifacts(t, `
+variable "n" {
+  type      = number
+  sensitive = true
+}
+step "core.noop" "a" {
+  with = { values = { n = var.n, m = 77 } }
+}
+step "core.noop" "b" {
+  with = { values = { n = step.a.outputs.values.n } }
+}
+output "o" {
+  value = step.b.outputs.values.n
+}
+`)
+	if code := a.apply(lang.VarSources{Args: []string{"n=42"}}); code != 0 {
+		t.Fatalf("apply exit %d\n%s", code, a.stderr.String())
+	}
+	all := a.all()
+	if !regexp.MustCompile(`"m":\s*77\b`).MatchString(all) {
+		t.Fatalf("the plain value is not journaled: the check below would prove nothing:\n%s", all)
+	}
+	if m := regexp.MustCompile(`("[no]"\s*:\s*|\b[no] = )"?42\b`).FindString(all); m != "" {
+		t.Errorf("the sensitive number is in clear (%s):\n%s", m, all)
+	}
 }
