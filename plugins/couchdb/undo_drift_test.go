@@ -144,3 +144,157 @@ func putUndoOver(ctx context.Context, t *testing.T, c *Client, db, id string) {
 		t.Fatal(err)
 	}
 }
+
+// TestReplicateUndoExistingTarget copies into a database that existed:
+// undo deletes exactly the revisions the step wrote (the target's own
+// documents stay), counts documents and revisions apart, and refuses while
+// a copied document was changed since, unless forced.
+func TestReplicateUndoExistingTarget(t *testing.T) {
+	t.Parallel()
+	src, dst := servers(t)
+	db := dbName(t, "cozy")
+	sc, dc := client(t, src), client(t, dst)
+	seed(t, sc, db, []map[string]any{{"_id": "a", "n": 1}, {"_id": "b", "n": 2}})
+	seedConflict(t, sc, db, "app-files")
+	seed(t, dc, db, []map[string]any{{"_id": "own", "n": 0}})
+	p := sdk.Local(New())
+	ctx := tctx(t)
+	in := obj(merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{"databases": []string{db}}))
+	res, err := p.Apply(ctx, "replicate", &sdk.ApplyRequest{Inputs: in}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, r := outInt(t, res, "documents_written"), outInt(t, res, "revisions_written"); d != 3 || r != 4 {
+		t.Errorf("documents_written = %d, revisions_written = %d; want 3 and 4", d, r)
+	}
+	// Someone edits a copied document on the target after the step.
+	putUndoOver(ctx, t, dc, db, "b")
+	err = p.Undo(ctx, "replicate", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState}, &recorder{})
+	if kindOf(err) != sdk.KindConflict || !strings.Contains(err.Error(), db+"/b") {
+		t.Fatalf("undo over a changed document: %v", err)
+	}
+	if got := allLive(t, dc, db); !cmp.Equal(got, []string{"a", "app-files", "b", "own"}) {
+		t.Errorf("a refused undo changed the target: %v", got)
+	}
+	rec := &recorder{}
+	if err := p.Undo(ctx, "replicate", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState, Force: true}, rec); err != nil {
+		t.Fatalf("forced undo: %v", err)
+	}
+	if got := allLive(t, dc, db); !cmp.Equal(got, []string{"b", "own"}) {
+		t.Errorf("after the undo the target holds %v, want the changed b and its own document", got)
+	}
+	if !strings.Contains(rec.allLogs(), "left 1 written over since: b@") {
+		t.Errorf("the undo does not say what it left:\n%s", rec.allLogs())
+	}
+	if liveBodies(t, dc, db, "app-files") != nil {
+		t.Error("a copied conflict branch is left")
+	}
+}
+
+// TestReplicateUndoCreatedDrift: a database the step created and someone
+// wrote to since is not deleted without force.
+func TestReplicateUndoCreatedDrift(t *testing.T) {
+	t.Parallel()
+	src, dst := servers(t)
+	db := dbName(t, "cozy")
+	sc, dc := client(t, src), client(t, dst)
+	seed(t, sc, db, smallDocs(5))
+	p := sdk.Local(New())
+	ctx := tctx(t)
+	in := obj(merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{"databases": []string{db}}))
+	res, err := p.Apply(ctx, "replicate", &sdk.ApplyRequest{Inputs: in}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dc.PutDoc(ctx, db, "written-later", map[string]any{"x": 1}); err != nil {
+		t.Fatal(err)
+	}
+	err = p.Undo(ctx, "replicate", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState}, &recorder{})
+	if kindOf(err) != sdk.KindConflict || !strings.Contains(err.Error(), db) {
+		t.Fatalf("undo of a created database written to since: %v", err)
+	}
+	if ok, _ := dc.Exists(ctx, db); !ok {
+		t.Fatal("a refused undo deleted the database")
+	}
+	if err := p.Undo(ctx, "replicate", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState, Force: true}, &recorder{}); err != nil {
+		t.Fatalf("forced undo: %v", err)
+	}
+	if ok, _ := dc.Exists(ctx, db); ok {
+		t.Error("a forced undo left the database")
+	}
+}
+
+// allLive lists the ids of db's live documents.
+func allLive(t *testing.T, c *Client, db string) []string {
+	t.Helper()
+	var res struct {
+		Rows []struct {
+			ID string `json:"id"`
+		} `json:"rows"`
+	}
+	if err := c.JSON(tctx(t), Request{Method: "GET", Path: dbPath(db) + "/_all_docs"}, &res); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range res.Rows {
+		ids = append(ids, r.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// TestPutDocAndSecurityUndoDrift: put_doc's and copy_security's undos
+// refuse when what they wrote changed since, and go ahead when forced.
+func TestPutDocAndSecurityUndoDrift(t *testing.T) {
+	t.Parallel()
+	src, dst := servers(t)
+	db := dbName(t, "global")
+	sc, dc := client(t, src), client(t, dst)
+	seed(t, sc, db, nil)
+	seed(t, dc, db, []map[string]any{{"_id": "inst", "domain": "old.example"}})
+	p := sdk.Local(New())
+	ctx := tctx(t)
+
+	in := obj(merge(connIn(dst, ""), map[string]any{"database": db, "doc": `{"_id":"inst","domain":"new.example"}`}))
+	res, err := p.Apply(ctx, "put_doc", &sdk.ApplyRequest{Inputs: in}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putUndoOver(ctx, t, dc, db, "inst")
+	err = p.Undo(ctx, "put_doc", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState}, &recorder{})
+	if kindOf(err) != sdk.KindConflict || !strings.Contains(err.Error(), db+"/inst") {
+		t.Fatalf("put_doc undo over a change: %v", err)
+	}
+	if err := p.Undo(ctx, "put_doc", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState, Force: true}, &recorder{}); err != nil {
+		t.Fatalf("forced put_doc undo: %v", err)
+	}
+	if d := getDoc(t, dc, db, "inst"); d["domain"] != "old.example" || d["changed_by"] != nil {
+		t.Errorf("after a forced undo: %v", d)
+	}
+
+	if err := putSecurity(ctx, sc, db, []byte(`{"members":{"names":["alice"],"roles":[]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	sin := obj(merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{"databases": []string{db}}))
+	sres, err := p.Apply(ctx, "copy_security", &sdk.ApplyRequest{Inputs: sin}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := []byte(`{"members":{"names":["alice","bob"],"roles":[]}}`)
+	if err := putSecurity(ctx, dc, db, later); err != nil {
+		t.Fatal(err)
+	}
+	err = p.Undo(ctx, "copy_security", &sdk.UndoRequest{Inputs: sin, UndoState: sres.UndoState}, &recorder{})
+	if kindOf(err) != sdk.KindConflict || !strings.Contains(err.Error(), db+"/_security") {
+		t.Fatalf("copy_security undo over a change: %v", err)
+	}
+	if got, _ := getSecurity(ctx, dc, db); !sameJSON(got, later) {
+		t.Errorf("a refused undo changed _security: %s", got)
+	}
+	if err := p.Undo(ctx, "copy_security", &sdk.UndoRequest{Inputs: sin, UndoState: sres.UndoState, Force: true}, &recorder{}); err != nil {
+		t.Fatalf("forced copy_security undo: %v", err)
+	}
+	if got, _ := getSecurity(ctx, dc, db); sameJSON(got, later) {
+		t.Errorf("a forced undo left _security as %s", got)
+	}
+}
