@@ -156,7 +156,7 @@ func (replicateAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Ev
 			failed = append(failed, fmt.Sprintf("%s: %v", db, err))
 			continue
 		}
-		msg := fmt.Sprintf("%s existed before the step: deleted the %d revisions it wrote (%d documents)", db, n, p.docs)
+		msg := fmt.Sprintf("%s existed before the step: deleted the %d revisions it wrote (%d documents); their deletions stay in its history, so copying into it again will not bring these documents back (purge them, or copy into a fresh database)", db, n, p.docs)
 		if len(p.left) > 0 {
 			msg += fmt.Sprintf("; left %d written over since: %s", len(p.left), strings.Join(p.left, ", "))
 		}
