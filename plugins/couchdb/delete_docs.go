@@ -29,7 +29,8 @@ func (deleteDocsAction) Schema() sdk.ActionSchema {
 	in := append(connAttrs("", ""),
 		sdk.Attribute{Name: "database", Type: cty.String, Required: true},
 		sdk.Attribute{Name: "selector", Type: cty.DynamicPseudoType, Description: "Mango selector (object or JSON string) of the documents to delete."},
-		sdk.Attribute{Name: "ids", Type: cty.List(cty.String), Description: "Ids of the documents to delete (with selector: both must match)."},
+		docTypeAttr,
+		sdk.Attribute{Name: "ids", Type: cty.List(cty.String), Description: "Ids of the documents to delete (with selector or doc_type: both must match)."},
 		sdk.Attribute{Name: "exclude_ids", Type: cty.List(cty.String), Description: "Never delete these ids."},
 		sdk.Attribute{Name: "max_versions", Type: cty.Map(cty.String),
 			Description: "Delete only documents whose version_field is lower than or equal to max_versions[doc[version_key]] (dotted versions compare numerically); documents whose key is not in the map are kept."},
@@ -52,9 +53,9 @@ func (deleteDocsAction) Schema() sdk.ActionSchema {
 
 func (deleteDocsAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateURL(in, "url")
-	sv, iv := attr(in, "selector"), attr(in, "ids")
-	if sv.IsKnown() && iv.IsKnown() && sv.IsNull() && iv.IsNull() {
-		d = d.Errorf([]string{"selector"}, "set selector or ids")
+	sv, iv, tv := attr(in, "selector"), attr(in, "ids"), attr(in, "doc_type")
+	if sv.IsKnown() && iv.IsKnown() && tv.IsKnown() && sv.IsNull() && iv.IsNull() && tv.IsNull() {
+		d = d.Errorf([]string{"selector"}, "set selector, doc_type or ids")
 	}
 	if sv.IsWhollyKnown() && !sv.IsNull() {
 		if _, err := selectorFrom(sv); err != nil {
@@ -85,13 +86,12 @@ type deleteUndo struct {
 func selectDocs(ctx context.Context, c *Client, in cty.Value) ([]map[string]any, error) {
 	db := strAttr(in, "database")
 	var docs []map[string]any
-	sv := attr(in, "selector")
 	ids := listAttr(in, "ids")
-	if !sv.IsNull() {
-		sel, err := selectorFrom(sv)
-		if err != nil {
-			return nil, sdk.Errorf(sdk.KindInvalid, false, "fix the selector", "%v", err)
-		}
+	sel, err := inputSelector(in)
+	if err != nil {
+		return nil, sdk.Errorf(sdk.KindInvalid, false, "fix the selector", "%v", err)
+	}
+	if sel != nil {
 		res, err := findDocs(ctx, c, db, sel, nil, 0, 1000)
 		if err != nil {
 			return nil, err
@@ -166,6 +166,37 @@ func selectDocs(ctx context.Context, c *Client, in cty.Value) ([]map[string]any,
 	return out, nil
 }
 
+// describeDelete says what a delete_docs step whose inputs are not all
+// known yet will delete, from the inputs that are.
+func describeDelete(in cty.Value) string {
+	var b strings.Builder
+	b.WriteString("delete the documents")
+	if db := strAttr(in, "database"); db != "" {
+		b.WriteString(" of " + db)
+	}
+	if dt := strAttr(in, "doc_type"); dt != "" {
+		fmt.Fprintf(&b, " whose docType is %s (in any case)", dt)
+	}
+	if sv := attr(in, "selector"); sv.IsWhollyKnown() && !sv.IsNull() {
+		if sel, err := selectorFrom(sv); err == nil {
+			fmt.Fprintf(&b, " matching %s", mustJSON(sel))
+		}
+	}
+	switch ev := attr(in, "exclude_ids"); {
+	case !ev.IsWhollyKnown():
+		b.WriteString(", except those exclude_ids names (known at apply time)")
+	case !ev.IsNull() && ev.LengthInt() > 0:
+		fmt.Fprintf(&b, ", except %s", strings.Join(listAttr(in, "exclude_ids"), ", "))
+	}
+	if n, ok := intAttr(in, "expect_count", 0); ok {
+		fmt.Fprintf(&b, "; exactly %d expected, else nothing is deleted", n)
+	}
+	if !in.IsWhollyKnown() {
+		b.WriteString(" (the list is known at apply time)")
+	}
+	return b.String()
+}
+
 // guard applies expect_count and max_count.
 func guard(in cty.Value, n int) error {
 	if want, ok := intAttr(in, "expect_count", 0); ok && int64(n) != want {
@@ -192,7 +223,7 @@ var _ sdk.Planner = deleteDocsAction{}
 
 func (deleteDocsAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
 	if !req.Inputs.IsWhollyKnown() {
-		return &sdk.PlanResult{Summary: "delete matching documents (inputs known at apply time)"}, nil
+		return &sdk.PlanResult{Summary: describeDelete(req.Inputs)}, nil
 	}
 	c, err := connFrom(req.Inputs, "").client()
 	if err != nil {
