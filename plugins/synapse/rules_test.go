@@ -420,7 +420,7 @@ func TestUndoKeepsLaterData(t *testing.T) {
 	// MAS ran and logged alice in: the undo must not delete that.
 	w.exec(w.masURL, `INSERT INTO user_sessions (user_session_id, user_id, created_at) SELECT gen_random_uuid(), user_id, now() FROM users`)
 	err := w.undo(res)
-	wantKind(t, err, sdk.KindConflict, "rows in user_sessions refer to it")
+	wantKind(t, err, sdk.KindConflict, "1 rows of public.user_sessions refer to migrated rows")
 	if n := w.query(`SELECT count(*) FROM users`); n[0][0] != "1" {
 		t.Errorf("failed undo changed users: %s rows", n[0][0])
 	}
