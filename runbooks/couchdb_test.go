@@ -86,7 +86,7 @@ func (c *progressWatch) Progress(cur, total int64, unit string) {
 var couchServers couchtest.Pair
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testenv.RunMain(m) // stops the PostgreSQL cluster of the synapse tests
 	couchServers.Stop()
 	os.Exit(code)
 }
