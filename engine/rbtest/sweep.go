@@ -309,4 +309,3 @@ func orDash(xs []string) string {
 	}
 	return strings.Join(xs, ", ")
 }
-
