@@ -51,6 +51,8 @@ type File struct {
 	// the test file), else the runbook file of the same name beside it.
 	Runbook string
 	Vars    map[string]cty.Value
+	// VarsRange is where variables are given.
+	VarsRange hcl.Range
 	Mocks   []*Mock
 	Runs    []*Run
 	// Sweeps are the sweeps the file asks for (`sweep = "fail"`, "crash"
@@ -88,8 +90,9 @@ type Mock struct {
 
 // Run is a `run "NAME"` block: apply the runbook and check the outcome.
 type Run struct {
-	Name  string
-	Vars  map[string]cty.Value
+	Name      string
+	Vars      map[string]cty.Value
+	VarsRange hcl.Range
 	Mocks []*Mock // tried before the file's mocks
 	// Expect is the run state expected ("succeeded" by default).
 	Expect    string
@@ -150,10 +153,13 @@ func ParseSource(path string, src []byte) (*File, hcl.Diagnostics) {
 	} else {
 		f, diags = p.ParseHCL(src, path)
 	}
-	if diags.HasErrors() {
-		return &File{Path: path, file: f}, diags
-	}
 	tf := &File{Path: path, file: f}
+	if f != nil && f.Body != nil {
+		tf.VarsRange = f.Body.MissingItemRange()
+	}
+	if diags.HasErrors() {
+		return tf, diags
+	}
 	content, d := f.Body.Content(fileSchema)
 	diags = append(diags, d...)
 	if a, ok := content.Attributes["runbook"]; ok {
@@ -168,6 +174,7 @@ func ParseSource(path string, src []byte) (*File, hcl.Diagnostics) {
 	}
 	if a, ok := content.Attributes["variables"]; ok {
 		tf.Vars, d = decodeVars(a)
+		tf.VarsRange = a.Expr.Range()
 		diags = append(diags, d...)
 	}
 	if a, ok := content.Attributes["sweep"]; ok {
@@ -331,7 +338,7 @@ func decodeRun(b *hcl.Block) (*Run, hcl.Diagnostics) {
 	if a, ok := content.Attributes["variables"]; ok {
 		v, d := decodeVars(a)
 		diags = append(diags, d...)
-		r.Vars = v
+		r.Vars, r.VarsRange = v, a.Expr.Range()
 	}
 	if a, ok := content.Attributes["expect"]; ok {
 		diags = append(diags, constString(a, &r.Expect)...)

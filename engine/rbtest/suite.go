@@ -88,12 +88,12 @@ func (e *DiagError) Error() string { return e.Path + ": " + e.Diags.Error() }
 // *DiagError.
 func Load(path string, opts Options) (*Suite, error) {
 	f, diags := ParseFile(path)
-	if diags.HasErrors() {
+	if f == nil || f.Runbook == "" || f.file == nil || f.file.Body == nil {
 		return nil, &DiagError{Path: path, Diags: diags, Files: files(f, nil)}
 	}
 	cfg, d := lang.Load(f.Runbook)
 	diags = append(diags, d...)
-	if diags.HasErrors() {
+	if d.HasErrors() {
 		return nil, &DiagError{Path: path, Diags: diags, Files: files(f, cfg)}
 	}
 	s := &Suite{File: f, Config: cfg, opts: opts, runVars: map[string]map[string]cty.Value{}}
@@ -103,17 +103,17 @@ func Load(path string, opts Options) (*Suite, error) {
 		diags = append(diags, s.checkMock(m)...)
 	}
 	var vd hcl.Diagnostics
-	s.vars, vd = s.resolve(f.Vars, nil, f.file.Body.MissingItemRange())
+	s.vars, vd = s.resolve(f.Vars, nil, f.VarsRange, hcl.Range{})
 	diags = append(diags, vd...)
 	for _, r := range f.Runs {
 		for _, m := range r.Mocks {
 			diags = append(diags, s.checkMock(m)...)
 		}
-		v, d := s.resolve(f.Vars, r.Vars, r.DeclRange)
+		v, d := s.resolve(f.Vars, r.Vars, f.VarsRange, r.VarsRange)
 		diags = append(diags, d...)
 		s.runVars[r.Name] = v
 	}
-	if diags.HasErrors() {
+	if diags = unique(diags); diags.HasErrors() {
 		s.Close()
 		return nil, &DiagError{Path: path, Diags: diags, Files: files(f, cfg)}
 	}
@@ -144,6 +144,9 @@ func openHost(cfg *lang.Config, builtins pluginhost.Builtins) *pluginhost.Host {
 // runbook, and outputs the action has; its outputs are converted to the
 // action's types.
 func (s *Suite) checkMock(m *Mock) hcl.Diagnostics {
+	if m.Plugin == "" || m.Action == "" {
+		return nil // reported by ParseFile
+	}
 	as, ok, err := s.host.ActionSchema(m.Plugin, m.Action)
 	if err != nil {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown plugin in mock",
@@ -214,25 +217,61 @@ func distance(a, b string) int {
 
 // resolve resolves the runbook's variables from the file's values and a
 // run's (which win), as -var arguments would be.
-func (s *Suite) resolve(file, run map[string]cty.Value, where hcl.Range) (map[string]cty.Value, hcl.Diagnostics) {
+func (s *Suite) resolve(file, run map[string]cty.Value, fileRange, runRange hcl.Range) (map[string]cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
 	merged := map[string]cty.Value{}
-	for k, v := range file {
-		merged[k] = v
-	}
-	for k, v := range run {
-		merged[k] = v
+	for _, src := range []struct {
+		vals map[string]cty.Value
+		rng  hcl.Range
+	}{{file, fileRange}, {run, runRange}} {
+		for k, v := range src.vals {
+			if _, ok := s.Config.Variables[k]; !ok {
+				names := make([]string, 0, len(s.Config.Variables))
+				for n := range s.Config.Variables {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown variable",
+					Detail:  fmt.Sprintf("%s declares no variable %q%s.", s.File.Runbook, k, didYouMean(k, names)),
+					Subject: src.rng.Ptr()})
+				continue
+			}
+			merged[k] = v
+		}
 	}
 	var args []string
 	for k, v := range merged {
 		args = append(args, k+"="+varArg(v))
 	}
 	sort.Strings(args)
-	vals, diags := s.Config.ResolveVariables(lang.VarSources{Args: args})
-	if diags.HasErrors() {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Variables do not fit the runbook",
-			Detail: fmt.Sprintf("The variables given for this test do not fit %s (see above).", s.File.Runbook), Subject: where.Ptr()})
+	vals, d := s.Config.ResolveVariables(lang.VarSources{Args: args})
+	for _, x := range d {
+		if x.Subject == nil || !strings.HasSuffix(x.Subject.Filename, ".hcl") && !strings.HasSuffix(x.Subject.Filename, ".json") {
+			// A -var value of ours: point at the test's variables.
+			x.Subject = runRange.Ptr()
+			if runRange.Filename == "" {
+				x.Subject = fileRange.Ptr()
+			}
+		}
 	}
-	return vals, diags
+	return vals, append(diags, d...)
+}
+
+// unique drops repeated diagnostics (a run repeats its file's).
+func unique(diags hcl.Diagnostics) hcl.Diagnostics {
+	seen := map[string]bool{}
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		k := d.Summary + "\x00" + d.Detail
+		if d.Subject != nil {
+			k += "\x00" + d.Subject.String()
+		}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // varArg writes a value as a -var argument: raw for strings, HCL otherwise.
