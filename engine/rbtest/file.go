@@ -53,8 +53,8 @@ type File struct {
 	Vars    map[string]cty.Value
 	// VarsRange is where variables are given.
 	VarsRange hcl.Range
-	Mocks   []*Mock
-	Runs    []*Run
+	Mocks     []*Mock
+	Runs      []*Run
 	// Sweeps are the sweeps the file asks for (`sweep = "fail"`, "crash"
 	// or ["fail", "crash"]).
 	Sweeps []string
@@ -93,7 +93,7 @@ type Run struct {
 	Name      string
 	Vars      map[string]cty.Value
 	VarsRange hcl.Range
-	Mocks []*Mock // tried before the file's mocks
+	Mocks     []*Mock // tried before the file's mocks
 	// Expect is the run state expected ("succeeded" by default).
 	Expect    string
 	Asserts   []*Assert
