@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
 
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/sdk"
@@ -63,6 +64,44 @@ type File struct {
 	Timeout time.Duration
 
 	file *hcl.File
+	// tmp is the directory tempdir() returns, made on first use.
+	tmp string
+}
+
+// TempDir is the directory `tempdir()` gave the file's variables ("" if
+// none); Suite.Close removes it.
+func (f *File) TempDir() string { return f.tmp }
+
+// cleanTempDir empties the tempdir() directory: every test starts from an
+// empty one.
+func (f *File) cleanTempDir() {
+	if f.tmp == "" {
+		return
+	}
+	ents, _ := os.ReadDir(f.tmp)
+	for _, e := range ents {
+		os.RemoveAll(filepath.Join(f.tmp, e.Name()))
+	}
+}
+
+// funcs are the functions of the file's expressions: the language's, and
+// tempdir(), a directory made for the file's tests (one per file).
+func (f *File) funcs() map[string]function.Function {
+	fs := lang.Functions(filepath.Dir(f.Path))
+	fs["tempdir"] = function.New(&function.Spec{
+		Type: function.StaticReturnType(cty.String),
+		Impl: func([]cty.Value, cty.Type) (cty.Value, error) {
+			if f.tmp == "" {
+				d, err := os.MkdirTemp("", "runbook-test-")
+				if err != nil {
+					return cty.NilVal, err
+				}
+				f.tmp = d
+			}
+			return cty.StringVal(f.tmp), nil
+		},
+	})
+	return fs
 }
 
 // Mock stands in for a plugin action: `mock "plugin.action" { ... }`.
@@ -78,6 +117,9 @@ type Mock struct {
 	// with Message.
 	Error   sdk.Kind
 	Message string
+	// Retryable marks the error retryable (the step's retry block then
+	// tries again).
+	Retryable bool
 	// UndoError makes the native undo of the mocked action fail.
 	UndoError   sdk.Kind
 	UndoMessage string
@@ -118,7 +160,7 @@ var runSchema = &hcl.BodySchema{
 
 var mockSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "step"}, {Name: "outputs"}, {Name: "error"}, {Name: "message"},
-		{Name: "undo_error"}, {Name: "undo_message"}, {Name: "delay"}, {Name: "checkpoints"}},
+		{Name: "retryable"}, {Name: "undo_error"}, {Name: "undo_message"}, {Name: "delay"}, {Name: "checkpoints"}},
 }
 
 var assertSchema = &hcl.BodySchema{
@@ -173,7 +215,7 @@ func ParseSource(path string, src []byte) (*File, hcl.Diagnostics) {
 		diags = append(diags, d...)
 	}
 	if a, ok := content.Attributes["variables"]; ok {
-		tf.Vars, d = decodeVars(a)
+		tf.Vars, d = decodeVars(a, tf.funcs())
 		tf.VarsRange = a.Expr.Range()
 		diags = append(diags, d...)
 	}
@@ -188,13 +230,13 @@ func ParseSource(path string, src []byte) (*File, hcl.Diagnostics) {
 	for _, b := range content.Blocks {
 		switch b.Type {
 		case "mock":
-			m, d := decodeMock(b)
+			m, d := decodeMock(b, tf.funcs())
 			diags = append(diags, d...)
 			if m != nil {
 				tf.Mocks = append(tf.Mocks, m)
 			}
 		case "run":
-			r, d := decodeRun(b)
+			r, d := decodeRun(b, tf.funcs())
 			diags = append(diags, d...)
 			if prev, dup := names[r.Name]; dup {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate run block",
@@ -224,8 +266,8 @@ func runbookBeside(path string, rng hcl.Range) (string, hcl.Diagnostics) {
 		Subject: rng.Ptr()}}
 }
 
-func decodeVars(a *hcl.Attribute) (map[string]cty.Value, hcl.Diagnostics) {
-	v, diags := a.Expr.Value(&hcl.EvalContext{Functions: lang.Functions(".")})
+func decodeVars(a *hcl.Attribute, funcs map[string]function.Function) (map[string]cty.Value, hcl.Diagnostics) {
+	v, diags := a.Expr.Value(&hcl.EvalContext{Functions: funcs})
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -263,7 +305,7 @@ func decodeSweep(a *hcl.Attribute) ([]string, hcl.Diagnostics) {
 	return out, nil
 }
 
-func decodeMock(b *hcl.Block) (*Mock, hcl.Diagnostics) {
+func decodeMock(b *hcl.Block, funcs map[string]function.Function) (*Mock, hcl.Diagnostics) {
 	m := &Mock{DeclRange: b.DefRange}
 	var diags hcl.Diagnostics
 	plugin, action, ok := strings.Cut(b.Labels[0], ".")
@@ -280,7 +322,7 @@ func decodeMock(b *hcl.Block) (*Mock, hcl.Diagnostics) {
 		m.Step = strings.TrimPrefix(m.Step, "step.")
 	}
 	if a, ok := content.Attributes["outputs"]; ok {
-		v, d := a.Expr.Value(&hcl.EvalContext{Functions: lang.Functions(".")})
+		v, d := a.Expr.Value(&hcl.EvalContext{Functions: funcs})
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			m.Outputs, m.OutputsRange = v, a.Expr.Range()
@@ -303,6 +345,18 @@ func decodeMock(b *hcl.Block) (*Mock, hcl.Diagnostics) {
 	}
 	if a, ok := content.Attributes["message"]; ok {
 		diags = append(diags, constString(a, &m.Message)...)
+	}
+	if a, ok := content.Attributes["retryable"]; ok {
+		v, d := a.Expr.Value(nil)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			if v.IsNull() || v.Type() != cty.Bool {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value",
+					Detail: "retryable must be true or false.", Subject: a.Expr.Range().Ptr()})
+			} else {
+				m.Retryable = v.True()
+			}
+		}
 	}
 	if a, ok := content.Attributes["undo_message"]; ok {
 		diags = append(diags, constString(a, &m.UndoMessage)...)
@@ -332,11 +386,11 @@ func decodeMock(b *hcl.Block) (*Mock, hcl.Diagnostics) {
 	return m, diags
 }
 
-func decodeRun(b *hcl.Block) (*Run, hcl.Diagnostics) {
+func decodeRun(b *hcl.Block, funcs map[string]function.Function) (*Run, hcl.Diagnostics) {
 	r := &Run{Name: b.Labels[0], Expect: "succeeded", DeclRange: b.DefRange}
 	content, diags := b.Body.Content(runSchema)
 	if a, ok := content.Attributes["variables"]; ok {
-		v, d := decodeVars(a)
+		v, d := decodeVars(a, funcs)
 		diags = append(diags, d...)
 		r.Vars, r.VarsRange = v, a.Expr.Range()
 	}
@@ -351,7 +405,7 @@ func decodeRun(b *hcl.Block) (*Run, hcl.Diagnostics) {
 	for _, blk := range content.Blocks {
 		switch blk.Type {
 		case "mock":
-			m, d := decodeMock(blk)
+			m, d := decodeMock(blk, funcs)
 			diags = append(diags, d...)
 			r.Mocks = append(r.Mocks, m)
 		case "assert":

@@ -234,7 +234,7 @@ func (p *provider) mockApply(ctx context.Context, action string, m *Mock, ev sdk
 		if msg == "" {
 			msg = fmt.Sprintf("mock %s.%s fails with %s", m.Plugin, m.Action, m.Error)
 		}
-		return nil, sdk.Errorf(m.Error, false, "", "%s", msg)
+		return nil, sdk.Errorf(m.Error, m.Retryable, "", "%s", msg)
 	}
 	ps, err := p.inner.Schema(ctx)
 	if err != nil {

@@ -80,12 +80,13 @@ func (s *Suite) test(ctx context.Context, name string, f func(context.Context, *
 	if timeout > 0 {
 		tctx, cancel = context.WithTimeout(ctx, timeout)
 	}
+	s.File.cleanTempDir()
 	start := time.Now()
 	f(tctx, res)
-	cancel()
 	if tctx.Err() != nil && ctx.Err() == nil && res.Error == "" {
 		res.Error = fmt.Sprintf("timed out after %s", timeout)
 	}
+	cancel()
 	res.Duration = time.Since(start)
 	for _, l := range res.Lines {
 		s.event(Event{Action: "output", Test: name, Output: l})

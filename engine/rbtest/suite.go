@@ -56,6 +56,9 @@ func (s *Suite) Close() {
 	if s.host != nil {
 		s.host.Close()
 	}
+	if d := s.File.TempDir(); d != "" {
+		os.RemoveAll(d)
+	}
 }
 
 // Files are the runbook's and the test file's sources, for diagnostic
@@ -89,11 +92,17 @@ func (e *DiagError) Error() string { return e.Path + ": " + e.Diags.Error() }
 func Load(path string, opts Options) (*Suite, error) {
 	f, diags := ParseFile(path)
 	if f == nil || f.Runbook == "" || f.file == nil || f.file.Body == nil {
+		if f != nil && f.TempDir() != "" {
+			os.RemoveAll(f.TempDir())
+		}
 		return nil, &DiagError{Path: path, Diags: diags, Files: files(f, nil)}
 	}
 	cfg, d := lang.Load(f.Runbook)
 	diags = append(diags, d...)
 	if d.HasErrors() {
+		if f.TempDir() != "" {
+			os.RemoveAll(f.TempDir())
+		}
 		return nil, &DiagError{Path: path, Diags: diags, Files: files(f, cfg)}
 	}
 	s := &Suite{File: f, Config: cfg, opts: opts, runVars: map[string]map[string]cty.Value{}}
