@@ -67,15 +67,16 @@ func WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, files map[string]*hcl.
 	return nil
 }
 
-// JUnit XML, as CI servers read it (the common JUnit schema: testsuites,
-// testsuite, testcase with failure, error or skipped).
+// JUnit XML, as CI servers read it (the schema Jenkins' xunit plugin
+// publishes, junit-10.xsd: testsuites without a skipped attribute;
+// testsuite with tests, failures, errors, skipped, time, timestamp;
+// testcase with name, classname, time and error, failure, system-out).
 type junitSuites struct {
 	XMLName  xml.Name     `xml:"testsuites"`
 	Name     string       `xml:"name,attr"`
 	Tests    int          `xml:"tests,attr"`
 	Failures int          `xml:"failures,attr"`
 	Errors   int          `xml:"errors,attr"`
-	Skipped  int          `xml:"skipped,attr"`
 	Time     string       `xml:"time,attr"`
 	Suites   []junitSuite `xml:"testsuite"`
 }

@@ -3,7 +3,6 @@ package rbtest
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -188,8 +187,10 @@ func skippedByCondition(x *execution, addr string) bool {
 func (s *Suite) checkRolledBack(row *SweepRow, x *execution) {
 	res := x.res
 	insts := instancesByAddr(res)
+	var failedUndos []string
 	for _, in := range res.Instances {
 		if in.State == journal.StepUndoFailed {
+			failedUndos = append(failedUndos, in.Address)
 			row.Problems = append(row.Problems, fmt.Sprintf("the undo of step %s failed: %s", in.Address, undoErr(x, in.Address)))
 		}
 	}
@@ -225,7 +226,11 @@ func (s *Suite) checkRolledBack(row *SweepRow, x *execution) {
 		switch s.kindOf(in.Step, in.Inputs) {
 		case lang.ReadOnly:
 		case lang.Reversible:
-			if in.State != journal.StepUndoFailed {
+			switch {
+			case in.State == journal.StepUndoFailed:
+			case len(failedUndos) > 0:
+				row.Problems = append(row.Problems, fmt.Sprintf("step %s is reversible and acted, but was not undone: the failed undo of %s blocks it", addr, strings.Join(failedUndos, ", ")))
+			default:
 				row.Problems = append(row.Problems, fmt.Sprintf("step %s is reversible and acted, but was not undone (state %s)", addr, in.State))
 			}
 		default:
@@ -245,7 +250,6 @@ func (s *Suite) checkRolledBack(row *SweepRow, x *execution) {
 			}
 		}
 	}
-	sort.Strings(row.Problems)
 }
 
 // undoErr is the error of the failed undo of addr.
