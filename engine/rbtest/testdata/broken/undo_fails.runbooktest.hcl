@@ -4,8 +4,8 @@ sweep     = "fail"
 
 # The undo of b["y"] fails: the sweep must say so.
 mock "demo.put" {
-  step       = "b[\"y\"]"
-  outputs    = { id = "mocked" }
-  undo_error = "conflict"
+  step         = "b[\"y\"]"
+  outputs      = { id = "mocked" }
+  undo_error   = "conflict"
   undo_message = "someone changed it since"
 }

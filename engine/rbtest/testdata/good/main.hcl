@@ -28,7 +28,7 @@ step "demo.note" "note" {
 }
 
 step "demo.put" "c" {
-  with = { name = "${var.prefix}-c" }
+  with       = { name = "${var.prefix}-c" }
   depends_on = [step.note]
   rollback {
     action = demo.remove

@@ -8,7 +8,7 @@ step "core.file" "first" {
 }
 
 step "core.file" "second" {
-  with     = { path = "${var.dir}/second", content = "2\n" }
+  with       = { path = "${var.dir}/second", content = "2\n" }
   depends_on = [step.first]
-  rollback = native
+  rollback   = native
 }
