@@ -65,6 +65,12 @@ variable "upgrade_timeout" {
   default = "168h"
 }
 
+variable "upgrade_interval" {
+  type        = string
+  default     = "1m"
+  description = "Time between counts while waiting for the upgrades."
+}
+
 variable "known_hosts" {
   type    = string
   default = null
@@ -77,31 +83,64 @@ variable "identity_file" {
 
 locals {
   ssh = { known_hosts = var.known_hosts, identity_file = var.identity_file }
+  # Every host's config: an undo keeps any set a hash in any of their
+  # stores uses, and a removal is refused while any of them needs the set.
+  peers = { peer_configs = concat([var.master_config], var.slave_configs) }
   set = var.algorithm == "scrypt" ? { algorithm = "scrypt", cost = var.cost } : merge({ algorithm = "argon2id" }, var.argon2)
+}
+
+# 0. On the way back each host reloads whawty once every config undo on
+#    that host is done (these steps come first, so their rollback comes
+#    last), and the rollback waits for the reload: a reload that fails
+#    fails the rollback. Going forward they do nothing.
+step "core.noop" "master_reload_on_rollback" {
+  rollback {
+    action = core.exec
+    with = {
+      command = var.reload_commands[var.master_config][0]
+      args    = slice(var.reload_commands[var.master_config], 1, length(var.reload_commands[var.master_config]))
+      timeout = "1m"
+    }
+  }
+}
+
+step "core.noop" "slave_reload_on_rollback" {
+  for_each = toset(var.slave_configs)
+  rollback {
+    action = core.exec
+    with = {
+      command = var.reload_commands[each.key][0]
+      args    = slice(var.reload_commands[each.key], 1, length(var.reload_commands[each.key]))
+      timeout = "1m"
+    }
+  }
 }
 
 # 1. The set goes into the master's config first, NOT as default: this
 #    generates the hmac key every host must share, and changes nothing for
-#    whawty on the master until the default moves.
+#    whawty on the master until the default moves. Undoing it never removes
+#    the set while a hash on any host uses it (a partial undo, warned).
 step "whawty.param_set_add" "master_add" {
-  with     = merge(local.ssh, local.set, { config = var.master_config, id = var.new_id })
-  rollback = native
+  with       = merge(local.ssh, local.set, local.peers, { config = var.master_config, id = var.new_id })
+  depends_on = [step.master_reload_on_rollback]
+  rollback   = native
 }
 
 # 2. Every slave learns the set (same key) and makes it the default.
 step "whawty.param_set_add" "slave_add" {
   for_each = toset(var.slave_configs)
-  with = merge(local.ssh, local.set, {
+  with = merge(local.ssh, local.set, local.peers, {
     config  = each.key
     id      = var.new_id
     hmackey = step.master_add.outputs.hmackey
   })
-  rollback = native
+  depends_on = [step.slave_reload_on_rollback]
+  rollback   = native
 }
 
 step "whawty.param_set_default" "slave_default" {
   for_each   = toset(var.slave_configs)
-  with       = merge(local.ssh, { config = each.key, id = var.new_id })
+  with       = merge(local.ssh, local.peers, { config = each.key, id = var.new_id })
   depends_on = [step.slave_add]
   rollback   = native
 }
@@ -114,21 +153,16 @@ step "core.exec" "slave_reload" {
     timeout = "1m"
   }
   depends_on = [step.slave_default]
-  # On the way back the config is restored after this rollback runs
-  # (reverse order), so the reload is deferred a few seconds, detached.
+  # On the way back the config is restored after this (reverse order):
+  # slave_reload_on_rollback reloads then.
   rollback {
-    action = core.exec
-    with = {
-      command = "sh"
-      args    = concat(["-c", "(sleep 15; \"$@\") >/dev/null 2>&1 &", "reload"], var.reload_commands[each.key])
-      timeout = "1m"
-    }
+    action = core.noop
   }
 }
 
 # 3. Only when every slave knows the set does the master start using it.
 step "whawty.param_set_default" "master_default" {
-  with       = merge(local.ssh, { config = var.master_config, id = var.new_id })
+  with       = merge(local.ssh, local.peers, { config = var.master_config, id = var.new_id })
   depends_on = [step.slave_reload, step.master_add]
   rollback   = native
 }
@@ -140,13 +174,9 @@ step "core.exec" "master_reload" {
     timeout = "1m"
   }
   depends_on = [step.master_default]
+  # master_reload_on_rollback reloads once the config is restored.
   rollback {
-    action = core.exec
-    with = {
-      command = "sh"
-      args    = concat(["-c", "(sleep 15; \"$@\") >/dev/null 2>&1 &", "reload"], var.reload_commands[var.master_config])
-      timeout = "1m"
-    }
+    action = core.noop
   }
 }
 
@@ -156,7 +186,7 @@ step "whawty.upgrade_status" "upgraded" {
     config           = var.master_config
     wait_for_percent = var.target_percent
     timeout          = var.upgrade_timeout
-    interval         = "1m"
+    interval         = var.upgrade_interval
   })
   depends_on = [step.master_reload]
 }
@@ -164,10 +194,12 @@ step "whawty.upgrade_status" "upgraded" {
 # 5. Retire the old set only when no hash on the master uses it any more
 #    (otherwise the run ends here, keeping the old set). The plugin refuses
 #    anyway while a user is left on it, and always when no admin would be
-#    left with a supported hash.
+#    left with a supported hash, on the master or on any slave (each slave's
+#    own store against its own config: a slave not yet synced stops the
+#    removal here, before anything is retired).
 step "whawty.param_set_remove" "master_retire" {
   when       = lookup(step.upgraded.outputs.per_param_set, tostring(var.old_id), 0) == 0
-  with       = merge(local.ssh, { config = var.master_config, id = var.old_id })
+  with       = merge(local.ssh, local.peers, { config = var.master_config, id = var.old_id })
   depends_on = [step.upgraded]
   rollback   = native
 }
@@ -175,7 +207,7 @@ step "whawty.param_set_remove" "master_retire" {
 step "whawty.param_set_remove" "slave_retire" {
   for_each   = toset(var.slave_configs)
   when       = lookup(step.upgraded.outputs.per_param_set, tostring(var.old_id), 0) == 0
-  with       = merge(local.ssh, { config = each.key, id = var.old_id })
+  with       = merge(local.ssh, local.peers, { config = each.key, id = var.old_id })
   depends_on = [step.master_retire]
   rollback   = native
 }

@@ -17,6 +17,15 @@ variable "slaves" {
   }
 }
 
+variable "slave_configs" {
+  type        = map(string)
+  description = "For every slave store location (as in slaves): that slave's auth-store.yaml (a path or ssh://user@host:port/etc/whawty/auth-store.yaml). The sync refuses, before writing, hashes the slave's config cannot verify."
+  validation {
+    condition     = length(setsubtract(var.slaves, keys(var.slave_configs))) == 0
+    error_message = "Name the config of every slave store in slave_configs (keyed by the store location)."
+  }
+}
+
 variable "known_hosts" {
   type        = string
   default     = null
@@ -39,7 +48,7 @@ step "whawty.check" "master" {
 
 step "whawty.sync" "sync" {
   for_each   = toset(var.slaves)
-  with       = merge(local.ssh, { source = var.master, destination = each.key })
+  with       = merge(local.ssh, { source = var.master, destination = each.key, destination_config = var.slave_configs[each.key] })
   depends_on = [step.master]
   rollback   = native
   retry {
@@ -51,7 +60,7 @@ step "whawty.sync" "sync" {
 
 step "whawty.check" "slave_check" {
   for_each   = toset(var.slaves)
-  with       = merge(local.ssh, { store = each.key })
+  with       = merge(local.ssh, { store = each.key, config = var.slave_configs[each.key] })
   depends_on = [step.sync]
 }
 

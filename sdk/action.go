@@ -53,6 +53,12 @@ type Result struct {
 	Outputs cty.Value
 	// UndoState is opaque to the engine; it is journaled and handed to Undo.
 	UndoState []byte
+	// SensitiveUndoState marks UndoState as holding a secret (e.g. a key
+	// the step removed): the engine seals it in the journal with the state
+	// key, or, without a key, does not store it at all (a later rollback
+	// from another process then finds no undo state). An in-process
+	// rollback of the same run still gets it.
+	SensitiveUndoState bool
 }
 
 // UndoRequest carries what native undo needs.
@@ -113,6 +119,23 @@ type Events interface {
 	// the checkpoint durably (journaled), so the plugin may then act on it
 	// (e.g. write its own checkpoint to the backend).
 	Checkpoint(data []byte) error
+}
+
+// SensitiveCheckpointer is implemented by Events that can journal a
+// checkpoint holding a secret (sealed, or not stored without a state key).
+// Call it through CheckpointSensitive.
+type SensitiveCheckpointer interface {
+	CheckpointSensitive(data []byte) error
+}
+
+// CheckpointSensitive records a checkpoint that holds a secret: sealed in
+// the journal like every sensitive value. Events that cannot mark a
+// checkpoint (NopEvents, test recorders) get a plain Checkpoint.
+func CheckpointSensitive(ev Events, data []byte) error {
+	if s, ok := ev.(SensitiveCheckpointer); ok {
+		return s.CheckpointSensitive(data)
+	}
+	return ev.Checkpoint(data)
 }
 
 // NopEvents discards everything.

@@ -165,13 +165,18 @@ func (e *serverEvents) Progress(current, total int64, unit string) {
 }
 
 // Checkpoint sends the data and waits for the engine's ack.
-func (e *serverEvents) Checkpoint(data []byte) error {
+func (e *serverEvents) Checkpoint(data []byte) error { return e.checkpoint(data, false) }
+
+// CheckpointSensitive is Checkpoint for data that holds a secret.
+func (e *serverEvents) CheckpointSensitive(data []byte) error { return e.checkpoint(data, true) }
+
+func (e *serverEvents) checkpoint(data []byte, sensitive bool) error {
 	ch := make(chan string, 1)
 	e.mu.Lock()
 	e.seq++
 	seq := e.seq
 	e.waiters[seq] = ch
-	err := e.stream.Send(&pb.Event{Event: &pb.Event_Checkpoint{Checkpoint: &pb.Checkpoint{Seq: seq, Data: data}}})
+	err := e.stream.Send(&pb.Event{Event: &pb.Event_Checkpoint{Checkpoint: &pb.Checkpoint{Seq: seq, Data: data, Sensitive: sensitive}}})
 	e.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("send checkpoint: %w", err)
@@ -306,6 +311,7 @@ func resultEvent(res *Result, err error) *pb.Event {
 	if res != nil {
 		r.HasResult = true
 		r.UndoState = res.UndoState
+		r.SensitiveUndoState = res.SensitiveUndoState
 		out, eerr := pluginwire.EncodeValue(res.Outputs)
 		if eerr != nil {
 			if err == nil {

@@ -39,3 +39,26 @@ func (e *executor) holdsSecret(x cty.Value) bool {
 	}
 	return false
 }
+
+// blob journals an undo state or a checkpoint: sealed (or redacted
+// without a key) when it holds a known secret. With a key it is also
+// sealed when the step's inputs hold a secret (secret), since a plugin may
+// keep what a secret replaced, which no mask knows (core.file keeps the
+// previous content of a file it overwrites). Without a key such a state
+// stays readable so that a later rollback can still undo the step.
+func (e *executor) blob(addr, field string, b []byte, secret bool) *journal.Blob {
+	return e.blobMarked(addr, field, b, secret, false)
+}
+
+// blobMarked is blob for data the plugin may have marked sensitive
+// (sdk.Result.SensitiveUndoState, sdk.CheckpointSensitive): marked data is
+// treated as a sensitive input is, sealed with a key and not stored
+// without one.
+func (e *executor) blobMarked(addr, field string, b []byte, secret, marked bool) *journal.Blob {
+	if b == nil {
+		return nil
+	}
+	s := e.sealer(addr, field)
+	seal := marked || e.mask.Contains(string(b)) || secret && s != nil
+	return journal.NewBlob(b, seal, s)
+}

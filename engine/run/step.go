@@ -78,8 +78,13 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			return serr // the journal failed: what the call did cannot be recorded
 		}
 		var undo []byte
+		// The undo state is sealed when the plugin marks it or when the
+		// step's inputs hold a secret (see blob).
+		undoSecret := len(sensPaths) > 0
+		undoMarked := false
 		if res != nil {
 			undo = res.UndoState
+			undoMarked = res.SensitiveUndoState
 		}
 		if undo != nil {
 			in.undoState = undo
@@ -108,7 +113,7 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			// The success is made durable by the next durable record
 			// (group commit): a dependent's start, or the run's end.
 			in.Ended = e.now()
-			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blob(in.Address, fieldUndoState, undo, len(sensPaths) > 0)}
+			rec := &journal.Record{Type: journal.RecStepSucceeded, Step: in.Address, Attempt: att, Outputs: jout, UndoState: e.blobMarked(in.Address, fieldUndoState, undo, undoSecret, undoMarked)}
 			if jerr := e.transition(rec, extra{duration: in.Ended.Sub(t0).Milliseconds(), outputs: e.rendered(in.Outputs), queued: true}); jerr != nil {
 				return jerr
 			}
@@ -128,12 +133,12 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 			// Interrupted: the attempt stays in flight for resume.
 			in.State = journal.StepCancelled
 			in.Ended = e.now()
-			return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blob(in.Address, fieldUndoState, undo, len(sensPaths) > 0)}, extra{})
+			return e.transition(&journal.Record{Type: journal.RecStepCancelled, Step: in.Address, Attempt: att, UndoState: e.blobMarked(in.Address, fieldUndoState, undo, undoSecret, undoMarked)}, extra{})
 		}
 		again := att < max && (retryable || (st.Retry != nil && st.Retry.AnyError))
 		if again {
 			d := retryDelay(st.Retry, att-first+1)
-			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(in.Address, fieldUndoState, undo, len(sensPaths) > 0), Message: "retry"}
+			rec := &journal.Record{Type: journal.RecAttemptFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blobMarked(in.Address, fieldUndoState, undo, undoSecret, undoMarked), Message: "retry"}
 			if jerr := e.transition(rec, extra{delay: d.Milliseconds()}); jerr != nil {
 				return jerr
 			}
@@ -150,27 +155,12 @@ func (e *executor) applyInstance(ctx context.Context, in *Instance) error {
 		}
 		in.State = journal.StepFailed
 		in.Ended = e.now()
-		rec := &journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blob(in.Address, fieldUndoState, undo, len(sensPaths) > 0)}
+		rec := &journal.Record{Type: journal.RecStepFailed, Step: in.Address, Attempt: att, Error: ei, UndoState: e.blobMarked(in.Address, fieldUndoState, undo, undoSecret, undoMarked)}
 		if jerr := e.transition(rec, extra{duration: in.Ended.Sub(in.Started).Milliseconds()}); jerr != nil {
 			return jerr
 		}
 		return serr
 	}
-}
-
-// blob journals an undo state or a checkpoint: sealed (or redacted
-// without a key) when it holds a known secret. With a key it is also
-// sealed when the step's inputs hold a secret (secret), since a plugin may
-// keep what a secret replaced, which no mask knows (core.file keeps the
-// previous content of a file it overwrites). Without a key such a state
-// stays readable so that a later rollback can still undo the step.
-func (e *executor) blob(addr, field string, b []byte, secret bool) *journal.Blob {
-	if b == nil {
-		return nil
-	}
-	s := e.sealer(addr, field)
-	seal := e.mask.Contains(string(b)) || secret && s != nil
-	return journal.NewBlob(b, seal, s)
 }
 
 func (e *executor) sleep(ctx context.Context, d time.Duration) error {
@@ -227,13 +217,19 @@ func (s *stepEvents) Progress(cur, total int64, unit string) {
 // Checkpoint journals data durably before it returns, during an undo as
 // during an attempt. A journal failure stops the walk (which cancels the
 // call) and is returned to the plugin.
-func (s *stepEvents) Checkpoint(data []byte) error {
+func (s *stepEvents) Checkpoint(data []byte) error { return s.checkpoint(data, false) }
+
+// CheckpointSensitive journals a checkpoint the plugin marked as holding
+// a secret: sealed, or not stored without a state key.
+func (s *stepEvents) CheckpointSensitive(data []byte) error { return s.checkpoint(data, true) }
+
+func (s *stepEvents) checkpoint(data []byte, marked bool) error {
 	typ := journal.RecCheckpoint
 	if s.undo {
 		typ = journal.RecUndoCheckpoint
 	}
 	b := append([]byte(nil), data...)
-	if err := s.e.transition(&journal.Record{Type: typ, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blob(s.addr, fieldCheckpoint, b, s.secret)}, extra{}); err != nil {
+	if err := s.e.transition(&journal.Record{Type: typ, Step: s.addr, Attempt: s.attempt, Checkpoint: s.e.blobMarked(s.addr, fieldCheckpoint, b, s.secret, marked)}, extra{}); err != nil {
 		return fmt.Errorf("journal checkpoint: %w", err)
 	}
 	return nil

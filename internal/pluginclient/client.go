@@ -206,7 +206,11 @@ func runStream(ctx context.Context, op string, ev sdk.Events, open func(context.
 			ev.Progress(e.Progress.Current, e.Progress.Total, e.Progress.Unit)
 		case *pb.Event_Checkpoint:
 			ack := &pb.CheckpointAck{Seq: e.Checkpoint.Seq}
-			if err := ev.Checkpoint(e.Checkpoint.Data); err != nil {
+			record := ev.Checkpoint
+			if e.Checkpoint.Sensitive {
+				record = func(b []byte) error { return sdk.CheckpointSensitive(ev, b) }
+			}
+			if err := record(e.Checkpoint.Data); err != nil {
 				ack.Error = err.Error()
 			}
 			sendMu.Lock()
@@ -234,5 +238,5 @@ func decodeResult(r *pb.Result) (*sdk.Result, error) {
 	if derr != nil && err == nil {
 		err = &sdk.Error{Kind: sdk.KindInternal, Err: derr}
 	}
-	return &sdk.Result{Outputs: out, UndoState: r.UndoState}, err
+	return &sdk.Result{Outputs: out, UndoState: r.UndoState, SensitiveUndoState: r.SensitiveUndoState}, err
 }

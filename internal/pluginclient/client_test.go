@@ -70,3 +70,48 @@ func TestDiagnosticsRoundTrip(t *testing.T) {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
 }
+
+// secretAction returns an undo state marked sensitive after a sensitive
+// and a plain checkpoint.
+type secretAction struct{}
+
+func (secretAction) Schema() sdk.ActionSchema { return sdk.ActionSchema{Name: "a"} }
+func (secretAction) Apply(_ context.Context, _ *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
+	if err := sdk.CheckpointSensitive(ev, []byte("secret")); err != nil {
+		return nil, err
+	}
+	if err := ev.Checkpoint([]byte("plain")); err != nil {
+		return nil, err
+	}
+	return &sdk.Result{UndoState: []byte("key"), SensitiveUndoState: true}, nil
+}
+
+// markEvents records which checkpoints came marked sensitive.
+type markEvents struct {
+	sdk.NopEvents
+	got []string
+}
+
+func (m *markEvents) Checkpoint(b []byte) error {
+	m.got = append(m.got, "plain:"+string(b))
+	return nil
+}
+func (m *markEvents) CheckpointSensitive(b []byte) error {
+	m.got = append(m.got, "sensitive:"+string(b))
+	return nil
+}
+
+func TestSensitiveMarksRoundTrip(t *testing.T) {
+	prov := sdktest.GRPC(t, &sdk.Plugin{Name: "p", Actions: []sdk.Action{secretAction{}}})
+	ev := &markEvents{}
+	res, err := prov.Apply(context.Background(), "a", &sdk.ApplyRequest{Inputs: cty.EmptyObjectVal}, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.SensitiveUndoState || string(res.UndoState) != "key" {
+		t.Errorf("result = %q, sensitive %v; want the mark to cross the wire", res.UndoState, res.SensitiveUndoState)
+	}
+	if diff := cmp.Diff([]string{"sensitive:secret", "plain:plain"}, ev.got); diff != "" {
+		t.Errorf("checkpoints (-want +got):\n%s", diff)
+	}
+}

@@ -33,6 +33,8 @@ type paramSetAddInputs struct {
 	Memory    int64  `cty:"memory"`
 	Threads   int64  `cty:"threads"`
 	Length    int64  `cty:"length"`
+	// PeerConfigs is read by undo (peerConfigsOf).
+	PeerConfigs []string `cty:"peer_configs"`
 }
 
 type paramSetAddOutputs struct {
@@ -47,7 +49,10 @@ func (*paramSetAddAction) Schema() sdk.ActionSchema {
 		Name: "param_set_add",
 		Description: "Add a hashing parameter-set to a store config (auth-store.yaml), keeping its comments and order. " +
 			"scrypt: hmackey (32 random bytes unless given), cost 1..31, r, p. argon2id: time, memory (KiB), threads, length. " +
-			"Refuses a duplicate id. Native undo restores the file byte for byte.",
+			"Refuses a duplicate id. Edits a symlink's target in place, never the link, and refuses a config others may write. " +
+			"Native undo restores the file byte for byte, except that it never removes the set while a hash in the store " +
+			"(or in a peer_configs store) uses it: it then restores the rest (the default) and keeps the set, reporting a partial undo " +
+			"at warn level with the number of hashes on it (rollback -force removes it anyway).",
 		Inputs: append([]sdk.Attribute{
 			{Name: "config", Type: cty.String, Required: true, Description: "Config file location (path or ssh://user@host:port/path)."},
 			{Name: "id", Type: cty.Number, Required: true, Description: "New parameter-set id (> 0, not in the config yet)."},
@@ -60,6 +65,7 @@ func (*paramSetAddAction) Schema() sdk.ActionSchema {
 			{Name: "memory", Type: cty.Number, Description: "argon2id: memory in KiB (default 65536)."},
 			{Name: "threads", Type: cty.Number, Description: "argon2id: threads 1..255 (default 4)."},
 			{Name: "length", Type: cty.Number, Description: "argon2id: tag length in bytes, >= 16 (default 32)."},
+			peerConfigsInput,
 		}, sshInputs...),
 		Outputs: []sdk.Attribute{
 			{Name: "id", Type: cty.Number, Description: "The parameter-set id."},
@@ -151,7 +157,7 @@ func (in *paramSetAddInputs) paramSet(gen bool) (*paramSet, error) {
 }
 
 func (*paramSetAddAction) Validate(_ context.Context, inputs cty.Value) sdk.Diagnostics {
-	d := locDiag(nil, inputs, "config", true)
+	d := peerConfigsDiag(locDiag(nil, inputs, "config", true), inputs)
 	if !inputs.IsWhollyKnown() {
 		return d
 	}
@@ -273,7 +279,8 @@ func commitConfig(cf *configFile, ev sdk.Events, what string) (*sdk.Result, erro
 		return nil, err
 	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("config %s: %s", cf.Loc, what))
-	return &sdk.Result{UndoState: u.marshal()}, nil
+	// Keys of removed sets travel in the undo state: the engine seals it.
+	return &sdk.Result{UndoState: u.marshal(), SensitiveUndoState: len(u.Keys) > 0}, nil
 }
 
 var _ sdk.Undoer = (*paramSetAddAction)(nil)
@@ -284,5 +291,5 @@ func (*paramSetAddAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk
 
 // undoConfigAction is the native undo of every config-editing action.
 func undoConfigAction(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
-	return undoConfigEdit(ctx, req.UndoState, sshOptionsOf(req.Inputs), ev)
+	return undoConfigEdit(ctx, req, ev)
 }

@@ -20,8 +20,9 @@ var (
 )
 
 type paramSetDefaultInputs struct {
-	Config string `cty:"config"`
-	ID     int64  `cty:"id"`
+	Config      string   `cty:"config"`
+	ID          int64    `cty:"id"`
+	PeerConfigs []string `cty:"peer_configs"`
 }
 
 type paramSetDefaultOutputs struct {
@@ -33,10 +34,11 @@ func (*paramSetDefaultAction) Schema() sdk.ActionSchema {
 	return sdk.ActionSchema{
 		Name: "param_set_default",
 		Description: "Make a parameter-set the default of a store config; refuses when the set is not in the config. " +
-			"Native undo switches back (restores the file byte for byte).",
+			"Native undo switches back (restores the file byte for byte, keeping any set the step's file had that a hash in the store or a peer_configs store uses).",
 		Inputs: append([]sdk.Attribute{
 			{Name: "config", Type: cty.String, Required: true, Description: "Config file location (path or ssh://user@host:port/path)."},
 			{Name: "id", Type: cty.Number, Required: true, Description: "Parameter-set id to make the default."},
+			peerConfigsInput,
 		}, sshInputs...),
 		Outputs: []sdk.Attribute{
 			{Name: "previous", Type: cty.Number, Description: "The default before the change (0 = none)."},
@@ -47,7 +49,7 @@ func (*paramSetDefaultAction) Schema() sdk.ActionSchema {
 }
 
 func (*paramSetDefaultAction) Validate(_ context.Context, inputs cty.Value) sdk.Diagnostics {
-	d := locDiag(nil, inputs, "config", true)
+	d := peerConfigsDiag(locDiag(nil, inputs, "config", true), inputs)
 	return idDiag(d, inputs)
 }
 

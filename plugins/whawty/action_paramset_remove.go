@@ -26,6 +26,8 @@ type paramSetRemoveInputs struct {
 	Store  string `cty:"store"`
 	ID     int64  `cty:"id"`
 	Force  bool   `cty:"force"`
+	// PeerConfigs: the other hosts' configs; their stores are checked too.
+	PeerConfigs []string `cty:"peer_configs"`
 }
 
 type paramSetRemoveOutputs struct {
@@ -42,12 +44,15 @@ func (*paramSetRemoveAction) Schema() sdk.ActionSchema {
 		Name: "param_set_remove",
 		Description: "Remove a parameter-set from a store config. Refuses while any user's hash still uses it " +
 			"(listing them) unless force = true, always refuses when no admin would be left with a supported hash, " +
-			"and refuses the default set. Native undo restores the file byte for byte (its undo state holds the removed set's hmac key).",
+			"and refuses the default set. With peer_configs, every peer's store is checked the same way against its own config first, " +
+			"so that a lagging slave stops the removal before anything is written. " +
+			"Native undo restores the file byte for byte (its undo state holds the removed set's hmac key and is marked sensitive: the engine seals it).",
 		Inputs: append([]sdk.Attribute{
 			{Name: "config", Type: cty.String, Required: true, Description: "Config file location (path or ssh://user@host:port/path)."},
 			{Name: "store", Type: cty.String, Description: "Store location to count users in (default: the config's basedir on the config's host)."},
 			{Name: "id", Type: cty.Number, Required: true, Description: "Parameter-set id to remove."},
 			{Name: "force", Type: cty.Bool, Description: "Remove even though users still use the set (they will not be able to log in)."},
+			peerConfigsInput,
 		}, sshInputs...),
 		Outputs: []sdk.Attribute{
 			{Name: "users_on_set", Type: cty.Number, Description: "Users whose hash used the set."},
@@ -59,7 +64,7 @@ func (*paramSetRemoveAction) Schema() sdk.ActionSchema {
 }
 
 func (*paramSetRemoveAction) Validate(_ context.Context, inputs cty.Value) sdk.Diagnostics {
-	d := locDiag(nil, inputs, "config", true)
+	d := peerConfigsDiag(locDiag(nil, inputs, "config", true), inputs)
 	d = locDiag(d, inputs, "store", false)
 	return idDiag(d, inputs)
 }
@@ -94,6 +99,44 @@ func (in *paramSetRemoveInputs) check(ctx context.Context, c *conns) (*removal, 
 	if err != nil {
 		return nil, err
 	}
+	if r.users, err = usersOnRemoval(ctx, c, cf, sl, id, in.Force, ""); err != nil {
+		return nil, err
+	}
+	// The peers' stores, each against its own config, before anything
+	// is written here: a slave that still needs the set stops the removal
+	// on every host.
+	locs, err := peerLocations(cf.Loc, in.PeerConfigs)
+	if err != nil {
+		return nil, err
+	}
+	for _, pl := range locs {
+		pc, err := loadConfig(ctx, c, pl)
+		if err != nil {
+			return nil, err
+		}
+		if pc.Cfg.Sets[id] == nil {
+			continue // already gone there
+		}
+		if pc.Cfg.Default == id {
+			return nil, sdk.Errorf(sdk.KindConflict, false, "make another set the default there first (whawty.param_set_default)",
+				"peer config %s: parameter-set %d is its default; not removing it from %s", pl, id, cf.Loc)
+		}
+		psl, err := pc.storeLoc("")
+		if err != nil {
+			return nil, err
+		}
+		if _, err := usersOnRemoval(ctx, c, pc, psl, id, in.Force, fmt.Sprintf(" (a peer of %s: nothing was removed there)", cf.Loc)); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// usersOnRemoval lists the users of the store sl whose hash uses set id of
+// cf, and refuses when removing the set would leave no admin with a
+// supported hash, or (unless force) while users are on it.
+// note is added to the refusal (which host it is about).
+func usersOnRemoval(ctx context.Context, c *conns, cf *configFile, sl location, id uint64, force bool, note string) ([]string, error) {
 	fsys, err := c.fs(ctx, sl)
 	if err != nil {
 		return nil, err
@@ -102,31 +145,32 @@ func (in *paramSetRemoveInputs) check(ctx context.Context, c *conns) (*removal, 
 	if err != nil {
 		return nil, fsError("read store", sl, err)
 	}
+	var users []string
 	supportedAdmins := 0
 	for _, f := range scan.Files {
 		if f.HashErr != nil || len(f.Content) == 0 {
 			continue
 		}
 		if f.Hash.ParamID == id {
-			r.users = append(r.users, f.User)
+			users = append(users, f.User)
 			continue
 		}
 		if set := cf.Cfg.Sets[f.Hash.ParamID]; f.Admin && set != nil && set.format() == f.Hash.Format && usernameRE.MatchString(f.User) {
 			supportedAdmins++
 		}
 	}
-	sort.Strings(r.users)
+	sort.Strings(users)
 	if supportedAdmins == 0 {
 		return nil, sdk.Errorf(sdk.KindConflict, false,
-			"let an admin log in (or reset an admin's password) so that its hash moves to another set, then retry",
-			"removing parameter-set %d from %s would leave no admin with a supported hash; whawty would refuse to start", id, cf.Loc)
+			"let an admin log in (or reset an admin's password) so that its hash moves to another set (and sync the slaves), then retry",
+			"removing parameter-set %d from %s would leave no admin with a supported hash in %s; whawty would refuse to start%s", id, cf.Loc, sl, note)
 	}
-	if len(r.users) > 0 && !in.Force {
+	if len(users) > 0 && !force {
 		return nil, sdk.Errorf(sdk.KindConflict, true,
-			"wait until these users have logged in (and been upgraded), or set force = true to lock them out",
-			"%d user(s) still use parameter-set %d in %s: %s", len(r.users), id, sl, summarize(r.users, 20))
+			"wait until these users have logged in (and been upgraded) and the slaves are synced, or set force = true to lock them out",
+			"%d user(s) still use parameter-set %d in %s%s: %s", len(users), id, sl, note, summarize(users, 20))
 	}
-	return r, nil
+	return users, nil
 }
 
 var _ sdk.Planner = (*paramSetRemoveAction)(nil)

@@ -29,8 +29,9 @@ var (
 )
 
 type syncInputs struct {
-	Source      string `cty:"source"`
-	Destination string `cty:"destination"`
+	Source            string `cty:"source"`
+	Destination       string `cty:"destination"`
+	DestinationConfig string `cty:"destination_config"`
 }
 
 type syncOutputs struct {
@@ -48,10 +49,13 @@ func (*syncAction) Schema() sdk.ActionSchema {
 		Description: "Mirror a master store to a slave store, comparing by content. Each file is replaced " +
 			"atomically through the destination's own .tmp/, extra files are deleted, modes are 0600, and " +
 			"the destination passes whawty's check at the end (or the sync is undone). Refuses a source " +
-			"that would fail check before writing anything.",
+			"that would fail whawty's check before writing anything (a hash whawty only warns about is mirrored, with a warning). " +
+			"With destination_config, also refuses before writing when the slave's own config could not verify a hash the sync " +
+			"would write (a parameter-set the slave does not know) or no admin would be left with a hash it supports.",
 		Inputs: append([]sdk.Attribute{
 			{Name: "source", Type: cty.String, Required: true, Description: "Master store location (path or ssh://user@host:port/path)."},
 			{Name: "destination", Type: cty.String, Required: true, Description: "Slave store location; must exist."},
+			{Name: "destination_config", Type: cty.String, Description: "The slave's auth-store.yaml (path or ssh://user@host:port/path): the result is judged with it before anything is written."},
 		}, sshInputs...),
 		Outputs: []sdk.Attribute{
 			{Name: "added", Type: cty.Number, Description: "Files added."},
@@ -69,6 +73,7 @@ func (*syncAction) Validate(_ context.Context, inputs cty.Value) sdk.Diagnostics
 	var d sdk.Diagnostics
 	d = locDiag(d, inputs, "source", true)
 	d = locDiag(d, inputs, "destination", true)
+	d = locDiag(d, inputs, "destination_config", false)
 	return d
 }
 
@@ -85,7 +90,7 @@ func (*syncAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanRes
 	}
 	c := newConns(opts)
 	defer c.Close()
-	p, err := planSync(ctx, c, in.Source, in.Destination, nil)
+	p, err := planSync(ctx, c, in, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +178,7 @@ func (a *syncAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 // destination as it was before the step.
 func runSync(ctx context.Context, c *conns, in syncInputs, checkpoint []byte, schema sdk.ActionSchema, ev sdk.Events) (*sdk.Result, error) {
 	pre := newPrestager(ctx)
-	p, err := planSync(ctx, c, in.Source, in.Destination, pre)
+	p, err := planSync(ctx, c, in, pre)
 	if err != nil {
 		pre.discard()
 		return nil, err
@@ -238,7 +243,7 @@ func (p *syncPlan) apply(ctx context.Context, undo *syncUndo, out *syncOutputs, 
 		// New files belong to the store directory's owner (the whawty user).
 		uid, gid := p.dstOwner[0], p.dstOwner[1]
 		if de, ok := p.dstEntry(op.Name); ok {
-			uid, gid = de.UID, de.GID
+			uid, gid = ownerOf(p.dstOwner, de)
 		}
 		writes = append(writes, stageReq{op: i, data: op.Data, perm: 0o600, uid: uid, gid: gid})
 	}

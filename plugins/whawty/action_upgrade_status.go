@@ -109,7 +109,8 @@ func (a *upgradeStatusAction) Apply(ctx context.Context, req *sdk.ApplyRequest, 
 	}
 	c := newConns(opts)
 	defer c.Close()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for {
 		out, err := upgradeStatus(ctx, c, in)
 		if err != nil {
@@ -122,14 +123,17 @@ func (a *upgradeStatusAction) Apply(ctx context.Context, req *sdk.ApplyRequest, 
 			res.Outputs, err = sdk.Encode(a.Schema(), out)
 			return res, err
 		}
-		if !time.Now().Add(interval).Before(deadline) {
+		// Poll until the deadline: the last wait is cut short so that the
+		// last count is taken at the deadline.
+		left := time.Until(deadline)
+		if left <= 0 {
 			res := &sdk.Result{}
 			res.Outputs, _ = sdk.Encode(a.Schema(), out)
 			return res, sdk.Errorf(sdk.KindConflict, true,
 				"users are re-hashed only when they log in (whawty --do-upgrades local on the master); wait longer, lower wait_for_percent, or ask users to log in",
-				"only %.1f%% of hashes are on parameter-set %d after %s (want %.1f%%)", out.Percent, out.DefaultID, timeout, in.WaitForPercent)
+				"only %.1f%% of hashes are on parameter-set %d after %s (want %.1f%%)", out.Percent, out.DefaultID, time.Since(start).Round(time.Second), in.WaitForPercent)
 		}
-		if err := backoff.Sleep(ctx, interval); err != nil {
+		if err := backoff.Sleep(ctx, min(interval, left)); err != nil {
 			return nil, sdk.Errorf(sdk.KindCancelled, true, "re-run the step", "waiting for upgrades: %v", err)
 		}
 	}

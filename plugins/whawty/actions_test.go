@@ -186,16 +186,40 @@ func TestParamSetRollout(t *testing.T) {
 	if got := readFile(t, f.config); got != afterAdd {
 		t.Fatalf("after default undo:\n%s", got)
 	}
-	if err := undo(t, "param_set_add", addIn, addRes); err != nil {
+	// root's hash is on set 3 now: undoing the add keeps set 3 (with the
+	// old default) and says so, so that root can still log in.
+	rec, err := undoWith(t, "param_set_add", addIn, addRes, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := readFile(t, f.config)
+	if def, ids := setsOf(t, partial); def != 1 || !cmp.Equal(ids, []uint64{1, 2, 3}) {
+		t.Fatalf("after add undo: default %d, sets %v; want default 1 and set 3 kept:\n%s", def, ids, partial)
+	}
+	if !strings.Contains(partial, key) || !strings.Contains(partial, "# the old scrypt set") {
+		t.Fatalf("partial undo lost the key or the comments:\n%s", partial)
+	}
+	if logs := rec.all(); !strings.Contains(logs, "warn: partial undo") || !strings.Contains(logs, "1 hash(es): 1 in "+f.store) {
+		t.Fatalf("partial undo not reported at warn level with the count:\n%s", logs)
+	}
+	vr = mustApplyRes(t, "verify_password", map[string]any{"config": f.config, "username": "root", "password": "pw"})
+	if !vr.Outputs.GetAttr("valid").True() {
+		t.Fatal("root locked out after the undo")
+	}
+	// Undo again is a no-op; with force the set goes.
+	if _, err := undoWith(t, "param_set_add", addIn, addRes, false); err != nil || readFile(t, f.config) != partial {
+		t.Fatalf("second undo: %v", err)
+	}
+	if err := os.WriteFile(f.config, []byte(afterAdd), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := undoWith(t, "param_set_add", addIn, addRes, true); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, f.config); got != orig {
-		t.Fatalf("after add undo:\n%s\nwant:\n%s", got, orig)
+		t.Fatalf("after forced add undo:\n%s\nwant:\n%s", got, orig)
 	}
-	// Undo again is a no-op; undo after a foreign edit is refused.
-	if err := undo(t, "param_set_add", addIn, addRes); err != nil {
-		t.Fatalf("second undo: %v", err)
-	}
+	// Undo after a foreign edit is refused.
 	res2 := mustApplyRes(t, "param_set_default", map[string]any{"config": f.config, "id": 2})
 	if err := os.WriteFile(f.config, []byte(readFile(t, f.config)+"# edited\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -281,6 +305,16 @@ func TestUpgradeStatusWaits(t *testing.T) {
 	_, _, err := apply(t, "upgrade_status", map[string]any{"config": f.config, "wait_for_percent": 100, "interval": "10ms", "timeout": "50ms"})
 	if kindOf(err) != sdk.KindConflict || !sdk.Classify(err).Retryable {
 		t.Fatalf("timeout: err = %v", err)
+	}
+	// A timeout that is not a multiple of the interval: counts at 0, 1s
+	// and at the deadline (1.5s), not giving up at 1s.
+	t0 := time.Now()
+	_, rec, err = apply(t, "upgrade_status", map[string]any{"config": f.config, "wait_for_percent": 100, "interval": "1s", "timeout": "1500ms"})
+	if took := time.Since(t0); kindOf(err) != sdk.KindConflict || took < 1500*time.Millisecond || len(rec.progress) != 3 {
+		t.Fatalf("timeout 1.5s, interval 1s: gave up after %s with %d counts: %v", took, len(rec.progress), err)
+	}
+	if !strings.Contains(err.Error(), "after 2s") {
+		t.Errorf("err = %v, want the time waited (1.5s rounded)", err)
 	}
 }
 

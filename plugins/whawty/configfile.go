@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"path"
 	"strconv"
 	"strings"
 
@@ -17,11 +19,40 @@ import (
 
 // configFile is a config as read from its location.
 type configFile struct {
-	Loc   location
-	FS    fileSystem
-	Raw   []byte
-	Entry entry
-	Cfg   *storeConfig
+	Loc location
+	FS  fileSystem
+	// Target is the file the config is: Loc.Path, or what a symlink there
+	// points to (edits go to the target; the link stays).
+	Target string
+	Raw    []byte
+	Entry  entry // the target's
+	Cfg    *storeConfig
+}
+
+// maxLinks bounds the symlinks followed to a config.
+const maxLinks = 40
+
+// resolveLink follows symlinks from p and returns the path of the file
+// they lead to and its entry.
+func resolveLink(fsys fileSystem, p string) (string, entry, error) {
+	for range maxLinks {
+		e, err := fsys.Stat(p)
+		if err != nil {
+			return "", entry{}, err
+		}
+		if e.Mode.Type()&fs.ModeSymlink == 0 {
+			return p, e, nil
+		}
+		t, err := fsys.Readlink(p)
+		if err != nil {
+			return "", entry{}, err
+		}
+		if !strings.HasPrefix(t, "/") {
+			t = path.Join(path.Dir(p), t)
+		}
+		p = path.Clean(t)
+	}
+	return "", entry{}, fmt.Errorf("%s: more than %d symlinks", p, maxLinks)
 }
 
 // loadConfig reads and parses the config at loc.
@@ -30,11 +61,11 @@ func loadConfig(ctx context.Context, c *conns, loc location) (*configFile, error
 	if err != nil {
 		return nil, err
 	}
-	e, err := fsys.Stat(loc.Path)
+	target, e, err := resolveLink(fsys, loc.Path)
 	if err != nil {
 		return nil, fsError("stat config", loc, err)
 	}
-	raw, err := fsys.ReadFile(loc.Path)
+	raw, err := fsys.ReadFile(target)
 	if err != nil {
 		return nil, fsError("read config", loc, err)
 	}
@@ -42,7 +73,7 @@ func loadConfig(ctx context.Context, c *conns, loc location) (*configFile, error
 	if err != nil {
 		return nil, configInvalid(loc, err)
 	}
-	return &configFile{Loc: loc, FS: fsys, Raw: raw, Entry: e, Cfg: cfg}, nil
+	return &configFile{Loc: loc, FS: fsys, Target: target, Raw: raw, Entry: e, Cfg: cfg}, nil
 }
 
 // storeLoc is the store directory: the explicit store input, or the
@@ -62,9 +93,24 @@ func (cf *configFile) storeLoc(explicit string) (location, error) {
 
 // write replaces the config atomically, keeping its mode and owner.
 func (cf *configFile) write(data []byte) error {
-	err := cf.FS.WriteAtomic(cf.Loc.Path, cf.Loc.dir().Path, data, cf.Entry.Mode.Perm(), cf.Entry.UID, cf.Entry.GID)
-	if err != nil {
-		return fsError("write config", cf.Loc, err)
+	return writeConfigFile(cf.FS, cf.Loc, cf.Target, cf.Entry, data)
+}
+
+// writeConfigFile replaces target (the file the config at loc is, after
+// symlinks) atomically through a temp file beside it, with e's mode and
+// owner: a symlink at loc stays a symlink. A config others may write is
+// refused: whoever can write it can change the keys.
+func writeConfigFile(fsys fileSystem, loc location, target string, e entry, data []byte) error {
+	if !e.Regular {
+		return sdk.Errorf(sdk.KindConflict, false, "make the config a regular file (or a symlink to one)",
+			"config %s (%s) is not a regular file", loc, target)
+	}
+	if perm := e.Mode.Perm(); perm&0o022 != 0 {
+		return sdk.Errorf(sdk.KindConflict, false, "chmod the config 0400 or 0600 (owned by root or the whawty user), then retry",
+			"config %s (%s) is writable by group or others (mode %04o); not writing hmac keys into it", loc, target, perm)
+	}
+	if err := fsys.WriteAtomic(target, path.Dir(target), data, e.Mode.Perm(), e.UID, e.GID); err != nil {
+		return fsError("write config", loc, err)
 	}
 	return nil
 }
@@ -192,7 +238,11 @@ func (u *configUndo) marshal() []byte { b, _ := json.Marshal(u); return b }
 
 // undoConfigEdit restores the config an edit changed. It refuses when the
 // file changed since the edit, and does nothing when it is already back.
-func undoConfigEdit(ctx context.Context, state []byte, opts sshOptions, ev sdk.Events) error {
+// It never drops a parameter-set that a hash in the store (or in a peer's
+// store) uses: such a set is kept with the old default and the undo is
+// reported as partial (keepUsedSets), unless force.
+func undoConfigEdit(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
+	state := req.UndoState
 	if len(state) == 0 {
 		ev.Log(sdk.LevelInfo, "nothing to undo: the edit did not happen")
 		return nil
@@ -209,26 +259,31 @@ func undoConfigEdit(ctx context.Context, state []byte, opts sshOptions, ev sdk.E
 	if err != nil {
 		return err
 	}
-	c := newConns(opts)
+	c := newConns(sshOptionsOf(req.Inputs))
 	defer c.Close()
 	fsys, err := c.fs(ctx, loc)
 	if err != nil {
 		return err
 	}
-	e, err := fsys.Stat(loc.Path)
+	target, e, err := resolveLink(fsys, loc.Path)
 	if err != nil {
 		return fsError("stat config", loc, err)
 	}
-	cur, err := fsys.ReadFile(loc.Path)
+	cur, err := fsys.ReadFile(target)
 	if err != nil {
 		return fsError("read config", loc, err)
 	}
+	peers := peerConfigsOf(req.Inputs)
 	switch sum(cur) {
 	case u.BeforeSHA256:
 		ev.Log(sdk.LevelInfo, fmt.Sprintf("config %s is already restored", loc))
 		return nil
 	case u.AfterSHA256:
 	default:
+		if u.partlyUndone(ctx, c, loc, cur, peers) {
+			ev.Log(sdk.LevelInfo, fmt.Sprintf("config %s is already restored as far as it can be (the sets in use are kept)", loc))
+			return nil
+		}
 		return sdk.Errorf(sdk.KindConflict, false,
 			"the config was edited after this step; restore it by hand (compare with your backup) or undo the later edits first",
 			"config %s changed since this step wrote it; not restoring", loc)
@@ -237,9 +292,28 @@ func undoConfigEdit(ctx context.Context, state []byte, opts sshOptions, ev sdk.E
 	if err != nil {
 		return sdk.Errorf(sdk.KindConflict, false, "restore the config by hand", "config %s: %v", loc, err)
 	}
-	if err := fsys.WriteAtomic(loc.Path, loc.dir().Path, orig, e.Mode.Perm(), e.UID, e.GID); err != nil {
-		return fsError("restore config", loc, err)
+	data, partial, err := keepUsedSets(ctx, c, loc, orig, cur, peers, req.Force)
+	if err != nil {
+		return err
+	}
+	if err := writeConfigFile(fsys, loc, target, e, data); err != nil {
+		return err
+	}
+	if partial != "" {
+		ev.Log(sdk.LevelWarn, partial)
+		return nil
 	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("restored config %s", loc))
 	return nil
+}
+
+// partlyUndone says whether cur is what a partial undo of this edit
+// writes (a retried rollback finds it so).
+func (u *configUndo) partlyUndone(ctx context.Context, c *conns, loc location, cur []byte, peers []string) bool {
+	orig, err := u.restore(cur)
+	if err != nil {
+		return false
+	}
+	data, partial, err := keepUsedSets(ctx, c, loc, orig, cur, peers, false)
+	return err == nil && partial != "" && bytes.Equal(data, cur)
 }

@@ -48,6 +48,8 @@ type fileSystem interface {
 	ReadFiles(ctx context.Context, dir string, names []string) (map[string]fileData, error)
 	// Stat describes p without following a final symlink.
 	Stat(p string) (entry, error)
+	// Readlink returns the target of the symlink p.
+	Readlink(p string) (string, error)
 	// WriteAtomic writes data to a fresh file in tmpDir, gives it perm (and
 	// uid/gid when they are >= 0), syncs it and renames it over p. tmpDir must
 	// be on the same file system as p. On failure the temp file is removed.
@@ -178,6 +180,8 @@ func (localFS) Stat(p string) (entry, error) {
 	}
 	return entryOf(path.Base(p), fi), nil
 }
+
+func (localFS) Readlink(p string) (string, error) { return os.Readlink(p) }
 
 func (l localFS) WriteAtomic(p, tmpDir string, data []byte, perm fs.FileMode, uid, gid int) error {
 	tmp, err := l.stage(tmpDir, data, perm, uid, gid, true)

@@ -193,6 +193,29 @@ func undo(t testing.TB, action string, in map[string]any, res *sdk.Result) error
 	return provider.Undo(context.Background(), action, req, &recorder{})
 }
 
+// undoWith undoes with Force set as given and returns the undo's events.
+func undoWith(t testing.TB, action string, in map[string]any, res *sdk.Result, force bool) (*recorder, error) {
+	t.Helper()
+	req := &sdk.UndoRequest{Inputs: obj(in), Force: force}
+	if res != nil {
+		req.Outputs, req.UndoState = res.Outputs, res.UndoState
+	}
+	rec := &recorder{}
+	return rec, provider.Undo(context.Background(), action, req, rec)
+}
+
+// setsOf parses a config's default and set ids (sorted).
+func setsOf(t testing.TB, text string) (uint64, []uint64) {
+	t.Helper()
+	c, err := parseConfig([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := append([]uint64(nil), c.IDs...)
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return c.Default, ids
+}
+
 func kindOf(err error) sdk.Kind { return sdk.Classify(err).Kind }
 
 func outNum(t testing.TB, res *sdk.Result, name string) int64 {

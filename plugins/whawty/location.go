@@ -1,6 +1,7 @@
 package whawty
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -63,7 +64,7 @@ func parseLocation(s string) (location, error) {
 	invalid := func(format string, args ...any) (location, error) {
 		return location{}, sdk.Errorf(sdk.KindInvalid, false,
 			"write a local absolute path or ssh://user@host:port/absolute/path",
-			"location %q: %s", s, fmt.Sprintf(format, args...))
+			"location %q: %s", redactLocation(s), fmt.Sprintf(format, args...))
 	}
 	if s == "" {
 		return invalid("empty")
@@ -74,8 +75,15 @@ func parseLocation(s string) (location, error) {
 		}
 		return location{Path: path.Clean(s)}, nil
 	}
+	if redactLocation(s) != s {
+		return invalid("passwords in URLs are not supported (the password was left out of this message); use a key or the ssh agent")
+	}
 	u, err := url.Parse(s)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may hold a password
+		}
 		return invalid("%v", err)
 	}
 	if u.Scheme != "ssh" {
@@ -85,7 +93,7 @@ func parseLocation(s string) (location, error) {
 		return invalid("missing user")
 	}
 	if _, ok := u.User.Password(); ok {
-		return invalid("passwords in URLs are not supported; use a key or the ssh agent")
+		return invalid("passwords in URLs are not supported (the password was left out of this message); use a key or the ssh agent")
 	}
 	if u.Hostname() == "" {
 		return invalid("missing host")
@@ -107,4 +115,25 @@ func parseLocation(s string) (location, error) {
 		Path: path.Clean(u.Path),
 		SSH:  &sshTarget{User: u.User.Username(), Host: u.Hostname(), Port: port},
 	}, nil
+}
+
+// redactLocation replaces what looks like the password of a URL's
+// userinfo by "xxxxx", without parsing the URL (one that does not parse,
+// e.g. with a "/" in the password, may hold one too): everything between
+// the first ":" and the first "@" after "://", when there is such a ":".
+// It errs on the side of hiding too much: it is only for messages.
+func redactLocation(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	userinfo, after, ok := strings.Cut(rest, "@")
+	if !ok {
+		return s
+	}
+	user, _, hasPassword := strings.Cut(userinfo, ":")
+	if !hasPassword {
+		return s
+	}
+	return scheme + "://" + user + ":xxxxx@" + after
 }

@@ -1,6 +1,7 @@
 package whawty
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -37,6 +38,14 @@ func TestParseLocation(t *testing.T) {
 			if again, _ := parseLocation(got.String()); !cmp.Equal(again, got) {
 				t.Errorf("%q: String() does not round-trip: %s", tt.in, got)
 			}
+		}
+	}
+	// A password is refused without being repeated, whether the URL
+	// parses or not.
+	for _, in := range []string{"ssh://root:hunter2@auth1/x", "ssh://root:hunter2@auth1:bad/x", "ssh://root:hunter2@auth1%zz/x", "ssh://root:hun/ter2@auth1/x"} {
+		_, err := parseLocation(in)
+		if err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "hun/ter2") {
+			t.Errorf("%q: err = %v, want refused without the password", in, err)
 		}
 	}
 	if kindOf(func() error { _, err := parseLocation("x"); return err }()) != "invalid" {

@@ -81,10 +81,10 @@ func (p *prestager) work() {
 		}
 		uid, gid := p.owner[0], p.owner[1]
 		if df := p.dst.Files[it.name]; df != nil {
-			if bytes.Equal(df.Content, it.data) && df.Entry.Mode.Perm() == 0o600 {
+			if bytes.Equal(df.Content, it.data) && df.Entry.Mode.Perm() == 0o600 && !foreignOwner(p.owner, df.Entry) {
 				continue // unchanged
 			}
-			uid, gid = df.Entry.UID, df.Entry.GID
+			uid, gid = ownerOf(p.owner, df.Entry)
 		}
 		t, err := p.fsys.Stage(p.tmp, it.data, 0o600, uid, gid)
 		if err != nil {

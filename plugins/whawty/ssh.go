@@ -355,6 +355,11 @@ func (s *sftpFS) Stat(p string) (entry, error) {
 	return sftpEntry(path.Base(p), fi), nil
 }
 
+func (s *sftpFS) Readlink(p string) (string, error) {
+	t, err := s.client().ReadLink(p)
+	return t, s.wrap(err)
+}
+
 func (s *sftpFS) WriteAtomic(p, tmpDir string, data []byte, perm fs.FileMode, uid, gid int) error {
 	tmp, err := s.Stage(tmpDir, data, perm, uid, gid)
 	if err != nil {

@@ -99,7 +99,6 @@ func TestSyncLocal(t *testing.T) {
 func TestSyncRefusesBrokenSource(t *testing.T) {
 	for name, files := range map[string]map[string]string{
 		"user beside admin": {"x.user": "argon2id:1:2:QUFB:QkJC\n", "x.admin": "argon2id:1:2:QUFB:QkJC\n"},
-		"garbage hash":      {"root.admin": "argon2id:1:2:QUFB:QkJC\n", "y.user": "garbage\n"},
 		"no admin":          {"y.user": "argon2id:1:2:QUFB:QkJC\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -122,6 +121,93 @@ func TestSyncRefusesBrokenSource(t *testing.T) {
 				t.Fatalf("slave touched:\n%s", d)
 			}
 		})
+	}
+}
+
+// TestSyncMirrorsWhatWhawtyWarnsAbout: one unparseable .user file (whawty's
+// check only warns about it) does not stop the sync of the whole store.
+func TestSyncMirrorsWhatWhawtyWarnsAbout(t *testing.T) {
+	master, slave := syncFixture(t)
+	if err := os.WriteFile(filepath.Join(master, "y.user"), []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, rec := mustApply(t, "sync", map[string]any{"source": master, "destination": slave})
+	if outNum(t, res, "added") != 3 {
+		t.Errorf("added = %d, want 3 (y.user too)", outNum(t, res, "added"))
+	}
+	if got := readFile(t, filepath.Join(slave, "y.user")); got != "garbage\n" {
+		t.Errorf("y.user on the slave = %q", got)
+	}
+	if !strings.Contains(rec.all(), "warn: source "+master+": mirrored as is, but these users cannot log in") {
+		t.Errorf("no warning about y.user:\n%s", rec.all())
+	}
+	mustApply(t, "check", map[string]any{"store": slave})
+}
+
+// TestSyncRefusesSetUnknownToSlave: the master has hashes on a set the
+// slave's config lacks; with the slave's config the sync refuses before
+// writing, and goes through once the slave knows the set.
+func TestSyncRefusesSetUnknownToSlave(t *testing.T) {
+	master, slave := syncFixture(t)
+	set5 := &paramSet{ID: 5, Argon2: fastArgon.Argon2}
+	for _, n := range []string{"root.admin", "late.user"} {
+		if err := os.WriteFile(filepath.Join(master, n), []byte(hashFor(t, set5, "pw")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(t.TempDir(), "auth-store.yaml")
+	if err := os.WriteFile(cfg, []byte(configText(slave)), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]any{"source": master, "destination": slave, "destination_config": cfg}
+	before := snapshot(t, slave)
+	for _, step := range []string{"plan", "apply"} {
+		var err error
+		if step == "plan" {
+			_, err = provider.Plan(t.Context(), "sync", &sdk.PlanRequest{Inputs: obj(in)})
+		} else {
+			_, _, err = apply(t, "sync", in)
+		}
+		if kindOf(err) != sdk.KindConflict || !strings.Contains(err.Error(), "2 on parameter-set 5") {
+			t.Fatalf("%s: err = %v, want conflict naming set 5", step, err)
+		}
+	}
+	if d := cmp.Diff(before, snapshot(t, slave)); d != "" {
+		t.Fatalf("slave touched:\n%s", d)
+	}
+	// Once the slave's config has the set, the sync goes through and the
+	// slave passes whawty's check with its config.
+	if err := os.WriteFile(cfg, []byte(configText(slave)+"  - id: 5\n    argon2id: {time: 1, memory: 64, threads: 1, length: 32}\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, "sync", in)
+	mustApply(t, "check", map[string]any{"config": cfg})
+}
+
+// TestSyncFixesForeignOwner: an unchanged slave file owned by someone else
+// than the store's owner is rewritten with the store's owner, and said so.
+func TestSyncFixesForeignOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file a foreign owner")
+	}
+	master, slave := syncFixture(t)
+	if err := os.Chown(filepath.Join(slave, "same.user"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(filepath.Join(slave, "same.user"), 0o600)
+	_, rec := mustApply(t, "sync", map[string]any{"source": master, "destination": slave})
+	fi, err := os.Stat(filepath.Join(slave, "same.user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := os.Stat(slave)
+	uid, gid, _ := fileOwner(fi)
+	duid, dgid, _ := fileOwner(dir)
+	if uid != duid || gid != dgid {
+		t.Errorf("same.user owned by %d:%d after sync, want the store's %d:%d", uid, gid, duid, dgid)
+	}
+	if !strings.Contains(rec.all(), "same.user is owned by 65534:65534") {
+		t.Errorf("foreign owner not reported:\n%s", rec.all())
 	}
 }
 

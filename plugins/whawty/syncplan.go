@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/runbookdev/runbook/sdk"
 )
@@ -57,6 +59,22 @@ func (p *syncPlan) dstEntry(name string) (entry, bool) {
 	return e, ok
 }
 
+// ownerOf is the owner a destination file must have: the destination
+// directory's (the whawty user), when known; else the file's own.
+func ownerOf(dirOwner [2]int, e entry) (uid, gid int) {
+	if dirOwner[0] >= 0 && dirOwner[1] >= 0 {
+		return dirOwner[0], dirOwner[1]
+	}
+	return e.UID, e.GID
+}
+
+// foreignOwner says whether a destination file is owned by another user or
+// group than the destination directory (whawty, running as the directory's
+// owner, may then be unable to read it).
+func foreignOwner(dirOwner [2]int, e entry) bool {
+	return dirOwner[0] >= 0 && e.UID >= 0 && !e.Lazy && (e.UID != dirOwner[0] || e.GID != dirOwner[1])
+}
+
 // dstContent is the content of the destination's user file name before
 // the sync (ok=false for other entries).
 func (p *syncPlan) dstContent(name string) ([]byte, bool) {
@@ -67,9 +85,16 @@ func (p *syncPlan) dstContent(name string) ([]byte, bool) {
 }
 
 // refuseSource are source problems that make the source unfit to mirror:
-// copying them would make the slave fail whawty's check or authentication.
+// copying them would make the slave fail whawty's own check. A file whawty
+// only warns about (an unparseable hash: that user cannot log in) is
+// mirrored like whawty's own rsync would, with a warning.
 var refuseSource = map[string]bool{
-	probBothUserAdmin: true, probNoAdmin: true, probUnparseable: true, probDirectory: true,
+	probBothUserAdmin: true, probNoAdmin: true, probDirectory: true,
+}
+
+// warnSource are source problems a sync mirrors but reports.
+var warnSource = map[string]bool{
+	probUnparseable: true, probLegacy: true, probInvalidUsername: true,
 }
 
 // openSide connects to loc's host and scans the store there.
@@ -85,14 +110,24 @@ func openSide(ctx context.Context, c *conns, loc location, o scanOpts) (fileSyst
 // planSync reads both stores and computes the operations. With pre (Apply
 // only), files that differ are staged while the source is still being read;
 // the caller discards what it does not use.
-func planSync(ctx context.Context, c *conns, srcIn, dstIn string, pre *prestager) (*syncPlan, error) {
-	src, err := decodeLoc("source", srcIn)
+func planSync(ctx context.Context, c *conns, in syncInputs, pre *prestager) (*syncPlan, error) {
+	src, err := decodeLoc("source", in.Source)
 	if err != nil {
 		return nil, err
 	}
-	dst, err := decodeLoc("destination", dstIn)
+	dst, err := decodeLoc("destination", in.Destination)
 	if err != nil {
 		return nil, err
+	}
+	var dstCfg *configFile
+	if in.DestinationConfig != "" {
+		cl, err := decodeLoc("destination_config", in.DestinationConfig)
+		if err != nil {
+			return nil, err
+		}
+		if dstCfg, err = loadConfig(ctx, c, cl); err != nil {
+			return nil, err
+		}
 	}
 	if src.String() == dst.String() {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "name two different stores", "source and destination are the same store %s", src)
@@ -132,11 +167,18 @@ func planSync(ctx context.Context, c *conns, srcIn, dstIn string, pre *prestager
 		}
 		return nil, fsError("read source store", src, err)
 	}
-	var refused []string
+	var refused, warned []string
 	for _, pr := range ss.Problems {
-		if refuseSource[pr.Code] {
+		switch {
+		case refuseSource[pr.Code]:
 			refused = append(refused, pr.String())
+		case warnSource[pr.Code]:
+			warned = append(warned, pr.String())
 		}
+	}
+	if len(warned) > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("source %s: mirrored as is, but these users cannot log in (whawty's check only warns): %s",
+			src, summarize(warned, 5)))
 	}
 	if len(refused) > 0 {
 		return nil, sdk.Errorf(sdk.KindConflict, false,
@@ -203,6 +245,11 @@ func planSync(ctx context.Context, c *conns, srcIn, dstIn string, pre *prestager
 			adds = append(adds, syncOp{Kind: opAdd, Name: n, Data: f.Content})
 		case !bytes.Equal(df.Content, f.Content) || df.Entry.Mode.Perm() != 0o600:
 			adds = append(adds, syncOp{Kind: opUpdate, Name: n, Data: f.Content})
+		case foreignOwner(p.dstOwner, df.Entry):
+			// Rewritten with the directory's owner.
+			p.Warnings = append(p.Warnings, fmt.Sprintf("destination %s: %s is owned by %d:%d, not by the store's owner %d:%d; rewriting it",
+				dst, n, df.Entry.UID, df.Entry.GID, p.dstOwner[0], p.dstOwner[1]))
+			adds = append(adds, syncOp{Kind: opUpdate, Name: n, Data: f.Content})
 		default:
 			p.Unchanged++
 		}
@@ -254,7 +301,74 @@ func planSync(ctx context.Context, c *conns, srcIn, dstIn string, pre *prestager
 		p.counts[op.Kind]++
 		p.bytesToWrite += int64(len(op.Data))
 	}
+	if dstCfg != nil {
+		if err := p.checkAgainst(ss, dstCfg); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// checkAgainst refuses a sync whose result the destination's whawty would
+// reject with its own config cf: a file the sync writes with a hash on a
+// parameter-set cf lacks (or of another format), whose user could no
+// longer log in there, or no admin left with a supported hash (whawty's
+// check fails and whawty will not start).
+func (p *syncPlan) checkAgainst(ss *storeScan, cf *configFile) error {
+	var spread []string
+	perSet := map[uint64]int{}
+	for _, op := range p.Ops {
+		if op.Kind == opDelete {
+			continue
+		}
+		f := ss.Files[op.Name]
+		if f == nil || f.HashErr != nil {
+			continue // unparseable: whawty only warns (see warnSource)
+		}
+		if set := cf.Cfg.Sets[f.Hash.ParamID]; set == nil || set.format() != f.Hash.Format {
+			spread = append(spread, op.Name)
+			perSet[f.Hash.ParamID]++
+		}
+	}
+	if len(spread) > 0 {
+		var sets []string
+		for _, id := range slices.Sorted(maps.Keys(perSet)) {
+			sets = append(sets, fmt.Sprintf("%d on parameter-set %d", perSet[id], id))
+		}
+		return sdk.Errorf(sdk.KindConflict, false,
+			"add the parameter-set to the slave's config first (whawty.param_set_add with the master's hmackey, then reload it), then sync; nothing was written",
+			"destination config %s cannot verify %d hash(es) the sync would write to %s (%s): %s",
+			cf.Loc, len(spread), p.Dst, strings.Join(sets, ", "), summarize(spread, 10))
+	}
+	// The result: every mirrored source file, and the destination's own
+	// file where the source's is an empty placeholder left as is.
+	supported := false
+	for _, f := range ss.List {
+		if !f.Admin || !usernameRE.MatchString(f.User) {
+			continue
+		}
+		h, herr := f.Hash, f.HashErr
+		if p.skippedSources[f.Name] {
+			dc, ok := p.dstContent(f.Name)
+			if !ok {
+				continue
+			}
+			h, herr = parseHashFile(dc)
+		}
+		if herr != nil {
+			continue
+		}
+		if set := cf.Cfg.Sets[h.ParamID]; set != nil && set.format() == h.Format {
+			supported = true
+			break
+		}
+	}
+	if !supported {
+		return sdk.Errorf(sdk.KindConflict, false,
+			"add the admins' parameter-set to the slave's config first; nothing was written",
+			"after the sync no admin in %s would have a hash its config %s supports; whawty's check would fail there", p.Dst, cf.Loc)
+	}
+	return nil
 }
 
 // details renders up to max operations, one per line.

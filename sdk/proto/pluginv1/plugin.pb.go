@@ -1471,9 +1471,12 @@ func (x *Progress) GetUnit() string {
 }
 
 type Checkpoint struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Data  []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// The data holds a secret: the engine seals it (or, without a state key,
+	// does not store it).
+	Sensitive     bool `protobuf:"varint,3,opt,name=sensitive,proto3" json:"sensitive,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1522,15 +1525,25 @@ func (x *Checkpoint) GetData() []byte {
 	return nil
 }
 
+func (x *Checkpoint) GetSensitive() bool {
+	if x != nil {
+		return x.Sensitive
+	}
+	return false
+}
+
 type Result struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// False when Apply returned a nil Result.
-	HasResult     bool          `protobuf:"varint,1,opt,name=has_result,json=hasResult,proto3" json:"has_result,omitempty"`
-	Outputs       *DynamicValue `protobuf:"bytes,2,opt,name=outputs,proto3" json:"outputs,omitempty"`
-	UndoState     []byte        `protobuf:"bytes,3,opt,name=undo_state,json=undoState,proto3" json:"undo_state,omitempty"`
-	Error         *Error        `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HasResult bool          `protobuf:"varint,1,opt,name=has_result,json=hasResult,proto3" json:"has_result,omitempty"`
+	Outputs   *DynamicValue `protobuf:"bytes,2,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	UndoState []byte        `protobuf:"bytes,3,opt,name=undo_state,json=undoState,proto3" json:"undo_state,omitempty"`
+	Error     *Error        `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// The undo state holds a secret: the engine seals it (or, without a
+	// state key, does not store it).
+	SensitiveUndoState bool `protobuf:"varint,5,opt,name=sensitive_undo_state,json=sensitiveUndoState,proto3" json:"sensitive_undo_state,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Result) Reset() {
@@ -1589,6 +1602,13 @@ func (x *Result) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *Result) GetSensitiveUndoState() bool {
+	if x != nil {
+		return x.SensitiveUndoState
+	}
+	return false
 }
 
 type Event struct {
@@ -1920,18 +1940,20 @@ const file_plugin_proto_rawDesc = "" +
 	"\bProgress\x12\x18\n" +
 	"\acurrent\x18\x01 \x01(\x03R\acurrent\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x03R\x05total\x12\x12\n" +
-	"\x04unit\x18\x03 \x01(\tR\x04unit\"2\n" +
+	"\x04unit\x18\x03 \x01(\tR\x04unit\"P\n" +
 	"\n" +
 	"Checkpoint\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\xb1\x01\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1c\n" +
+	"\tsensitive\x18\x03 \x01(\bR\tsensitive\"\xe3\x01\n" +
 	"\x06Result\x12\x1d\n" +
 	"\n" +
 	"has_result\x18\x01 \x01(\bR\thasResult\x129\n" +
 	"\aoutputs\x18\x02 \x01(\v2\x1f.runbook.plugin.v1.DynamicValueR\aoutputs\x12\x1d\n" +
 	"\n" +
 	"undo_state\x18\x03 \x01(\fR\tundoState\x12.\n" +
-	"\x05error\x18\x04 \x01(\v2\x18.runbook.plugin.v1.ErrorR\x05error\"\xed\x01\n" +
+	"\x05error\x18\x04 \x01(\v2\x18.runbook.plugin.v1.ErrorR\x05error\x120\n" +
+	"\x14sensitive_undo_state\x18\x05 \x01(\bR\x12sensitiveUndoState\"\xed\x01\n" +
 	"\x05Event\x12*\n" +
 	"\x03log\x18\x01 \x01(\v2\x16.runbook.plugin.v1.LogH\x00R\x03log\x129\n" +
 	"\bprogress\x18\x02 \x01(\v2\x1b.runbook.plugin.v1.ProgressH\x00R\bprogress\x12?\n" +
