@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/run"
@@ -85,7 +86,7 @@ func (c *progressWatch) Progress(cur, total int64, unit string) {
 var couchServers couchtest.Pair
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testenv.RunMain(m) // stops the PostgreSQL cluster of the synapse tests
 	couchServers.Stop()
 	os.Exit(code)
 }
@@ -204,19 +205,35 @@ func v2Vars(t *testing.T, src, dst *testenv.CouchDB, db string) map[string]strin
 }
 
 // TestCozyV2MoveRunbook runs cozy-v2-move.hcl through the engine on
-// Cozy-v2-shaped data and asserts the target's documents exactly; then a
-// run failing at the last step rolls the target back to what it was.
+// Cozy-v2-shaped data (with a conflicted document, a docType in another
+// case, _security on the source and a _local document on the target) and
+// asserts the target's documents exactly; then a run failing at the last
+// step rolls the target back to what it was, _local document included.
 func TestCozyV2MoveRunbook(t *testing.T) {
 	t.Parallel()
 	src, dst := couchServers.Servers(t)
 	db := couchtest.DBName(t, "cozy")
 	sc, dc := couchClient(t, src), couchClient(t, dst)
-	seed(t, sc, db, couchtest.V2Source())
+	seed(t, sc, db, append(couchtest.V2Source(), map[string]any{"_id": "src-app-notes", "docType": "application", "slug": "notes"}))
+	seedConflicted(t, sc, db, "contact-conflicted")
+	srcSec := map[string]any{"admins": map[string]any{"names": []string{"cozy"}, "roles": []string{}}, "members": map[string]any{"names": []string{}, "roles": []string{}}}
+	if err := sc.JSON(tctx(t), couchdb.Request{Method: "PUT", Path: "/" + url.PathEscape(db) + "/_security", Body: srcSec}, nil); err != nil {
+		t.Fatal(err)
+	}
 	seed(t, dc, db, couchtest.V2Target())
-	before := leafDocs(t, dc, db)
+	localPath := "/" + url.PathEscape(db) + "/_local/phone-sync"
+	if err := dc.JSON(tctx(t), couchdb.Request{Method: "PUT", Path: localPath, Body: map[string]any{"last_seq": 42}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, secBefore := leafDocs(t, dc, db), security(t, dc, db)
+	vars := func() map[string]string {
+		v := v2Vars(t, src, dst, db)
+		v["target_local_ids"] = `["phone-sync"]`
+		return v
+	}
 
 	t.Run("rolled back", func(t *testing.T) {
-		rb := loadRunbook(t, "cozy-v2-move.hcl", v2Vars(t, src, dst, db))
+		rb := loadRunbook(t, "cozy-v2-move.hcl", vars())
 		res := rb.apply(t, tctx(t), "", (&couchProviders{failAt: "verify"}).forRun)
 		if res.State != journal.RunRolledBack {
 			t.Fatalf("state = %s, err = %v", res.State, res.Err)
@@ -224,9 +241,16 @@ func TestCozyV2MoveRunbook(t *testing.T) {
 		if diff := cmp.Diff(before, leafDocs(t, dc, db)); diff != "" {
 			t.Errorf("target not restored (-before +after):\n%s", diff)
 		}
+		if got := security(t, dc, db); got != secBefore {
+			t.Errorf("_security after rollback = %s, was %s", got, secBefore)
+		}
+		var local map[string]any
+		if err := dc.JSON(tctx(t), couchdb.Request{Method: "GET", Path: localPath}, &local); err != nil || local["last_seq"] != float64(42) {
+			t.Errorf("_local/phone-sync after rollback: %v, %v", local, err)
+		}
 	})
 
-	rb := loadRunbook(t, "cozy-v2-move.hcl", v2Vars(t, src, dst, db))
+	rb := loadRunbook(t, "cozy-v2-move.hcl", vars())
 	res := rb.apply(t, tctx(t), "", (&couchProviders{}).forRun)
 	if res.State != journal.RunSucceeded {
 		t.Fatalf("state = %s, err = %v", res.State, res.Err)
@@ -235,7 +259,7 @@ func TestCozyV2MoveRunbook(t *testing.T) {
 	for _, d := range couchtest.V2Source() {
 		want = append(want, d["_id"].(string))
 	}
-	want = append(want, "dst-app-databrowser", "dst-stack-ds", "dst-stack-home", "dst-stack-proxy")
+	want = append(want, "contact-conflicted", "dst-app-databrowser", "dst-stack-ds", "dst-stack-home", "dst-stack-proxy")
 	drop := map[string]bool{"src-app-files": true, "src-app-contacts": true, "src-stack-home": true, "src-stack-proxy": true, "src-stack-ds": true}
 	kept := want[:0]
 	for _, id := range want {
@@ -254,9 +278,56 @@ func TestCozyV2MoveRunbook(t *testing.T) {
 			t.Errorf("%s differs:\n%s", id, diff)
 		}
 	}
+	if got, want := security(t, dc, db), security(t, sc, db); got != want {
+		t.Errorf("target _security = %s, want the source's %s", got, want)
+	}
 	deleted := res.Outputs["deleted"]
-	if deleted.LengthInt() != 7 {
+	if deleted.LengthInt() != 8 {
 		t.Errorf("deleted output = %#v", deleted)
+	}
+	// Documents and revisions apart: the conflicted one has two.
+	docs := int64(len(couchtest.V2Source()) + 2)
+	for name, want := range map[string]int64{"documents_written": docs, "revisions_written": docs + 1} {
+		if n, _ := res.Outputs[name].AsBigFloat().Int64(); n != want {
+			t.Errorf("output %s = %d, want %d", name, n, want)
+		}
+	}
+}
+
+// TestCozyV2MoveSourceWithoutDomain: a source instance without a domain
+// is the one kept; the target's own CozyInstance goes.
+func TestCozyV2MoveSourceWithoutDomain(t *testing.T) {
+	t.Parallel()
+	src, dst := couchServers.Servers(t)
+	db := couchtest.DBName(t, "cozy")
+	sc, dc := couchClient(t, src), couchClient(t, dst)
+	docs := couchtest.V2Source()
+	delete(docs[0], "domain")
+	seed(t, sc, db, docs)
+	seed(t, dc, db, couchtest.V2Target())
+	rb := loadRunbook(t, "cozy-v2-move.hcl", v2Vars(t, src, dst, db))
+	res := rb.apply(t, tctx(t), "", (&couchProviders{}).forRun)
+	if res.State != journal.RunSucceeded {
+		t.Fatalf("state = %s, err = %v", res.State, res.Err)
+	}
+	if _, err := dc.GetDoc(tctx(t), db, "dst-instance", nil); err == nil {
+		t.Error("the target's own CozyInstance is left")
+	}
+	if d := getDoc(t, dc, db, "src-instance"); d["locale"] != "fr" {
+		t.Errorf("source instance on the target: %v", d)
+	}
+}
+
+// seedConflicted writes a Contact with two conflicting branches.
+func seedConflicted(t *testing.T, c *couchdb.Client, db, id string) {
+	t.Helper()
+	docs := []map[string]any{
+		{"_id": id, "_rev": "1-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "docType": "Contact", "fn": "Alice"},
+		{"_id": id, "_rev": "1-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "docType": "Contact", "fn": "Alice B."},
+	}
+	var res []map[string]any
+	if err := c.JSON(tctx(t), couchdb.Request{Method: "POST", Path: "/" + url.PathEscape(db) + "/_bulk_docs", Body: map[string]any{"docs": docs, "new_edits": false}}, &res); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -315,8 +386,28 @@ func TestCozyV2MoveResumeReplication(t *testing.T) {
 		if read > total/2 {
 			t.Errorf("resumed copy read %d changes of %d", read, n)
 		}
+		// The counts cover the whole copy, not the resumed part.
+		for _, name := range []string{"documents_written", "revisions_written"} {
+			if got, _ := in.Outputs.GetAttr(name).AsBigFloat().Int64(); got != int64(n) {
+				t.Errorf("resumed copy: %s = %d, want %d", name, got, n)
+			}
+		}
+		if p := prompt(res); !strings.Contains(p, fmt.Sprintf("Copied %d documents (%d revisions)", n, n)) {
+			t.Errorf("approval prompt: %q", p)
+		}
 		t.Logf("resumed copy read %d changes of %d (target had %d docs at the interrupt)", read, n, info.DocCount)
 		return
 	}
 	t.Fatalf("no copy instance in %v", res.Instances)
+}
+
+// prompt is the approval prompt of the cleanup step of a run.
+func prompt(res *run.Result) string {
+	for _, in := range res.Instances {
+		if strings.HasSuffix(in.Address, "cleanup") && in.Inputs != cty.NilVal {
+			v, _ := in.Inputs.UnmarkDeep()
+			return v.GetAttr("prompt").AsString()
+		}
+	}
+	return ""
 }

@@ -51,6 +51,12 @@ variable "backup_path" {
   description = "Where to dump the target's database before it is changed (gzip); the copy's rollback restores it."
 }
 
+variable "target_local_ids" {
+  type        = list(string)
+  default     = []
+  description = "_local documents of the target's database to keep in the backup (ids without \"_local/\"), for servers that cannot list them (CouchDB 1.x, pouchdb-server); CouchDB 2.2 and later list them all."
+}
+
 variable "batch_size" {
   type    = number
   default = 500
@@ -83,21 +89,36 @@ step "couchdb.check" "target" {
   with = merge(local.target, { databases = [var.database] })
 }
 
-# Everything below changes the target: keep a copy of it first.
+# Everything below changes the target: keep a copy of it first (documents,
+# _security and _local documents).
 step "couchdb.dump" "target_backup" {
-  with       = merge(local.target, { database = var.database, path = var.backup_path })
+  with       = merge(local.target, { database = var.database, path = var.backup_path, local_ids = var.target_local_ids })
   depends_on = [step.target]
 }
+
+# Cozy v2 compares docTypes case-insensitively (its data-system lowercases
+# both sides), so every selection below goes through doc_type.
 
 # The target's own StackApplication rows describe the code it runs; the
 # copied rows with a version lower or equal are the duplicates to remove.
 step "couchdb.find" "target_stack" {
   with = merge(local.target, {
     database = var.database
-    selector = { docType = "StackApplication" }
+    doc_type = "StackApplication"
     fields   = ["_id", "name", "version"]
   })
   depends_on = [step.target]
+}
+
+# The source's own CozyInstance document is the one to keep (with or
+# without a domain); the target's is the duplicate.
+step "couchdb.find" "source_instance" {
+  with = merge(local.source, {
+    database = var.database
+    doc_type = "CozyInstance"
+    fields   = ["_id", "domain"]
+  })
+  depends_on = [step.source]
 }
 
 step "couchdb.replicate" "copy" {
@@ -106,7 +127,7 @@ step "couchdb.replicate" "copy" {
     batch_size    = var.batch_size
     workers       = var.workers
   })
-  depends_on = [step.source, step.target_backup, step.target_stack]
+  depends_on = [step.source, step.target_backup, step.target_stack, step.source_instance]
   timeout    = "24h"
   retry {
     attempts = 5
@@ -125,16 +146,28 @@ step "couchdb.replicate" "copy" {
   }
 }
 
-step "core.approve" "cleanup" {
-  with = {
-    prompt = "Copied ${step.copy.outputs.docs_written} documents into ${var.database}. Delete the duplicated CozyInstance, StackApplication and Application documents and the placeholder user ${var.target_placeholder_email} on the target?"
-  }
+# Replication does not carry _security.
+step "couchdb.copy_security" "security" {
+  with       = local.pair
+  depends_on = [step.copy]
+  rollback   = native
 }
 
-step "couchdb.delete_docs" "instance_without_domain" {
+# The counts cover the whole copy, every attempt included (a resumed run
+# counts what the interrupted one wrote).
+step "core.approve" "cleanup" {
+  with = {
+    prompt = "Copied ${step.copy.outputs.documents_written} documents (${step.copy.outputs.revisions_written} revisions) into ${var.database}. Delete the duplicated CozyInstance, StackApplication and Application documents and the placeholder user ${var.target_placeholder_email} on the target?"
+  }
+  depends_on = [step.security]
+}
+
+# Every CozyInstance document but the source's: the target's own.
+step "couchdb.delete_docs" "target_instance" {
   with = merge(local.target, {
     database     = var.database
-    selector     = { docType = "CozyInstance", domain = { "$exists" = false } }
+    doc_type     = "CozyInstance"
+    exclude_ids  = step.source_instance.outputs.ids
     expect_count = 1
   })
   depends_on = [step.cleanup]
@@ -144,7 +177,7 @@ step "couchdb.delete_docs" "instance_without_domain" {
 step "couchdb.delete_docs" "old_stack_apps" {
   with = merge(local.target, {
     database     = var.database
-    selector     = { docType = "StackApplication" }
+    doc_type     = "StackApplication"
     exclude_ids  = [for d in step.target_stack.outputs.docs : d._id]
     max_versions = { for d in step.target_stack.outputs.docs : d.name => d.version }
   })
@@ -155,7 +188,8 @@ step "couchdb.delete_docs" "old_stack_apps" {
 step "couchdb.delete_docs" "applications" {
   with = merge(local.target, {
     database = var.database
-    selector = { docType = "Application", slug = { "$ne" = "data-browser" } }
+    doc_type = "Application"
+    selector = { slug = { "$ne" = "data-browser" } }
   })
   depends_on = [step.cleanup]
   rollback   = native
@@ -164,7 +198,8 @@ step "couchdb.delete_docs" "applications" {
 step "couchdb.delete_docs" "placeholder_user" {
   with = merge(local.target, {
     database     = var.database
-    selector     = { docType = "User", email = var.target_placeholder_email }
+    doc_type     = "User"
+    selector     = { email = var.target_placeholder_email }
     expect_count = 1
   })
   depends_on = [step.cleanup]
@@ -175,16 +210,20 @@ step "couchdb.delete_docs" "placeholder_user" {
 # deletion descends from the copied revision). Counts differ on purpose.
 step "couchdb.verify" "verify" {
   with       = merge(local.pair, { compare_counts = false })
-  depends_on = [step.instance_without_domain, step.old_stack_apps, step.applications, step.placeholder_user]
+  depends_on = [step.target_instance, step.old_stack_apps, step.applications, step.placeholder_user]
 }
 
-output "docs_written" {
-  value = step.copy.outputs.docs_written
+output "documents_written" {
+  value = step.copy.outputs.documents_written
+}
+
+output "revisions_written" {
+  value = step.copy.outputs.revisions_written
 }
 
 output "deleted" {
   value = concat(
-    step.instance_without_domain.outputs.deleted,
+    step.target_instance.outputs.deleted,
     step.old_stack_apps.outputs.deleted,
     step.applications.outputs.deleted,
     step.placeholder_user.outputs.deleted,

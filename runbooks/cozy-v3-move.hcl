@@ -1,5 +1,5 @@
 runbook "cozy-v3-move" {
-  description = "Move one Cozy v3 instance's CouchDB data to another CouchDB: every PREFIX/... database, their _security, and its global/instances record. The files themselves live on disk or in Swift and move separately."
+  description = "Move one Cozy v3 instance's CouchDB data to another CouchDB: every PREFIX/... database (or the databases named), their _security, and its global/instances record. The files themselves live on disk or in Swift and move separately."
   lock        = "cozy-v3-move"
 }
 
@@ -38,7 +38,14 @@ variable "domain" {
 
 variable "prefix" {
   type        = string
-  description = "Its database prefix (cozy-stack instances show DOMAIN: the db_prefix, or the domain with . and : as -)."
+  default     = ""
+  description = "Its database prefix (cozy-stack instances show DOMAIN: the db_prefix, or the domain with . and : as -); every PREFIX/... database of the source moves. Set this or databases."
+}
+
+variable "databases" {
+  type        = list(string)
+  default     = []
+  description = "The instance's databases, named one by one (e.g. [\"alice-example-net/io-cozy-files\", ...]), for a source that cannot list them by prefix (pouchdb-server's _all_dbs drops the slash). When given, prefix is not used to find them."
 }
 
 variable "workers" {
@@ -56,12 +63,17 @@ locals {
     target_url      = var.target_url
     target_username = var.target_username
     target_password = var.target_password
-    prefix          = var.prefix
+    # Named databases win over the prefix.
+    databases = length(var.databases) > 0 ? var.databases : null
+    prefix    = length(var.databases) > 0 ? null : var.prefix
   }
 }
 
 step "couchdb.check" "source" {
-  with = merge(local.source, { prefix = var.prefix, databases = ["global/instances"] })
+  with = merge(local.source, {
+    prefix    = length(var.databases) > 0 ? null : var.prefix
+    databases = concat(["global/instances"], var.databases)
+  })
 }
 
 step "couchdb.check" "target" {
@@ -83,7 +95,9 @@ step "core.assert" "one_instance" {
   }
 }
 
-# Creates the missing databases; native undo deletes only those it created.
+# Creates the missing databases. Native undo deletes those it created and,
+# in databases that existed on the target, the revisions it wrote (it says
+# what it leaves: revisions written over since stop it without -force).
 step "couchdb.replicate" "databases" {
   with       = merge(local.pair, { create_target = true, workers = var.workers })
   depends_on = [step.one_instance, step.target]
@@ -123,6 +137,10 @@ output "databases" {
   value = step.databases.outputs.databases
 }
 
-output "docs_written" {
-  value = step.databases.outputs.docs_written
+output "documents_written" {
+  value = step.databases.outputs.documents_written
+}
+
+output "revisions_written" {
+  value = step.databases.outputs.revisions_written
 }

@@ -34,7 +34,13 @@ variable "mas_database_url" {
 
 variable "ignore_missing_providers" {
   type        = bool
-  description = "Skip external IdP links whose provider MAS does not know instead of failing."
+  description = "Report IdPs in use that the Synapse config does not define as warnings instead of errors (their links still need a MAS provider)."
+  default     = false
+}
+
+variable "drop_links_without_mas_provider" {
+  type        = bool
+  description = "Drop external IdP links whose IdP no MAS provider maps (synapse_idp_id), with a count, instead of refusing to migrate."
   default     = false
 }
 
@@ -90,6 +96,12 @@ variable "verify_url" {
   description = "URL that answers 200 once Synapse serves clients through MAS (e.g. https://matrix.example.com/_matrix/client/v3/login)."
 }
 
+variable "verify_retry_for" {
+  type        = string
+  description = "How long the verify step retries verify_url before the run fails and rolls back."
+  default     = "3m"
+}
+
 locals {
   migrate_with = {
     synapse_config           = var.synapse_config
@@ -97,6 +109,8 @@ locals {
     synapse_database_url     = var.synapse_database_url
     mas_database_url         = var.mas_database_url
     ignore_missing_providers = var.ignore_missing_providers
+
+    drop_links_without_mas_provider = var.drop_links_without_mas_provider
   }
   saved_config = "${var.backup_dir}/homeserver.yaml.${run.id}"
   done_marker  = "${var.backup_dir}/done.${run.id}"
@@ -241,7 +255,7 @@ step "core.http" "verify" {
   with = {
     url           = var.verify_url
     expect_status = [200]
-    retry_for     = "3m"
+    retry_for     = var.verify_retry_for
   }
   depends_on = [step.start_synapse]
 }

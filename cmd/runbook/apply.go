@@ -20,9 +20,10 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "apply FILE",
 		Short: "Run a runbook, undoing what was done if a step fails",
-		Long: `Apply shows the plan, asks for confirmation on a terminal (unless -auto-approve),
-then runs the steps as a DAG. When a step fails (after its retries) with
-on_failure = "rollback" (the default), nothing new starts, running steps finish,
+		Long: `Apply shows the plan, asks for confirmation on a terminal (with -auto-approve it
+shows the plan without asking; with -json it shows none), then runs the steps as a
+DAG. When a step fails (after its retries) with on_failure = "rollback" (the
+default), nothing new starts, running steps finish,
 always steps run, and every completed step with a rollback is undone in reverse
 dependency order. Every state change is journaled under <state dir>/runs/<id>/
 (see -state-dir).
@@ -61,7 +62,7 @@ func runApply(stdout, stderr io.Writer, path string, vars lang.VarSources, rf ru
 	defer rb.Close()
 	confirm := c.confirm
 	if autoApprove {
-		confirm = nil
+		confirm = c.showPlan
 	}
 	ctx, stop := c.interrupt()
 	defer stop()

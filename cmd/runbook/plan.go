@@ -14,7 +14,7 @@ import (
 func init() {
 	var vf varFlags
 	var asJSON bool
-	var stateDir string
+	var stateDir, format, diffBase string
 	cmd := &cobra.Command{
 		Use:   "plan FILE",
 		Short: "Show what a run would do, without running anything",
@@ -29,11 +29,16 @@ one JSON document (unknown values are "(known after apply)", sensitive ones
 Exit status: 0 on success, 1 when the runbook or a variable has errors.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPlan(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], vf.sources(), asJSON, stateDir)
+			if format == planMarkdown || diffBase != "" {
+				return runPlanMarkdown(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], vf.sources(), stateDir, diffBase)
+			}
+			return runPlan(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], vf.sources(), asJSON || format == planJSON, stateDir)
 		},
 	}
 	addVarFlags(cmd, &vf)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as one JSON document")
+	cmd.Flags().StringVar(&format, "format", planText, "text, json or markdown (a summary for a pull request; see docs/testing.md)")
+	cmd.Flags().StringVar(&diffBase, "diff-base", "", "with -format markdown: also list the steps added, removed and changed since git REF")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", stateDirUsage+"; plugins are told it")
 	rootCmd.AddCommand(cmd)
 }

@@ -213,16 +213,34 @@ func (c *cli) confirmUndo(p *session.UndoPlan) (bool, error) {
 	return c.ask("roll back", "Roll back this run?", func(w io.Writer) error { view.WriteUndoPlan(w, p); return nil })
 }
 
+// showPlan prints the plan without asking (apply -auto-approve, like
+// Terraform); with -json, stdout holds only events and nothing is printed.
+func (c *cli) showPlan(p *lang.Plan) (bool, error) {
+	if !c.json {
+		c.show(func(w io.Writer) error {
+			err := p.WriteText(w)
+			fmt.Fprintln(w)
+			return err
+		})
+	}
+	return true, nil
+}
+
+// show writes what is about to happen to stdout, masked.
+func (c *cli) show(write func(io.Writer) error) {
+	c.flush()
+	mw := c.mask.Writer(c.stdout)
+	write(mw)
+	mw.Flush()
+}
+
 // ask writes what is about to happen (masked) and asks for "yes" on the
 // terminal; without one it refuses, naming -auto-approve.
 func (c *cli) ask(verb, question string, write func(io.Writer) error) (bool, error) {
 	if !term.IsTerminal(int(os.Stdin.Fd())) {
 		return false, fmt.Errorf("stdin is not a terminal: pass -auto-approve to %s without confirmation", verb)
 	}
-	c.flush()
-	mw := c.mask.Writer(c.stdout)
-	write(mw)
-	mw.Flush()
+	c.show(write)
 	fmt.Fprint(c.stderr, "\n"+question+" Only 'yes' is accepted: ")
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 	return strings.TrimSpace(line) == "yes", nil

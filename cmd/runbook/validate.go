@@ -22,7 +22,10 @@ func init() {
 		Short: "Check runbooks: syntax, references, cycles, and every step's inputs against its plugin's schema",
 		Long: `Validate checks each runbook (a file, or a directory whose *.hcl and *.runbook.json
 files form one runbook; default: the current directory) without running anything.
-It reports every problem with its file:line:col and a source snippet.
+It reports every problem with its file:line:col and a source snippet. When the files
+of a directory cannot form one runbook (two have a runbook block, or declare the same
+step, variable, local, output or plugin), each file is validated as its own runbook;
+validate says which rule it applied.
 
 Exit status: 0 when every runbook is valid, 1 otherwise.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -39,7 +42,7 @@ func runValidate(stdout, stderr io.Writer, paths []string, asJSON bool) error {
 	}
 	invalid := 0
 	var all []lang.JSONDiagnostic
-	for _, p := range paths {
+	for _, p := range expandRunbookDirs(stdout, paths, asJSON, &all) {
 		cfg, diags := loadAndCheck(p)
 		if diags.HasErrors() {
 			invalid++
@@ -64,6 +67,43 @@ func runValidate(stdout, stderr io.Writer, paths []string, asJSON bool) error {
 		return withCode(exitError, nil)
 	}
 	return nil
+}
+
+// expandRunbookDirs returns paths with each directory whose files do not
+// form one runbook (lang.SeparateRunbooks) replaced by its files, each
+// validated as its own runbook. Which rule applied to a directory of
+// several files is said on stdout (with -json, as a warning in all when
+// the files are split).
+func expandRunbookDirs(stdout io.Writer, paths []string, asJSON bool, all *[]lang.JSONDiagnostic) []string {
+	var out []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil || !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		files, err := lang.DirFiles(p)
+		if err != nil || len(files) < 2 {
+			out = append(out, p)
+			continue
+		}
+		separate, why := lang.SeparateRunbooks(files)
+		if !separate {
+			if !asJSON {
+				fmt.Fprintf(stdout, "%s: its %d files form one runbook (names are shared across the files of a directory).\n", p, len(files))
+			}
+			out = append(out, p)
+			continue
+		}
+		msg := fmt.Sprintf("%s: its files do not form one runbook (%s): each file is validated as its own runbook.", p, why)
+		if asJSON {
+			*all = append(*all, lang.JSONDiagnostic{Severity: "warning", Summary: "Files validated as separate runbooks", Detail: msg})
+		} else {
+			fmt.Fprintln(stdout, msg)
+		}
+		out = append(out, files...)
+	}
+	return out
 }
 
 // loadAndCheck loads one runbook and, when it parsed, checks its steps

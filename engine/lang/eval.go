@@ -113,15 +113,10 @@ func Address(step string, key cty.Value) string {
 var funcCache sync.Map // base dir -> map[string]function.Function
 
 func (s *Scope) functions() map[string]function.Function {
-	base := "."
-	if s.Config != nil && s.Config.BaseDir != "" {
-		base = s.Config.BaseDir
+	if s.Config == nil {
+		return (&Config{}).functions()
 	}
-	if f, ok := funcCache.Load(base); ok {
-		return f.(map[string]function.Function)
-	}
-	f, _ := funcCache.LoadOrStore(base, Functions(base))
-	return f.(map[string]function.Function)
+	return s.Config.functions()
 }
 
 // baseCtx builds the evaluation context without locals, with every

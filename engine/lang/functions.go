@@ -25,6 +25,12 @@ import (
 // Relative paths given to file functions are resolved against baseDir (the
 // directory of the runbook).
 func Functions(baseDir string) map[string]function.Function {
+	return functionsFor(baseDir, nil)
+}
+
+// functionsFor is Functions for a runbook whose environment variables
+// named in sensitiveEnv hold secrets: env() marks their values sensitive.
+func functionsFor(baseDir string, sensitiveEnv map[string]bool) map[string]function.Function {
 	fns := map[string]function.Function{
 		// stdlib: numbers
 		"abs": stdlib.AbsoluteFunc, "ceil": stdlib.CeilFunc, "floor": stdlib.FloorFunc,
@@ -66,7 +72,7 @@ func Functions(baseDir string) map[string]function.Function {
 		"toset": makeToFunc(cty.Set(cty.DynamicPseudoType)), "tostring": stdlib.MakeToFunc(cty.String),
 		"try": tryfunc.TryFunc, "can": tryfunc.CanFunc,
 		// environment and files
-		"env": envFunc, "uuid": uuidFunc,
+		"env": makeEnvFunc(sensitiveEnv), "uuid": uuidFunc,
 		"file": makeFileFunc(baseDir), "fileexists": makeFileExistsFunc(baseDir),
 		"basename": basenameFunc, "dirname": dirnameFunc,
 	}
@@ -115,25 +121,73 @@ var timestampFunc = function.New(&function.Spec{
 	},
 })
 
-// envFunc returns an environment variable, or the optional default (or "")
-// when it is unset.
-var envFunc = function.New(&function.Spec{
-	Params:   []function.Parameter{{Name: "name", Type: cty.String}},
-	VarParam: &function.Parameter{Name: "default", Type: cty.String},
-	Type:     function.StaticReturnType(cty.String),
-	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-		if len(args) > 2 {
-			return cty.NilVal, function.NewArgErrorf(2, "env takes at most one default")
+// makeEnvFunc returns env(): an environment variable, or the optional
+// default (or "") when it is unset. The value is sensitive when the
+// variable holds a secret: the state key (RUNBOOK_STATE_KEY), a name in
+// sensitiveEnv (RUNBOOK_VAR_x of a sensitive variable x), or a name or
+// default that is itself sensitive (cty marks the result of a function
+// whose arguments are marked).
+func makeEnvFunc(sensitiveEnv map[string]bool) function.Function {
+	return function.New(&function.Spec{
+		Params:   []function.Parameter{{Name: "name", Type: cty.String}},
+		VarParam: &function.Parameter{Name: "default", Type: cty.String},
+		Type:     function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if len(args) > 2 {
+				return cty.NilVal, function.NewArgErrorf(2, "env takes at most one default")
+			}
+			name := args[0].AsString()
+			if v, ok := os.LookupEnv(name); ok {
+				if sensitiveEnv[name] || name == envStateKey {
+					return cty.StringVal(v).Mark(MarkSensitive), nil
+				}
+				return cty.StringVal(v), nil
+			}
+			if len(args) == 2 {
+				return args[1], nil
+			}
+			return cty.StringVal(""), nil
+		},
+	})
+}
+
+// envStateKey is the environment variable that may hold the state key.
+const envStateKey = "RUNBOOK_STATE_KEY"
+
+// sensitiveEnv is the set of environment variables that set the runbook's
+// sensitive variables (RUNBOOK_VAR_x), nil when there is none.
+func (c *Config) sensitiveEnv() map[string]bool {
+	var out map[string]bool
+	for name, v := range c.Variables {
+		if v.Sensitive {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[EnvPrefix+name] = true
 		}
-		if v, ok := os.LookupEnv(args[0].AsString()); ok {
-			return cty.StringVal(v), nil
-		}
-		if len(args) == 2 {
-			return args[1], nil
-		}
-		return cty.StringVal(""), nil
-	},
-})
+	}
+	return out
+}
+
+// functions is the function table of the runbook's expressions; see
+// functionsFor.
+func (c *Config) functions() map[string]function.Function {
+	sens := c.sensitiveEnv()
+	key := c.BaseDir
+	if key == "" {
+		key = "."
+	}
+	if len(sens) > 0 {
+		names := mapKeys(sens)
+		sort.Strings(names)
+		key += "\x00" + strings.Join(names, "\x00")
+	}
+	if f, ok := funcCache.Load(key); ok {
+		return f.(map[string]function.Function)
+	}
+	f, _ := funcCache.LoadOrStore(key, functionsFor(c.BaseDir, sens))
+	return f.(map[string]function.Function)
+}
 
 // uuidFunc returns a random version 4 UUID.
 var uuidFunc = function.New(&function.Spec{

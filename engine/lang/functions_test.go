@@ -129,3 +129,41 @@ func TestDocExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvSensitive: env() marks what comes from a secret: the variable
+// that sets a sensitive runbook variable, the state key, a sensitive
+// default; other variables stay plain.
+func TestEnvSensitive(t *testing.T) {
+	cfg := mustLoad(t, "variable \"pw\" {\n  type      = string\n  sensitive = true\n}\nvariable \"region\" {\n  type = string\n}\n")
+	t.Setenv("RUNBOOK_VAR_pw", "s3cret")
+	t.Setenv("RUNBOOK_VAR_region", "eu")
+	t.Setenv("RUNBOOK_STATE_KEY", "k3y")
+	tests := []struct {
+		expr      string
+		sensitive bool
+	}{
+		{`env("RUNBOOK_VAR_pw")`, true},
+		{`upper(env("RUNBOOK_VAR_pw"))`, true},
+		{`env("RUNBOOK_STATE_KEY")`, true},
+		{`env("RUNBOOK_VAR_region")`, false},
+		{`env("RUNBOOK_UNSET_X", "d")`, false},
+		{`env("RUNBOOK_UNSET_X", var.pw)`, true},
+	}
+	for _, tt := range tests {
+		expr, diags := hclsyntax.ParseExpression([]byte(tt.expr), "expr.hcl", hcl.InitialPos)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		ctx := &hcl.EvalContext{
+			Functions: cfg.functions(),
+			Variables: map[string]cty.Value{"var": cty.ObjectVal(map[string]cty.Value{"pw": cty.StringVal("x").Mark(MarkSensitive)})},
+		}
+		v, d := expr.Value(ctx)
+		if d.HasErrors() {
+			t.Fatalf("%s: %v", tt.expr, d)
+		}
+		if got := v.HasMark(MarkSensitive); got != tt.sensitive {
+			t.Errorf("%s: sensitive = %v, want %v", tt.expr, got, tt.sensitive)
+		}
+	}
+}

@@ -12,11 +12,12 @@ import (
 )
 
 // IsRunbookFile reports whether a file name is loaded from a directory:
-// *.hcl and *.runbook.json, except hidden files (such as the lock file) and
-// variable files (*.vars.hcl).
+// *.hcl and *.runbook.json, except hidden files (such as the lock file),
+// variable files (*.vars.hcl) and test files (*.runbooktest.hcl, see
+// `runbook test`).
 func IsRunbookFile(name string) bool {
 	base := filepath.Base(name)
-	if strings.HasPrefix(base, ".") || strings.HasSuffix(base, ".vars.hcl") {
+	if strings.HasPrefix(base, ".") || strings.HasSuffix(base, ".vars.hcl") || strings.HasSuffix(base, ".runbooktest.hcl") {
 		return false
 	}
 	return strings.HasSuffix(base, ".hcl") || strings.HasSuffix(base, ".runbook.json")

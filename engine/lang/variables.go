@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"strings"
@@ -162,7 +163,7 @@ func (c *Config) ResolveVariables(src VarSources) (map[string]cty.Value, hcl.Dia
 		}
 		if !d.HasErrors() {
 			given[name] = varValue{val: val, from: "-var " + name}
-		} else if d[0].Subject != nil && d[0].Subject.Filename == "-var "+name {
+		} else if d[0].Subject != nil && d[0].Subject.Filename == "-var "+name && !v.Sensitive {
 			c.keepSource(d[0].Subject.Filename, []byte(raw))
 		}
 	}
@@ -340,7 +341,11 @@ func (c *Config) readVarFile(name string) (map[string]varValue, hcl.Diagnostics)
 
 func (c *Config) parseVarFile(name string, src []byte) (map[string]varValue, hcl.Diagnostics) {
 	if d := checkInput(name, src, syntaxOf(name)); d.HasErrors() {
-		c.keepSource(name, src)
+		if !c.hasSensitiveVariables() {
+			// (Unparsed, the file's sensitive values cannot be told
+			// apart: no snippet then.)
+			c.keepSource(name, src)
+		}
 		return nil, d
 	}
 	var f *hcl.File
@@ -356,9 +361,9 @@ func (c *Config) parseVarFile(name string, src []byte) (map[string]varValue, hcl
 	if c.varFiles == nil {
 		c.varFiles = map[string]*hcl.File{}
 	}
-	c.varFiles[name] = f
 	attrs, d := f.Body.JustAttributes()
 	diags = append(diags, d...)
+	c.varFiles[name] = c.redactVarFile(f, attrs)
 	out := map[string]varValue{}
 	for _, n := range sortedAttrNames(attrs) {
 		a := attrs[n]
@@ -383,7 +388,7 @@ func (c *Config) validateVariables(vals map[string]cty.Value) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	ctx := &hcl.EvalContext{
 		Variables: map[string]cty.Value{"var": cty.ObjectVal(vals)},
-		Functions: Functions(c.BaseDir),
+		Functions: c.functions(),
 	}
 	names := mapKeys(c.Variables)
 	sort.Strings(names)
@@ -422,4 +427,44 @@ func (c *Config) validateVariables(vals map[string]cty.Value) hcl.Diagnostics {
 		}
 	}
 	return diags
+}
+
+// hasSensitiveVariables says whether the runbook declares a sensitive
+// variable.
+func (c *Config) hasSensitiveVariables() bool {
+	for _, v := range c.Variables {
+		if v.Sensitive {
+			return true
+		}
+	}
+	return false
+}
+
+// redactVarFile is a variables file as kept for diagnostic snippets: the
+// values given to sensitive variables are overwritten with '*' (newlines
+// kept, so that every line and the columns before them stay where they
+// were), so that a snippet of a line holding a secret shows no secret.
+func (c *Config) redactVarFile(f *hcl.File, attrs hcl.Attributes) *hcl.File {
+	var src []byte
+	for n, a := range attrs {
+		if v, ok := c.Variables[n]; !ok || !v.Sensitive {
+			continue
+		}
+		r := a.Expr.Range()
+		if r.Start.Byte < 0 || r.End.Byte > len(f.Bytes) || r.Start.Byte > r.End.Byte {
+			continue
+		}
+		if src == nil {
+			src = bytes.Clone(f.Bytes)
+		}
+		for i := r.Start.Byte; i < r.End.Byte; i++ {
+			if src[i] != '\n' && src[i] != '\r' {
+				src[i] = '*'
+			}
+		}
+	}
+	if src == nil {
+		return f
+	}
+	return &hcl.File{Body: f.Body, Bytes: src, Nav: f.Nav}
 }

@@ -299,6 +299,32 @@ func (m *Masker) safeEnd(b []byte) int {
 	return end
 }
 
+// TailLen returns how many bytes at the start of b are the end of a known
+// secret whose start is not in b: the longest proper suffix of a secret
+// that b begins with (0: none). Text cut in the middle of a secret keeps
+// its second half, which Mask does not recognise; whoever cuts drops
+// these bytes too.
+func (m *Masker) TailLen(b []byte) int {
+	if m == nil {
+		return 0
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n := 0
+	for _, s := range m.list {
+		for k := min(len(s)-1, len(b)); k > n; k-- {
+			if bytes.HasPrefix(b, []byte(s[len(s)-k:])) {
+				n = k
+				break
+			}
+		}
+	}
+	return n
+}
+
+// TailLen is the Writer's masker's TailLen.
+func (w *Writer) TailLen(b []byte) int { return w.m.TailLen(b) }
+
 // Flush writes the buffered partial line, masked.
 func (w *Writer) Flush() error {
 	w.mu.Lock()

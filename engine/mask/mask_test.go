@@ -155,3 +155,26 @@ func TestWriterLongLineChunks(t *testing.T) {
 		}
 	}
 }
+
+func TestTailLen(t *testing.T) {
+	m := New()
+	m.Add("correct horse battery staple", "s3cret")
+	tests := []struct {
+		in   string
+		want int
+	}{
+		{"rse battery staple rejected", len("rse battery staple")},
+		{"cret ok", len("cret")},
+		{"correct horse battery staple", 0}, // whole: Mask's business
+		{"nothing here", 0},
+		{"", 0},
+	}
+	for _, tt := range tests {
+		if got := m.TailLen([]byte(tt.in)); got != tt.want {
+			t.Errorf("TailLen(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+	if New().TailLen([]byte("x")) != 0 || (*Masker)(nil).TailLen([]byte("x")) != 0 {
+		t.Error("an empty masker finds a tail")
+	}
+}

@@ -86,14 +86,7 @@ func (w *stderrWatcher) take() string {
 		b, cut = b[extra:], cut+extra
 	}
 	if cut > 0 {
-		// Start after the word the cut fell in: it may be a secret,
-		// whose end the masker would not recognise. (Blanks are ASCII,
-		// so this starts on a UTF-8 boundary too.)
-		skip := len(b) // no blank: the whole rest is that word
-		if i := bytes.IndexAny(b, " \t"); i >= 0 {
-			skip = i + 1
-		}
-		b, cut = b[skip:], cut+skip
+		b, cut = w.afterCut(b, cut)
 	}
 	line := strings.TrimRight(string(b), "\r")
 	w.buf, w.cut = w.buf[:0], 0
@@ -109,6 +102,25 @@ func (w *stderrWatcher) take() string {
 		}
 	}
 	return line
+}
+
+// afterCut drops the front of a line cut at its start: the word the cut
+// fell in, which may be an unknown secret, or the end of a known secret
+// the cut fell in when longer (a secret of several words leaves more than
+// a word). Without the secret's start the masker would not recognise its
+// end. (Blanks are ASCII, so this starts on a UTF-8 boundary too.)
+func (w *stderrWatcher) afterCut(b []byte, cut int) ([]byte, int) {
+	skip := len(b) // no blank: the whole rest is that word
+	if i := bytes.IndexAny(b, " \t"); i >= 0 {
+		skip = i + 1
+	}
+	if t, ok := w.out.(interface{ TailLen([]byte) int }); ok {
+		skip = max(skip, t.TailLen(b))
+	}
+	for skip < len(b) && (b[skip] == ' ' || b[skip] == '\t') {
+		skip++
+	}
+	return b[skip:], cut + skip
 }
 
 // line handles one complete line; w.mu is held.

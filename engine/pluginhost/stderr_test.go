@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/runbookdev/runbook/engine/mask"
 )
 
 func TestStderrLines(t *testing.T) {
@@ -117,4 +119,40 @@ func FuzzStderrWatcher(f *testing.F) {
 			t.Fatalf("output (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestStderrCutInsideKnownSecret: a line cut inside a known secret of
+// several words drops the rest of that secret, not only the word the cut
+// fell in: the masker knows the secret whole, not its second half.
+func TestStderrCutInsideKnownSecret(t *testing.T) {
+	const secret = "correct horse battery staple"
+	tests := []struct {
+		name, line, want string
+	}{
+		// The cut (16 bytes kept of 32) falls inside "horse".
+		{"in a word", "pw=correct horse battery staple ok", "p: [line cut: first 32 bytes dropped] ok"},
+		{"at a blank", "pw=correct horse battery staple", "p: [line cut: first 31 bytes dropped]"},
+		{"no secret", "xxxxxxxxxxxxxxxxxxxxxxxxx abc def", "p: [line cut: first 26 bytes dropped] abc def"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := mask.New()
+			m.Add(secret)
+			var out bytes.Buffer
+			mw := m.Writer(&out)
+			w := newStderrWatcher("p", mw)
+			w.max = 16
+			w.Write([]byte(tt.line + "\n"))
+			mw.Flush()
+			got := strings.TrimSuffix(out.String(), "\n")
+			if got != tt.want {
+				t.Errorf("line = %q, want %q", got, tt.want)
+			}
+			for _, word := range strings.Fields(secret) {
+				if strings.Contains(got, word) {
+					t.Errorf("%q of the secret is in %q", word, got)
+				}
+			}
+		})
+	}
 }

@@ -79,9 +79,9 @@ func (s *Session) Open(vars lang.VarSources, paths ...string) (*Runbook, error) 
 	}
 	if diags.HasErrors() {
 		r.Close()
-		return nil, &DiagError{Config: cfg, Diags: diags, What: "the runbook has errors"}
+		return nil, s.diagError(cfg, diags, "the runbook has errors")
 	}
-	r.Vars, r.Warnings = values, diags
+	r.Vars, r.Warnings = values, s.maskDiags(diags)
 	return r, nil
 }
 
@@ -94,9 +94,9 @@ func (r *Runbook) Plan(ctx context.Context) (*lang.Plan, error) {
 		Provider: func(ctx context.Context, name string) (sdk.Provider, error) { return r.Host.Provider(ctx, name) },
 	})
 	if d.HasErrors() || p == nil {
-		return nil, &DiagError{Config: r.Config, Diags: d, What: "cannot plan"}
+		return nil, r.s.diagError(r.Config, d, "cannot plan")
 	}
-	r.Warnings = append(r.Warnings, d...)
+	r.Warnings = append(r.Warnings, r.s.maskDiags(d)...)
 	return p, nil
 }
 

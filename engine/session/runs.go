@@ -74,7 +74,7 @@ func (r *Runbook) Apply(ctx context.Context, confirm func(*lang.Plan) (bool, err
 	scope := r.scope(runID)
 	lockKey, d := scope.Lock()
 	if d.HasErrors() {
-		return nil, &DiagError{Config: r.Config, Diags: d, What: "the lock key cannot be evaluated"}
+		return nil, s.diagError(r.Config, d, "the lock key cannot be evaluated")
 	}
 	if confirm != nil {
 		p, err := r.Plan(ctx)

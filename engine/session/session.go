@@ -109,6 +109,28 @@ type DiagError struct {
 	What string
 }
 
+// diagError is a DiagError whose messages are masked: a function error
+// quotes its arguments ("read canary-pw: no such file"), and the values
+// of sensitive variables are known to the masker once resolved.
+func (s *Session) diagError(cfg *lang.Config, diags hcl.Diagnostics, what string) *DiagError {
+	return &DiagError{Config: cfg, Diags: s.maskDiags(diags), What: what}
+}
+
+// maskDiags returns diags with every known secret masked in their summary
+// and detail (copies; diags is left alone).
+func (s *Session) maskDiags(diags hcl.Diagnostics) hcl.Diagnostics {
+	if s.mask.Empty() {
+		return diags
+	}
+	out := make(hcl.Diagnostics, len(diags))
+	for i, d := range diags {
+		c := *d
+		c.Summary, c.Detail = s.mask.Mask(d.Summary), s.mask.Mask(d.Detail)
+		out[i] = &c
+	}
+	return out
+}
+
 func (e *DiagError) Error() string {
 	if e.What != "" {
 		return e.What

@@ -40,6 +40,24 @@ func TestNoop(t *testing.T) {
 	})
 }
 
+// TestNoopKeepsSensitive: the parts of `values` that were sensitive inputs
+// come back as sensitive outputs (in-process and over gRPC), whatever
+// their text.
+func TestNoopKeepsSensitive(t *testing.T) {
+	each(t, func(t *testing.T, p sdk.Provider) {
+		v := cty.ObjectVal(map[string]cty.Value{"n": cty.NumberIntVal(42), "m": cty.NumberIntVal(7)})
+		in := cty.ObjectVal(map[string]cty.Value{"values": v, "fail": cty.NullVal(cty.String)})
+		res, _, err := sdktest.ApplyRequest(t, p, "noop", &sdk.ApplyRequest{Inputs: in, Sensitive: []cty.Path{cty.GetAttrPath("values").GetAttr("n")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := res.Outputs.GetAttr("values")
+		if !out.GetAttr("n").HasMark(markSensitive) || out.GetAttr("m").HasMark(markSensitive) {
+			t.Fatalf("outputs = %#v: want values.n (only) sensitive", res.Outputs)
+		}
+	})
+}
+
 func TestExec(t *testing.T) {
 	each(t, func(t *testing.T, p sdk.Provider) {
 		dir := t.TempDir()

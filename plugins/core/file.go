@@ -90,7 +90,7 @@ func (*fileAction) Schema() sdk.ActionSchema {
 			{Name: "follow_symlinks", Type: cty.Bool, Description: "Write through a symlink at `path` to its target, keeping the target's owner and mode (default: refuse a symlink). Only for links no other user can change: whoever can replace the link chooses the file written."},
 		},
 		Outputs: []sdk.Attribute{
-			{Name: "sha256", Type: cty.String, Description: "sha256 of the written content."},
+			{Name: "sha256", Type: cty.String, Description: "sha256 of the written content (sensitive when `content` is)."},
 			{Name: "changed", Type: cty.Bool, Description: "Whether the content, mode or owner changed."},
 		},
 		Capabilities: sdk.Capabilities{Idempotent: true},
@@ -209,8 +209,14 @@ func (a *fileAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 		return res, err
 	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("wrote %s (%d bytes)", target, len(in.Content)))
+	sum := cty.StringVal(sha256Hex([]byte(in.Content)))
+	if sensitive(req.Sensitive, "content") {
+		// The hash of a secret lets anyone check a guess: it is as
+		// secret as the content.
+		sum = sum.Mark(markSensitive)
+	}
 	res.Outputs = cty.ObjectVal(map[string]cty.Value{
-		"sha256":  cty.StringVal(sha256Hex([]byte(in.Content))),
+		"sha256":  sum,
 		"changed": cty.BoolVal(changed),
 	})
 	return res, nil
@@ -517,3 +523,7 @@ func fileErr(op, path string, err error) error {
 	}
 	return &sdk.Error{Kind: kind, Err: fmt.Errorf("%s %s: %w", op, path, err)}
 }
+
+// markSensitive is the cty mark of sensitive values: marked outputs are
+// sealed and redacted by the engine (the wire carries the marks).
+const markSensitive = "sensitive"

@@ -108,6 +108,9 @@ func TestFileUndoSensitive(t *testing.T) {
 	if err := json.Unmarshal(res.UndoState, &u); err != nil || u.Left == nil || u.Left.SHA256 != "" {
 		t.Fatalf("undo state %s: want no sha256 of a sensitive content (%v)", res.UndoState, err)
 	}
+	if sum := res.Outputs.GetAttr("sha256"); !sum.HasMark(markSensitive) {
+		t.Errorf("the sha256 output of a sensitive content is not sensitive: %#v", sum)
+	}
 	os.WriteFile(path, []byte("hunter3"), 0o644)
 	_, err = sdktest.Undo(t, p, "file", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState})
 	if sdktest.AssertKind(t, err, sdk.KindConflict); !strings.Contains(err.Error(), "content was changed") || strings.Contains(err.Error(), "hunter") {

@@ -11,10 +11,10 @@ import (
 // instead, which tests and examples use to trigger a rollback.
 type noopAction struct{}
 
-var (
-	_ sdk.Undoer  = (*noopAction)(nil)
-	_ sdk.Planner = (*noopAction)(nil)
-)
+// noopAction is no sdk.Planner: its plan would only repeat its inputs,
+// which plan shows, and a run of a thousand noop steps would pay a
+// thousand plan calls for nothing.
+var _ sdk.Undoer = (*noopAction)(nil)
 
 func (*noopAction) Schema() sdk.ActionSchema {
 	return sdk.ActionSchema{
@@ -35,20 +35,29 @@ func (a *noopAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	if f := req.Inputs.GetAttr("fail"); !f.IsNull() && f.AsString() != "" {
 		return nil, sdk.Errorf(sdk.KindConflict, false, "", "%s", f.AsString())
 	}
-	return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{"values": req.Inputs.GetAttr("values")})}, nil
+	return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{"values": sensitiveAt(req.Inputs.GetAttr("values"), req.Sensitive, "values")})}, nil
 }
 
-var _ sdk.Undoer = (*noopAction)(nil)
+// sensitiveAt returns v, the input attr, with the parts that were sensitive
+// in the inputs (paths) marked sensitive again: an output echoing an input
+// is as secret as the input, whatever its text (a two-digit number is no
+// text the engine's masker can recognise).
+func sensitiveAt(v cty.Value, paths []cty.Path, attr string) cty.Value {
+	var pvm []cty.PathValueMarks
+	for _, p := range paths {
+		if len(p) == 0 {
+			continue
+		}
+		if st, ok := p[0].(cty.GetAttrStep); ok && st.Name == attr {
+			pvm = append(pvm, cty.PathValueMarks{Path: p[1:], Marks: cty.NewValueMarks(markSensitive)})
+		}
+	}
+	if len(pvm) == 0 {
+		return v
+	}
+	return v.MarkWithPaths(pvm)
+}
 
 func (*noopAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
 	return ctx.Err()
-}
-
-var _ sdk.Planner = (*noopAction)(nil)
-
-func (*noopAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
-	if f := req.Inputs.GetAttr("fail"); f.IsKnown() && !f.IsNull() && f.AsString() != "" {
-		return &sdk.PlanResult{Summary: "will fail", Warnings: []string{"fail is set: this step will fail"}}, nil
-	}
-	return &sdk.PlanResult{Summary: "nothing to do"}, nil
 }

@@ -29,7 +29,8 @@ func (deleteDocsAction) Schema() sdk.ActionSchema {
 	in := append(connAttrs("", ""),
 		sdk.Attribute{Name: "database", Type: cty.String, Required: true},
 		sdk.Attribute{Name: "selector", Type: cty.DynamicPseudoType, Description: "Mango selector (object or JSON string) of the documents to delete."},
-		sdk.Attribute{Name: "ids", Type: cty.List(cty.String), Description: "Ids of the documents to delete (with selector: both must match)."},
+		docTypeAttr,
+		sdk.Attribute{Name: "ids", Type: cty.List(cty.String), Description: "Ids of the documents to delete (with selector or doc_type: both must match)."},
 		sdk.Attribute{Name: "exclude_ids", Type: cty.List(cty.String), Description: "Never delete these ids."},
 		sdk.Attribute{Name: "max_versions", Type: cty.Map(cty.String),
 			Description: "Delete only documents whose version_field is lower than or equal to max_versions[doc[version_key]] (dotted versions compare numerically); documents whose key is not in the map are kept."},
@@ -52,9 +53,9 @@ func (deleteDocsAction) Schema() sdk.ActionSchema {
 
 func (deleteDocsAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateURL(in, "url")
-	sv, iv := attr(in, "selector"), attr(in, "ids")
-	if sv.IsKnown() && iv.IsKnown() && sv.IsNull() && iv.IsNull() {
-		d = d.Errorf([]string{"selector"}, "set selector or ids")
+	sv, iv, tv := attr(in, "selector"), attr(in, "ids"), attr(in, "doc_type")
+	if sv.IsKnown() && iv.IsKnown() && tv.IsKnown() && sv.IsNull() && iv.IsNull() && tv.IsNull() {
+		d = d.Errorf([]string{"selector"}, "set selector, doc_type or ids")
 	}
 	if sv.IsWhollyKnown() && !sv.IsNull() {
 		if _, err := selectorFrom(sv); err != nil {
@@ -85,13 +86,12 @@ type deleteUndo struct {
 func selectDocs(ctx context.Context, c *Client, in cty.Value) ([]map[string]any, error) {
 	db := strAttr(in, "database")
 	var docs []map[string]any
-	sv := attr(in, "selector")
 	ids := listAttr(in, "ids")
-	if !sv.IsNull() {
-		sel, err := selectorFrom(sv)
-		if err != nil {
-			return nil, sdk.Errorf(sdk.KindInvalid, false, "fix the selector", "%v", err)
-		}
+	sel, err := inputSelector(in)
+	if err != nil {
+		return nil, sdk.Errorf(sdk.KindInvalid, false, "fix the selector", "%v", err)
+	}
+	if sel != nil {
 		res, err := findDocs(ctx, c, db, sel, nil, 0, 1000)
 		if err != nil {
 			return nil, err
@@ -166,6 +166,37 @@ func selectDocs(ctx context.Context, c *Client, in cty.Value) ([]map[string]any,
 	return out, nil
 }
 
+// describeDelete says what a delete_docs step whose inputs are not all
+// known yet will delete, from the inputs that are.
+func describeDelete(in cty.Value) string {
+	var b strings.Builder
+	b.WriteString("delete the documents")
+	if db := strAttr(in, "database"); db != "" {
+		b.WriteString(" of " + db)
+	}
+	if dt := strAttr(in, "doc_type"); dt != "" {
+		fmt.Fprintf(&b, " whose docType is %s (in any case)", dt)
+	}
+	if sv := attr(in, "selector"); sv.IsWhollyKnown() && !sv.IsNull() {
+		if sel, err := selectorFrom(sv); err == nil {
+			fmt.Fprintf(&b, " matching %s", mustJSON(sel))
+		}
+	}
+	switch ev := attr(in, "exclude_ids"); {
+	case !ev.IsWhollyKnown():
+		b.WriteString(", except those exclude_ids names (known at apply time)")
+	case !ev.IsNull() && ev.LengthInt() > 0:
+		fmt.Fprintf(&b, ", except %s", strings.Join(listAttr(in, "exclude_ids"), ", "))
+	}
+	if n, ok := intAttr(in, "expect_count", 0); ok {
+		fmt.Fprintf(&b, "; exactly %d expected, else nothing is deleted", n)
+	}
+	if !in.IsWhollyKnown() {
+		b.WriteString(" (the list is known at apply time)")
+	}
+	return b.String()
+}
+
 // guard applies expect_count and max_count.
 func guard(in cty.Value, n int) error {
 	if want, ok := intAttr(in, "expect_count", 0); ok && int64(n) != want {
@@ -192,7 +223,7 @@ var _ sdk.Planner = deleteDocsAction{}
 
 func (deleteDocsAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.PlanResult, error) {
 	if !req.Inputs.IsWhollyKnown() {
-		return &sdk.PlanResult{Summary: "delete matching documents (inputs known at apply time)"}, nil
+		return &sdk.PlanResult{Summary: describeDelete(req.Inputs)}, nil
 	}
 	c, err := connFrom(req.Inputs, "").client()
 	if err != nil {
@@ -231,20 +262,19 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 	}
 	undo := deleteUndo{Server: c.URL(), Database: db}
 	deleted := []string{}
+	done := map[string]bool{} // ids in deleted
+	markDeleted := func(id string) {
+		if !done[id] {
+			done[id] = true
+			deleted = append(deleted, id)
+		}
+	}
 	// A resumed attempt: what the interrupted one had planned and already
-	// deleted no longer matches, but counts for the guards and belongs in
-	// the undo state.
+	// deleted no longer matches (or matches through a branch it has not
+	// reached yet), but counts for the guards and belongs in the undo state.
 	if len(req.Checkpoint) > 0 {
 		if prev, err := unpackUndo(req.Checkpoint); err == nil && prev.Database == db && prev.Server == c.URL() {
-			matching := map[string]bool{}
-			for _, d := range docs {
-				id, _ := d["_id"].(string)
-				matching[id] = true
-			}
 			for _, p := range prev.Docs {
-				if matching[p.ID] {
-					continue
-				}
 				tomb, err := c.deletedLeaf(ctx, db, p.ID, p.Rev)
 				if err != nil {
 					return nil, fmt.Errorf("read %s/%s: %w", db, p.ID, err)
@@ -252,7 +282,7 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 				if tomb != "" {
 					p.Tombstone = tomb
 					undo.Docs = append(undo.Docs, p)
-					deleted = append(deleted, p.ID)
+					markDeleted(p.ID)
 				}
 			}
 			if len(deleted) > 0 {
@@ -260,7 +290,13 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 			}
 		}
 	}
-	if err := guard(req.Inputs, len(docs)+len(deleted)); err != nil {
+	n := len(deleted)
+	for _, d := range docs {
+		if id, _ := d["_id"].(string); !done[id] {
+			n++
+		}
+	}
+	if err := guard(req.Inputs, n); err != nil {
 		return nil, err
 	}
 	result := func() *sdk.Result {
@@ -271,26 +307,32 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 		}
 		return &sdk.Result{Outputs: out, UndoState: st}
 	}
-	// Read the full bodies first: nothing is deleted before every document
-	// is safely in hand.
+	// Read every live leaf of every document first (a document with
+	// conflicting branches shows its next branch when the winner alone is
+	// deleted): nothing is deleted before every body is safely in hand.
 	type item struct {
 		id, rev string
 		body    json.RawMessage
 	}
-	items := make([]item, 0, len(docs))
+	var items []item
+	branches := 0
 	for _, d := range docs {
 		id, _ := d["_id"].(string)
-		full, err := c.GetDoc(ctx, db, id, url.Values{"attachments": {"true"}})
-		if kindOf(err) == sdk.KindNotFound {
-			continue
-		}
+		ls, err := c.leaves(ctx, db, id, true)
 		if err != nil {
 			return nil, fmt.Errorf("read %s/%s: %w", db, id, err)
 		}
-		rev, _ := full["_rev"].(string)
-		delete(full, "_rev")
-		b, _ := json.Marshal(full)
-		items = append(items, item{id, rev, b})
+		live := liveLeaves(ls)
+		if len(live) > 1 {
+			branches += len(live) - 1
+		}
+		for _, l := range live {
+			b, _ := json.Marshal(l.Body)
+			items = append(items, item{id, l.Rev, b})
+		}
+	}
+	if branches > 0 {
+		ev.Log(sdk.LevelInfo, fmt.Sprintf("%d conflicting revisions are deleted with their documents", branches))
 	}
 	// Journal the bodies before deleting anything, so an interrupted
 	// attempt's deletions can still be undone after a resume.
@@ -329,26 +371,29 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 			}
 			it := part[j]
 			if r.Error != "" || r.Rev == "" {
-				failed = append(failed, fmt.Sprintf("%s: %s %s", it.id, r.Error, r.Reason))
+				failed = append(failed, fmt.Sprintf("%s@%s: %s %s", it.id, it.rev, r.Error, r.Reason))
 				continue
 			}
 			undo.Docs = append(undo.Docs, deletedDoc{ID: it.id, Rev: it.rev, Tombstone: r.Rev, Body: it.body})
-			deleted = append(deleted, it.id)
+			markDeleted(it.id)
 		}
-		ev.Progress(int64(len(deleted)), int64(len(items)), "docs")
+		ev.Progress(int64(len(deleted)), int64(len(docs)), "docs")
 		if len(failed) > 0 {
 			return result(), sdk.Errorf(sdk.KindConflict, true, "the documents changed meanwhile; run the step again",
-				"could not delete %d documents: %s", len(failed), strings.Join(failed, "; "))
+				"could not delete %d revisions: %s", len(failed), strings.Join(failed, "; "))
 		}
 	}
-	ev.Log(sdk.LevelInfo, fmt.Sprintf("deleted %d documents from %s", len(deleted), db))
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("deleted %d documents (%d revisions) from %s", len(deleted), len(undo.Docs), db))
 	return result(), nil
 }
 
 var _ sdk.Undoer = deleteDocsAction{}
 
-// Undo writes every deleted document back (same body and attachments) as a
-// new revision on top of its deletion.
+// Undo writes every deleted revision back (same body and attachments) as a
+// new revision on top of its deletion, every branch of a conflicted
+// document included. It first checks that each deletion is still what the
+// document ends with: a document written or recreated since stops the undo
+// (KindConflict naming it) unless req.Force.
 func (deleteDocsAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
 	if len(req.UndoState) == 0 {
 		return nil
@@ -362,34 +407,99 @@ func (deleteDocsAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.E
 		return err
 	}
 	defer c.Close()
-	var conflicts []string
-	for i, d := range undo.Docs {
-		var body map[string]any
-		if err := json.Unmarshal(d.Body, &body); err != nil {
-			return sdk.Errorf(sdk.KindInternal, false, "", "undo state of %s: %v", d.ID, err)
+	byID := map[string][]deletedDoc{}
+	var ids []string
+	for _, d := range undo.Docs {
+		if _, ok := byID[d.ID]; !ok {
+			ids = append(ids, d.ID)
 		}
-		body["_rev"] = d.Tombstone
-		_, err := c.PutDoc(ctx, undo.Database, d.ID, body)
-		if statusOf(err) == 409 {
-			// Written again since (e.g. an earlier undo attempt): if it is
-			// live with the same content, it is restored already.
-			cur, gerr := c.GetDoc(ctx, undo.Database, d.ID, url.Values{"attachments": {"true"}})
-			if gerr == nil && sameBody(cur, d.Body) {
+		byID[d.ID] = append(byID[d.ID], d)
+	}
+	type restore struct {
+		d       deletedDoc
+		onto    string // revision to write on top of
+		drifted bool
+	}
+	var todo []restore
+	var drift []string
+	for _, id := range ids {
+		ls, err := c.leaves(ctx, undo.Database, id, true)
+		if err != nil {
+			return fmt.Errorf("read %s/%s: %w", undo.Database, id, err)
+		}
+		ours := map[string]bool{} // leaves the step or an earlier undo left
+		var changed []string
+		for _, d := range byID[id] {
+			state := "gone"
+			for _, l := range ls {
+				switch {
+				case l.Rev == d.Tombstone && l.Deleted:
+					state = "deleted"
+				case l.Parent == d.Tombstone && !l.Deleted && sameBody(l.Body, d.Body):
+					state = "restored"
+				default:
+					continue
+				}
+				ours[l.Rev] = true
+				break
+			}
+			switch state {
+			case "deleted":
+				todo = append(todo, restore{d: d, onto: d.Tombstone})
+			case "restored":
+			default:
+				changed = append(changed, fmt.Sprintf("deletion %s written over", d.Tombstone))
+				todo = append(todo, restore{d: d, drifted: true})
+			}
+		}
+		for _, l := range liveLeaves(ls) {
+			if !ours[l.Rev] {
+				changed = append(changed, "live revision "+l.Rev+" written since")
+			}
+		}
+		if len(changed) > 0 {
+			drift = append(drift, fmt.Sprintf("%s (%s)", id, strings.Join(changed, ", ")))
+		}
+	}
+	if len(drift) > 0 {
+		if !req.Force {
+			return driftError("documents of "+undo.Database, drift)
+		}
+		ev.Log(sdk.LevelWarn, fmt.Sprintf("forced: restoring over changes to %s", strings.Join(drift, "; ")))
+	}
+	var failed []string
+	for i, r := range todo {
+		var body map[string]any
+		if err := json.Unmarshal(r.d.Body, &body); err != nil {
+			return sdk.Errorf(sdk.KindInternal, false, "", "undo state of %s: %v", r.d.ID, err)
+		}
+		onto := r.onto
+		if r.drifted {
+			// Forced: on top of whatever the document is now.
+			cur, err := c.GetDoc(ctx, undo.Database, r.d.ID, nil)
+			if err == nil {
+				onto, _ = cur["_rev"].(string)
+			} else if kindOf(err) != sdk.KindNotFound {
+				return fmt.Errorf("read %s/%s: %w", undo.Database, r.d.ID, err)
+			}
+		}
+		if onto != "" {
+			body["_rev"] = onto
+		}
+		if _, err := c.PutDoc(ctx, undo.Database, r.d.ID, body); err != nil {
+			if kindOf(err) == sdk.KindConflict {
+				failed = append(failed, fmt.Sprintf("%s@%s", r.d.ID, r.d.Rev))
 				continue
 			}
-			conflicts = append(conflicts, d.ID)
-			continue
+			return fmt.Errorf("restore %s/%s: %w", undo.Database, r.d.ID, err)
 		}
-		if err != nil {
-			return fmt.Errorf("restore %s/%s: %w", undo.Database, d.ID, err)
-		}
-		ev.Progress(int64(i+1), int64(len(undo.Docs)), "docs")
+		ev.Progress(int64(i+1), int64(len(todo)), "revisions")
 	}
-	if len(conflicts) > 0 {
-		return sdk.Errorf(sdk.KindConflict, false, "these documents were recreated or changed after the deletion; compare them by hand",
-			"not restored: %s", strings.Join(conflicts, ", "))
+	if len(failed) > 0 {
+		return sdk.Errorf(sdk.KindConflict, true, "these documents changed during the undo; run the rollback again",
+			"not restored: %s", strings.Join(failed, ", "))
 	}
-	ev.Log(sdk.LevelInfo, fmt.Sprintf("restored %d documents in %s", len(undo.Docs), undo.Database))
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("restored %d documents (%d revisions) in %s", len(ids), len(todo), undo.Database))
 	return nil
 }
 

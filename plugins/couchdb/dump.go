@@ -31,6 +31,8 @@ type dumpHeader struct {
 	DocCount  int64           `json:"doc_count"`
 	UpdateSeq json.RawMessage `json:"update_seq"`
 	Security  json.RawMessage `json:"security,omitempty"`
+	// Local holds the _local documents by id (without "_local/").
+	Local map[string]json.RawMessage `json:"local,omitempty"`
 }
 
 // dumpAction is couchdb.dump.
@@ -47,14 +49,17 @@ func (dumpAction) Schema() sdk.ActionSchema {
 		sdk.Attribute{Name: "path", Type: cty.String, Required: true, Description: "File to write (gzip JSON lines); written aside and renamed when complete."},
 		sdk.Attribute{Name: "overwrite", Type: cty.Bool, Description: "Replace an existing file (default false)."},
 		sdk.Attribute{Name: "workers", Type: cty.Number, Description: "Batches read at once (default 4)."},
+		sdk.Attribute{Name: "local_ids", Type: cty.List(cty.String),
+			Description: `_local documents to save besides those the server lists (ids with or without "_local/"). CouchDB 2.2 and later list them all; CouchDB 1.x and pouchdb-server cannot, so only these are saved there.`},
 	)
 	return sdk.ActionSchema{
 		Name:        "dump",
-		Description: "Save a database (every revision leaf with its history and attachments, and _security) to a gzip file.",
+		Description: "Save a database (every revision leaf with its history and attachments, its _security and _local documents) to a gzip file.",
 		Inputs:      in,
 		Outputs: []sdk.Attribute{
 			{Name: "path", Type: cty.String},
 			{Name: "docs", Type: cty.Number, Description: "Revisions written."},
+			{Name: "local_docs", Type: cty.Number, Description: "_local documents saved."},
 			{Name: "bytes", Type: cty.Number, Description: "Size of the file."},
 			{Name: "sha256", Type: cty.String},
 		},
@@ -144,6 +149,13 @@ func (a dumpAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 		ev.Log(sdk.LevelWarn, fmt.Sprintf("%s: _security not saved: %v", db, err))
 		sec = nil
 	}
+	local, listed, err := readLocalDocs(ctx, c, db, listAttr(req.Inputs, "local_ids"))
+	if err != nil {
+		return nil, err
+	}
+	if !listed {
+		ev.Log(sdk.LevelWarn, fmt.Sprintf("%s cannot list the _local documents of %s: saved only the %d named in local_ids that exist", c.URL(), db, len(local)))
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "check the path", "create directory: %v", err)
 	}
@@ -157,7 +169,7 @@ func (a dumpAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 	zw := gzip.NewWriter(io.MultiWriter(f, h))
 	bw := bufio.NewWriterSize(zw, 1<<20)
 	hdr, _ := json.Marshal(dumpHeader{Format: dumpFormat, Version: 1, Database: db, Server: c.URL(),
-		DocCount: info.DocCount, UpdateSeq: info.UpdateSeq, Security: sec})
+		DocCount: info.DocCount, UpdateSeq: info.UpdateSeq, Security: sec, Local: local})
 	bw.Write(hdr)
 	bw.WriteByte('\n')
 	sink := &fileSink{w: bw}
@@ -181,9 +193,10 @@ func (a dumpAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 	if err != nil {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "check the path", "dump written, then: %v", err)
 	}
-	ev.Log(sdk.LevelInfo, fmt.Sprintf("dumped %d revisions of %s to %s (%d bytes)", sink.n, db, path, st.Size()))
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("dumped %d revisions and %d _local documents of %s to %s (%d bytes)", sink.n, len(local), db, path, st.Size()))
 	return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{
 		"path": cty.StringVal(path), "docs": cty.NumberIntVal(sink.n), "bytes": cty.NumberIntVal(st.Size()),
-		"sha256": cty.StringVal(hex.EncodeToString(h.Sum(nil))),
+		"local_docs": cty.NumberIntVal(int64(len(local))),
+		"sha256":     cty.StringVal(hex.EncodeToString(h.Sum(nil))),
 	})}, nil
 }

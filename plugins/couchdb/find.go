@@ -25,8 +25,9 @@ var (
 func (findAction) Schema() sdk.ActionSchema {
 	in := append(connAttrs("", ""),
 		sdk.Attribute{Name: "database", Type: cty.String, Required: true},
-		sdk.Attribute{Name: "selector", Type: cty.DynamicPseudoType, Required: true,
-			Description: `Mango selector, as an object or a JSON string, e.g. { docType = "Application" }.`},
+		sdk.Attribute{Name: "selector", Type: cty.DynamicPseudoType,
+			Description: `Mango selector, as an object or a JSON string, e.g. { slug = "files" } (set selector, doc_type or both).`},
+		docTypeAttr,
 		sdk.Attribute{Name: "fields", Type: cty.List(cty.String), Description: "Return only these fields (default: whole documents)."},
 		sdk.Attribute{Name: "limit", Type: cty.Number, Description: "At most this many documents (default: all)."},
 		sdk.Attribute{Name: "page_size", Type: cty.Number, Description: "Documents per request (default 1000)."},
@@ -48,8 +49,12 @@ func (findAction) Schema() sdk.ActionSchema {
 
 func (findAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateURL(in, "url")
-	if v := attr(in, "selector"); v.IsWhollyKnown() && !v.IsNull() {
-		if _, err := selectorFrom(v); err != nil {
+	sv, tv := attr(in, "selector"), attr(in, "doc_type")
+	if sv.IsKnown() && tv.IsKnown() && sv.IsNull() && tv.IsNull() {
+		d = d.Errorf([]string{"selector"}, "set selector or doc_type")
+	}
+	if sv.IsWhollyKnown() && !sv.IsNull() {
+		if _, err := selectorFrom(sv); err != nil {
 			d = d.Errorf([]string{"selector"}, "%v", err)
 		}
 	}
@@ -262,7 +267,10 @@ func (findAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Event
 		return nil, err
 	}
 	defer c.Close()
-	sel, err := selectorFrom(attr(req.Inputs, "selector"))
+	sel, err := inputSelector(req.Inputs)
+	if err == nil && sel == nil {
+		err = fmt.Errorf("set selector or doc_type")
+	}
 	if err != nil {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "fix the selector", "%v", err)
 	}

@@ -192,9 +192,15 @@ func (putDocAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Event
 		return fmt.Errorf("read %s/%s: %w", u.Database, u.ID, err)
 	}
 	rev, _ := cur["_rev"].(string)
-	if cur != nil && rev != u.Written {
-		return sdk.Errorf(sdk.KindConflict, false, "the document changed after this step; restore it by hand",
-			"%s/%s is at %s, not at the revision this step wrote (%s)", u.Database, u.ID, rev, u.Written)
+	if rev != u.Written {
+		now := "deleted"
+		if cur != nil {
+			now = "at " + rev
+		}
+		if !req.Force {
+			return driftError("the document", []string{fmt.Sprintf("%s/%s is %s, not at the revision this step wrote (%s)", u.Database, u.ID, now, u.Written)})
+		}
+		ev.Log(sdk.LevelWarn, fmt.Sprintf("forced: %s/%s is %s, not at the revision this step wrote (%s); undoing over it", u.Database, u.ID, now, u.Written))
 	}
 	if !u.Existed {
 		err := c.JSON(ctx, Request{Method: "DELETE", Path: docPath(u.Database, u.ID), Query: url.Values{"rev": {rev}}, NoRetry: true}, nil)

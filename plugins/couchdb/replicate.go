@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,8 +44,10 @@ func (replicateAction) Schema() sdk.ActionSchema {
 			{Name: "created", Type: cty.List(cty.String), Description: "Target databases this step created (undo deletes them)."},
 			{Name: "changes_read", Type: cty.Number, Description: "Changes read from the sources by this attempt."},
 			{Name: "missing_found", Type: cty.Number, Description: "Revisions the targets lacked."},
-			{Name: "docs_read", Type: cty.Number},
-			{Name: "docs_written", Type: cty.Number},
+			{Name: "docs_read", Type: cty.Number, Description: "Revisions read from the sources by this attempt."},
+			{Name: "docs_written", Type: cty.Number, Description: "Revisions written by this attempt (see revisions_written for the whole step)."},
+			{Name: "documents_written", Type: cty.Number, Description: "Documents that received revisions, over every attempt of the step (a resumed step counts what the interrupted attempts wrote, from the checkpoint)."},
+			{Name: "revisions_written", Type: cty.Number, Description: "Revisions written (a document with conflicts or history has several), over every attempt of the step."},
 			{Name: "doc_write_failures", Type: cty.Number},
 			{Name: "bytes", Type: cty.Number, Description: "JSON bytes written (attachments included)."},
 			{Name: "verified", Type: cty.Bool, Description: "Whether the final verification ran and passed."},
@@ -137,6 +139,18 @@ type replicateState struct {
 type dbCheckpoint struct {
 	Seq     json.RawMessage `json:"seq"`
 	Session string          `json:"session"`
+	// Revs and Docs count the revisions and documents written into the
+	// database by every attempt up to this checkpoint.
+	Revs int64 `json:"revs,omitempty"`
+	Docs int64 `json:"docs,omitempty"`
+	// Written lists, for a database that existed before the step, every
+	// revision the step writes (id → revisions), journaled before it is
+	// written: undo deletes them.
+	Written map[string][]string `json:"written,omitempty"`
+	// EndSeq is the target's update_seq once the step was done with a
+	// database it created: undo deletes the database only if it is still
+	// there.
+	EndSeq json.RawMessage `json:"end_seq,omitempty"`
 }
 
 // replicateRun holds one Apply's shared state.
@@ -145,6 +159,8 @@ type replicateRun struct {
 	// mu guards state, which checkpoints serialize as a whole.
 	mu    sync.Mutex
 	state replicateState
+	// emitMu keeps journaled checkpoints in the order of their snapshots.
+	emitMu sync.Mutex
 }
 
 func (r *replicateRun) snapshot() []byte {
@@ -154,7 +170,20 @@ func (r *replicateRun) snapshot() []byte {
 	return b
 }
 
-func (r *replicateRun) emit() error { return r.ev.Checkpoint(r.snapshot()) }
+func (r *replicateRun) emit() error {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	return r.ev.Checkpoint(r.snapshot())
+}
+
+// update changes one database's checkpoint under the lock.
+func (r *replicateRun) update(db string, f func(*dbCheckpoint)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cp := r.state.DBs[db]
+	f(&cp)
+	r.state.DBs[db] = cp
+}
 
 type replicateTotals struct {
 	Databases        []string `cty:"databases"`
@@ -163,6 +192,8 @@ type replicateTotals struct {
 	MissingFound     int64    `cty:"missing_found"`
 	DocsRead         int64    `cty:"docs_read"`
 	DocsWritten      int64    `cty:"docs_written"`
+	DocumentsWritten int64    `cty:"documents_written"`
+	RevisionsWritten int64    `cty:"revisions_written"`
 	DocWriteFailures int64    `cty:"doc_write_failures"`
 	Bytes            int64    `cty:"bytes"`
 	Verified         bool     `cty:"verified"`
@@ -198,6 +229,11 @@ func (a replicateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sd
 	result := func() *sdk.Result {
 		run.mu.Lock()
 		totals.Created = append([]string{}, run.state.Created...)
+		totals.DocumentsWritten, totals.RevisionsWritten = 0, 0
+		for _, db := range totals.Databases {
+			totals.DocumentsWritten += run.state.DBs[db].Docs
+			totals.RevisionsWritten += run.state.DBs[db].Revs
+		}
 		run.mu.Unlock()
 		if totals.Databases == nil {
 			totals.Databases = []string{}
@@ -243,6 +279,9 @@ func (a replicateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sd
 			return result(), sdk.Errorf(sdk.KindQuota, false, "the target refused these documents (often their size: raise max_document_size / max_attachment_size / max_http_request_size on the target), then run the step again",
 				"replicate %s: %d documents failed to write (see the log)", db, n)
 		}
+		if err := a.recordEnd(ctx, run, dst, db); err != nil {
+			return result(), err
+		}
 		if o.verify == "none" {
 			verified = false
 			continue
@@ -263,6 +302,23 @@ func (a replicateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sd
 	}
 	totals.Verified = verified
 	return result(), nil
+}
+
+// recordEnd keeps the update sequence of a database the step created, once
+// it is done with it, so that undo can tell whether it was written to since.
+func (replicateAction) recordEnd(ctx context.Context, run *replicateRun, dst *Client, db string) error {
+	run.mu.Lock()
+	created := slices.Contains(run.state.Created, db)
+	run.mu.Unlock()
+	if !created {
+		return nil
+	}
+	info, err := dst.DBInfo(ctx, db)
+	if err != nil {
+		return fmt.Errorf("target database %s: %w", db, err)
+	}
+	run.update(db, func(c *dbCheckpoint) { c.EndSeq = info.UpdateSeq })
+	return run.emit()
 }
 
 // prepareTarget makes sure the target database exists, creating it when
@@ -325,15 +381,20 @@ func (replicateAction) replicateOne(ctx context.Context, run *replicateRun, src,
 	}
 	cp := &checkpointer{src: src, dst: dst, srcDB: db, dstDB: db, repID: repID, session: newSessionID(),
 		start: time.Now(), startSeq: since, srcDoc: srcDoc, dstDoc: dstDoc}
-	r := &replication{src: src, srcDB: db, dst: couchSink{c: dst, db: db}, since: since,
+	run.mu.Lock()
+	created := slices.Contains(run.state.Created, db)
+	run.mu.Unlock()
+	sink := &recordingSink{sink: couchSink{c: dst, db: db}, run: run, db: db, record: !created}
+	r := &replication{src: src, srcDB: db, dst: sink, since: since,
 		batchSize: o.batchSize, workers: o.workers, checkpointEvery: o.checkpointEvery}
 	if n, ok := seqNumber(info.UpdateSeq); ok {
 		r.srcUpdateSeq = n
 	}
 	r.checkpoint = func(ctx context.Context, seq json.RawMessage) error {
-		run.mu.Lock()
-		run.state.DBs[db] = dbCheckpoint{Seq: seq, Session: cp.session}
-		run.mu.Unlock()
+		run.update(db, func(c *dbCheckpoint) {
+			c.Seq, c.Session = seq, cp.session
+			c.Revs, c.Docs = sink.totals(prev, c, &r.stats)
+		})
 		if err := run.emit(); err != nil {
 			return fmt.Errorf("journal checkpoint: %w", err)
 		}
@@ -348,6 +409,7 @@ func (replicateAction) replicateOne(ctx context.Context, run *replicateRun, src,
 	}
 	_, err = r.run(ctx)
 	st := &r.stats
+	run.update(db, func(c *dbCheckpoint) { c.Revs, c.Docs = sink.totals(prev, c, st) })
 	run.ev.Log(sdk.LevelInfo, fmt.Sprintf("%s: %d changes read, %d revisions missing, %d written, %d failed, %d bytes",
 		db, st.ChangesRead.Load(), st.MissingFound.Load(), st.DocsWritten.Load(), st.WriteFailures.Load(), st.Bytes.Load()))
 	if n := st.RevsVanished.Load(); n > 0 {
@@ -357,41 +419,6 @@ func (replicateAction) replicateOne(ctx context.Context, run *replicateRun, src,
 		run.ev.Log(sdk.LevelWarn, db+": refused by the target: "+s)
 	}
 	return st, asSDK(err)
-}
-
-var _ sdk.Undoer = replicateAction{}
-
-// Undo deletes the target databases this step created, never others.
-func (replicateAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
-	var st replicateState
-	if len(req.UndoState) > 0 {
-		if err := json.Unmarshal(req.UndoState, &st); err != nil {
-			return sdk.Errorf(sdk.KindInternal, false, "", "read undo state: %v", err)
-		}
-	}
-	if len(st.Created) == 0 {
-		ev.Log(sdk.LevelInfo, "no target database was created; nothing to undo")
-		return nil
-	}
-	dst, err := connFrom(req.Inputs, "target_").client()
-	if err != nil {
-		return err
-	}
-	defer dst.Close()
-	if st.Target != "" && st.Target != dst.URL() {
-		return sdk.Errorf(sdk.KindConflict, false, "run the undo with the target URL the step used", "undo state is for %s, inputs name %s", st.Target, dst.URL())
-	}
-	var failed []string
-	for _, db := range st.Created {
-		ev.Log(sdk.LevelInfo, "deleting created target database "+db)
-		if err := dst.DeleteDB(ctx, db); err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", db, err))
-		}
-	}
-	if len(failed) > 0 {
-		return sdk.Errorf(sdk.KindUnreachable, true, "delete them by hand or retry the rollback", "could not delete: %s", strings.Join(failed, "; "))
-	}
-	return nil
 }
 
 var _ sdk.Planner = replicateAction{}

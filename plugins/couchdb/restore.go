@@ -32,13 +32,14 @@ func (restoreAction) Schema() sdk.ActionSchema {
 	)
 	return sdk.ActionSchema{
 		Name:        "restore",
-		Description: "Load a dump back into a database, revisions and history included (existing revisions are kept).",
+		Description: "Load a dump back into a database, revisions and history included (existing revisions are kept), and its _local documents.",
 		Inputs:      in,
 		Outputs: []sdk.Attribute{
 			{Name: "database", Type: cty.String},
 			{Name: "docs_written", Type: cty.Number},
 			{Name: "doc_write_failures", Type: cty.Number},
 			{Name: "created", Type: cty.Bool},
+			{Name: "local_docs", Type: cty.Number, Description: "_local documents written back."},
 		},
 		Capabilities: sdk.Capabilities{Idempotent: true},
 	}
@@ -85,12 +86,13 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 		db = hdr.Database
 	}
 	undo := restoreUndo{Server: c.URL(), Database: db}
-	var written, failed int64
+	var written, failed, locals int64
 	result := func() *sdk.Result {
 		st, _ := json.Marshal(undo)
 		return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{
 			"database": cty.StringVal(db), "docs_written": cty.NumberIntVal(written),
 			"doc_write_failures": cty.NumberIntVal(failed), "created": cty.BoolVal(undo.Created),
+			"local_docs": cty.NumberIntVal(locals),
 		}), UndoState: st}
 	}
 	exists, err := c.Exists(ctx, db)
@@ -167,7 +169,11 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 	if err := flush(); err != nil {
 		return result(), fmt.Errorf("restore %s: %w", db, err)
 	}
-	ev.Log(sdk.LevelInfo, fmt.Sprintf("restored %d revisions into %s", written, db))
+	if err := writeLocalDocs(ctx, c, db, hdr.Local); err != nil {
+		return result(), err
+	}
+	locals = int64(len(hdr.Local))
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("restored %d revisions and %d _local documents into %s", written, locals, db))
 	if failed > 0 {
 		return result(), sdk.Errorf(sdk.KindQuota, false, "see the refused documents in the log", "%d revisions refused by %s", failed, db)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
@@ -44,6 +46,8 @@ func (copySecurityAction) Validate(_ context.Context, in cty.Value) sdk.Diagnost
 type securityUndo struct {
 	Target   string                     `json:"target"`
 	Previous map[string]json.RawMessage `json:"previous"`
+	// Written is what the step wrote, to tell later changes apart.
+	Written map[string]json.RawMessage `json:"written,omitempty"`
 }
 
 func getSecurity(ctx context.Context, c *Client, db string) (json.RawMessage, error) {
@@ -86,7 +90,7 @@ func (a copySecurityAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev
 	if err != nil {
 		return nil, err
 	}
-	undo := securityUndo{Target: dst.URL(), Previous: map[string]json.RawMessage{}}
+	undo := securityUndo{Target: dst.URL(), Previous: map[string]json.RawMessage{}, Written: map[string]json.RawMessage{}}
 	out := struct {
 		Databases []string `cty:"databases"`
 		Changed   []string `cty:"changed"`
@@ -102,6 +106,9 @@ func (a copySecurityAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev
 	if len(req.Checkpoint) > 0 && json.Unmarshal(req.Checkpoint, &prev) == nil && prev.Target == dst.URL() {
 		for db, sec := range prev.Previous {
 			undo.Previous[db] = sec
+		}
+		for db, sec := range prev.Written {
+			undo.Written[db] = sec
 		}
 	}
 	for i, db := range dbs {
@@ -120,6 +127,7 @@ func (a copySecurityAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev
 			continue
 		}
 		undo.Previous[db] = old
+		undo.Written[db] = sec
 		cp, _ := json.Marshal(undo)
 		if err := ev.Checkpoint(cp); err != nil {
 			return result(), fmt.Errorf("journal the previous _security: %w", err)
@@ -150,7 +158,38 @@ func (copySecurityAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk
 		return err
 	}
 	defer dst.Close()
-	for db, sec := range u.Previous {
+	dbs := make([]string, 0, len(u.Previous))
+	for db := range u.Previous {
+		dbs = append(dbs, db)
+	}
+	sort.Strings(dbs)
+	// Drift: a _security object changed after the step is not ours to
+	// overwrite (states written before Written was kept are not checked).
+	var drift []string
+	for _, db := range dbs {
+		want, ok := u.Written[db]
+		if !ok {
+			continue
+		}
+		cur, err := getSecurity(ctx, dst, db)
+		if kindOf(err) == sdk.KindNotFound {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read _security of %s: %w", db, err)
+		}
+		if !sameJSON(cur, want) {
+			drift = append(drift, fmt.Sprintf("%s/_security is %s, the step wrote %s", db, cur, want))
+		}
+	}
+	if len(drift) > 0 {
+		if !req.Force {
+			return driftError("_security objects", drift)
+		}
+		ev.Log(sdk.LevelWarn, "forced: restoring over changes: "+strings.Join(drift, "; "))
+	}
+	for _, db := range dbs {
+		sec := u.Previous[db]
 		err := putSecurity(ctx, dst, db, sec)
 		if kindOf(err) == sdk.KindNotFound {
 			ev.Log(sdk.LevelWarn, db+" no longer exists on the target; its _security is gone with it")

@@ -25,7 +25,7 @@ func TestValidate(t *testing.T) {
 		{"replicate", merge(pair, map[string]any{"prefix": "alice", "workers": 0}), "between 1 and 10000"},
 		{"replicate", merge(pair, map[string]any{"prefix": "alice", "source_url": "ftp://x"}), "invalid CouchDB URL"},
 		{"replicate", merge(pair, map[string]any{"prefix": "alice", "source_url": cty.UnknownVal(cty.String)}), ""},
-		{"delete_docs", merge(conn, map[string]any{"database": "cozy"}), "set selector or ids"},
+		{"delete_docs", merge(conn, map[string]any{"database": "cozy"}), "set selector, doc_type or ids"},
 		{"delete_docs", merge(conn, map[string]any{"database": "cozy", "selector": `{"a":{"$bogus":1}}`}), "unsupported operator"},
 		{"delete_docs", merge(conn, map[string]any{"database": "cozy", "ids": []string{"x"}, "expect_count": -1}), "negative"},
 		{"find", merge(conn, map[string]any{"database": "cozy", "selector": "[1]"}), "JSON object"},

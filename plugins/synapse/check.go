@@ -20,6 +20,11 @@ type checkInputs struct {
 	SynapseDatabaseURL     string   `cty:"synapse_database_url"`
 	MASDatabaseURL         string   `cty:"mas_database_url"`
 	IgnoreMissingProviders bool     `cty:"ignore_missing_providers"`
+	DropUnmappedLinks      bool     `cty:"drop_links_without_mas_provider"`
+}
+
+func (in checkInputs) options() checkOptions {
+	return checkOptions{ignoreMissingProviders: in.IgnoreMissingProviders, dropUnmappedLinks: in.DropUnmappedLinks}
 }
 
 func (a *checkAction) Schema() sdk.ActionSchema {
@@ -47,9 +52,9 @@ func (a *checkAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 		return nil, err
 	}
 	r := &report{}
-	checkConfigs(e, in.IgnoreMissingProviders, r)
+	checkConfigs(e, r)
 
-	if err := readOnly(ctx, e.synDB, func(tx pgx.Tx) error { return checkSynapseDB(ctx, e, tx, in.IgnoreMissingProviders, r) }); err != nil {
+	if err := readOnly(ctx, e.synDB, func(tx pgx.Tx) error { return checkSynapseDB(ctx, e, tx, in.options(), r) }); err != nil {
 		return nil, err
 	}
 	if err := readOnly(ctx, e.masDB, func(tx pgx.Tx) error { return checkMASDB(ctx, e, tx, r) }); err != nil {

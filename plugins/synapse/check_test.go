@@ -154,8 +154,16 @@ func TestCheckDatabaseRules(t *testing.T) {
 	// With ignore_missing_providers the provider findings are warnings.
 	res, _ = w.check(map[string]cty.Value{"ignore_missing_providers": cty.True})
 	errs, warns = strs(res.Outputs.GetAttr("errors")), strs(res.Outputs.GetAttr("warnings"))
-	if hasOne(errs, "oidc-gitlab") || !hasOne(warns, `IdP "saml", which the Synapse config`) {
+	if !hasOne(errs, `no MAS upstream provider has synapse_idp_id "oidc-gitlab"`) || hasOne(errs, "which the Synapse config does not define") ||
+		!hasOne(warns, `IdP "saml", which the Synapse config`) {
 		t.Errorf("ignore_missing_providers: errors %q warnings %q", errs, warns)
+	}
+	// drop_links_without_mas_provider: links whose IdP no MAS provider maps
+	// are dropped, counted in a warning.
+	res, _ = w.check(map[string]cty.Value{"drop_links_without_mas_provider": cty.True})
+	errs, warns = strs(res.Outputs.GetAttr("errors")), strs(res.Outputs.GetAttr("warnings"))
+	if hasOne(errs, "no MAS upstream provider") || !hasOne(warns, `1 links to IdP "oidc-gitlab" will be dropped`) {
+		t.Errorf("drop_links_without_mas_provider: errors %q warnings %q", errs, warns)
 	}
 }
 

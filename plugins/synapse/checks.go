@@ -26,7 +26,7 @@ func (r *report) warnf(format string, args ...any) {
 }
 
 // checkConfigs compares the Synapse and MAS configs.
-func checkConfigs(e *env, ignoreMissing bool, r *report) {
+func checkConfigs(e *env, r *report) {
 	syn, mas := e.syn, e.mas
 	if syn.explicitTrue("enable_registration") {
 		r.warnf("Synapse has enable_registration: true; registration moves to MAS (account.password_registration_enabled)")
@@ -65,130 +65,41 @@ func checkConfigs(e *env, ignoreMissing bool, r *report) {
 	case !ok:
 		r.errorf("MAS passwords.schemes has no version 1 scheme; add a bcrypt scheme with version 1 for the Synapse hashes")
 	case v1.Algorithm != "bcrypt":
-		r.errorf("the MAS version 1 password scheme is %q, not bcrypt, so Synapse's hashes would not verify", v1.Algorithm)
-	default:
-		if !v1.UnicodeNormalization {
-			r.errorf("the MAS version 1 bcrypt scheme needs unicode_normalization: true (Synapse applies NFKC before hashing)")
-		}
+		r.errorf("the MAS version 1 password scheme is %q, not bcrypt, so Synapse's hashes would not verify (MAS's default is argon2id): add a version 1 bcrypt scheme with unicode_normalization: true and Synapse's pepper as secret (synapse.export_config writes it)", v1.Algorithm)
+	case !v1.UnicodeNormalization:
+		r.errorf("the MAS version 1 bcrypt scheme needs unicode_normalization: true (Synapse applies NFKC before hashing)")
+	}
+	// The pepper is compared whatever the scheme: with MAS's default
+	// (argon2id, no secret) a peppered Synapse needs both fixed.
+	if ok {
 		secret, err := v1.secretBytes()
 		pepper := getString(syn.raw, "password_config", "pepper")
 		switch {
 		case err != nil:
 			r.errorf("%v", err)
+		case !bytes.Equal(secret, []byte(pepper)) && secret == nil:
+			r.errorf("Synapse peppers its password hashes (password_config.pepper) but the MAS version 1 scheme has no secret: set it to the same pepper, or no migrated password will verify")
 		case !bytes.Equal(secret, []byte(pepper)):
-			r.errorf("the MAS version 1 scheme's secret differs from Synapse's password_config.pepper")
+			r.errorf("the MAS version 1 scheme's secret differs from Synapse's password_config.pepper: no migrated password would verify")
 		}
 	}
 	for _, bad := range e.badProviders {
 		r.errorf("MAS provider id %s is not a ULID", bad)
 	}
-	_ = ignoreMissing
-}
-
-// checkSynapseDB runs the read-only queries on the Synapse database.
-func checkSynapseDB(ctx context.Context, e *env, tx pgx.Tx, ignoreMissing bool, r *report) error {
-	var n int64
-	var example *string
-	q := func(sql string, args ...any) error {
-		example = nil
-		return tx.QueryRow(ctx, sql, args...).Scan(&n, &example)
-	}
-	if err := q(`SELECT COUNT(1), NULL::text FROM users WHERE is_guest <> 0`); err != nil {
-		return err
-	}
-	if n > 0 {
-		r.warnf("%d guest users: they are migrated, but MAS does not support guest access", n)
-	}
-	if err := q(`SELECT COUNT(1), min(medium) FROM user_threepids WHERE medium <> 'email'`); err != nil {
-		return err
-	}
-	if n > 0 {
-		r.warnf("%d third-party ids are not emails (e.g. %s): they go to user_unsupported_third_party_ids", n, str(example))
-	}
-	if err := q(`SELECT COUNT(1), min(user_id) FROM user_external_ids WHERE auth_provider = 'oauth-delegated'`); err != nil {
-		return err
-	}
-	if n > 0 {
-		r.errorf("%d user_external_ids rows have auth_provider 'oauth-delegated' (left by an earlier MAS); delete them: DELETE FROM user_external_ids WHERE auth_provider = 'oauth-delegated'", n)
-	}
-	if err := q(`SELECT COUNT(1), min(coalesce(name, '(NULL name)')) FROM users WHERE name IS NULL OR creation_ts IS NULL`); err != nil {
-		return err
-	}
-	if n > 0 {
-		r.errorf("%d users have a NULL name or creation_ts (e.g. %s): the migration would fail on them", n, str(example))
-	}
-	if err := q(`SELECT COUNT(1), min(name) FROM users WHERE name IS NOT NULL AND (
-  (appservice_id IS NULL AND (strpos(name, ':') = 0 OR substr(name, strpos(name, ':') + 1) <> $1))
-  OR (appservice_id IS NOT NULL AND right(name, length($1) + 1) <> ':' || $1))`, e.homeserver); err != nil {
-		return err
-	}
-	if n > 0 {
-		r.errorf("%d user ids are not on server %q (e.g. %s): the migration would fail with a wrong server name", n, e.homeserver, str(example))
-	}
-	if err := q(`SELECT COUNT(1), min(name) FROM users WHERE appservice_id IS NOT NULL
-  AND right(name, length($1) + 1) = ':' || $1
-  AND strpos(substr(name, 2, length(name) - length($1) - 2), ':') > 0`, e.homeserver); err != nil {
-		return err
-	}
-	if n > 0 {
-		r.warnf("%d appservice users have a ':' in their localpart (e.g. %s): they are dropped, and any row of theirs fails the migration", n, str(example))
-	}
-	if err := q(`SELECT COUNT(1), min(a.user_id) FROM access_tokens a JOIN devices d USING (user_id, device_id)
-WHERE d.hidden AND a.puppets_user_id IS NULL`); err != nil {
-		return err
-	}
-	if n > 0 {
-		r.warnf("%d access tokens belong to hidden devices (e.g. of %s): they are not migrated", n, str(example))
-	}
-
-	rows, err := tx.Query(ctx, `SELECT auth_provider, COUNT(*) FROM user_external_ids GROUP BY auth_provider ORDER BY auth_provider`)
-	if err != nil {
-		return err
-	}
-	type use struct {
-		provider string
-		n        int64
-	}
-	var uses []use
-	for rows.Next() {
-		var u use
-		if err := rows.Scan(&u.provider, &u.n); err != nil {
-			rows.Close()
-			return err
-		}
-		uses = append(uses, u)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	known := e.syn.idpIDs()
-	for _, u := range uses {
-		if u.provider == "oauth-delegated" {
-			continue
-		}
-		add := r.errorf
-		if ignoreMissing {
-			add = r.warnf
-		}
-		if !known[u.provider] {
-			add("%d users are linked to IdP %q, which the Synapse config does not define", u.n, u.provider)
-		}
-		if _, ok := e.providers[u.provider]; !ok {
-			add("%d users are linked to IdP %q, but no MAS upstream provider has synapse_idp_id %q", u.n, u.provider, u.provider)
-		}
-	}
-
-	est, err := entityTotals(ctx, tx)
-	if err != nil {
-		return err
-	}
-	r.counts = est
-	return nil
 }
 
 // checkMASDB runs the read-only queries on the MAS database.
 func checkMASDB(ctx context.Context, e *env, tx pgx.Tx, r *report) error {
+	if err := checkLock(ctx, tx, r); err != nil {
+		return err
+	}
+	tables, err := checkMASSchema(ctx, tx, r)
+	if err != nil {
+		return err
+	}
+	if !tables {
+		return nil
+	}
 	t, err := nonEmptyTable(ctx, e.masDB, tx)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,14 +47,15 @@ const flushRows = 50_000
 
 // migration holds the state of one run. It is used by one goroutine.
 type migration struct {
-	ids           *idGen
-	now           time.Time
-	homeserver    string
-	providers     map[string]pgtype.UUID
-	ignoreMissing bool
-	ev            sdk.Events
-	syn           pgx.Tx // Synapse read transaction
-	mas           pgx.Tx // MAS write transaction
+	ids          *idGen
+	now          time.Time
+	homeserver   string
+	providers    map[string]pgtype.UUID
+	dropUnmapped bool             // drop links to IdPs no MAS provider maps
+	dropped      map[string]int64 // IdP -> links dropped
+	ev           sdk.Events
+	syn          pgx.Tx // Synapse read transaction
+	mas          pgx.Tx // MAS write transaction
 
 	users    map[string]*userInfo   // by full Matrix ID
 	sessions map[devKey]pgtype.UUID // compat session per (user, device), from the token steps
@@ -72,10 +74,10 @@ type migration struct {
 	warnings []string
 }
 
-func newMigration(e *env, ignoreMissing bool, ev sdk.Events, syn, mas pgx.Tx) *migration {
+func newMigration(e *env, dropUnmapped bool, ev sdk.Events, syn, mas pgx.Tx) *migration {
 	return &migration{
 		ids: newIDGen(), now: time.Now().UTC().Truncate(time.Microsecond), homeserver: e.homeserver,
-		providers: e.providers, ignoreMissing: ignoreMissing, ev: ev, syn: syn, mas: mas,
+		providers: e.providers, dropUnmapped: dropUnmapped, dropped: map[string]int64{}, ev: ev, syn: syn, mas: mas,
 		users: map[string]*userInfo{}, sessions: map[devKey]pgtype.UUID{},
 		buf: map[string]*copyBuf{}, written: map[string]int64{},
 		free: make(chan []byte, 2*len(masTables)*queuedJobs), bufSize: map[string]int{},
@@ -264,6 +266,9 @@ func (m *migration) migrateUsers(ctx context.Context) error {
 			m.users[*name] = &userInfo{appservice: true, skipDeps: true}
 			continue
 		}
+		if !strings.HasPrefix(*name, "@") {
+			return sdk.Errorf(sdk.KindConflict, false, "fix or delete that user in Synapse", "user id %q lacks the '@' sigil", *name)
+		}
 		local, server := splitMXID(*name)
 		if server != m.homeserver {
 			return wrongServer(*name, server, m.homeserver)
@@ -352,12 +357,13 @@ func (m *migration) migrateExternalIDs(ctx context.Context) error {
 		}
 		pid, ok := m.providers[provider]
 		if !ok {
-			if m.ignoreMissing {
+			if m.dropUnmapped {
 				m.skipped[entExternalIDs]++
+				m.dropped[provider]++
 				continue
 			}
 			return sdk.Errorf(sdk.KindConflict, false,
-				"add a provider with synapse_idp_id: "+provider+" to upstream_oauth2.providers in the MAS config, or set ignore_missing_providers = true",
+				"add a provider with synapse_idp_id: "+provider+" to upstream_oauth2.providers in the MAS config, or set drop_links_without_mas_provider = true to drop those links",
 				"no MAS upstream provider has synapse_idp_id %q (used by user %s)", provider, userID)
 		}
 		created := idTime(u.id)
@@ -368,6 +374,14 @@ func (m *migration) migrateExternalIDs(ctx context.Context) error {
 	}
 	if err := rows.Err(); err != nil {
 		return readErr("user_external_ids", err)
+	}
+	idps := make([]string, 0, len(m.dropped))
+	for idp := range m.dropped {
+		idps = append(idps, idp)
+	}
+	slices.Sort(idps)
+	for _, idp := range idps {
+		m.warn(fmt.Sprintf("dropped %d links to IdP %q: no MAS upstream provider has synapse_idp_id %q (drop_links_without_mas_provider)", m.dropped[idp], idp, idp))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,7 +27,12 @@ type migrateInputs struct {
 	SynapseDatabaseURL     string   `cty:"synapse_database_url"`
 	MASDatabaseURL         string   `cty:"mas_database_url"`
 	IgnoreMissingProviders bool     `cty:"ignore_missing_providers"`
+	DropUnmappedLinks      bool     `cty:"drop_links_without_mas_provider"`
 	DryRun                 bool     `cty:"dry_run"`
+}
+
+func (in migrateInputs) options() checkOptions {
+	return checkOptions{ignoreMissingProviders: in.IgnoreMissingProviders, dropUnmappedLinks: in.DropUnmappedLinks}
 }
 
 var countMap = cty.Map(cty.Number)
@@ -154,7 +160,11 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 	}
 	defer func() { _ = synTx.Rollback(context.Background()) }()
 
-	m := newMigration(e, in.IgnoreMissingProviders, ev, synTx, masTx)
+	if err := preflight(ctx, e, in.options(), synTx, masTx, ev); err != nil {
+		return nil, err
+	}
+
+	m := newMigration(e, in.DropUnmappedLinks, ev, synTx, masTx)
 	if m.totals, err = entityTotals(ctx, synTx); err != nil {
 		return nil, e.synDB.classify(err, "estimate row counts of")
 	}
@@ -188,17 +198,17 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 	for _, s := range steps {
 		t0 := time.Now()
 		if err := s.run(ctx); err != nil {
-			return nil, a.stepErr(e, err)
+			return nil, a.stepErr(ctx, e, err)
 		}
 		if err := m.stepDone(ctx, s.entity); err != nil {
-			return nil, a.stepErr(e, err)
+			return nil, a.stepErr(ctx, e, err)
 		}
 		m.progress(s.entity)
 		ev.Log(sdk.LevelInfo, fmt.Sprintf("%d %s migrated (%d skipped) in %s", m.migrated[s.entity], s.entity, m.skipped[s.entity], time.Since(t0).Round(time.Millisecond)))
 	}
 	t0 := time.Now()
 	if err := m.finishLoad(); err != nil {
-		return nil, a.stepErr(e, err)
+		return nil, a.stepErr(ctx, e, err)
 	}
 	// The read transaction wrote nothing; end it now.
 	if err := synTx.Commit(ctx); err != nil {
@@ -208,7 +218,7 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 	// Normally everything was handed to the copier as its tables filled up.
 	rest := m.plan.rest()
 	if err := restoreConstraints(ctx, masTx, rest, ev); err != nil {
-		return nil, a.stepErr(e, err)
+		return nil, a.stepErr(ctx, e, err)
 	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("rebuilt %d constraints and indexes; the last writes and rebuilds took %s after the last Synapse read",
 		m.rebuilt+len(rest), time.Since(t0).Round(time.Millisecond)))
@@ -237,7 +247,10 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 }
 
 // stepErr classifies a failure during the load; classified errors pass.
-func (a *migrateAction) stepErr(e *env, err error) error {
+func (a *migrateAction) stepErr(ctx context.Context, e *env, err error) error {
+	if dup := explainDuplicate(ctx, e, err); dup != nil {
+		return dup
+	}
 	var se *sdk.Error
 	if errors.As(err, &se) {
 		return err
@@ -286,6 +299,28 @@ func entityTotals(ctx context.Context, tx pgx.Tx) (map[string]int64, error) {
 		out[e] = est[entityTable[e]]
 	}
 	return out, nil
+}
+
+// preflight runs the checks of synapse.check again, on the snapshot the
+// migration reads and on its MAS transaction: configs, MAS schema, Synapse
+// rows. Errors stop the migration before it writes; warnings are logged.
+func preflight(ctx context.Context, e *env, opt checkOptions, synTx, masTx pgx.Tx, ev sdk.Events) error {
+	r := &report{}
+	checkConfigs(e, r)
+	if _, err := checkMASSchema(ctx, masTx, r); err != nil {
+		return e.masDB.classify(err, "check the schema of")
+	}
+	if err := checkSynapseDB(ctx, e, synTx, opt, r); err != nil {
+		return e.synDB.classify(err, "check")
+	}
+	for _, w := range r.warnings {
+		ev.Log(sdk.LevelWarn, w)
+	}
+	if len(r.errors) > 0 {
+		return sdk.Errorf(sdk.KindConflict, false, "fix what the checks found (synapse.check lists it), then migrate again",
+			"the checks found %d errors, nothing was written: %s", len(r.errors), strings.Join(r.errors, "; "))
+	}
+	return nil
 }
 
 // checkProviderRows makes sure every MAS provider the links may point at

@@ -36,7 +36,9 @@ var commonInputAttrs = []sdk.Attribute{
 	{Name: "mas_database_url", Type: cty.String, Sensitive: true,
 		Description: "PostgreSQL URL of the MAS database; overrides the `database` section of the MAS config."},
 	{Name: "ignore_missing_providers", Type: cty.Bool,
-		Description: "Skip external IdP links whose provider has no MAS provider with a matching synapse_idp_id instead of failing."},
+		Description: "Report an IdP in use that the Synapse config does not define as a warning instead of an error (its links still need a MAS provider)."},
+	{Name: "drop_links_without_mas_provider", Type: cty.Bool,
+		Description: "Drop the external IdP links whose IdP no MAS provider maps (synapse_idp_id), with a warning and a count, instead of refusing to migrate."},
 }
 
 // env is what both actions load before touching a database.

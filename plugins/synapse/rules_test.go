@@ -96,7 +96,7 @@ func TestRuleDependentRowWithoutUserIsFatal(t *testing.T) {
 	w.syn(`INSERT INTO users (name, creation_ts) VALUES ('@alice:example.com', 1600000000)`)
 	w.syn(`INSERT INTO user_threepids VALUES ('@ghost:example.com', 'email', 'g@x', 1, 1)`)
 	_, _, err := w.migrate(nil)
-	wantKind(t, err, sdk.KindConflict, "user @ghost:example.com was not found for migration but a row in user_threepids was found")
+	wantKind(t, err, sdk.KindConflict, "1 rows of user_threepids belong to no user in users (e.g. @ghost:example.com)")
 	if got := w.query(`SELECT count(*) FROM users`); got[0][0] != "0" {
 		t.Errorf("a failed migration left %s users", got[0][0])
 	}
@@ -129,13 +129,20 @@ func TestRuleUnknownProvider(t *testing.T) {
 	w.syn(`INSERT INTO user_external_ids VALUES ('oidc-gitlab', 'gl-1', '@alice:example.com'), ('oidc-github', 'gh-1', '@alice:example.com')`)
 	_, _, err := w.migrate(nil)
 	wantKind(t, err, sdk.KindConflict, `no MAS upstream provider has synapse_idp_id "oidc-gitlab"`)
-	res, _, err := w.migrate(map[string]cty.Value{"ignore_missing_providers": cty.True})
+	// ignore_missing_providers is about the Synapse config: links whose
+	// IdP no MAS provider maps are still refused.
+	_, _, err = w.migrate(map[string]cty.Value{"ignore_missing_providers": cty.True})
+	wantKind(t, err, sdk.KindConflict, `no MAS upstream provider has synapse_idp_id "oidc-gitlab"`)
+	res, _, err := w.migrate(map[string]cty.Value{"ignore_missing_providers": cty.True, "drop_links_without_mas_provider": cty.True})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rows(t, "links", [][]string{{"gh-1"}}, w.query(`SELECT subject FROM upstream_oauth_links`))
 	if got := counts(t, res, "skipped")["external_ids"]; got != 1 {
 		t.Errorf("skipped external_ids = %d, want 1", got)
+	}
+	if w := strs(res.Outputs.GetAttr("warnings")); !hasOne(w, `dropped 1 links to IdP "oidc-gitlab"`) {
+		t.Errorf("warnings %q: want the count of dropped links", w)
 	}
 }
 
@@ -298,7 +305,7 @@ func TestRuleAppserviceLocalpartWithColon(t *testing.T) {
 	w2.syn(`INSERT INTO users (name, creation_ts, appservice_id) VALUES ('@irc_a:b:example.com', 1600000000, 'irc')`)
 	w2.syn(`INSERT INTO devices (user_id, device_id) VALUES ('@irc_a:b:example.com', 'D')`)
 	_, _, err := w2.migrate(nil)
-	wantKind(t, err, sdk.KindConflict, "user @irc_a:b:example.com was not found for migration but a row in devices was found")
+	wantKind(t, err, sdk.KindConflict, "1 rows of devices belong to appservice users with a ':' in their localpart (e.g. @irc_a:b:example.com)")
 }
 
 func TestRuleFatalUsers(t *testing.T) {
@@ -308,10 +315,10 @@ func TestRuleFatalUsers(t *testing.T) {
 	for _, tc := range []struct {
 		name, insert, want string
 	}{
-		{"wrong server", `INSERT INTO users (name, creation_ts) VALUES ('@eve:other.org', 1)`, `wrong server name "other.org"`},
-		{"appservice on other server", `INSERT INTO users (name, creation_ts, appservice_id) VALUES ('@as:other.org', 1, 'x')`, `wrong server name`},
-		{"null creation_ts", `INSERT INTO users (name) VALUES ('@nots:example.com')`, "has a NULL creation_ts"},
-		{"null name", `INSERT INTO users (creation_ts) VALUES (1)`, "NULL name"},
+		{"wrong server", `INSERT INTO users (name, creation_ts) VALUES ('@eve:other.org', 1)`, `not on server "example.com" (e.g. @eve:other.org)`},
+		{"appservice on other server", `INSERT INTO users (name, creation_ts, appservice_id) VALUES ('@as:other.org', 1, 'x')`, `(e.g. @as:other.org): the migration would fail with a wrong server name`},
+		{"null creation_ts", `INSERT INTO users (name) VALUES ('@nots:example.com')`, "NULL name or creation_ts (e.g. @nots:example.com)"},
+		{"null name", `INSERT INTO users (creation_ts) VALUES (1)`, "NULL name or creation_ts (e.g. (NULL name))"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w.syn(`DELETE FROM users`)
@@ -376,11 +383,8 @@ func TestMigrateSynapseRunning(t *testing.T) {
 func TestMigrateAdvisoryLock(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	c := w.conn(w.masURL)
+	c := w.holdLock()
 	defer c.Close(context.Background())
-	if _, err := c.Exec(context.Background(), `SELECT pg_advisory_lock($1)`, advisoryLockKey); err != nil {
-		t.Fatal(err)
-	}
 	_, _, err := w.migrate(nil)
 	wantKind(t, err, sdk.KindConflict, "another migration holds the lock")
 }
@@ -420,7 +424,7 @@ func TestUndoKeepsLaterData(t *testing.T) {
 	// MAS ran and logged alice in: the undo must not delete that.
 	w.exec(w.masURL, `INSERT INTO user_sessions (user_session_id, user_id, created_at) SELECT gen_random_uuid(), user_id, now() FROM users`)
 	err := w.undo(res)
-	wantKind(t, err, sdk.KindConflict, "rows in user_sessions refer to it")
+	wantKind(t, err, sdk.KindConflict, "1 rows of public.user_sessions refer to migrated rows")
 	if n := w.query(`SELECT count(*) FROM users`); n[0][0] != "1" {
 		t.Errorf("failed undo changed users: %s rows", n[0][0])
 	}
@@ -442,7 +446,10 @@ func TestMigrateRebuildFailureRestoresEverything(t *testing.T) {
 	w.syn(`INSERT INTO user_threepids VALUES ('@a:example.com', 'email', 'Same@x', 1, 1), ('@b:example.com', 'email', 'same@x', 1, 1)`)
 	start := w.state()
 	_, _, err := w.migrate(nil)
-	wantKind(t, err, sdk.KindConflict, "user_emails_lower_unique")
+	wantKind(t, err, sdk.KindConflict, "duplicate key in MAS table user_emails (user_emails_lower_unique): Key (lower(email))=(same@x) is duplicated.")
+	if !strings.Contains(err.Error(), "Synapse rows behind it: @a:example.com (Same@x), @b:example.com (same@x)") {
+		t.Errorf("error %q does not name the Synapse rows", err)
+	}
 	diffState(t, "after a failed rebuild", start, w.state())
 }
 

@@ -12,7 +12,8 @@ CREATE TABLE _sqlx_migrations (
     execution_time bigint NOT NULL
 );
 INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-VALUES (20250101000000, 'test schema', true, '\x00', 0);
+VALUES (20250311093145, 'user deactivated at', true, '\x00', 0),
+       (20260720134722, 'latest migration the plugin knows', true, '\x00', 0);
 
 CREATE TABLE users (
     user_id uuid NOT NULL,
@@ -173,5 +174,61 @@ CREATE TABLE oauth2_sessions (
     created_at timestamptz NOT NULL,
     finished_at timestamptz,
     CONSTRAINT oauth2_sessions_pkey PRIMARY KEY (oauth2_session_id),
-    CONSTRAINT oauth2_sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (user_id)
+    CONSTRAINT oauth2_sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (user_id) ON DELETE CASCADE
+);
+
+CREATE TABLE oauth2_access_tokens (
+    oauth2_access_token_id uuid NOT NULL,
+    oauth2_session_id uuid NOT NULL,
+    access_token text NOT NULL,
+    created_at timestamptz NOT NULL,
+    CONSTRAINT oauth2_access_tokens_pkey PRIMARY KEY (oauth2_access_token_id),
+    CONSTRAINT oauth2_access_tokens_session_fkey FOREIGN KEY (oauth2_session_id) REFERENCES oauth2_sessions (oauth2_session_id)
+);
+
+CREATE TABLE user_terms (
+    user_terms_id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    terms_url text NOT NULL,
+    created_at timestamptz NOT NULL,
+    CONSTRAINT user_terms_pkey PRIMARY KEY (user_terms_id),
+    CONSTRAINT user_terms_user_id_terms_url_key UNIQUE (user_id, terms_url),
+    CONSTRAINT user_terms_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (user_id) ON DELETE CASCADE
+);
+
+CREATE TABLE user_recovery_sessions (
+    user_recovery_session_id uuid NOT NULL,
+    email text NOT NULL,
+    user_agent text NOT NULL,
+    locale text NOT NULL,
+    created_at timestamptz NOT NULL,
+    consumed_at timestamptz,
+    CONSTRAINT user_recovery_sessions_pkey PRIMARY KEY (user_recovery_session_id)
+);
+
+CREATE TABLE user_recovery_tickets (
+    user_recovery_ticket_id uuid NOT NULL,
+    user_recovery_session_id uuid NOT NULL,
+    user_email_id uuid NOT NULL,
+    ticket text NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    CONSTRAINT user_recovery_tickets_pkey PRIMARY KEY (user_recovery_ticket_id),
+    CONSTRAINT user_recovery_tickets_ticket_key UNIQUE (ticket),
+    CONSTRAINT user_recovery_tickets_user_recovery_session_id_fkey FOREIGN KEY (user_recovery_session_id)
+        REFERENCES user_recovery_sessions (user_recovery_session_id),
+    CONSTRAINT user_recovery_tickets_user_email_id_fkey FOREIGN KEY (user_email_id)
+        REFERENCES user_emails (user_email_id) ON DELETE CASCADE
+);
+
+CREATE TABLE user_session_authentications (
+    user_session_authentication_id uuid NOT NULL,
+    user_session_id uuid NOT NULL,
+    created_at timestamptz NOT NULL,
+    user_password_id uuid,
+    CONSTRAINT user_session_authentications_pkey PRIMARY KEY (user_session_authentication_id),
+    CONSTRAINT user_session_authentications_user_session_id_fkey FOREIGN KEY (user_session_id)
+        REFERENCES user_sessions (user_session_id),
+    CONSTRAINT user_session_authentications_user_password_id_fkey FOREIGN KEY (user_password_id)
+        REFERENCES user_passwords (user_password_id) ON DELETE SET NULL
 );

@@ -1,0 +1,2 @@
+variables = { dir = tempdir() }
+sweep     = "fail"

@@ -1,0 +1,2 @@
+runbook   = "notes.hcl"
+variables = { dri = "/tmp" }

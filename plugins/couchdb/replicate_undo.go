@@ -1,0 +1,252 @@
+package couchdb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/runbookdev/runbook/sdk"
+)
+
+// recordingSink counts the documents a replication writes and, for a
+// database that existed before the step (record), journals every revision
+// before writing it so that undo can delete exactly those.
+type recordingSink struct {
+	sink
+	run    *replicateRun
+	db     string
+	record bool
+	docs   atomic.Int64 // documents written by this attempt
+}
+
+func (s *recordingSink) Write(ctx context.Context, docs []fetchedDoc) ([]writeFailure, error) {
+	if s.record {
+		s.run.update(s.db, func(c *dbCheckpoint) {
+			if c.Written == nil {
+				c.Written = map[string][]string{}
+			}
+			for _, d := range docs {
+				if !slices.Contains(c.Written[d.ID], d.Rev) {
+					c.Written[d.ID] = append(c.Written[d.ID], d.Rev)
+				}
+			}
+		})
+		if err := s.run.emit(); err != nil {
+			return nil, fmt.Errorf("journal the revisions to write: %w", err)
+		}
+	}
+	failed, err := s.sink.Write(ctx, docs)
+	if err != nil {
+		return failed, err
+	}
+	bad := map[string]bool{}
+	for _, f := range failed {
+		bad[f.ID] = true
+	}
+	ids := map[string]bool{}
+	for _, d := range docs {
+		if !bad[d.ID] {
+			ids[d.ID] = true
+		}
+	}
+	s.docs.Add(int64(len(ids)))
+	if s.record && len(bad) > 0 {
+		// Refused revisions are not the step's to delete.
+		s.run.update(s.db, func(c *dbCheckpoint) {
+			for _, d := range docs {
+				if bad[d.ID] {
+					c.Written[d.ID] = slices.DeleteFunc(c.Written[d.ID], func(r string) bool { return r == d.Rev })
+					if len(c.Written[d.ID]) == 0 {
+						delete(c.Written, d.ID)
+					}
+				}
+			}
+		})
+	}
+	return failed, nil
+}
+
+// totals is what the step wrote into the database over every attempt:
+// revisions and documents. For a database that existed they come from the
+// journaled list; otherwise from the last checkpoint plus this attempt.
+func (s *recordingSink) totals(prev dbCheckpoint, c *dbCheckpoint, st *stats) (revs, docs int64) {
+	if s.record {
+		for _, rs := range c.Written {
+			revs += int64(len(rs))
+		}
+		return revs, int64(len(c.Written))
+	}
+	return prev.Revs + st.DocsWritten.Load(), prev.Docs + s.docs.Load()
+}
+
+var _ sdk.Undoer = replicateAction{}
+
+// Undo deletes the target databases this step created and, in databases
+// that existed, the revisions it wrote. It first checks that nothing was
+// written since: a created database whose update sequence moved, or a
+// written revision that is no longer a leaf, stops the undo with
+// KindConflict naming them, unless req.Force.
+func (replicateAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Events) error {
+	var st replicateState
+	if len(req.UndoState) > 0 {
+		if err := json.Unmarshal(req.UndoState, &st); err != nil {
+			return sdk.Errorf(sdk.KindInternal, false, "", "read undo state: %v", err)
+		}
+	}
+	var existing []string
+	for db, cp := range st.DBs {
+		if len(cp.Written) > 0 && !slices.Contains(st.Created, db) {
+			existing = append(existing, db)
+		}
+	}
+	sort.Strings(existing)
+	if len(st.Created) == 0 && len(existing) == 0 {
+		ev.Log(sdk.LevelInfo, "no target database was created and nothing was written; nothing to undo")
+		return nil
+	}
+	dst, err := connFrom(req.Inputs, "target_").client()
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	if st.Target != "" && st.Target != dst.URL() {
+		return sdk.Errorf(sdk.KindConflict, false, "run the undo with the target URL the step used", "undo state is for %s, inputs name %s", st.Target, dst.URL())
+	}
+	var drift []string
+	for _, db := range st.Created {
+		end := st.DBs[db].EndSeq
+		if len(end) == 0 {
+			continue
+		}
+		info, err := dst.DBInfo(ctx, db)
+		if kindOf(err) == sdk.KindNotFound {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("target database %s: %w", db, err)
+		}
+		if a, _ := seqNumber(info.UpdateSeq); a != mustSeq(end) {
+			drift = append(drift, fmt.Sprintf("database %s was written to after the step (update_seq %s, was %s)", db, seqParam(info.UpdateSeq), seqParam(end)))
+		}
+	}
+	plans := map[string]*revUndo{}
+	for _, db := range existing {
+		p, err := planRevUndo(ctx, dst, db, st.DBs[db].Written)
+		if err != nil {
+			return err
+		}
+		plans[db] = p
+		drift = append(drift, p.drift...)
+	}
+	if len(drift) > 0 {
+		if !req.Force {
+			return driftError("the target", drift)
+		}
+		ev.Log(sdk.LevelWarn, "forced: undoing over changes: "+strings.Join(drift, "; "))
+	}
+	var failed []string
+	for _, db := range existing {
+		p := plans[db]
+		n, err := p.apply(ctx, dst, db)
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", db, err))
+			continue
+		}
+		msg := fmt.Sprintf("%s existed before the step: deleted the %d revisions it wrote (%d documents); their deletions stay in its history, so copying into it again will not bring these documents back (purge them, or copy into a fresh database)", db, n, p.docs)
+		if len(p.left) > 0 {
+			msg += fmt.Sprintf("; left %d written over since: %s", len(p.left), strings.Join(p.left, ", "))
+		}
+		ev.Log(sdk.LevelInfo, msg)
+	}
+	for _, db := range st.Created {
+		ev.Log(sdk.LevelInfo, "deleting created target database "+db)
+		if err := dst.DeleteDB(ctx, db); err != nil && kindOf(err) != sdk.KindNotFound {
+			failed = append(failed, fmt.Sprintf("%s: %v", db, err))
+		}
+	}
+	if len(failed) > 0 {
+		return sdk.Errorf(sdk.KindUnreachable, true, "retry the rollback, or clean up by hand", "could not undo: %s", strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+func mustSeq(seq json.RawMessage) int64 {
+	n, _ := seqNumber(seq)
+	return n
+}
+
+// revUndo is what undoing the revisions written into one existing database
+// takes: the live leaves to delete, and what changed since.
+type revUndo struct {
+	del   []map[string]any // _bulk_docs deletions
+	docs  int
+	drift []string // written over since, for the conflict
+	left  []string // the same, "id@rev", left in place when forced
+}
+
+func planRevUndo(ctx context.Context, c *Client, db string, written map[string][]string) (*revUndo, error) {
+	ids := make([]string, 0, len(written))
+	for id := range written {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	p := &revUndo{}
+	for _, id := range ids {
+		ls, err := c.leaves(ctx, db, id, false)
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%s: %w", db, id, err)
+		}
+		touched := false
+		for _, rev := range written[id] {
+			i := slices.IndexFunc(ls, func(l leaf) bool { return l.Rev == rev })
+			switch {
+			case i >= 0 && !ls[i].Deleted:
+				p.del = append(p.del, map[string]any{"_id": id, "_rev": rev, "_deleted": true})
+				touched = true
+			case i >= 0:
+				// A copied deletion: nothing to see.
+			default:
+				// Not a leaf: written over since, or never stored.
+				_, err := c.GetDoc(ctx, db, id, map[string][]string{"rev": {rev}})
+				if kindOf(err) == sdk.KindNotFound {
+					continue
+				}
+				if err != nil {
+					return nil, fmt.Errorf("read %s/%s@%s: %w", db, id, rev, err)
+				}
+				p.drift = append(p.drift, fmt.Sprintf("%s/%s: revision %s was written over", db, id, rev))
+				p.left = append(p.left, id+"@"+rev)
+			}
+		}
+		if touched {
+			p.docs++
+		}
+	}
+	return p, nil
+}
+
+func (p *revUndo) apply(ctx context.Context, c *Client, db string) (int, error) {
+	n := 0
+	for i := 0; i < len(p.del); i += 500 {
+		part := p.del[i:min(i+500, len(p.del))]
+		var res []struct {
+			ID    string `json:"id"`
+			Error string `json:"error"`
+		}
+		if err := c.JSON(ctx, Request{Method: "POST", Path: dbPath(db) + "/_bulk_docs", Body: map[string]any{"docs": part}, NoRetry: true}, &res); err != nil {
+			return n, err
+		}
+		for _, r := range res {
+			if r.Error == "" {
+				n++
+			} else {
+				p.left = append(p.left, r.ID+" ("+r.Error+")")
+			}
+		}
+	}
+	return n, nil
+}
