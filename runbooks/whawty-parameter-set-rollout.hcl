@@ -86,7 +86,7 @@ locals {
   # Every host's config: an undo keeps any set a hash in any of their
   # stores uses, and a removal is refused while any of them needs the set.
   peers = { peer_configs = concat([var.master_config], var.slave_configs) }
-  set = var.algorithm == "scrypt" ? { algorithm = "scrypt", cost = var.cost } : merge({ algorithm = "argon2id" }, var.argon2)
+  set   = var.algorithm == "scrypt" ? { algorithm = "scrypt", cost = var.cost } : merge({ algorithm = "argon2id" }, var.argon2)
 }
 
 # 0. On the way back each host reloads whawty once every config undo on

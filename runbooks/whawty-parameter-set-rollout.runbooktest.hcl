@@ -61,7 +61,32 @@ run "master_refuses_the_default" {
     error = "conflict"
   }
   assert {
-    condition     = run.undo_order[length(run.undo_order) - 1] == "master_add"
-    error_message = "the master's new set is removed last"
+    condition = ([for i, a in run.undo_order : i if a == "master_add"][0] > [for i, a in run.undo_order : i if a == "slave_add[\"/etc/whawty/slave-1.yaml\"]"][0] &&
+    [for i, a in run.undo_order : i if a == "master_add"][0] > [for i, a in run.undo_order : i if a == "slave_add[\"/etc/whawty/slave-2.yaml\"]"][0])
+    error_message = "the master's new set is removed after the slaves'"
+  }
+  assert {
+    condition = ([for i, a in run.undo_order : i if a == "master_reload_on_rollback"][0] > [for i, a in run.undo_order : i if a == "master_add"][0] &&
+    [for i, a in run.undo_order : i if a == "slave_reload_on_rollback[\"/etc/whawty/slave-1.yaml\"]"][0] > [for i, a in run.undo_order : i if a == "slave_add[\"/etc/whawty/slave-1.yaml\"]"][0])
+    error_message = "each host reloads once its configs are restored"
+  }
+}
+
+run "a_failed_reload_fails_the_rollback" {
+  expect = "rollback_failed"
+  mock "whawty.param_set_default" {
+    step  = "master_default"
+    error = "conflict"
+  }
+  mock "core.exec" {
+    step  = "slave_reload_on_rollback[\"/etc/whawty/slave-2.yaml\"]"
+    error = "conflict"
+  }
+}
+
+run "every_config_step_names_every_host" {
+  assert {
+    condition     = length(step.slave_retire["/etc/whawty/slave-1.yaml"].inputs.peer_configs) == 3 && contains(step.master_retire.inputs.peer_configs, "/etc/whawty/slave-2.yaml")
+    error_message = "the retire steps check every host's store"
   }
 }
