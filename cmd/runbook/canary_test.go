@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
@@ -58,8 +59,8 @@ func (a *artifacts) apply(vars lang.VarSources) int {
 // plan runs `plan` (text, then -json) and returns the exit code of the
 // text plan.
 func (a *artifacts) plan(vars lang.VarSources) int {
-	code := langExitCode(runPlan(nil, &a.stdout, &a.stderr, a.main(), vars, false, a.stateDir))
-	runPlan(nil, &a.stdout, &a.stderr, a.main(), vars, true, a.stateDir)
+	code := langExitCode(runPlan(context.Background(), &a.stdout, &a.stderr, a.main(), vars, false, a.stateDir))
+	runPlan(context.Background(), &a.stdout, &a.stderr, a.main(), vars, true, a.stateDir)
 	return code
 }
 
