@@ -147,6 +147,8 @@ step "core.noop" "a" {
 	files := []string{
 		a.write("one-line.json", `{"pw": "`+secret+`", "port": "abc"}`),
 		a.write("wrong-type.tfvars", "pw = {\n  a = \""+secret+"\"\n}\nport = 1\n"),
+		// Refused before parsing: which bytes are the secret is not known.
+		a.write("bad-byte.tfvars", "pw = \""+secret+"\"; port = \"\xff\"\n"),
 	}
 	for _, f := range files {
 		if code := a.plan(lang.VarSources{Files: []string{f}}); code != exitError {
