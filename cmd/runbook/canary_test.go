@@ -229,6 +229,10 @@ output "o" {
   value = step.b.outputs.values.n
 }
 `)
+	// The command line is journaled too.
+	args := os.Args
+	os.Args = []string{"runbook", "apply", "-auto-approve", "-var", "n=42", "main.hcl"}
+	defer func() { os.Args = args }()
 	if code := a.apply(lang.VarSources{Args: []string{"n=42"}}); code != 0 {
 		t.Fatalf("apply exit %d\n%s", code, a.stderr.String())
 	}
@@ -236,7 +240,7 @@ output "o" {
 	if !regexp.MustCompile(`"m":\s*77\b`).MatchString(all) {
 		t.Fatalf("the plain value is not journaled: the check below would prove nothing:\n%s", all)
 	}
-	if m := regexp.MustCompile(`("[no]"\s*:\s*|\b[no] = )"?42\b`).FindString(all); m != "" {
+	if m := regexp.MustCompile(`("[no]"\s*:\s*|\b[no] = |\bn=)"?42\b`).FindString(all); m != "" {
 		t.Errorf("the sensitive number is in clear (%s):\n%s", m, all)
 	}
 }
