@@ -11,8 +11,8 @@ import (
 // `-var NAME=VALUE` (or -var=NAME=VALUE, --var) in a command line by the
 // mask placeholder, by the variable's name: the masker recognises a long
 // secret anywhere in the text, but not a short one (a sensitive 42).
-// Words are split at blanks; what a multi-word value leaves after its
-// first word is masked as text.
+// Words are split at blanks: mask the command first, so that a secret
+// of several words is masked whole before its first word is redacted.
 func redactVarArgs(command string, cfg *lang.Config) string {
 	if cfg == nil || !strings.Contains(command, "var") {
 		return command
