@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
@@ -58,8 +59,8 @@ func (a *artifacts) apply(vars lang.VarSources) int {
 // plan runs `plan` (text, then -json) and returns the exit code of the
 // text plan.
 func (a *artifacts) plan(vars lang.VarSources) int {
-	code := langExitCode(runPlan(nil, &a.stdout, &a.stderr, a.main(), vars, false, a.stateDir))
-	runPlan(nil, &a.stdout, &a.stderr, a.main(), vars, true, a.stateDir)
+	code := langExitCode(runPlan(context.Background(), &a.stdout, &a.stderr, a.main(), vars, false, a.stateDir))
+	runPlan(context.Background(), &a.stdout, &a.stderr, a.main(), vars, true, a.stateDir)
 	return code
 }
 
@@ -146,6 +147,8 @@ step "core.noop" "a" {
 	files := []string{
 		a.write("one-line.json", `{"pw": "`+secret+`", "port": "abc"}`),
 		a.write("wrong-type.tfvars", "pw = {\n  a = \""+secret+"\"\n}\nport = 1\n"),
+		// Refused before parsing: which bytes are the secret is not known.
+		a.write("bad-byte.tfvars", "pw = \""+secret+"\"; port = \"\xff\"\n"),
 	}
 	for _, f := range files {
 		if code := a.plan(lang.VarSources{Files: []string{f}}); code != exitError {
@@ -226,6 +229,10 @@ output "o" {
   value = step.b.outputs.values.n
 }
 `)
+	// The command line is journaled too.
+	args := os.Args
+	os.Args = []string{"runbook", "apply", "-auto-approve", "-var", "n=42", "main.hcl"}
+	defer func() { os.Args = args }()
 	if code := a.apply(lang.VarSources{Args: []string{"n=42"}}); code != 0 {
 		t.Fatalf("apply exit %d\n%s", code, a.stderr.String())
 	}
@@ -233,7 +240,7 @@ output "o" {
 	if !regexp.MustCompile(`"m":\s*77\b`).MatchString(all) {
 		t.Fatalf("the plain value is not journaled: the check below would prove nothing:\n%s", all)
 	}
-	if m := regexp.MustCompile(`("[no]"\s*:\s*|\b[no] = )"?42\b`).FindString(all); m != "" {
+	if m := regexp.MustCompile(`("[no]"\s*:\s*|\b[no] = |\bn=)"?42\b`).FindString(all); m != "" {
 		t.Errorf("the sensitive number is in clear (%s):\n%s", m, all)
 	}
 }

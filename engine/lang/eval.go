@@ -110,7 +110,7 @@ func Address(step string, key cty.Value) string {
 
 // funcCache holds the function table per base directory; Scopes are used
 // from several goroutines, so they keep no lazily filled state themselves.
-var funcCache sync.Map // base dir -> map[string]function.Function
+var funcCache sync.Map // base dir (and sensitive env names) -> map[string]function.Function
 
 func (s *Scope) functions() map[string]function.Function {
 	if s.Config == nil {

@@ -173,10 +173,11 @@ func (c *Config) sensitiveEnv() map[string]bool {
 // functionsFor.
 func (c *Config) functions() map[string]function.Function {
 	sens := c.sensitiveEnv()
-	key := c.BaseDir
-	if key == "" {
-		key = "."
+	base := c.BaseDir
+	if base == "" {
+		base = "."
 	}
+	key := base
 	if len(sens) > 0 {
 		names := mapKeys(sens)
 		sort.Strings(names)
@@ -185,7 +186,7 @@ func (c *Config) functions() map[string]function.Function {
 	if f, ok := funcCache.Load(key); ok {
 		return f.(map[string]function.Function)
 	}
-	f, _ := funcCache.LoadOrStore(key, functionsFor(c.BaseDir, sens))
+	f, _ := funcCache.LoadOrStore(key, functionsFor(base, sens))
 	return f.(map[string]function.Function)
 }
 

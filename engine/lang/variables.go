@@ -341,7 +341,7 @@ func (c *Config) readVarFile(name string) (map[string]varValue, hcl.Diagnostics)
 
 func (c *Config) parseVarFile(name string, src []byte) (map[string]varValue, hcl.Diagnostics) {
 	if d := checkInput(name, src, syntaxOf(name)); d.HasErrors() {
-		if !c.hasSensitiveVariables() {
+		if len(c.sensitiveEnv()) == 0 { // no sensitive variable
 			// (Unparsed, the file's sensitive values cannot be told
 			// apart: no snippet then.)
 			c.keepSource(name, src)
@@ -427,17 +427,6 @@ func (c *Config) validateVariables(vals map[string]cty.Value) hcl.Diagnostics {
 		}
 	}
 	return diags
-}
-
-// hasSensitiveVariables says whether the runbook declares a sensitive
-// variable.
-func (c *Config) hasSensitiveVariables() bool {
-	for _, v := range c.Variables {
-		if v.Sensitive {
-			return true
-		}
-	}
-	return false
 }
 
 // redactVarFile is a variables file as kept for diagnostic snippets: the

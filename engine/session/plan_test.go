@@ -48,6 +48,15 @@ variable "pw" {
 step "testing.echo" "a" {
   with = { s = "pw is ${var.pw}" }
 }
+variable "phrase" {
+  type      = string
+  sensitive = true
+}
+# A line longer than the host keeps (64 KiB) is cut at its start, here
+# inside the second word of the phrase.
+step "testing.echo" "b" {
+  with = { s = "${var.phrase} ${replace(format("%65517s", ""), " ", "y")}" }
+}
 `)
 	var stderr lockedBuffer
 	s, err := New(Options{Stderr: &stderr, Builtins: builtin.All()})
@@ -59,7 +68,8 @@ step "testing.echo" "a" {
 		t.Fatalf("LockPlugins = %+v, %v", rep, err)
 	}
 	const canary = "canary-Secret-42"
-	rb, err := s.Open(vars("pw="+canary), dir)
+	const phrase = "correct horse battery staple"
+	rb, err := s.Open(vars("pw="+canary, "phrase="+phrase), dir)
 	if err != nil {
 		fatal(t, err)
 	}
@@ -71,7 +81,7 @@ step "testing.echo" "a" {
 	p.WriteText(&text)
 	// The plugin's stderr arrives through go-plugin's stdio stream, which
 	// closing the host does not drain: wait for the line.
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "echo plan: s=") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); !(strings.Contains(stderr.String(), "echo plan: s=pw") && strings.Contains(stderr.String(), "[line cut")) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	rb.Host.Close()
@@ -82,5 +92,14 @@ step "testing.echo" "a" {
 	}
 	if strings.Contains(got, canary) || strings.Contains(text.String(), canary) {
 		t.Fatalf("the secret leaked while planning:\nstderr: %s\nplan: %s", got, text.String())
+	}
+	// The cut fell inside the phrase: what is left of it is dropped too.
+	if !strings.Contains(got, "[line cut: first ") {
+		t.Fatalf("the long line was not cut where expected: %.300q", got)
+	}
+	for _, w := range strings.Fields(phrase) {
+		if strings.Contains(got, w) || strings.Contains(text.String(), w) {
+			t.Fatalf("%q of a secret cut by the stderr line limit leaked: %.300q", w, got)
+		}
 	}
 }

@@ -209,7 +209,7 @@ func (r *Runbook) meta(runID, lockKey string) *journal.Meta {
 	s, cfg := r.s, r.Config
 	h := Holder()
 	m := &journal.Meta{ID: runID, User: h.User, Host: h.Host, PID: h.PID, Started: time.Now().UTC(), Lock: lockKey,
-		Parallelism: s.opts.Parallelism, Command: s.mask.Mask(s.opts.Command)}
+		Parallelism: s.opts.Parallelism, Command: redactVarArgs(s.mask.Mask(s.opts.Command), cfg)}
 	if cfg.Runbook != nil {
 		m.Runbook = cfg.Runbook.Name
 	}
