@@ -127,6 +127,10 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 				insts = []Instance{{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}}
 			}
 			instVals := map[string]cty.Value{}
+			var outputs cty.Value // the unknown outputs of every instance
+			if hasSchema {
+				outputs = cty.UnknownVal(sc.OutputType())
+			}
 			allReadOnly := known && len(insts) > 0 // every instance sets read_only = true
 			// One context for every instance: evaluating the locals it
 			// uses once per instance made plan quadratic in their number.
@@ -151,7 +155,7 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 				allReadOnly = allReadOnly && !d.HasErrors() && DeclaresReadOnly(inputs)
 				if hasSchema && known && !d.HasErrors() {
 					// Later steps may use this step's inputs, known now.
-					sv := StepValue(inputs, cty.UnknownVal(sc.OutputType()))
+					sv := StepValue(inputs, outputs)
 					if in.Key == cty.NilVal {
 						steps[name] = sv
 					} else {
