@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // for_each = toset(LIST) is listed from LIST without building the set: the
@@ -114,5 +117,41 @@ func TestForEachLargeBounded(t *testing.T) {
 		// (The bound is on CPU time; this one, on wall time, leaves room
 		// for a busy machine.)
 		t.Errorf("validate and plan of 20,000 instances not done in %v", 3*limit)
+	}
+}
+
+// The plugins' own plans are asked for several at once: each lands on its
+// own instance, errors included.
+func TestPluginPlansOfManyInstances(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("step \"core.noop\" \"each\" {\n  for_each = toset([")
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&b, "\"k%02d\", ", i)
+	}
+	b.WriteString("])\n  with = { values = each.key }\n}\n")
+	cfg := mustLoad(t, b.String())
+	for _, fail := range []bool{false, true} {
+		p, diags := cfg.Plan(context.Background(), PlanOptions{Schemas: testSchemas,
+			Provider: func(context.Context, string) (sdk.Provider, error) { return planProvider{fail: fail}, nil }})
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		insts := p.Steps[0].Instances
+		if len(insts) != 50 {
+			t.Fatalf("%d instances", len(insts))
+		}
+		for i, in := range insts {
+			key := fmt.Sprintf("k%02d", i)
+			if want := fmt.Sprintf("each[%q]", key); in.Address != want {
+				t.Errorf("instance %d is %s, want %s", i, in.Address, want)
+			}
+			got := in.PlanError
+			if in.PluginPlan != nil {
+				got = in.PluginPlan.Summary
+			}
+			if want := fmt.Sprintf("%q", key); !strings.Contains(got, want) || fail != (in.PlanError != "") {
+				t.Errorf("%s: plugin plan %q (fail=%v), want one about %s", in.Address, got, fail, want)
+			}
+		}
 	}
 }
