@@ -14,12 +14,13 @@ for pkg in $(go list ./...); do
   done
 done
 # The race tests (func TestRace*, e.g. a plugin binary swapped while it is
-# pinned) run about 2 s each in `make test`; here each runs for FUZZTIME
-# (RUNBOOK_RACE_TIME).
+# pinned, and func Test*Race, e.g. core.file against a symlink-swapping
+# attacker) run about 2 s each in `make test`; here each runs for FUZZTIME
+# (RUNBOOK_RACE_TIME, RUNBOOK_RACE_DURATION: each reads one of them).
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
-  if grep -q '^func TestRace' "$dir"/*_test.go 2>/dev/null; then
+  if grep -Eq '^func Test(Race[A-Za-z0-9_]*|[A-Za-z0-9_]*Race)\(' "$dir"/*_test.go 2>/dev/null; then
     echo "== race tests $pkg for $t"
-    RUNBOOK_RACE_TIME="$t" go test -count=1 -timeout=0 -run='^TestRace' "$pkg"
+    RUNBOOK_RACE_TIME="$t" RUNBOOK_RACE_DURATION="$t" go test -count=1 -timeout=0 -run='^Test(Race[A-Za-z0-9_]*|[A-Za-z0-9_]*Race)$' "$pkg"
   fi
 done

@@ -42,7 +42,7 @@ func runUnlock(stdout, stderr io.Writer, stdin *os.File, key, stateDir string, a
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	if st.Holder.RunID == "" {
+	if st.Holder.RunID == "" && st.Unreadable == nil {
 		fmt.Fprintf(stdout, "Lock %q is free.\n", key)
 		return nil
 	}
@@ -53,6 +53,9 @@ func runUnlock(stdout, stderr io.Writer, stdin *os.File, key, stateDir string, a
 		why := ""
 		if st.Stale != "" {
 			why = " (stale: " + st.Stale + ")"
+		}
+		if st.Unreadable != nil {
+			why = fmt.Sprintf(": its lock file cannot be read (%v), and no process holds it", st.Unreadable)
 		}
 		fmt.Fprintf(stderr, "Lock %q is held by %s%s.\nRelease it? Only 'yes' is accepted: ", key, st.Holder, why)
 		line, _ := bufio.NewReader(stdin).ReadString('\n')

@@ -34,6 +34,11 @@ type Holder struct {
 }
 
 func (h Holder) String() string {
+	if h.RunID == "" {
+		// Never "run  (@) since 0001-01-01...": a lock file that is empty
+		// or cut short names nobody.
+		return "an unknown holder"
+	}
 	s := fmt.Sprintf("run %s (%s@%s", h.RunID, h.User, h.Host)
 	if h.PID != 0 {
 		s += fmt.Sprintf(", pid %d", h.PID)
@@ -59,6 +64,9 @@ type LockedError struct {
 	// The lock is then held, since nothing tells whether the run finished,
 	// until someone checks the run and unlocks the key.
 	Unreadable error
+	// HolderUnreadable is set when the lock file's content names no holder
+	// (see LockStatus.Unreadable); Holder is then zero but for Key.
+	HolderUnreadable error
 	// File is the lock file.
 	File string
 	// StateFlag is what the printed commands need to find the state
@@ -69,6 +77,18 @@ type LockedError struct {
 func (e *LockedError) Error() string {
 	unlock := fmt.Sprintf("runbook unlock%s %s", e.StateFlag, ShellWord(e.Holder.Key))
 	switch {
+	case e.Live && e.Holder.RunID == "":
+		// A holder writes itself right after it takes the OS lock: one that
+		// has not, after a while, is stopped or hung there.
+		what := "is empty"
+		if e.HolderUnreadable != nil {
+			what = fmt.Sprintf("cannot be read: %v", e.HolderUnreadable)
+		}
+		return fmt.Sprintf("lock %q is held by a running process that has not recorded which run it is (its lock file %s %s): it is starting a run, or is stopped or hung; wait for it, or end the process that has %s open: the lock is free as soon as it ends",
+			e.Holder.Key, e.File, what, e.File)
+	case e.HolderUnreadable != nil:
+		return fmt.Sprintf("lock %q: its lock file %s names no holder that can be read (%v), as when a crash cuts the writing of it short; no process holds the key now. Check that no run of it is left unfinished (runbook runs%s), then release the lock (%s)",
+			e.Holder.Key, e.File, e.HolderUnreadable, e.StateFlag, unlock)
 	case e.Live:
 		return fmt.Sprintf("lock %q is held by %s, which is running: wait for it to end", e.Holder.Key, e.Holder)
 	case e.Unreadable != nil:
@@ -138,6 +158,10 @@ type LockStatus struct {
 	// Stale: why the holder's process counts as gone ("" when it released
 	// the key normally, or when Active).
 	Stale string
+	// Unreadable is why the lock file's content names no holder (it is not
+	// a whole holder: a write cut short, or another file in its place);
+	// Holder is then zero. nil for a holder, and for an empty file (nobody).
+	Unreadable error
 }
 
 // status reads f's holder; flockHeld says whether another process holds
@@ -145,8 +169,14 @@ type LockStatus struct {
 func (s *LocalStore) status(f *os.File, flockHeld bool) (LockStatus, error) {
 	h, err := readHolder(f)
 	st := LockStatus{Holder: h}
-	if err != nil {
+	var ioErr *fs.PathError
+	switch {
+	case errors.As(err, &ioErr):
 		return st, err
+	case err != nil:
+		st.Unreadable = err
+		st.Active = flockHeld
+		return st, nil
 	}
 	switch {
 	case flockHeld:
@@ -249,10 +279,13 @@ func (s *LocalStore) Lock(key, runID string, who Holder) (Lock, error) {
 	st, err := s.status(f, held)
 	st.Holder.Key = key
 	if st.Active {
-		return fail(&LockedError{Holder: st.Holder, Live: true, File: path})
+		return fail(&LockedError{Holder: st.Holder, Live: true, File: path, HolderUnreadable: st.Unreadable})
 	}
 	if err != nil {
-		return fail(fmt.Errorf("lock %q: the lock file %s is unreadable (%w): remove it once no run holds the key", key, path, err))
+		return fail(fmt.Errorf("lock %q: the lock file %s cannot be read (%w)", key, path, err))
+	}
+	if st.Unreadable != nil {
+		return fail(&LockedError{Holder: st.Holder, File: path, HolderUnreadable: st.Unreadable})
 	}
 	if h := st.Holder; h.RunID != "" && h.RunID != runID {
 		// Is the previous holder still unfinished? Fail closed: only a run
@@ -328,7 +361,7 @@ func (s *LocalStore) Unlock(key string) (Holder, error) {
 	st, _ := s.status(f, held)
 	st.Holder.Key = key
 	if st.Active {
-		return Holder{}, &LockedError{Holder: st.Holder, Live: true, File: f.Name()}
+		return Holder{}, &LockedError{Holder: st.Holder, Live: true, File: f.Name(), HolderUnreadable: st.Unreadable}
 	}
 	return st.Holder, writeHolder(f, nil)
 }
@@ -344,7 +377,10 @@ func readHolder(f *os.File) (Holder, error) {
 	if err != nil || len(bytes.TrimSpace(b)) == 0 {
 		return h, err
 	}
-	return h, json.NewDecoder(bytes.NewReader(b)).Decode(&h)
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&h); err != nil {
+		return Holder{}, fmt.Errorf("%d bytes that are not a whole holder: %v", len(b), err)
+	}
+	return h, nil
 }
 
 // writeHolder writes h (nil: none) over f's content: the JSON first, then
@@ -397,7 +433,7 @@ func hostname() string { return hostOnce() }
 // pruned run's own lock); a held key is left as it is.
 func (s *LocalStore) RemoveLock(key string) error {
 	st, err := s.Status(key)
-	if err != nil || st.Active || st.Holder.RunID != "" {
+	if err != nil || st.Active || st.Holder.RunID != "" || st.Unreadable != nil {
 		return err
 	}
 	if err := os.Remove(s.lockPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {

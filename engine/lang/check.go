@@ -175,14 +175,14 @@ func (ch *checker) run() hcl.Diagnostics {
 		schema, hasSchema := stepSchemas[name]
 		in := Instance{Key: cty.NilVal}
 		if s.ForEach != nil {
-			v, d := s.ForEach.Value(ctx)
+			_, known, ty, d := expandForEach(s, ctx)
 			ch.add(d...)
 			in = Instance{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}
-			if !d.HasErrors() {
-				_, _, d := expandValue(s, v, nil)
-				ch.add(d...)
-				ch.checkForEachType(s, v)
-				if ty := v.Type(); ty.IsMapType() {
+			if ty != cty.NilType {
+				if !known && !d.HasErrors() {
+					ch.checkForEachType(s, ty)
+				}
+				if ty.IsMapType() {
 					in.Value = cty.UnknownVal(ty.ElementType())
 				} else if ty.IsSetType() {
 					in.Value = cty.UnknownVal(cty.String)
@@ -246,11 +246,9 @@ func (ch *checker) run() hcl.Diagnostics {
 	return ch.diags
 }
 
-func (ch *checker) checkForEachType(s *Step, v cty.Value) {
-	if v.IsKnown() {
-		return // expandValue checked it
-	}
-	ty := v.Type()
+// checkForEachType checks the type of a for_each whose value is not known
+// yet (expandValue checks known ones).
+func (ch *checker) checkForEachType(s *Step, ty cty.Type) {
 	if ty == cty.DynamicPseudoType || ty.IsMapType() || ty.IsObjectType() {
 		return
 	}

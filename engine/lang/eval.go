@@ -217,6 +217,12 @@ func (s *Scope) Locals() (map[string]cty.Value, hcl.Diagnostics) {
 
 // locals evaluates the locals in ctx (a base context it may change).
 func (s *Scope) locals(ctx *hcl.EvalContext) (map[string]cty.Value, hcl.Diagnostics) {
+	return s.localsOf(ctx, nil)
+}
+
+// localsOf evaluates the locals named in only (every one when nil) in ctx
+// (a base context it may change); the others are cty.DynamicVal.
+func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool) (map[string]cty.Value, hcl.Diagnostics) {
 	out := map[string]cty.Value{}
 	if s.Config == nil {
 		ctx.Variables["local"] = cty.EmptyObjectVal
@@ -224,13 +230,16 @@ func (s *Scope) locals(ctx *hcl.EvalContext) (map[string]cty.Value, hcl.Diagnost
 	}
 	g := graph.New()
 	for name, l := range s.Config.Locals {
+		if only != nil && !only[name] {
+			continue
+		}
 		g.AddNode(name)
 		for _, t := range l.Expr.Variables() {
 			if t.RootName() != "local" {
 				continue
 			}
 			if dep, ok := attrAt(t, 1); ok {
-				if _, declared := s.Config.Locals[dep]; declared {
+				if _, declared := s.Config.Locals[dep]; declared && (only == nil || only[dep]) {
 					g.AddEdge(name, dep)
 				}
 			}
@@ -241,6 +250,11 @@ func (s *Scope) locals(ctx *hcl.EvalContext) (map[string]cty.Value, hcl.Diagnost
 	if err != nil {
 		// Cycles are reported by Load; evaluate what can be.
 		for name := range s.Config.Locals {
+			out[name] = cty.DynamicVal
+		}
+	}
+	for name := range s.Config.Locals {
+		if only != nil && !only[name] {
 			out[name] = cty.DynamicVal
 		}
 	}
@@ -267,28 +281,56 @@ func (s *Scope) locals(ctx *hcl.EvalContext) (map[string]cty.Value, hcl.Diagnost
 	return out, diags
 }
 
-// ctx is the evaluation context of exprs. The locals are evaluated only
-// when one of exprs refers to them: with many steps, evaluating every
-// local for every step would dominate a run (Check reports the locals'
-// own errors either way).
+// ctx is the evaluation context of exprs. Only the locals exprs refer to
+// (and those these refer to) are evaluated: with many steps, evaluating
+// every local for every step would dominate a run, and a step with many
+// instances is evaluated once per instance (Check reports the locals' own
+// errors either way).
 func (s *Scope) ctx(exprs ...hcl.Expression) (*hcl.EvalContext, hcl.Diagnostics) {
 	if !refersTo(exprs, "local") {
 		ctx := s.baseCtxFor(exprs, false)
 		ctx.Variables["local"] = cty.EmptyObjectVal
 		return ctx, nil
 	}
-	// Every local is evaluated: the context holds what they refer to too.
+	// The context holds what the locals evaluated refer to too.
+	only := s.neededLocals(exprs)
 	if s.Config != nil {
 		for _, name := range mapKeys(s.Config.Locals) {
-			exprs = append(exprs, s.Config.Locals[name].Expr)
+			if only == nil || only[name] {
+				exprs = append(exprs, s.Config.Locals[name].Expr)
+			}
 		}
 	}
 	ctx := s.baseCtxFor(exprs, false)
-	// locals sets ctx's "local" while it evaluates them; the result
+	// localsOf sets ctx's "local" while it evaluates them; the result
 	// replaces it.
-	locals, diags := s.locals(ctx)
+	locals, diags := s.localsOf(ctx, only)
 	ctx.Variables["local"] = cty.ObjectVal(locals)
 	return ctx, diags
+}
+
+// neededLocals names the locals exprs refer to as local.NAME and, in
+// turn, those these refer to; nil (every local) when one of them uses
+// local otherwise (the whole object, or local["NAME"]).
+func (s *Scope) neededLocals(exprs []hcl.Expression) map[string]bool {
+	if s.Config == nil {
+		return nil
+	}
+	need := map[string]bool{}
+	for len(exprs) > 0 {
+		names, all := referenced(exprs, "local")
+		if all {
+			return nil
+		}
+		exprs = exprs[:0:0]
+		for name := range names {
+			if l, ok := s.Config.Locals[name]; ok && !need[name] {
+				need[name] = true
+				exprs = append(exprs, l.Expr)
+			}
+		}
+	}
+	return need
 }
 
 // refersTo reports whether one of exprs has a variable rooted at root.
@@ -327,12 +369,8 @@ func (s *Scope) Expand(st *Step) (insts []Instance, known bool, diags hcl.Diagno
 		return []Instance{{Key: cty.NilVal, Value: cty.NilVal}}, true, nil
 	}
 	ctx, diags := s.ctx(st.ForEach)
-	v, d := st.ForEach.Value(ctx)
-	diags = append(diags, d...)
-	if d.HasErrors() {
-		return nil, false, diags
-	}
-	return expandValue(st, v, diags)
+	insts, known, _, d := expandForEach(st, ctx)
+	return insts, known, append(diags, d...)
 }
 
 func expandValue(st *Step, v cty.Value, diags hcl.Diagnostics) ([]Instance, bool, hcl.Diagnostics) {
@@ -367,8 +405,8 @@ func expandValue(st *Step, v cty.Value, diags hcl.Diagnostics) ([]Instance, bool
 		if !ty.ElementType().Equals(cty.String) && ty.ElementType() != cty.DynamicPseudoType {
 			return bad(fmt.Sprintf("The for_each of step %q is a set of %s; it must be a set of strings.", st.Name, ty.ElementType().FriendlyName()))
 		}
-		// cty sorts a set's elements each time they are listed, and that
-		// dominated plans of large sets: list them once.
+		// cty sorts a set's elements each time they are listed (see
+		// expandForEach): list them once.
 		elems := v.AsValueSlice()
 		for _, e := range elems {
 			if !e.IsKnown() {
@@ -400,6 +438,15 @@ func (s *Scope) When(st *Step, in Instance) (run bool, known bool, diags hcl.Dia
 		return true, true, nil
 	}
 	ctx, diags := s.ctx(st.When)
+	return s.whenIn(st, in, ctx, diags)
+}
+
+// whenIn is When with the context of st's expressions built by the caller,
+// once for every instance.
+func (s *Scope) whenIn(st *Step, in Instance, ctx *hcl.EvalContext, diags hcl.Diagnostics) (run bool, known bool, _ hcl.Diagnostics) {
+	if st.When == nil {
+		return true, true, diags
+	}
 	v, d := st.When.Value(eachCtx(ctx, in))
 	diags = append(diags, d...)
 	if d.HasErrors() {
@@ -425,6 +472,15 @@ func (s *Scope) Inputs(st *Step, in Instance) (cty.Value, hcl.Diagnostics) {
 		return s.convertInputs(cty.EmptyObjectVal, st.Plugin, st.Action, nil, nil)
 	}
 	ctx, diags := s.ctx(st.With)
+	return s.inputsIn(st, in, ctx, diags)
+}
+
+// inputsIn is Inputs with the context of st's expressions built by the
+// caller, once for every instance.
+func (s *Scope) inputsIn(st *Step, in Instance, ctx *hcl.EvalContext, diags hcl.Diagnostics) (cty.Value, hcl.Diagnostics) {
+	if st.With == nil {
+		return s.convertInputs(cty.EmptyObjectVal, st.Plugin, st.Action, nil, diags)
+	}
 	v, d := evalWith(st.With, eachCtx(ctx, in), fmt.Sprintf("step %q", st.Name))
 	diags = append(diags, d...)
 	if d.HasErrors() {

@@ -1,9 +1,11 @@
 package lang
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -288,5 +290,35 @@ step "core.exec" "d" {
 		if !got.RawEquals(want) {
 			t.Errorf("step %s: inputs %#v, a fresh conversion gives %#v", name, got, want)
 		}
+	}
+}
+
+// Only the locals an expression uses are evaluated, with those they use in
+// turn (load refuses any other use of local than local.NAME).
+func TestScopeEvaluatesNeededLocals(t *testing.T) {
+	cfg := mustLoadNoCheck(t, `
+variable "n" {
+  default = 2
+}
+locals {
+  a   = local.b + 1
+  b   = var.n * 10
+  big = [for i in range(3) : i]
+  bad = tonumber("not a number")
+}
+step "core.exec" "one" {
+  with = { command = "a=${local.a}" }
+}
+`)
+	s := &Scope{Config: cfg, Vars: map[string]cty.Value{"n": cty.NumberIntVal(2)}}
+	if got := s.neededLocals([]hcl.Expression{cfg.Steps["one"].With}); !reflect.DeepEqual(got, map[string]bool{"a": true, "b": true}) {
+		t.Errorf("needed by one: %v", got)
+	}
+	v, diags := s.Inputs(cfg.Steps["one"], Instance{Key: cty.NilVal})
+	if diags.HasErrors() { // local.bad is not evaluated: no error
+		t.Fatal(diags)
+	}
+	if got := v.GetAttr("command").AsString(); got != "a=21" {
+		t.Errorf("command = %q, want a=21", got)
 	}
 }

@@ -23,6 +23,23 @@ func FormatValue(v cty.Value, indent int) string {
 	return b.String()
 }
 
+// FormatInputs is FormatValue(WithoutNulls(v), indent) without building
+// the object WithoutNulls returns (a tenth of the CPU of a large plan).
+func FormatInputs(v cty.Value, indent int) string {
+	if v == cty.NilVal || v.IsMarked() || !v.IsKnown() || v.IsNull() || !v.Type().IsObjectType() {
+		return FormatValue(v, indent)
+	}
+	m := v.AsValueMap()
+	for k, e := range m {
+		if e.IsKnown() && !e.IsMarked() && e.IsNull() {
+			delete(m, k)
+		}
+	}
+	var b strings.Builder
+	formatMap(&b, m, indent)
+	return b.String()
+}
+
 func formatValue(b *strings.Builder, v cty.Value, indent int) {
 	if v == cty.NilVal {
 		b.WriteString("null")
@@ -84,32 +101,36 @@ func formatValue(b *strings.Builder, v cty.Value, indent int) {
 		}
 		b.WriteString(end() + "]")
 	case ty.IsMapType() || ty.IsObjectType():
-		m := v.AsValueMap()
-		if len(m) == 0 {
-			b.WriteString("{}")
-			return
-		}
-		keys := make([]string, 0, len(m))
-		width := 0
-		for k := range m {
-			keys = append(keys, k)
-			if len(formatKey(k)) > width {
-				width = len(formatKey(k))
-			}
-		}
-		sort.Strings(keys)
-		pad := pad()
-		b.WriteString("{\n")
-		for _, k := range keys {
-			fk := formatKey(k)
-			b.WriteString(pad + fk + strings.Repeat(" ", width-len(fk)) + " = ")
-			formatValue(b, m[k], indent+2)
-			b.WriteString("\n")
-		}
-		b.WriteString(end() + "}")
+		formatMap(b, v.AsValueMap(), indent)
 	default:
 		b.WriteString(ty.FriendlyName())
 	}
+}
+
+// formatMap renders the attributes of a map or object, sorted.
+func formatMap(b *strings.Builder, m map[string]cty.Value, indent int) {
+	if len(m) == 0 {
+		b.WriteString("{}")
+		return
+	}
+	keys := make([]string, 0, len(m))
+	width := 0
+	for k := range m {
+		keys = append(keys, k)
+		if len(formatKey(k)) > width {
+			width = len(formatKey(k))
+		}
+	}
+	sort.Strings(keys)
+	pad := strings.Repeat(" ", indent+2)
+	b.WriteString("{\n")
+	for _, k := range keys {
+		fk := formatKey(k)
+		b.WriteString(pad + fk + strings.Repeat(" ", width-len(fk)) + " = ")
+		formatValue(b, m[k], indent+2)
+		b.WriteString("\n")
+	}
+	b.WriteString(strings.Repeat(" ", indent) + "}")
 }
 
 // maxHeredocPad bounds the indentation a multi-line string may add, beyond

@@ -46,3 +46,20 @@ func TestFormatValue(t *testing.T) {
 		t.Errorf("mask: %s", got)
 	}
 }
+
+// FormatInputs renders what FormatValue(WithoutNulls(v)) does.
+func TestFormatInputsIsWithoutNulls(t *testing.T) {
+	for _, v := range []cty.Value{
+		cty.ObjectVal(map[string]cty.Value{"command": cty.StringVal("echo"), "args": cty.NullVal(cty.List(cty.String)), "env": cty.UnknownVal(cty.Map(cty.String))}),
+		cty.ObjectVal(map[string]cty.Value{"a": cty.NullVal(cty.String)}),
+		cty.ObjectVal(map[string]cty.Value{"token": cty.NullVal(cty.String).Mark(MarkSensitive), "x y": cty.NumberIntVal(1)}),
+		cty.ObjectVal(map[string]cty.Value{"a": cty.StringVal("s")}).Mark(MarkSensitive),
+		cty.EmptyObjectVal, cty.UnknownVal(cty.EmptyObject), cty.NullVal(cty.EmptyObject), cty.StringVal("x"), cty.NilVal,
+	} {
+		for _, indent := range []int{0, 4} {
+			if got, want := FormatInputs(v, indent), FormatValue(WithoutNulls(v), indent); got != want {
+				t.Errorf("%#v at %d:\n%s\nwant:\n%s", v, indent, got, want)
+			}
+		}
+	}
+}

@@ -67,6 +67,6 @@ func typeHasNumber(ty cty.Type) bool {
 var numberFunctions = map[string]function.Function{
 	"tonumber":   boundNumbers(stdlib.MakeToFunc(cty.Number), false),
 	"parseint":   boundNumbers(stdlib.ParseIntFunc, true),
-	"jsondecode": boundNumbers(stdlib.JSONDecodeFunc, false),
-	"yamldecode": boundNumbers(ctyyaml.YAMLDecodeFunc, false),
+	"jsondecode": boundNumbers(boundDepth(stdlib.JSONDecodeFunc, "JSON", jsonDeepAt), false),
+	"yamldecode": boundNumbers(boundDepth(ctyyaml.YAMLDecodeFunc, "YAML", yamlDeepAt), false),
 }

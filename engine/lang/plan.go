@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -108,6 +109,7 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 	diags = append(diags, d...)
 	p.Lock = lock
 
+	var asks []planAsk // the plugins' own plans, asked for at the end
 	for li, level := range levels {
 		for _, name := range level {
 			s := c.Steps[name]
@@ -125,13 +127,21 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 				insts = []Instance{{Key: cty.UnknownVal(cty.String), Value: cty.DynamicVal}}
 			}
 			instVals := map[string]cty.Value{}
+			var outputs cty.Value // the unknown outputs of every instance
+			if hasSchema {
+				outputs = cty.UnknownVal(sc.OutputType())
+			}
 			allReadOnly := known && len(insts) > 0 // every instance sets read_only = true
+			// One context for every instance: evaluating the locals it
+			// uses once per instance made plan quadratic in their number.
+			ectx, ctxDiags := scope.ctx(s.When, s.With)
+			diags = append(diags, ctxDiags...)
 			for _, in := range insts {
 				pi := &PlannedInstance{Address: Address(name, in.Key), Run: "yes"}
 				if !known {
 					pi.Address = name + "[" + KnownAfterApply + "]"
 				}
-				run, runKnown, d := scope.When(s, in)
+				run, runKnown, d := scope.whenIn(s, in, ectx, nil)
 				diags = append(diags, d...)
 				switch {
 				case !runKnown:
@@ -139,13 +149,13 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 				case !run:
 					pi.Run = "no"
 				}
-				inputs, d := scope.Inputs(s, in)
+				inputs, d := scope.inputsIn(s, in, ectx, nil)
 				diags = append(diags, d...)
 				pi.Inputs = inputs
 				allReadOnly = allReadOnly && !d.HasErrors() && DeclaresReadOnly(inputs)
 				if hasSchema && known && !d.HasErrors() {
 					// Later steps may use this step's inputs, known now.
-					sv := StepValue(inputs, cty.UnknownVal(sc.OutputType()))
+					sv := StepValue(inputs, outputs)
 					if in.Key == cty.NilVal {
 						steps[name] = sv
 					} else {
@@ -153,7 +163,7 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 					}
 				}
 				if hasSchema && sc.Capabilities.SupportsPlan && opts.Provider != nil && pi.Run != "no" && !d.HasErrors() {
-					pi.PluginPlan, pi.PlanError = pluginPlan(ctx, opts.Provider, s, inputs)
+					asks = append(asks, planAsk{pi: pi, step: s, inputs: inputs})
 				}
 				ps.Instances = append(ps.Instances, pi)
 			}
@@ -172,7 +182,41 @@ func (c *Config) Plan(ctx context.Context, opts PlanOptions) (*Plan, hcl.Diagnos
 	outs, d := scope.Outputs()
 	diags = append(diags, d...)
 	p.Outputs = outs
+	askPlugins(ctx, opts.Provider, asks)
 	return p, uniqueDiags(diags)
+}
+
+// planAsk is an instance whose plugin is asked for its own plan.
+type planAsk struct {
+	pi     *PlannedInstance
+	step   *Step
+	inputs cty.Value
+}
+
+// planWorkers is how many plugin plans are asked for at once: one call at a
+// time spent most of a large for_each's plan waiting for the round trip
+// to the plugin process.
+const planWorkers = 8
+
+// askPlugins fills in the plugin plan of every ask, several at once (a
+// plugin's Plan only reads).
+func askPlugins(ctx context.Context, provider func(context.Context, string) (sdk.Provider, error), asks []planAsk) {
+	next := make(chan *planAsk)
+	var wg sync.WaitGroup
+	for w := 0; w < min(planWorkers, len(asks)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := range next {
+				a.pi.PluginPlan, a.pi.PlanError = pluginPlan(ctx, provider, a.step, a.inputs)
+			}
+		}()
+	}
+	for i := range asks {
+		next <- &asks[i]
+	}
+	close(next)
+	wg.Wait()
 }
 
 // DeclaresReadOnly says whether a step's inputs mark it read-only: an

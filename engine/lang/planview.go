@@ -101,7 +101,7 @@ func writeStep(b *strings.Builder, s *PlannedStep, pnr bool) {
 		case "unknown":
 			fmt.Fprintf(b, "%swhen:       %s\n", prefix, KnownAfterApply)
 		}
-		fmt.Fprintf(b, "%sinputs:     %s\n", prefix, FormatValue(WithoutNulls(in.Inputs), len(prefix)))
+		fmt.Fprintf(b, "%sinputs:     %s\n", prefix, FormatInputs(in.Inputs, len(prefix)))
 		if in.PlanError != "" {
 			fmt.Fprintf(b, "%splan:       could not plan: %s\n", prefix, indentLines(in.PlanError, prefix+"            "))
 		}
