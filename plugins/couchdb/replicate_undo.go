@@ -113,8 +113,8 @@ func (replicateAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Ev
 		return err
 	}
 	defer dst.Close()
-	if st.Target != "" && st.Target != dst.URL() {
-		return sdk.Errorf(sdk.KindConflict, false, "run the undo with the target URL the step used", "undo state is for %s, inputs name %s", st.Target, dst.URL())
+	if st.Target != "" && !dst.Is(st.Target) {
+		return sdk.Errorf(sdk.KindConflict, false, "run the undo with the target URL the step used", "undo state is for %s, inputs name %s", Redact(st.Target), dst.Name())
 	}
 	var drift []string
 	for _, db := range st.Created {

@@ -85,7 +85,7 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 	if db == "" {
 		db = hdr.Database
 	}
-	undo := restoreUndo{Server: c.URL(), Database: db}
+	undo := restoreUndo{Server: c.Name(), Database: db}
 	var written, failed, locals int64
 	result := func() *sdk.Result {
 		st, _ := json.Marshal(undo)
@@ -123,7 +123,7 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 		// Created by an interrupted attempt of this step?
 		var prev restoreUndo
 		if len(req.Checkpoint) > 0 && json.Unmarshal(req.Checkpoint, &prev) == nil &&
-			prev.Server == undo.Server && prev.Database == db && prev.Created {
+			c.Is(prev.Server) && prev.Database == db && prev.Created {
 			undo.Created = true
 		}
 	}
