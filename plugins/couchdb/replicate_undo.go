@@ -224,8 +224,16 @@ func planRevUndo(ctx context.Context, c *Client, db string, written map[string][
 			case i >= 0:
 				// A copied deletion: nothing to see.
 			default:
-				// Not a leaf: written over since, or never stored.
-				_, err := c.GetDoc(ctx, db, id, map[string][]string{"rev": {rev}})
+				// Not a leaf: undone already (an earlier, interrupted undo),
+				// written over since, or never stored.
+				undone, err := undoneAlready(ctx, c, db, id, rev, ls, written[id])
+				if err != nil {
+					return nil, err
+				}
+				if undone {
+					continue
+				}
+				_, err = c.GetDoc(ctx, db, id, map[string][]string{"rev": {rev}})
 				if kindOf(err) == sdk.KindNotFound {
 					continue
 				}
@@ -241,6 +249,29 @@ func planRevUndo(ctx context.Context, c *Client, db string, written map[string][
 		}
 	}
 	return p, nil
+}
+
+// undoneAlready says whether the leaf on top of rev is what this undo
+// writes: a deletion, or the target's previous version put back.
+func undoneAlready(ctx context.Context, c *Client, db, id, rev string, ls []leaf, ours []string) (bool, error) {
+	for _, l := range ls {
+		if l.Parent != rev {
+			continue
+		}
+		if l.Deleted {
+			return true, nil
+		}
+		prev, err := previousVersion(ctx, c, db, id, rev, ours)
+		if err != nil || prev == nil {
+			return false, err
+		}
+		cur, err := c.GetDoc(ctx, db, id, url.Values{"rev": {l.Rev}, "attachments": {"true"}})
+		if err != nil {
+			return false, fmt.Errorf("read %s/%s@%s: %w", db, id, l.Rev, err)
+		}
+		return sameBody(cur, mustJSON(prev)), nil
+	}
+	return false, nil
 }
 
 // previousVersion is the body (attachments inline) of the nearest ancestor

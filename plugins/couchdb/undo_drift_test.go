@@ -206,6 +206,12 @@ func TestReplicateUndoExistingTarget(t *testing.T) {
 	if d := getDoc(t, dc, db, "shared"); d["v"] != float64(1) || d["_attachments"] != nil {
 		t.Errorf("shared after the undo = %v, want its version from before the step (v 1)", d)
 	}
+	// The same undo again (an interrupted rollback run again) finds it done,
+	// except for b, still changed.
+	err = p.Undo(ctx, "replicate", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState}, &recorder{})
+	if kindOf(err) != sdk.KindConflict || !strings.Contains(err.Error(), db+"/b:") || strings.Contains(err.Error(), "shared") || strings.Contains(err.Error(), db+"/a:") || strings.Contains(err.Error(), "app-files") {
+		t.Errorf("second undo: %v", err)
+	}
 	if !strings.Contains(rec.allLogs(), "left 1 written over since: b@") {
 		t.Errorf("the undo does not say what it left:\n%s", rec.allLogs())
 	}
