@@ -6,6 +6,7 @@ runbook "cozy-v2-move" {
 variable "source_url" {
   type        = string
   description = "Old server's CouchDB, e.g. http://127.0.0.1:5984 (through an SSH tunnel; no proxy patch needed)."
+  sensitive   = true
 }
 
 variable "source_username" {
@@ -23,6 +24,7 @@ variable "source_password" {
 variable "target_url" {
   type        = string
   description = "New server's CouchDB."
+  sensitive   = true
 }
 
 variable "target_username" {

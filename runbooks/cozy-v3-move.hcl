@@ -4,7 +4,8 @@ runbook "cozy-v3-move" {
 }
 
 variable "source_url" {
-  type = string
+  type      = string
+  sensitive = true
 }
 
 variable "source_username" {
@@ -18,7 +19,8 @@ variable "source_password" {
 }
 
 variable "target_url" {
-  type = string
+  type      = string
+  sensitive = true
 }
 
 variable "target_username" {

@@ -62,13 +62,13 @@ func (a checkAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	defer c.Close()
 	info, err := c.Info(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("check %s: %w", c.URL(), err)
+		return nil, fmt.Errorf("check %s: %w", c.Name(), err)
 	}
 	version := info.CouchDB
 	if version == "" {
 		version = info.Version
 	}
-	ev.Log(sdk.LevelInfo, fmt.Sprintf("%s: %s %s", c.URL(), info.VendorName(), version))
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("%s: %s %s", c.Name(), info.VendorName(), version))
 	// GET / may be public: /_session says who the server took us for.
 	var sess struct {
 		UserCtx struct {
@@ -77,7 +77,7 @@ func (a checkAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 		} `json:"userCtx"`
 	}
 	if err := c.JSON(ctx, Request{Method: "GET", Path: "/_session"}, &sess); err != nil {
-		return nil, fmt.Errorf("check %s: %w", c.URL(), err)
+		return nil, fmt.Errorf("check %s: %w", c.Name(), err)
 	}
 	user := ""
 	if sess.UserCtx.Name != nil {
@@ -97,7 +97,7 @@ func (a checkAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	var all []string
 	if p := strAttr(req.Inputs, "prefix"); p != "" || len(names) == 0 {
 		if all, err = c.AllDBs(ctx); err != nil {
-			return nil, fmt.Errorf("check %s: list databases (needs an admin on CouchDB 3): %w", c.URL(), err)
+			return nil, fmt.Errorf("check %s: list databases (needs an admin on CouchDB 3): %w", c.Name(), err)
 		}
 	}
 	if p := strAttr(req.Inputs, "prefix"); p != "" {
@@ -139,7 +139,7 @@ func (a checkAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	res := &sdk.Result{Outputs: v}
 	if len(out.Missing) > 0 && boolAttr(req.Inputs, "require_databases", true) && len(listAttr(req.Inputs, "databases")) > 0 {
 		return res, sdk.Errorf(sdk.KindNotFound, false, "check the database names (a Cozy v3 database is named PREFIX/DOCTYPE)",
-			"missing databases on %s: %s", c.URL(), strings.Join(out.Missing, ", "))
+			"missing databases on %s: %s", c.Name(), strings.Join(out.Missing, ", "))
 	}
 	return res, nil
 }

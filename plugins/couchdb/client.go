@@ -77,22 +77,37 @@ func NewClient(rawURL, username, password string) (*Client, error) {
 // URL is the server's base URL without credentials.
 func (c *Client) URL() string { return c.base.String() }
 
+// Name is the server's host and path, for messages: never the URL as
+// given (which may be a secret the engine masks whole), never credentials.
+func (c *Client) Name() string { return c.base.Host + c.base.EscapedPath() }
+
+// Is says whether a server named in a journaled state (by Name, or by URL
+// in states written before) is this one. States never hold the URL as
+// given: it may be a secret, and a state holding a secret is sealed.
+func (c *Client) Is(name string) bool { return name == c.Name() || name == c.URL() }
+
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
-// Redact removes the password from a URL string.
+// Redact hides the whole userinfo of a URL string (user:pass@ or a token
+// given as user@), parseable or not: "http://***@host:5984/db". The
+// authority ends at the last "@" before any "?" or "#", so a password
+// holding "/" or "@" is hidden too.
 func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		if i := strings.Index(raw, "@"); i > 0 && strings.Contains(raw[:i], "://") {
-			return raw[:strings.Index(raw, "://")+3] + "***@" + raw[i+1:]
-		}
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 {
+		start = i + 3
+	}
+	rest := raw[start:]
+	end := strings.IndexAny(rest, "?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
 		return raw
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "***")
-	}
-	return u.String()
+	return raw[:start] + "***@" + rest[at+1:]
 }
 
 // dbPath escapes a database name for a URL path ("a/b" → "a%2Fb").

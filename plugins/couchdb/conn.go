@@ -17,8 +17,8 @@ func connAttrs(prefix, side string) []sdk.Attribute {
 		side += " "
 	}
 	return []sdk.Attribute{
-		{Name: prefix + "url", Type: cty.String, Required: true,
-			Description: "Base URL of the " + side + "server, e.g. http://127.0.0.1:5984 (credentials may be given as user:pass@host)."},
+		{Name: prefix + "url", Type: cty.String, Required: true, Sensitive: true,
+			Description: "Base URL of the " + side + "server, e.g. http://127.0.0.1:5984. Credentials may be given inside it (user:pass@host): the URL is sensitive, so it is sealed in the journal and masked in every output, and the plugin's own messages name the server by host only."},
 		{Name: prefix + "username", Type: cty.String, Description: "User name (an admin for design documents and database creation)."},
 		{Name: prefix + "password", Type: cty.String, Sensitive: true, Description: "Password; never printed."},
 	}
@@ -121,7 +121,7 @@ func resolveDatabases(ctx context.Context, c *Client, in cty.Value) ([]string, e
 			}
 		}
 		if len(dbs) == 0 {
-			return nil, sdk.Errorf(sdk.KindNotFound, false, "check the instance prefix (cozy-stack instances show DOMAIN → prefix)", "no database starts with %q on %s", p, c.URL())
+			return nil, sdk.Errorf(sdk.KindNotFound, false, "check the instance prefix (cozy-stack instances show DOMAIN → prefix)", "no database starts with %q on %s", p, c.Name())
 		}
 	}
 	sort.Strings(dbs)

@@ -260,7 +260,7 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 	if err != nil {
 		return nil, err
 	}
-	undo := deleteUndo{Server: c.URL(), Database: db}
+	undo := deleteUndo{Server: c.Name(), Database: db}
 	deleted := []string{}
 	done := map[string]bool{} // ids in deleted
 	markDeleted := func(id string) {
@@ -273,7 +273,7 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 	// deleted no longer matches (or matches through a branch it has not
 	// reached yet), but counts for the guards and belongs in the undo state.
 	if len(req.Checkpoint) > 0 {
-		if prev, err := unpackUndo(req.Checkpoint); err == nil && prev.Database == db && prev.Server == c.URL() {
+		if prev, err := unpackUndo(req.Checkpoint); err == nil && prev.Database == db && c.Is(prev.Server) {
 			for _, p := range prev.Docs {
 				tomb, err := c.deletedLeaf(ctx, db, p.ID, p.Rev)
 				if err != nil {

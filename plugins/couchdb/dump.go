@@ -154,7 +154,7 @@ func (a dumpAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 		return nil, err
 	}
 	if !listed {
-		ev.Log(sdk.LevelWarn, fmt.Sprintf("%s cannot list the _local documents of %s: saved only the %d named in local_ids that exist", c.URL(), db, len(local)))
+		ev.Log(sdk.LevelWarn, fmt.Sprintf("%s cannot list the _local documents of %s: saved only the %d named in local_ids that exist", c.Name(), db, len(local)))
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "check the path", "create directory: %v", err)

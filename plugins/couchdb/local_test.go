@@ -2,6 +2,7 @@ package couchdb
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/runbookdev/runbook/sdk"
@@ -49,5 +50,42 @@ func TestDumpRestoreLocalDocs(t *testing.T) {
 	}
 	if got["last_seq"] != float64(42) || got["session_id"] != "s1" {
 		t.Errorf("_local/phone-sync = %v", got)
+	}
+}
+
+// TestRestoreUndoDrift: a database the restore created and someone wrote
+// to since is not deleted without force.
+func TestRestoreUndoDrift(t *testing.T) {
+	t.Parallel()
+	_, dst := servers(t)
+	db, restored := dbName(t, "cozy"), dbName(t, "restored")
+	c := client(t, dst)
+	ctx := tctx(t)
+	seed(t, c, db, smallDocs(3))
+	p := sdk.Local(New())
+	path := filepath.Join(t.TempDir(), "cozy.json.gz")
+	if _, err := p.Apply(ctx, "dump", &sdk.ApplyRequest{Inputs: obj(merge(connIn(dst, ""), map[string]any{"database": db, "path": path}))}, &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	in := obj(merge(connIn(dst, ""), map[string]any{"database": restored, "path": path}))
+	res, err := p.Apply(ctx, "restore", &sdk.ApplyRequest{Inputs: in}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutDoc(ctx, restored, "written-later", map[string]any{"x": 1}); err != nil {
+		t.Fatal(err)
+	}
+	err = p.Undo(ctx, "restore", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState}, &recorder{})
+	if kindOf(err) != sdk.KindConflict || !strings.Contains(err.Error(), restored) {
+		t.Fatalf("undo of a restored database written to since: %v", err)
+	}
+	if ok, _ := c.Exists(ctx, restored); !ok {
+		t.Fatal("a refused undo deleted the database")
+	}
+	if err := p.Undo(ctx, "restore", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState, Force: true}, &recorder{}); err != nil {
+		t.Fatalf("forced undo: %v", err)
+	}
+	if ok, _ := c.Exists(ctx, restored); ok {
+		t.Error("a forced undo left the database")
 	}
 }

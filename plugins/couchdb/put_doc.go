@@ -112,7 +112,7 @@ func (a putDocAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 			return nil, fmt.Errorf("create %s: %w", db, err)
 		}
 	}
-	undo := putUndo{Server: c.URL(), Database: db, ID: id}
+	undo := putUndo{Server: c.Name(), Database: db, ID: id}
 	cur, err := c.GetDoc(ctx, db, id, url.Values{"attachments": {"true"}})
 	switch {
 	case err == nil:
@@ -123,7 +123,7 @@ func (a putDocAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 			// checkpoint holds what was there before.
 			var prev putUndo
 			if len(req.Checkpoint) > 0 && json.Unmarshal(req.Checkpoint, &prev) == nil &&
-				prev.Server == undo.Server && prev.Database == db && prev.ID == id {
+				c.Is(prev.Server) && prev.Database == db && prev.ID == id {
 				prev.Written = rev
 				st, _ := json.Marshal(prev)
 				ev.Log(sdk.LevelInfo, fmt.Sprintf("%s/%s was written by the interrupted attempt", db, id))

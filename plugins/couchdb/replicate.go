@@ -131,7 +131,7 @@ func decodeReplicate(in cty.Value) (replicateOptions, error) {
 // replicateState is both the engine checkpoint and the undo state.
 type replicateState struct {
 	V       int                     `json:"v"`
-	Target  string                  `json:"target"`            // target URL, no credentials
+	Target  string                  `json:"target"`            // target host and path (Client.Name)
 	Created []string                `json:"created,omitempty"` // databases this step created
 	DBs     map[string]dbCheckpoint `json:"dbs,omitempty"`
 }
@@ -215,10 +215,10 @@ func (a replicateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sd
 	}
 	defer dst.Close()
 	src.gzip, dst.gzip = o.gzip, o.gzip
-	run := &replicateRun{ev: ev, state: replicateState{V: 1, Target: dst.URL(), DBs: map[string]dbCheckpoint{}}}
+	run := &replicateRun{ev: ev, state: replicateState{V: 1, Target: dst.Name(), DBs: map[string]dbCheckpoint{}}}
 	if len(req.Checkpoint) > 0 {
 		var prev replicateState
-		if json.Unmarshal(req.Checkpoint, &prev) == nil && prev.Target == dst.URL() {
+		if json.Unmarshal(req.Checkpoint, &prev) == nil && dst.Is(prev.Target) {
 			run.state.Created = prev.Created
 			for k, v := range prev.DBs {
 				run.state.DBs[k] = v
@@ -247,14 +247,14 @@ func (a replicateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sd
 	}
 	totals.Databases = dbs
 	if _, err := src.Info(ctx); err != nil {
-		return nil, fmt.Errorf("source %s: %w", src.URL(), err)
+		return nil, fmt.Errorf("source %s: %w", src.Name(), err)
 	}
 	if _, err := dst.Info(ctx); err != nil {
-		return nil, fmt.Errorf("target %s: %w", dst.URL(), err)
+		return nil, fmt.Errorf("target %s: %w", dst.Name(), err)
 	}
 	verified := true
 	for i, db := range dbs {
-		ev.Log(sdk.LevelInfo, fmt.Sprintf("replicating %s (%d/%d) from %s to %s", db, i+1, len(dbs), src.URL(), dst.URL()))
+		ev.Log(sdk.LevelInfo, fmt.Sprintf("replicating %s (%d/%d) from %s to %s", db, i+1, len(dbs), src.Name(), dst.Name()))
 		if err := a.prepareTarget(ctx, run, src, dst, db, o.createTarget); err != nil {
 			return result(), err
 		}
@@ -467,6 +467,6 @@ func (replicateAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.Pla
 		res.Counts["docs"] += info.DocCount
 		res.Details = append(res.Details, fmt.Sprintf("%s %s: %d documents", verb, db, info.DocCount))
 	}
-	res.Summary = fmt.Sprintf("copy %d databases (%d documents) from %s to %s", len(dbs), res.Counts["docs"], src.URL(), dst.URL())
+	res.Summary = fmt.Sprintf("copy %d databases (%d documents) from %s to %s", len(dbs), res.Counts["docs"], src.Name(), dst.Name())
 	return res, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -113,8 +114,8 @@ func (replicateAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Ev
 		return err
 	}
 	defer dst.Close()
-	if st.Target != "" && st.Target != dst.URL() {
-		return sdk.Errorf(sdk.KindConflict, false, "run the undo with the target URL the step used", "undo state is for %s, inputs name %s", st.Target, dst.URL())
+	if st.Target != "" && !dst.Is(st.Target) {
+		return sdk.Errorf(sdk.KindConflict, false, "run the undo with the target URL the step used", "undo state is for %s, inputs name %s", Redact(st.Target), dst.Name())
 	}
 	var drift []string
 	for _, db := range st.Created {
@@ -156,7 +157,7 @@ func (replicateAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Ev
 			failed = append(failed, fmt.Sprintf("%s: %v", db, err))
 			continue
 		}
-		msg := fmt.Sprintf("%s existed before the step: deleted the %d revisions it wrote (%d documents); their deletions stay in its history, so copying into it again will not bring these documents back (purge them, or copy into a fresh database)", db, n, p.docs)
+		msg := fmt.Sprintf("%s existed before the step: undid the %d revisions it wrote (%d documents, %d of them put back to the version they had before, the others deleted); the deletions stay in its history, so copying into it again will not bring those documents back (purge them, or copy into a fresh database)", db, n, p.docs, p.reverted)
 		if len(p.left) > 0 {
 			msg += fmt.Sprintf("; left %d written over since: %s", len(p.left), strings.Join(p.left, ", "))
 		}
@@ -182,10 +183,11 @@ func mustSeq(seq json.RawMessage) int64 {
 // revUndo is what undoing the revisions written into one existing database
 // takes: the live leaves to delete, and what changed since.
 type revUndo struct {
-	del   []map[string]any // _bulk_docs deletions
-	docs  int
-	drift []string // written over since, for the conflict
-	left  []string // the same, "id@rev", left in place when forced
+	del      []map[string]any // _bulk_docs writes: deletions, or previous versions back
+	docs     int
+	reverted int      // documents put back to the version they had before
+	drift    []string // written over since, for the conflict
+	left     []string // the same, "id@rev", left in place when forced
 }
 
 func planRevUndo(ctx context.Context, c *Client, db string, written map[string][]string) (*revUndo, error) {
@@ -205,13 +207,33 @@ func planRevUndo(ctx context.Context, c *Client, db string, written map[string][
 			i := slices.IndexFunc(ls, func(l leaf) bool { return l.Rev == rev })
 			switch {
 			case i >= 0 && !ls[i].Deleted:
-				p.del = append(p.del, map[string]any{"_id": id, "_rev": rev, "_deleted": true})
+				prev, err := previousVersion(ctx, c, db, id, rev, written[id])
+				if err != nil {
+					return nil, err
+				}
+				if prev != nil {
+					// The copy extended a revision the target had: put that
+					// version back instead of deleting the document.
+					prev["_id"], prev["_rev"] = id, rev
+					p.del = append(p.del, prev)
+					p.reverted++
+				} else {
+					p.del = append(p.del, map[string]any{"_id": id, "_rev": rev, "_deleted": true})
+				}
 				touched = true
 			case i >= 0:
 				// A copied deletion: nothing to see.
 			default:
-				// Not a leaf: written over since, or never stored.
-				_, err := c.GetDoc(ctx, db, id, map[string][]string{"rev": {rev}})
+				// Not a leaf: undone already (an earlier, interrupted undo),
+				// written over since, or never stored.
+				undone, err := undoneAlready(ctx, c, db, id, rev, ls, written[id])
+				if err != nil {
+					return nil, err
+				}
+				if undone {
+					continue
+				}
+				_, err = c.GetDoc(ctx, db, id, map[string][]string{"rev": {rev}})
 				if kindOf(err) == sdk.KindNotFound {
 					continue
 				}
@@ -227,6 +249,66 @@ func planRevUndo(ctx context.Context, c *Client, db string, written map[string][
 		}
 	}
 	return p, nil
+}
+
+// undoneAlready says whether the leaf on top of rev is what this undo
+// writes: a deletion, or the target's previous version put back.
+func undoneAlready(ctx context.Context, c *Client, db, id, rev string, ls []leaf, ours []string) (bool, error) {
+	for _, l := range ls {
+		if l.Parent != rev {
+			continue
+		}
+		if l.Deleted {
+			return true, nil
+		}
+		prev, err := previousVersion(ctx, c, db, id, rev, ours)
+		if err != nil || prev == nil {
+			return false, err
+		}
+		cur, err := c.GetDoc(ctx, db, id, url.Values{"rev": {l.Rev}, "attachments": {"true"}})
+		if err != nil {
+			return false, fmt.Errorf("read %s/%s@%s: %w", db, id, l.Rev, err)
+		}
+		return sameBody(cur, mustJSON(prev)), nil
+	}
+	return false, nil
+}
+
+// previousVersion is the body (attachments inline) of the nearest ancestor
+// of rev that the target held before the step: a readable revision the
+// step did not write. Ancestors that came with the copy are stubs without
+// a body; nil when there is none (the document is new to the target, or
+// the old body was compacted away).
+func previousVersion(ctx context.Context, c *Client, db, id, rev string, ours []string) (map[string]any, error) {
+	var doc struct {
+		Revisions struct {
+			Start int      `json:"start"`
+			IDs   []string `json:"ids"`
+		} `json:"_revisions"`
+	}
+	if err := c.JSON(ctx, Request{Method: "GET", Path: docPath(db, id), Query: url.Values{"rev": {rev}, "revs": {"true"}}}, &doc); err != nil {
+		return nil, fmt.Errorf("read %s/%s@%s: %w", db, id, rev, err)
+	}
+	for i := 1; i < len(doc.Revisions.IDs); i++ {
+		anc := fmt.Sprintf("%d-%s", doc.Revisions.Start-i, doc.Revisions.IDs[i])
+		if slices.Contains(ours, anc) {
+			continue
+		}
+		body, err := c.GetDoc(ctx, db, id, url.Values{"rev": {anc}, "attachments": {"true"}})
+		if kindOf(err) == sdk.KindNotFound {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%s@%s: %w", db, id, anc, err)
+		}
+		if del, _ := body["_deleted"].(bool); del || len(body) == 0 {
+			return nil, nil
+		}
+		delete(body, "_rev")
+		delete(body, "_revisions")
+		return body, nil
+	}
+	return nil, nil
 }
 
 func (p *revUndo) apply(ctx context.Context, c *Client, db string) (int, error) {

@@ -54,6 +54,9 @@ type restoreUndo struct {
 	Database string `json:"database"`
 	Created  bool   `json:"created"`
 	Replaced bool   `json:"replaced,omitempty"`
+	// EndSeq is the database's update_seq when the restore was done: undo
+	// deletes a created database only if nobody wrote to it since.
+	EndSeq json.RawMessage `json:"end_seq,omitempty"`
 }
 
 func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
@@ -85,7 +88,7 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 	if db == "" {
 		db = hdr.Database
 	}
-	undo := restoreUndo{Server: c.URL(), Database: db}
+	undo := restoreUndo{Server: c.Name(), Database: db}
 	var written, failed, locals int64
 	result := func() *sdk.Result {
 		st, _ := json.Marshal(undo)
@@ -123,7 +126,7 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 		// Created by an interrupted attempt of this step?
 		var prev restoreUndo
 		if len(req.Checkpoint) > 0 && json.Unmarshal(req.Checkpoint, &prev) == nil &&
-			prev.Server == undo.Server && prev.Database == db && prev.Created {
+			c.Is(prev.Server) && prev.Database == db && prev.Created {
 			undo.Created = true
 		}
 	}
@@ -173,6 +176,11 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 		return result(), err
 	}
 	locals = int64(len(hdr.Local))
+	if undo.Created {
+		if info, err := c.DBInfo(ctx, db); err == nil {
+			undo.EndSeq = info.UpdateSeq
+		}
+	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("restored %d revisions and %d _local documents into %s", written, locals, db))
 	if failed > 0 {
 		return result(), sdk.Errorf(sdk.KindQuota, false, "see the refused documents in the log", "%d revisions refused by %s", failed, db)
@@ -206,6 +214,22 @@ func (restoreAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Even
 		return err
 	}
 	defer c.Close()
+	if len(u.EndSeq) > 0 {
+		info, err := c.DBInfo(ctx, u.Database)
+		if kindOf(err) == sdk.KindNotFound {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("database %s: %w", u.Database, err)
+		}
+		if n, _ := seqNumber(info.UpdateSeq); n != mustSeq(u.EndSeq) {
+			msg := fmt.Sprintf("database %s was written to after the restore (update_seq %s, was %s)", u.Database, seqParam(info.UpdateSeq), seqParam(u.EndSeq))
+			if !req.Force {
+				return driftError("the database", []string{msg})
+			}
+			ev.Log(sdk.LevelWarn, "forced: "+msg)
+		}
+	}
 	ev.Log(sdk.LevelInfo, "deleting "+u.Database+", which the restore created")
 	return c.DeleteDB(ctx, u.Database)
 }

@@ -90,7 +90,7 @@ func (a copySecurityAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev
 	if err != nil {
 		return nil, err
 	}
-	undo := securityUndo{Target: dst.URL(), Previous: map[string]json.RawMessage{}, Written: map[string]json.RawMessage{}}
+	undo := securityUndo{Target: dst.Name(), Previous: map[string]json.RawMessage{}, Written: map[string]json.RawMessage{}}
 	out := struct {
 		Databases []string `cty:"databases"`
 		Changed   []string `cty:"changed"`
@@ -103,7 +103,7 @@ func (a copySecurityAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev
 	// A resumed attempt keeps what the interrupted one recorded before
 	// writing (the objects it replaced).
 	var prev securityUndo
-	if len(req.Checkpoint) > 0 && json.Unmarshal(req.Checkpoint, &prev) == nil && prev.Target == dst.URL() {
+	if len(req.Checkpoint) > 0 && json.Unmarshal(req.Checkpoint, &prev) == nil && dst.Is(prev.Target) {
 		for db, sec := range prev.Previous {
 			undo.Previous[db] = sec
 		}

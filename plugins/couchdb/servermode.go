@@ -54,7 +54,7 @@ func replicateViaServer(ctx context.Context, ev sdk.Events, src, dst *Client, db
 	if _, err := dst.PutDoc(ctx, "_replicator", id, doc); err != nil {
 		return nil, fmt.Errorf("create _replicator document %s: %w", id, err)
 	}
-	ev.Log(sdk.LevelInfo, fmt.Sprintf("%s: _replicator/%s created on %s", db, id, dst.URL()))
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("%s: _replicator/%s created on %s", db, id, dst.Name()))
 	cleanup := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()

@@ -157,15 +157,35 @@ func TestReplicateUndoExistingTarget(t *testing.T) {
 	seed(t, sc, db, []map[string]any{{"_id": "a", "n": 1}, {"_id": "b", "n": 2}})
 	seedConflict(t, sc, db, "app-files")
 	seed(t, dc, db, []map[string]any{{"_id": "own", "n": 0}})
-	p := sdk.Local(New())
 	ctx := tctx(t)
+	// "shared" is on both sides at its first version (an earlier copy);
+	// the source has two more since.
+	if _, err := sc.PutDoc(ctx, db, "shared", map[string]any{"v": 1}); err != nil {
+		t.Fatal(err)
+	}
+	first := getDoc(t, sc, db, "shared")
+	var wr []map[string]any
+	if err := dc.JSON(ctx, Request{Method: "POST", Path: dbPath(db) + "/_bulk_docs", Body: map[string]any{"docs": []any{first}, "new_edits": false}}, &wr); err != nil {
+		t.Fatal(err)
+	}
+	for v := 2; v <= 3; v++ {
+		cur := getDoc(t, sc, db, "shared")
+		cur["v"] = v
+		if _, err := sc.PutDoc(ctx, db, "shared", cur); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := sdk.Local(New())
 	in := obj(merge(connIn(src, "source_"), connIn(dst, "target_"), map[string]any{"databases": []string{db}}))
 	res, err := p.Apply(ctx, "replicate", &sdk.ApplyRequest{Inputs: in}, &recorder{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, r := outInt(t, res, "documents_written"), outInt(t, res, "revisions_written"); d != 3 || r != 4 {
-		t.Errorf("documents_written = %d, revisions_written = %d; want 3 and 4", d, r)
+	if d, r := outInt(t, res, "documents_written"), outInt(t, res, "revisions_written"); d != 4 || r != 5 {
+		t.Errorf("documents_written = %d, revisions_written = %d; want 4 and 5", d, r)
+	}
+	if d := getDoc(t, dc, db, "shared"); d["v"] != float64(3) {
+		t.Fatalf("shared on the target after the copy: %v", d)
 	}
 	// Someone edits a copied document on the target after the step.
 	putUndoOver(ctx, t, dc, db, "b")
@@ -173,15 +193,24 @@ func TestReplicateUndoExistingTarget(t *testing.T) {
 	if kindOf(err) != sdk.KindConflict || !strings.Contains(err.Error(), db+"/b") {
 		t.Fatalf("undo over a changed document: %v", err)
 	}
-	if got := allLive(t, dc, db); !cmp.Equal(got, []string{"a", "app-files", "b", "own"}) {
+	if got := allLive(t, dc, db); !cmp.Equal(got, []string{"a", "app-files", "b", "own", "shared"}) {
 		t.Errorf("a refused undo changed the target: %v", got)
 	}
 	rec := &recorder{}
 	if err := p.Undo(ctx, "replicate", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState, Force: true}, rec); err != nil {
 		t.Fatalf("forced undo: %v", err)
 	}
-	if got := allLive(t, dc, db); !cmp.Equal(got, []string{"b", "own"}) {
-		t.Errorf("after the undo the target holds %v, want the changed b and its own document", got)
+	if got := allLive(t, dc, db); !cmp.Equal(got, []string{"b", "own", "shared"}) {
+		t.Errorf("after the undo the target holds %v, want the changed b and its own documents", got)
+	}
+	if d := getDoc(t, dc, db, "shared"); d["v"] != float64(1) || d["_attachments"] != nil {
+		t.Errorf("shared after the undo = %v, want its version from before the step (v 1)", d)
+	}
+	// The same undo again (an interrupted rollback run again) finds it done,
+	// except for b, still changed.
+	err = p.Undo(ctx, "replicate", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState}, &recorder{})
+	if kindOf(err) != sdk.KindConflict || !strings.Contains(err.Error(), db+"/b:") || strings.Contains(err.Error(), "shared") || strings.Contains(err.Error(), db+"/a:") || strings.Contains(err.Error(), "app-files") {
+		t.Errorf("second undo: %v", err)
 	}
 	if !strings.Contains(rec.allLogs(), "left 1 written over since: b@") {
 		t.Errorf("the undo does not say what it left:\n%s", rec.allLogs())

@@ -88,9 +88,12 @@ func TestCompareVersions(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"http://admin:s3cret@host:5984/db": "http://admin:%2A%2A%2A@host:5984/db",
+		"http://admin:s3cret@host:5984/db": "http://***@host:5984/db",
 		"http://host:5984":                 "http://host:5984",
-		"http://admin@host":                "http://admin@host",
+		"http://s3cret@host":               "http://***@host",
+		"http://admin:s3/cr@t@host/db?x=1": "http://***@host/db?x=1",
+		"admin:s3cret@host:5984":           "***@host:5984",
+		"http://host:5984/db?rev=1@2":      "http://host:5984/db?rev=1@2",
 	} {
 		if got := Redact(in); got != want || strings.Contains(got, "s3cret") {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
