@@ -107,7 +107,8 @@ func TestCheckSynapseRows(t *testing.T) {
 	}
 	start := w.state()
 	_, _, err = w.migrate(nil)
-	wantKind(t, err, sdk.KindConflict, "the checks found 6 errors, nothing was written")
+	// Rows whose user is not migrated are left to the migration itself.
+	wantKind(t, err, sdk.KindConflict, "the checks found 2 errors, nothing was written")
 	diffState(t, "after a refused migration", start, w.state())
 }
 
@@ -127,7 +128,7 @@ func TestCheckLock(t *testing.T) {
 	if errs, _, err := findings(t, w, nil); err != nil || len(errs) != 0 {
 		t.Fatalf("check: %v %q", err, errs)
 	}
-	if got := w.query(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`); got[0][0] != "0" {
+	if got := w.query(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); got[0][0] != "0" {
 		t.Errorf("check left %s advisory locks", got[0][0])
 	}
 }

@@ -15,6 +15,10 @@ type checkOptions struct {
 	// dropUnmappedLinks: links to an IdP that no MAS provider maps are
 	// dropped (a warning) instead of refused.
 	dropUnmappedLinks bool
+	// errorsOnly: run only the checks that can refuse, and not those whose
+	// rows the migration itself stops at (migrate, which re-runs them on
+	// its snapshot; check reported the warnings).
+	errorsOnly bool
 }
 
 // maxCreationTS is the largest users.creation_ts read as seconds (year
@@ -54,51 +58,55 @@ func checkSynapseDB(ctx context.Context, e *env, tx pgx.Tx, opt checkOptions, r 
 		sql  string
 		args []any
 		add  func(n int64, example string)
+		warn bool // only ever a warning
 	}
 	hs := e.homeserver
 	findings := []finding{
 		{`SELECT COUNT(1), NULL::text FROM users WHERE is_guest <> 0`, nil, func(n int64, _ string) {
 			r.warnf("%d guest users: they are migrated, but MAS does not support guest access", n)
-		}},
+		}, true},
 		{`SELECT COUNT(1), min(medium) FROM user_threepids WHERE medium <> 'email'`, nil, func(n int64, ex string) {
 			r.warnf("%d third-party ids are not emails (e.g. %s): they go to user_unsupported_third_party_ids", n, ex)
-		}},
+		}, true},
 		{`SELECT COUNT(1), min(user_id) FROM user_external_ids WHERE auth_provider = 'oauth-delegated'`, nil, func(n int64, _ string) {
 			r.errorf("%d user_external_ids rows have auth_provider 'oauth-delegated' (left by an earlier MAS); delete them: DELETE FROM user_external_ids WHERE auth_provider = 'oauth-delegated'", n)
-		}},
+		}, false},
 		{`SELECT COUNT(1), min(coalesce(name, '(NULL name)')) FROM users WHERE name IS NULL OR creation_ts IS NULL`, nil, func(n int64, ex string) {
 			r.errorf("%d users have a NULL name or creation_ts (e.g. %s): the migration would fail on them", n, ex)
-		}},
+		}, false},
 		{`SELECT COUNT(1), min(name) FROM users WHERE name NOT LIKE '@%'`, nil, func(n int64, ex string) {
 			r.errorf("%d user ids lack the '@' sigil (e.g. %s): they would be migrated as another user (or collide with one); fix or delete them in Synapse", n, ex)
-		}},
+		}, false},
 		{`SELECT COUNT(1), min(name) FROM users WHERE name IS NOT NULL AND (
   (appservice_id IS NULL AND (strpos(name, ':') = 0 OR substr(name, strpos(name, ':') + 1) <> $1))
   OR (appservice_id IS NOT NULL AND right(name, length($1) + 1) <> ':' || $1))`, []any{hs}, func(n int64, ex string) {
 			r.errorf("%d user ids are not on server %q (e.g. %s): the migration would fail with a wrong server name", n, hs, ex)
-		}},
+		}, false},
 		{`SELECT COUNT(1), min(name) FROM users WHERE creation_ts > $1`, []any{int64(maxCreationTS)}, func(n int64, ex string) {
 			r.errorf("%d users have a creation_ts in milliseconds, not seconds (e.g. %s): they would be created thousands of years from now; fix them in Synapse: UPDATE users SET creation_ts = creation_ts / 1000 WHERE creation_ts > %d", n, ex, int64(maxCreationTS))
-		}},
+		}, false},
 		{`SELECT COUNT(1), min(u.name) FROM users u WHERE ` + asColonLocalpart, []any{hs}, func(n int64, ex string) {
 			r.warnf("%d appservice users have a ':' in their localpart (e.g. %s): they are dropped, and any row of theirs fails the migration", n, ex)
-		}},
+		}, true},
 		{`SELECT COUNT(1), min(name) FROM users WHERE password_hash IS NOT NULL AND appservice_id IS NULL AND password_hash !~ $1`, []any{bcryptHash}, func(n int64, ex string) {
 			r.warnf("%d users have a password hash MAS cannot verify, not a bcrypt hash (e.g. %s): it is migrated as it is, and they can log in with a password only after a reset", n, ex)
-		}},
+		}, true},
 		{`SELECT COUNT(1), min(address) FROM (SELECT lower(address) AS address FROM user_threepids WHERE medium = 'email'
   GROUP BY lower(address) HAVING COUNT(DISTINCT user_id) > 1) x`, nil, func(n int64, ex string) {
 			r.warnf("%d email addresses belong to more than one user once case is ignored (e.g. %s): they are migrated as they are, but MAS looks emails up without case, so recovery and login by email may pick either user", n, ex)
-		}},
+		}, true},
 		{`SELECT COUNT(1), min(a.user_id) FROM access_tokens a JOIN devices d USING (user_id, device_id) WHERE d.hidden AND a.puppets_user_id IS NULL`, nil, func(n int64, ex string) {
 			r.warnf("%d access tokens belong to hidden devices (e.g. of %s): they are not migrated", n, ex)
-		}},
+		}, true},
 		{`SELECT COUNT(1), min(a.user_id) FROM access_tokens a JOIN users u ON u.name = a.user_id
 WHERE a.device_id = 'guest_device' AND u.is_guest = 0 AND a.puppets_user_id IS NULL`, nil, func(n int64, ex string) {
 			r.warnf("%d access tokens of users who are not guests are on device guest_device (e.g. of %s): they are not migrated, those clients must log in again", n, ex)
-		}},
+		}, true},
 	}
 	for _, f := range findings {
+		if f.warn && opt.errorsOnly {
+			continue
+		}
 		if err := q(f.sql, f.args...); err != nil {
 			return fmt.Errorf("check %s: %w", firstLineOf(f.sql), err)
 		}
@@ -106,11 +114,16 @@ WHERE a.device_id = 'guest_device' AND u.is_guest = 0 AND a.puppets_user_id IS N
 			f.add(n, str(example))
 		}
 	}
-	if err := checkDependentRows(ctx, tx, hs, r); err != nil {
-		return err
+	if !opt.errorsOnly {
+		if err := checkDependentRows(ctx, tx, hs, r); err != nil {
+			return err
+		}
 	}
 	if err := checkProviders(ctx, e, tx, opt, r); err != nil {
 		return err
+	}
+	if opt.errorsOnly {
+		return nil
 	}
 	est, err := entityTotals(ctx, tx)
 	if err != nil {
