@@ -95,3 +95,26 @@ func TestTestCommandJSONAndJUnit(t *testing.T) {
 		t.Errorf("junit:\n%s", b)
 	}
 }
+
+// TestTestCommandKeepsSecrets: a sensitive variable appears in no output
+// of a failing test file (plain, -json, JUnit), not even through an
+// assertion's error message.
+func TestTestCommandKeepsSecrets(t *testing.T) {
+	const canary = "canary-s3cr3t-7731"
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	for _, f := range []testFlags{{}, {json: true, junit: junit}} {
+		code, out, errOut := runTestCmd(t, f, "testdata/rbtest/secret")
+		if code != 1 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		if strings.Contains(out+errOut, canary) {
+			t.Errorf("the secret leaked:\n%s\n%s", out, errOut)
+		}
+		if !f.json && !strings.Contains(out, "(the error message is sensitive)") {
+			t.Errorf("no sensitive message:\n%s", out)
+		}
+	}
+	if b, _ := os.ReadFile(junit); len(b) == 0 || strings.Contains(string(b), canary) {
+		t.Errorf("junit leaked the secret or is empty:\n%s", b)
+	}
+}

@@ -486,7 +486,8 @@ func contains(xs []string, x string) bool {
 }
 
 // Find lists the test files named by paths: files as given, directories
-// searched recursively (hidden directories skipped), sorted.
+// searched recursively (hidden directories and testdata skipped, as the go
+// tool does), sorted.
 func Find(paths ...string) ([]string, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
@@ -509,7 +510,7 @@ func Find(paths ...string) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() && path != p && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
 				return filepath.SkipDir
 			}
 			if !d.IsDir() && IsTestFile(path) && !seen[path] {

@@ -163,8 +163,11 @@ func (s *Suite) check(a *Assert, ctx *hcl.EvalContext) string {
 	if a.ErrorMessage != nil {
 		if m, d := a.ErrorMessage.Value(ctx); !d.HasErrors() {
 			if m, err := convert.Convert(m, cty.String); err == nil && !m.IsNull() && m.IsWhollyKnown() {
-				m, _ = m.Unmark()
-				msg = m.AsString()
+				if m.IsMarked() {
+					msg = "(the error message is sensitive)"
+				} else {
+					msg = m.AsString()
+				}
 			}
 		}
 	}
@@ -262,12 +265,12 @@ func list(vs []cty.Value) cty.Value {
 	return cty.TupleVal(vs)
 }
 
-// plain is v without marks, null for a missing value.
+// plain is v, null for a missing value. Sensitive marks stay: a
+// condition may use a secret, an error message may not show it.
 func plain(v cty.Value) cty.Value {
 	if v == cty.NilVal {
 		return cty.NullVal(cty.DynamicPseudoType)
 	}
-	v, _ = v.UnmarkDeep()
 	return v
 }
 

@@ -355,7 +355,9 @@ func (x *execution) apply(ctx context.Context, s *Suite) error {
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		cj := &crashJournal{Journal: j}
+		x.rec.mu.Lock()
 		x.rec.crash = func() { cj.crashed.Store(true); cancel() }
+		x.rec.mu.Unlock()
 		jr, ctx = cj, cctx
 	}
 	x.res, err = run.Apply(ctx, s.runbook(x.runID, x.vars), s.options(x, jr))
