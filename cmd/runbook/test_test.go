@@ -51,6 +51,8 @@ func TestTestCommandExitCodes(t *testing.T) {
 		{"sweep table", testFlags{sweep: "all"}, []string{"testdata/rbtest/good"}, 0, "CRASHED AT"},
 		{"missing rollback", testFlags{}, []string{"testdata/rbtest/broken/notes.runbooktest.hcl"}, 1,
 			"FAIL: failure at step last: step second (core.file) has no rollback, so what it did stays, though its action can undo it: add `rollback = native`"},
+		{"not restored", testFlags{}, []string{"testdata/rbtest/leak"}, 1,
+			"FAIL: failure at step done: not restored: testdata/rbtest/leak/leak.runbooktest.hcl:5: a file survived the rollback"},
 		{"diagnostics", testFlags{}, []string{"testdata/rbtest/broken"}, 2, "typo.runbooktest.hcl:2:13: Error: Unknown variable"},
 		{"no test files", testFlags{}, []string{"testdata/graph"}, 2, "no test files"},
 		{"bad sweep", testFlags{sweep: "sometimes"}, []string{"testdata/rbtest/good"}, 2, "-sweep is fail, crash or all"},

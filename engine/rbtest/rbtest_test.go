@@ -43,8 +43,8 @@ func TestGoodFilePasses(t *testing.T) {
 	if n := w.len(); n != 0 {
 		t.Errorf("%d names left after the sweeps: %v", n, w.names)
 	}
-	if n := len(res[2].Rows); n != 7 {
-		t.Errorf("fail sweep rows = %d, want 7 (a, check, b[x], b[y], note, c, cleanup)", n)
+	if rows := res[2].Rows; len(rows) != 8 || rows[0].Step != rbtest.NoFailure {
+		t.Errorf("fail sweep rows = %+v, want 8 (rollback after success, a, check, b[x], b[y], note, c, cleanup)", rows)
 	}
 }
 

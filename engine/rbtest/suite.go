@@ -351,16 +351,22 @@ func (x *execution) apply(ctx context.Context, s *Suite) error {
 	x.runID = meta.ID
 	defer j.Close()
 	var jr journal.Journal = j
+	var cj *crashJournal
 	if x.rec.crashAt != "" {
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		cj := &crashJournal{Journal: j}
+		cj = &crashJournal{Journal: j}
 		x.rec.mu.Lock()
 		x.rec.crash = func() { cj.crashed.Store(true); cancel() }
 		x.rec.mu.Unlock()
 		jr, ctx = cj, cctx
 	}
 	x.res, err = run.Apply(ctx, s.runbook(x.runID, x.vars), s.options(x, jr))
+	if cj != nil && cj.crashed.Load() {
+		// The engine is dead: what it says after the crash does not count.
+		x.res = nil
+		return nil
+	}
 	return err
 }
 
@@ -391,8 +397,9 @@ func (x *execution) rollback(ctx context.Context, s *Suite) error {
 	return err
 }
 
-// crashJournal drops every record once crashed is set: the journal ends
-// where a crash at that point would have left it.
+// crashJournal refuses every record once crashed is set: the journal ends
+// where a crash at that point would have left it, and nothing waiting for
+// a record to be durable (a plugin's checkpoint) is told it is.
 type crashJournal struct {
 	journal.Journal
 	crashed atomic.Bool
@@ -400,14 +407,14 @@ type crashJournal struct {
 
 func (c *crashJournal) Append(r *journal.Record) error {
 	if c.crashed.Load() {
-		return nil
+		return errCrashed
 	}
 	return c.Journal.Append(r)
 }
 
 func (c *crashJournal) AppendNoWait(r *journal.Record) error {
 	if c.crashed.Load() {
-		return nil
+		return errCrashed
 	}
 	return c.Journal.AppendNoWait(r)
 }
