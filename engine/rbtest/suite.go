@@ -321,7 +321,12 @@ func (x *execution) Events() []event.Event {
 
 // newExecution prepares a run with its own journal in dir.
 func (s *Suite) newExecution(dir string, vars map[string]cty.Value, mocks []*Mock) *execution {
-	x := &execution{vars: vars, store: journal.NewLocal(dir)}
+	// A test's journal is thrown away with its directory, and a crash is
+	// simulated record by record (crashJournal), not by the disk: no
+	// fsync.
+	store := journal.NewLocal(dir)
+	store.NoSync = true
+	x := &execution{vars: vars, store: store}
 	x.rec = newRecorder(s.host, mocks)
 	return x
 }
