@@ -54,6 +54,8 @@ func TestTestCommandExitCodes(t *testing.T) {
 		{"not restored", testFlags{}, []string{"testdata/rbtest/leak"}, 1,
 			"FAIL: failure at step done: not restored: testdata/rbtest/leak/leak.runbooktest.hcl:5: a file survived the rollback"},
 		{"diagnostics", testFlags{}, []string{"testdata/rbtest/broken"}, 2, "typo.runbooktest.hcl:2:13: Error: Unknown variable"},
+		{"unmocked approval", testFlags{}, []string{"testdata/rbtest/approve"}, 2,
+			`gate.hcl:1:1: Error: Approval not mocked`},
 		{"no test files", testFlags{}, []string{"testdata/graph"}, 2, "no test files"},
 		{"bad sweep", testFlags{sweep: "sometimes"}, []string{"testdata/rbtest/good"}, 2, "-sweep is fail, crash or all"},
 	} {

@@ -212,7 +212,10 @@ func ParseSource(path string, src []byte) (*File, hcl.Diagnostics) {
 	if a, ok := content.Attributes["runbook"]; ok {
 		var rel string
 		diags = append(diags, constString(a, &rel)...)
-		if rel != "" {
+		switch {
+		case filepath.IsAbs(rel):
+			tf.Runbook = rel
+		case rel != "":
 			tf.Runbook = filepath.Join(filepath.Dir(path), rel)
 		}
 	} else {

@@ -37,6 +37,9 @@ type Options struct {
 	OnEvent func(Event)
 	// StepSink, when set, also receives the engine's step events.
 	StepSink event.Sink
+	// Sweeps are the sweeps the caller will ask Run for on top of the
+	// file's (Load checks that they can run).
+	Sweeps []string
 }
 
 // Suite is a loaded test file: its runbook, checked against the plugins'
@@ -122,6 +125,7 @@ func Load(path string, opts Options) (*Suite, error) {
 		diags = append(diags, d...)
 		s.runVars[r.Name] = v
 	}
+	diags = append(diags, s.checkApprovals()...)
 	if diags = unique(diags); diags.HasErrors() {
 		s.Close()
 		return nil, &DiagError{Path: path, Diags: diags, Files: files(f, cfg)}
@@ -185,6 +189,39 @@ func (s *Suite) checkMock(m *Mock) hcl.Diagnostics {
 				Subject: m.OutputsRange.Ptr()})
 		} else {
 			m.Outputs = outs
+		}
+	}
+	return diags
+}
+
+// waiting are the actions that wait for a person: unmocked, a test would
+// hang until its timeout.
+var waiting = map[string]bool{"core.approve": true}
+
+// checkApprovals: every step that waits for a person is mocked in every
+// test that applies it (the file's mocks serve the sweeps).
+func (s *Suite) checkApprovals() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, name := range s.Config.StepOrder {
+		st := s.Config.Steps[name]
+		if !waiting[st.Plugin+"."+st.Action] {
+			continue
+		}
+		file := newRecorder(nil, s.File.Mocks).mock(st.Plugin, st.Action, name) != nil
+		var where []string
+		if !file && len(s.File.Sweeps)+len(s.opts.Sweeps) > 0 {
+			where = append(where, "the sweeps")
+		}
+		for _, r := range s.File.Runs {
+			if !file && newRecorder(nil, r.Mocks).mock(st.Plugin, st.Action, name) == nil {
+				where = append(where, fmt.Sprintf("run %q", r.Name))
+			}
+		}
+		if len(where) > 0 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Approval not mocked",
+				Detail: fmt.Sprintf("Step %q (%s.%s) waits for a person, which no test can answer: add mock %q { outputs = { approved_by = \"test\" } } for %s.",
+					name, st.Plugin, st.Action, st.Plugin+"."+st.Action, strings.Join(where, ", ")),
+				Subject: st.DeclRange.Ptr()})
 		}
 	}
 	return diags
