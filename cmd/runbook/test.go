@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"time"
@@ -81,6 +82,9 @@ func runTests(ctx context.Context, stdout, stderr io.Writer, args []string, f te
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Ctrl-C stops the tests; their temporary directories are removed.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
 	sweeps, err := sweepModes(f.sweep)
 	if err != nil {
 		return withCode(exitTestUsage, err)
