@@ -56,6 +56,8 @@ func TestTestCommandExitCodes(t *testing.T) {
 		{"diagnostics", testFlags{}, []string{"testdata/rbtest/broken"}, 2, "typo.runbooktest.hcl:2:13: Error: Unknown variable"},
 		{"unmocked approval", testFlags{}, []string{"testdata/rbtest/approve"}, 2,
 			`gate.hcl:1:1: Error: Approval not mocked`},
+		{"only matching tests", testFlags{run: "^sweep"}, []string{"testdata/rbtest/good"}, 0, "PASS: 1 test files, 1 tests, 0 failed"},
+		{"bad -run", testFlags{run: "("}, []string{"testdata/rbtest/good"}, 2, "-run: error parsing regexp"},
 		{"no test files", testFlags{}, []string{"testdata/graph"}, 2, "no test files"},
 		{"bad sweep", testFlags{sweep: "sometimes"}, []string{"testdata/rbtest/good"}, 2, "-sweep is fail, crash or all"},
 	} {

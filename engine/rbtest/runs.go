@@ -54,11 +54,14 @@ func (r *Result) Passed() bool { return len(r.Failures) == 0 && r.Error == "" }
 func (s *Suite) Run(ctx context.Context, sweeps ...string) []*Result {
 	var out []*Result
 	for _, r := range s.File.Runs {
+		if s.opts.Match != nil && !s.opts.Match("run."+r.Name) {
+			continue
+		}
 		out = append(out, s.test(ctx, "run."+r.Name, func(ctx context.Context, res *Result) { s.runBlock(ctx, r, res) }))
 	}
 	seen := map[string]bool{}
 	for _, m := range append(append([]string(nil), s.File.Sweeps...), sweeps...) {
-		if seen[m] {
+		if seen[m] || s.opts.Match != nil && !s.opts.Match("sweep."+m) {
 			continue
 		}
 		seen[m] = true

@@ -40,6 +40,9 @@ type Options struct {
 	// Sweeps are the sweeps the caller will ask Run for on top of the
 	// file's (Load checks that they can run).
 	Sweeps []string
+	// Match, when set, selects the tests to run by name ("run.NAME",
+	// "sweep.fail", "sweep.crash").
+	Match func(name string) bool
 }
 
 // Suite is a loaded test file: its runbook, checked against the plugins'
