@@ -19,6 +19,12 @@ variables = {
 
 sweep = ["fail", "crash"]
 
+# After every rollback of a sweep: Synapse is not configured for MAS.
+restored {
+  condition     = !fileexists(var.homeserver_config)
+  error_message = "the MAS homeserver config survived the rollback"
+}
+
 mock "synapse.check" {
   outputs = { errors = [], warnings = ["one provider has no icon"], counts = { users = 1200 } }
 }

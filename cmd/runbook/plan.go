@@ -29,6 +29,9 @@ one JSON document (unknown values are "(known after apply)", sensitive ones
 Exit status: 0 on success, 1 when the runbook or a variable has errors.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkPlanFormat(format); err != nil {
+				return err
+			}
 			if format == planMarkdown || diffBase != "" {
 				return runPlanMarkdown(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], vf.sources(), stateDir, diffBase)
 			}

@@ -23,6 +23,15 @@ const (
 	planMarkdown = "markdown"
 )
 
+// checkPlanFormat refuses an unknown plan -format.
+func checkPlanFormat(f string) error {
+	switch f {
+	case planText, planJSON, planMarkdown:
+		return nil
+	}
+	return withCode(exitError, fmt.Errorf("-format is %s, %s or %s, not %q", planText, planJSON, planMarkdown, f))
+}
+
 // runPlanMarkdown prints the plan as Markdown for a pull request; with
 // diffBase, also what changed in the runbook's steps since that git ref.
 func runPlanMarkdown(ctx context.Context, stdout, stderr io.Writer, path string, vars lang.VarSources, stateDir, diffBase string) error {

@@ -49,3 +49,14 @@ func TestPlanMarkdownDiffBase(t *testing.T) {
 		t.Errorf("unknown ref: %v", err)
 	}
 }
+
+func TestPlanFormatChecked(t *testing.T) {
+	for _, f := range []string{planText, planJSON, planMarkdown} {
+		if err := checkPlanFormat(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if err := checkPlanFormat("yaml"); err == nil || !strings.Contains(err.Error(), `not "yaml"`) {
+		t.Errorf("yaml: %v", err)
+	}
+}

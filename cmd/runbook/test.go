@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +30,7 @@ type testFlags struct {
 	junit    string
 	parallel int
 	timeout  time.Duration
+	run      string
 }
 
 func init() {
@@ -61,6 +64,7 @@ test file or its runbook has errors.`,
 	cmd.Flags().StringVar(&f.junit, "junit", "", "also write the results as JUnit XML to FILE")
 	cmd.Flags().IntVar(&f.parallel, "parallel", 4, "run up to N test files at once")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 5*time.Minute, "fail a test (a run block or a sweep) that takes longer (0: no limit)")
+	cmd.Flags().StringVar(&f.run, "run", "", "run only the tests whose name (run.NAME, sweep.fail, sweep.crash) matches this regular expression")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(exitTestUsage, err) })
 	rootCmd.AddCommand(cmd)
 }
@@ -81,6 +85,9 @@ func runTests(ctx context.Context, stdout, stderr io.Writer, args []string, f te
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Ctrl-C stops the tests; their temporary directories are removed.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
 	sweeps, err := sweepModes(f.sweep)
 	if err != nil {
 		return withCode(exitTestUsage, err)
@@ -94,6 +101,13 @@ func runTests(ctx context.Context, stdout, stderr io.Writer, args []string, f te
 	}
 	start := time.Now()
 	opts := rbtest.Options{Builtins: builtin.All(), Timeout: f.timeout}
+	if f.run != "" {
+		re, err := regexp.Compile(f.run)
+		if err != nil {
+			return withCode(exitTestUsage, fmt.Errorf("-run: %w", err))
+		}
+		opts.Match = re.MatchString
+	}
 	var mu sync.Mutex
 	enc := json.NewEncoder(stdout)
 	if f.json {

@@ -51,7 +51,13 @@ func TestTestCommandExitCodes(t *testing.T) {
 		{"sweep table", testFlags{sweep: "all"}, []string{"testdata/rbtest/good"}, 0, "CRASHED AT"},
 		{"missing rollback", testFlags{}, []string{"testdata/rbtest/broken/notes.runbooktest.hcl"}, 1,
 			"FAIL: failure at step last: step second (core.file) has no rollback, so what it did stays, though its action can undo it: add `rollback = native`"},
+		{"not restored", testFlags{}, []string{"testdata/rbtest/leak"}, 1,
+			"FAIL: failure at step done: not restored: testdata/rbtest/leak/leak.runbooktest.hcl:5: a file survived the rollback"},
 		{"diagnostics", testFlags{}, []string{"testdata/rbtest/broken"}, 2, "typo.runbooktest.hcl:2:13: Error: Unknown variable"},
+		{"unmocked approval", testFlags{}, []string{"testdata/rbtest/approve"}, 2,
+			`gate.hcl:1:1: Error: Approval not mocked`},
+		{"only matching tests", testFlags{run: "^sweep"}, []string{"testdata/rbtest/good"}, 0, "PASS: 1 test files, 1 tests, 0 failed"},
+		{"bad -run", testFlags{run: "("}, []string{"testdata/rbtest/good"}, 2, "-run: error parsing regexp"},
 		{"no test files", testFlags{}, []string{"testdata/graph"}, 2, "no test files"},
 		{"bad sweep", testFlags{sweep: "sometimes"}, []string{"testdata/rbtest/good"}, 2, "-sweep is fail, crash or all"},
 	} {
@@ -93,5 +99,28 @@ func TestTestCommandJSONAndJUnit(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `<testsuites name="runbook test" tests="3" failures="1" errors="0"`) {
 		t.Errorf("junit:\n%s", b)
+	}
+}
+
+// TestTestCommandKeepsSecrets: a sensitive variable appears in no output
+// of a failing test file (plain, -json, JUnit), not even through an
+// assertion's error message.
+func TestTestCommandKeepsSecrets(t *testing.T) {
+	const canary = "canary-s3cr3t-7731"
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	for _, f := range []testFlags{{}, {json: true, junit: junit}} {
+		code, out, errOut := runTestCmd(t, f, "testdata/rbtest/secret")
+		if code != 1 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		if strings.Contains(out+errOut, canary) {
+			t.Errorf("the secret leaked:\n%s\n%s", out, errOut)
+		}
+		if !f.json && !strings.Contains(out, "(the error message is sensitive)") {
+			t.Errorf("no sensitive message:\n%s", out)
+		}
+	}
+	if b, _ := os.ReadFile(junit); len(b) == 0 || strings.Contains(string(b), canary) {
+		t.Errorf("junit leaked the secret or is empty:\n%s", b)
 	}
 }

@@ -217,6 +217,7 @@ func TestLoadDirectory(t *testing.T) {
 	write(".runbook.lock.hcl", `this is not a runbook`)
 	write("notes.json", `not loaded`)
 	write("prod.vars.hcl", `region = "eu"`)
+	write("a.runbooktest.hcl", `run "x" {}`)
 	write("data.txt", "hello")
 	cfg, diags := Load(dir)
 	if diags.HasErrors() {

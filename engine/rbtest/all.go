@@ -43,6 +43,7 @@ func RunFiles(ctx context.Context, paths []string, parallel int, opts Options, s
 func RunFile(ctx context.Context, path string, opts Options, sweeps []string) *FileResult {
 	start := time.Now()
 	fr := &FileResult{Path: path}
+	opts.Sweeps = sweeps
 	s, err := Load(path, opts)
 	if err != nil {
 		var de *DiagError

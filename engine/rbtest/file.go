@@ -62,6 +62,10 @@ type File struct {
 	// Timeout is the file's per-test timeout (`timeout = "2m"`), 0 = the
 	// caller's.
 	Timeout time.Duration
+	// Restored are the `restored { condition, error_message }` blocks:
+	// what must hold after every rollback of a sweep (the world is back
+	// where it started).
+	Restored []*Assert
 
 	file *hcl.File
 	// tmp is the directory tempdir() returns, made on first use.
@@ -150,7 +154,8 @@ type Assert struct {
 
 var fileSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "runbook"}, {Name: "variables"}, {Name: "sweep"}, {Name: "timeout"}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "mock", LabelNames: []string{"action"}}, {Type: "run", LabelNames: []string{"name"}}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "mock", LabelNames: []string{"action"}}, {Type: "run", LabelNames: []string{"name"}},
+		{Type: "restored"}},
 }
 
 var runSchema = &hcl.BodySchema{
@@ -207,7 +212,10 @@ func ParseSource(path string, src []byte) (*File, hcl.Diagnostics) {
 	if a, ok := content.Attributes["runbook"]; ok {
 		var rel string
 		diags = append(diags, constString(a, &rel)...)
-		if rel != "" {
+		switch {
+		case filepath.IsAbs(rel):
+			tf.Runbook = rel
+		case rel != "":
 			tf.Runbook = filepath.Join(filepath.Dir(path), rel)
 		}
 	} else {
@@ -234,6 +242,12 @@ func ParseSource(path string, src []byte) (*File, hcl.Diagnostics) {
 			diags = append(diags, d...)
 			if m != nil {
 				tf.Mocks = append(tf.Mocks, m)
+			}
+		case "restored":
+			a, d := decodeAssert(b)
+			diags = append(diags, d...)
+			if a != nil {
+				tf.Restored = append(tf.Restored, a)
 			}
 		case "run":
 			r, d := decodeRun(b, tf.funcs())
@@ -409,19 +423,27 @@ func decodeRun(b *hcl.Block, funcs map[string]function.Function) (*Run, hcl.Diag
 			diags = append(diags, d...)
 			r.Mocks = append(r.Mocks, m)
 		case "assert":
-			c, d := blk.Body.Content(assertSchema)
+			a, d := decodeAssert(blk)
 			diags = append(diags, d...)
-			if d.HasErrors() {
-				continue
+			if a != nil {
+				r.Asserts = append(r.Asserts, a)
 			}
-			as := &Assert{Condition: c.Attributes["condition"].Expr, DeclRange: blk.DefRange}
-			if a, ok := c.Attributes["error_message"]; ok {
-				as.ErrorMessage = a.Expr
-			}
-			r.Asserts = append(r.Asserts, as)
 		}
 	}
 	return r, diags
+}
+
+// decodeAssert decodes an assert (or restored) block.
+func decodeAssert(b *hcl.Block) (*Assert, hcl.Diagnostics) {
+	c, diags := b.Body.Content(assertSchema)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	as := &Assert{Condition: c.Attributes["condition"].Expr, DeclRange: b.DefRange}
+	if a, ok := c.Attributes["error_message"]; ok {
+		as.ErrorMessage = a.Expr
+	}
+	return as, nil
 }
 
 func constString(a *hcl.Attribute, out *string) hcl.Diagnostics {
@@ -486,7 +508,8 @@ func contains(xs []string, x string) bool {
 }
 
 // Find lists the test files named by paths: files as given, directories
-// searched recursively (hidden directories skipped), sorted.
+// searched recursively (hidden directories and testdata skipped, as the go
+// tool does), sorted.
 func Find(paths ...string) ([]string, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
@@ -509,7 +532,7 @@ func Find(paths ...string) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() && path != p && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
 				return filepath.SkipDir
 			}
 			if !d.IsDir() && IsTestFile(path) && !seen[path] {

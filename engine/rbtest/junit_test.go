@@ -114,8 +114,8 @@ func TestJUnitFollowsTheSchema(t *testing.T) {
 	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	// good: 2 runs + 2 sweeps; undo_fails: 1 sweep; mistakes: load error.
-	if doc.Tests != 6 || doc.Failures != 1 || doc.Errors != 1 || len(doc.Suites) != 3 {
+	// good: 3 runs + 2 sweeps; undo_fails: 1 sweep; mistakes: load error.
+	if doc.Tests != 7 || doc.Failures != 1 || doc.Errors != 1 || len(doc.Suites) != 3 {
 		t.Fatalf("tests=%d failures=%d errors=%d suites=%d\n%s", doc.Tests, doc.Failures, doc.Errors, len(doc.Suites), b.String())
 	}
 	f := doc.Suites[1].Cases[0].Failure

@@ -104,6 +104,15 @@ func (r *recorder) end(e *Effect, err error) {
 	r.mu.Unlock()
 }
 
+// takeCrash returns the crash hook once (nil after).
+func (r *recorder) takeCrash() func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.crash
+	r.crash = nil
+	return c
+}
+
 // mock finds the mock for a call of plugin.action for step addr: one
 // naming the step (or the instance) first, then one for every step.
 func (r *recorder) mock(plugin, action, addr string) *Mock {
@@ -187,11 +196,11 @@ func (p *provider) Apply(ctx context.Context, action string, req *sdk.ApplyReque
 		res, err = p.inner.Apply(ctx, action, req, ev)
 	}
 	p.r.end(e, err)
-	if err == nil && !undo && p.r.crashAt == addr && p.r.crash != nil {
-		crash := p.r.crash
-		p.r.crash = nil
-		crash()
-		return nil, errCrashed
+	if err == nil && !undo && p.r.crashAt == addr {
+		if crash := p.r.takeCrash(); crash != nil {
+			crash()
+			return nil, errCrashed
+		}
 	}
 	return res, err
 }

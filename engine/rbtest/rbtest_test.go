@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runbookdev/runbook/engine/rbtest"
 )
@@ -35,14 +36,16 @@ func TestGoodFilePasses(t *testing.T) {
 			t.Errorf("%s failed: %s %v\n%s", r.Name, r.Error, r.Failures, strings.Join(r.Lines, "\n"))
 		}
 	}
-	if got := strings.Join(names, " "); got != "run.happy run.c_fails sweep.fail sweep.crash" {
+	if got := strings.Join(names, " "); got != "run.happy run.c_fails run.checkpoints sweep.fail sweep.crash" {
 		t.Errorf("tests = %s", got)
 	}
-	// The sweep leaves nothing behind; the happy run left its effects.
-	t.Log(strings.Join(res[2].Lines, "\n"))
-	t.Log(strings.Join(res[3].Lines, "\n"))
-	if n := len(res[2].Rows); n != 7 {
-		t.Errorf("fail sweep rows = %d, want 7 (a, check, b[x], b[y], note, c, cleanup)", n)
+	// The real (unmocked) puts of the crash sweep's last row were all
+	// undone: the plugin's world is empty again.
+	if n := w.len(); n != 0 {
+		t.Errorf("%d names left after the sweeps: %v", n, w.names)
+	}
+	if rows := res[3].Rows; len(rows) != 8 || rows[0].Step != rbtest.NoFailure {
+		t.Errorf("fail sweep rows = %+v, want 8 (rollback after success, a, check, b[x], b[y], note, c, cleanup)", rows)
 	}
 }
 
@@ -107,3 +110,14 @@ func TestMistakesAreDiagnosed(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestTimeout(t *testing.T) {
+	start := time.Now()
+	res := load(t, "testdata/broken/slow.runbooktest.hcl", &world{names: map[string]bool{}}).Run(context.Background())
+	if len(res) != 1 || res[0].Error != "timed out after 300ms" {
+		t.Fatalf("results = %+v", res[0])
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
+	}
+}

@@ -54,11 +54,14 @@ func (r *Result) Passed() bool { return len(r.Failures) == 0 && r.Error == "" }
 func (s *Suite) Run(ctx context.Context, sweeps ...string) []*Result {
 	var out []*Result
 	for _, r := range s.File.Runs {
+		if s.opts.Match != nil && !s.opts.Match("run."+r.Name) {
+			continue
+		}
 		out = append(out, s.test(ctx, "run."+r.Name, func(ctx context.Context, res *Result) { s.runBlock(ctx, r, res) }))
 	}
 	seen := map[string]bool{}
 	for _, m := range append(append([]string(nil), s.File.Sweeps...), sweeps...) {
-		if seen[m] {
+		if seen[m] || s.opts.Match != nil && !s.opts.Match("sweep."+m) {
 			continue
 		}
 		seen[m] = true
@@ -163,8 +166,11 @@ func (s *Suite) check(a *Assert, ctx *hcl.EvalContext) string {
 	if a.ErrorMessage != nil {
 		if m, d := a.ErrorMessage.Value(ctx); !d.HasErrors() {
 			if m, err := convert.Convert(m, cty.String); err == nil && !m.IsNull() && m.IsWhollyKnown() {
-				m, _ = m.Unmark()
-				msg = m.AsString()
+				if m.IsMarked() {
+					msg = "(the error message is sensitive)"
+				} else {
+					msg = m.AsString()
+				}
 			}
 		}
 	}
@@ -262,12 +268,12 @@ func list(vs []cty.Value) cty.Value {
 	return cty.TupleVal(vs)
 }
 
-// plain is v without marks, null for a missing value.
+// plain is v, null for a missing value. Sensitive marks stay: a
+// condition may use a secret, an error message may not show it.
 func plain(v cty.Value) cty.Value {
 	if v == cty.NilVal {
 		return cty.NullVal(cty.DynamicPseudoType)
 	}
-	v, _ = v.UnmarkDeep()
 	return v
 }
 

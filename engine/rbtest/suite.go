@@ -37,6 +37,12 @@ type Options struct {
 	OnEvent func(Event)
 	// StepSink, when set, also receives the engine's step events.
 	StepSink event.Sink
+	// Sweeps are the sweeps the caller will ask Run for on top of the
+	// file's (Load checks that they can run).
+	Sweeps []string
+	// Match, when set, selects the tests to run by name ("run.NAME",
+	// "sweep.fail", "sweep.crash").
+	Match func(name string) bool
 }
 
 // Suite is a loaded test file: its runbook, checked against the plugins'
@@ -122,6 +128,7 @@ func Load(path string, opts Options) (*Suite, error) {
 		diags = append(diags, d...)
 		s.runVars[r.Name] = v
 	}
+	diags = append(diags, s.checkApprovals()...)
 	if diags = unique(diags); diags.HasErrors() {
 		s.Close()
 		return nil, &DiagError{Path: path, Diags: diags, Files: files(f, cfg)}
@@ -185,6 +192,39 @@ func (s *Suite) checkMock(m *Mock) hcl.Diagnostics {
 				Subject: m.OutputsRange.Ptr()})
 		} else {
 			m.Outputs = outs
+		}
+	}
+	return diags
+}
+
+// waiting are the actions that wait for a person: unmocked, a test would
+// hang until its timeout.
+var waiting = map[string]bool{"core.approve": true}
+
+// checkApprovals: every step that waits for a person is mocked in every
+// test that applies it (the file's mocks serve the sweeps).
+func (s *Suite) checkApprovals() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, name := range s.Config.StepOrder {
+		st := s.Config.Steps[name]
+		if !waiting[st.Plugin+"."+st.Action] {
+			continue
+		}
+		file := newRecorder(nil, s.File.Mocks).mock(st.Plugin, st.Action, name) != nil
+		var where []string
+		if !file && len(s.File.Sweeps)+len(s.opts.Sweeps) > 0 {
+			where = append(where, "the sweeps")
+		}
+		for _, r := range s.File.Runs {
+			if !file && newRecorder(nil, r.Mocks).mock(st.Plugin, st.Action, name) == nil {
+				where = append(where, fmt.Sprintf("run %q", r.Name))
+			}
+		}
+		if len(where) > 0 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Approval not mocked",
+				Detail: fmt.Sprintf("Step %q (%s.%s) waits for a person, which no test can answer: add mock %q { outputs = { approved_by = \"test\" } } for %s.",
+					name, st.Plugin, st.Action, st.Plugin+"."+st.Action, strings.Join(where, ", ")),
+				Subject: st.DeclRange.Ptr()})
 		}
 	}
 	return diags
@@ -321,7 +361,12 @@ func (x *execution) Events() []event.Event {
 
 // newExecution prepares a run with its own journal in dir.
 func (s *Suite) newExecution(dir string, vars map[string]cty.Value, mocks []*Mock) *execution {
-	x := &execution{vars: vars, store: journal.NewLocal(dir)}
+	// A test's journal is thrown away with its directory, and a crash is
+	// simulated record by record (crashJournal), not by the disk: no
+	// fsync.
+	store := journal.NewLocal(dir)
+	store.NoSync = true
+	x := &execution{vars: vars, store: store}
 	x.rec = newRecorder(s.host, mocks)
 	return x
 }
@@ -351,14 +396,22 @@ func (x *execution) apply(ctx context.Context, s *Suite) error {
 	x.runID = meta.ID
 	defer j.Close()
 	var jr journal.Journal = j
+	var cj *crashJournal
 	if x.rec.crashAt != "" {
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		cj := &crashJournal{Journal: j}
+		cj = &crashJournal{Journal: j}
+		x.rec.mu.Lock()
 		x.rec.crash = func() { cj.crashed.Store(true); cancel() }
+		x.rec.mu.Unlock()
 		jr, ctx = cj, cctx
 	}
 	x.res, err = run.Apply(ctx, s.runbook(x.runID, x.vars), s.options(x, jr))
+	if cj != nil && cj.crashed.Load() {
+		// The engine is dead: what it says after the crash does not count.
+		x.res = nil
+		return nil
+	}
 	return err
 }
 
@@ -389,8 +442,9 @@ func (x *execution) rollback(ctx context.Context, s *Suite) error {
 	return err
 }
 
-// crashJournal drops every record once crashed is set: the journal ends
-// where a crash at that point would have left it.
+// crashJournal refuses every record once crashed is set: the journal ends
+// where a crash at that point would have left it, and nothing waiting for
+// a record to be durable (a plugin's checkpoint) is told it is.
 type crashJournal struct {
 	journal.Journal
 	crashed atomic.Bool
@@ -398,14 +452,14 @@ type crashJournal struct {
 
 func (c *crashJournal) Append(r *journal.Record) error {
 	if c.crashed.Load() {
-		return nil
+		return errCrashed
 	}
 	return c.Journal.Append(r)
 }
 
 func (c *crashJournal) AppendNoWait(r *journal.Record) error {
 	if c.crashed.Load() {
-		return nil
+		return errCrashed
 	}
 	return c.Journal.AppendNoWait(r)
 }

@@ -33,6 +33,10 @@ func (r SweepRow) Verdict() string {
 	return "FAIL"
 }
 
+// NoFailure is the step of a sweep's first row: the run succeeded and
+// was rolled back as a whole.
+const NoFailure = "(none: rollback after success)"
+
 // defaultFailKind is the kind of error a swept step fails with when its
 // mock names none.
 const defaultFailKind = sdk.KindConflict
@@ -63,6 +67,18 @@ func (s *Suite) sweep(ctx context.Context, mode string, res *Result) {
 		if e.Op == "apply" && e.Err == "" && !contains(targets, e.Step) {
 			targets = append(targets, e.Step)
 		}
+	}
+	// The first row: `runbook rollback` of the run that succeeded, which
+	// also puts the world back for the rows that follow.
+	first := SweepRow{Step: NoFailure}
+	if err := base.rollback(ctx, s); err != nil {
+		first.Problems = append(first.Problems, "`runbook rollback` of the run that succeeded broke: "+err.Error())
+	} else {
+		s.checkRolledBack(&first, base)
+	}
+	res.Rows = append(res.Rows, first)
+	for _, p := range first.Problems {
+		res.Failures = append(res.Failures, fmt.Sprintf("rollback after success: %s", p))
 	}
 	for _, addr := range targets {
 		if ctx.Err() != nil {
@@ -247,6 +263,14 @@ func (s *Suite) checkRolledBack(row *SweepRow, x *execution) {
 		for b, tb := range undoAt {
 			if a != b && s.dependsOn(stepName(b), stepName(a)) && tb[1] > ta[0] {
 				row.Problems = append(row.Problems, fmt.Sprintf("step %s was undone before step %s, which depends on it", a, b))
+			}
+		}
+	}
+	if len(s.File.Restored) > 0 {
+		ctx := s.evalContext(x)
+		for _, a := range s.File.Restored {
+			if f := s.check(a, ctx); f != "" {
+				row.Problems = append(row.Problems, "not restored: "+f)
 			}
 		}
 	}

@@ -6,6 +6,12 @@ variables = {
 }
 sweep = ["fail", "crash"]
 
+# After every rollback of a sweep: traffic is not switched.
+restored {
+  condition     = !fileexists(var.switch_file)
+  error_message = "the switch file survived the rollback"
+}
+
 mock "core.http" {
   outputs = { status = 200 }
 }

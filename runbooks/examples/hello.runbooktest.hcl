@@ -6,6 +6,12 @@ variables = { name = "test", dir = tempdir() }
 # roll back: the greeting file must be gone every time.
 sweep = ["fail", "crash"]
 
+# After every rollback of a sweep: the greeting file is gone.
+restored {
+  condition     = !fileexists("${var.dir}/runbook-hello-test.txt")
+  error_message = "the greeting file survived the rollback"
+}
+
 run "greets" {
   assert {
     condition     = file(run.outputs.path) == "Hello, test!\n"

@@ -3,6 +3,10 @@
 variables = { workdir = "${tempdir()}/work" }
 sweep     = ["fail", "crash"]
 
+restored {
+  condition = !fileexists("${var.workdir}/created")
+}
+
 mock "core.sleep" {}
 
 run "fills_the_directory" {

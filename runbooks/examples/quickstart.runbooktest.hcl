@@ -3,6 +3,11 @@
 variables = { dir = "${tempdir()}/quickstart", services = ["api", "worker"] }
 sweep     = "fail"
 
+restored {
+  condition     = !fileexists("${var.dir}/api.conf") && !fileexists("${var.dir}/worker.conf")
+  error_message = "a config file survived the rollback"
+}
+
 run "writes_every_config" {
   assert {
     condition = file("${var.dir}/api.conf") == "service = \"api\"\nlisten  = \"127.0.0.1\"\n"

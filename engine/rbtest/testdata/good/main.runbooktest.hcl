@@ -37,3 +37,18 @@ run "c_fails" {
     condition = contains([for e in run.events : e.type if e.step == "cleanup"], "step_succeeded")
   }
 }
+
+run "checkpoints" {
+  mock "demo.put" {
+    step        = "c"
+    outputs     = { id = "mocked-c" }
+    checkpoints = ["one", "two"]
+    delay       = "10ms"
+  }
+  assert {
+    condition = length([for e in run.events : e if e.type == "step_checkpoint" && e.step == "c"]) == 2
+  }
+  assert {
+    condition = [for e in run.effects : e.mocked if e.step == "c"] == [true] && step.c.outputs.id == "mocked-c"
+  }
+}

@@ -6,3 +6,7 @@ run "writes" {
     condition = file("${var.dir}/second") == "2\n"
   }
 }
+
+restored {
+  condition = !fileexists("${var.dir}/first") && !fileexists("${var.dir}/second")
+}

@@ -1,0 +1,3 @@
+step "core.approve" "go" {
+  with = { prompt = "Go?" }
+}

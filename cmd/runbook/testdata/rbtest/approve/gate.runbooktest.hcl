@@ -1,0 +1,7 @@
+sweep = "fail"
+
+run "approved" {
+  mock "core.approve" {
+    outputs = { approved_by = "test" }
+  }
+}
