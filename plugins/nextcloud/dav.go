@@ -74,8 +74,25 @@ type xmlResponse struct {
 // true, first) and for each child, as the answer is parsed, so a folder of
 // any size is never held in memory. Paths given to fn are relative to dir.
 func (c *Client) propfind(ctx context.Context, dir string, fn func(e entry, self bool) error) error {
-	resp, err := c.Do(ctx, Request{Method: "PROPFIND", Path: dir + "/",
-		Header: http.Header{"Depth": {"1"}, "Content-Type": {"application/xml; charset=utf-8"}},
+	return c.propfindDepth(ctx, dir+"/", "1", fn)
+}
+
+// stat is a Depth 0 PROPFIND of one file or folder.
+func (c *Client) stat(ctx context.Context, p string) (entry, error) {
+	var e entry
+	err := c.propfindDepth(ctx, p, "0", func(x entry, self bool) error {
+		if self {
+			e = x
+		}
+		return nil
+	})
+	return e, err
+}
+
+func (c *Client) propfindDepth(ctx context.Context, target, depth string, fn func(e entry, self bool) error) error {
+	dir := strings.TrimSuffix(target, "/")
+	resp, err := c.Do(ctx, Request{Method: "PROPFIND", Path: target,
+		Header: http.Header{"Depth": {depth}, "Content-Type": {"application/xml; charset=utf-8"}},
 		Body:   func() (io.Reader, error) { return strings.NewReader(propfindBody), nil },
 		Length: int64(len(propfindBody)), Idempotent: true})
 	if err != nil {

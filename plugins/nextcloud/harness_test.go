@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -76,7 +77,7 @@ func startNC(t *testing.T, backend *testenv.WebDAV) *ncServer {
 			pr.Out.SetBasicAuth(backend.User, backend.Password)
 		},
 		ModifyResponse: s.afterPut,
-		ErrorLog:       nil,
+		ErrorLog:       log.New(io.Discard, "", 0),
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
@@ -244,18 +245,20 @@ func (s *ncServer) assemble(w http.ResponseWriter, r *http.Request, dir string) 
 		return
 	}
 	var names []int
+	files := map[int]string{}
 	for _, e := range ents {
 		n, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
 		names = append(names, n)
+		files[n] = e.Name()
 	}
 	sort.Ints(names)
 	var readers []io.Reader
 	var total int64
 	for _, n := range names {
-		f, err := os.Open(filepath.Join(dir, strconv.Itoa(n)))
+		f, err := os.Open(filepath.Join(dir, files[n]))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return

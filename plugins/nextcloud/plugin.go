@@ -21,6 +21,7 @@ func New() *sdk.Plugin {
 		Actions: []sdk.Action{
 			probeAction{},
 			inventoryAction{},
+			copyAction{},
 		},
 	}
 }
