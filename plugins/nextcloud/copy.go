@@ -47,6 +47,7 @@ func (copyAction) Schema() sdk.ActionSchema {
 		sdk.Attribute{Name: "target_vendor", Type: cty.String, Description: `"webdav" (default) or "nextcloud": Nextcloud targets get chunked upload v2 for big files and X-OC-Mtime.`},
 		sdk.Attribute{Name: "chunk_size", Type: cty.Number, Description: "Files above this many bytes go to a Nextcloud target in chunks of this size (default 10 MiB)."},
 		sdk.Attribute{Name: "concurrency", Type: cty.Number, Description: "Files copied at once (default 8)."},
+		sdk.Attribute{Name: "parallel_threshold", Type: cty.Number, Description: "Files from this many bytes are read in 4 ranges at once when copying to a local directory (default 64 MiB; 0 turns it off). The SHA1 is still computed in order as the data arrives."},
 		sdk.Attribute{Name: "state_dir", Type: cty.String, Description: "Where the copy keeps its ledger of created files, for resume and undo (default: $RUNBOOK_STATE_DIR/nextcloud)."},
 		sdk.Attribute{Name: "fail_on_errors", Type: cty.Bool, Description: "Fail the step when a file could not be copied (default true); the outputs list them either way."},
 	)
@@ -139,7 +140,7 @@ func openTarget(ctx context.Context, in cty.Value) (target, error) {
 		if err != nil {
 			return nil, sdk.Errorf(sdk.KindInvalid, false, "", "target_dir: %v", err)
 		}
-		return &localTarget{dir: abs}, nil
+		return &localTarget{dir: abs, rangedMin: int64(intAttr(in, "parallel_threshold", defaultRangedThreshold))}, nil
 	}
 	tc := connFrom(in, "target_")
 	if tc.URL == "" {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,7 +170,8 @@ func TestCopyResumeAndFaults(t *testing.T) {
 	t.Parallel()
 	ap := apache(t)
 	big := randomContent(3 << 20)
-	tree := map[string]string{"big.bin": big, "locked.txt": "locked once", "limited.txt": "rate limited once",
+	mid := randomContent(900 << 10)
+	tree := map[string]string{"big.bin": big, "mid.bin": mid, "locked.txt": "locked once", "limited.txt": "rate limited once",
 		"broken.txt": "always 500", "changing.txt": "version 1", "a/b.txt": "b", "a/c.txt": "c"}
 	seed(t, ap, tree, time.Date(2022, 6, 1, 0, 0, 0, 0, time.UTC))
 	setDeadProps(t, ap, "big.bin", "99", "SHA1:"+sha1hex(big))
@@ -178,7 +180,8 @@ func TestCopyResumeAndFaults(t *testing.T) {
 	seen := map[string]int{}
 	var ranges []string
 	nc.mu.Lock()
-	nc.dropAfter["big.bin"] = 1 << 20
+	nc.dropAfter["big.bin"] = 300 << 10
+	nc.dropAfter["mid.bin"] = 300 << 10
 	nc.fault = func(r *http.Request) (int, string) {
 		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/remote.php/") {
 			return 0, ""
@@ -207,7 +210,8 @@ func TestCopyResumeAndFaults(t *testing.T) {
 
 	dst := filepath.Join(t.TempDir(), "out")
 	state := t.TempDir()
-	in := copyIn(nc.URL, map[string]any{"target_dir": dst, "state_dir": state})
+	// big.bin (3 MiB) is read in 4 ranges; the drop hits the first one.
+	in := copyIn(nc.URL, map[string]any{"target_dir": dst, "state_dir": state, "parallel_threshold": 1 << 20})
 	p := sdktest.Local(t, New())
 	start := time.Now()
 	res, _, err := sdktest.ApplyRequest(t, p, "copy", &sdk.ApplyRequest{Inputs: in, IdempotencyKey: "run1/step.copy/1"})
@@ -221,8 +225,8 @@ func TestCopyResumeAndFaults(t *testing.T) {
 	if len(errs) != 1 || errs[0].GetAttr("path").AsString() != "broken.txt" || !strings.Contains(errs[0].GetAttr("message").AsString(), "500") {
 		t.Errorf("errors = %#v", res.Outputs.GetAttr("errors"))
 	}
-	if n := outInt(t, res, "files"); n != 6 {
-		t.Errorf("files = %d, want 6", n)
+	if n := outInt(t, res, "files"); n != 7 {
+		t.Errorf("files = %d, want 7", n)
 	}
 	ch := listOf(t, res, "changed")
 	if len(ch) != 1 || ch[0].AsString() != "changing.txt" {
@@ -232,8 +236,20 @@ func TestCopyResumeAndFaults(t *testing.T) {
 	delete(tree, "broken.txt")
 	checkTree(t, dst, tree, nil)
 	mu.Lock()
-	if len(ranges) == 0 || !strings.HasPrefix(ranges[0], "big.bin bytes=") {
-		t.Errorf("no ranged GET after the drop: %v", ranges)
+	// Four ranges, then the one the drop cut, resumed where it stopped
+	// (the intact content and the matching SHA1 say it was spliced right).
+	var midRanges []string
+	for _, r := range ranges {
+		if strings.HasPrefix(r, "mid.bin") {
+			midRanges = append(midRanges, r)
+		}
+	}
+	// mid.bin, below the threshold, is one stream resumed from the cut.
+	if len(midRanges) != 1 || !strings.HasSuffix(midRanges[0], "-") {
+		t.Errorf("mid.bin ranged GETs: %v, want one bytes=N- resume", midRanges)
+	}
+	if !slices.Contains(ranges, "big.bin bytes=0-786431") || len(ranges)-len(midRanges) != 5 {
+		t.Errorf("ranged GETs: %v, want 4 ranges and a resume", ranges)
 	}
 	for k := range seen {
 		seen[k] = 0
@@ -268,8 +284,8 @@ func TestCopyResumeAndFaults(t *testing.T) {
 	if gets != 1 || seen["broken.txt"] != 1 {
 		t.Errorf("resumed copy read %v, want only broken.txt", seen)
 	}
-	if r, f := outInt(t, res2, "resumed"), outInt(t, res2, "files"); r != 6 || f != 7 {
-		t.Errorf("resumed = %d files = %d, want 6 and 7", r, f)
+	if r, f := outInt(t, res2, "resumed"), outInt(t, res2, "files"); r != 7 || f != 8 {
+		t.Errorf("resumed = %d files = %d, want 7 and 8", r, f)
 	}
 	if got, _ := os.ReadFile(filepath.Join(dst, "broken.txt")); string(got) != "always 500" {
 		t.Errorf("broken.txt = %q", got)

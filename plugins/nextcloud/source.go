@@ -40,7 +40,16 @@ type srcFile struct {
 
 	sha1 hash.Hash
 	md5  hash.Hash // only when the server has an MD5 and no SHA1
+
+	// limit, when set, makes this a reader of the range [off, limit) of
+	// a file (one stream of a parallel download): nothing is hashed, and
+	// an answer with the whole file means it changed (errWhole).
+	limit int64
 }
+
+// errWhole is a ranged read answered with the whole file: the file
+// changed since the listing or the server ignores ranges.
+var errWhole = errors.New("the server answered a ranged GET with the whole file")
 
 func newSrcFile(ctx context.Context, c *Client, path string, e entry) *srcFile {
 	s := &srcFile{ctx: ctx, c: c, path: path, e: e, size: e.Size, etag: e.ETag, sha1: sha1.New()}
@@ -74,7 +83,12 @@ func sameETag(a, b string) bool {
 
 func (s *srcFile) open() error {
 	h := http.Header{}
-	if s.off > 0 {
+	if s.limit > 0 {
+		h.Set("Range", "bytes="+strconv.FormatInt(s.off, 10)+"-"+strconv.FormatInt(s.limit-1, 10))
+		if s.etag != "" && !strings.HasPrefix(s.etag, "W/") {
+			h.Set("If-Range", s.etag)
+		}
+	} else if s.off > 0 {
 		h.Set("Range", "bytes="+strconv.FormatInt(s.off, 10)+"-")
 		if s.etag != "" && !strings.HasPrefix(s.etag, "W/") {
 			h.Set("If-Range", s.etag)
@@ -89,6 +103,10 @@ func (s *srcFile) open() error {
 		et = resp.Header.Get("OC-Etag")
 	}
 	switch {
+	case s.limit > 0 && resp.StatusCode != http.StatusPartialContent:
+		resp.Body.Close()
+		return errWhole
+	case s.limit > 0:
 	case s.off > 0 && resp.StatusCode == http.StatusPartialContent:
 	case s.off > 0:
 		// The server sent the whole file: it changed, or ignores ranges.
@@ -112,8 +130,12 @@ func (s *srcFile) open() error {
 
 func (s *srcFile) Read(p []byte) (int, error) {
 	for {
+		end := s.size
+		if s.limit > 0 {
+			end = s.limit
+		}
 		if s.body == nil {
-			if s.off >= s.size && s.off > 0 {
+			if s.off >= end && (s.off > 0 || s.limit > 0) {
 				return 0, io.EOF
 			}
 			if err := s.open(); err != nil {
@@ -123,15 +145,17 @@ func (s *srcFile) Read(p []byte) (int, error) {
 		n, err := s.body.Read(p)
 		if n > 0 {
 			s.off += int64(n)
-			s.sha1.Write(p[:n])
-			if s.md5 != nil {
-				s.md5.Write(p[:n])
+			if s.limit == 0 {
+				s.sha1.Write(p[:n])
+				if s.md5 != nil {
+					s.md5.Write(p[:n])
+				}
 			}
 		}
 		if err == nil {
 			return n, nil
 		}
-		if err == io.EOF && s.off >= s.size {
+		if err == io.EOF && s.off >= end {
 			s.close()
 			return n, io.EOF
 		}

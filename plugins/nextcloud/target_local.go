@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,12 @@ type target interface {
 // localTarget writes into a local directory.
 type localTarget struct {
 	dir string
+	// rangedMin is the size from which a file is read in parallel ranges.
+	rangedMin int64
+	// fresh holds the folders this copy created: nothing else can be in
+	// them but what appears during the copy, which renameNoReplace catches,
+	// so their files need no existence check first.
+	fresh sync.Map
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
@@ -65,6 +72,7 @@ func (t *localTarget) mkdir(_ context.Context, rel string) (bool, error) {
 	if err != nil {
 		return false, localErr(err)
 	}
+	t.fresh.Store(rel, true)
 	return true, nil
 }
 
@@ -87,8 +95,14 @@ func tmpName(final, rel string) string {
 
 func (t *localTarget) put(ctx context.Context, src *srcFile, rel string) (ledgerLine, error) {
 	final := t.abs(rel)
-	if _, err := os.Lstat(final); err == nil {
-		return ledgerLine{}, &errSkip{"exists at the target"}
+	parent := ""
+	if i := strings.LastIndex(rel, "/"); i >= 0 {
+		parent = rel[:i]
+	}
+	if _, fresh := t.fresh.Load(parent); !fresh {
+		if _, err := os.Lstat(final); err == nil {
+			return ledgerLine{}, &errSkip{"exists at the target"}
+		}
 	}
 	tmp := tmpName(final, rel)
 	f, err := os.Create(tmp)
@@ -97,9 +111,7 @@ func (t *localTarget) put(ctx context.Context, src *srcFile, rel string) (ledger
 	}
 	defer os.Remove(tmp)
 	defer f.Close()
-	bp := bufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(f, src, *bp)
-	bufPool.Put(bp)
+	n, err := fill(src, f, t.rangedMin)
 	src.close()
 	if err != nil {
 		return ledgerLine{}, localErr(err)
@@ -116,16 +128,48 @@ func (t *localTarget) put(ctx context.Context, src *srcFile, rel string) (ledger
 			return ledgerLine{}, localErr(err)
 		}
 	}
-	// Link refuses to replace a file that appeared meanwhile.
-	if err := os.Link(tmp, final); err != nil {
+	// A file that appeared meanwhile is not replaced.
+	if err := renameNoReplace(tmp, final); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return ledgerLine{}, &errSkip{"exists at the target"}
 		}
-		if err := os.Rename(tmp, final); err != nil {
-			return ledgerLine{}, localErr(err)
-		}
+		return ledgerLine{}, localErr(err)
 	}
 	return ledgerLine{Op: "file", Path: rel, Size: n, SHA1: src.sum(), MTime: unixOrZero(mt)}, nil
+}
+
+// linkNoReplace moves tmp to final with a hard link, which fails when
+// final exists; where links are not supported it renames.
+func linkNoReplace(tmp, final string) error {
+	err := os.Link(tmp, final)
+	if err == nil {
+		return os.Remove(tmp)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return fs.ErrExist
+	}
+	if _, serr := os.Lstat(final); serr == nil {
+		return fs.ErrExist
+	}
+	return os.Rename(tmp, final)
+}
+
+// fill writes the source file into f: large files with parallel ranged
+// reads where the server allows them, others in one stream.
+func fill(src *srcFile, f *os.File, rangedMin int64) (int64, error) {
+	if rangedMin > 0 && src.size >= rangedMin {
+		n, err := fetchRanged(src, f)
+		if !errors.Is(err, errWhole) {
+			return n, err
+		}
+		src.restart()
+		if err := f.Truncate(0); err != nil {
+			return 0, err
+		}
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	return io.CopyBuffer(f, src, *bp)
 }
 
 func unixOrZero(t time.Time) int64 {
