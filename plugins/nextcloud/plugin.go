@@ -22,6 +22,8 @@ func New() *sdk.Plugin {
 			probeAction{},
 			inventoryAction{},
 			copyAction{},
+			requestMigrationAction{},
+			cancelMigrationAction{},
 		},
 	}
 }
