@@ -367,4 +367,3 @@ func TestCopyToWebDAV(t *testing.T) {
 		}
 	})
 }
-
