@@ -179,10 +179,10 @@ func TestCopyResumeAndFaults(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{}
 	var ranges []string
-	nc.mu.Lock()
-	nc.dropAfter["big.bin"] = 300 << 10
-	nc.dropAfter["mid.bin"] = 300 << 10
-	nc.fault = func(r *http.Request) (int, string) {
+	nc.Mu.Lock()
+	nc.DropAfter["big.bin"] = 300 << 10
+	nc.DropAfter["mid.bin"] = 300 << 10
+	nc.Fault = func(r *http.Request) (int, string) {
 		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/remote.php/") {
 			return 0, ""
 		}
@@ -206,7 +206,7 @@ func TestCopyResumeAndFaults(t *testing.T) {
 		}
 		return 0, ""
 	}
-	nc.mu.Unlock()
+	nc.Mu.Unlock()
 
 	dst := filepath.Join(t.TempDir(), "out")
 	state := t.TempDir()
@@ -261,8 +261,8 @@ func TestCopyResumeAndFaults(t *testing.T) {
 
 	// The server is fixed; apply again as a retry of the step: only the
 	// missing file is read.
-	nc.mu.Lock()
-	nc.fault = func(r *http.Request) (int, string) {
+	nc.Mu.Lock()
+	nc.Fault = func(r *http.Request) (int, string) {
 		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/remote.php/") {
 			mu.Lock()
 			seen[filepath.Base(r.URL.Path)]++
@@ -270,7 +270,7 @@ func TestCopyResumeAndFaults(t *testing.T) {
 		}
 		return 0, ""
 	}
-	nc.mu.Unlock()
+	nc.Mu.Unlock()
 	res2, _, err := sdktest.ApplyRequest(t, p, "copy", &sdk.ApplyRequest{Inputs: in, IdempotencyKey: "run1/step.copy/2", Checkpoint: nil})
 	if err != nil {
 		t.Fatal(err)
@@ -316,9 +316,9 @@ func TestCopyToWebDAV(t *testing.T) {
 		res, rec := sdktest.MustApply(t, p, "copy", in)
 		want := map[string]string{"big.bin": big, "Docs/#1 100%.txt": "hash", "Docs/sub/été.txt": "été"}
 		checkTree(t, filepath.Join(dstAp.Root, "Import"), want, mtimes)
-		ndst.mu.Lock()
-		chunks := ndst.chunks
-		ndst.mu.Unlock()
+		ndst.Mu.Lock()
+		chunks := ndst.Chunks
+		ndst.Mu.Unlock()
 		if chunks != 3 {
 			t.Errorf("chunks = %d, want 3 (300 KiB in 100 KiB chunks)", chunks)
 		}
@@ -355,9 +355,9 @@ func TestCopyToWebDAV(t *testing.T) {
 	})
 
 	t.Run("quota", func(t *testing.T) {
-		ndst.mu.Lock()
-		ndst.quota = 1000
-		ndst.mu.Unlock()
+		ndst.Mu.Lock()
+		ndst.Quota = 1000
+		ndst.Mu.Unlock()
 		in := copyIn(nsrc.URL, map[string]any{"target_url": ndst.URL, "target_login": testLogin, "target_password": canary,
 			"target_path": "Quota", "target_vendor": "nextcloud", "state_dir": t.TempDir(), "concurrency": 1})
 		_, _, err := sdktest.Apply(t, p, "copy", in)

@@ -119,9 +119,9 @@ func TestInventory(t *testing.T) {
 				if got := outInt(t, res, "with_checksums"); got != 1 {
 					t.Errorf("with_checksums = %d", got)
 				}
-				nc.mu.Lock()
-				depths := nc.depths
-				nc.mu.Unlock()
+				nc.Mu.Lock()
+				depths := nc.Depths
+				nc.Mu.Unlock()
 				if depths["infinity"] != 0 || depths[""] != 0 || depths["1"] < 12 {
 					t.Errorf("PROPFIND depths = %v, want only 1", depths)
 				}

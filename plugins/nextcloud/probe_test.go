@@ -35,18 +35,18 @@ func TestProbe(t *testing.T) {
 	p := provs["local"]
 
 	t.Run("wrong password is auth, sent once", func(t *testing.T) {
-		nc.mu.Lock()
-		nc.ocsCalls = 0
-		nc.mu.Unlock()
+		nc.Mu.Lock()
+		nc.OCSCalls = 0
+		nc.Mu.Unlock()
 		in := sdktest.Object(map[string]any{"url": nc.URL, "login": testLogin, "password": canary + "-wrong"})
 		res, rec, err := sdktest.Apply(t, p, "probe", in)
 		sdktest.AssertKind(t, err, sdk.KindAuth)
 		if se := sdk.Classify(err); se.Retryable || !strings.Contains(se.Hint, "throttled") {
 			t.Errorf("auth error: retryable=%v hint=%q", se.Retryable, se.Hint)
 		}
-		nc.mu.Lock()
-		calls := nc.ocsCalls
-		nc.mu.Unlock()
+		nc.Mu.Lock()
+		calls := nc.OCSCalls
+		nc.Mu.Unlock()
 		if calls != 1 {
 			t.Errorf("OCS requests after a wrong password = %d, want exactly 1", calls)
 		}
@@ -58,10 +58,10 @@ func TestProbe(t *testing.T) {
 	})
 
 	t.Run("maintenance is retryable", func(t *testing.T) {
-		nc.mu.Lock()
-		nc.maintenance = true
-		nc.mu.Unlock()
-		defer func() { nc.mu.Lock(); nc.maintenance = false; nc.mu.Unlock() }()
+		nc.Mu.Lock()
+		nc.Maintenance = true
+		nc.Mu.Unlock()
+		defer func() { nc.Mu.Lock(); nc.Maintenance = false; nc.Mu.Unlock() }()
 		_, _, err := sdktest.Apply(t, p, "probe", connIn(nc.URL, nil))
 		sdktest.AssertKind(t, err, sdk.KindUnreachable)
 		if !sdk.Classify(err).Retryable || !strings.Contains(err.Error(), "503") {
@@ -80,10 +80,10 @@ func TestProbe(t *testing.T) {
 	})
 
 	t.Run("other status", func(t *testing.T) {
-		nc.mu.Lock()
-		nc.fault = func(r *http.Request) (int, string) { return http.StatusTeapot, "" }
-		nc.mu.Unlock()
-		defer func() { nc.mu.Lock(); nc.fault = nil; nc.mu.Unlock() }()
+		nc.Mu.Lock()
+		nc.Fault = func(r *http.Request) (int, string) { return http.StatusTeapot, "" }
+		nc.Mu.Unlock()
+		defer func() { nc.Mu.Lock(); nc.Fault = nil; nc.Mu.Unlock() }()
 		_, _, err := sdktest.Apply(t, p, "probe", connIn(nc.URL, nil))
 		if err == nil || !strings.Contains(err.Error(), "HTTP 418") || !strings.Contains(err.Error(), "teapot") {
 			t.Errorf("418: %v", err)
