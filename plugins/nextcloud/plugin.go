@@ -24,6 +24,8 @@ func New() *sdk.Plugin {
 			copyAction{},
 			requestMigrationAction{},
 			cancelMigrationAction{},
+			updateMigrationAction{},
+			deleteSourceAction{},
 		},
 	}
 }
