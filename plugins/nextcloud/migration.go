@@ -300,8 +300,19 @@ func (a cancelMigrationAction) Apply(ctx context.Context, req *sdk.ApplyRequest,
 		canceledMsg{MigrationID: id, WorkplaceFqdn: instance, Timestamp: time.Now().Unix()}); err != nil {
 		return nil, err
 	}
+	// Read the document again under the instance's lock: the consumer may
+	// be changing it (it takes the same lock).
+	unlock, err := store.lock(instance)
+	if err != nil {
+		return nil, err
+	}
+	if d, err := store.get(instance, id); err == nil {
+		doc = d
+	}
 	doc.CancelRequested = true
-	if err := store.put(doc); err != nil {
+	err = store.put(doc)
+	unlock()
+	if err != nil {
 		return nil, fmt.Errorf("record the cancellation: %w", err)
 	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("cancellation of migration %s sent", id))
