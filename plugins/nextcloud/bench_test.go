@@ -65,6 +65,18 @@ func TestCopyBench(t *testing.T) {
 		if c := timeCurl(t, ap, set.dir, filepath.Join(out, "curl-"+set.dir)); c > 0 {
 			fmt.Printf("  curl x8          %7.2f s  ratio curl/nextcloud.copy = %.2fx\n", c.Seconds(), c.Seconds()/dt.Seconds())
 		}
+		// To another WebDAV server (a second Apache mod_dav).
+		fmt.Printf("nextcloud bench: %s, Apache mod_dav -> Apache mod_dav\n", set.name)
+		dst := testenv.StartApacheDAV(t, testUser, canary)
+		dt = timeCopyDAV(t, ap, dst, set.dir)
+		fmt.Printf("  nextcloud.copy   %7.2f s\n", dt.Seconds())
+		for _, rc := range rclones {
+			if _, err := exec.LookPath(rc); err != nil {
+				continue
+			}
+			d := timeRcloneTo(t, rc, ap, set.dir, "dst:rc-"+strconv.Itoa(len(rc))+set.dir, dst)
+			fmt.Printf("  %-16s %7.2f s  ratio rclone/nextcloud.copy = %.1fx\n", filepath.Base(rc), d.Seconds(), d.Seconds()/dt.Seconds())
+		}
 		_ = os.RemoveAll(out)
 		_ = os.MkdirAll(out, 0o755)
 	}
@@ -153,14 +165,40 @@ func timeCopy(t *testing.T, ap *testenv.WebDAV, dir, dst string) (time.Duration,
 	return dt, peak.Load()
 }
 
-func timeRclone(t *testing.T, bin string, ap *testenv.WebDAV, dir, dst string) time.Duration {
-	obscured, err := exec.Command(bin, "obscure", ap.Password).Output()
+func timeCopyDAV(t *testing.T, src, dst *testenv.WebDAV, dir string) time.Duration {
+	in := connIn(src.URL, map[string]any{"login": testUser, "user_id": testUser, "path": dir, "state_dir": t.TempDir(),
+		"target_url": dst.URL, "target_login": dst.User, "target_password": dst.Password, "target_user_id": dst.User, "target_path": "nc-" + dir})
+	start := time.Now()
+	if _, err := (copyAction{}).Apply(context.Background(), &sdk.ApplyRequest{Inputs: in, IdempotencyKey: "bench-dav/" + dir + "/1"}, sdk.NopEvents{}); err != nil {
+		t.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// rcloneEnv configures the remote NAME for a WebDAV server.
+func rcloneEnv(t *testing.T, bin, name string, w *testenv.WebDAV) []string {
+	obscured, err := exec.Command(bin, "obscure", w.Password).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := "RCLONE_CONFIG_" + name + "_"
+	return []string{p + "TYPE=webdav", p + "URL=" + w.URL + w.DAVPath(), p + "VENDOR=nextcloud", p + "USER=" + w.User,
+		p + "PASS=" + strings.TrimSpace(string(obscured))}
+}
+
+func timeRcloneTo(t *testing.T, bin string, ap *testenv.WebDAV, dir, dst string, to *testenv.WebDAV) time.Duration {
 	cmd := exec.Command(bin, "copy", "nc:"+dir, dst)
-	cmd.Env = append(os.Environ(), "RCLONE_CONFIG=/dev/null", "RCLONE_CONFIG_NC_TYPE=webdav", "RCLONE_CONFIG_NC_URL="+ap.URL+ap.DAVPath(),
-		"RCLONE_CONFIG_NC_VENDOR=nextcloud", "RCLONE_CONFIG_NC_USER="+ap.User, "RCLONE_CONFIG_NC_PASS="+strings.TrimSpace(string(obscured)))
+	cmd.Env = append(append(append(os.Environ(), "RCLONE_CONFIG=/dev/null"), rcloneEnv(t, bin, "NC", ap)...), rcloneEnv(t, bin, "DST", to)...)
+	start := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("rclone: %v\n%s", err, out)
+	}
+	return time.Since(start)
+}
+
+func timeRclone(t *testing.T, bin string, ap *testenv.WebDAV, dir, dst string) time.Duration {
+	cmd := exec.Command(bin, "copy", "nc:"+dir, dst)
+	cmd.Env = append(append(os.Environ(), "RCLONE_CONFIG=/dev/null"), rcloneEnv(t, bin, "NC", ap)...)
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("rclone: %v\n%s", err, out)

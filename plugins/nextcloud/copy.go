@@ -377,6 +377,7 @@ func (r *copyRun) run(ctx context.Context, workers int) error {
 func (r *copyRun) report(stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	start := time.Now()
 	n := 0
 	for {
 		select {
@@ -387,6 +388,9 @@ func (r *copyRun) report(stop <-chan struct{}) {
 		n++
 		r.ev.Progress(r.bytes.Load(), max(r.seenBytes.Load()+r.resumedBytes, r.bytes.Load()), "bytes")
 		if n%5 == 0 {
+			done := r.bytes.Load() - r.resumedBytes
+			r.ev.Log(sdk.LevelInfo, fmt.Sprintf("%d of %d files found so far copied, %.1f MB/s",
+				r.files.Load(), r.seenFiles.Load()+r.resumed.Load(), float64(done)/1e6/time.Since(start).Seconds()))
 			if err := r.led.sync(); err != nil {
 				r.fatal(err)
 				return
