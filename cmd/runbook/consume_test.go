@@ -91,8 +91,10 @@ func (s *syncBuf) String() string {
 // requested with nextcloud.request_migration becomes a journaled run that
 // copies the files (credentials from the account, not the message) and
 // completes the tracking document; the same message delivered again starts
-// no second run; a cancel message interrupts a run waiting at an approval
-// and marks the migration canceled, with heartbeats while it waited.
+// no second run; the broker restarting while a run waits at an approval
+// loses nothing and starts nothing twice; a cancel message interrupts a run
+// waiting at an approval and marks the migration canceled, with heartbeats
+// while it waited.
 func TestConsume(t *testing.T) {
 	const pw = "consume-canary-pw-77"
 	ap := testenv.StartApacheDAV(t, "alice", "backend")
@@ -108,6 +110,9 @@ func TestConsume(t *testing.T) {
 	rmq := testenv.StartRabbitMQ(t)
 
 	dir := t.TempDir()
+	// In a test binary the builtins run in-process: core.approve finds the
+	// state directory from the working directory.
+	t.Chdir(dir)
 	rbPath := filepath.Join(dir, "import.hcl")
 	if err := os.WriteFile(rbPath, []byte(consumeRunbook), 0o644); err != nil {
 		t.Fatal(err)
@@ -194,6 +199,35 @@ func TestConsume(t *testing.T) {
 	if strings.Contains(out.String(), pw) {
 		t.Errorf("the consumer printed the password:\n%s", out.String())
 	}
+
+	t.Run("broker restart mid-run", func(t *testing.T) {
+		out, stop := consume(t, true)
+		defer stop()
+		id := request(t, "carol.example.net")
+		waitStatus(t, "carol.example.net", id, "running", out)
+		rmq.Restart(t) // the run waits at its approval meanwhile
+		for i := 0; i < 200 && strings.Count(out.String(), "waiting for migrations") < 2; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		runID, err := os.ReadFile(filepath.Join(track, "runs", id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ad := filepath.Join(dir, ".runbook", "approvals", strings.TrimSpace(string(runID)))
+		_ = os.MkdirAll(ad, 0o700)
+		if err := os.WriteFile(filepath.Join(ad, "gate.json"), []byte(`{"approved_by":"test","at":"2026-12-04T00:00:00Z","approved":true}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, "carol.example.net", id, "completed", out)
+		if _, err := os.Stat(filepath.Join(target, id, "a.txt")); err != nil {
+			t.Errorf("not copied: %v", err)
+		}
+		// The acked request is not delivered again after the restart: one run.
+		time.Sleep(500 * time.Millisecond)
+		if n := strings.Count(out.String(), "migration "+id+" of carol.example.net: starting"); n != 1 {
+			t.Errorf("started %d times:\n%s", n, out.String())
+		}
+	})
 
 	t.Run("cancel", func(t *testing.T) {
 		out, stop := consume(t, true)
