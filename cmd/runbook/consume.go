@@ -24,6 +24,7 @@ import (
 	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/view"
 	"github.com/runbookdev/runbook/plugins/builtin"
+	"github.com/runbookdev/runbook/plugins/nextcloud"
 )
 
 // consumeOptions are the flags of `runbook consume`.
@@ -135,6 +136,7 @@ func runConsume(ctx context.Context, stdout, stderr io.Writer, amqpURL string, o
 	c := &consumer{o: o, stdout: stdout, stderr: stderr, sem: make(chan struct{}, o.prefetch), active: map[string]*activeRun{},
 		out: view.NewAsyncWriter(stdout)}
 	defer c.wg.Wait()
+	c.recoverRuns(ctx)
 	for {
 		err := c.session(ctx, amqpURL)
 		if ctx.Err() != nil {
@@ -218,7 +220,7 @@ func (c *consumer) handle(ctx context.Context, d amqp.Delivery) {
 		c.cancel(m)
 		_ = d.Ack(false)
 	case "nextcloud.migration.requested":
-		c.run(ctx, d, m)
+		c.run(ctx, m, func() { _ = d.Ack(false) }, func() { _ = d.Nack(false, false) }, false)
 	default:
 		_ = d.Nack(false, false)
 	}
@@ -247,12 +249,14 @@ func (c *consumer) cancel(m migrationMsg) {
 func (c *consumer) runFile(id string) string { return filepath.Join(c.o.trackingDir, "runs", id) }
 
 // run starts (or resumes) the migration's run; the message is acked once
-// the run is journaled.
-func (c *consumer) run(ctx context.Context, d amqp.Delivery, m migrationMsg) {
+// the run is journaled (nack: dropped to the dead-letter exchange). A
+// recovered run (found at start, no message) leaves the document alone
+// when it cannot go on.
+func (c *consumer) run(ctx context.Context, m migrationMsg, ackMsg, nackMsg func(), recovered bool) {
 	c.mu.Lock()
 	if c.active[m.MigrationID] != nil {
 		c.mu.Unlock()
-		_ = d.Ack(false) // a redelivery of a run going on here
+		ackMsg() // a redelivery of a run going on here
 		return
 	}
 	rctx, cancel := context.WithCancel(ctx)
@@ -275,14 +279,16 @@ func (c *consumer) run(ctx context.Context, d amqp.Delivery, m migrationMsg) {
 	vars, err := c.vars(m)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "consume: migration %s: %v\n", m.MigrationID, err)
-		_ = c.updateDoc(m, func(doc map[string]any) {
-			doc["status"], doc["failure_reason"] = "failed", err.Error()
-		})
-		_ = d.Nack(false, false)
+		if !recovered {
+			_ = c.updateDoc(m, func(doc map[string]any) {
+				doc["status"], doc["failure_reason"] = "failed", err.Error()
+			})
+		}
+		nackMsg()
 		return
 	}
 	var acked sync.Once
-	ack := func() { acked.Do(func() { _ = d.Ack(false) }) }
+	ack := func() { acked.Do(ackMsg) }
 	prev, _ := os.ReadFile(c.runFile(m.MigrationID))
 	runID := strings.TrimSpace(string(prev))
 	mk := mask.New()
@@ -330,6 +336,8 @@ func (c *consumer) run(ctx context.Context, d amqp.Delivery, m migrationMsg) {
 			t := time.Now().UTC().Format(time.RFC3339Nano)
 			doc["status"], doc["canceled_at"], doc["finished_at"] = "canceled", t, t
 		})
+	case err != nil && recovered:
+		fmt.Fprintf(c.stderr, "consume: migration %s: %v\n", m.MigrationID, err)
 	case err != nil:
 		fmt.Fprintf(c.stderr, "consume: migration %s: %v\n", m.MigrationID, err)
 		_ = c.updateDoc(m, func(doc map[string]any) {
@@ -344,6 +352,46 @@ func (c *consumer) run(ctx context.Context, d amqp.Delivery, m migrationMsg) {
 		return // stopping: an unacked message comes back; an acked one resumes from its run file
 	}
 	ack()
+}
+
+// recoverRuns resumes the runs of migrations still pending or running
+// whose heartbeat stopped (a consumer killed after it acked their
+// message): their messages will not come again.
+func (c *consumer) recoverRuns(ctx context.Context) {
+	ents, _ := os.ReadDir(filepath.Join(c.o.trackingDir, "runs"))
+	for _, e := range ents {
+		id := e.Name()
+		if !safeName.MatchString(id) {
+			continue
+		}
+		docs, _ := filepath.Glob(filepath.Join(c.o.trackingDir, "migrations", "*", id+".json"))
+		if len(docs) != 1 {
+			continue
+		}
+		b, err := os.ReadFile(docs[0])
+		if err != nil {
+			continue
+		}
+		var doc struct {
+			Status     string `json:"status"`
+			Instance   string `json:"workplace_fqdn"`
+			SourcePath string `json:"source_path"`
+			Heartbeat  string `json:"last_heartbeat_at"`
+		}
+		if json.Unmarshal(b, &doc) != nil || (doc.Status != "pending" && doc.Status != "running") || !safeName.MatchString(doc.Instance) {
+			continue
+		}
+		if hb, err := time.Parse(time.RFC3339Nano, doc.Heartbeat); err == nil && time.Since(hb) < 3*c.o.heartbeat {
+			continue // another consumer keeps it alive
+		}
+		m := migrationMsg{MigrationID: id, WorkplaceFqdn: doc.Instance, SourcePath: doc.SourcePath}
+		fmt.Fprintf(c.out, "consume: migration %s: its consumer stopped; resuming\n", id)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.run(ctx, m, func() {}, func() {}, true)
+		}()
+	}
 }
 
 // vars are the runbook's variables for a migration: the account's
@@ -402,7 +450,7 @@ var docMu sync.Mutex
 func (c *consumer) updateDoc(m migrationMsg, f func(map[string]any)) error {
 	docMu.Lock()
 	defer docMu.Unlock()
-	unlock, err := lockInstance(c.o.trackingDir, m.WorkplaceFqdn)
+	unlock, err := nextcloud.LockTracking(c.o.trackingDir, m.WorkplaceFqdn)
 	if err != nil {
 		return err
 	}
@@ -422,33 +470,6 @@ func (c *consumer) updateDoc(m migrationMsg, f func(map[string]any)) error {
 		return err
 	}
 	return writeFileAtomic(p, nb)
-}
-
-// lockInstance takes the instance's lock file, the one the nextcloud
-// plugin's actions take around their own changes of tracking documents
-// (DIR/locks/INSTANCE.lock, created exclusively; one older than two
-// minutes is from a crash and is taken over).
-func lockInstance(dir, instance string) (func(), error) {
-	p := filepath.Join(dir, "locks", instance+".lock")
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return nil, err
-	}
-	for i := 0; i < 100; i++ {
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err == nil {
-			f.Close()
-			return func() { _ = os.Remove(p) }, nil
-		}
-		if !errors.Is(err, os.ErrExist) {
-			return nil, err
-		}
-		if st, err := os.Stat(p); err == nil && time.Since(st.ModTime()) > 2*time.Minute {
-			_ = os.Remove(p)
-			continue
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil, fmt.Errorf("tracking documents of %s are locked (%s)", instance, p)
 }
 
 func writeFileAtomic(path string, data []byte) error {

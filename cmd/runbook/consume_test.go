@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -69,6 +70,21 @@ step "nextcloud.update_migration" "done" {
 }
 `
 
+// TestConsumeChild is the consumer process TestConsume kills with SIGKILL;
+// run alone it does nothing.
+func TestConsumeChild(t *testing.T) {
+	if os.Getenv("RUNBOOK_TEST_CONSUME_CHILD") == "" {
+		t.Skip("the consumer process of TestConsume")
+	}
+	dir := os.Getenv("RUNBOOK_TEST_DIR")
+	t.Chdir(dir)
+	o := consumeOptions{queue: "migration.nextcloud.commands", runbook: os.Getenv("RUNBOOK_TEST_RUNBOOK"),
+		trackingDir: os.Getenv("RUNBOOK_TEST_TRACK"), exchange: "migration", prefetch: 2, heartbeat: 100 * time.Millisecond,
+		vars: lang.VarSources{Args: []string{"target_dir=" + os.Getenv("RUNBOOK_TEST_TARGET"), "gate=true"}},
+		rf:   runFlags{parallelism: 4, stateDir: filepath.Join(dir, ".runbook")}}
+	_ = runConsume(context.Background(), os.Stdout, os.Stderr, os.Getenv("RUNBOOK_TEST_AMQP"), o)
+}
+
 // syncBuf is a bytes.Buffer safe for the consumer's goroutines.
 type syncBuf struct {
 	mu sync.Mutex
@@ -91,7 +107,8 @@ func (s *syncBuf) String() string {
 // requested with nextcloud.request_migration becomes a journaled run that
 // copies the files (credentials from the account, not the message) and
 // completes the tracking document; the same message delivered again starts
-// no second run; the broker restarting while a run waits at an approval
+// no second run; a consumer killed with SIGKILL after it acked has its
+// run resumed by the next consumer; the broker restarting while a run waits at an approval
 // loses nothing and starts nothing twice; a cancel message interrupts a run
 // waiting at an approval and marks the migration canceled, with heartbeats
 // while it waited.
@@ -226,6 +243,44 @@ func TestConsume(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		if n := strings.Count(out.String(), "migration "+id+" of carol.example.net: starting"); n != 1 {
 			t.Errorf("started %d times:\n%s", n, out.String())
+		}
+	})
+
+	t.Run("consumer killed", func(t *testing.T) {
+		var childOut syncBuf
+		child := exec.Command(os.Args[0], "-test.run=^TestConsumeChild$")
+		child.Env = append(os.Environ(), "RUNBOOK_TEST_CONSUME_CHILD=1", "RUNBOOK_TEST_AMQP="+rmq.URL,
+			"RUNBOOK_TEST_RUNBOOK="+rbPath, "RUNBOOK_TEST_TRACK="+track, "RUNBOOK_TEST_DIR="+dir, "RUNBOOK_TEST_TARGET="+target)
+		child.Stdout, child.Stderr = &childOut, &childOut
+		if err := child.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 400 && !strings.Contains(childOut.String(), "waiting for migrations"); i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		id := request(t, "dave.example.net")
+		waitStatus(t, "dave.example.net", id, "running", &childOut)
+		runID, _ := os.ReadFile(filepath.Join(track, "runs", id))
+		_ = child.Process.Kill() // SIGKILL: no cleanup at all
+		_ = child.Wait()
+		time.Sleep(400 * time.Millisecond) // its heartbeat goes stale
+
+		out, stop := consume(t, true)
+		defer stop()
+		for i := 0; i < 200 && !strings.Contains(out.String(), "migration "+id+": resuming run"); i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		ad := filepath.Join(dir, ".runbook", "approvals", strings.TrimSpace(string(runID)))
+		_ = os.MkdirAll(ad, 0o700)
+		if err := os.WriteFile(filepath.Join(ad, "gate.json"), []byte(`{"approved_by":"test","at":"2026-12-04T00:00:00Z","approved":true}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, "dave.example.net", id, "completed", out)
+		if again, _ := os.ReadFile(filepath.Join(track, "runs", id)); string(again) != string(runID) || len(runID) == 0 {
+			t.Errorf("run %q replaced by %q", runID, again)
+		}
+		if !strings.Contains(out.String(), "its consumer stopped; resuming") {
+			t.Errorf("not resumed:\n%s", out.String())
 		}
 	})
 

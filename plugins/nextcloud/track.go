@@ -101,31 +101,63 @@ func (s fileStore) docPath(instance, id string) string {
 	return filepath.Join(s.dir, "migrations", instance, id+".json")
 }
 
-// lock takes the instance's lock (a file created exclusively); a lock
-// older than staleAfter is from a crashed request and is taken over.
-func (s fileStore) lock(instance string) (func(), error) {
+// lock takes the instance's lock.
+func (s fileStore) lock(instance string) (func(), error) { return LockTracking(s.dir, instance) }
+
+// LockTracking takes the lock on an instance's tracking documents under
+// dir (DIR/locks/INSTANCE.lock, created exclusively, holding the owner's
+// pid and host), which every writer of those documents takes: the actions
+// of this plugin and `runbook consume`. A lock whose owner died on this
+// host, or older than two minutes, is taken over.
+func LockTracking(dir, instance string) (func(), error) {
 	const staleAfter = 2 * time.Minute
-	p := filepath.Join(s.dir, "locks", instance+".lock")
+	if err := checkInstance(instance); err != nil {
+		return nil, err
+	}
+	p := filepath.Join(dir, "locks", instance+".lock")
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, err
 	}
-	for i := 0; i < 50; i++ {
+	host, _ := os.Hostname()
+	for i := 0; i < 100; i++ {
 		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err == nil {
-			fmt.Fprintf(f, "%d %s\n", os.Getpid(), now())
+			fmt.Fprintf(f, "%d %s\n", os.Getpid(), host)
 			f.Close()
 			return func() { _ = os.Remove(p) }, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
-		if st, err := os.Stat(p); err == nil && time.Since(st.ModTime()) > staleAfter {
+		if lockAbandoned(p, host, staleAfter) {
 			_ = os.Remove(p)
 			continue
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	return nil, sdk.Errorf(sdk.KindConflict, true, "another request for this instance is being made; retry", "instance %s is locked (%s)", instance, p)
+}
+
+// lockAbandoned reports whether a lock file's owner is gone: a process of
+// this host that no longer runs, or a lock older than staleAfter.
+func lockAbandoned(p, host string, staleAfter time.Duration) bool {
+	st, err := os.Stat(p)
+	if err != nil {
+		return false
+	}
+	if time.Since(st.ModTime()) > staleAfter {
+		return true
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return false
+	}
+	var pid int
+	var owner string
+	if n, _ := fmt.Sscanf(string(b), "%d %s", &pid, &owner); n == 2 && owner == host && pid > 0 {
+		return !processAlive(pid)
+	}
+	return false
 }
 
 // activeDoc returns a pending or running migration of the instance.
