@@ -2,7 +2,6 @@ package nextcloud
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"os"
@@ -104,11 +103,6 @@ func connIn(url string, extra map[string]any) cty.Value {
 	return sdktest.Object(m)
 }
 
-func tctx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // noCanary fails when the password shows in any of the strings.
 func noCanary(t *testing.T, what string, ss ...string) {
