@@ -103,7 +103,6 @@ func connIn(url string, extra map[string]any) cty.Value {
 	return sdktest.Object(m)
 }
 
-
 // noCanary fails when the password shows in any of the strings.
 func noCanary(t *testing.T, what string, ss ...string) {
 	t.Helper()
