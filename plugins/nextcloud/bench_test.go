@@ -82,6 +82,61 @@ func TestCopyBench(t *testing.T) {
 	}
 }
 
+// TestInventoryBench walks RUNBOOK_BENCH_INVENTORY files (in folders of
+// 1,000) on Apache mod_dav and reports the time and the peak Go heap: the
+// manifest streams to its file, so memory stays flat whatever the tree.
+func TestInventoryBench(t *testing.T) {
+	n := envInt("RUNBOOK_BENCH_INVENTORY", 0)
+	if n == 0 {
+		t.Skip("set RUNBOOK_BENCH_INVENTORY=100000 (make bench)")
+	}
+	ap := testenv.StartApacheDAV(t, testUser, canary)
+	for i := 0; i < n; i++ {
+		d := filepath.Join(ap.Root, "tree", fmt.Sprintf("d%03d", i/1000))
+		if i%1000 == 0 {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("file-%06d.txt", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ap.Own(t)
+	man := filepath.Join(t.TempDir(), "manifest.jsonl")
+	in := connIn(ap.URL, map[string]any{"login": testUser, "user_id": testUser, "manifest": man})
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	start := time.Now()
+	res, err := inventoryAction{}.Apply(context.Background(), &sdk.ApplyRequest{Inputs: in}, sdk.NopEvents{})
+	dt := time.Since(start)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(man)
+	fmt.Printf("nextcloud bench: inventory of %d files in %d folders: %.2f s, peak Go heap %d MB, manifest %d MB\n",
+		outInt(t, res, "files"), outInt(t, res, "folders"), dt.Seconds(), peak.Load()>>20, st.Size()>>20)
+}
+
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v

@@ -5,9 +5,10 @@
 #
 #   RUNBOOK_BENCH_SMALL   number of 10 KB files (2000)
 #   RUNBOOK_BENCH_LARGE   size of the large file in MB (1024)
+#   RUNBOOK_BENCH_INVENTORY  also walk a tree of that many files (e.g. 100000) for memory
 #   RUNBOOK_BENCH_RCLONE  more rclone binaries to compare, ":"-separated
 #                         (e.g. one built with `go install github.com/rclone/rclone@latest`)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUNBOOK_BENCH_NEXTCLOUD=1 go test -count=1 -timeout 30m -run '^TestCopyBench$' ./plugins/nextcloud/ -v 2>&1 \
-  | grep -E 'nextcloud bench|nextcloud.copy|rclone|curl|FAIL|SKIP|panic|^ok ' || true
+RUNBOOK_BENCH_NEXTCLOUD=1 go test -count=1 -timeout 30m -run '^(TestCopyBench|TestInventoryBench)$' ./plugins/nextcloud/ -v 2>&1 \
+  | grep -E 'nextcloud bench|inventory|nextcloud.copy|rclone|curl|FAIL|SKIP|panic|^ok ' || true
