@@ -181,6 +181,21 @@ func TestConsume(t *testing.T) {
 		}
 	}
 
+	// approveGate answers the gate step of a migration's run, as
+	// `runbook approve RUN gate` does.
+	approveGate := func(t *testing.T, id string) {
+		t.Helper()
+		runID, err := os.ReadFile(filepath.Join(track, "runs", id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ad := filepath.Join(dir, ".runbook", "approvals", strings.TrimSpace(string(runID)))
+		_ = os.MkdirAll(ad, 0o700)
+		if err := os.WriteFile(filepath.Join(ad, "gate.json"), []byte(`{"approved_by":"test","at":"2026-12-04T00:00:00Z","approved":true}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	out, stop := consume(t, false)
 	id := request(t, "alice.example.net")
 	d := waitStatus(t, "alice.example.net", id, "completed", out)
@@ -226,15 +241,7 @@ func TestConsume(t *testing.T) {
 		for i := 0; i < 200 && strings.Count(out.String(), "waiting for migrations") < 2; i++ {
 			time.Sleep(50 * time.Millisecond)
 		}
-		runID, err := os.ReadFile(filepath.Join(track, "runs", id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ad := filepath.Join(dir, ".runbook", "approvals", strings.TrimSpace(string(runID)))
-		_ = os.MkdirAll(ad, 0o700)
-		if err := os.WriteFile(filepath.Join(ad, "gate.json"), []byte(`{"approved_by":"test","at":"2026-12-04T00:00:00Z","approved":true}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		approveGate(t, id)
 		waitStatus(t, "carol.example.net", id, "completed", out)
 		if _, err := os.Stat(filepath.Join(target, id, "a.txt")); err != nil {
 			t.Errorf("not copied: %v", err)
@@ -270,11 +277,7 @@ func TestConsume(t *testing.T) {
 		for i := 0; i < 200 && !strings.Contains(out.String(), "migration "+id+": resuming run"); i++ {
 			time.Sleep(50 * time.Millisecond)
 		}
-		ad := filepath.Join(dir, ".runbook", "approvals", strings.TrimSpace(string(runID)))
-		_ = os.MkdirAll(ad, 0o700)
-		if err := os.WriteFile(filepath.Join(ad, "gate.json"), []byte(`{"approved_by":"test","at":"2026-12-04T00:00:00Z","approved":true}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		approveGate(t, id)
 		waitStatus(t, "dave.example.net", id, "completed", out)
 		if again, _ := os.ReadFile(filepath.Join(track, "runs", id)); string(again) != string(runID) || len(runID) == 0 {
 			t.Errorf("run %q replaced by %q", runID, again)

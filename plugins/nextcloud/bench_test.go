@@ -105,36 +105,17 @@ func TestInventoryBench(t *testing.T) {
 	ap.Own(t)
 	man := filepath.Join(t.TempDir(), "manifest.jsonl")
 	in := connIn(ap.URL, map[string]any{"login": testUser, "user_id": testUser, "manifest": man})
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	start := time.Now()
-	res, err := inventoryAction{}.Apply(context.Background(), &sdk.ApplyRequest{Inputs: in}, sdk.NopEvents{})
-	dt := time.Since(start)
-	close(stop)
-	wg.Wait()
+	var res *sdk.Result
+	var err error
+	dt, peak := measure(func() {
+		res, err = inventoryAction{}.Apply(context.Background(), &sdk.ApplyRequest{Inputs: in}, sdk.NopEvents{})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	st, _ := os.Stat(man)
 	fmt.Printf("nextcloud bench: inventory of %d files in %d folders: %.2f s, peak Go heap %d MB, manifest %d MB\n",
-		outInt(t, res, "files"), outInt(t, res, "folders"), dt.Seconds(), peak.Load()>>20, st.Size()>>20)
+		outInt(t, res, "files"), outInt(t, res, "folders"), dt.Seconds(), peak>>20, st.Size()>>20)
 }
 
 func envInt(name string, def int) int {
@@ -190,6 +171,19 @@ func genLarge(t *testing.T, path string, size int64) {
 
 func timeCopy(t *testing.T, ap *testenv.WebDAV, dir, dst string) (time.Duration, uint64) {
 	in := connIn(ap.URL, map[string]any{"login": testUser, "user_id": testUser, "path": dir, "target_dir": dst, "state_dir": t.TempDir()})
+	var err error
+	dt, peak := measure(func() {
+		_, err = copyAction{}.Apply(context.Background(), &sdk.ApplyRequest{Inputs: in, IdempotencyKey: "bench/" + dir + "/1"}, sdk.NopEvents{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dt, peak
+}
+
+// measure runs f and returns how long it took and the peak Go heap in use
+// meanwhile (sampled every 20 ms).
+func measure(f func()) (time.Duration, uint64) {
 	var peak atomic.Uint64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -205,18 +199,15 @@ func timeCopy(t *testing.T, ap *testenv.WebDAV, dir, dst string) (time.Duration,
 			select {
 			case <-stop:
 				return
-			case <-time.After(50 * time.Millisecond):
+			case <-time.After(20 * time.Millisecond):
 			}
 		}
 	}()
 	start := time.Now()
-	_, err := copyAction{}.Apply(context.Background(), &sdk.ApplyRequest{Inputs: in, IdempotencyKey: "bench/" + dir + "/1"}, sdk.NopEvents{})
+	f()
 	dt := time.Since(start)
 	close(stop)
 	wg.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
 	return dt, peak.Load()
 }
 
