@@ -336,7 +336,9 @@ func (c *consumer) run(ctx context.Context, m migrationMsg, ackMsg, nackMsg func
 			t := time.Now().UTC().Format(time.RFC3339Nano)
 			doc["status"], doc["canceled_at"], doc["finished_at"] = "canceled", t, t
 		})
-	case err != nil && recovered:
+	case err != nil && (recovered || runID != ""):
+		// Resuming failed (another consumer may hold the run): the
+		// document stays as that run leaves it.
 		fmt.Fprintf(c.stderr, "consume: migration %s: %v\n", m.MigrationID, err)
 	case err != nil:
 		fmt.Fprintf(c.stderr, "consume: migration %s: %v\n", m.MigrationID, err)
