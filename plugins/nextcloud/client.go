@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runbookdev/runbook/internal/backoff"
@@ -202,6 +203,14 @@ func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 		}
 		body = b
 	}
+	// The transport may still read the body after Do returns (when the
+	// server answered early): wait until it closed it before the caller
+	// looks at what was read.
+	var tb *trackedBody
+	if body != nil && r.Length != 0 {
+		tb = &trackedBody{r: body, done: make(chan struct{})}
+		body = tb
+	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, c.URL(r.Path), body)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", r.Method, r.Path, err)
@@ -211,6 +220,9 @@ func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 		if r.Length == 0 {
 			req.Body = http.NoBody
 		}
+	}
+	if tb != nil {
+		defer tb.wait()
 	}
 	for k, v := range r.Header {
 		req.Header[k] = v
@@ -231,6 +243,28 @@ func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 	he := &HTTPError{Method: r.Method, Path: r.Path, Status: resp.StatusCode, Body: sanitizeBody(b)}
 	he.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
 	return nil, he
+}
+
+// trackedBody is a request body that says when the transport closed it.
+type trackedBody struct {
+	r    io.Reader
+	once sync.Once
+	done chan struct{}
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *trackedBody) Close() error {
+	b.once.Do(func() { close(b.done) })
+	return nil
+}
+
+// wait returns once the transport closed the body (it always does).
+func (b *trackedBody) wait() {
+	select {
+	case <-b.done:
+	case <-time.After(time.Minute):
+	}
 }
 
 // netError is a transport failure (connection refused, reset, timeout).
