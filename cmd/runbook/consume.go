@@ -1,0 +1,486 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/spf13/cobra"
+
+	"github.com/runbookdev/runbook/engine/lang"
+	"github.com/runbookdev/runbook/engine/mask"
+	"github.com/runbookdev/runbook/engine/session"
+	"github.com/runbookdev/runbook/engine/view"
+	"github.com/runbookdev/runbook/plugins/builtin"
+	"github.com/runbookdev/runbook/plugins/nextcloud"
+)
+
+// consumeOptions are the flags of `runbook consume`.
+type consumeOptions struct {
+	queue, runbook, trackingDir, exchange string
+	prefetch                              int
+	heartbeat                             time.Duration
+	vars                                  lang.VarSources
+	rf                                    runFlags
+}
+
+func init() {
+	var vf varFlags
+	var o consumeOptions
+	cmd := &cobra.Command{
+		Use:   "consume AMQP_URL",
+		Short: "Run a runbook for each migration requested on RabbitMQ",
+		Long: `Consume reads nextcloud.migration.requested and nextcloud.migration.canceled
+messages (exchange -exchange, bound to -queue) and runs -runbook once per
+migration, with the variables nextcloud_url, login and password read from the
+instance's account in -tracking-dir (never from the message), and source_path,
+instance, migration_id and tracking_dir from the message; -var and -var-file
+give the others. Each run is journaled like any apply. A message is acked once
+its run is recorded; a redelivered message whose run exists resumes that run
+(or is dropped when it finished); a cancel message interrupts the matching run
+cleanly and marks the migration canceled. -prefetch caps the runs at once.
+While a run goes, last_heartbeat_at is updated every -heartbeat. The broker
+going away is survived: the consumer reconnects; unacked messages come back.
+Stop with Ctrl-C (running runs are interrupted and stay resumable).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.vars = vf.sources()
+			o.vars.Prompt = nil
+			ctx, stop := signalContext()
+			defer stop()
+			if err := runConsume(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o); err != nil {
+				return withCode(exitError, err)
+			}
+			return nil
+		},
+	}
+	addVarFlags(cmd, &vf)
+	addRunFlags(cmd, &o.rf)
+	cmd.Flags().StringVar(&o.queue, "queue", "", "queue to consume (declared durable and bound to the exchange)")
+	cmd.Flags().StringVar(&o.runbook, "runbook", "", "runbook file to run for each migration")
+	cmd.Flags().StringVar(&o.trackingDir, "tracking-dir", "", "tracking documents and accounts (as nextcloud.request_migration writes them)")
+	cmd.Flags().StringVar(&o.exchange, "exchange", "migration", "exchange the messages are published to")
+	cmd.Flags().IntVar(&o.prefetch, "prefetch", 1, "runs at once (and unacked messages)")
+	cmd.Flags().DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "how often a running migration's last_heartbeat_at is updated")
+	rootCmd.AddCommand(cmd)
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// migrationMsg is the payload of both routing keys.
+type migrationMsg struct {
+	MigrationID   string `json:"migrationId"`
+	WorkplaceFqdn string `json:"workplaceFqdn"`
+	AccountID     string `json:"accountId"`
+	SourcePath    string `json:"sourcePath"`
+}
+
+var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.\-_:]*$`)
+
+// consumer runs migrations as messages arrive.
+type consumer struct {
+	o      consumeOptions
+	stdout io.Writer
+	stderr io.Writer
+	sem    chan struct{}
+	// out carries the runs' events to stdout.
+	out *view.AsyncWriter
+
+	mu     sync.Mutex
+	active map[string]*activeRun // by migration id
+	wg     sync.WaitGroup
+}
+
+type activeRun struct {
+	cancel   context.CancelFunc
+	canceled bool
+}
+
+func redactAMQP(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = url.User(u.User.Username())
+	return u.String()
+}
+
+func runConsume(ctx context.Context, stdout, stderr io.Writer, amqpURL string, o consumeOptions) error {
+	if o.queue == "" || o.runbook == "" || o.trackingDir == "" {
+		return errors.New("consume needs -queue, -runbook and -tracking-dir")
+	}
+	if o.prefetch < 1 {
+		o.prefetch = 1
+	}
+	if o.heartbeat <= 0 {
+		o.heartbeat = 30 * time.Second
+	}
+	if o.rf.stateDir == "" {
+		o.rf.stateDir = filepath.Join(filepath.Dir(o.runbook), ".runbook")
+	}
+	c := &consumer{o: o, stdout: stdout, stderr: stderr, sem: make(chan struct{}, o.prefetch), active: map[string]*activeRun{},
+		out: view.NewAsyncWriter(stdout)}
+	defer c.wg.Wait()
+	c.recoverRuns(ctx)
+	for {
+		err := c.session(ctx, amqpURL)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fmt.Fprintf(stderr, "consume: %s: %v; reconnecting\n", redactAMQP(amqpURL), scrubSecret(err, amqpURL))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func scrubSecret(err error, amqpURL string) string {
+	msg := fmt.Sprint(err)
+	if u, perr := url.Parse(amqpURL); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "***")
+		}
+	}
+	return msg
+}
+
+// session consumes over one connection until it closes or ctx ends.
+func (c *consumer) session(ctx context.Context, amqpURL string) error {
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.Qos(c.o.prefetch, 0, false); err != nil {
+		return err
+	}
+	if err := ch.ExchangeDeclare(c.o.exchange, "topic", true, false, false, false, nil); err != nil {
+		return err
+	}
+	if _, err := ch.QueueDeclare(c.o.queue, true, false, false, false, nil); err != nil {
+		return err
+	}
+	for _, key := range []string{"nextcloud.migration.requested", "nextcloud.migration.canceled"} {
+		if err := ch.QueueBind(c.o.queue, key, c.o.exchange, false, nil); err != nil {
+			return err
+		}
+	}
+	deliveries, err := ch.ConsumeWithContext(ctx, c.o.queue, "", false, false, false, false, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "consume: waiting for migrations on %s (queue %s)\n", redactAMQP(amqpURL), c.o.queue)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case d, ok := <-deliveries:
+			if !ok {
+				return errors.New("the broker closed the channel")
+			}
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.handle(ctx, d)
+			}()
+		}
+	}
+}
+
+func (c *consumer) handle(ctx context.Context, d amqp.Delivery) {
+	var m migrationMsg
+	if err := json.Unmarshal(d.Body, &m); err != nil || !safeName.MatchString(m.MigrationID) || !safeName.MatchString(m.WorkplaceFqdn) {
+		fmt.Fprintf(c.stderr, "consume: dropping a malformed message (%s)\n", d.RoutingKey)
+		_ = d.Nack(false, false)
+		return
+	}
+	switch d.RoutingKey {
+	case "nextcloud.migration.canceled":
+		c.cancel(m)
+		_ = d.Ack(false)
+	case "nextcloud.migration.requested":
+		c.run(ctx, m, func() { _ = d.Ack(false) }, func() { _ = d.Nack(false, false) }, false)
+	default:
+		_ = d.Nack(false, false)
+	}
+}
+
+func (c *consumer) cancel(m migrationMsg) {
+	c.mu.Lock()
+	a := c.active[m.MigrationID]
+	if a != nil {
+		a.canceled = true
+		a.cancel()
+	}
+	c.mu.Unlock()
+	if a == nil {
+		// Nothing runs here: a pending migration is canceled at once.
+		_ = c.updateDoc(m, func(doc map[string]any) {
+			if s, _ := doc["status"].(string); s == "pending" || s == "running" {
+				t := time.Now().UTC().Format(time.RFC3339Nano)
+				doc["status"], doc["canceled_at"], doc["finished_at"] = "canceled", t, t
+			}
+		})
+	}
+	fmt.Fprintf(c.out, "consume: migration %s canceled\n", m.MigrationID)
+}
+
+func (c *consumer) runFile(id string) string { return filepath.Join(c.o.trackingDir, "runs", id) }
+
+// run starts (or resumes) the migration's run; the message is acked once
+// the run is journaled (nack: dropped to the dead-letter exchange). A
+// recovered run (found at start, no message) leaves the document alone
+// when it cannot go on.
+func (c *consumer) run(ctx context.Context, m migrationMsg, ackMsg, nackMsg func(), recovered bool) {
+	c.mu.Lock()
+	if c.active[m.MigrationID] != nil {
+		c.mu.Unlock()
+		ackMsg() // a redelivery of a run going on here
+		return
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	a := &activeRun{cancel: cancel}
+	c.active[m.MigrationID] = a
+	c.mu.Unlock()
+	defer func() {
+		cancel()
+		c.mu.Lock()
+		delete(c.active, m.MigrationID)
+		c.mu.Unlock()
+	}()
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return // unacked: the broker delivers it again
+	}
+	defer func() { <-c.sem }()
+
+	vars, err := c.vars(m)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "consume: migration %s: %v\n", m.MigrationID, err)
+		if !recovered {
+			_ = c.updateDoc(m, func(doc map[string]any) {
+				doc["status"], doc["failure_reason"] = "failed", err.Error()
+			})
+		}
+		nackMsg()
+		return
+	}
+	var acked sync.Once
+	ack := func() { acked.Do(ackMsg) }
+	prev, _ := os.ReadFile(c.runFile(m.MigrationID))
+	runID := strings.TrimSpace(string(prev))
+	mk := mask.New()
+	defer func() { _ = c.out.Flush() }()
+	s, err := session.New(session.Options{
+		StateDir: c.o.rf.stateDir, Parallelism: c.o.rf.parallelism, Sink: view.NewPlain(c.out, mk), Mask: mk, Stderr: c.stderr,
+		Command: "runbook consume (migration " + m.MigrationID + ")", Builtins: builtin.All(),
+		OnRun: func(id string, _ session.Commands) {
+			if err := writeFileAtomic(c.runFile(m.MigrationID), []byte(id+"\n")); err != nil {
+				fmt.Fprintf(c.stderr, "consume: record run of %s: %v\n", m.MigrationID, err)
+				return
+			}
+			ack()
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "consume: %v\n", err)
+		return
+	}
+	defer s.Close()
+	stopBeat := c.heartbeat(m)
+	var outcome *session.Outcome
+	if runID != "" {
+		fmt.Fprintf(c.out, "consume: migration %s: resuming run %s\n", m.MigrationID, runID)
+		outcome, err = s.Resume(rctx, runID, vars)
+		if err != nil && strings.Contains(err.Error(), "nothing to resume") {
+			ack() // it finished before: nothing to do again
+			err = nil
+		}
+	} else {
+		fmt.Fprintf(c.out, "consume: migration %s of %s: starting %s\n", m.MigrationID, m.WorkplaceFqdn, c.o.runbook)
+		var rb *session.Runbook
+		if rb, err = s.Open(vars, c.o.runbook); err == nil {
+			outcome, err = rb.Apply(rctx, nil)
+			rb.Close()
+		}
+	}
+	stopBeat()
+	c.mu.Lock()
+	canceled := a.canceled
+	c.mu.Unlock()
+	switch {
+	case canceled:
+		_ = c.updateDoc(m, func(doc map[string]any) {
+			t := time.Now().UTC().Format(time.RFC3339Nano)
+			doc["status"], doc["canceled_at"], doc["finished_at"] = "canceled", t, t
+		})
+	case err != nil && (recovered || runID != ""):
+		// Resuming failed (another consumer may hold the run): the
+		// document stays as that run leaves it.
+		fmt.Fprintf(c.stderr, "consume: migration %s: %v\n", m.MigrationID, err)
+	case err != nil:
+		fmt.Fprintf(c.stderr, "consume: migration %s: %v\n", m.MigrationID, err)
+		_ = c.updateDoc(m, func(doc map[string]any) {
+			if s, _ := doc["status"].(string); s == "pending" || s == "running" {
+				doc["status"], doc["failure_reason"] = "failed", err.Error()
+			}
+		})
+	case outcome != nil && outcome.Result != nil:
+		fmt.Fprintf(c.out, "consume: migration %s: run %s %s\n", m.MigrationID, outcome.RunID, outcome.Result.State)
+	}
+	if ctx.Err() != nil && !canceled {
+		return // stopping: an unacked message comes back; an acked one resumes from its run file
+	}
+	ack()
+}
+
+// recoverRuns resumes the runs of migrations still pending or running
+// whose heartbeat stopped (a consumer killed after it acked their
+// message): their messages will not come again.
+func (c *consumer) recoverRuns(ctx context.Context) {
+	ents, _ := os.ReadDir(filepath.Join(c.o.trackingDir, "runs"))
+	for _, e := range ents {
+		id := e.Name()
+		if !safeName.MatchString(id) {
+			continue
+		}
+		docs, _ := filepath.Glob(filepath.Join(c.o.trackingDir, "migrations", "*", id+".json"))
+		if len(docs) != 1 {
+			continue
+		}
+		b, err := os.ReadFile(docs[0])
+		if err != nil {
+			continue
+		}
+		var doc struct {
+			Status     string `json:"status"`
+			Instance   string `json:"workplace_fqdn"`
+			SourcePath string `json:"source_path"`
+			Heartbeat  string `json:"last_heartbeat_at"`
+		}
+		if json.Unmarshal(b, &doc) != nil || (doc.Status != "pending" && doc.Status != "running") || !safeName.MatchString(doc.Instance) {
+			continue
+		}
+		if hb, err := time.Parse(time.RFC3339Nano, doc.Heartbeat); err == nil && time.Since(hb) < 3*c.o.heartbeat {
+			continue // another consumer keeps it alive
+		}
+		m := migrationMsg{MigrationID: id, WorkplaceFqdn: doc.Instance, SourcePath: doc.SourcePath}
+		fmt.Fprintf(c.out, "consume: migration %s: its consumer stopped; resuming\n", id)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.run(ctx, m, func() {}, func() {}, true)
+		}()
+	}
+}
+
+// vars are the runbook's variables for a migration: the account's
+// credentials from the tracking directory, the rest from the message.
+func (c *consumer) vars(m migrationMsg) (lang.VarSources, error) {
+	b, err := os.ReadFile(filepath.Join(c.o.trackingDir, "accounts", m.WorkplaceFqdn+".json"))
+	if err != nil {
+		return lang.VarSources{}, fmt.Errorf("read the account of %s: %w", m.WorkplaceFqdn, err)
+	}
+	var acct struct {
+		Auth struct {
+			URL      string `json:"url"`
+			Login    string `json:"login"`
+			Password string `json:"password"`
+		} `json:"auth"`
+	}
+	if err := json.Unmarshal(b, &acct); err != nil {
+		return lang.VarSources{}, fmt.Errorf("the account of %s: %w", m.WorkplaceFqdn, err)
+	}
+	src := m.SourcePath
+	if src == "" {
+		src = "/"
+	}
+	v := c.o.vars
+	v.Args = append(append([]string(nil), v.Args...),
+		"nextcloud_url="+acct.Auth.URL, "login="+acct.Auth.Login, "password="+acct.Auth.Password,
+		"source_path="+src, "instance="+m.WorkplaceFqdn, "migration_id="+m.MigrationID, "tracking_dir="+c.o.trackingDir)
+	return v, nil
+}
+
+// heartbeat updates last_heartbeat_at until the returned func is called.
+func (c *consumer) heartbeat(m migrationMsg) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(c.o.heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = c.updateDoc(m, func(doc map[string]any) {
+					doc["last_heartbeat_at"] = time.Now().UTC().Format(time.RFC3339Nano)
+				})
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+// docMu serializes the consumer's read-modify-writes of tracking documents.
+var docMu sync.Mutex
+
+func (c *consumer) updateDoc(m migrationMsg, f func(map[string]any)) error {
+	docMu.Lock()
+	defer docMu.Unlock()
+	unlock, err := nextcloud.LockTracking(c.o.trackingDir, m.WorkplaceFqdn)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	p := filepath.Join(c.o.trackingDir, "migrations", m.WorkplaceFqdn, m.MigrationID+".json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	doc := map[string]any{}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return err
+	}
+	f(doc)
+	nb, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(p, nb)
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package nextcloud
+
+func renameNoReplace(tmp, final string) error { return linkNoReplace(tmp, final) }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# nextcloud.copy against `rclone copy` (webdav, vendor nextcloud) and curl
+# (8 processes, keep-alive, many URLs each) on the same Apache mod_dav
+# server, to a local directory: many 10 KB files, then one large file.
+#
+#   RUNBOOK_BENCH_SMALL   number of 10 KB files (2000)
+#   RUNBOOK_BENCH_LARGE   size of the large file in MB (1024)
+#   RUNBOOK_BENCH_INVENTORY  also walk a tree of that many files (e.g. 100000) for memory
+#   RUNBOOK_BENCH_RCLONE  more rclone binaries to compare, ":"-separated
+#                         (e.g. one built with `go install github.com/rclone/rclone@latest`)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNBOOK_BENCH_NEXTCLOUD=1 go test -count=1 -timeout 30m -run '^(TestCopyBench|TestInventoryBench)$' ./plugins/nextcloud/ -v 2>&1 \
+  | grep -E 'nextcloud bench|inventory|nextcloud.copy|rclone|curl|FAIL|SKIP|panic|^ok ' || true
