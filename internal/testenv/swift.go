@@ -206,7 +206,7 @@ use = egg:swift#%s
 [%s-replicator]
 
 [%s-updater]
-interval = 1
+interval = 5
 `, s.ports[n], etc, filepath.Join(s.dir, "srv"), n, n, n, n, n)
 		if err := os.WriteFile(filepath.Join(etc, n+"-server.conf"), []byte(conf), 0o644); err != nil {
 			return err
