@@ -82,9 +82,9 @@ func BenchmarkCopyVsTools(b *testing.B) {
 		}
 	}
 	tools := []struct {
-		name string
+		name    string
 		toSwift bool
-		run  func(cont, dir string) error
+		run     func(cont, dir string) error
 	}{
 		{"swift.copy", false, func(cont, dir string) error {
 			in := auth(0, "source_")
