@@ -237,7 +237,7 @@ func TestCopyRenewsExpiredTokenAndResumes(t *testing.T) {
 			s.StopServer("proxy")
 		}
 	}
-	res, rec, err := sdktest.ApplyRequest(t, p, "copy", &sdk.ApplyRequest{Inputs: in})
+	_, rec, err := sdktest.ApplyRequest(t, p, "copy", &sdk.ApplyRequest{Inputs: in})
 	afterWrite = nil
 	if e := sdk.Classify(err); e == nil || e.Kind != sdk.KindUnreachable || !e.Retryable {
 		t.Fatalf("copy with Swift down: %v", err)
@@ -310,14 +310,12 @@ func TestListAndDelete(t *testing.T) {
 	sc := account(t, s, 0)
 	cont := unique(t, "list")
 	mkcont(t, sc, cont, nil)
-	var want []string
 	for i := 0; i < 23; i++ {
 		name := "a/" + string(rune('a'+i))
 		if i%5 == 0 {
 			name = "b/" + name
 		}
 		put(t, sc, cont, name, []byte(name), "", nil)
-		want = append(want, name)
 	}
 	saved := pageSize
 	pageSize = 7 // several pages
