@@ -163,7 +163,12 @@ func receiveCode(ctx context.Context, cfg hubicapi.Config, timeout time.Duration
 		}
 	})}
 	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
+	defer func() {
+		// Let the browser's page be written before the listener goes.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {

@@ -81,7 +81,14 @@ func (listAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Event
 		if err != nil {
 			return nil, classify(err, "list containers")
 		}
-		for _, x := range cs {
+		for i, x := range cs {
+			if i < 1000 {
+				// The account listing's counts lag (the container updater
+				// brings them); a container's HEAD is exact.
+				if info, _, err := c.Container(ctx, x.Name); err == nil {
+					x = info
+				}
+			}
 			count++
 			objects += x.Count
 			bytes += x.Bytes

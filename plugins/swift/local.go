@@ -142,17 +142,15 @@ func (t *localTarget) has(cont, name, etag string, size int64) bool {
 	if st.Size() != size {
 		return false
 	}
-	if ok && e.ETag == unquote(etag) && e.Bytes == size && st.ModTime().Equal(unixTime(e.Mtime)) {
+	if !ok || e.ETag != unquote(etag) || e.Bytes != size {
+		return false // unknown to the index: copy again, for the metadata
+	}
+	if d := st.ModTime().Sub(unixTime(e.Mtime)); d > -time.Millisecond && d < time.Millisecond {
 		return true
 	}
+	// Touched since: the bytes must still be the ones copied.
 	sum, err := fileMD5(p)
-	if err != nil || sum != unquote(etag) {
-		return false
-	}
-	if ok && e.ETag == unquote(etag) {
-		return true
-	}
-	return false // the bytes match but the metadata is unknown: copy again
+	return err == nil && sum == e.MD5
 }
 
 func fileMD5(p string) (string, error) {
