@@ -3,6 +3,8 @@ package runbooks_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -120,7 +122,8 @@ func TestHubicExportRunbook(t *testing.T) {
 
 	vars["delete_source"] = "true"
 	p := &hubicProviders{}
-	res = loadRunbook(t, "hubic-export.hcl", vars).apply(t, ctx, "", p.forRun)
+	rb := loadRunbook(t, "hubic-export.hcl", vars)
+	res = rb.apply(t, ctx, "", p.forRun)
 	if res.State != journal.RunSucceeded {
 		t.Fatalf("state = %s, err = %v", res.State, res.Err)
 	}
@@ -143,4 +146,19 @@ func TestHubicExportRunbook(t *testing.T) {
 	if strings.Contains(strings.Join(p.prompts, "\n"), "client-secret") {
 		t.Error("a prompt shows the client secret")
 	}
+	// No secret in the journal: client secret, refresh token, target key,
+	// nor the Swift token hubic.credentials output.
+	secrets := []string{"client-secret", vars["hubic_refresh_token"], "testing2", "AUTH_tk"}
+	_ = filepath.WalkDir(rb.store.Dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, _ := os.ReadFile(path)
+		for _, sec := range secrets {
+			if strings.Contains(string(b), sec) {
+				t.Errorf("%s holds the secret %q", path, sec)
+			}
+		}
+		return nil
+	})
 }
