@@ -27,7 +27,11 @@ mock "couchdb.find" {
 }
 
 mock "couchdb.replicate" {
-  outputs = { databases = ["cozy"], docs_written = 118 }
+  outputs = { databases = ["cozy"], documents_written = 118, revisions_written = 130 }
+}
+
+mock "couchdb.copy_security" {
+  outputs = { databases = ["cozy"], changed = ["cozy"] }
 }
 
 # The copy's rollback restores the backup.
@@ -49,7 +53,7 @@ mock "couchdb.verify" {
 
 run "moves" {
   assert {
-    condition = run.outputs.docs_written == 118 && run.outputs.backup == "/backups/cozy.json.gz"
+    condition = run.outputs.documents_written == 118 && run.outputs.revisions_written == 130 && run.outputs.backup == "/backups/cozy.json.gz"
   }
   assert {
     condition     = contains(step.old_stack_apps.inputs.exclude_ids, "stack-drive")
@@ -82,6 +86,6 @@ run "cleanup_refused" {
     error = "rejected"
   }
   assert {
-    condition = step.applications.state == "pending" && run.undo_order == ["copy"]
+    condition = step.applications.state == "pending" && run.undo_order == ["security", "copy"]
   }
 }

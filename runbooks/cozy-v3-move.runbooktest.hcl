@@ -22,7 +22,7 @@ mock "couchdb.find" {
 }
 
 mock "couchdb.replicate" {
-  outputs = { databases = ["cozy4f3a/io-cozy-files", "cozy4f3a/io-cozy-settings"], docs_written = 3000 }
+  outputs = { databases = ["cozy4f3a/io-cozy-files", "cozy4f3a/io-cozy-settings"], documents_written = 3000, revisions_written = 3100 }
 }
 
 mock "couchdb.copy_security" {
@@ -39,7 +39,7 @@ mock "couchdb.put_doc" {
 
 run "moves" {
   assert {
-    condition = run.outputs.docs_written == 3000 && length(run.outputs.databases) == 2
+    condition = run.outputs.documents_written == 3000 && run.outputs.revisions_written == 3100 && length(run.outputs.databases) == 2
   }
   assert {
     condition     = step.instance_record.inputs.doc._id == "inst-1"
