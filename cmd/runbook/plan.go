@@ -47,6 +47,17 @@ Exit status: 0 on success, 1 when the runbook or a variable has errors.`,
 }
 
 func runPlan(ctx context.Context, stdout, stderr io.Writer, path string, vars lang.VarSources, asJSON bool, stateDir string) error {
+	return withPlan(ctx, stderr, path, vars, stateDir, func(_ *session.Runbook, p *lang.Plan) error {
+		if asJSON {
+			return p.WriteJSON(stdout)
+		}
+		return p.WriteText(stdout)
+	})
+}
+
+// withPlan opens the runbook, plans it, prints its warnings and hands the
+// plan to show; every -format of plan goes through it.
+func withPlan(ctx context.Context, stderr io.Writer, path string, vars lang.VarSources, stateDir string, show func(*session.Runbook, *lang.Plan) error) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -65,8 +76,5 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, path string, vars la
 		return reportErr(stderr, s, err)
 	}
 	printDiags(stderr, rb.Config, rb.Warnings)
-	if asJSON {
-		return p.WriteJSON(stdout)
-	}
-	return p.WriteText(stdout)
+	return show(rb, p)
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/view"
 	"github.com/runbookdev/runbook/internal/safeenv"
-	"github.com/runbookdev/runbook/plugins/builtin"
 )
 
 // Plan formats (plan -format).
@@ -35,33 +34,17 @@ func checkPlanFormat(f string) error {
 // runPlanMarkdown prints the plan as Markdown for a pull request; with
 // diffBase, also what changed in the runbook's steps since that git ref.
 func runPlanMarkdown(ctx context.Context, stdout, stderr io.Writer, path string, vars lang.VarSources, stateDir, diffBase string) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	s, err := session.New(session.Options{StateDir: stateDir, Stderr: stderr, Builtins: builtin.All()})
-	if err != nil {
-		return withCode(exitError, err)
-	}
-	defer s.Close()
-	rb, err := s.Open(vars, path)
-	if err != nil {
-		return reportErr(stderr, s, err)
-	}
-	defer rb.Close()
-	p, err := rb.Plan(ctx)
-	if err != nil {
-		return reportErr(stderr, s, err)
-	}
-	printDiags(stderr, rb.Config, rb.Warnings)
-	var d *view.PlanDiff
-	if diffBase != "" {
-		base, err := loadAtRef(rb.Config, diffBase)
-		if err != nil {
-			return withCode(exitError, err)
+	return withPlan(ctx, stderr, path, vars, stateDir, func(rb *session.Runbook, p *lang.Plan) error {
+		var d *view.PlanDiff
+		if diffBase != "" {
+			base, err := loadAtRef(rb.Config, diffBase)
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			d = view.DiffConfigs(base, rb.Config, diffBase)
 		}
-		d = view.DiffConfigs(base, rb.Config, diffBase)
-	}
-	return view.WritePlanMarkdown(stdout, p, d)
+		return view.WritePlanMarkdown(stdout, p, d)
+	})
 }
 
 // loadAtRef loads the runbook's files as they are at git ref (`git show
