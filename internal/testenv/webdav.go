@@ -4,8 +4,10 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -53,11 +55,17 @@ func (w *WebDAV) Own(t testing.TB) {
 	if w.uid < 0 {
 		return
 	}
+	// Apache writes and renames files of its own (the pid file's temporary
+	// copy) while the walk runs: a file gone between listing and chown is
+	// not an error.
 	err := filepath.Walk(w.Dir, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
+		if err == nil {
+			err = os.Lchown(p, w.uid, w.gid)
 		}
-		return os.Lchown(p, w.uid, w.gid)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
 	})
 	if err != nil {
 		t.Fatalf("chown %s: %v", w.Dir, err)
