@@ -87,7 +87,10 @@ func (r *RabbitMQ) start() error {
 	r.cmd = cmd
 	r.exited = make(chan error, 1)
 	go func() { r.exited <- cmd.Wait(); logf.Close() }()
-	return waitAMQP(fmt.Sprintf("127.0.0.1:%d", r.Port), r.exited, 60*time.Second)
+	// A broker boot takes ~5 s on an idle machine but passed a minute at
+	// load 30 (2 cores shared with other suites); a slow start is not a
+	// missing server.
+	return waitAMQP(fmt.Sprintf("127.0.0.1:%d", r.Port), r.exited, 150*time.Second)
 }
 
 // kill stops the node at once (SIGKILL to its process group): its data
