@@ -49,7 +49,7 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"pct": func(f float64) template.CSS { return template.CSS(strconv.FormatFloat(f, 'f', 2, 64) + "%") },
+	"pct":  func(f float64) template.CSS { return template.CSS(strconv.FormatFloat(f, 'f', 2, 64) + "%") },
 	"dict": func(p any, s string) map[string]any { return map[string]any{"P": p, "S": s} },
 	"ptr":  func(t time.Time) *time.Time { return &t },
 	"seq": func(n int) []int {
@@ -253,7 +253,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) (string, any, e
 		"StateFilter": q.Get("state"), "Approvable": approvable, "CSRF": s.opts.Auth.csrfToken(w, r),
 		"User": userOf(r).Name, "Seq": st.Seq, "Timeline": rows, "TimelineTotal": total,
 		"AutoGraph": d.GraphNodes > 0 && d.GraphNodes <= autoGraphNodes, "Changed": changed,
-		"Logs":     s.runLogs(d.Run.ID, 200), "CanApprove": s.opts.Approve != nil,
+		"Logs": s.runLogs(d.Run.ID, 200), "CanApprove": s.opts.Approve != nil,
 	}
 	return "run.html", data, nil
 }
