@@ -365,3 +365,7 @@ func (f *follower) logMessage(e *logEvent) []byte {
 	}
 	return nil
 }
+
+// Followers is how many runs are being followed for event-stream clients:
+// one per run, however many clients watch it.
+func (s *Server) Followers() int { return s.hub.followers() }

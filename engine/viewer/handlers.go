@@ -243,7 +243,14 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) (string, any, e
 	if q.Get("timeline") == "all" {
 		limit = 0
 	}
-	rows, total := timeline(st, journalRecords(s.opts.Store, d.Run.ID), time.Now(), limit)
+	var recs []*journal.Record // only undo times need the records
+	for _, ss := range st.Steps {
+		if ss.State == journal.StepUndoing || ss.State == journal.StepUndone || ss.State == journal.StepUndoFailed {
+			recs = journalRecords(s.opts.Store, d.Run.ID)
+			break
+		}
+	}
+	rows, total := timeline(st, recs, time.Now(), limit)
 	var changed []string
 	if rb != nil {
 		changed = rb.changed
@@ -357,7 +364,7 @@ func (s *Server) approve(r *http.Request, step, decision, csrf string) (runID st
 			if err := s.opts.Approve(d.Run.ID, step, u.Name, decision == "approve"); err != nil {
 				return d.Run.ID, http.StatusInternalServerError, err
 			}
-			s.opts.Logf("%s: step %s of run %s %sd by %s", r.URL.Path, step, d.Run.ID, decision, u.Name)
+			s.opts.Logf("%s: step %s of run %s %s by %s", r.URL.Path, step, d.Run.ID, map[string]string{"approve": "approved", "reject": "rejected"}[decision], u.Name)
 			return d.Run.ID, 0, nil
 		}
 	}
