@@ -11,8 +11,9 @@
   const stepInfo = new Map();  // address → {node, state}
   const rank = {undo_failed: 9, failed: 8, running: 7, undoing: 6, cancelled: 5, pending: 4, undone: 3, undo_waived: 2, succeeded: 1, skipped: 0};
 
-  function setClass(el, state) {
-    el.className = el.className.replace(/\bst-\S+/g, '').trim() + ' st-' + state;
+  function setClass(el, state) { // el may be an SVG element: classList, not className
+    Array.from(el.classList).forEach(function (c) { if (c.indexOf('st-') === 0) el.classList.remove(c); });
+    el.classList.add('st-' + state);
   }
   function paintNode(node) {
     if (!node) return;
