@@ -160,6 +160,22 @@ func (s *Server) runList(r *http.Request) (*runList, error) {
 
 func (s *Server) listPage(w http.ResponseWriter, r *http.Request) (string, any, error) {
 	l, err := s.runList(r)
+	if err == nil {
+		// The newest runs' pages are the likely next ones: parse their
+		// runbooks meanwhile (a 10,000-step runbook takes a while).
+		var metas []*journal.Meta
+		infos, _ := s.allRuns()
+		for _, ri := range infos[:min(len(infos), 5)] {
+			if ri.State.Meta != nil && ri.State.State != journal.RunCorrupt {
+				metas = append(metas, ri.State.Meta)
+			}
+		}
+		go func() {
+			for _, m := range metas {
+				s.runbook(m)
+			}
+		}()
+	}
 	return "list.html", map[string]any{"Title": "Runs", "List": l, "User": userOf(r).Name}, err
 }
 
@@ -243,26 +259,44 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) (string, any, e
 	if q.Get("timeline") == "all" {
 		limit = 0
 	}
-	var recs []*journal.Record // only undo times need the records
-	for _, ss := range st.Steps {
-		if ss.State == journal.StepUndoing || ss.State == journal.StepUndone || ss.State == journal.StepUndoFailed {
-			recs = journalRecords(s.opts.Store, d.Run.ID)
-			break
-		}
-	}
-	rows, total := timeline(st, recs, time.Now(), limit)
+	rows, total := s.timeline(st, limit)
 	var changed []string
 	if rb != nil {
 		changed = rb.changed
 	}
 	data := map[string]any{
-		"Title": d.Run.Runbook + " " + d.Run.ID, "D": d, "Steps": shown, "Page": page, "Pages": pages,
+		"Title": d.Run.Runbook + " " + d.Run.ID, "D": d, "Steps": shown, "Page": page, "Pages": max(pages, 1),
 		"StateFilter": q.Get("state"), "Approvable": approvable, "CSRF": s.opts.Auth.csrfToken(w, r),
 		"User": userOf(r).Name, "Seq": st.Seq, "Timeline": rows, "TimelineTotal": total,
 		"AutoGraph": d.GraphNodes > 0 && d.GraphNodes <= autoGraphNodes, "Changed": changed,
 		"Logs": s.runLogs(d.Run.ID, 200), "CanApprove": s.opts.Approve != nil,
 	}
 	return "run.html", data, nil
+}
+
+// timeline lays out run st's steps (limit rows; 0: all).
+func (s *Server) timeline(st *journal.State, limit int) ([]Row, int) {
+	var recs []*journal.Record // only undo times need the records
+	for _, ss := range st.Steps {
+		if ss.State == journal.StepUndoing || ss.State == journal.StepUndone || ss.State == journal.StepUndoFailed {
+			recs = journalRecords(s.opts.Store, st.Meta.ID)
+			break
+		}
+	}
+	return timeline(st, recs, time.Now(), limit)
+}
+
+func (s *Server) apiTimeline(r *http.Request) (any, error) {
+	ri, err := s.runInfo(r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	limit := stepsPerPage
+	if r.URL.Query().Get("all") != "" {
+		limit = 0
+	}
+	rows, total := s.timeline(ri.State, limit)
+	return map[string]any{"rows": rows, "total": total}, nil
 }
 
 // events streams a run's changes as server-sent events (docs/api.md).

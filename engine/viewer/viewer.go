@@ -13,6 +13,8 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +79,9 @@ type Server struct {
 	mux   *http.ServeMux
 	tmpl  *template.Template
 	hub   *hub
-	runMu sync.Mutex // Options.Runs (a session) is not safe for concurrent use
+	runMu sync.Mutex // Options.Runs (a session) is not safe for concurrent use; guards the caches below
+	list  *cachedRuns
+	runs  map[string]*cachedRun
 	cache graphCache
 }
 
@@ -109,6 +113,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/runs/{id}", s.api(s.apiRun))
 	s.mux.HandleFunc("GET /api/runs/{id}/graph", s.api(s.apiGraph))
 	s.mux.HandleFunc("GET /api/runs/{id}/logs", s.api(s.apiLogs))
+	s.mux.HandleFunc("GET /api/runs/{id}/timeline", s.api(s.apiTimeline))
 	s.mux.HandleFunc("GET /api/runs/{id}/events", s.events)
 	s.mux.HandleFunc("POST /api/runs/{id}/approve", s.approveAPI)
 	s.mux.HandleFunc("GET /api/campaigns", s.api(s.apiCampaigns))
@@ -153,13 +158,23 @@ func (s *Server) runInfo(id string) (*session.RunInfo, error) {
 		return nil, errNotFound
 	}
 	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	fp := s.fingerprint([]string{id})
+	if c := s.runs[id]; c != nil && fp != "" && c.fp == fp && s.live(c.ri) {
+		return c.ri, nil
+	}
 	ri, err := s.opts.Runs.Run(id)
-	s.runMu.Unlock()
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "no run ") || strings.Contains(err.Error(), "ambiguous") {
 			return nil, fmt.Errorf("%w: %v", errNotFound, err)
 		}
 		return nil, err
+	}
+	if fp != "" && ri.State.Meta != nil && ri.State.Meta.ID == id {
+		if s.runs == nil || len(s.runs) > 1000 {
+			s.runs = map[string]*cachedRun{}
+		}
+		s.runs[id] = &cachedRun{ri: ri, fp: fp}
 	}
 	return ri, nil
 }
@@ -167,5 +182,67 @@ func (s *Server) runInfo(id string) (*session.RunInfo, error) {
 func (s *Server) allRuns() ([]*session.RunInfo, error) {
 	s.runMu.Lock()
 	defer s.runMu.Unlock()
-	return s.opts.Runs.Runs()
+	var fp string
+	if ids, err := s.opts.Store.List(); err == nil {
+		fp = s.fingerprint(ids)
+	}
+	if c := s.list; c != nil && fp != "" && c.fp == fp && s.live(c.runs...) {
+		return c.runs, nil
+	}
+	runs, err := s.opts.Runs.Runs()
+	if err == nil && fp != "" {
+		s.list = &cachedRuns{runs: runs, fp: fp}
+	}
+	return runs, err
+}
+
+// A run read before is read again only when its journal changed, or when
+// the journal says it runs and no live process holds it any more: the
+// session then says it is interrupted.
+type cachedRun struct {
+	ri *session.RunInfo
+	fp string
+}
+
+type cachedRuns struct {
+	runs []*session.RunInfo
+	fp   string
+}
+
+// live reports whether each run the cached infos say is running (or
+// rolling back) is still held by a live process.
+func (s *Server) live(infos ...*session.RunInfo) bool {
+	ls, ok := s.opts.Store.(*journal.LocalStore)
+	if !ok {
+		return false
+	}
+	for _, ri := range infos {
+		st := ri.State
+		if st.Meta == nil || (st.State != journal.RunRunning && st.State != journal.RunRollingBack) {
+			continue
+		}
+		if l, err := ls.Status("run:" + st.Meta.ID); err != nil || !l.Active {
+			return false
+		}
+	}
+	return true
+}
+
+// fingerprint names the journals of runs ids as they are now (size and
+// modification time of each file of a local store; "" for another store,
+// whose runs are not cached).
+func (s *Server) fingerprint(ids []string) string {
+	ls, ok := s.opts.Store.(*journal.LocalStore)
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	for _, id := range ids {
+		fi, err := os.Stat(filepath.Join(ls.Location(id), "journal.ndjson"))
+		if err != nil {
+			return ""
+		}
+		fmt.Fprintf(&b, "%s %d %d\n", id, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String()
 }

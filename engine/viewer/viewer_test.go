@@ -343,4 +343,7 @@ func TestLiveRunApprovedFromThePage(t *testing.T) {
 	if !strings.Contains(seen.String(), "waiting for approval") {
 		t.Error("the step's log lines are not shown")
 	}
+	if logs := e.get(nil, "/api/runs/"+id+"/logs", 200); !strings.Contains(logs, "approved by tester") || !strings.Contains(logs, `"step":"wait"`) {
+		t.Errorf("logs and progress: %s", logs)
+	}
 }

@@ -53,9 +53,66 @@
     approvals.querySelector('.none').hidden = approvals.querySelectorAll('form.approve').length > 0;
   }
 
+  // A step the page did not list yet (it started since): a new row, on
+  // the first page of the unfiltered list.
+  function newRow(sv) {
+    const tbody = document.querySelector('#steps tbody');
+    if (!tbody || body.dataset.appendRows !== 'true') return null;
+    const tr = document.createElement('tr');
+    tr.className = 'step';
+    tr.dataset.address = sv.address;
+    ['addr', 'action', 'state', 'attempt', 'started', 'dur', 'err', 'vals'].forEach(function (c) {
+      const td = document.createElement('td');
+      td.className = c;
+      tr.appendChild(td);
+    });
+    tr.querySelector('.addr').textContent = sv.address;
+    tr.querySelector('.action').textContent = sv.action || '';
+    tr.querySelector('.started').textContent = sv.started_at ? sv.started_at.substring(11, 23) : '';
+    tbody.appendChild(tr);
+    rows.set(sv.address, tr);
+    return tr;
+  }
+
+  // The timeline is laid out by the server; it is fetched again after
+  // changes (at most once a second), never on a timer.
+  let timelineDue = null;
+  function refreshTimeline() {
+    if (timelineDue) return;
+    timelineDue = setTimeout(function () {
+      timelineDue = null;
+      fetch('/api/runs/' + encodeURIComponent(run) + '/timeline' + (/timeline=all/.test(location.search) ? '?all=1' : '')).then(function (r) { return r.json(); }).then(function (t) {
+        const box = document.getElementById('timeline');
+        box.textContent = '';
+        (t.rows || []).forEach(function (row) {
+          const div = document.createElement('div');
+          div.className = 'trow';
+          const name = document.createElement('span');
+          name.className = 'tname';
+          name.textContent = row.address;
+          name.title = row.address;
+          const bar = document.createElement('span');
+          bar.className = 'tbar';
+          (row.spans || []).forEach(function (sp) {
+            const i = document.createElement('i');
+            i.className = 'span sp-' + sp.kind;
+            i.style.left = sp.left.toFixed(2) + '%';
+            i.style.width = sp.width.toFixed(2) + '%';
+            i.title = sp.label;
+            bar.appendChild(i);
+          });
+          div.appendChild(name);
+          div.appendChild(bar);
+          box.appendChild(div);
+        });
+      });
+    }, 1000);
+  }
+
   function onStep(sv) {
     stepInfo.set(sv.address, {node: sv.node, state: sv.state});
-    const tr = rows.get(sv.address);
+    refreshTimeline();
+    const tr = rows.get(sv.address) || newRow(sv);
     if (tr) {
       setClass(tr, sv.state);
       tr.querySelector('.state').textContent = sv.state;
@@ -81,8 +138,11 @@
     const next = document.getElementById('next');
     if (next) {
       next.hidden = !(r.resume_command || r.rollback_command);
-      document.getElementById('cmd-resume').textContent = r.resume_command || '';
-      document.getElementById('cmd-rollback').textContent = r.rollback_command || '';
+      [['cmd-resume', r.resume_command], ['cmd-rollback', r.rollback_command]].forEach(function (c) {
+        const code = document.getElementById(c[0]);
+        code.textContent = c[1] || '';
+        code.parentNode.hidden = !c[1];
+      });
     }
   }
   function onLog(l) {
