@@ -1,20 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/runbookdev/runbook/engine/approval"
 	"github.com/runbookdev/runbook/engine/session"
 )
-
-// approveSanitize matches what core.approve replaces in a step address.
-var approveSanitize = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
 func init() {
 	var stateDir string
@@ -40,18 +33,7 @@ STEP is the step address, e.g. go_live or db["cozy"].`,
 			}
 			id := ri.State.Meta.ID
 			who := session.Holder()
-			rec := map[string]any{"approved_by": who.User + "@" + who.Host, "at": time.Now().UTC().Format(time.RFC3339), "approved": !reject}
-			b, _ := json.Marshal(rec)
-			dir := filepath.Join(stateDir, "approvals", id)
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return withCode(exitError, err)
-			}
-			path := filepath.Join(dir, approveSanitize.ReplaceAllString(args[1], "_")+".json")
-			tmp := path + ".tmp"
-			if err := os.WriteFile(tmp, b, 0o600); err != nil {
-				return withCode(exitError, err)
-			}
-			if err := os.Rename(tmp, path); err != nil {
+			if err := approval.Write(stateDir, id, args[1], who.User+"@"+who.Host, !reject); err != nil {
 				return withCode(exitError, err)
 			}
 			verb := "Approved"

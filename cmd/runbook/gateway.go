@@ -18,12 +18,6 @@ import (
 	"github.com/runbookdev/runbook/plugins/hubic/hubicapi"
 )
 
-// serveCmd groups the long-running servers runbook can be.
-var serveCmd = &cobra.Command{
-	Use:   "serve",
-	Short: "Run a long-running server (hubic-gateway)",
-}
-
 func init() {
 	var listen, apiURL, clientID, user string
 	gw := &cobra.Command{
@@ -77,5 +71,4 @@ again on a 401.`,
 	gw.Flags().StringVar(&clientID, "client-id", "", "OAuth client id")
 	gw.Flags().StringVar(&user, "user", "hubic", "the X-Auth-User clients must send")
 	serveCmd.AddCommand(gw)
-	rootCmd.AddCommand(serveCmd)
 }
