@@ -137,8 +137,8 @@ func TestStoreContract(t *testing.T) {
 		}
 		// Reopen and continue the sequence.
 		j, st, err := s.Open(metas[0].ID)
-		if err != nil {
-			t.Fatal(err)
+		if err != nil || st.Seq != 92 || st.Warning != "" {
+			t.Fatalf("Open: %+v, %v", st, err)
 		}
 		if err := j.Append(&Record{Type: RecRunResumed}); err != nil {
 			t.Fatal(err)
