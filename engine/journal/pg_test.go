@@ -380,7 +380,7 @@ func TestPGLeaseTakeover(t *testing.T) {
 	time.Sleep(1200 * time.Millisecond) // past the lease: renewals keep it
 	var le *LockedError
 	for _, who := range []string{m.ID, "NEW"} {
-		if _, err := other.Lock("db", who, Holder{}); !errors.As(err, &le) || !le.Live {
+		if _, err := other.Lock("db", who, Holder{}); !errors.As(err, &le) || !le.Live || !strings.Contains(err.Error(), "the lock is stale 900ms after its last heartbeat") {
 			t.Fatalf("a live holder's key taken by %s: %v", who, err)
 		}
 	}

@@ -138,7 +138,7 @@ func (s *PGStore) Lock(key, runID string, who Holder) (Lock, error) {
 			st := s.status(key, r)
 			file := s.lockFile(key)
 			if st.Active {
-				le = &LockedError{Holder: st.Holder, Live: true, File: file, HolderUnreadable: st.Unreadable}
+				le = &LockedError{Holder: st.Holder, Live: true, File: file, HolderUnreadable: st.Unreadable, Lease: s.lease}
 				return nil
 			}
 			if st.Unreadable != nil {
@@ -235,7 +235,7 @@ func (s *PGStore) Unlock(key string) (Holder, error) {
 			}
 			st := s.status(key, r)
 			if st.Active {
-				le = &LockedError{Holder: st.Holder, Live: true, File: s.lockFile(key), HolderUnreadable: st.Unreadable}
+				le = &LockedError{Holder: st.Holder, Live: true, File: s.lockFile(key), HolderUnreadable: st.Unreadable, Lease: s.lease}
 				return nil
 			}
 			h = st.Holder
