@@ -314,7 +314,7 @@ func (s *LocalStore) Lock(key, runID string, who Holder) (Lock, error) {
 // process has (st, not Active): nil when st names no run, runID itself, or
 // a run known finished. Fail closed: only a run known finished, or one that
 // never wrote its first record, frees the key. file says where the lock is.
-func stillHeld(s Store, st LockStatus, runID, file string) *LockedError {
+func stillHeld(s interface{ Load(string) (*State, error) }, st LockStatus, runID, file string) *LockedError {
 	h := st.Holder
 	if h.RunID == "" || h.RunID == runID {
 		return nil

@@ -583,3 +583,35 @@ func TestPGAppendSurvivesLostConnections(t *testing.T) {
 		t.Fatalf("a first write over an existing record: %v", err)
 	}
 }
+
+// Many Locks at once, each reading the previous holder's run, on a small
+// pool: none waits for a second connection (a Lock reads in its own
+// transaction), so none hangs.
+func TestPGLocksOnASmallPool(t *testing.T) {
+	s, _ := newPG(t, WithMaxConns(2), WithTimeout(10*time.Second))
+	const n = 8
+	var wg sync.WaitGroup
+	for i := range n {
+		m := &Meta{}
+		j, err := s.Create(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+		key := fmt.Sprint("k", i)
+		l, err := s.Lock(key, m.ID, Holder{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Release(false) // the unfinished run keeps the key
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var le *LockedError
+			if _, err := s.Lock(key, "OTHER", Holder{}); !errors.As(err, &le) || le.Holder.RunID != m.ID {
+				t.Errorf("%s: %v", key, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
