@@ -188,6 +188,14 @@ func TestStatePostgresEndToEnd(t *testing.T) {
 			t.Errorf("%q is in the database or the output", secret)
 		}
 	}
+
+	// Prune removes the finished run from the database.
+	if out = runbook(true, "runs", "prune", "-older-than", "0", "-keep", "0", "-auto-approve"); !strings.Contains(out, "1 runs from postgres://") {
+		t.Fatalf("prune:\n%s", out)
+	}
+	if out = runbook(true, "runs", "ls"); strings.Contains(out, id) {
+		t.Fatalf("runs ls after prune:\n%s", out)
+	}
 }
 
 // TestStateBadInput: an unreachable database is a clear error and starts

@@ -188,3 +188,47 @@ step "core.exec" "wait" {
 		t.Fatalf("the key after the resumed run finished: %+v, %v", st, err)
 	}
 }
+
+// A worker's sessions share one open store (Options.DB): they see the
+// same runs, and closing a session leaves the store open.
+func TestSessionsShareAnOpenDatabase(t *testing.T) {
+	db := migratedDB(t)
+	store, err := journal.OpenPostgres(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "main.hcl"), `step "core.noop" "a" {
+}
+`)
+	for i := range 2 {
+		s, err := New(Options{StateDir: filepath.Join(dir, ".runbook"), DB: store, Builtins: builtin.All(),
+			Getenv: func(k string) string {
+				if k == "RUNBOOK_SELF_EXE" {
+					return selfExe
+				}
+				return ""
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := s.Open(vars(), filepath.Join(dir, "main.hcl"))
+		if err != nil {
+			fatal(t, err)
+		}
+		out, err := rb.Apply(context.Background(), nil)
+		rb.Close()
+		if err != nil || out.Result.State != journal.RunSucceeded || !strings.HasPrefix(out.Journal, store.Where()) {
+			t.Fatalf("apply %d: %+v, %v", i, out, err)
+		}
+		runs, err := s.Runs()
+		if err != nil || len(runs) != i+1 {
+			t.Fatalf("session %d sees %d runs, %v", i, len(runs), err)
+		}
+		s.Close()
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".runbook", "runs")); err == nil {
+		t.Fatal("runs were journaled on disk")
+	}
+}

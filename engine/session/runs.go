@@ -55,6 +55,9 @@ func lockRun(store journal.Store, id string, h *held) error {
 	if err != nil {
 		var le *journal.LockedError
 		if errors.As(err, &le) && le.Live {
+			if le.Lease > 0 {
+				return fmt.Errorf("run %s is being worked on by another process: %s (if that process was killed, the run can be resumed %s after its last heartbeat)", id, le.Holder, le.Lease)
+			}
 			return fmt.Errorf("run %s is being worked on by another process: %s", id, le.Holder)
 		}
 		return err
