@@ -61,6 +61,8 @@ type migration struct {
 	sessions map[devKey]pgtype.UUID // compat session per (user, device), from the token steps
 	buf      map[string]*copyBuf    // MAS table -> encoded rows waiting for COPY
 	buffered int                    // rows in buf
+	presort  map[string]int         // table -> column its rows are sorted by before COPY; nil: none
+	sorted   map[string]*sortedRows // rows of presorted tables, held until the table is complete
 	freeze   bool                   // the MAS tables were truncated in this transaction: COPY FREEZE
 	copier   *copier                // writes the batches; nil outside the load
 	free     chan []byte            // slices of copied batches, for reuse; filled by the copier
@@ -79,7 +81,7 @@ func newMigration(e *env, dropUnmapped bool, ev sdk.Events, syn, mas pgx.Tx) *mi
 		ids: newIDGen(), now: time.Now().UTC().Truncate(time.Microsecond), homeserver: e.homeserver,
 		providers: e.providers, dropUnmapped: dropUnmapped, dropped: map[string]int64{}, ev: ev, syn: syn, mas: mas,
 		users: map[string]*userInfo{}, sessions: map[devKey]pgtype.UUID{},
-		buf: map[string]*copyBuf{}, written: map[string]int64{},
+		buf: map[string]*copyBuf{}, sorted: map[string]*sortedRows{}, written: map[string]int64{},
 		free: make(chan []byte, 2*len(masTables)*queuedJobs), bufSize: map[string]int{},
 		migrated: map[string]int64{}, skipped: map[string]int64{}, totals: map[string]int64{},
 	}
@@ -88,6 +90,9 @@ func newMigration(e *env, dropUnmapped bool, ev sdk.Events, syn, mas pgx.Tx) *mi
 // add encodes one MAS row into the buffer of its table and flushes when
 // the buffer is full.
 func (m *migration) add(ctx context.Context, entity, table string, row ...any) error {
+	if col, ok := m.presort[table]; ok {
+		return m.addSorted(entity, table, col, row)
+	}
 	b := m.buf[table]
 	if b == nil {
 		b = m.newBuf(table)
@@ -149,10 +154,18 @@ func (m *migration) send(ctx context.Context, job copierJob) error {
 	return nil
 }
 
-// stepDone flushes the rows of a finished step and queues the rebuild of
-// the indexes and constraints its completed tables allow.
+// stepDone flushes the rows of a finished step, and the held rows of the
+// presorted tables it completes, and queues the rebuild of the indexes and
+// constraints its completed tables allow.
 func (m *migration) stepDone(ctx context.Context, entity string) error {
 	if err := m.flush(ctx); err != nil {
+		return err
+	}
+	tables := completedBy[entity]
+	if entity == entities[len(entities)-1] {
+		tables = masTables // whatever is still held
+	}
+	if err := m.flushSorted(ctx, tables); err != nil {
 		return err
 	}
 	if m.plan == nil {

@@ -172,6 +172,9 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 	if err := configureRebuild(ctx, masTx); err != nil {
 		return nil, e.masDB.classify(err, "configure the transaction on")
 	}
+	if presortable(ctx, masTx) {
+		m.presort = presortColumns
+	}
 	defs, err := pauseConstraints(ctx, masTx)
 	if err != nil {
 		return nil, e.masDB.classify(err, "pause constraints of")
