@@ -55,6 +55,7 @@ type migration struct {
 	dropped      map[string]int64 // IdP -> links dropped
 	ev           sdk.Events
 	syn          pgx.Tx // Synapse read transaction
+	reads        *reads // the reads of the second Synapse connection
 	mas          pgx.Tx // MAS write transaction
 
 	users    map[string]*userInfo   // by full Matrix ID
@@ -430,89 +431,83 @@ func msTime(ms *int64) any {
 	return time.UnixMilli(*ms).UTC()
 }
 
+// accessTokenRow is a row of qAccessTokens.
+type accessTokenRow struct {
+	userID, token             string
+	device                    *string
+	validUntil, lastValidated *int64
+	hidden                    bool
+}
+
+func scanAccessToken(rows pgx.Rows, r *accessTokenRow) error {
+	return rows.Scan(&r.userID, &r.device, &r.token, &r.validUntil, &r.lastValidated, &r.hidden)
+}
+
 func (m *migration) migrateAccessTokens(ctx context.Context) error {
-	rows, err := m.syn.Query(ctx, qAccessTokens)
-	if err != nil {
-		return readErr("access_tokens", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var userID, token string
-		var device *string
-		var validUntil, lastValidated *int64
-		var hidden bool
-		if err := rows.Scan(&userID, &device, &token, &validUntil, &lastValidated, &hidden); err != nil {
-			return readErr("access_tokens", err)
-		}
-		u, err := m.user(userID, "access_tokens")
+	return m.reads.accessTokens.each(func(r *accessTokenRow) error {
+		u, err := m.user(r.userID, "access_tokens")
 		if err != nil {
 			return err
 		}
-		if skipToken(u, device, hidden) {
+		if skipToken(u, r.device, r.hidden) {
 			m.skipped[entAccessTokens]++
-			continue
+			return nil
 		}
 		created := m.now
-		if lastValidated != nil {
-			created = time.UnixMilli(*lastValidated).UTC()
+		if r.lastValidated != nil {
+			created = time.UnixMilli(*r.lastValidated).UTC()
 		}
-		sid, err := m.tokenSession(ctx, entAccessTokens, userID, u, device, created)
+		sid, err := m.tokenSession(ctx, entAccessTokens, r.userID, u, r.device, created)
 		if err != nil {
 			return err
 		}
-		if err := m.add(ctx, entAccessTokens, "compat_access_tokens", m.ids.at(created), sid, token, created, msTime(validUntil)); err != nil {
+		if err := m.add(ctx, entAccessTokens, "compat_access_tokens", m.ids.at(created), sid, r.token, created, msTime(r.validUntil)); err != nil {
 			return err
 		}
 		m.migrated[entAccessTokens]++
-	}
-	if err := rows.Err(); err != nil {
-		return readErr("access_tokens", err)
-	}
-	return nil
+		return nil
+	})
+}
+
+// refreshRow is a row of qRefreshTokens.
+type refreshRow struct {
+	userID, device, accessToken, refreshToken string
+	validUntil, lastValidated                 *int64
+	hidden                                    bool
+}
+
+func scanRefresh(rows pgx.Rows, r *refreshRow) error {
+	return rows.Scan(&r.userID, &r.device, &r.accessToken, &r.refreshToken, &r.validUntil, &r.lastValidated, &r.hidden)
 }
 
 func (m *migration) migrateRefreshTokens(ctx context.Context) error {
-	rows, err := m.syn.Query(ctx, qRefreshTokens)
-	if err != nil {
-		return readErr("refresh_tokens", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var userID, device, accessToken, refreshToken string
-		var validUntil, lastValidated *int64
-		var hidden bool
-		if err := rows.Scan(&userID, &device, &accessToken, &refreshToken, &validUntil, &lastValidated, &hidden); err != nil {
-			return readErr("refresh_tokens", err)
-		}
-		u, err := m.user(userID, "refresh_tokens")
+	return m.reads.refresh.each(func(r *refreshRow) error {
+		u, err := m.user(r.userID, "refresh_tokens")
 		if err != nil {
 			return err
 		}
-		if skipToken(u, &device, hidden) {
+		if skipToken(u, &r.device, r.hidden) {
 			m.skipped[entRefresh]++
-			continue
+			return nil
 		}
 		created := m.now
-		if lastValidated != nil {
-			created = time.UnixMilli(*lastValidated).UTC()
+		if r.lastValidated != nil {
+			created = time.UnixMilli(*r.lastValidated).UTC()
 		}
-		sid, err := m.tokenSession(ctx, entRefresh, userID, u, &device, created)
+		sid, err := m.tokenSession(ctx, entRefresh, r.userID, u, &r.device, created)
 		if err != nil {
 			return err
 		}
 		atID := m.ids.at(created)
-		if err := m.add(ctx, entRefresh, "compat_access_tokens", atID, sid, accessToken, created, msTime(validUntil)); err != nil {
+		if err := m.add(ctx, entRefresh, "compat_access_tokens", atID, sid, r.accessToken, created, msTime(r.validUntil)); err != nil {
 			return err
 		}
-		if err := m.add(ctx, entRefresh, "compat_refresh_tokens", m.ids.at(created), sid, atID, refreshToken, created, nil); err != nil {
+		if err := m.add(ctx, entRefresh, "compat_refresh_tokens", m.ids.at(created), sid, atID, r.refreshToken, created, nil); err != nil {
 			return err
 		}
 		m.migrated[entRefresh]++
-	}
-	if err := rows.Err(); err != nil {
-		return readErr("refresh_tokens", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // parseIP parses Synapse's devices.ip; "-" or garbage gives NULL.
@@ -527,46 +522,43 @@ func parseIP(ip *string) any {
 	return a
 }
 
+// deviceRow is a row of qDevices.
+type deviceRow struct {
+	userID, device  string
+	name, ip, agent *string
+	lastSeen        *int64
+}
+
+func scanDevice(rows pgx.Rows, r *deviceRow) error {
+	return rows.Scan(&r.userID, &r.device, &r.name, &r.lastSeen, &r.ip, &r.agent)
+}
+
 func (m *migration) migrateDevices(ctx context.Context) error {
-	rows, err := m.syn.Query(ctx, qDevices)
-	if err != nil {
-		return readErr("devices", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var userID, device string
-		var name, ip, agent *string
-		var lastSeen *int64
-		if err := rows.Scan(&userID, &device, &name, &lastSeen, &ip, &agent); err != nil {
-			return readErr("devices", err)
-		}
-		u, err := m.user(userID, "devices")
+	return m.reads.devices.each(func(r *deviceRow) error {
+		u, err := m.user(r.userID, "devices")
 		if err != nil {
 			return err
 		}
 		if u.skipDeps {
 			m.skipped[entDevices]++
-			continue
+			return nil
 		}
-		sid, ok := m.sessions[devKey{userID, device}]
+		sid, ok := m.sessions[devKey{r.userID, r.device}]
 		if !ok {
 			sid = m.ids.at(m.now)
 		}
 		var humanName, userAgent any
-		if name != nil {
-			humanName = *name
+		if r.name != nil {
+			humanName = *r.name
 		}
-		if agent != nil {
-			userAgent = *agent
+		if r.agent != nil {
+			userAgent = *r.agent
 		}
-		if err := m.add(ctx, entDevices, "compat_sessions", sid, u.id, device, humanName, idTime(sid), u.admin,
-			msTime(lastSeen), parseIP(ip), userAgent, nil, nil); err != nil {
+		if err := m.add(ctx, entDevices, "compat_sessions", sid, u.id, r.device, humanName, idTime(sid), u.admin,
+			msTime(r.lastSeen), parseIP(r.ip), userAgent, nil, nil); err != nil {
 			return err
 		}
 		m.migrated[entDevices]++
-	}
-	if err := rows.Err(); err != nil {
-		return readErr("devices", err)
-	}
-	return nil
+		return nil
+	})
 }
