@@ -49,13 +49,7 @@ func TestPresortOnlyForBytewiseCollations(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	probe := func() bool {
-		c := w.conn(w.masURL)
-		defer c.Close(ctx)
-		tx, err := c.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback(ctx)
+		tx := w.masTx()
 		ok := presortable(ctx, tx)
 		// A refusal leaves the transaction usable.
 		var one int
