@@ -24,11 +24,13 @@ import (
 // provider): then Go's byte order is the index's order. Otherwise the
 // rows are streamed as read (presortable says which).
 //
-// Kept for measured speed: on the benchmark's scale set (283,800 access
-// tokens), building compat_access_tokens_access_token_key took 320-410 ms
-// of server CPU from rows in read order and 110-150 ms from sorted rows,
-// while the table's other two indexes cost the same either way (±10 ms);
-// sorting them here costs ~60 ms of CPU off the server's path.
+// Kept for measured speed: on a table shaped like the benchmark's scale
+// set (283,800 access tokens syt_0, syt_1, ... with ULID-like ids),
+// building the unique index on access_token took 320-410 ms of server CPU
+// from rows in read order and 110-150 ms from sorted rows, while the
+// table's two UUID indexes cost the same either way (±10 ms); in the
+// benchmark (scripts/bench.d/synapse.sh) the CPU of the whole rebuild went
+// from 2.6-2.8 s to 1.6-2.0 s. Sorting costs about 60 ms of CPU here.
 var presortColumns = map[string]int{
 	"users":                1, // username
 	"user_emails":          2, // email
