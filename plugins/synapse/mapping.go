@@ -207,6 +207,15 @@ func (m *migration) warn(msg string) {
 	m.ev.Log(sdk.LevelWarn, msg)
 }
 
+// userOf returns u, found by the reader goroutine, or else looks the user
+// up as user does.
+func (m *migration) userOf(u *userInfo, mxid, table string) (*userInfo, error) {
+	if u != nil {
+		return u, nil
+	}
+	return m.user(mxid, table)
+}
+
 // user finds the user a dependent row belongs to; a missing one is fatal.
 func (m *migration) user(mxid, table string) (*userInfo, error) {
 	u, ok := m.users[mxid]
@@ -309,6 +318,9 @@ func (m *migration) migrateUsers(ctx context.Context) error {
 	}
 	if err := rows.Err(); err != nil {
 		return readErr("users", err)
+	}
+	if m.reads != nil {
+		m.reads.usersDone(m.users) // m.users is complete: read-only from here
 	}
 	return nil
 }
@@ -437,6 +449,7 @@ type accessTokenRow struct {
 	device                    *string
 	validUntil, lastValidated *int64
 	hidden                    bool
+	u                         *userInfo // the user, if the reader found it
 }
 
 func scanAccessToken(rows pgx.Rows, r *accessTokenRow) error {
@@ -445,7 +458,7 @@ func scanAccessToken(rows pgx.Rows, r *accessTokenRow) error {
 
 func (m *migration) migrateAccessTokens(ctx context.Context) error {
 	return m.reads.accessTokens.each(func(r *accessTokenRow) error {
-		u, err := m.user(r.userID, "access_tokens")
+		u, err := m.userOf(r.u, r.userID, "access_tokens")
 		if err != nil {
 			return err
 		}
@@ -474,6 +487,7 @@ type refreshRow struct {
 	userID, device, accessToken, refreshToken string
 	validUntil, lastValidated                 *int64
 	hidden                                    bool
+	u                                         *userInfo // the user, if the reader found it
 }
 
 func scanRefresh(rows pgx.Rows, r *refreshRow) error {
@@ -482,7 +496,7 @@ func scanRefresh(rows pgx.Rows, r *refreshRow) error {
 
 func (m *migration) migrateRefreshTokens(ctx context.Context) error {
 	return m.reads.refresh.each(func(r *refreshRow) error {
-		u, err := m.user(r.userID, "refresh_tokens")
+		u, err := m.userOf(r.u, r.userID, "refresh_tokens")
 		if err != nil {
 			return err
 		}
@@ -527,6 +541,7 @@ type deviceRow struct {
 	userID, device  string
 	name, ip, agent *string
 	lastSeen        *int64
+	u               *userInfo // the user, if the reader found it
 }
 
 func scanDevice(rows pgx.Rows, r *deviceRow) error {
@@ -535,7 +550,7 @@ func scanDevice(rows pgx.Rows, r *deviceRow) error {
 
 func (m *migration) migrateDevices(ctx context.Context) error {
 	return m.reads.devices.each(func(r *deviceRow) error {
-		u, err := m.user(r.userID, "devices")
+		u, err := m.userOf(r.u, r.userID, "devices")
 		if err != nil {
 			return err
 		}

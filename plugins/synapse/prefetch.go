@@ -57,12 +57,17 @@ type stream[T any] struct {
 	table string
 	query string
 	scan  func(pgx.Rows, *T) error
-	ch    chan []T
-	err   error // written before ch is closed
+	// Once ready is closed, resolve is called on each chunk before it is
+	// handed over (it looks up the rows' users, moving that work off the
+	// mapping goroutine too).
+	ready   <-chan struct{}
+	resolve func([]T)
+	ch      chan []T
+	err     error // written before ch is closed
 }
 
-func newStream[T any](table, query string, scan func(pgx.Rows, *T) error) *stream[T] {
-	return &stream[T]{table: table, query: query, scan: scan, ch: make(chan []T, prefetchChunks)}
+func newStream[T any](table, query string, scan func(pgx.Rows, *T) error, ready <-chan struct{}, resolve func([]T)) *stream[T] {
+	return &stream[T]{table: table, query: query, scan: scan, ready: ready, resolve: resolve, ch: make(chan []T, prefetchChunks)}
 }
 
 // run reads the whole query into the channel, then closes it.
@@ -76,6 +81,11 @@ func (s *stream[T]) run(ctx context.Context, tx pgx.Tx) {
 	defer rows.Close()
 	chunk := make([]T, 0, prefetchChunkRows)
 	send := func() bool {
+		select {
+		case <-s.ready:
+			s.resolve(chunk)
+		default:
+		}
 		select {
 		case s.ch <- chunk:
 			chunk = make([]T, 0, prefetchChunkRows)
@@ -155,14 +165,40 @@ type reads struct {
 	accessTokens *stream[accessTokenRow]
 	refresh      *stream[refreshRow]
 	devices      *stream[deviceRow]
+
+	// users is the migration's users map, set before usersReady is
+	// closed and read-only from then on.
+	users      map[string]*userInfo
+	usersReady chan struct{}
 }
 
 func newReads() *reads {
-	return &reads{
-		accessTokens: newStream("access_tokens", qAccessTokens, scanAccessToken),
-		refresh:      newStream("refresh_tokens", qRefreshTokens, scanRefresh),
-		devices:      newStream("devices", qDevices, scanDevice),
-	}
+	rd := &reads{usersReady: make(chan struct{})}
+	rd.accessTokens = newStream("access_tokens", qAccessTokens, scanAccessToken, rd.usersReady, func(c []accessTokenRow) {
+		for i := range c {
+			c[i].u = rd.users[c[i].userID]
+		}
+	})
+	rd.refresh = newStream("refresh_tokens", qRefreshTokens, scanRefresh, rd.usersReady, func(c []refreshRow) {
+		for i := range c {
+			c[i].u = rd.users[c[i].userID]
+		}
+	})
+	rd.devices = newStream("devices", qDevices, scanDevice, rd.usersReady, func(c []deviceRow) {
+		for i := range c {
+			c[i].u = rd.users[c[i].userID]
+		}
+	})
+	return rd
+}
+
+// usersDone hands the complete users map to the reader goroutine, which
+// from then on looks up the users of the rows it reads. A row whose user
+// it did not find (or read before) is looked up again by the mapping,
+// which reports a missing user.
+func (rd *reads) usersDone(users map[string]*userInfo) {
+	rd.users = users
+	close(rd.usersReady)
 }
 
 // startReads opens the second connection on db in the snapshot of tx and

@@ -1,10 +1,12 @@
 package synapse
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -38,15 +40,16 @@ var presortColumns = map[string]int{
 }
 
 // sortedRows holds the encoded rows of a presorted table until the table
-// is complete: one buffer, and where each row is in it with its key.
+// is complete: one buffer, and where each row and its key are in it (no
+// pointers: sorting moves no pointer and keeps no string alive).
 type sortedRows struct {
 	buf  copyBuf
 	refs []sortRef
 }
 
 type sortRef struct {
-	key        string
-	start, end int
+	start, end       int32 // the row in buf
+	keyStart, keyEnd int32 // the key's bytes in buf
 }
 
 // bytewiseCollations are the libc collations that order text like bytes
@@ -106,22 +109,31 @@ JOIN pg_attribute a ON a.attrelid = to_regclass(k.t) AND a.attname = k.c`, table
 }
 
 // addSorted encodes one row of a presorted table, keyed by its column
-// col, which must be a string.
+// col, which must be a non-NULL string.
 func (m *migration) addSorted(entity, table string, col int, row []any) error {
 	s := m.sorted[table]
 	if s == nil {
 		s = &sortedRows{}
 		m.sorted[table] = s
 	}
-	key, ok := row[col].(string)
-	if !ok {
+	if _, ok := row[col].(string); !ok {
 		return fmt.Errorf("encode a row of %s: column %d is not text", table, col+1)
 	}
 	start := len(s.buf.b)
 	if err := s.buf.appendRow(row...); err != nil {
 		return fmt.Errorf("encode a row of %s: %w", table, err)
 	}
-	s.refs = append(s.refs, sortRef{key: key, start: start, end: len(s.buf.b)})
+	if len(s.buf.b) > math.MaxInt32 {
+		return fmt.Errorf("encode a row of %s: more than 2 GB of rows to sort", table)
+	}
+	// Find the key's bytes: after the field count, each field is its
+	// length (4 bytes) and its bytes.
+	k := start + 2
+	for range col {
+		k += 4 + int(binary.BigEndian.Uint32(s.buf.b[k:]))
+	}
+	n := int(binary.BigEndian.Uint32(s.buf.b[k:]))
+	s.refs = append(s.refs, sortRef{start: int32(start), end: int32(len(s.buf.b)), keyStart: int32(k + 4), keyEnd: int32(k + 4 + n)})
 	if len(s.refs)%flushRows == 0 {
 		m.progress(entity)
 	}
@@ -136,10 +148,13 @@ func (m *migration) flushSorted(ctx context.Context, tables []string) error {
 			continue
 		}
 		delete(m.sorted, t)
-		slices.SortFunc(s.refs, func(a, b sortRef) int { return strings.Compare(a.key, b.key) })
-		out := &copyBuf{b: make([]byte, 0, len(s.buf.b)), rows: int64(len(s.refs))}
+		b := s.buf.b
+		slices.SortFunc(s.refs, func(x, y sortRef) int {
+			return bytes.Compare(b[x.keyStart:x.keyEnd], b[y.keyStart:y.keyEnd])
+		})
+		out := &copyBuf{b: make([]byte, 0, len(b)), rows: int64(len(s.refs))}
 		for _, r := range s.refs {
-			out.b = append(out.b, s.buf.b[r.start:r.end]...)
+			out.b = append(out.b, b[r.start:r.end]...)
 		}
 		if err := m.send(ctx, copierJob{batch: map[string]*copyBuf{t: out}}); err != nil {
 			return err
