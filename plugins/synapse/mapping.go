@@ -59,7 +59,6 @@ type migration struct {
 	mas          pgx.Tx // MAS write transaction
 
 	users    map[string]*userInfo   // by full Matrix ID
-	sessions map[devKey]pgtype.UUID // compat session per (user, device), from the token steps
 	buf      map[string]*copyBuf    // MAS table -> encoded rows waiting for COPY
 	buffered int                    // rows in buf
 	presort  map[string]int         // table -> column its rows are sorted by before COPY; nil: none
@@ -81,8 +80,8 @@ func newMigration(e *env, dropUnmapped bool, ev sdk.Events, syn, mas pgx.Tx) *mi
 	return &migration{
 		ids: newIDGen(), now: time.Now().UTC().Truncate(time.Microsecond), homeserver: e.homeserver,
 		providers: e.providers, dropUnmapped: dropUnmapped, dropped: map[string]int64{}, ev: ev, syn: syn, mas: mas,
-		users: map[string]*userInfo{}, sessions: map[devKey]pgtype.UUID{},
-		buf: map[string]*copyBuf{}, sorted: map[string]*sortedRows{}, written: map[string]int64{},
+		users: map[string]*userInfo{},
+		buf:   map[string]*copyBuf{}, sorted: map[string]*sortedRows{}, written: map[string]int64{},
 		free: make(chan []byte, 2*len(masTables)*queuedJobs), bufSize: map[string]int{},
 		migrated: map[string]int64{}, skipped: map[string]int64{}, totals: map[string]int64{},
 	}
@@ -414,20 +413,17 @@ func (m *migration) migrateExternalIDs(ctx context.Context) error {
 
 // tokenSession returns the compat session of a token: the one of its
 // device (made on first use, written by the device step), or for a
-// deviceless token a new session written now.
-func (m *migration) tokenSession(ctx context.Context, entity, userID string, u *userInfo, device *string, created time.Time) (pgtype.UUID, error) {
-	if device == nil {
+// deviceless token (dev nil) a new session written now.
+func (m *migration) tokenSession(ctx context.Context, entity string, u *userInfo, dev *deviceRow, created time.Time) (pgtype.UUID, error) {
+	if dev == nil {
 		id := m.ids.at(created)
 		err := m.add(ctx, entity, "compat_sessions", id, u.id, nil, nil, created, false, nil, nil, nil, nil, nil)
 		return id, err
 	}
-	k := devKey{userID, *device}
-	id, ok := m.sessions[k]
-	if !ok {
-		id = m.ids.at(created)
-		m.sessions[k] = id
+	if !dev.sid.Valid {
+		dev.sid = m.ids.at(created)
 	}
-	return id, nil
+	return dev.sid, nil
 }
 
 // skipToken reports whether a token's rows are skipped: its user is not
@@ -443,26 +439,37 @@ func msTime(ms *int64) any {
 	return time.UnixMilli(*ms).UTC()
 }
 
-// accessTokenRow is a row of qAccessTokens.
+// accessTokenRow is a row of qTokensPlain.
 type accessTokenRow struct {
 	userID, token             string
 	device                    *string
 	validUntil, lastValidated *int64
-	hidden                    bool
 	u                         *userInfo // the user, if the reader found it
 }
 
 func scanAccessToken(rows pgx.Rows, r *accessTokenRow) error {
-	return rows.Scan(&r.userID, &r.device, &r.token, &r.validUntil, &r.lastValidated, &r.hidden)
+	return rows.Scan(&r.userID, &r.device, &r.token, &r.validUntil, &r.lastValidated)
 }
 
+// migrateAccessTokens maps the rows of qAccessTokens: the tokens of
+// qTokensPlain whose device is in the device index, or that have none.
 func (m *migration) migrateAccessTokens(ctx context.Context) error {
+	devs, err := m.reads.devices.wait(ctx)
+	if err != nil {
+		return err
+	}
 	return m.reads.accessTokens.each(func(r *accessTokenRow) error {
+		var dev *deviceRow
+		if r.device != nil {
+			if dev = devs.lookup(r.userID, *r.device); dev == nil {
+				return nil // its device is gone: not read (qAccessTokens)
+			}
+		}
 		u, err := m.userOf(r.u, r.userID, "access_tokens")
 		if err != nil {
 			return err
 		}
-		if skipToken(u, r.device, r.hidden) {
+		if skipToken(u, r.device, dev != nil && dev.hidden) {
 			m.skipped[entAccessTokens]++
 			return nil
 		}
@@ -470,7 +477,7 @@ func (m *migration) migrateAccessTokens(ctx context.Context) error {
 		if r.lastValidated != nil {
 			created = time.UnixMilli(*r.lastValidated).UTC()
 		}
-		sid, err := m.tokenSession(ctx, entAccessTokens, r.userID, u, r.device, created)
+		sid, err := m.tokenSession(ctx, entAccessTokens, u, dev, created)
 		if err != nil {
 			return err
 		}
@@ -508,7 +515,11 @@ func (m *migration) migrateRefreshTokens(ctx context.Context) error {
 		if r.lastValidated != nil {
 			created = time.UnixMilli(*r.lastValidated).UTC()
 		}
-		sid, err := m.tokenSession(ctx, entRefresh, r.userID, u, &r.device, created)
+		dev := m.reads.devices.lookup(r.userID, r.device)
+		if dev == nil { // qRefreshTokens joins devices in the same snapshot
+			return fmt.Errorf("refresh token of device %s of %s: device not read", r.device, r.userID)
+		}
+		sid, err := m.tokenSession(ctx, entRefresh, u, dev, created)
 		if err != nil {
 			return err
 		}
@@ -536,30 +547,41 @@ func parseIP(ip *string) any {
 	return a
 }
 
-// deviceRow is a row of qDevices.
+// deviceRow is a row of qDevicesAll.
 type deviceRow struct {
 	userID, device  string
 	name, ip, agent *string
 	lastSeen        *int64
-	u               *userInfo // the user, if the reader found it
+	hidden          bool
+	sid             pgtype.UUID // its compat session, once a token step made it
 }
 
 func scanDevice(rows pgx.Rows, r *deviceRow) error {
-	return rows.Scan(&r.userID, &r.device, &r.name, &r.lastSeen, &r.ip, &r.agent)
+	return rows.Scan(&r.userID, &r.device, &r.name, &r.lastSeen, &r.ip, &r.agent, &r.hidden)
 }
 
+// migrateDevices maps the rows of qDevices: the devices of the index that
+// are not hidden and not guest_device, in read order.
 func (m *migration) migrateDevices(ctx context.Context) error {
-	return m.reads.devices.each(func(r *deviceRow) error {
-		u, err := m.userOf(r.u, r.userID, "devices")
+	devs, err := m.reads.devices.wait(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range devs.rows {
+		r := &devs.rows[i]
+		if r.hidden || r.device == "guest_device" {
+			continue
+		}
+		u, err := m.user(r.userID, "devices")
 		if err != nil {
 			return err
 		}
 		if u.skipDeps {
 			m.skipped[entDevices]++
-			return nil
+			continue
 		}
-		sid, ok := m.sessions[devKey{r.userID, r.device}]
-		if !ok {
+		sid := r.sid
+		if !sid.Valid {
 			sid = m.ids.at(m.now)
 		}
 		var humanName, userAgent any
@@ -574,6 +596,6 @@ func (m *migration) migrateDevices(ctx context.Context) error {
 			return err
 		}
 		m.migrated[entDevices]++
-		return nil
-	})
+	}
+	return nil
 }

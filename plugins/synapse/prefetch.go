@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// The largest Synapse reads (access tokens, refresh tokens, devices) run
+// The largest Synapse reads (devices, access tokens, refresh tokens) run
 // on a second connection, in the snapshot of the read transaction
 // (pg_export_snapshot, SET TRANSACTION SNAPSHOT: the very same rows),
 // while the first connection reads the users, threepids and external ids
@@ -159,12 +159,14 @@ func (p *prefetcher) stop() {
 	<-p.done
 }
 
-// reads are the streams of the second connection, in the order it reads
-// them (the order the migration maps them).
+// reads are the reads of the second connection, in the order it does
+// them: every device first (the token steps look their devices up in it,
+// instead of joining access_tokens with devices on the server), then the
+// token streams.
 type reads struct {
+	devices      *deviceIndex
 	accessTokens *stream[accessTokenRow]
 	refresh      *stream[refreshRow]
-	devices      *stream[deviceRow]
 
 	// users is the migration's users map, set before usersReady is
 	// closed and read-only from then on.
@@ -173,8 +175,8 @@ type reads struct {
 }
 
 func newReads() *reads {
-	rd := &reads{usersReady: make(chan struct{})}
-	rd.accessTokens = newStream("access_tokens", qAccessTokens, scanAccessToken, rd.usersReady, func(c []accessTokenRow) {
+	rd := &reads{usersReady: make(chan struct{}), devices: &deviceIndex{ready: make(chan struct{})}}
+	rd.accessTokens = newStream("access_tokens", qTokensPlain, scanAccessToken, rd.usersReady, func(c []accessTokenRow) {
 		for i := range c {
 			c[i].u = rd.users[c[i].userID]
 		}
@@ -184,12 +186,58 @@ func newReads() *reads {
 			c[i].u = rd.users[c[i].userID]
 		}
 	})
-	rd.devices = newStream("devices", qDevices, scanDevice, rd.usersReady, func(c []deviceRow) {
-		for i := range c {
-			c[i].u = rd.users[c[i].userID]
-		}
-	})
 	return rd
+}
+
+// deviceIndex is every Synapse device, in read order, and where each
+// (user, device) is. Built by the reader goroutine; once ready is closed
+// it belongs to the mapping.
+type deviceIndex struct {
+	rows  []deviceRow
+	at    map[devKey]int
+	err   error // written before ready is closed
+	ready chan struct{}
+}
+
+func (d *deviceIndex) run(ctx context.Context, tx pgx.Tx) {
+	defer close(d.ready)
+	rows, err := tx.Query(ctx, qDevicesAll)
+	if err != nil {
+		d.err = readErr("devices", err)
+		return
+	}
+	defer rows.Close()
+	d.at = map[devKey]int{}
+	for rows.Next() {
+		d.rows = append(d.rows, deviceRow{})
+		r := &d.rows[len(d.rows)-1]
+		if err := scanDevice(rows, r); err != nil {
+			d.err = readErr("devices", err)
+			return
+		}
+		d.at[devKey{r.userID, r.device}] = len(d.rows) - 1
+	}
+	if err := rows.Err(); err != nil {
+		d.err = readErr("devices", err)
+	}
+}
+
+// wait returns the index once it is built.
+func (d *deviceIndex) wait(ctx context.Context) (*deviceIndex, error) {
+	select {
+	case <-d.ready:
+		return d, d.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// lookup returns the device (user, device), or nil.
+func (d *deviceIndex) lookup(user, device string) *deviceRow {
+	if i, ok := d.at[devKey{user, device}]; ok {
+		return &d.rows[i]
+	}
+	return nil
 }
 
 // usersDone hands the complete users map to the reader goroutine, which
@@ -218,5 +266,5 @@ func startReads(ctx context.Context, db *dbTarget, tx pgx.Tx) (*reads, *prefetch
 		return nil, nil, db.classify(err, "start the parallel read transaction on")
 	}
 	r := newReads()
-	return r, startPrefetch(ctx, conn, rtx, r.accessTokens, r.refresh, r.devices), nil
+	return r, startPrefetch(ctx, conn, rtx, r.devices, r.accessTokens, r.refresh), nil
 }
