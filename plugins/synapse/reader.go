@@ -108,8 +108,9 @@ WHERE NOT at1.used OR at1.used IS NULL`
 	// its hidden flag), then the non-refreshable, non-puppet tokens; the
 	// migration looks each token's device up among the devices, which
 	// gives exactly the rows and hidden flags of qAccessTokens, without
-	// the server-side hash join (0.46-0.56 s of server CPU for the 288,000
-	// tokens of the benchmark's scale set, 0.10-0.15 s without it).
+	// the server-side hash join: 0.51-0.65 s of server CPU with it for the
+	// 288,000 tokens of the benchmark's scale set, 0.13-0.16 s without it
+	// (and 0.11-0.15 s for every device, as much as for the migrated ones).
 	qDevicesAll = `SELECT user_id, device_id, display_name, last_seen, ip, user_agent, COALESCE(hidden, false) FROM devices`
 
 	qTokensPlain = `
