@@ -13,9 +13,11 @@ import (
 // (pg_export_snapshot, SET TRANSACTION SNAPSHOT: the very same rows),
 // while the first connection reads the users, threepids and external ids
 // and the mapping goes on. A reader goroutine runs the queries one after
-// the other, decodes the rows into reused structs, and hands them over in
-// chunks through a bounded channel, so it stays at most prefetchChunks
-// chunks ahead of the mapping.
+// the other: it reads every device into an index, then decodes the token
+// rows into structs and hands them over in chunks through a bounded
+// channel, so it stays at most prefetchChunks chunks ahead of the mapping.
+// The second connection needs one more slot of the Synapse server's
+// max_connections.
 
 const (
 	prefetchChunkRows = 1024
