@@ -169,6 +169,24 @@ func firstLine(s string) string {
 	return s
 }
 
+// masTx opens a transaction on the MAS database, rolled back and closed
+// when the test ends.
+func (w *world) masTx() pgx.Tx {
+	w.t.Helper()
+	ctx := context.Background()
+	c := w.conn(w.masURL)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		c.Close(ctx)
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() {
+		_ = tx.Rollback(ctx)
+		c.Close(ctx)
+	})
+	return tx
+}
+
 // syn runs SQL on the Synapse database.
 func (w *world) syn(sql string, args ...any) { w.t.Helper(); w.exec(w.synURL, sql, args...) }
 

@@ -55,12 +55,14 @@ type migration struct {
 	dropped      map[string]int64 // IdP -> links dropped
 	ev           sdk.Events
 	syn          pgx.Tx // Synapse read transaction
+	reads        *reads // the reads of the second Synapse connection
 	mas          pgx.Tx // MAS write transaction
 
 	users    map[string]*userInfo   // by full Matrix ID
-	sessions map[devKey]pgtype.UUID // compat session per (user, device), from the token steps
 	buf      map[string]*copyBuf    // MAS table -> encoded rows waiting for COPY
 	buffered int                    // rows in buf
+	presort  map[string]int         // table -> column its rows are sorted by before COPY; nil: none
+	sorted   map[string]*sortedRows // rows of presorted tables, held until the table is complete
 	freeze   bool                   // the MAS tables were truncated in this transaction: COPY FREEZE
 	copier   *copier                // writes the batches; nil outside the load
 	free     chan []byte            // slices of copied batches, for reuse; filled by the copier
@@ -78,8 +80,8 @@ func newMigration(e *env, dropUnmapped bool, ev sdk.Events, syn, mas pgx.Tx) *mi
 	return &migration{
 		ids: newIDGen(), now: time.Now().UTC().Truncate(time.Microsecond), homeserver: e.homeserver,
 		providers: e.providers, dropUnmapped: dropUnmapped, dropped: map[string]int64{}, ev: ev, syn: syn, mas: mas,
-		users: map[string]*userInfo{}, sessions: map[devKey]pgtype.UUID{},
-		buf: map[string]*copyBuf{}, written: map[string]int64{},
+		users: map[string]*userInfo{},
+		buf:   map[string]*copyBuf{}, sorted: map[string]*sortedRows{}, written: map[string]int64{},
 		free: make(chan []byte, 2*len(masTables)*queuedJobs), bufSize: map[string]int{},
 		migrated: map[string]int64{}, skipped: map[string]int64{}, totals: map[string]int64{},
 	}
@@ -88,6 +90,9 @@ func newMigration(e *env, dropUnmapped bool, ev sdk.Events, syn, mas pgx.Tx) *mi
 // add encodes one MAS row into the buffer of its table and flushes when
 // the buffer is full.
 func (m *migration) add(ctx context.Context, entity, table string, row ...any) error {
+	if col, ok := m.presort[table]; ok {
+		return m.addSorted(entity, table, col, row)
+	}
 	b := m.buf[table]
 	if b == nil {
 		b = m.newBuf(table)
@@ -149,10 +154,18 @@ func (m *migration) send(ctx context.Context, job copierJob) error {
 	return nil
 }
 
-// stepDone flushes the rows of a finished step and queues the rebuild of
-// the indexes and constraints its completed tables allow.
+// stepDone flushes the rows of a finished step, and the held rows of the
+// presorted tables it completes, and queues the rebuild of the indexes and
+// constraints its completed tables allow.
 func (m *migration) stepDone(ctx context.Context, entity string) error {
 	if err := m.flush(ctx); err != nil {
+		return err
+	}
+	tables := completedBy[entity]
+	if entity == entities[len(entities)-1] {
+		tables = masTables // whatever is still held
+	}
+	if err := m.flushSorted(ctx, tables); err != nil {
 		return err
 	}
 	if m.plan == nil {
@@ -191,6 +204,15 @@ func (m *migration) progress(entity string) {
 func (m *migration) warn(msg string) {
 	m.warnings = append(m.warnings, msg)
 	m.ev.Log(sdk.LevelWarn, msg)
+}
+
+// userOf returns u, found by the reader goroutine, or else looks the user
+// up as user does.
+func (m *migration) userOf(u *userInfo, mxid, table string) (*userInfo, error) {
+	if u != nil {
+		return u, nil
+	}
+	return m.user(mxid, table)
 }
 
 // user finds the user a dependent row belongs to; a missing one is fatal.
@@ -296,6 +318,9 @@ func (m *migration) migrateUsers(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return readErr("users", err)
 	}
+	if m.reads != nil {
+		m.reads.usersDone(m.users) // m.users is complete: read-only from here
+	}
 	return nil
 }
 
@@ -388,20 +413,17 @@ func (m *migration) migrateExternalIDs(ctx context.Context) error {
 
 // tokenSession returns the compat session of a token: the one of its
 // device (made on first use, written by the device step), or for a
-// deviceless token a new session written now.
-func (m *migration) tokenSession(ctx context.Context, entity, userID string, u *userInfo, device *string, created time.Time) (pgtype.UUID, error) {
-	if device == nil {
+// deviceless token (dev nil) a new session written now.
+func (m *migration) tokenSession(ctx context.Context, entity string, u *userInfo, dev *deviceRow, created time.Time) (pgtype.UUID, error) {
+	if dev == nil {
 		id := m.ids.at(created)
 		err := m.add(ctx, entity, "compat_sessions", id, u.id, nil, nil, created, false, nil, nil, nil, nil, nil)
 		return id, err
 	}
-	k := devKey{userID, *device}
-	id, ok := m.sessions[k]
-	if !ok {
-		id = m.ids.at(created)
-		m.sessions[k] = id
+	if !dev.sid.Valid {
+		dev.sid = m.ids.at(created)
 	}
-	return id, nil
+	return dev.sid, nil
 }
 
 // skipToken reports whether a token's rows are skipped: its user is not
@@ -417,89 +439,100 @@ func msTime(ms *int64) any {
 	return time.UnixMilli(*ms).UTC()
 }
 
+// accessTokenRow is a row of qTokensPlain.
+type accessTokenRow struct {
+	userID, token             string
+	device                    *string
+	validUntil, lastValidated *int64
+	u                         *userInfo // the user, if the reader found it
+}
+
+func scanAccessToken(rows pgx.Rows, r *accessTokenRow) error {
+	return rows.Scan(&r.userID, &r.device, &r.token, &r.validUntil, &r.lastValidated)
+}
+
+// migrateAccessTokens maps the rows of qAccessTokens: the tokens of
+// qTokensPlain whose device is in the device index, or that have none.
 func (m *migration) migrateAccessTokens(ctx context.Context) error {
-	rows, err := m.syn.Query(ctx, qAccessTokens)
+	devs, err := m.reads.devices.wait(ctx)
 	if err != nil {
-		return readErr("access_tokens", err)
+		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var userID, token string
-		var device *string
-		var validUntil, lastValidated *int64
-		var hidden bool
-		if err := rows.Scan(&userID, &device, &token, &validUntil, &lastValidated, &hidden); err != nil {
-			return readErr("access_tokens", err)
+	return m.reads.accessTokens.each(func(r *accessTokenRow) error {
+		var dev *deviceRow
+		if r.device != nil {
+			if dev = devs.lookup(r.userID, *r.device); dev == nil {
+				return nil // its device is gone: not read (qAccessTokens)
+			}
 		}
-		u, err := m.user(userID, "access_tokens")
+		u, err := m.userOf(r.u, r.userID, "access_tokens")
 		if err != nil {
 			return err
 		}
-		if skipToken(u, device, hidden) {
+		if skipToken(u, r.device, dev != nil && dev.hidden) {
 			m.skipped[entAccessTokens]++
-			continue
+			return nil
 		}
 		created := m.now
-		if lastValidated != nil {
-			created = time.UnixMilli(*lastValidated).UTC()
+		if r.lastValidated != nil {
+			created = time.UnixMilli(*r.lastValidated).UTC()
 		}
-		sid, err := m.tokenSession(ctx, entAccessTokens, userID, u, device, created)
+		sid, err := m.tokenSession(ctx, entAccessTokens, u, dev, created)
 		if err != nil {
 			return err
 		}
-		if err := m.add(ctx, entAccessTokens, "compat_access_tokens", m.ids.at(created), sid, token, created, msTime(validUntil)); err != nil {
+		if err := m.add(ctx, entAccessTokens, "compat_access_tokens", m.ids.at(created), sid, r.token, created, msTime(r.validUntil)); err != nil {
 			return err
 		}
 		m.migrated[entAccessTokens]++
-	}
-	if err := rows.Err(); err != nil {
-		return readErr("access_tokens", err)
-	}
-	return nil
+		return nil
+	})
+}
+
+// refreshRow is a row of qRefreshTokens.
+type refreshRow struct {
+	userID, device, accessToken, refreshToken string
+	validUntil, lastValidated                 *int64
+	hidden                                    bool
+	u                                         *userInfo // the user, if the reader found it
+}
+
+func scanRefresh(rows pgx.Rows, r *refreshRow) error {
+	return rows.Scan(&r.userID, &r.device, &r.accessToken, &r.refreshToken, &r.validUntil, &r.lastValidated, &r.hidden)
 }
 
 func (m *migration) migrateRefreshTokens(ctx context.Context) error {
-	rows, err := m.syn.Query(ctx, qRefreshTokens)
-	if err != nil {
-		return readErr("refresh_tokens", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var userID, device, accessToken, refreshToken string
-		var validUntil, lastValidated *int64
-		var hidden bool
-		if err := rows.Scan(&userID, &device, &accessToken, &refreshToken, &validUntil, &lastValidated, &hidden); err != nil {
-			return readErr("refresh_tokens", err)
-		}
-		u, err := m.user(userID, "refresh_tokens")
+	return m.reads.refresh.each(func(r *refreshRow) error {
+		u, err := m.userOf(r.u, r.userID, "refresh_tokens")
 		if err != nil {
 			return err
 		}
-		if skipToken(u, &device, hidden) {
+		if skipToken(u, &r.device, r.hidden) {
 			m.skipped[entRefresh]++
-			continue
+			return nil
 		}
 		created := m.now
-		if lastValidated != nil {
-			created = time.UnixMilli(*lastValidated).UTC()
+		if r.lastValidated != nil {
+			created = time.UnixMilli(*r.lastValidated).UTC()
 		}
-		sid, err := m.tokenSession(ctx, entRefresh, userID, u, &device, created)
+		dev := m.reads.devices.lookup(r.userID, r.device)
+		if dev == nil { // qRefreshTokens joins devices in the same snapshot
+			return fmt.Errorf("refresh token of device %s of %s: device not read", r.device, r.userID)
+		}
+		sid, err := m.tokenSession(ctx, entRefresh, u, dev, created)
 		if err != nil {
 			return err
 		}
 		atID := m.ids.at(created)
-		if err := m.add(ctx, entRefresh, "compat_access_tokens", atID, sid, accessToken, created, msTime(validUntil)); err != nil {
+		if err := m.add(ctx, entRefresh, "compat_access_tokens", atID, sid, r.accessToken, created, msTime(r.validUntil)); err != nil {
 			return err
 		}
-		if err := m.add(ctx, entRefresh, "compat_refresh_tokens", m.ids.at(created), sid, atID, refreshToken, created, nil); err != nil {
+		if err := m.add(ctx, entRefresh, "compat_refresh_tokens", m.ids.at(created), sid, atID, r.refreshToken, created, nil); err != nil {
 			return err
 		}
 		m.migrated[entRefresh]++
-	}
-	if err := rows.Err(); err != nil {
-		return readErr("refresh_tokens", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // parseIP parses Synapse's devices.ip; "-" or garbage gives NULL.
@@ -514,20 +547,32 @@ func parseIP(ip *string) any {
 	return a
 }
 
+// deviceRow is a row of qDevicesAll.
+type deviceRow struct {
+	userID, device  string
+	name, ip, agent *string
+	lastSeen        *int64
+	hidden          bool
+	sid             pgtype.UUID // its compat session, once a token step made it
+}
+
+func scanDevice(rows pgx.Rows, r *deviceRow) error {
+	return rows.Scan(&r.userID, &r.device, &r.name, &r.lastSeen, &r.ip, &r.agent, &r.hidden)
+}
+
+// migrateDevices maps the rows of qDevices: the devices of the index that
+// are not hidden and not guest_device, in read order.
 func (m *migration) migrateDevices(ctx context.Context) error {
-	rows, err := m.syn.Query(ctx, qDevices)
+	devs, err := m.reads.devices.wait(ctx)
 	if err != nil {
-		return readErr("devices", err)
+		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var userID, device string
-		var name, ip, agent *string
-		var lastSeen *int64
-		if err := rows.Scan(&userID, &device, &name, &lastSeen, &ip, &agent); err != nil {
-			return readErr("devices", err)
+	for i := range devs.rows {
+		r := &devs.rows[i]
+		if r.hidden || r.device == "guest_device" {
+			continue
 		}
-		u, err := m.user(userID, "devices")
+		u, err := m.user(r.userID, "devices")
 		if err != nil {
 			return err
 		}
@@ -535,25 +580,22 @@ func (m *migration) migrateDevices(ctx context.Context) error {
 			m.skipped[entDevices]++
 			continue
 		}
-		sid, ok := m.sessions[devKey{userID, device}]
-		if !ok {
+		sid := r.sid
+		if !sid.Valid {
 			sid = m.ids.at(m.now)
 		}
 		var humanName, userAgent any
-		if name != nil {
-			humanName = *name
+		if r.name != nil {
+			humanName = *r.name
 		}
-		if agent != nil {
-			userAgent = *agent
+		if r.agent != nil {
+			userAgent = *r.agent
 		}
-		if err := m.add(ctx, entDevices, "compat_sessions", sid, u.id, device, humanName, idTime(sid), u.admin,
-			msTime(lastSeen), parseIP(ip), userAgent, nil, nil); err != nil {
+		if err := m.add(ctx, entDevices, "compat_sessions", sid, u.id, r.device, humanName, idTime(sid), u.admin,
+			msTime(r.lastSeen), parseIP(r.ip), userAgent, nil, nil); err != nil {
 			return err
 		}
 		m.migrated[entDevices]++
-	}
-	if err := rows.Err(); err != nil {
-		return readErr("devices", err)
 	}
 	return nil
 }

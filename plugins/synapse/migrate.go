@@ -165,12 +165,20 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 	}
 
 	m := newMigration(e, in.DropUnmappedLinks, ev, synTx, masTx)
+	var pf *prefetcher
+	if m.reads, pf, err = startReads(ctx, e.synDB, synTx); err != nil {
+		return nil, err
+	}
+	defer pf.stop()
 	if m.totals, err = entityTotals(ctx, synTx); err != nil {
 		return nil, e.synDB.classify(err, "estimate row counts of")
 	}
 
 	if err := configureRebuild(ctx, masTx); err != nil {
 		return nil, e.masDB.classify(err, "configure the transaction on")
+	}
+	if presortable(ctx, masTx) {
+		m.presort = presortColumns
 	}
 	defs, err := pauseConstraints(ctx, masTx)
 	if err != nil {

@@ -14,13 +14,7 @@ func TestTruncateForLoadRechecksUnderLock(t *testing.T) {
 	w.exec(w.masURL, `WITH u AS (INSERT INTO users (user_id, username, created_at) VALUES (gen_random_uuid(), 'late', now()) RETURNING user_id)
 INSERT INTO user_emails (user_email_id, user_id, email, created_at) SELECT gen_random_uuid(), user_id, 'late@x', now() FROM u`)
 	ctx := context.Background()
-	c := w.conn(w.masURL)
-	defer c.Close(ctx)
-	tx, err := c.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
+	tx := w.masTx()
 	if _, err := pauseConstraints(ctx, tx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,272 @@
+package synapse
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The largest Synapse reads (devices, access tokens, refresh tokens) run
+// on a second connection, in the snapshot of the read transaction
+// (pg_export_snapshot, SET TRANSACTION SNAPSHOT: the very same rows),
+// while the first connection reads the users, threepids and external ids
+// and the mapping goes on. A reader goroutine runs the queries one after
+// the other: it reads every device into an index, then decodes the token
+// rows into structs and hands them over in chunks through a bounded
+// channel, so it stays at most prefetchChunks chunks ahead of the mapping.
+// The second connection needs one more slot of the Synapse server's
+// max_connections.
+
+const (
+	prefetchChunkRows = 1024
+	prefetchChunks    = 32
+)
+
+// snapshotID is what pg_export_snapshot returns (e.g. 00000003-0000001B-1).
+var snapshotID = regexp.MustCompile(`^[0-9A-F]+(-[0-9A-F]+)+$`)
+
+// exportSnapshot exports the snapshot of the read transaction.
+func exportSnapshot(ctx context.Context, tx pgx.Tx) (string, error) {
+	var id string
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&id); err != nil {
+		return "", fmt.Errorf("export the snapshot: %w", err)
+	}
+	if !snapshotID.MatchString(id) {
+		return "", fmt.Errorf("export the snapshot: unexpected id %q", id)
+	}
+	return id, nil
+}
+
+// importSnapshot starts on conn a read-only transaction in snapshot id.
+func importSnapshot(ctx context.Context, conn *pgx.Conn, id string) (pgx.Tx, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range []string{"SET TRANSACTION SNAPSHOT '" + id + "'", "SET LOCAL work_mem = '64MB'"} {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			_ = tx.Rollback(context.Background())
+			return nil, err
+		}
+	}
+	return tx, nil
+}
+
+// stream is one prefetched query: chunks of decoded rows, then err.
+type stream[T any] struct {
+	table string
+	query string
+	scan  func(pgx.Rows, *T) error
+	// Once ready is closed, resolve is called on each chunk before it is
+	// handed over (it looks up the rows' users, moving that work off the
+	// mapping goroutine too).
+	ready   <-chan struct{}
+	resolve func([]T)
+	ch      chan []T
+	err     error // written before ch is closed
+}
+
+func newStream[T any](table, query string, scan func(pgx.Rows, *T) error, ready <-chan struct{}, resolve func([]T)) *stream[T] {
+	return &stream[T]{table: table, query: query, scan: scan, ready: ready, resolve: resolve, ch: make(chan []T, prefetchChunks)}
+}
+
+// run reads the whole query into the channel, then closes it.
+func (s *stream[T]) run(ctx context.Context, tx pgx.Tx) {
+	defer close(s.ch)
+	rows, err := tx.Query(ctx, s.query)
+	if err != nil {
+		s.err = readErr(s.table, err)
+		return
+	}
+	defer rows.Close()
+	chunk := make([]T, 0, prefetchChunkRows)
+	send := func() bool {
+		select {
+		case <-s.ready:
+			s.resolve(chunk)
+		default:
+		}
+		select {
+		case s.ch <- chunk:
+			chunk = make([]T, 0, prefetchChunkRows)
+			return true
+		case <-ctx.Done():
+			s.err = readErr(s.table, ctx.Err())
+			return false
+		}
+	}
+	for rows.Next() {
+		chunk = chunk[:len(chunk)+1]
+		if err := s.scan(rows, &chunk[len(chunk)-1]); err != nil {
+			s.err = readErr(s.table, err)
+			return
+		}
+		if len(chunk) == prefetchChunkRows && !send() {
+			return
+		}
+	}
+	if err := rows.Err(); err != nil {
+		s.err = readErr(s.table, err)
+		return
+	}
+	if len(chunk) > 0 {
+		send()
+	}
+}
+
+// each calls fn on every row, in order, then returns the read error.
+func (s *stream[T]) each(fn func(*T) error) error {
+	for chunk := range s.ch {
+		for i := range chunk {
+			if err := fn(&chunk[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return s.err
+}
+
+// runner is one query of the reader goroutine.
+type runner interface {
+	run(ctx context.Context, tx pgx.Tx)
+}
+
+// prefetcher owns the second connection and its reader goroutine.
+type prefetcher struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startPrefetch runs the streams, in order, in snapshot id on conn, which
+// it closes when done. stop must be called.
+func startPrefetch(ctx context.Context, conn *pgx.Conn, tx pgx.Tx, streams ...runner) *prefetcher {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &prefetcher{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		defer conn.Close(context.Background())
+		defer func() { _ = tx.Rollback(context.Background()) }()
+		for _, s := range streams {
+			s.run(ctx, tx)
+		}
+	}()
+	return p
+}
+
+// stop cancels the reads still running and waits for the goroutine.
+func (p *prefetcher) stop() {
+	p.cancel()
+	<-p.done
+}
+
+// reads are the reads of the second connection, in the order it does
+// them: every device first (the token steps look their devices up in it,
+// instead of joining access_tokens with devices on the server), then the
+// token streams.
+type reads struct {
+	devices      *deviceIndex
+	accessTokens *stream[accessTokenRow]
+	refresh      *stream[refreshRow]
+
+	// users is the migration's users map, set before usersReady is
+	// closed and read-only from then on.
+	users      map[string]*userInfo
+	usersReady chan struct{}
+}
+
+func newReads() *reads {
+	rd := &reads{usersReady: make(chan struct{}), devices: &deviceIndex{ready: make(chan struct{})}}
+	rd.accessTokens = newStream("access_tokens", qTokensPlain, scanAccessToken, rd.usersReady, func(c []accessTokenRow) {
+		for i := range c {
+			c[i].u = rd.users[c[i].userID]
+		}
+	})
+	rd.refresh = newStream("refresh_tokens", qRefreshTokens, scanRefresh, rd.usersReady, func(c []refreshRow) {
+		for i := range c {
+			c[i].u = rd.users[c[i].userID]
+		}
+	})
+	return rd
+}
+
+// deviceIndex is every Synapse device, in read order, and where each
+// (user, device) is. Built by the reader goroutine; once ready is closed
+// it belongs to the mapping.
+type deviceIndex struct {
+	rows  []deviceRow
+	at    map[devKey]int
+	err   error // written before ready is closed
+	ready chan struct{}
+}
+
+func (d *deviceIndex) run(ctx context.Context, tx pgx.Tx) {
+	defer close(d.ready)
+	rows, err := tx.Query(ctx, qDevicesAll)
+	if err != nil {
+		d.err = readErr("devices", err)
+		return
+	}
+	defer rows.Close()
+	d.at = map[devKey]int{}
+	for rows.Next() {
+		d.rows = append(d.rows, deviceRow{})
+		r := &d.rows[len(d.rows)-1]
+		if err := scanDevice(rows, r); err != nil {
+			d.err = readErr("devices", err)
+			return
+		}
+		d.at[devKey{r.userID, r.device}] = len(d.rows) - 1
+	}
+	if err := rows.Err(); err != nil {
+		d.err = readErr("devices", err)
+	}
+}
+
+// wait returns the index once it is built.
+func (d *deviceIndex) wait(ctx context.Context) (*deviceIndex, error) {
+	select {
+	case <-d.ready:
+		return d, d.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// lookup returns the device (user, device), or nil.
+func (d *deviceIndex) lookup(user, device string) *deviceRow {
+	if i, ok := d.at[devKey{user, device}]; ok {
+		return &d.rows[i]
+	}
+	return nil
+}
+
+// usersDone hands the complete users map to the reader goroutine, which
+// from then on looks up the users of the rows it reads. A row whose user
+// it did not find (or read before) is looked up again by the mapping,
+// which reports a missing user.
+func (rd *reads) usersDone(users map[string]*userInfo) {
+	rd.users = users
+	close(rd.usersReady)
+}
+
+// startReads opens the second connection on db in the snapshot of tx and
+// starts reading. The caller must stop the returned prefetcher.
+func startReads(ctx context.Context, db *dbTarget, tx pgx.Tx) (*reads, *prefetcher, error) {
+	id, err := exportSnapshot(ctx, tx)
+	if err != nil {
+		return nil, nil, db.classify(err, "prepare the parallel reads of")
+	}
+	conn, err := db.connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rtx, err := importSnapshot(ctx, conn, id)
+	if err != nil {
+		conn.Close(context.Background())
+		return nil, nil, db.classify(err, "start the parallel read transaction on")
+	}
+	r := newReads()
+	return r, startPrefetch(ctx, conn, rtx, r.devices, r.accessTokens, r.refresh), nil
+}
