@@ -88,7 +88,7 @@ func newEnv(t *testing.T, auth viewer.AuthConfig) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, stateDir: filepath.Join(dir, ".runbook")}
-	e.events = &viewer.EventLog{Store: journal.NewLocal(e.stateDir)}
+	e.events = &viewer.EventLog{}
 	t.Cleanup(e.events.Close)
 	rs, err := session.New(session.Options{StateDir: e.stateDir, Getenv: func(string) string { return "" }})
 	if err != nil {
