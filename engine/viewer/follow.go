@@ -55,6 +55,7 @@ type follower struct {
 	// read by the following goroutine only
 	recs     []*journal.Record
 	offset   int64 // bytes of the journal read
+	seen     int64 // journal size at the last read
 	evOffset int64 // bytes of the event log read
 	progress map[string]*progress
 }
@@ -174,9 +175,10 @@ func (f *follower) load() *journal.State {
 	}
 	path := filepath.Join(ls.Location(f.id), "journal.ndjson")
 	size := fileSize(path)
-	if size == f.offset {
+	if size == f.seen { // unchanged (a corrupt journal is not read again)
 		return nil
 	}
+	f.seen = size
 	if size < f.offset { // a torn tail was cut (resume): read it all again
 		f.offset, f.recs = 0, nil
 	}
