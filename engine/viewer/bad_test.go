@@ -195,3 +195,40 @@ func TestBigRunPage(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptedRunAndFilters: a run the journal says is running while
+// no process holds it is listed interrupted with the command that resumes
+// it; the list filters by state, runbook and lock key.
+func TestInterruptedRunAndFilters(t *testing.T) {
+	e := newEnv(t, viewer.AuthConfig{})
+	dead, _ := e.synth(gateRunbook, []string{"a"}, []string{"gate"}, false)
+	live, _ := e.synth(gateRunbook, []string{"a"}, nil, true)
+	list := func(q string) map[string]viewer.RunSummary {
+		var l struct{ Runs []viewer.RunSummary }
+		must(t, json.Unmarshal([]byte(e.get(nil, "/api/runs"+q, 200)), &l))
+		out := map[string]viewer.RunSummary{}
+		for _, r := range l.Runs {
+			out[r.ID] = r
+		}
+		return out
+	}
+	all := list("")
+	if r := all[dead]; r.State != journal.RunInterrupted || !strings.Contains(r.Resume, "resume") || !strings.Contains(r.Resume, dead) {
+		t.Errorf("dead run: %+v", r)
+	}
+	if r := all[live]; r.State != journal.RunRunning {
+		t.Errorf("live run: %+v", r)
+	}
+	if l := list("?state=interrupted"); len(l) != 1 || l[dead].ID == "" {
+		t.Errorf("state filter: %v", l)
+	}
+	if l := list("?runbook=nosuch"); len(l) != 0 {
+		t.Errorf("runbook filter: %v", l)
+	}
+	if l := list("?lock=synth&runbook=synth"); len(l) != 2 {
+		t.Errorf("lock filter: %v", l)
+	}
+	if p := e.get(nil, "/runs/"+dead, 200); !strings.Contains(p, "st-interrupted") || !strings.Contains(p, "runbook resume") {
+		t.Errorf("run page of the interrupted run lacks its state or resume command")
+	}
+}
