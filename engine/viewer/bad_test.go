@@ -232,3 +232,23 @@ func TestInterruptedRunAndFilters(t *testing.T) {
 		t.Errorf("run page of the interrupted run lacks its state or resume command")
 	}
 }
+
+// TestMermaidIsEmbedded: the graph library is served from the binary,
+// compressed for browsers, with its licence beside it.
+func TestMermaidIsEmbedded(t *testing.T) {
+	e := newEnv(t, viewer.AuthConfig{})
+	req, _ := http.NewRequest("GET", e.srv.URL+"/third_party/mermaid/mermaid.min.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" || resp.ContentLength > 1<<20 {
+		t.Errorf("mermaid: %d %q, %d bytes", resp.StatusCode, resp.Header.Get("Content-Encoding"), resp.ContentLength)
+	}
+	if js := e.get(nil, "/third_party/mermaid/mermaid.min.js", 200); len(js) < 1<<20 {
+		t.Errorf("mermaid is %d bytes", len(js))
+	}
+	if l := e.get(nil, "/third_party/mermaid/LICENSE", 200); !strings.Contains(l, "MIT License") {
+		t.Errorf("licence: %.80s", l)
+	}
+}
