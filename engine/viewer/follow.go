@@ -56,6 +56,7 @@ type follower struct {
 	recs     []*journal.Record
 	offset   int64 // bytes of the journal read
 	seen     int64 // journal size at the last read
+	ticks    int   // polls, for a store that is not local
 	evOffset int64 // bytes of the event log read
 	progress map[string]*progress
 }
@@ -167,6 +168,10 @@ func fileSize(path string) int64 {
 func (f *follower) load() *journal.State {
 	ls, ok := f.local()
 	if !ok {
+		// Another store (a database) is asked about once a second.
+		if f.ticks++; f.st != nil && f.ticks%5 != 0 {
+			return nil
+		}
 		st, err := f.h.s.opts.Store.Load(f.id)
 		if err != nil || (f.st != nil && st.Seq == f.st.Seq && st.State == f.st.State) {
 			return nil
