@@ -163,8 +163,8 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-// TestBigRunPage measures the list and the page of a 10,000-step run:
-// steps are paged, the graph is drawn on request.
+// TestBigRunPage measures the list and the page of a 10,000-step run,
+// cold and warm: steps are paged, the graph is drawn on request.
 func TestBigRunPage(t *testing.T) {
 	const n = 10000
 	var src strings.Builder
@@ -186,7 +186,10 @@ func TestBigRunPage(t *testing.T) {
 			body := e.get(nil, p, 200)
 			d := time.Since(start)
 			t.Logf("round %d: GET %s: %v, %d KB", round, p, d, len(body)>>10)
-			if d > 5*time.Second && !raceEnabled {
+			// The first visit parses the 10,000-step runbook and journal
+			// (about 1 s of CPU: only logged, the machine's load decides);
+			// the next ones are served from the cache.
+			if round == 1 && d > 2*time.Second && !raceEnabled {
 				t.Errorf("GET %s took %v", p, d)
 			}
 			if p != "/" && !strings.Contains(body, "drawn only when you ask") {
