@@ -163,8 +163,8 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-// TestBigRunPage measures the list and the page of a 10,000-step run:
-// steps are paged, the graph is drawn on request.
+// TestBigRunPage measures the list and the page of a 10,000-step run,
+// cold and warm: steps are paged, the graph is drawn on request.
 func TestBigRunPage(t *testing.T) {
 	const n = 10000
 	var src strings.Builder
@@ -186,12 +186,72 @@ func TestBigRunPage(t *testing.T) {
 			body := e.get(nil, p, 200)
 			d := time.Since(start)
 			t.Logf("round %d: GET %s: %v, %d KB", round, p, d, len(body)>>10)
-			if d > 5*time.Second {
+			// The first visit parses the 10,000-step runbook and journal
+			// (about 1 s of CPU: only logged, the machine's load decides);
+			// the next ones are served from the cache.
+			if round == 1 && d > 2*time.Second && !raceEnabled {
 				t.Errorf("GET %s took %v", p, d)
 			}
 			if p != "/" && !strings.Contains(body, "drawn only when you ask") {
 				t.Errorf("a 10,000-step graph is drawn at once")
 			}
 		}
+	}
+}
+
+// TestInterruptedRunAndFilters: a run the journal says is running while
+// no process holds it is listed interrupted with the command that resumes
+// it; the list filters by state, runbook and lock key.
+func TestInterruptedRunAndFilters(t *testing.T) {
+	e := newEnv(t, viewer.AuthConfig{})
+	dead, _ := e.synth(gateRunbook, []string{"a"}, []string{"gate"}, false)
+	live, _ := e.synth(gateRunbook, []string{"a"}, nil, true)
+	list := func(q string) map[string]viewer.RunSummary {
+		var l struct{ Runs []viewer.RunSummary }
+		must(t, json.Unmarshal([]byte(e.get(nil, "/api/runs"+q, 200)), &l))
+		out := map[string]viewer.RunSummary{}
+		for _, r := range l.Runs {
+			out[r.ID] = r
+		}
+		return out
+	}
+	all := list("")
+	if r := all[dead]; r.State != journal.RunInterrupted || !strings.Contains(r.Resume, "resume") || !strings.Contains(r.Resume, dead) {
+		t.Errorf("dead run: %+v", r)
+	}
+	if r := all[live]; r.State != journal.RunRunning {
+		t.Errorf("live run: %+v", r)
+	}
+	if l := list("?state=interrupted"); len(l) != 1 || l[dead].ID == "" {
+		t.Errorf("state filter: %v", l)
+	}
+	if l := list("?runbook=nosuch"); len(l) != 0 {
+		t.Errorf("runbook filter: %v", l)
+	}
+	if l := list("?lock=synth&runbook=synth"); len(l) != 2 {
+		t.Errorf("lock filter: %v", l)
+	}
+	if p := e.get(nil, "/runs/"+dead, 200); !strings.Contains(p, "st-interrupted") || !strings.Contains(p, "runbook resume") {
+		t.Errorf("run page of the interrupted run lacks its state or resume command")
+	}
+}
+
+// TestMermaidIsEmbedded: the graph library is served from the binary,
+// compressed for browsers, with its licence beside it.
+func TestMermaidIsEmbedded(t *testing.T) {
+	e := newEnv(t, viewer.AuthConfig{})
+	req, _ := http.NewRequest("GET", e.srv.URL+"/third_party/mermaid/mermaid.min.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" || resp.ContentLength > 1<<20 {
+		t.Errorf("mermaid: %d %q, %d bytes", resp.StatusCode, resp.Header.Get("Content-Encoding"), resp.ContentLength)
+	}
+	if js := e.get(nil, "/third_party/mermaid/mermaid.min.js", 200); len(js) < 1<<20 {
+		t.Errorf("mermaid is %d bytes", len(js))
+	}
+	if l := e.get(nil, "/third_party/mermaid/LICENSE", 200); !strings.Contains(l, "MIT License") {
+		t.Errorf("licence: %.80s", l)
 	}
 }

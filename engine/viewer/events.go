@@ -21,12 +21,13 @@ const EventLogFile = "events.ndjson"
 
 // EventLog is an event.Sink that appends each run's log and progress
 // events (already masked by the engine) to EventLogFile in the run's
-// directory of the local store at dir. Progress is kept at most once a
-// second per step.
+// journal directory (from run_started's fields.journal; a store without
+// directories gets none). Progress is kept at most once a second per
+// step. The zero value is ready; a front end adds it to its sink with
+// event.Multi.
 type EventLog struct {
-	Store *journal.LocalStore
-
 	mu    sync.Mutex
+	dirs  map[string]string // run → journal directory
 	files map[string]*os.File
 	last  map[string]time.Time // run+step → last progress written
 }
@@ -36,16 +37,23 @@ var _ event.Sink = (*EventLog)(nil)
 // Emit implements event.Sink.
 func (l *EventLog) Emit(e event.Event) {
 	switch e.Type {
-	case event.StepLog, event.StepProgress, event.RunFinished:
+	case event.RunStarted, event.StepLog, event.StepProgress, event.RunFinished:
 	default:
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.files == nil {
-		l.files, l.last = map[string]*os.File{}, map[string]time.Time{}
+		l.dirs, l.files, l.last = map[string]string{}, map[string]*os.File{}, map[string]time.Time{}
+	}
+	if e.Type == event.RunStarted {
+		if fi, err := os.Stat(e.Fields["journal"]); err == nil && fi.IsDir() {
+			l.dirs[e.RunID] = e.Fields["journal"]
+		}
+		return
 	}
 	if e.Type == event.RunFinished {
+		delete(l.dirs, e.RunID)
 		if f := l.files[e.RunID]; f != nil {
 			f.Close()
 			delete(l.files, e.RunID)
@@ -61,8 +69,12 @@ func (l *EventLog) Emit(e event.Event) {
 	}
 	f := l.files[e.RunID]
 	if f == nil {
+		dir := l.dirs[e.RunID]
+		if dir == "" {
+			return
+		}
 		var err error
-		f, err = os.OpenFile(filepath.Join(l.Store.Location(e.RunID), EventLogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		f, err = os.OpenFile(filepath.Join(dir, EventLogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return
 		}

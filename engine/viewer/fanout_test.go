@@ -3,6 +3,7 @@ package viewer_test
 import (
 	"bufio"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/viewer"
 )
 
@@ -104,4 +106,26 @@ func TestThousandStreamsOneRun(t *testing.T) {
 	if n := e.v.Followers(); n != 0 {
 		t.Errorf("%d followers left after every client went", n)
 	}
+}
+
+// otherStore hides the local store behind the interface, as a database
+// store would be: the viewer then loads the run again to follow it.
+type otherStore struct{ journal.Store }
+
+func TestFollowAnyStore(t *testing.T) {
+	e := newEnv(t, viewer.AuthConfig{})
+	id, j := e.synth(gateRunbook, nil, []string{"a"}, true)
+	rs, err := session.New(session.Options{StateDir: e.stateDir, Getenv: func(string) string { return "" }})
+	must(t, err)
+	a, err := viewer.NewAuth(viewer.AuthConfig{Listen: "127.0.0.1:0", LocalUser: "tester"})
+	must(t, err)
+	v, err := viewer.New(viewer.Options{Runs: rs, Store: otherStore{journal.NewLocal(e.stateDir)}, Auth: a})
+	must(t, err)
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	defer v.Close()
+	stream := openSSE(t, srv.Client(), srv.URL+"/api/runs/"+id+"/events")
+	stream.waitFor(t, "the run on connect", 5*time.Second, func(ev, _ string) bool { return ev == "run" })
+	must(t, j.Append(&journal.Record{Type: journal.RecStepSucceeded, Step: "a", Attempt: 1}))
+	stream.waitFor(t, "step a succeeded", 5*time.Second, stepEvent("a", func(sv viewer.StepView) bool { return sv.State == journal.StepSucceeded }))
 }

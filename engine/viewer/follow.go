@@ -55,6 +55,8 @@ type follower struct {
 	// read by the following goroutine only
 	recs     []*journal.Record
 	offset   int64 // bytes of the journal read
+	seen     int64 // journal size at the last read
+	ticks    int   // polls, for a store that is not local
 	evOffset int64 // bytes of the event log read
 	progress map[string]*progress
 }
@@ -166,6 +168,10 @@ func fileSize(path string) int64 {
 func (f *follower) load() *journal.State {
 	ls, ok := f.local()
 	if !ok {
+		// Another store (a database) is asked about once a second.
+		if f.ticks++; f.st != nil && f.ticks%5 != 0 {
+			return nil
+		}
 		st, err := f.h.s.opts.Store.Load(f.id)
 		if err != nil || (f.st != nil && st.Seq == f.st.Seq && st.State == f.st.State) {
 			return nil
@@ -174,9 +180,10 @@ func (f *follower) load() *journal.State {
 	}
 	path := filepath.Join(ls.Location(f.id), "journal.ndjson")
 	size := fileSize(path)
-	if size == f.offset {
+	if size == f.seen { // unchanged (a corrupt journal is not read again)
 		return nil
 	}
+	f.seen = size
 	if size < f.offset { // a torn tail was cut (resume): read it all again
 		f.offset, f.recs = 0, nil
 	}

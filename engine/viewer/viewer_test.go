@@ -88,7 +88,7 @@ func newEnv(t *testing.T, auth viewer.AuthConfig) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, stateDir: filepath.Join(dir, ".runbook")}
-	e.events = &viewer.EventLog{Store: journal.NewLocal(e.stateDir)}
+	e.events = &viewer.EventLog{}
 	t.Cleanup(e.events.Close)
 	rs, err := session.New(session.Options{StateDir: e.stateDir, Getenv: func(string) string { return "" }})
 	if err != nil {
@@ -330,8 +330,16 @@ func TestLiveRunApprovedFromThePage(t *testing.T) {
 			t.Errorf("first inputs %v: want the token (sensitive)", s.Inputs)
 		}
 	}
-	for _, p := range []string{"/", "/api/runs", "/runs/" + id, "/api/runs/" + id + "/graph", "/api/runs/" + id + "/logs", "/runs/" + id + "?timeline=all"} {
+	for _, p := range []string{"/", "/api/runs", "/runs/" + id, "/api/runs/" + id + "/graph", "/api/runs/" + id + "/logs",
+		"/runs/" + id + "?timeline=all", "/api/runs/" + id + "/timeline?all=1", "/api/campaigns", "/runs/" + id + "?state=succeeded"} {
 		seen.WriteString(e.get(nil, p, 200))
+	}
+	// What the viewer keeps beside the journal (the event log) too.
+	files, _ := filepath.Glob(filepath.Join(e.stateDir, "runs", id, "*"))
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), canary) {
+			t.Errorf("the secret is in %s", f)
+		}
 	}
 	seen.WriteString(stream.text())
 	if !strings.Contains(stream.text(), "event: step") {
