@@ -244,3 +244,33 @@ output "o" {
 		t.Errorf("the sensitive number is in clear (%s):\n%s", m, all)
 	}
 }
+
+// TestApplyKeepsLogsForTheViewer: apply writes the steps' logs beside the
+// local journal (events.ndjson, read by `runbook serve`), masked.
+func TestApplyKeepsLogsForTheViewer(t *testing.T) {
+	const secret = "canary-evlog-3e81f0"
+	a := newArtifacts(t, sensitivePW+`
+step "core.exec" "say" {
+  with = {
+    command = "sh"
+    args    = ["-c", "echo hello-viewer; echo \"$PW\""]
+    env     = { PW = var.pw }
+  }
+}
+`)
+	if code := a.apply(lang.VarSources{Args: []string{"pw=" + secret}}); code != exitOK {
+		t.Fatalf("apply exit %d\n%s", code, a.stderr.String())
+	}
+	logs, _ := filepath.Glob(filepath.Join(a.stateDir, "runs", "*", "events.ndjson"))
+	if len(logs) != 1 {
+		t.Fatalf("event logs: %v", logs)
+	}
+	b, err := os.ReadFile(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"step_log"`) || !strings.Contains(string(b), "running sh") {
+		t.Errorf("the step's log is not in %s:\n%s", logs[0], b)
+	}
+	a.noLeak(secret)
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/runbookdev/runbook/engine/run"
 	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/view"
+	"github.com/runbookdev/runbook/engine/viewer"
 	"github.com/runbookdev/runbook/plugins/builtin"
 )
 
@@ -53,6 +54,8 @@ type cli struct {
 	// hint is what to run after a second interrupt; set by the session's
 	// OnRun from the run's goroutine, read by the signal goroutine.
 	hint atomic.Pointer[string]
+	// evlog keeps each local run's logs and progress for the viewer.
+	evlog *viewer.EventLog
 }
 
 func newCLI(stdout, stderr io.Writer, rf runFlags) (*cli, error) {
@@ -71,6 +74,10 @@ func newCLI(stdout, stderr io.Writer, rf runFlags) (*cli, error) {
 		p.Verbose = rf.verbose
 		sink = p
 	}
+	// Logs and progress are not journaled; the run viewer reads them from
+	// events.ndjson beside a local journal.
+	c.evlog = &viewer.EventLog{Mask: c.mask}
+	sink = event.Multi(sink, c.evlog)
 	s, err := session.New(session.Options{
 		StateDir: rf.stateDir, State: stateSpec, Parallelism: rf.parallelism, Sink: sink, Mask: c.mask, Stderr: stderr,
 		Command: strings.Join(os.Args, " "), Builtins: builtin.All(),
@@ -96,6 +103,7 @@ func (c *cli) close() {
 		c.live.Close()
 	}
 	c.flush()
+	c.evlog.Close()
 	c.s.Close()
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/runbookdev/runbook/engine/event"
 	"github.com/runbookdev/runbook/engine/journal"
+	"github.com/runbookdev/runbook/engine/mask"
 )
 
 // EventLogFile is the file beside a run's journal where EventLog keeps the
@@ -26,6 +27,9 @@ const EventLogFile = "events.ndjson"
 // step. The zero value is ready; a front end adds it to its sink with
 // event.Multi.
 type EventLog struct {
+	// Mask, when set, masks each event once more before it is written (a
+	// last line of defence, as the views do; events arrive masked).
+	Mask  *mask.Masker
 	mu    sync.Mutex
 	dirs  map[string]string // run → journal directory
 	files map[string]*os.File
@@ -81,6 +85,9 @@ func (l *EventLog) Emit(e event.Event) {
 		l.files[e.RunID] = f
 	}
 	e.V = event.Version
+	if l.Mask != nil && !l.Mask.Empty() {
+		e = e.Masked(l.Mask.Mask)
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return
