@@ -12,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty/function"
 
 	"github.com/runbookdev/runbook/engine/graph"
+	"github.com/runbookdev/runbook/engine/mask"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -93,7 +94,10 @@ func anySensitive(attrs []sdk.Attribute) bool {
 	return false
 }
 
-// Address is a step instance's address: `db` or `db["cozy"]`.
+// Address is a step instance's address: `db` or `db["cozy"]`. The
+// password of a URL key is redacted (`sync["ssh://u:***@host/store"]`):
+// addresses are journaled and shown everywhere. Expand refuses keys that
+// would then share an address.
 func Address(step string, key cty.Value) string {
 	if key == cty.NilVal || key.IsNull() || !key.IsKnown() {
 		return step
@@ -101,7 +105,8 @@ func Address(step string, key cty.Value) string {
 	key, _ = key.Unmark()
 	switch key.Type() {
 	case cty.String:
-		return step + "[" + strconv.Quote(key.AsString()) + "]"
+		k, _ := mask.RedactURL(key.AsString())
+		return step + "[" + strconv.Quote(k) + "]"
 	case cty.Number:
 		return step + "[" + formatNumber(key.AsBigFloat()) + "]"
 	}
@@ -353,11 +358,19 @@ func eachCtx(ctx *hcl.EvalContext, in Instance) *hcl.EvalContext {
 		return ctx
 	}
 	child := ctx.NewChild()
-	val := in.Value
+	key, val := in.Key, in.Value
 	if val == cty.NilVal {
 		val = in.Key
 	}
-	child.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": in.Key, "value": val})}
+	if KeyHasPassword(key) {
+		// A URL key's password is a secret: each.key (and each.value
+		// of a set, the same string) is sensitive.
+		if val.RawEquals(key) {
+			val = val.Mark(MarkSensitive)
+		}
+		key = key.Mark(MarkSensitive)
+	}
+	child.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": key, "value": val})}
 	return child
 }
 
@@ -371,6 +384,50 @@ func (s *Scope) Expand(st *Step) (insts []Instance, known bool, diags hcl.Diagno
 	ctx, diags := s.ctx(st.ForEach)
 	insts, known, _, d := expandForEach(st, ctx)
 	return insts, known, append(diags, d...)
+}
+
+// KeyHasPassword reports whether key is a string holding a URL with a
+// password, which Address redacts.
+func KeyHasPassword(key cty.Value) bool {
+	if key == cty.NilVal || !key.IsKnown() || key.IsNull() {
+		return false
+	}
+	key, _ = key.Unmark()
+	if key.Type() != cty.String {
+		return false
+	}
+	_, ok := mask.RedactURL(key.AsString())
+	return ok
+}
+
+// sameAddress returns a diagnostic when two of insts (sorted by key) have
+// the same address once the passwords of their URL keys are redacted:
+// their journal records would be confused. Numbering or hashing them
+// apart would either change addresses when a key is added before a
+// resume, or journal a guessable digest of the password.
+func sameAddress(st *Step, insts []Instance) *hcl.Diagnostic {
+	var seen map[string]bool
+	for _, in := range insts {
+		if !KeyHasPassword(in.Key) {
+			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
+			for _, o := range insts {
+				if !KeyHasPassword(o.Key) {
+					seen[Address(st.Name, o.Key)] = true
+				}
+			}
+		}
+		addr := Address(st.Name, in.Key)
+		if seen[addr] {
+			return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid for_each",
+				Detail:  fmt.Sprintf("Two keys of the for_each of step %q have the address %s once the password of their URL is redacted; addresses are journaled and shown, so they cannot hold it. Key the instances by what tells them apart without the password (a map keyed by host, say).", st.Name, addr),
+				Subject: st.ForEach.Range().Ptr()}
+		}
+		seen[addr] = true
+	}
+	return nil
 }
 
 func expandValue(st *Step, v cty.Value, diags hcl.Diagnostics) ([]Instance, bool, hcl.Diagnostics) {

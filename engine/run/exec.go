@@ -287,6 +287,7 @@ func (e *executor) ready(ctx context.Context, n *node) error {
 		return e.fail(ctx, in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.mask.Mask(err.Error())})
 	}
 	for _, k := range insts {
+		e.maskKey(k)
 		in := &Instance{Address: lang.Address(n.st.Name, k.Key), Step: n.st, Key: k, State: journal.StepPending,
 			capKey: n.st.Plugin + "." + n.st.Action, cap: n.schema.MaxConcurrency}
 		n.insts = append(n.insts, in)
@@ -495,6 +496,16 @@ func (e *executor) stepValue(n *node) cty.Value {
 		}
 	}
 	return cty.ObjectVal(m)
+}
+
+// maskKey registers the password of a URL for_each key (see lang.Address)
+// as a secret: every text the run writes masks it, and taint marks the
+// inputs that hold it sensitive.
+func (e *executor) maskKey(k lang.Instance) {
+	if lang.KeyHasPassword(k.Key) {
+		key, _ := k.Key.Unmark()
+		e.mask.Add(key.AsString())
+	}
 }
 
 // taint marks every string inside v that contains a known secret.

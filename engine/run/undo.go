@@ -330,6 +330,7 @@ func (e *executor) loadInstances(state *journal.State) error {
 			if insts, known, err := e.rb.Eval.Expand(n.st, e.steps); err == nil && known {
 				keys = map[string]lang.Instance{}
 				for _, k := range insts {
+					e.maskKey(k)
 					keys[lang.Address(n.st.Name, k.Key)] = k
 				}
 			}
