@@ -130,13 +130,13 @@ func (s *Scope) baseCtx() *hcl.EvalContext {
 	return s.baseCtxFor(nil, true)
 }
 
-// baseCtxFor builds the evaluation context of exprs without locals. Unless
-// all is set, var and step hold only what exprs refer to: building the
-// object of every step for each expression made plan quadratic in the
-// number of steps (8,000 steps: 37 s).
-func (s *Scope) baseCtxFor(exprs []hcl.Expression, all bool) *hcl.EvalContext {
-	wantVars, allVars := referenced(exprs, "var")
-	wantSteps, allSteps := referenced(exprs, "step")
+// baseCtxFor builds the evaluation context of the references travs without
+// locals. Unless all is set, var and step hold only what travs refer to:
+// building the object of every step for each expression made plan
+// quadratic in the number of steps (8,000 steps: 37 s).
+func (s *Scope) baseCtxFor(travs []hcl.Traversal, all bool) *hcl.EvalContext {
+	wantVars, allVars := referenced(travs, "var")
+	wantSteps, allSteps := referenced(travs, "step")
 	allVars, allSteps = allVars || all, allSteps || all
 	vars := map[string]cty.Value{}
 	steps := map[string]cty.Value{}
@@ -184,27 +184,33 @@ func (s *Scope) baseCtxFor(exprs []hcl.Expression, all bool) *hcl.EvalContext {
 	}
 }
 
-// referenced returns the attribute names exprs use right after root
+// referenced returns the attribute names travs use right after root
 // (step.NAME); all is true when one of them uses root otherwise (as
 // step["NAME"] or the whole object), so every name may be needed.
-func referenced(exprs []hcl.Expression, root string) (names map[string]bool, all bool) {
+func referenced(travs []hcl.Traversal, root string) (names map[string]bool, all bool) {
 	names = map[string]bool{}
-	for _, e := range exprs {
-		if e == nil {
+	for _, t := range travs {
+		if t.RootName() != root {
 			continue
 		}
-		for _, t := range e.Variables() {
-			if t.RootName() != root {
-				continue
-			}
-			name, ok := attrAt(t, 1)
-			if !ok {
-				return names, true
-			}
-			names[name] = true
+		name, ok := attrAt(t, 1)
+		if !ok {
+			return names, true
 		}
+		names[name] = true
 	}
 	return names, false
+}
+
+// traversals lists the references of exprs.
+func traversals(exprs []hcl.Expression) []hcl.Traversal {
+	var out []hcl.Traversal
+	for _, e := range exprs {
+		if e != nil {
+			out = append(out, e.Variables()...)
+		}
+	}
+	return out
 }
 
 func (s *Scope) runID() cty.Value {
@@ -222,12 +228,14 @@ func (s *Scope) Locals() (map[string]cty.Value, hcl.Diagnostics) {
 
 // locals evaluates the locals in ctx (a base context it may change).
 func (s *Scope) locals(ctx *hcl.EvalContext) (map[string]cty.Value, hcl.Diagnostics) {
-	return s.localsOf(ctx, nil)
+	return s.localsOf(ctx, nil, nil)
 }
 
 // localsOf evaluates the locals named in only (every one when nil) in ctx
-// (a base context it may change); the others are cty.DynamicVal.
-func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool) (map[string]cty.Value, hcl.Diagnostics) {
+// (a base context it may change); the others are cty.DynamicVal. Those in
+// known are not evaluated again; those that depend on no step are
+// remembered for s.
+func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool, known map[string]localValue) (map[string]cty.Value, hcl.Diagnostics) {
 	out := map[string]cty.Value{}
 	if s.Config == nil {
 		ctx.Variables["local"] = cty.EmptyObjectVal
@@ -239,7 +247,7 @@ func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool) (map[string
 			continue
 		}
 		g.AddNode(name)
-		for _, t := range l.Expr.Variables() {
+		for _, t := range s.Config.localVars(l.Name) {
 			if t.RootName() != "local" {
 				continue
 			}
@@ -264,6 +272,11 @@ func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool) (map[string
 		}
 	}
 	for _, name := range order {
+		if lv, ok := known[name]; ok {
+			out[name] = lv.v
+			diags = append(diags, lv.diags...)
+			continue
+		}
 		obj := map[string]cty.Value{}
 		for k, v := range out {
 			obj[k] = v
@@ -282,6 +295,7 @@ func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool) (map[string
 			v = cty.DynamicVal
 		}
 		out[name] = v
+		s.Config.localMemo.remember(s, name, localValue{v, d})
 	}
 	return out, diags
 }
@@ -292,24 +306,35 @@ func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool) (map[string
 // instances is evaluated once per instance (Check reports the locals' own
 // errors either way).
 func (s *Scope) ctx(exprs ...hcl.Expression) (*hcl.EvalContext, hcl.Diagnostics) {
-	if !refersTo(exprs, "local") {
-		ctx := s.baseCtxFor(exprs, false)
+	travs := traversals(exprs)
+	if !refersTo(travs, "local") {
+		ctx := s.baseCtxFor(travs, false)
 		ctx.Variables["local"] = cty.EmptyObjectVal
 		return ctx, nil
 	}
-	// The context holds what the locals evaluated refer to too.
-	only := s.neededLocals(exprs)
+	// The context holds what the locals evaluated refer to too; a local
+	// remembered from an earlier evaluation is not evaluated again.
+	only := s.neededLocals(travs)
+	var known map[string]localValue
 	if s.Config != nil {
 		for _, name := range mapKeys(s.Config.Locals) {
-			if only == nil || only[name] {
-				exprs = append(exprs, s.Config.Locals[name].Expr)
+			if only != nil && !only[name] {
+				continue
 			}
+			if lv, ok := s.Config.localMemo.cached(s, name); ok {
+				if known == nil {
+					known = map[string]localValue{}
+				}
+				known[name] = lv
+				continue
+			}
+			travs = append(travs, s.Config.localVars(name)...)
 		}
 	}
-	ctx := s.baseCtxFor(exprs, false)
+	ctx := s.baseCtxFor(travs, false)
 	// localsOf sets ctx's "local" while it evaluates them; the result
 	// replaces it.
-	locals, diags := s.localsOf(ctx, only)
+	locals, diags := s.localsOf(ctx, only, known)
 	ctx.Variables["local"] = cty.ObjectVal(locals)
 	return ctx, diags
 }
@@ -317,37 +342,32 @@ func (s *Scope) ctx(exprs ...hcl.Expression) (*hcl.EvalContext, hcl.Diagnostics)
 // neededLocals names the locals exprs refer to as local.NAME and, in
 // turn, those these refer to; nil (every local) when one of them uses
 // local otherwise (the whole object, or local["NAME"]).
-func (s *Scope) neededLocals(exprs []hcl.Expression) map[string]bool {
+func (s *Scope) neededLocals(travs []hcl.Traversal) map[string]bool {
 	if s.Config == nil {
 		return nil
 	}
 	need := map[string]bool{}
-	for len(exprs) > 0 {
-		names, all := referenced(exprs, "local")
+	for len(travs) > 0 {
+		names, all := referenced(travs, "local")
 		if all {
 			return nil
 		}
-		exprs = exprs[:0:0]
+		travs = nil
 		for name := range names {
-			if l, ok := s.Config.Locals[name]; ok && !need[name] {
+			if _, ok := s.Config.Locals[name]; ok && !need[name] {
 				need[name] = true
-				exprs = append(exprs, l.Expr)
+				travs = append(travs, s.Config.localVars(name)...)
 			}
 		}
 	}
 	return need
 }
 
-// refersTo reports whether one of exprs has a variable rooted at root.
-func refersTo(exprs []hcl.Expression, root string) bool {
-	for _, e := range exprs {
-		if e == nil {
-			continue
-		}
-		for _, t := range e.Variables() {
-			if t.RootName() == root {
-				return true
-			}
+// refersTo reports whether one of travs is rooted at root.
+func refersTo(travs []hcl.Traversal, root string) bool {
+	for _, t := range travs {
+		if t.RootName() == root {
+			return true
 		}
 	}
 	return false
