@@ -140,7 +140,7 @@ func (e *executor) readyUndo(ctx context.Context, n *node) error {
 		}
 		v, err := e.undoInputs(n, in)
 		if err != nil {
-			if jerr := e.undoFailed(in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.mask.Mask(err.Error())}); jerr != nil {
+			if jerr := e.undoFailed(in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.maskErr(err)}); jerr != nil {
 				return jerr
 			}
 			if err := e.undoFinished(ctx, in, nil); err != nil {
