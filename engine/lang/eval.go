@@ -272,7 +272,11 @@ func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool, known map[s
 		}
 	}
 	for _, name := range order {
-		if lv, ok := known[name]; ok {
+		lv, ok := known[name]
+		if !ok {
+			lv, ok = s.Config.localMemo.cached(s, name)
+		}
+		if ok {
 			out[name] = lv.v
 			diags = append(diags, lv.diags...)
 			continue
