@@ -471,15 +471,11 @@ func expandValue(st *Step, v cty.Value, diags hcl.Diagnostics) ([]Instance, bool
 	ty := v.Type()
 	switch {
 	case ty.IsMapType() || ty.IsObjectType():
-		m := v.AsValueMap()
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		insts := make([]Instance, 0, len(keys))
-		for _, k := range keys {
-			insts = append(insts, Instance{Key: cty.StringVal(k), Value: m[k]})
+		// cty lists the elements of a map or object sorted by key.
+		insts := make([]Instance, 0, v.LengthInt())
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			insts = append(insts, Instance{Key: k, Value: e})
 		}
 		return insts, true, diags
 	case ty.IsSetType():
