@@ -47,7 +47,7 @@ func (c *Config) WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, width uint
 				return err
 			}
 		}
-		if _, err := w.Write(escapeControls(buf.Bytes(), color)); err != nil {
+		if _, err := w.Write(escapeControls([]byte(ClipText(buf.String())), color)); err != nil {
 			return err
 		}
 	}
@@ -153,7 +153,7 @@ func (c *Config) JSONDiagnostics(diags hcl.Diagnostics) []JSONDiagnostic {
 		files = c.AllFiles()
 	}
 	for _, d := range uniqueDiags(diags) {
-		jd := JSONDiagnostic{Severity: "error", Summary: d.Summary, Detail: d.Detail}
+		jd := JSONDiagnostic{Severity: "error", Summary: ClipText(d.Summary), Detail: ClipText(d.Detail)}
 		if d.Severity == hcl.DiagWarning {
 			jd.Severity = "warning"
 		}
@@ -193,7 +193,7 @@ func snippet(src []byte, r hcl.Range) *JSONSnippet {
 	if b.Len() == 0 {
 		return nil
 	}
-	return &JSONSnippet{StartLine: r.Start.Line, Code: b.String()}
+	return &JSONSnippet{StartLine: r.Start.Line, Code: ClipText(b.String())}
 }
 
 // WriteJSONDiagnostics writes {"valid": bool, "error_count", "warning_count", "diagnostics": [...]}.

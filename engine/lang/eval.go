@@ -12,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty/function"
 
 	"github.com/runbookdev/runbook/engine/graph"
+	"github.com/runbookdev/runbook/engine/mask"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -93,7 +94,10 @@ func anySensitive(attrs []sdk.Attribute) bool {
 	return false
 }
 
-// Address is a step instance's address: `db` or `db["cozy"]`.
+// Address is a step instance's address: `db` or `db["cozy"]`. The
+// password of a URL key is redacted (`sync["ssh://u:***@host/store"]`):
+// addresses are journaled and shown everywhere. Expand refuses keys that
+// would then share an address.
 func Address(step string, key cty.Value) string {
 	if key == cty.NilVal || key.IsNull() || !key.IsKnown() {
 		return step
@@ -101,7 +105,8 @@ func Address(step string, key cty.Value) string {
 	key, _ = key.Unmark()
 	switch key.Type() {
 	case cty.String:
-		return step + "[" + strconv.Quote(key.AsString()) + "]"
+		k, _ := mask.RedactURL(key.AsString())
+		return step + "[" + strconv.Quote(k) + "]"
 	case cty.Number:
 		return step + "[" + formatNumber(key.AsBigFloat()) + "]"
 	}
@@ -125,13 +130,13 @@ func (s *Scope) baseCtx() *hcl.EvalContext {
 	return s.baseCtxFor(nil, true)
 }
 
-// baseCtxFor builds the evaluation context of exprs without locals. Unless
-// all is set, var and step hold only what exprs refer to: building the
-// object of every step for each expression made plan quadratic in the
-// number of steps (8,000 steps: 37 s).
-func (s *Scope) baseCtxFor(exprs []hcl.Expression, all bool) *hcl.EvalContext {
-	wantVars, allVars := referenced(exprs, "var")
-	wantSteps, allSteps := referenced(exprs, "step")
+// baseCtxFor builds the evaluation context of the references travs without
+// locals. Unless all is set, var and step hold only what travs refer to:
+// building the object of every step for each expression made plan
+// quadratic in the number of steps (8,000 steps: 37 s).
+func (s *Scope) baseCtxFor(travs []hcl.Traversal, all bool) *hcl.EvalContext {
+	wantVars, allVars := referenced(travs, "var")
+	wantSteps, allSteps := referenced(travs, "step")
 	allVars, allSteps = allVars || all, allSteps || all
 	vars := map[string]cty.Value{}
 	steps := map[string]cty.Value{}
@@ -179,27 +184,33 @@ func (s *Scope) baseCtxFor(exprs []hcl.Expression, all bool) *hcl.EvalContext {
 	}
 }
 
-// referenced returns the attribute names exprs use right after root
+// referenced returns the attribute names travs use right after root
 // (step.NAME); all is true when one of them uses root otherwise (as
 // step["NAME"] or the whole object), so every name may be needed.
-func referenced(exprs []hcl.Expression, root string) (names map[string]bool, all bool) {
+func referenced(travs []hcl.Traversal, root string) (names map[string]bool, all bool) {
 	names = map[string]bool{}
-	for _, e := range exprs {
-		if e == nil {
+	for _, t := range travs {
+		if t.RootName() != root {
 			continue
 		}
-		for _, t := range e.Variables() {
-			if t.RootName() != root {
-				continue
-			}
-			name, ok := attrAt(t, 1)
-			if !ok {
-				return names, true
-			}
-			names[name] = true
+		name, ok := attrAt(t, 1)
+		if !ok {
+			return names, true
 		}
+		names[name] = true
 	}
 	return names, false
+}
+
+// traversals lists the references of exprs.
+func traversals(exprs []hcl.Expression) []hcl.Traversal {
+	var out []hcl.Traversal
+	for _, e := range exprs {
+		if e != nil {
+			out = append(out, e.Variables()...)
+		}
+	}
+	return out
 }
 
 func (s *Scope) runID() cty.Value {
@@ -217,12 +228,14 @@ func (s *Scope) Locals() (map[string]cty.Value, hcl.Diagnostics) {
 
 // locals evaluates the locals in ctx (a base context it may change).
 func (s *Scope) locals(ctx *hcl.EvalContext) (map[string]cty.Value, hcl.Diagnostics) {
-	return s.localsOf(ctx, nil)
+	return s.localsOf(ctx, nil, nil)
 }
 
 // localsOf evaluates the locals named in only (every one when nil) in ctx
-// (a base context it may change); the others are cty.DynamicVal.
-func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool) (map[string]cty.Value, hcl.Diagnostics) {
+// (a base context it may change); the others are cty.DynamicVal. Those in
+// known are not evaluated again; those that depend on no step are
+// remembered for s.
+func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool, known map[string]localValue) (map[string]cty.Value, hcl.Diagnostics) {
 	out := map[string]cty.Value{}
 	if s.Config == nil {
 		ctx.Variables["local"] = cty.EmptyObjectVal
@@ -234,7 +247,7 @@ func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool) (map[string
 			continue
 		}
 		g.AddNode(name)
-		for _, t := range l.Expr.Variables() {
+		for _, t := range s.Config.localVars(l.Name) {
 			if t.RootName() != "local" {
 				continue
 			}
@@ -259,6 +272,15 @@ func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool) (map[string
 		}
 	}
 	for _, name := range order {
+		lv, ok := known[name]
+		if !ok {
+			lv, ok = s.Config.localMemo.cached(s, name)
+		}
+		if ok {
+			out[name] = lv.v
+			diags = append(diags, lv.diags...)
+			continue
+		}
 		obj := map[string]cty.Value{}
 		for k, v := range out {
 			obj[k] = v
@@ -277,6 +299,7 @@ func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool) (map[string
 			v = cty.DynamicVal
 		}
 		out[name] = v
+		s.Config.localMemo.remember(s, name, localValue{v, d})
 	}
 	return out, diags
 }
@@ -287,24 +310,35 @@ func (s *Scope) localsOf(ctx *hcl.EvalContext, only map[string]bool) (map[string
 // instances is evaluated once per instance (Check reports the locals' own
 // errors either way).
 func (s *Scope) ctx(exprs ...hcl.Expression) (*hcl.EvalContext, hcl.Diagnostics) {
-	if !refersTo(exprs, "local") {
-		ctx := s.baseCtxFor(exprs, false)
+	travs := traversals(exprs)
+	if !refersTo(travs, "local") {
+		ctx := s.baseCtxFor(travs, false)
 		ctx.Variables["local"] = cty.EmptyObjectVal
 		return ctx, nil
 	}
-	// The context holds what the locals evaluated refer to too.
-	only := s.neededLocals(exprs)
+	// The context holds what the locals evaluated refer to too; a local
+	// remembered from an earlier evaluation is not evaluated again.
+	only := s.neededLocals(travs)
+	var known map[string]localValue
 	if s.Config != nil {
 		for _, name := range mapKeys(s.Config.Locals) {
-			if only == nil || only[name] {
-				exprs = append(exprs, s.Config.Locals[name].Expr)
+			if only != nil && !only[name] {
+				continue
 			}
+			if lv, ok := s.Config.localMemo.cached(s, name); ok {
+				if known == nil {
+					known = map[string]localValue{}
+				}
+				known[name] = lv
+				continue
+			}
+			travs = append(travs, s.Config.localVars(name)...)
 		}
 	}
-	ctx := s.baseCtxFor(exprs, false)
+	ctx := s.baseCtxFor(travs, false)
 	// localsOf sets ctx's "local" while it evaluates them; the result
 	// replaces it.
-	locals, diags := s.localsOf(ctx, only)
+	locals, diags := s.localsOf(ctx, only, known)
 	ctx.Variables["local"] = cty.ObjectVal(locals)
 	return ctx, diags
 }
@@ -312,37 +346,32 @@ func (s *Scope) ctx(exprs ...hcl.Expression) (*hcl.EvalContext, hcl.Diagnostics)
 // neededLocals names the locals exprs refer to as local.NAME and, in
 // turn, those these refer to; nil (every local) when one of them uses
 // local otherwise (the whole object, or local["NAME"]).
-func (s *Scope) neededLocals(exprs []hcl.Expression) map[string]bool {
+func (s *Scope) neededLocals(travs []hcl.Traversal) map[string]bool {
 	if s.Config == nil {
 		return nil
 	}
 	need := map[string]bool{}
-	for len(exprs) > 0 {
-		names, all := referenced(exprs, "local")
+	for len(travs) > 0 {
+		names, all := referenced(travs, "local")
 		if all {
 			return nil
 		}
-		exprs = exprs[:0:0]
+		travs = nil
 		for name := range names {
-			if l, ok := s.Config.Locals[name]; ok && !need[name] {
+			if _, ok := s.Config.Locals[name]; ok && !need[name] {
 				need[name] = true
-				exprs = append(exprs, l.Expr)
+				travs = append(travs, s.Config.localVars(name)...)
 			}
 		}
 	}
 	return need
 }
 
-// refersTo reports whether one of exprs has a variable rooted at root.
-func refersTo(exprs []hcl.Expression, root string) bool {
-	for _, e := range exprs {
-		if e == nil {
-			continue
-		}
-		for _, t := range e.Variables() {
-			if t.RootName() == root {
-				return true
-			}
+// refersTo reports whether one of travs is rooted at root.
+func refersTo(travs []hcl.Traversal, root string) bool {
+	for _, t := range travs {
+		if t.RootName() == root {
+			return true
 		}
 	}
 	return false
@@ -353,11 +382,19 @@ func eachCtx(ctx *hcl.EvalContext, in Instance) *hcl.EvalContext {
 		return ctx
 	}
 	child := ctx.NewChild()
-	val := in.Value
+	key, val := in.Key, in.Value
 	if val == cty.NilVal {
 		val = in.Key
 	}
-	child.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": in.Key, "value": val})}
+	if KeyHasPassword(key) {
+		// A URL key's password is a secret: each.key (and each.value
+		// of a set, the same string) is sensitive.
+		if val.RawEquals(key) {
+			val = val.Mark(MarkSensitive)
+		}
+		key = key.Mark(MarkSensitive)
+	}
+	child.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": key, "value": val})}
 	return child
 }
 
@@ -371,6 +408,50 @@ func (s *Scope) Expand(st *Step) (insts []Instance, known bool, diags hcl.Diagno
 	ctx, diags := s.ctx(st.ForEach)
 	insts, known, _, d := expandForEach(st, ctx)
 	return insts, known, append(diags, d...)
+}
+
+// KeyHasPassword reports whether key is a string holding a URL with a
+// password, which Address redacts.
+func KeyHasPassword(key cty.Value) bool {
+	if key == cty.NilVal || !key.IsKnown() || key.IsNull() {
+		return false
+	}
+	key, _ = key.Unmark()
+	if key.Type() != cty.String {
+		return false
+	}
+	_, ok := mask.RedactURL(key.AsString())
+	return ok
+}
+
+// sameAddress returns a diagnostic when two of insts (sorted by key) have
+// the same address once the passwords of their URL keys are redacted:
+// their journal records would be confused. Numbering or hashing them
+// apart would either change addresses when a key is added before a
+// resume, or journal a guessable digest of the password.
+func sameAddress(st *Step, insts []Instance) *hcl.Diagnostic {
+	var seen map[string]bool
+	for _, in := range insts {
+		if !KeyHasPassword(in.Key) {
+			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
+			for _, o := range insts {
+				if !KeyHasPassword(o.Key) {
+					seen[Address(st.Name, o.Key)] = true
+				}
+			}
+		}
+		addr := Address(st.Name, in.Key)
+		if seen[addr] {
+			return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid for_each",
+				Detail:  fmt.Sprintf("Two keys of the for_each of step %q have the address %s once the password of their URL is redacted; addresses are journaled and shown, so they cannot hold it. Key the instances by what tells them apart without the password (a map keyed by host, say).", st.Name, addr),
+				Subject: st.ForEach.Range().Ptr()}
+		}
+		seen[addr] = true
+	}
+	return nil
 }
 
 func expandValue(st *Step, v cty.Value, diags hcl.Diagnostics) ([]Instance, bool, hcl.Diagnostics) {
@@ -390,15 +471,11 @@ func expandValue(st *Step, v cty.Value, diags hcl.Diagnostics) ([]Instance, bool
 	ty := v.Type()
 	switch {
 	case ty.IsMapType() || ty.IsObjectType():
-		m := v.AsValueMap()
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		insts := make([]Instance, 0, len(keys))
-		for _, k := range keys {
-			insts = append(insts, Instance{Key: cty.StringVal(k), Value: m[k]})
+		// cty lists the elements of a map or object sorted by key.
+		insts := make([]Instance, 0, v.LengthInt())
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			insts = append(insts, Instance{Key: k, Value: e})
 		}
 		return insts, true, diags
 	case ty.IsSetType():

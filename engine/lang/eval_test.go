@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -311,7 +310,7 @@ step "core.exec" "one" {
 }
 `)
 	s := &Scope{Config: cfg, Vars: map[string]cty.Value{"n": cty.NumberIntVal(2)}}
-	if got := s.neededLocals([]hcl.Expression{cfg.Steps["one"].With}); !reflect.DeepEqual(got, map[string]bool{"a": true, "b": true}) {
+	if got := s.neededLocals(cfg.Steps["one"].With.Variables()); !reflect.DeepEqual(got, map[string]bool{"a": true, "b": true}) {
 		t.Errorf("needed by one: %v", got)
 	}
 	v, diags := s.Inputs(cfg.Steps["one"], Instance{Key: cty.NilVal})
@@ -320,5 +319,43 @@ step "core.exec" "one" {
 	}
 	if got := v.GetAttr("command").AsString(); got != "a=21" {
 		t.Errorf("command = %q, want a=21", got)
+	}
+}
+
+// Locals are remembered only when they depend on no step: a local that
+// reads a step (directly or through another local) follows the steps the
+// Scope sees as they run.
+func TestLocalsRememberedOnlyWithoutSteps(t *testing.T) {
+	cfg := mustLoadNoCheck(t, `
+variable "n" { default = 2 }
+locals {
+  fixed = var.n * 10
+  out   = step.a.outputs.values
+  both  = "${local.fixed}-${local.out}"
+}
+step "core.noop" "a" {}
+step "core.exec" "b" {
+  with = { command = local.both }
+}
+`)
+	s := &Scope{Config: cfg, Vars: map[string]cty.Value{"n": cty.NumberIntVal(2)}}
+	for _, v := range []string{"first", "second"} {
+		s.Steps = map[string]cty.Value{"a": StepValue(cty.EmptyObjectVal, cty.ObjectVal(map[string]cty.Value{"values": cty.StringVal(v)}))}
+		in, diags := s.Inputs(cfg.Steps["b"], Instance{Key: cty.NilVal})
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		if got, want := in.GetAttr("command").AsString(), "20-"+v; got != want {
+			t.Errorf("command = %q, want %q", got, want)
+		}
+	}
+	// A new Scope (a new run, other variables) does not see the old values.
+	s2 := &Scope{Config: cfg, Vars: map[string]cty.Value{"n": cty.NumberIntVal(3)}, Steps: s.Steps}
+	in, diags := s2.Inputs(cfg.Steps["b"], Instance{Key: cty.NilVal})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if got := in.GetAttr("command").AsString(); got != "30-second" {
+		t.Errorf("command in a new scope = %q, want 30-second", got)
 	}
 }

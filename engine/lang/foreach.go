@@ -18,6 +18,15 @@ import (
 // rest of validate), so the usual for_each = toset(LIST) is listed from
 // LIST, once, without building the set.
 func expandForEach(st *Step, ctx *hcl.EvalContext) (insts []Instance, known bool, ty cty.Type, diags hcl.Diagnostics) {
+	insts, known, ty, diags = listForEach(st, ctx)
+	if d := sameAddress(st, insts); d != nil {
+		return nil, false, cty.NilType, append(diags, d)
+	}
+	return insts, known, ty, diags
+}
+
+// listForEach is expandForEach without the check of addresses.
+func listForEach(st *Step, ctx *hcl.EvalContext) (insts []Instance, known bool, ty cty.Type, diags hcl.Diagnostics) {
 	if arg, ok := tosetArg(st.ForEach); ok {
 		lv, d := arg.Value(ctx)
 		if d.HasErrors() {

@@ -155,3 +155,45 @@ func TestPluginPlansOfManyInstances(t *testing.T) {
 		}
 	}
 }
+
+// A URL key's password is redacted in the instance's address, and each.key
+// is sensitive; two keys that differ only in their password are refused,
+// without the password in the message.
+func TestForEachURLPasswordKeys(t *testing.T) {
+	const pw = "canary-pw-99"
+	src := "variable \"slaves\" {}\n" +
+		"step \"core.exec\" \"sync\" {\n  for_each = toset(var.slaves)\n  with = { command = each.key }\n}\n"
+	cfg := mustLoadNoCheck(t, src)
+	s := &Scope{Config: cfg, Vars: map[string]cty.Value{"slaves": cty.TupleVal([]cty.Value{
+		cty.StringVal("ssh://sync:" + pw + "@a.example/srv"), cty.StringVal("/srv/local"),
+	})}}
+	insts, known, diags := s.Expand(cfg.Steps["sync"])
+	if diags.HasErrors() || !known {
+		t.Fatalf("Expand: %v (known %v)", diags, known)
+	}
+	var addrs []string
+	for _, in := range insts {
+		addrs = append(addrs, Address("sync", in.Key))
+	}
+	if diff := cmp.Diff([]string{`sync["/srv/local"]`, `sync["ssh://sync:***@a.example/srv"]`}, addrs); diff != "" {
+		t.Errorf("addresses (-want +got):\n%s", diff)
+	}
+	in, d := s.Inputs(cfg.Steps["sync"], insts[1])
+	if d.HasErrors() {
+		t.Fatal(d)
+	}
+	if cmd := in.GetAttr("command"); !cmd.HasMark(MarkSensitive) {
+		t.Errorf("command = %#v, want each.key marked sensitive", cmd)
+	}
+	if cmd, _ := s.Inputs(cfg.Steps["sync"], insts[0]); cmd.GetAttr("command").HasMark(MarkSensitive) {
+		t.Errorf("a key without a password is sensitive")
+	}
+
+	s.Vars["slaves"] = cty.TupleVal([]cty.Value{
+		cty.StringVal("ssh://sync:" + pw + "@a.example/srv"), cty.StringVal("ssh://sync:other@a.example/srv"),
+	})
+	_, _, diags = s.Expand(cfg.Steps["sync"])
+	if got := diagDetails(diags); !strings.Contains(got, `sync["ssh://sync:***@a.example/srv"]`) || strings.Contains(got, pw) {
+		t.Errorf("colliding keys: diagnostics %q, want the redacted address and no password", got)
+	}
+}

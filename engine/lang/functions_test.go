@@ -32,6 +32,9 @@ func TestFunctions(t *testing.T) {
 		want cty.Value
 	}{
 		{`upper("a")`, cty.StringVal("A")},
+		{`index(["a", "b", "c"], "b")`, cty.NumberIntVal(1)},
+		{`index([1, 2, 2], 2)`, cty.NumberIntVal(1)},
+		{`index(tolist(["x", "y"]), "y")`, cty.NumberIntVal(1)},
 		{`length("héllo")`, cty.NumberIntVal(5)},
 		{`length([1, 2])`, cty.NumberIntVal(2)},
 		{`length({ a = 1 })`, cty.NumberIntVal(1)},
@@ -88,7 +91,7 @@ func TestFunctions(t *testing.T) {
 	if tm, err := time.Parse(time.RFC3339, ts.AsString()); err != nil || time.Since(tm) > time.Minute {
 		t.Errorf("timestamp %s: %v", ts.AsString(), err)
 	}
-	for _, bad := range []string{`file("missing.txt")`, `templatefile("missing.tpl", {})`, `templatefile("greet.tpl", "x")`, `length(1)`, `env("A", "b", "c")`} {
+	for _, bad := range []string{`file("missing.txt")`, `templatefile("missing.tpl", {})`, `templatefile("greet.tpl", "x")`, `length(1)`, `env("A", "b", "c")`, `index(["a"], "z")`, `index({ a = 1 }, "a")`} {
 		if _, diags := evalExpr(t, dir, bad); !diags.HasErrors() {
 			t.Errorf("%s: no error", bad)
 		}

@@ -61,6 +61,10 @@ type Config struct {
 	// schema; shared by the copies of a Config, nil in a Config not made
 	// by Load (then nothing is remembered).
 	inputs *inputCache
+	// localMemo remembers the locals' references and step-free values
+	// (see localCache); shared by the copies of a Config, nil in a Config
+	// not made by Load.
+	localMemo *localCache
 }
 
 // Runbook is the optional `runbook "NAME"` block.

@@ -116,6 +116,7 @@ func newConfig(base string) *Config {
 		BaseDir:   base,
 		badRefs:   map[hcl.Range]bool{},
 		inputs:    &inputCache{m: map[string]actionInputs{}},
+		localMemo: newLocalCache(),
 	}
 }
 

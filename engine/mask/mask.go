@@ -339,3 +339,56 @@ func (w *Writer) Flush() error {
 
 // Close flushes.
 func (w *Writer) Close() error { return w.Flush() }
+
+// RedactURL returns s with the password of the URL it holds replaced by
+// Placeholder (`ssh://user:***@host/path`), and whether s held one. The
+// rest of s is kept byte for byte; a string that is not a URL with a
+// password is returned as is.
+func RedactURL(s string) (string, bool) {
+	if !strings.Contains(s, "@") || !strings.Contains(s, "//") {
+		return s, false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s, false
+	}
+	if pw, ok := u.User.Password(); !ok || pw == "" {
+		return s, false
+	}
+	// The authority starts after "scheme://" and its userinfo ends at the
+	// last '@' before the path, query or fragment.
+	i := strings.Index(s, "//")
+	if i < 0 {
+		return s, false
+	}
+	start := i + 2
+	end := len(s)
+	if j := strings.IndexAny(s[start:], "/?#"); j >= 0 {
+		end = start + j
+	}
+	at := strings.LastIndexByte(s[start:end], '@')
+	colon := strings.IndexByte(s[start:start+max(at, 0)], ':')
+	if at < 0 || colon < 0 {
+		return s, false
+	}
+	return s[:start+colon+1] + Placeholder + s[start+at:], true
+}
+
+// URLsIn lists the strings inside v (marked or not) that are URLs with a
+// password: register them (Add) to mask their passwords everywhere.
+func URLsIn(v cty.Value) []string {
+	var out []string
+	if v == cty.NilVal {
+		return nil
+	}
+	v, _ = v.UnmarkDeep()
+	cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
+		if x.IsKnown() && !x.IsNull() && x.Type() == cty.String {
+			if _, ok := RedactURL(x.AsString()); ok {
+				out = append(out, x.AsString())
+			}
+		}
+		return true, nil
+	})
+	return out
+}

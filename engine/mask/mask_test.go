@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"testing"
 
@@ -176,5 +177,40 @@ func TestTailLen(t *testing.T) {
 	}
 	if New().TailLen([]byte("x")) != 0 || (*Masker)(nil).TailLen([]byte("x")) != 0 {
 		t.Error("an empty masker finds a tail")
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"ssh://user:pass@host/srv/store", "ssh://user:***@host/srv/store", true},
+		{"https://u:p%40ss@h:5984/db?x=1", "https://u:***@h:5984/db?x=1", true},
+		{"ssh://u:p@ss@host", "ssh://u:***@host", true},
+		{"ssh://user@host/srv", "ssh://user@host/srv", false},
+		{"ssh://user:@host/srv", "ssh://user:@host/srv", false},
+		{"/srv/store", "/srv/store", false},
+		{"cozy", "cozy", false},
+		{"a:b@c", "a:b@c", false},
+	} {
+		got, ok := RedactURL(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("RedactURL(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestURLsIn(t *testing.T) {
+	v := cty.ObjectVal(map[string]cty.Value{
+		"slaves": cty.ListVal([]cty.Value{cty.StringVal("ssh://u:pw1@a/x"), cty.StringVal("ssh://u@b/x")}),
+		"db":     cty.StringVal("https://admin:pw2@c:5984/db").Mark("sensitive"),
+		"n":      cty.NumberIntVal(3),
+	})
+	got := URLsIn(v)
+	sort.Strings(got)
+	want := []string{"https://admin:pw2@c:5984/db", "ssh://u:pw1@a/x"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("URLsIn = %q, want %q", got, want)
 	}
 }

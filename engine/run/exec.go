@@ -213,7 +213,7 @@ func Apply(ctx context.Context, rb *Runbook, opts Options) (*Result, error) {
 		}
 		outs, err := e.rb.Eval.Outputs(e.steps)
 		if err != nil {
-			res.Err = errors.New(e.mask.Mask(err.Error()))
+			res.Err = errors.New(e.maskErr(err))
 			res.State = journal.RunFailed
 		}
 		for _, v := range outs {
@@ -284,9 +284,10 @@ func (e *executor) ready(ctx context.Context, n *node) error {
 		in := &Instance{Address: n.st.Name, Step: n.st}
 		n.insts = []*Instance{in}
 		n.open = 1
-		return e.fail(ctx, in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.mask.Mask(err.Error())})
+		return e.fail(ctx, in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.maskErr(err)})
 	}
 	for _, k := range insts {
+		e.maskKey(k)
 		in := &Instance{Address: lang.Address(n.st.Name, k.Key), Step: n.st, Key: k, State: journal.StepPending,
 			capKey: n.st.Plugin + "." + n.st.Action, cap: n.schema.MaxConcurrency}
 		n.insts = append(n.insts, in)
@@ -322,7 +323,7 @@ func (e *executor) prepare(ctx context.Context, n *node, in *Instance) error {
 		}
 	}
 	invalid := func(err error) error {
-		return e.fail(ctx, in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.mask.Mask(err.Error())})
+		return e.fail(ctx, in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.maskErr(err)})
 	}
 	run, err := e.rb.Eval.When(n.st, in.Key, e.steps)
 	if err != nil {
@@ -354,6 +355,13 @@ func (e *executor) prepare(ctx context.Context, n *node, in *Instance) error {
 // clip shortens an error message that can be huge (encoding/json repeats
 // itself at every level of a deep value): its start and its end, which
 // says what went wrong.
+// maskErr is the text of an evaluation error as the operator sees it:
+// masked, then with the long values it quotes clipped (see lang.ClipText;
+// masking first, as a clipped secret is no longer recognised).
+func (e *executor) maskErr(err error) string {
+	return lang.ClipText(e.mask.Mask(err.Error()))
+}
+
 func clip(msg string) string {
 	const head, tail = 120, 160
 	if len(msg) <= head+tail+5 {
@@ -495,6 +503,16 @@ func (e *executor) stepValue(n *node) cty.Value {
 		}
 	}
 	return cty.ObjectVal(m)
+}
+
+// maskKey registers the password of a URL for_each key (see lang.Address)
+// as a secret: every text the run writes masks it, and taint marks the
+// inputs that hold it sensitive.
+func (e *executor) maskKey(k lang.Instance) {
+	if lang.KeyHasPassword(k.Key) {
+		key, _ := k.Key.Unmark()
+		e.mask.Add(key.AsString())
+	}
 }
 
 // taint marks every string inside v that contains a known secret.

@@ -140,7 +140,7 @@ func (e *executor) readyUndo(ctx context.Context, n *node) error {
 		}
 		v, err := e.undoInputs(n, in)
 		if err != nil {
-			if jerr := e.undoFailed(in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.mask.Mask(err.Error())}); jerr != nil {
+			if jerr := e.undoFailed(in, &StepError{Address: in.Address, Kind: sdk.KindInvalid, Msg: e.maskErr(err)}); jerr != nil {
 				return jerr
 			}
 			if err := e.undoFinished(ctx, in, nil); err != nil {
@@ -330,6 +330,7 @@ func (e *executor) loadInstances(state *journal.State) error {
 			if insts, known, err := e.rb.Eval.Expand(n.st, e.steps); err == nil && known {
 				keys = map[string]lang.Instance{}
 				for _, k := range insts {
+					e.maskKey(k)
 					keys[lang.Address(n.st.Name, k.Key)] = k
 				}
 			}

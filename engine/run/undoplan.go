@@ -51,14 +51,14 @@ func PreviewUndos(ctx context.Context, rb *Runbook, opts Options, state *journal
 			}
 			v, err := e.undoInputs(n, in)
 			if err != nil {
-				out[in.Address] = &UndoPreview{Error: e.mask.Mask(err.Error())}
+				out[in.Address] = &UndoPreview{Error: e.maskErr(err)}
 				continue
 			}
 			plain, _ := v.UnmarkDeep()
 			res, err := prov.Plan(ctx, r.Action, &sdk.PlanRequest{Inputs: plain})
 			switch {
 			case err != nil:
-				out[in.Address] = &UndoPreview{Error: e.mask.Mask(err.Error())}
+				out[in.Address] = &UndoPreview{Error: e.maskErr(err)}
 			case res != nil:
 				p := &sdk.PlanResult{Summary: e.mask.Mask(res.Summary), Counts: res.Counts}
 				for _, w := range res.Warnings {

@@ -76,6 +76,7 @@ func (s *Session) Open(vars lang.VarSources, paths ...string) (*Runbook, error) 
 	diags = append(diags, d...)
 	for _, v := range values {
 		s.mask.AddValue(v, lang.MarkSensitive)
+		s.learnURLPasswords(v)
 	}
 	if diags.HasErrors() {
 		r.Close()

@@ -3,6 +3,8 @@ package session
 import (
 	"strings"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/mask"
 )
@@ -42,4 +44,33 @@ func redactVarArgs(command string, cfg *lang.Config) string {
 		return command
 	}
 	return strings.Join(words, " ")
+}
+
+// learnURLPasswords teaches the session's masker the password of every URL
+// inside a variable's value, sensitive or not (a for_each over slaves'
+// `ssh://user:pass@host/...` URLs): a URL's password is a secret wherever
+// it is written.
+func (s *Session) learnURLPasswords(v cty.Value) {
+	s.mask.Add(mask.URLsIn(v)...)
+}
+
+// markURLPasswords marks sensitive every string inside v that holds a URL
+// with a password, so that the journal seals it (or leaves it out without
+// a state key) like a sensitive variable.
+func markURLPasswords(v cty.Value) cty.Value {
+	if v == cty.NilVal || len(mask.URLsIn(v)) == 0 {
+		return v
+	}
+	out, err := cty.Transform(v, func(_ cty.Path, x cty.Value) (cty.Value, error) {
+		if u, _ := x.Unmark(); u.IsKnown() && !u.IsNull() && u.Type() == cty.String {
+			if _, ok := mask.RedactURL(u.AsString()); ok {
+				return x.Mark(lang.MarkSensitive), nil
+			}
+		}
+		return x, nil
+	})
+	if err != nil {
+		return v.Mark(lang.MarkSensitive)
+	}
+	return out
 }

@@ -241,7 +241,7 @@ func (r *Runbook) meta(runID, lockKey string) *journal.Meta {
 	sealer := s.key.sealer.ForRun(m)
 	m.Vars = map[string]*journal.Value{}
 	for k, v := range r.Vars {
-		if jv, err := journal.EncodeValue(v, sealer.Bind("var", k)); err == nil {
+		if jv, err := journal.EncodeValue(markURLPasswords(v), sealer.Bind("var", k)); err == nil {
 			m.Vars[k] = jv
 		}
 	}

@@ -41,7 +41,7 @@ func (deleteDocsAction) Schema() sdk.ActionSchema {
 	)
 	return sdk.ActionSchema{
 		Name:        "delete_docs",
-		Description: "Delete the documents matching a selector or a list of ids, with count guards; native undo brings them back (bodies and attachments).",
+		Description: "Delete the documents matching a selector or a list of ids, with count guards; native undo brings them back (bodies and attachments). The deleted documents, kept for the undo, are sealed in the journal like a secret (they may hold password hashes or tokens).",
 		Inputs:      in,
 		Outputs: []sdk.Attribute{
 			{Name: "deleted", Type: cty.List(cty.String), Description: "Ids deleted."},
@@ -305,7 +305,9 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 		if len(undo.Docs) > 0 {
 			st = packUndo(undo)
 		}
-		return &sdk.Result{Outputs: out, UndoState: st}
+		// The undo state holds whole documents (a user's password hash,
+		// an application's tokens): sealed in the journal like a secret.
+		return &sdk.Result{Outputs: out, UndoState: st, SensitiveUndoState: st != nil}
 	}
 	// Read every live leaf of every document first (a document with
 	// conflicting branches shows its next branch when the winner alone is
@@ -341,7 +343,7 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 		for _, it := range items {
 			plan.Docs = append(plan.Docs, deletedDoc{ID: it.id, Rev: it.rev, Body: it.body})
 		}
-		if err := ev.Checkpoint(packUndo(plan)); err != nil {
+		if err := sdk.CheckpointSensitive(ev, packUndo(plan)); err != nil {
 			return result(), fmt.Errorf("journal the documents to delete: %w", err)
 		}
 	}

@@ -23,6 +23,7 @@ type recorder struct {
 	mu          sync.Mutex // guards every field below
 	logs        []string
 	checkpoints [][]byte
+	sensitive   []bool // per checkpoint: given through CheckpointSensitive
 	progress    int
 	onCP        func(n int)
 	onLog       func(msg string)
@@ -44,9 +45,16 @@ func (r *recorder) Progress(cur, total int64, unit string) {
 	r.progress++
 }
 
-func (r *recorder) Checkpoint(b []byte) error {
+func (r *recorder) Checkpoint(b []byte) error { return r.checkpoint(b, false) }
+
+// CheckpointSensitive records a checkpoint the action marked as holding a
+// secret (see sdk.CheckpointSensitive).
+func (r *recorder) CheckpointSensitive(b []byte) error { return r.checkpoint(b, true) }
+
+func (r *recorder) checkpoint(b []byte, sensitive bool) error {
 	r.mu.Lock()
 	r.checkpoints = append(r.checkpoints, append([]byte(nil), b...))
+	r.sensitive = append(r.sensitive, sensitive)
 	n, hook := len(r.checkpoints), r.onCP
 	r.mu.Unlock()
 	if hook != nil {

@@ -28,7 +28,7 @@ func (putDocAction) Schema() sdk.ActionSchema {
 	)
 	return sdk.ActionSchema{
 		Name:        "put_doc",
-		Description: "Create or replace one document; native undo puts the previous version back (or deletes a created one).",
+		Description: "Create or replace one document; native undo puts the previous version back (or deletes a created one). The previous version, kept for the undo, is sealed in the journal like a secret (it may hold a password hash or tokens).",
 		Inputs:      in,
 		Outputs: []sdk.Attribute{
 			{Name: "id", Type: cty.String},
@@ -146,7 +146,7 @@ func (a putDocAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 	}
 	// Journal the previous version before writing over it.
 	cp, _ := json.Marshal(undo)
-	if err := ev.Checkpoint(cp); err != nil {
+	if err := undo.checkpoint(ev, cp); err != nil {
 		return nil, fmt.Errorf("journal the previous version: %w", err)
 	}
 	rev, err := c.PutDoc(ctx, db, id, doc)
@@ -159,10 +159,29 @@ func (a putDocAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 	return a.result(id, rev, true, st), nil
 }
 
+// result is the step's result. An undo state that holds the document the
+// step overwrote (a user's password hash, an application's tokens) is
+// sealed in the journal like a secret; one that only names the document
+// the step created is not.
 func (a putDocAction) result(id, rev string, changed bool, undo []byte) *sdk.Result {
 	return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{
 		"id": cty.StringVal(id), "rev": cty.StringVal(rev), "changed": cty.BoolVal(changed),
-	}), UndoState: undo}
+	}), UndoState: undo, SensitiveUndoState: holdsBody(undo)}
+}
+
+// holdsBody reports whether a put_doc undo state holds a previous version.
+func holdsBody(undo []byte) bool {
+	var u putUndo
+	return len(undo) > 0 && (json.Unmarshal(undo, &u) != nil || len(u.Previous) > 0)
+}
+
+// checkpoint journals cp, the undo state before the write: sealed when it
+// holds the previous version.
+func (u putUndo) checkpoint(ev sdk.Events, cp []byte) error {
+	if len(u.Previous) > 0 {
+		return sdk.CheckpointSensitive(ev, cp)
+	}
+	return ev.Checkpoint(cp)
 }
 
 var _ sdk.Undoer = putDocAction{}

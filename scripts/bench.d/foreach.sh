@@ -66,12 +66,21 @@ goal() {
 exec_with='{ command = "echo ${local.prefix} ${each.key}" }'
 gen "$work/set" core.exec set "$exec_with"
 gen "$work/map" core.exec map "$exec_with"
+gen "$work/lookup" core.exec map '{ command = "echo ${local.prefix} ${local.items[each.key]}" }'
 gen "$work/noop" core.noop set ""
+# apply of local.items[each.key] over APPLY_N instances (core.noop: the
+# engine's work and one plugin call each); each instance used to evaluate
+# the whole local again (4,000 instances: 76 s of CPU).
+APPLY_N=${FOREACH_APPLY_N:-10000}
+N=$APPLY_N gen "$work/apply" core.noop map '{ values = "${local.prefix} ${local.items[each.key]}" }'
 echo "for_each over $N items (median of $RUNS runs; load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || uptime)):"
 goal "validate, toset of a list" "$work/set" "$BIN" validate main.hcl
 goal "validate, map" "$work/map" "$BIN" validate main.hcl
 goal "plan, toset of a list (core.exec)" "$work/set" "$BIN" plan main.hcl
 goal "plan, map (core.exec)" "$work/map" "$BIN" plan main.hcl
+goal "plan, map with local.items[each.key] (core.exec)" "$work/lookup" "$BIN" plan main.hcl
+m=$(RUNS=1 measure "$work/apply" "$BIN" apply -auto-approve main.hcl)
+echo "  apply of $APPLY_N instances reading local.items[each.key] (core.noop): ${m% *} s, CPU ${m#* } s (one run, no goal)"
 m=$(RUNS=1 measure "$work/noop" "$BIN" plan main.hcl)
 echo "  plan with a plugin plan per instance (core.noop): ${m% *} s, CPU ${m#* } s without the plugin's (one run, no goal)"
 echo "  plan output: $(cd "$work/set" && "$BIN" plan main.hcl | wc -c) bytes for the set"
