@@ -287,25 +287,8 @@ func (s *LocalStore) Lock(key, runID string, who Holder) (Lock, error) {
 	if st.Unreadable != nil {
 		return fail(&LockedError{Holder: st.Holder, File: path, HolderUnreadable: st.Unreadable})
 	}
-	if h := st.Holder; h.RunID != "" && h.RunID != runID {
-		// Is the previous holder still unfinished? Fail closed: only a run
-		// known finished, or one that never wrote its first record, frees
-		// the key.
-		rs, err := s.Load(h.RunID)
-		le := &LockedError{Holder: h, File: path, Stale: st.Stale}
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			le = nil
-		case err != nil:
-			le.Unreadable = err
-		case rs.Corrupt != nil:
-			le.Unreadable = rs.Corrupt
-		case !rs.Unfinished():
-			le = nil
-		}
-		if le != nil {
-			return fail(le)
-		}
+	if le := stillHeld(s, st, runID, path); le != nil {
+		return fail(le)
 	}
 	who.RunID = runID
 	who.Key = key
@@ -322,22 +305,56 @@ func (s *LocalStore) Lock(key, runID string, who Holder) (Lock, error) {
 	return l, nil
 }
 
+// stillHeld is the error that keeps runID from taking a key whose holder no
+// process has (st, not Active): nil when st names no run, runID itself, or
+// a run known finished. Fail closed: only a run known finished, or one that
+// never wrote its first record, frees the key. file says where the lock is.
+func stillHeld(s Store, st LockStatus, runID, file string) *LockedError {
+	h := st.Holder
+	if h.RunID == "" || h.RunID == runID {
+		return nil
+	}
+	rs, err := s.Load(h.RunID)
+	le := &LockedError{Holder: h, File: file, Stale: st.Stale}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		le.Unreadable = err
+	case rs.Corrupt != nil:
+		le.Unreadable = rs.Corrupt
+	case !rs.Unfinished():
+		return nil
+	}
+	return le
+}
+
 // heartbeat refreshes the holder's heartbeat every interval until Release.
 func (l *localLock) heartbeat(interval time.Duration) {
 	defer l.done.Done()
+	every(l.stop, interval, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.f != nil {
+			l.who.Heartbeat = time.Now().UTC()
+			_ = writeHolder(l.f, &l.who)
+		}
+		return true
+	})
+}
+
+// every calls f every interval until stop is closed or f returns false.
+func every(stop <-chan struct{}, interval time.Duration, f func() bool) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-l.stop:
+		case <-stop:
 			return
 		case <-t.C:
-			l.mu.Lock()
-			if l.f != nil {
-				l.who.Heartbeat = time.Now().UTC()
-				_ = writeHolder(l.f, &l.who)
+			if !f() {
+				return
 			}
-			l.mu.Unlock()
 		}
 	}
 }

@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -157,7 +158,13 @@ func (s *LocalStore) read(id string) (st *State, validLen int64, err error) {
 		return nil, 0, fmt.Errorf("run %s: %w", id, err)
 	}
 	defer f.Close()
-	recs, valid, warn, err := ReadRecords(f)
+	return replayJournal(id, f)
+}
+
+// replayJournal reads run id's journal lines from r (see ReadRecords) and
+// replays them. A corrupt journal is no error: see Load.
+func replayJournal(id string, r io.Reader) (st *State, validLen int64, err error) {
+	recs, valid, warn, err := ReadRecords(r)
 	var ce *CorruptError
 	if err != nil && !errors.As(err, &ce) {
 		return nil, 0, fmt.Errorf("run %s: read journal: %w", id, err)
@@ -247,6 +254,12 @@ func (s *LocalStore) Resolve(prefix string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return resolveAmong(prefix, s.Dir, ids)
+}
+
+// resolveAmong finds the run id prefix names among ids (where: the
+// store, for messages).
+func resolveAmong(prefix, where string, ids []string) (string, error) {
 	var match []string
 	up := strings.ToUpper(prefix)
 	for _, id := range ids {
@@ -259,7 +272,7 @@ func (s *LocalStore) Resolve(prefix string) (string, error) {
 	}
 	switch len(match) {
 	case 0:
-		return "", fmt.Errorf("no run %q in %s", prefix, s.Dir)
+		return "", fmt.Errorf("no run %q in %s", prefix, where)
 	case 1:
 		return match[0], nil
 	}
