@@ -148,7 +148,10 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	if err := Migrate(ctx, pool); err != nil {
+	if _, err := journal.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureSchema(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
 	st, err := NewStore(pool)

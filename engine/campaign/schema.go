@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivermigrate"
 )
 
 // Schema is the PostgreSQL schema of the campaign tables (River's own
@@ -68,30 +66,28 @@ CREATE TABLE IF NOT EXISTS runbook.workers (
 );
 `
 
-// migrateLock serializes Migrate between processes (workers starting
-// together): a session advisory lock.
+// migrateLock is the advisory lock journal.Migrate holds too: one
+// migration at a time across processes.
 const migrateLock = 0x72756e626f6f6b // "runbook"
 
-// Migrate runs River's migrations (through its migrator) and creates the
-// campaign tables. It is idempotent and safe to run from several
-// processes at once.
-func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+// EnsureSchema creates the campaign tables when they are missing. The
+// runbook schema and River's tables come from journal.Migrate (`runbook
+// state migrate`); this only adds what campaigns keep, idempotently, so
+// that workers starting together are safe.
+func EnsureSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return fmt.Errorf("campaign tables: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLock); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('runbook.workers') IS NOT NULL`).Scan(&exists); err == nil && exists {
+		return nil
 	}
-	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", migrateLock)
-	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
-	if err != nil {
-		return fmt.Errorf("river migrator: %w", err)
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLock)); err != nil {
+		return fmt.Errorf("campaign tables: %w", err)
 	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("river migrations: %w", err)
-	}
+	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", int64(migrateLock))
 	if _, err := conn.Exec(ctx, ddl); err != nil {
 		return fmt.Errorf("campaign tables: %w", err)
 	}

@@ -166,7 +166,20 @@ func Prepare(cfg *lang.Config, file, campaign string, rows []Row, common []strin
 	out := make([]Target, 0, len(rows))
 	byKey := map[string]int{}
 	for _, row := range rows {
-		bad := func(err error) error { return &RowError{file, row.Line, err} }
+		// A message may quote a value: sensitive ones never show.
+		var secrets []string
+		for n, v := range row.Fields {
+			if cfg.Variables[n] != nil && cfg.Variables[n].Sensitive && VarArg(v) != "" {
+				secrets = append(secrets, VarArg(v))
+			}
+		}
+		bad := func(err error) error {
+			msg := err.Error()
+			for _, s := range secrets {
+				msg = strings.ReplaceAll(msg, s, "(sensitive)")
+			}
+			return &RowError{file, row.Line, errors.New(msg)}
+		}
 		names := make([]string, 0, len(row.Fields))
 		for n := range row.Fields {
 			if _, ok := cfg.Variables[n]; !ok {
