@@ -185,8 +185,11 @@ type rescue struct {
 	now time.Time
 }
 
-func riverdriverRescue(now time.Time) *rescue {
-	return &rescue{JobRescueManyParams: riverdriver.JobRescueManyParams{StuckHorizon: now}, now: now}
+// horizon is the latest attempt time a rescued job may have: a job
+// another sweeper rescued meanwhile, and a worker took again since, is
+// left alone.
+func riverdriverRescue(now, horizon time.Time) *rescue {
+	return &rescue{JobRescueManyParams: riverdriver.JobRescueManyParams{StuckHorizon: horizon}, now: now}
 }
 
 func (r *rescue) add(id int64, attempt int, why string) {

@@ -181,7 +181,7 @@ func (w *Worker) sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	now := time.Now().UTC()
-	p := riverdriverRescue(now)
+	p := riverdriverRescue(now, now.Add(-w.cfg.Lease))
 	for rows.Next() {
 		var id int64
 		var attempt int
