@@ -55,7 +55,9 @@ func pgCtl(args ...string) ([]byte, error) {
 	if len(bins) == 0 {
 		return nil, fmt.Errorf("no /usr/lib/postgresql/*/bin/pg_ctl")
 	}
-	sort.Slice(bins, func(i, j int) bool { return pgMajor(filepath.Dir(bins[i])+"/initdb") < pgMajor(filepath.Dir(bins[j])+"/initdb") })
+	sort.Slice(bins, func(i, j int) bool {
+		return pgMajor(filepath.Dir(bins[i])+"/initdb") < pgMajor(filepath.Dir(bins[j])+"/initdb")
+	})
 	bin := bins[len(bins)-1]
 	if os.Geteuid() == 0 {
 		return exec.Command("runuser", append([]string{"-u", "postgres", "--", bin}, args...)...).CombinedOutput()
