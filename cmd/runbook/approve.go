@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/session"
 )
 
@@ -32,12 +31,14 @@ STEP is the step address, e.g. go_live or db["cozy"].`,
 			if err != nil {
 				return withCode(exitError, err)
 			}
+			// The run is in the state (a directory or the database); its
+			// approvals in the state directory, where core.approve waits.
 			stateDir := s.StateDir()
-			store := journal.NewLocal(stateDir)
-			id, err := store.Resolve(args[0])
+			ri, err := s.Run(args[0])
 			if err != nil {
 				return withCode(exitError, err)
 			}
+			id := ri.State.Meta.ID
 			who := session.Holder()
 			rec := map[string]any{"approved_by": who.User + "@" + who.Host, "at": time.Now().UTC().Format(time.RFC3339), "approved": !reject}
 			b, _ := json.Marshal(rec)

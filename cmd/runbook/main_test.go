@@ -7,17 +7,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/runbookdev/runbook/internal/testenv"
 )
 
 // TestMain keeps the tests' state keys out of the user's config directory
-// (`runbook init` creates one there when there is none).
+// (`runbook init` creates one there when there is none), and stops the
+// PostgreSQL cluster the state tests start.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "runbook-cli-config")
 	if err != nil {
 		panic(err)
 	}
 	os.Setenv("XDG_CONFIG_HOME", dir)
-	code := m.Run()
+	code := testenv.RunMain(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

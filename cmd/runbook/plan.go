@@ -61,7 +61,7 @@ func withPlan(ctx context.Context, stderr io.Writer, path string, vars lang.VarS
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	s, err := session.New(session.Options{StateDir: stateDir, Stderr: stderr, Builtins: builtin.All()})
+	s, err := session.New(session.Options{StateDir: stateDir, State: stateSpec, Stderr: stderr, Builtins: builtin.All()})
 	if err != nil {
 		return withCode(exitError, err)
 	}

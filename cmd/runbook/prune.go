@@ -58,7 +58,7 @@ func runsPrune(stdout, stderr io.Writer, stdin *os.File, stateDir string, o sess
 				return false, errors.New("stdin is not a terminal: pass -auto-approve to prune without confirmation, or -dry-run to list")
 			}
 			printPruned(stderr, runs)
-			fmt.Fprintf(stderr, "Remove these %d runs from %s? Only 'yes' is accepted: ", len(runs), s.StateDir())
+			fmt.Fprintf(stderr, "Remove these %d runs from %s? Only 'yes' is accepted: ", len(runs), s.Where())
 			line, _ := bufio.NewReader(stdin).ReadString('\n')
 			return strings.TrimSpace(line) == "yes", nil
 		}
@@ -78,7 +78,7 @@ func runsPrune(stdout, stderr io.Writer, stdin *os.File, stateDir string, o sess
 	if len(runs) > 0 && (o.DryRun || autoApprove) {
 		printPruned(stdout, runs)
 	}
-	fmt.Fprintf(stdout, "%s %d runs from %s.\n", verb, len(runs), s.StateDir())
+	fmt.Fprintf(stdout, "%s %d runs from %s.\n", verb, len(runs), s.Where())
 	if err != nil {
 		return withCode(exitError, err)
 	}

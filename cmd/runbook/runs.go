@@ -45,7 +45,7 @@ With -json: one document, see docs/runs-json.md.`,
 // runsSession is a session over the runs of stateDir; its warnings (a run
 // sealed with another state key) go to stderr.
 func runsSession(stateDir string, stderr io.Writer) (*session.Session, error) {
-	return session.New(session.Options{StateDir: stateDir, Sink: view.NewPlain(stderr, nil)})
+	return session.New(session.Options{StateDir: stateDir, State: stateSpec, Sink: view.NewPlain(stderr, nil)})
 }
 
 func runEntry(ri *session.RunInfo) view.RunEntry {

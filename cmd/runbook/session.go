@@ -72,7 +72,7 @@ func newCLI(stdout, stderr io.Writer, rf runFlags) (*cli, error) {
 		sink = p
 	}
 	s, err := session.New(session.Options{
-		StateDir: rf.stateDir, Parallelism: rf.parallelism, Sink: sink, Mask: c.mask, Stderr: stderr,
+		StateDir: rf.stateDir, State: stateSpec, Parallelism: rf.parallelism, Sink: sink, Mask: c.mask, Stderr: stderr,
 		Command: strings.Join(os.Args, " "), Builtins: builtin.All(),
 		OnRun: func(_ string, cmds session.Commands) {
 			h := "Resume with: " + cmds.Resume

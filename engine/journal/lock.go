@@ -67,8 +67,11 @@ type LockedError struct {
 	// HolderUnreadable is set when the lock file's content names no holder
 	// (see LockStatus.Unreadable); Holder is then zero but for Key.
 	HolderUnreadable error
-	// File is the lock file.
+	// File is the lock file (or the database row).
 	File string
+	// Lease, for a lock held as a lease in a database, is how long its
+	// holder counts as alive after its last heartbeat.
+	Lease time.Duration
 	// StateFlag is what the printed commands need to find the state
 	// directory (" -state-dir DIR", or ""); set by the caller.
 	StateFlag string
@@ -89,6 +92,8 @@ func (e *LockedError) Error() string {
 	case e.HolderUnreadable != nil:
 		return fmt.Sprintf("lock %q: its lock file %s names no holder that can be read (%v), as when a crash cuts the writing of it short; no process holds the key now. Check that no run of it is left unfinished (runbook runs%s), then release the lock (%s)",
 			e.Holder.Key, e.File, e.HolderUnreadable, e.StateFlag, unlock)
+	case e.Live && e.Lease > 0:
+		return fmt.Sprintf("lock %q is held by %s, which is running: wait for it to end (if its process was killed, the lock is stale %s after its last heartbeat, and its run can then be resumed)", e.Holder.Key, e.Holder, e.Lease)
 	case e.Live:
 		return fmt.Sprintf("lock %q is held by %s, which is running: wait for it to end", e.Holder.Key, e.Holder)
 	case e.Unreadable != nil:
@@ -309,7 +314,7 @@ func (s *LocalStore) Lock(key, runID string, who Holder) (Lock, error) {
 // process has (st, not Active): nil when st names no run, runID itself, or
 // a run known finished. Fail closed: only a run known finished, or one that
 // never wrote its first record, frees the key. file says where the lock is.
-func stillHeld(s Store, st LockStatus, runID, file string) *LockedError {
+func stillHeld(s interface{ Load(string) (*State, error) }, st LockStatus, runID, file string) *LockedError {
 	h := st.Holder
 	if h.RunID == "" || h.RunID == runID {
 		return nil

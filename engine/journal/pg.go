@@ -106,7 +106,9 @@ func (s *PGStore) Create(meta *Meta) (Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode journal record: %w", err)
 	}
+	tries := 0
 	err = s.retry(func(ctx context.Context) error {
+		tries++
 		tx, err := s.pool.Begin(ctx)
 		if err != nil {
 			return err
@@ -114,6 +116,12 @@ func (s *PGStore) Create(meta *Meta) (Journal, error) {
 		defer tx.Rollback(ctx)
 		if _, err := tx.Exec(ctx, `INSERT INTO runbook.runs (id, runbook, lock_key, started) VALUES ($1, $2, $3, $4)`,
 			meta.ID, meta.Runbook, meta.Lock, r.Time); err != nil {
+			if tries > 1 && isUniqueViolation(err) {
+				// An earlier try committed but its answer was lost.
+				if same, cerr := s.stored(ctx, meta.ID, 1, line); cerr == nil && same {
+					return nil
+				}
+			}
 			return err
 		}
 		if err := insertLines(ctx, tx, meta.ID, 1, line); err != nil {
@@ -132,8 +140,17 @@ func (s *PGStore) Create(meta *Meta) (Journal, error) {
 func (s *PGStore) lines(id string) (b []byte, found bool, err error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
+	return linesOf(ctx, s.pool, id)
+}
+
+// querier is a pool, a connection or a transaction.
+type querier interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}
+
+func linesOf(ctx context.Context, q querier, id string) (b []byte, found bool, err error) {
 	var buf bytes.Buffer
-	rows, err := s.pool.Query(ctx, `SELECT line FROM runbook.records WHERE run_id = $1 ORDER BY seq`, id)
+	rows, err := q.Query(ctx, `SELECT line FROM runbook.records WHERE run_id = $1 ORDER BY seq`, id)
 	if err != nil {
 		return nil, false, err
 	}
@@ -150,6 +167,11 @@ func (s *PGStore) lines(id string) (b []byte, found bool, err error) {
 // read replays run id's records. A corrupt journal is no error: see Load.
 func (s *PGStore) read(id string) (*State, error) {
 	b, found, err := s.lines(id)
+	return s.replay(id, b, found, err)
+}
+
+// replay is the State of run id from its lines (see lines).
+func (s *PGStore) replay(id string, b []byte, found bool, err error) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run %s: read journal from %s: %w", id, s.where, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/runbookdev/runbook/internal/testenv"
 )
@@ -137,8 +138,8 @@ func TestStoreContract(t *testing.T) {
 		}
 		// Reopen and continue the sequence.
 		j, st, err := s.Open(metas[0].ID)
-		if err != nil {
-			t.Fatal(err)
+		if err != nil || st.Seq != 92 || st.Warning != "" {
+			t.Fatalf("Open: %+v, %v", st, err)
 		}
 		if err := j.Append(&Record{Type: RecRunResumed}); err != nil {
 			t.Fatal(err)
@@ -379,7 +380,7 @@ func TestPGLeaseTakeover(t *testing.T) {
 	time.Sleep(1200 * time.Millisecond) // past the lease: renewals keep it
 	var le *LockedError
 	for _, who := range []string{m.ID, "NEW"} {
-		if _, err := other.Lock("db", who, Holder{}); !errors.As(err, &le) || !le.Live {
+		if _, err := other.Lock("db", who, Holder{}); !errors.As(err, &le) || !le.Live || !strings.Contains(err.Error(), "the lock is stale 900ms after its last heartbeat") {
 			t.Fatalf("a live holder's key taken by %s: %v", who, err)
 		}
 	}
@@ -531,4 +532,86 @@ func TestPGAppendTx(t *testing.T) {
 	if err := s.AppendTx(ctx, tx, "NOPE", &Record{Type: RecRunState}); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("AppendTx to a missing run: %v", err)
 	}
+}
+
+// Appends survive their connections being cut (a server restart, a
+// failover): the write is retried on a new connection, and a retry of a
+// write that did commit is recognised.
+func TestPGAppendSurvivesLostConnections(t *testing.T) {
+	s, url := newPG(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	m := &Meta{}
+	j, err := s.Create(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Append(&Record{Type: RecAttemptStarted, Step: fmt.Sprint("s", i), Attempt: 1}); err != nil {
+			t.Fatalf("append %d after the connections were cut: %v", i, err)
+		}
+	}
+	j.Close()
+	if st, err := s.Load(m.ID); err != nil || st.Seq != 4 || len(st.Steps) != 3 {
+		t.Fatalf("after: %+v, %v", st, err)
+	}
+	// A retried write whose first try committed.
+	w := &pgWriter{s: s, id: m.ID}
+	line, _ := appendLine(nil, &Record{Seq: 5, Type: RecRunState, State: RunSucceeded})
+	if err := insertLines(ctx, s.pool, m.ID, 5, line); err != nil {
+		t.Fatal(err)
+	}
+	tries := 0
+	err = s.retry(func(ctx context.Context) error {
+		tries++
+		if tries == 1 {
+			return &pgconn.PgError{Code: "57P01"} // the answer was lost
+		}
+		return nil
+	})
+	if err != nil || tries != 2 {
+		t.Fatalf("retry of a transient error: %d tries, %v", tries, err)
+	}
+	if err := w.write(line, 5, false); err == nil || !strings.Contains(err.Error(), "written by another process") {
+		t.Fatalf("a first write over an existing record: %v", err)
+	}
+}
+
+// Many Locks at once, each reading the previous holder's run, on a small
+// pool: none waits for a second connection (a Lock reads in its own
+// transaction), so none hangs.
+func TestPGLocksOnASmallPool(t *testing.T) {
+	s, _ := newPG(t, WithMaxConns(2), WithTimeout(10*time.Second))
+	const n = 8
+	var wg sync.WaitGroup
+	for i := range n {
+		m := &Meta{}
+		j, err := s.Create(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+		key := fmt.Sprint("k", i)
+		l, err := s.Lock(key, m.ID, Holder{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Release(false) // the unfinished run keeps the key
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var le *LockedError
+			if _, err := s.Lock(key, "OTHER", Holder{}); !errors.As(err, &le) || le.Holder.RunID != m.ID {
+				t.Errorf("%s: %v", key, err)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -138,14 +138,16 @@ func (s *PGStore) Lock(key, runID string, who Holder) (Lock, error) {
 			st := s.status(key, r)
 			file := s.lockFile(key)
 			if st.Active {
-				le = &LockedError{Holder: st.Holder, Live: true, File: file, HolderUnreadable: st.Unreadable}
+				le = &LockedError{Holder: st.Holder, Live: true, File: file, HolderUnreadable: st.Unreadable, Lease: s.lease}
 				return nil
 			}
 			if st.Unreadable != nil {
 				le = &LockedError{Holder: st.Holder, File: file, HolderUnreadable: st.Unreadable}
 				return nil
 			}
-			if le = stillHeld(s, st, runID, file); le != nil {
+			// The previous holder's run is read in this transaction: a
+			// second connection per Lock could exhaust the pool.
+			if le = stillHeld(txLoader{s, ctx, tx}, st, runID, file); le != nil {
 				return nil
 			}
 			_, err = tx.Exec(ctx, `UPDATE runbook.locks SET run_id = $2, holder = $3, owner = $4,
@@ -164,6 +166,18 @@ func (s *PGStore) Lock(key, runID string, who Holder) (Lock, error) {
 	l.done.Add(1)
 	go l.renew(s.lease / 3)
 	return l, nil
+}
+
+// txLoader loads runs through a transaction.
+type txLoader struct {
+	s   *PGStore
+	ctx context.Context
+	tx  pgx.Tx
+}
+
+func (l txLoader) Load(id string) (*State, error) {
+	b, found, err := linesOf(l.ctx, l.tx, id)
+	return l.s.replay(id, b, found, err)
 }
 
 func newToken() string {
@@ -235,7 +249,7 @@ func (s *PGStore) Unlock(key string) (Holder, error) {
 			}
 			st := s.status(key, r)
 			if st.Active {
-				le = &LockedError{Holder: st.Holder, Live: true, File: s.lockFile(key), HolderUnreadable: st.Unreadable}
+				le = &LockedError{Holder: st.Holder, Live: true, File: s.lockFile(key), HolderUnreadable: st.Unreadable, Lease: s.lease}
 				return nil
 			}
 			h = st.Holder

@@ -6,12 +6,13 @@ import (
 	"github.com/runbookdev/runbook/engine/journal"
 )
 
-// lockErr gives a *journal.LockedError the -state-dir its printed commands
-// need; other errors pass unchanged.
-func (s *Session) lockErr(err error, stateDir string) error {
+// lockErr gives a *journal.LockedError the -state-dir (or -state) its
+// printed commands need to find where (see stateFlag); other errors pass
+// unchanged.
+func (s *Session) lockErr(err error, where string) error {
 	var le *journal.LockedError
 	if errors.As(err, &le) {
-		le.StateFlag = s.stateFlag(stateDir)
+		le.StateFlag = s.stateFlag(where)
 	}
 	return err
 }
@@ -19,7 +20,11 @@ func (s *Session) lockErr(err error, stateDir string) error {
 // LockStatus reports who holds key in the state directory, without taking
 // it.
 func (s *Session) LockStatus(key string) (journal.LockStatus, error) {
-	return journal.NewLocal(s.namedStateDir()).Status(key)
+	st, _, err := s.openStore(s.namedStateDir())
+	if err != nil {
+		return journal.LockStatus{}, err
+	}
+	return st.Status(key)
 }
 
 // Unlock releases key in the state directory whatever run holds it, unless
@@ -28,9 +33,12 @@ func (s *Session) LockStatus(key string) (journal.LockStatus, error) {
 // when the key was free). The run that held it stays as it is: unfinished
 // runs can still be resumed or rolled back.
 func (s *Session) Unlock(key string) (journal.Holder, error) {
-	dir := s.namedStateDir()
-	h, err := journal.NewLocal(dir).Unlock(key)
-	return h, s.lockErr(err, dir)
+	st, where, err := s.openStore(s.namedStateDir())
+	if err != nil {
+		return journal.Holder{}, err
+	}
+	h, err := st.Unlock(key)
+	return h, s.lockErr(err, where)
 }
 
 // RunInfo is a journaled run as listed.
@@ -44,7 +52,7 @@ type RunInfo struct {
 // runInfo lists st: a run the journal says is running (or rolling back)
 // while no live process holds it is interrupted (its process died); it
 // can be resumed (or rolled back further).
-func (s *Session) runInfo(store *journal.LocalStore, st *journal.State) *RunInfo {
+func (s *Session) runInfo(store store, where string, st *journal.State) *RunInfo {
 	ri := &RunInfo{State: st}
 	if st.Meta == nil || st.State == journal.RunCorrupt {
 		return ri
@@ -62,7 +70,7 @@ func (s *Session) runInfo(store *journal.LocalStore, st *journal.State) *RunInfo
 	if state == journal.RunRunning {
 		state = journal.RunInterrupted
 	}
-	ri.Next = next(state, s.commands(store.Dir, st.Meta.ID))
+	ri.Next = next(state, s.commands(where, st.Meta.ID))
 	return ri
 }
 

@@ -125,7 +125,12 @@ func (s *Session) openHost(cfg *lang.Config, stateDir string) (*pluginhost.Host,
 		}
 		// RUNBOOK_HINT_STATE_FLAG: what the commands a plugin prints (core.approve)
 		// need to find the state directory from the working directory.
-		opts.Env = append(opts.Env, "RUNBOOK_STATE_DIR="+abs, "RUNBOOK_HINT_STATE_FLAG="+s.stateFlag(stateDir))
+		flag := s.stateFlag(stateDir)
+		if u := s.databaseURL(); u != "" {
+			// Runs are in the database; approvals stay in the directory.
+			flag = s.databaseFlag(journal.RedactURL(u)) + flag
+		}
+		opts.Env = append(opts.Env, "RUNBOOK_STATE_DIR="+abs, "RUNBOOK_HINT_STATE_FLAG="+flag)
 	}
 	h := pluginhost.New(opts)
 	h.Prestart(context.Background(), UsedPlugins(cfg)...)

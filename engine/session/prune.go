@@ -39,7 +39,11 @@ func Prunable(state string) bool {
 // gives ErrCancelled). It returns the runs removed (with DryRun: those
 // that would be), newest first.
 func (s *Session) Prune(opts PruneOptions, confirm func([]*journal.State) (bool, error)) ([]*journal.State, error) {
-	store := journal.NewLocal(s.namedStateDir())
+	dir := s.namedStateDir()
+	store, _, err := s.openStore(dir)
+	if err != nil {
+		return nil, err
+	}
 	cands, err := pruneCandidates(store, opts)
 	if err != nil || opts.DryRun || len(cands) == 0 {
 		return cands, err
@@ -56,7 +60,7 @@ func (s *Session) Prune(opts PruneOptions, confirm func([]*journal.State) (bool,
 	var removed []*journal.State
 	var errs []error
 	for _, st := range cands {
-		if err := pruneRun(store, st.Meta.ID); err != nil {
+		if err := pruneRun(store, dir, st.Meta.ID); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -66,7 +70,7 @@ func (s *Session) Prune(opts PruneOptions, confirm func([]*journal.State) (bool,
 }
 
 // pruneCandidates are the runs Prune would remove, newest first.
-func pruneCandidates(store *journal.LocalStore, opts PruneOptions) ([]*journal.State, error) {
+func pruneCandidates(store store, opts PruneOptions) ([]*journal.State, error) {
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -105,7 +109,7 @@ func ended(st *journal.State) time.Time {
 
 // lockedBy reports whether a live process holds run st, or its lock key
 // still names it.
-func lockedBy(store *journal.LocalStore, st *journal.State) (bool, error) {
+func lockedBy(store store, st *journal.State) (bool, error) {
 	ls, err := store.Status("run:" + st.Meta.ID)
 	if err != nil || ls.Active {
 		return true, err
@@ -117,9 +121,10 @@ func lockedBy(store *journal.LocalStore, st *journal.State) (bool, error) {
 	return err != nil || ls.Holder.RunID == st.Meta.ID, err
 }
 
-// pruneRun removes run id's journal and approvals while holding the run, so that no
-// resume or rollback works on it meanwhile.
-func pruneRun(store *journal.LocalStore, id string) error {
+// pruneRun removes run id's journal and its approvals in the state
+// directory dir while holding the run, so that no resume or rollback works
+// on it meanwhile.
+func pruneRun(store store, dir, id string) error {
 	var h held
 	if err := lockRun(store, id, &h); err != nil {
 		return fmt.Errorf("prune run %s: %w", id, err)
@@ -127,7 +132,7 @@ func pruneRun(store *journal.LocalStore, id string) error {
 	err := store.Remove(id)
 	if err == nil {
 		// Answers to its core.approve gates (cmd/runbook approve).
-		err = os.RemoveAll(filepath.Join(store.Dir, "approvals", id))
+		err = os.RemoveAll(filepath.Join(dir, "approvals", id))
 	}
 	h.release(true)
 	if err != nil {

@@ -26,12 +26,12 @@ type Recovery struct {
 
 // recovery reads how a rollback_failed run can go on from its journal
 // (nil when it cannot be read).
-func (s *Session) recovery(store *journal.LocalStore, stateDir, runID string) *Recovery {
+func (s *Session) recovery(store store, where, runID string) *Recovery {
 	st, err := store.Load(runID)
 	if err != nil || st.Meta == nil {
 		return nil
 	}
-	flag := s.stateFlag(stateDir)
+	flag := s.stateFlag(where)
 	r := &Recovery{Retry: "runbook rollback" + flag + " " + runID}
 	skip := r.Retry
 	for _, a := range st.Order {
@@ -54,16 +54,18 @@ func (s *Session) recovery(store *journal.LocalStore, stateDir, runID string) *R
 // later Rollback leaves them as they are and undoes what they depend on.
 // Only steps not undone yet can be skipped. It returns the run's id.
 func (s *Session) SkipUndo(id string, steps ...string) (string, error) {
-	dir := s.namedStateDir()
-	store := journal.NewLocal(dir)
-	id, err := store.Resolve(id)
+	store, where, err := s.openStore(s.namedStateDir())
+	if err != nil {
+		return "", err
+	}
+	id, err = store.Resolve(id)
 	if err != nil {
 		return "", err
 	}
 	var h held
 	defer h.release(true)
 	if err := lockRun(store, id, &h); err != nil {
-		return "", s.lockErr(err, dir)
+		return "", s.lockErr(err, where)
 	}
 	j, st, err := store.Open(id)
 	if err != nil {

@@ -20,7 +20,8 @@ import (
 // reopened is a journaled run with its runbook loaded again, its locks
 // held and its journal open for appending.
 type reopened struct {
-	store *journal.LocalStore
+	store store
+	where string // names store (see openStore)
 	state *journal.State
 	j     journal.Journal
 	rb    *Runbook
@@ -47,16 +48,19 @@ func (o *reopened) close(finished bool) {
 // locks, reopens its journal and loads its runbook and
 // variables: the journaled values first, then what was not stored
 // (sensitive values without a key) from vars. On error nothing stays held.
-func (s *Session) reopen(id string, vars lang.VarSources, latest func(*journal.LocalStore) (string, bool, error)) (_ *reopened, err error) {
+func (s *Session) reopen(id string, vars lang.VarSources, latest func(store, string) (string, bool, error)) (_ *reopened, err error) {
 	dir := s.namedStateDir()
-	o := &reopened{store: journal.NewLocal(dir)}
+	o := &reopened{}
+	if o.store, o.where, err = s.openStore(dir); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			o.close(false)
 		}
 	}()
 	if id == "" {
-		id, o.here, err = latest(o.store)
+		id, o.here, err = latest(o.store, o.where)
 		o.picked = true
 	} else {
 		id, err = o.store.Resolve(id)
@@ -65,7 +69,7 @@ func (s *Session) reopen(id string, vars lang.VarSources, latest func(*journal.L
 		return nil, err
 	}
 	if err := lockRun(o.store, id, &o.locks); err != nil {
-		return nil, s.lockErr(err, dir)
+		return nil, s.lockErr(err, o.where)
 	}
 	st, err := o.store.Load(id)
 	if err != nil {
@@ -73,7 +77,7 @@ func (s *Session) reopen(id string, vars lang.VarSources, latest func(*journal.L
 	}
 	if st.Meta.Lock != "" {
 		if o.locks.key, err = o.store.Lock(st.Meta.Lock, id, Holder()); err != nil {
-			return nil, s.lockErr(err, dir)
+			return nil, s.lockErr(err, o.where)
 		}
 	}
 	if o.j, o.state, err = o.store.Open(id); err != nil {
@@ -155,8 +159,8 @@ func varArg(v cty.Value) string {
 // that was in flight is applied again with the same idempotency key and
 // its last checkpoint.
 func (s *Session) Resume(ctx context.Context, id string, vars lang.VarSources) (*Outcome, error) {
-	o, err := s.reopen(id, vars, func(st *journal.LocalStore) (string, bool, error) {
-		id, err := latestRun(st, true)
+	o, err := s.reopen(id, vars, func(st store, where string) (string, bool, error) {
+		id, err := latestRun(st, where, true)
 		return id, false, err
 	})
 	if err != nil {
@@ -170,13 +174,13 @@ func (s *Session) Resume(ctx context.Context, id string, vars lang.VarSources) (
 		finished = true
 		return nil, fmt.Errorf("run %s is %s: nothing to resume", runID, o.state.State)
 	case journal.RunRollingBack, journal.RunRollbackFailed:
-		return nil, fmt.Errorf("run %s was rolling back: finish that with %s", runID, s.commands(o.store.Dir, runID).Rollback)
+		return nil, fmt.Errorf("run %s was rolling back: finish that with %s", runID, s.commands(o.where, runID).Rollback)
 	}
 	h := Holder()
 	if err := o.j.Append(&journal.Record{Type: journal.RecRunResumed, Meta: &journal.Meta{ID: runID, User: h.User, Host: h.Host, PID: h.PID}}); err != nil {
 		return nil, err
 	}
-	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "", o.sealer, false)
+	out, err := s.execute(ctx, o.store, o.where, o.j, o.rb.Host, o.rb.scope(runID), o.state, "", o.sealer, false)
 	if err == nil {
 		finished = journal.Finished(out.Result.State)
 	}
@@ -234,7 +238,7 @@ func (s *Session) Rollback(ctx context.Context, id string, vars lang.VarSources,
 		}
 		finished = false
 	}
-	out, err := s.execute(ctx, o.store, o.store.Dir, o.j, o.rb.Host, o.rb.scope(runID), o.state, "rollback", o.sealer, ro.Force)
+	out, err := s.execute(ctx, o.store, o.where, o.j, o.rb.Host, o.rb.scope(runID), o.state, "rollback", o.sealer, ro.Force)
 	if err == nil {
 		finished = journal.Finished(out.Result.State)
 	}

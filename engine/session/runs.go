@@ -55,6 +55,9 @@ func lockRun(store journal.Store, id string, h *held) error {
 	if err != nil {
 		var le *journal.LockedError
 		if errors.As(err, &le) && le.Live {
+			if le.Lease > 0 {
+				return fmt.Errorf("run %s is being worked on by another process: %s (if that process was killed, the run can be resumed %s after its last heartbeat)", id, le.Holder, le.Lease)
+			}
 			return fmt.Errorf("run %s is being worked on by another process: %s", id, le.Holder)
 		}
 		return err
@@ -89,19 +92,22 @@ func (r *Runbook) Apply(ctx context.Context, confirm func(*lang.Plan) (bool, err
 			return nil, ErrCancelled
 		}
 	}
-	store := journal.NewLocal(r.StateDir)
+	store, where, err := s.openStore(r.StateDir)
+	if err != nil {
+		return nil, err
+	}
 	var h held
 	finished := false
 	defer func() { h.release(finished) }()
 	if lockKey != "" {
 		l, err := store.Lock(lockKey, runID, Holder())
 		if err != nil {
-			return nil, s.lockErr(err, r.StateDir)
+			return nil, s.lockErr(err, where)
 		}
 		h.key = l
 	}
 	if err := lockRun(store, runID, &h); err != nil {
-		return nil, s.lockErr(err, r.StateDir)
+		return nil, s.lockErr(err, where)
 	}
 	if _, err := s.EnsureKey(); err != nil {
 		return nil, err
@@ -112,7 +118,7 @@ func (r *Runbook) Apply(ctx context.Context, confirm func(*lang.Plan) (bool, err
 		return nil, fmt.Errorf("create journal: %w", err)
 	}
 	defer j.Close()
-	out, err := s.execute(ctx, store, r.StateDir, j, r.Host, scope, nil, "", s.key.sealer.ForRun(m), false)
+	out, err := s.execute(ctx, store, where, j, r.Host, scope, nil, "", s.key.sealer.ForRun(m), false)
 	if err == nil {
 		finished = journal.Finished(out.Result.State)
 	}
@@ -125,11 +131,12 @@ func (r *Runbook) scope(runID string) *lang.Scope {
 
 // execute runs (or resumes) a run whose journal is open, announcing it
 // and its end on the sink. message names what runs (the runbook, or
-// "rollback" with rollback set). sealer is the state key bound to the run
-// (nil: secrets are not stored); force is run.Options.Force.
-func (s *Session) execute(ctx context.Context, store journal.Store, stateDir string, j journal.Journal, host run.Providers, scope *lang.Scope, resume *journal.State, mode string, sealer *journal.Sealer, force bool) (*Outcome, error) {
+// "rollback" with rollback set). where names the store (see openStore).
+// sealer is the state key bound to the run (nil: secrets are not stored);
+// force is run.Options.Force.
+func (s *Session) execute(ctx context.Context, store store, where string, j journal.Journal, host run.Providers, scope *lang.Scope, resume *journal.State, mode string, sealer *journal.Sealer, force bool) (*Outcome, error) {
 	runID := scope.RunID
-	out := &Outcome{RunID: runID, Journal: store.Location(runID), Cmds: s.commands(stateDir, runID)}
+	out := &Outcome{RunID: runID, Journal: store.Location(runID), Cmds: s.commands(where, runID)}
 	if s.opts.OnRun != nil {
 		s.opts.OnRun(runID, out.Cmds)
 	}
@@ -153,9 +160,7 @@ func (s *Session) execute(ctx context.Context, store journal.Store, stateDir str
 		return nil, err
 	}
 	if out.Result.State == journal.RunRollbackFailed {
-		if ls, ok := store.(*journal.LocalStore); ok {
-			out.Recovery = s.recovery(ls, stateDir, runID)
-		}
+		out.Recovery = s.recovery(store, where, runID)
 	}
 	s.emitFinished(out)
 	return out, nil
@@ -247,7 +252,10 @@ func (r *Runbook) meta(runID, lockKey string) *journal.Meta {
 // process died (the journal says running, no live process holds the run)
 // is listed interrupted.
 func (s *Session) Runs() ([]*RunInfo, error) {
-	store := journal.NewLocal(s.namedStateDir())
+	store, where, err := s.openStore(s.namedStateDir())
+	if err != nil {
+		return nil, err
+	}
 	ids, err := store.List()
 	if err != nil {
 		return nil, err
@@ -258,7 +266,7 @@ func (s *Session) Runs() ([]*RunInfo, error) {
 		if err != nil {
 			continue
 		}
-		out = append(out, s.runInfo(store, st))
+		out = append(out, s.runInfo(store, where, st))
 	}
 	return out, nil
 }
@@ -266,8 +274,11 @@ func (s *Session) Runs() ([]*RunInfo, error) {
 // Run reads one run (an id or a unique prefix of one), interrupted when
 // its process died (see Runs).
 func (s *Session) Run(id string) (*RunInfo, error) {
-	store := journal.NewLocal(s.namedStateDir())
-	id, err := store.Resolve(id)
+	store, where, err := s.openStore(s.namedStateDir())
+	if err != nil {
+		return nil, err
+	}
+	id, err = store.Resolve(id)
 	if err != nil {
 		return nil, err
 	}
@@ -275,11 +286,11 @@ func (s *Session) Run(id string) (*RunInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.runInfo(store, st), nil
+	return s.runInfo(store, where, st), nil
 }
 
 // latestRun is the newest run (unfinished only, when asked).
-func latestRun(store *journal.LocalStore, unfinished bool) (string, error) {
+func latestRun(store store, where string, unfinished bool) (string, error) {
 	ids, err := store.List()
 	if err != nil {
 		return "", err
@@ -297,5 +308,5 @@ func latestRun(store *journal.LocalStore, unfinished bool) (string, error) {
 	if unfinished {
 		what = "unfinished run"
 	}
-	return "", fmt.Errorf("no %s in %s", what, strings.TrimSuffix(store.Dir, string(filepath.Separator)))
+	return "", fmt.Errorf("no %s in %s", what, strings.TrimSuffix(where, string(filepath.Separator)))
 }

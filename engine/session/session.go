@@ -9,6 +9,7 @@ package session
 import (
 	"errors"
 	"io"
+	"net/url"
 	"os"
 	"os/user"
 	"time"
@@ -33,6 +34,16 @@ type Options struct {
 	// directory (Open, Apply) or from the working directory (the calls that
 	// name a run), else `.runbook` there (see FindStateDir).
 	StateDir string
+	// State selects where runs and locks are kept (-state): a postgres://
+	// URL, or a state directory (as StateDir). Empty: RUNBOOK_STATE,
+	// unless StateDir is set. With a database, StateDir (or the directory
+	// found as above) still holds what stays on the machine: plugins,
+	// approvals.
+	State string
+	// DB, when set, is an open PostgreSQL store used instead of State (a
+	// worker shares one among the sessions of its jobs); Close leaves it
+	// open.
+	DB *journal.PGStore
 	// Parallelism caps how many steps run at once (default 10).
 	Parallelism int
 	// Sink receives the run's events (nil: discarded).
@@ -64,6 +75,7 @@ type Session struct {
 	key    keyState     // the state key; see key.go
 	stderr *mask.Writer // the plugins' stderr, masked with mask
 	sink   event.Sink
+	db     *journal.PGStore // the database State names, once opened
 }
 
 // New returns a session. It fails only when the state key the
@@ -90,6 +102,13 @@ func New(opts Options) (*Session, error) {
 		s.sink = event.Discard
 	}
 	s.stderr = s.mask.Writer(opts.Stderr)
+	// A database URL's password is a secret: nothing the session prints
+	// or journals shows it.
+	if u, err := url.Parse(s.databaseURL()); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			s.mask.Add(pw)
+		}
+	}
 	return s, nil
 }
 
@@ -97,8 +116,15 @@ func New(opts Options) (*Session, error) {
 // has seen. Views given to the session should mask with it.
 func (s *Session) Mask() *mask.Masker { return s.mask }
 
-// Close flushes the plugins' masked stderr.
-func (s *Session) Close() { s.stderr.Flush() }
+// Close flushes the plugins' masked stderr and closes the database the
+// session opened.
+func (s *Session) Close() {
+	s.stderr.Flush()
+	if s.db != nil {
+		s.db.Close()
+		s.db = nil
+	}
+}
 
 // DiagError reports mistakes in a runbook or its variables: the caller
 // prints Diags against Config (file, line and a source snippet).

@@ -15,6 +15,7 @@ import (
 	"github.com/runbookdev/runbook/engine/event"
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
+	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/plugins/builtin"
 )
 
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build runbook: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := testenv.RunMain(m) // stops the PostgreSQL cluster of the state tests
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

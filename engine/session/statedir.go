@@ -49,6 +49,9 @@ func (s *Session) overrideStateDir() string {
 	if s.opts.StateDir != "" {
 		return s.opts.StateDir
 	}
+	if spec := s.stateSpec(); spec != "" && !journal.IsPostgresURL(spec) {
+		return spec
+	}
 	return s.opts.Getenv(StateDirEnv)
 }
 
@@ -74,13 +77,20 @@ func (s *Session) namedStateDir() string {
 // StateDir is the state directory the commands that name a run use.
 func (s *Session) StateDir() string { return s.namedStateDir() }
 
-// stateFlag is what a printed command needs to find stateDir when pasted
+// stateFlag is what a printed command needs to find stateDir (or the
+// database a URL names, see databaseFlag) when pasted
 // in the working directory (where RUNBOOK_STATE_DIR stays set): nothing
 // when the commands that name a run find it there without -state-dir, else
 // " -state-dir DIR" (relative to the working directory when below it,
 // quoted for a shell when needed).
 func (s *Session) stateFlag(stateDir string) string {
+	if journal.IsPostgresURL(stateDir) {
+		return s.databaseFlag(stateDir)
+	}
 	found := s.opts.Getenv(StateDirEnv)
+	if spec := s.opts.Getenv(StateEnv); found == "" && spec != "" && !journal.IsPostgresURL(spec) {
+		found = spec
+	}
 	if found == "" {
 		found = FindStateDir(".")
 	}

@@ -177,10 +177,10 @@ func realDir(dir string) string {
 // latestRunHere is the newest run of the runbook in the working directory
 // (here), or of the state directory when the working directory holds no
 // runbook.
-func latestRunHere(store *journal.LocalStore) (id string, here bool, err error) {
+func latestRunHere(store store, where string) (id string, here bool, err error) {
 	match, ok := runOfWorkdir()
 	if !ok {
-		id, err := latestRun(store, false)
+		id, err := latestRun(store, where, false)
 		return id, false, err
 	}
 	ids, err := store.List()
@@ -197,5 +197,5 @@ func latestRunHere(store *journal.LocalStore) (id string, here bool, err error) 
 		}
 	}
 	wd, _ := os.Getwd()
-	return "", false, fmt.Errorf("no run of the runbook in %s in %s: name the RUN (see `runbook runs`)", wd, strings.TrimSuffix(store.Dir, string(filepath.Separator)))
+	return "", false, fmt.Errorf("no run of the runbook in %s in %s: name the RUN (see `runbook runs`)", wd, strings.TrimSuffix(where, string(filepath.Separator)))
 }

@@ -11,9 +11,10 @@ import (
 )
 
 // private are the engine's variables no child may see: the state key
-// (journal.EnvStateKey, journal.EnvStateKeyFile) and every variable value
-// (lang.EnvPrefix). Literals here: this package sits below both.
-var private = []string{"RUNBOOK_STATE_KEY=", "RUNBOOK_STATE_KEY_FILE="}
+// (journal.EnvStateKey, journal.EnvStateKeyFile), the state database's URL,
+// which may hold its password (session.StateEnv), and every variable value
+// (lang.EnvPrefix). Literals here: this package sits below them.
+var private = []string{"RUNBOOK_STATE_KEY=", "RUNBOOK_STATE_KEY_FILE=", "RUNBOOK_STATE="}
 
 const varPrefix = "RUNBOOK_VAR_"
 
