@@ -48,10 +48,10 @@ worker resumes them). A second signal exits at once.`,
 		},
 	}
 	cmd.Flags().StringVar(&f.state, "state", "", stateURLUsage)
-	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "where the runs' journals are kept (default: .runbook beside each runbook; share it between the workers of a machine)")
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "where what stays on this machine is kept: plugins, approvals (default: .runbook beside each runbook); runs are journaled in the database")
 	cmd.Flags().IntVar(&f.capacity, "capacity", 4, "run at most N runs at once")
 	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "run at most N steps of a run at once")
-	cmd.Flags().DurationVar(&f.lease, "lease", campaign.DefaultLease, "a worker without heartbeat for this long is dead: its runs are resumed by another")
+	cmd.Flags().DurationVar(&f.lease, "lease", campaign.DefaultLease, "a worker without heartbeat for this long is dead, and so are the locks of its runs: another worker resumes them")
 	cmd.Flags().DurationVar(&f.rescueAfter, "rescue-after", campaign.DefaultRescueAfter, "River retries a job running this long whatever its worker (a live worker's run is never run twice)")
 	cmd.Flags().DurationVar(&f.stopTimeout, "stop-timeout", time.Minute, "on SIGTERM, how long to wait for running runs before interrupting them")
 	rootCmd.AddCommand(cmd)
@@ -69,7 +69,9 @@ func runWorker(stderr io.Writer, f workerFlags) error {
 		return withCode(exitError, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	db, err := journal.OpenPostgres(ctx, u, journal.WithMaxConns(int32(2*f.capacity+4)))
+	// The runs' locks are leases as long as the worker's: a killed
+	// worker's runs can be taken over once both have lapsed.
+	db, err := journal.OpenPostgres(ctx, u, journal.WithMaxConns(int32(3*f.capacity+4)), journal.WithLease(f.lease))
 	if err == nil {
 		err = campaign.EnsureSchema(ctx, db.Pool())
 	}
@@ -81,7 +83,7 @@ func runWorker(stderr io.Writer, f workerFlags) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	w, err := campaign.NewWorker(campaign.WorkerConfig{
 		Pool: db.Pool(), Capacity: f.capacity, Lease: f.lease, RescueAfter: f.rescueAfter, Logger: log,
-		Session: session.Options{StateDir: f.stateDir, Parallelism: f.parallelism, Builtins: builtin.All(),
+		Session: session.Options{DB: db, StateDir: f.stateDir, Parallelism: f.parallelism, Builtins: builtin.All(),
 			Command: strings.Join(os.Args, " ")},
 	})
 	if err != nil {

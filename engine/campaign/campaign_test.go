@@ -136,6 +136,7 @@ type fixture struct {
 	file  string
 	store *Store
 	pool  *pgxpool.Pool
+	db    *journal.PGStore // where the runs are journaled
 	env   map[string]string
 }
 
@@ -158,8 +159,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db, err := journal.OpenPostgres(ctx, url, journal.WithLease(3*time.Second), journal.WithMaxConns(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
 	dir := t.TempDir()
-	f := &fixture{dir: dir, file: filepath.Join(dir, "main.hcl"), store: st, pool: pool,
+	f := &fixture{dir: dir, file: filepath.Join(dir, "main.hcl"), store: st, pool: pool, db: db,
 		env: map[string]string{"RUNBOOK_SELF_EXE": selfExe, journal.EnvStateKeyFile: filepath.Join(dir, "state.key")}}
 	// A key file, not a passphrase: each run's session derives its key
 	// again, and argon2id takes a second.
@@ -173,7 +179,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 func (f *fixture) opts() session.Options {
-	return session.Options{StateDir: filepath.Join(f.dir, ".runbook"), Builtins: builtin.All(),
+	return session.Options{DB: f.db, StateDir: filepath.Join(f.dir, ".runbook"), Builtins: builtin.All(),
 		Getenv: func(k string) string { return f.env[k] }}
 }
 
@@ -280,7 +286,7 @@ func TestCampaignRunsEveryTarget(t *testing.T) {
 	if err := f.pool.QueryRow(context.Background(), `SELECT count(DISTINCT run_id) FROM runbook.targets WHERE run_id <> ''`).Scan(&runs); err != nil || runs != 12 {
 		t.Fatalf("%d distinct runs (%v), want 12", runs, err)
 	}
-	ids, _ := journal.NewLocal(filepath.Join(f.dir, ".runbook")).List()
+	ids, _ := f.db.List()
 	if len(ids) != 12 {
 		t.Fatalf("%d journaled runs, want 12", len(ids))
 	}
@@ -407,7 +413,7 @@ func TestPauseCancelRollback(t *testing.T) {
 	if st := f.wait(t, "pc-rollback"); st.State != StateDone || st.Counts[TargetSucceeded] != 6 {
 		t.Fatalf("rollback: %+v", st)
 	}
-	store := journal.NewLocal(filepath.Join(f.dir, ".runbook"))
+	store := f.db
 	ids, _ := store.List()
 	for _, id := range ids {
 		if s, _ := store.Load(id); s.State != journal.RunRolledBack {

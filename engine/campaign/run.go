@@ -30,9 +30,10 @@ func Sealer(s *session.Session) (*journal.Sealer, error) {
 	return s.SealerFor(&journal.Meta{ID: "campaign", Key: fp}), nil
 }
 
-// busySnooze is how long a job waits when its run is held by a live
-// process (River rescued a job whose worker is alive but slow).
-const busySnooze = 5 * time.Second
+// busySnooze is how long a job waits when its run's lock is held by a
+// live process (River rescued a job whose worker is alive but slow), or
+// by a dead worker whose lease has not lapsed yet.
+const busySnooze = time.Second
 
 // execute runs target t of campaign c: resumes its run when it has one
 // (an earlier attempt died), else applies the runbook (or, in a rollback

@@ -31,8 +31,10 @@ type WorkerConfig struct {
 	Pool *pgxpool.Pool
 	// Capacity is how many runs this worker runs at once (default 4).
 	Capacity int
-	// Session is the template of each run's session (state, builtins,
-	// environment). Sink and OnRun are set per run.
+	// Session is the template of each run's session (the database store
+	// its runs are journaled in, Options.DB, shared; builtins,
+	// environment). Sink and OnRun are set per run. The store's lock lease
+	// should be Lease: a dead worker's runs are resumed once both lapsed.
 	Session session.Options
 	// Lease is how long a worker counts as alive after its last heartbeat
 	// (default DefaultLease). A dead worker's running jobs are rescued

@@ -92,14 +92,14 @@ step "ledger.apply" "b" {
 `
 
 type env struct {
-	dir, url, stateDir, ledgers string
+	dir, url, ledgers string
 	pool                        *pgxpool.Pool
 }
 
 func setup(t *testing.T) *env {
 	t.Helper()
 	e := &env{dir: t.TempDir(), url: testenv.Postgres(t)}
-	e.stateDir, e.ledgers = filepath.Join(e.dir, "state"), filepath.Join(e.dir, "ledgers")
+	e.ledgers = filepath.Join(e.dir, "ledgers")
 	if err := os.MkdirAll(e.ledgers, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func (e *env) runbook(t *testing.T, args ...string) result {
 // group is a crash of that machine, its plugins included).
 func (e *env) worker(t *testing.T, i int) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "worker", "-state", e.url, "-state-dir", e.stateDir, "-capacity", "4", "-lease", "3s")
+	cmd := exec.Command(bin, "worker", "-state", e.url, "-capacity", "4", "-lease", "3s")
 	cmd.Dir = e.dir
 	cmd.Env = append(os.Environ(), "RUNBOOK_SELF_EXE="+bin)
 	log, err := os.Create(filepath.Join(e.dir, fmt.Sprintf("worker%d.log", i)))
@@ -235,10 +235,16 @@ func TestFleetSurvivesKilledWorkerAndDatabaseRestart(t *testing.T) {
 		workers[i] = e.worker(t, i)
 	}
 	defer func() {
-		if t.Failed() {
-			for i := range workers {
-				b, _ := os.ReadFile(filepath.Join(e.dir, fmt.Sprintf("worker%d.log", i)))
+		for i := range workers {
+			b, _ := os.ReadFile(filepath.Join(e.dir, fmt.Sprintf("worker%d.log", i)))
+			if t.Failed() {
 				t.Logf("worker %d:\n%s", i, b)
+				continue
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, "rescued") {
+					t.Logf("worker %d: %s", i, l)
+				}
 			}
 		}
 	}()
@@ -249,7 +255,11 @@ func TestFleetSurvivesKilledWorkerAndDatabaseRestart(t *testing.T) {
 	}
 	e.waitFor(t, "fleet", 120*time.Second, func(s *campaign.Status) bool { return s.Counts[campaign.TargetSucceeded] >= n/4 })
 	// kill -9 a worker in the middle of a run (its id is host-pid-suffix).
-	store := journal.NewLocal(e.stateDir)
+	store, err := journal.OpenPostgres(context.Background(), e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
 	victim := 0
 	for deadline := time.Now().Add(30 * time.Second); victim == 0 && time.Now().Before(deadline); {
 		rows, err := e.pool.Query(context.Background(), `SELECT worker, run_id FROM runbook.targets WHERE state = 'running' AND run_id <> ''`)
@@ -334,6 +344,7 @@ func TestFleetSurvivesKilledWorkerAndDatabaseRestart(t *testing.T) {
 			first = r
 		}
 	}
+	t.Logf("kill at %s", killed.UTC().Format("15:04:05.000"))
 	t.Logf("%d runs in %.1fs (%.1f runs/s); kill -9 at +%.1fs, first resumed run %.1fs after it (%d resumed); database restarted at +%.1fs",
 		n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), killed.Sub(t0).Seconds(), first.Sub(killed).Seconds(), len(resumed), restarted.Sub(t0).Seconds())
 	if d := first.Sub(killed); d > 30*time.Second {
