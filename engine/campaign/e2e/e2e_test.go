@@ -93,7 +93,7 @@ step "ledger.apply" "b" {
 
 type env struct {
 	dir, url, ledgers string
-	pool                        *pgxpool.Pool
+	pool              *pgxpool.Pool
 }
 
 func setup(t *testing.T) *env {
