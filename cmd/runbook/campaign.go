@@ -23,19 +23,13 @@ import (
 	"github.com/runbookdev/runbook/plugins/builtin"
 )
 
-// StateEnv names the state database when -state is not given.
-const stateEnv = "RUNBOOK_STATE"
-
-const stateURLUsage = "the state database, postgres://… (default $" + stateEnv + ")"
-
-// campaignFlags are shared by the campaign commands.
+// campaignFlags are shared by the campaign commands (the state database
+// is the root's -state, or RUNBOOK_STATE).
 type campaignFlags struct {
-	state string
-	json  bool
+	json bool
 }
 
 func addCampaignFlags(cmd *cobra.Command, f *campaignFlags) {
-	cmd.Flags().StringVar(&f.state, "state", "", stateURLUsage)
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
 }
 
@@ -181,16 +175,16 @@ cancel it first.`,
 }
 
 // stateURL is the state database of -state or RUNBOOK_STATE.
-func stateURL(flag string) (string, error) {
-	u := flag
+func stateURL() (string, error) {
+	u := stateSpec
 	if u == "" {
-		u = os.Getenv(stateEnv)
+		u = os.Getenv(session.StateEnv)
 	}
 	if !journal.IsPostgresURL(u) {
 		if u == "" {
-			return "", fmt.Errorf("campaigns need a state database: pass -state postgres://… or set %s", stateEnv)
+			return "", fmt.Errorf("campaigns and workers need a state database: pass -state postgres://… or set %s", session.StateEnv)
 		}
-		return "", fmt.Errorf("-state %q: campaigns need a state database (postgres://…)", u)
+		return "", fmt.Errorf("-state %q: campaigns and workers need a state database (postgres://…)", u)
 	}
 	return u, nil
 }
@@ -198,8 +192,8 @@ func stateURL(flag string) (string, error) {
 // openState opens the state database: a clear error, having started
 // nothing, when it is unreachable or its schema is missing or newer; then
 // makes sure the campaign tables are there.
-func openState(ctx context.Context, flag string) (*journal.PGStore, *campaign.Store, error) {
-	u, err := stateURL(flag)
+func openState(ctx context.Context) (*journal.PGStore, *campaign.Store, error) {
+	u, err := stateURL()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -225,7 +219,7 @@ func withStore(ctx context.Context, cf campaignFlags, f func(context.Context, *c
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	db, st, err := openState(ctx, cf.state)
+	db, st, err := openState(ctx)
 	if err != nil {
 		return withCode(exitError, err)
 	}
@@ -251,7 +245,7 @@ func runCampaignStart(ctx context.Context, stdout io.Writer, file, targets strin
 		return withCode(exitError, errors.New("-max-concurrency and -canary are counts (0 or more)"))
 	}
 	// The database first: an unreachable one is reported before anything.
-	db, st, err := openState(ctx, cf.state)
+	db, st, err := openState(ctx)
 	if err != nil {
 		return withCode(exitError, err)
 	}

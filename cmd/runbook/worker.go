@@ -20,12 +20,12 @@ import (
 )
 
 type workerFlags struct {
-	state, stateDir string
-	capacity        int
-	parallelism     int
-	lease           time.Duration
-	rescueAfter     time.Duration
-	stopTimeout     time.Duration
+	stateDir    string
+	capacity    int
+	parallelism int
+	lease       time.Duration
+	rescueAfter time.Duration
+	stopTimeout time.Duration
 }
 
 func init() {
@@ -47,7 +47,6 @@ worker resumes them). A second signal exits at once.`,
 			return runWorker(cmd.ErrOrStderr(), f)
 		},
 	}
-	cmd.Flags().StringVar(&f.state, "state", "", stateURLUsage)
 	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "where what stays on this machine is kept: plugins, approvals (default: .runbook beside each runbook); runs are journaled in the database")
 	cmd.Flags().IntVar(&f.capacity, "capacity", 4, "run at most N runs at once")
 	cmd.Flags().IntVar(&f.parallelism, "parallelism", 10, "run at most N steps of a run at once")
@@ -64,7 +63,7 @@ func runWorker(stderr io.Writer, f workerFlags) error {
 	if f.lease < time.Second {
 		return withCode(exitError, fmt.Errorf("-lease %s: give 1s or more", f.lease))
 	}
-	u, err := stateURL(f.state)
+	u, err := stateURL()
 	if err != nil {
 		return withCode(exitError, err)
 	}

@@ -446,3 +446,59 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
+
+// Add records targets in campaign sp.Name, creating it (with sp's files
+// and controls) when missing, and enqueues what its controls allow. A
+// target whose lock key the campaign has already is skipped (a message
+// delivered twice adds one target). added counts the new targets.
+func (s *Store) Add(ctx context.Context, sp Spec) (added int, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO runbook.campaigns (name, kind, files, state, max_concurrency, max_errors, max_errors_spec, key_fingerprint)
+			VALUES ($1, 'apply', $2, 'running', $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING`,
+			sp.Name, sp.Files, sp.MaxConcurrency, sp.MaxErrors.N, sp.MaxErrors.Spec, sp.KeyFingerprint); err != nil {
+			return err
+		}
+		var id int64
+		if err := tx.QueryRow(ctx, `SELECT id FROM runbook.campaigns WHERE name = $1`, sp.Name).Scan(&id); err != nil {
+			return err
+		}
+		c, err := lockCampaign(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if c.Kind != KindApply || !equalStrings(c.Files, sp.Files) {
+			return fmt.Errorf("campaign %s runs %s, not %s", sp.Name, strings.Join(c.Files, ", "), strings.Join(sp.Files, ", "))
+		}
+		for _, t := range sp.Targets {
+			tag, err := tx.Exec(ctx, `INSERT INTO runbook.targets (campaign, line, lock_key, vars)
+				SELECT $1, coalesce(max(line), 0) + 1, $2, $3 FROM runbook.targets WHERE campaign = $1
+				ON CONFLICT (campaign, lock_key) DO NOTHING`, id, t.LockKey, varsJSON{Bind: t.Bind, Vars: t.Vars})
+			if err != nil {
+				return fmt.Errorf("record target: %w", err)
+			}
+			added += int(tag.RowsAffected())
+		}
+		if c.State == StateDone && added > 0 {
+			if err := setState(ctx, tx, c, StateRunning, ""); err != nil {
+				return err
+			}
+		}
+		return s.feed(ctx, tx, c)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("add to campaign %s: %w", sp.Name, err)
+	}
+	return added, nil
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
@@ -419,5 +420,36 @@ func TestPauseCancelRollback(t *testing.T) {
 		if s, _ := store.Load(id); s.State != journal.RunRolledBack {
 			t.Fatalf("run %s is %s", id, s.State)
 		}
+	}
+}
+
+// TestAddTargets: targets added one by one (the consumer's campaign mode)
+// create the campaign, a repeated lock key adds nothing, and a done
+// campaign runs what is added later.
+func TestAddTargets(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cfg, _ := lang.Load(f.file)
+	add := func(host string) int {
+		ts, err := Prepare(cfg, "msg", "added/"+host, []Row{{Fields: map[string]cty.Value{"host": cty.StringVal(host)}}}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := f.store.Add(ctx, Spec{Name: "added", Files: []string{f.file}, Targets: ts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if add("a") != 1 || add("b") != 1 || add("a") != 0 {
+		t.Fatal("adding a, b, a again did not add two targets")
+	}
+	f.worker(t, 2)
+	if st := f.wait(t, "added"); st.State != StateDone || st.Counts[TargetSucceeded] != 2 {
+		t.Fatalf("status %+v", st)
+	}
+	add("c")
+	if st := f.wait(t, "added"); st.State != StateDone || st.Counts[TargetSucceeded] != 3 {
+		t.Fatalf("status %+v", st)
 	}
 }

@@ -45,6 +45,7 @@ mkdir -p "$work/rb"
 # A key file: a passphrase would be stretched (argon2id) by every run.
 keyfile="$work/state.key"
 head -c 32 /dev/urandom | base64 > "$keyfile"
+chmod 600 "$keyfile"
 export RUNBOOK_STATE_KEY_FILE=$keyfile RUNBOOK_SELF_EXE=$BIN XDG_CONFIG_HOME=$work/config
 
 echo "campaign: $RUNS runs of a 5-step core.noop runbook on 4 workers (capacity 4), lease $LEASE; load: $(uptime | sed 's/.*load average: //')"
