@@ -66,6 +66,7 @@ while :; do
   fi
   [ "$n" -ge "$RUNS" ] && break
   state=$(psql "SELECT state FROM runbook.campaigns WHERE name = 'bench'")
+  [ "$state" = done ] && break
   if [ "$state" != running ]; then echo "  campaign $state"; exit 1; fi
   sleep 0.2
 done
@@ -73,11 +74,12 @@ t1=$EPOCHREALTIME
 elapsed=$(echo "$t1 - $t0" | bc -l)
 rate=$(echo "$RUNS / $elapsed" | bc -l)
 # The first step started after a run_resumed record, in a resumed run.
-first=$(psql "SELECT extract(epoch FROM min((r.line::jsonb->>'t')::timestamptz)) FROM runbook.records r
-  JOIN runbook.records rr ON rr.run_id = r.run_id AND rr.line::jsonb->>'type' = 'run_resumed' AND r.seq > rr.seq
-  WHERE r.line::jsonb->>'type' IN ('attempt_started', 'run_state')")
-resumed=$(psql "SELECT count(DISTINCT run_id) FROM runbook.records WHERE line::jsonb->>'type' = 'run_resumed'")
+first=$(psql "SELECT extract(epoch FROM min((substr(r.line, position('{' in r.line))::jsonb->>'t')::timestamptz)) FROM runbook.records r
+  JOIN runbook.records rr ON rr.run_id = r.run_id AND substr(rr.line, position('{' in rr.line))::jsonb->>'type' = 'run_resumed' AND r.seq > rr.seq
+  WHERE substr(r.line, position('{' in r.line))::jsonb->>'type' IN ('attempt_started', 'run_state')")
+resumed=$(psql "SELECT count(DISTINCT run_id) FROM runbook.records WHERE substr(line, position('{' in line))::jsonb->>'type' = 'run_resumed'")
 runs=$(psql "SELECT count(*) FROM runbook.runs")
+ok=$(succeeded)
 left=$(psql "SELECT count(*) FROM river_job WHERE state <> 'completed'")
 status=0
 printf '  %d runs in %.1f s: %.1f runs/s (goal >= 50): %s\n' "$RUNS" "$elapsed" "$rate" "$( (( $(echo "$rate >= 50" | bc -l) )) && echo ok || echo UNDER)"
@@ -87,7 +89,7 @@ if [ -n "$first" ]; then
 else
   echo "  kill -9 of a worker at 40%: no run was resumed (the worker ran none at that moment)"
 fi
-echo "  runs journaled: $runs (want $RUNS), jobs not completed: $left (want 0)"
-[ "$runs" = "$RUNS" ] && [ "$left" = 0 ] || status=1
+echo "  runs journaled: $runs, succeeded: $ok (want $RUNS each), jobs not completed: $left (want 0)"
+[ "$runs" = "$RUNS" ] && [ "$ok" = "$RUNS" ] && [ "$left" = 0 ] || status=1
 echo "  load after: $(uptime | sed 's/.*load average: //')"
 exit $status

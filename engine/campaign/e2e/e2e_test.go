@@ -295,6 +295,11 @@ func TestFleetSurvivesKilledWorkerAndDatabaseRestart(t *testing.T) {
 		t.Fatalf("campaign ended %+v", s)
 	}
 
+	r = e.runbook(t, "campaign", "status", "fleet", "-state", e.url)
+	if want := fmt.Sprintf("Campaign fleet (apply of %s): done\nTargets: %d (%d succeeded)\n", filepath.Join(e.dir, "main.hcl"), n, n); r.code != 0 || r.stdout != want {
+		t.Fatalf("campaign status: exit %d\n%s%s\nwant:\n%s", r.code, r.stdout, r.stderr, want)
+	}
+
 	// Every run completed exactly once: one run per target, each effect
 	// in its ledger once.
 	ids, err := store.List()
