@@ -151,7 +151,7 @@ func (w *Worker) outcomeOf(s *session.Session, c *campaignRow, t *target, out *s
 		var je *run.JournalError
 		switch {
 		case errors.As(err, &le) && le.Live, strings.Contains(err.Error(), "is being worked on by another process"):
-			return outcome{retry: river.JobSnooze(busySnooze)}
+			return outcome{retry: river.JobSnooze(busySnooze), busy: true}
 		case errors.As(err, &je), ctx(err):
 			return outcome{retry: errors.New(msg)}
 		}

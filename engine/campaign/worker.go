@@ -239,7 +239,20 @@ func (rw *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
 	if err != nil || !run {
 		return err
 	}
+	// A run whose lock a dead worker held is taken over once that
+	// worker's lease lapses: wait for it here rather than snoozing, since
+	// a snoozed job waits for River's scheduler (on its leader, which may
+	// be the dead worker) to become available again.
+	deadline := time.Now().Add(2*w.cfg.Lease + 5*time.Second)
 	res := w.execute(ctx, c, t)
+	for res.busy && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(busySnooze):
+		}
+		res = w.execute(ctx, c, t)
+	}
 	if res.retry != nil {
 		return res.retry
 	}
@@ -308,6 +321,7 @@ func b2i(b bool) int {
 // outcome is how a target's run ended, or why the job must be tried again.
 type outcome struct {
 	retry    error // the job is retried (or snoozed): the run is not finished
+	busy     bool  // the run's lock is held by a live process (or a dead one's lease)
 	ok       bool
 	runID    string
 	runState string

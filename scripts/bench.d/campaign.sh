@@ -11,7 +11,7 @@ BIN=${BIN:-bin/runbook}
 [ -x "$BIN" ] || go build -o "$BIN" ./cmd/runbook
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 RUNS=${RUNS:-1000}
-LEASE=${LEASE:-10s}
+LEASE=${LEASE:-5s}
 
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -z "$pgbin" ]; then
@@ -86,6 +86,8 @@ printf '  %d runs in %.1f s: %.1f runs/s (goal >= 50): %s\n' "$RUNS" "$elapsed" 
 if [ -n "$first" ]; then
   d=$(echo "$first - $killed" | bc -l)
   printf '  kill -9 of a worker at 40%%: first resumed step %.1f s later (%d runs resumed; goal <= 30 s): %s\n' "$d" "$resumed" "$( (( $(echo "$d <= 30" | bc -l) )) && echo ok || { status=1; echo OVER; })"
+  echo "  kill at $(date -u -d "@$killed" +%T.%N | cut -c1-12); rescues:"
+  grep -h "rescued" "$work"/worker*.log | sed 's/^/    /' || true
 else
   echo "  kill -9 of a worker at 40%: no run was resumed (the worker ran none at that moment)"
 fi
