@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -614,4 +615,54 @@ func TestPGLocksOnASmallPool(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// CopyRuns copies runs record by record both ways, idempotently: a run
+// that went on is extended, one whose records differ is left and named.
+func TestCopyRuns(t *testing.T) {
+	db, _ := newPG(t)
+	local := NewLocal(t.TempDir())
+	m := &Meta{Runbook: "rb", Lock: "k"}
+	j, err := local.Create(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Append(&Record{Type: RecAttemptStarted, Step: "a", Attempt: 1, Inputs: &Value{Type: json.RawMessage(`"string"`), Value: json.RawMessage(`null`), Sealed: []byte("sealed-bytes")}})
+	j.Close()
+	check := func(dst, src Store, want CopyReport) {
+		t.Helper()
+		rep, err := CopyRuns(dst, src, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(&want, rep); diff != "" {
+			t.Fatalf("report (-want +got):\n%s", diff)
+		}
+	}
+	check(db, local, CopyReport{Copied: []string{m.ID}})
+	check(db, local, CopyReport{UpToDate: []string{m.ID}})
+	j, _, _ = local.Open(m.ID)
+	j.Append(&Record{Type: RecStepSucceeded, Step: "a", Attempt: 1})
+	j.Close()
+	check(db, local, CopyReport{Extended: []string{m.ID}})
+	a, _ := local.rawLines(m.ID)
+	b, _ := db.rawLines(m.ID)
+	if diff := cmp.Diff(a, b); diff != "" {
+		t.Fatalf("records differ (-local +db):\n%s", diff)
+	}
+	st, err := db.Load(m.ID)
+	if err != nil || st.Steps["a"].State != StepSucceeded || st.Meta.Lock != "k" {
+		t.Fatalf("copied run: %+v, %v", st, err)
+	}
+	back := NewLocal(t.TempDir())
+	check(back, db, CopyReport{Copied: []string{m.ID}})
+	// Both went on differently: left as they are, named.
+	for _, s := range []Store{local, db} {
+		j, _, _ := s.Open(m.ID)
+		j.Append(&Record{Type: RecRunState, State: fmt.Sprintf("%T", s)})
+		j.Close()
+	}
+	if _, err := CopyRuns(db, local, nil); err == nil || !strings.Contains(err.Error(), "run "+m.ID+" differs") {
+		t.Fatalf("diverged copy: %v", err)
+	}
 }
