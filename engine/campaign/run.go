@@ -193,11 +193,11 @@ func riverdriverRescue(now, horizon time.Time) *rescue {
 	return &rescue{JobRescueManyParams: riverdriver.JobRescueManyParams{StuckHorizon: horizon}, now: now}
 }
 
-func (r *rescue) add(id int64, attempt int, why string) {
+func (r *rescue) add(id int64, attempt int, scheduled time.Time, why string) {
 	b, _ := jsonMarshal(map[string]any{"at": r.now, "attempt": attempt, "error": why, "trace": ""})
 	r.ID = append(r.ID, id)
 	r.Error = append(r.Error, b)
 	r.FinalizedAt = append(r.FinalizedAt, nil)
-	r.ScheduledAt = append(r.ScheduledAt, r.now)
+	r.ScheduledAt = append(r.ScheduledAt, scheduled)
 	r.State = append(r.State, "available")
 }

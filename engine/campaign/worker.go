@@ -175,7 +175,7 @@ func (w *Worker) heartbeat(ctx context.Context) error {
 // RescueAfter + 30 s.
 func (w *Worker) sweep(ctx context.Context) (int, error) {
 	lease := w.cfg.Lease.Seconds()
-	rows, err := w.cfg.Pool.Query(ctx, `SELECT j.id, j.attempt, j.attempted_by[cardinality(j.attempted_by)] FROM river_job j
+	rows, err := w.cfg.Pool.Query(ctx, `SELECT j.id, j.attempt, j.attempted_by[cardinality(j.attempted_by)], j.scheduled_at FROM river_job j
 		WHERE j.state = 'running' AND j.kind = $1 AND j.attempted_at < now() - make_interval(secs => $2)
 		AND NOT EXISTS (SELECT 1 FROM runbook.workers w WHERE w.id = j.attempted_by[cardinality(j.attempted_by)]
 			AND w.heartbeat > now() - make_interval(secs => $2))`, JobKind, lease)
@@ -188,7 +188,8 @@ func (w *Worker) sweep(ctx context.Context) (int, error) {
 		var id int64
 		var attempt int
 		var by *string
-		if err := rows.Scan(&id, &attempt, &by); err != nil {
+		var scheduled time.Time
+		if err := rows.Scan(&id, &attempt, &by, &scheduled); err != nil {
 			rows.Close()
 			return 0, err
 		}
@@ -196,7 +197,9 @@ func (w *Worker) sweep(ctx context.Context) (int, error) {
 		if by != nil {
 			who = "worker " + *by
 		}
-		p.add(id, attempt, who+" died (no heartbeat within the lease)")
+		// Its first place in the queue: a run in progress goes before the
+		// targets not started yet, not behind them.
+		p.add(id, attempt, scheduled, who+" died (no heartbeat within the lease)")
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil || len(p.ID) == 0 {
