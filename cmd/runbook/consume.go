@@ -30,6 +30,7 @@ import (
 // consumeOptions are the flags of `runbook consume`.
 type consumeOptions struct {
 	queue, runbook, trackingDir, exchange string
+	campaign                              string // add each migration to this campaign instead of running it
 	prefetch                              int
 	heartbeat                             time.Duration
 	vars                                  lang.VarSources
@@ -74,6 +75,7 @@ Stop with Ctrl-C (running runs are interrupted and stay resumable).`,
 	cmd.Flags().StringVar(&o.exchange, "exchange", "migration", "exchange the messages are published to")
 	cmd.Flags().IntVar(&o.prefetch, "prefetch", 1, "runs at once (and unacked messages)")
 	cmd.Flags().DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "how often a running migration's last_heartbeat_at is updated")
+	cmd.Flags().StringVar(&o.campaign, "campaign", "", "add each migration as a target of this campaign of the -state database (created when missing) for the workers to run, instead of running it here")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -100,6 +102,9 @@ type consumer struct {
 	sem    chan struct{}
 	// out carries the runs' events to stdout.
 	out *view.AsyncWriter
+	// campaign, with -campaign, receives the migrations (see
+	// consume_campaign.go).
+	campaign *campaignSink
 
 	mu     sync.Mutex
 	active map[string]*activeRun // by migration id
@@ -136,7 +141,16 @@ func runConsume(ctx context.Context, stdout, stderr io.Writer, amqpURL string, o
 	c := &consumer{o: o, stdout: stdout, stderr: stderr, sem: make(chan struct{}, o.prefetch), active: map[string]*activeRun{},
 		out: view.NewAsyncWriter(stdout)}
 	defer c.wg.Wait()
-	c.recoverRuns(ctx)
+	if o.campaign != "" {
+		k, err := openCampaignSink(ctx, o.campaign, o.runbook)
+		if err != nil {
+			return err
+		}
+		defer k.close()
+		c.campaign = k
+	} else {
+		c.recoverRuns(ctx)
+	}
 	for {
 		err := c.session(ctx, amqpURL)
 		if ctx.Err() != nil {
@@ -220,6 +234,10 @@ func (c *consumer) handle(ctx context.Context, d amqp.Delivery) {
 		c.cancel(m)
 		_ = d.Ack(false)
 	case "nextcloud.migration.requested":
+		if c.campaign != nil {
+			c.enqueue(ctx, m, d)
+			return
+		}
 		c.run(ctx, m, func() { _ = d.Ack(false) }, func() { _ = d.Nack(false, false) }, false)
 	default:
 		_ = d.Nack(false, false)
