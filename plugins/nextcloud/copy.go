@@ -43,8 +43,10 @@ func (copyAction) Schema() sdk.ActionSchema {
 	)
 	in = append(in, connAttrs("target_", "target", false)...)
 	in = append(in,
-		sdk.Attribute{Name: "target_path", Type: cty.String, Description: "Folder inside the target user's files to copy into (created with its parents)."},
-		sdk.Attribute{Name: "target_vendor", Type: cty.String, Description: `"webdav" (default) or "nextcloud": Nextcloud targets get chunked upload v2 for big files and X-OC-Mtime.`},
+		sdk.Attribute{Name: "target_token", Type: cty.String, Sensitive: true, Description: "Bearer token of the Cozy instance (target_vendor \"cozy\"), allowed to write io.cozy.files; never printed."},
+		sdk.Attribute{Name: "target_path", Type: cty.String, Description: "Folder inside the target user's files to copy into (created with its parents); for Cozy a path such as /Nextcloud."},
+		sdk.Attribute{Name: "target_vendor", Type: cty.String, Description: `"webdav" (default), "nextcloud" or "cozy". Nextcloud targets get chunked upload v2 for big files and X-OC-Mtime; plain WebDAV targets get X-OC-Mtime too (rclone serve webdav honours it; Apache mod_dav cannot keep mtimes). ` +
+			`"cozy" writes through the Cozy files API (POST /files/:dir-id with Content-MD5, mtimes in CreatedAt/UpdatedAt, target_token as bearer token; a name taken (409) is skipped).`},
 		sdk.Attribute{Name: "chunk_size", Type: cty.Number, Description: "Files above this many bytes go to a Nextcloud target in chunks of this size (default 10 MiB)."},
 		sdk.Attribute{Name: "concurrency", Type: cty.Number, Description: "Files copied at once (default 8)."},
 		sdk.Attribute{Name: "parallel_threshold", Type: cty.Number, Description: "Files from this many bytes are read in 4 ranges at once when copying to a local directory (default 64 MiB; 0 turns it off). The SHA1 is still computed in order as the data arrives."},
@@ -85,8 +87,14 @@ func (copyAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 		}
 	}
 	if v := attr(in, "target_vendor"); !v.IsNull() && v.IsKnown() {
-		if s := v.AsString(); s != "webdav" && s != "nextcloud" {
-			d = d.Errorf([]string{"target_vendor"}, `must be "webdav" or "nextcloud"`)
+		switch s := v.AsString(); s {
+		case "webdav", "nextcloud":
+		case "cozy":
+			if t := attr(in, "target_token"); t.IsKnown() && t.IsNull() {
+				d = d.Errorf([]string{"target_token"}, "a Cozy target needs target_token")
+			}
+		default:
+			d = d.Errorf([]string{"target_vendor"}, `must be "webdav", "nextcloud" or "cozy"`)
 		}
 	}
 	return d
@@ -145,6 +153,9 @@ func openTarget(ctx context.Context, in cty.Value) (target, error) {
 	tc := connFrom(in, "target_")
 	if tc.URL == "" {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "set target_dir or target_url", "no target")
+	}
+	if strAttr(in, "target_vendor") == "cozy" {
+		return newCozyTarget(tc.URL, strAttr(in, "target_token"), strAttr(in, "target_path"), filepath.Join(stateDir(in), "spool"))
 	}
 	c, root, err := tc.davRoot(ctx)
 	if err != nil {
