@@ -117,6 +117,8 @@ type Request struct {
 	Method string
 	Path   string // decoded server path
 	Query  url.Values
+	// Raw says Path is already escaped (a CouchDB database name with %2F).
+	Raw    bool
 	Header http.Header
 	Body   func() (io.Reader, error)
 	// Length is the body's length (-1 unknown).
@@ -214,6 +216,9 @@ func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 		body = tb
 	}
 	u := c.URL(r.Path)
+	if r.Raw {
+		u = c.root.String() + r.Path
+	}
 	if len(r.Query) > 0 {
 		u += "?" + r.Query.Encode()
 	}
