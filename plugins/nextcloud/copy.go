@@ -69,6 +69,7 @@ func (copyAction) Schema() sdk.ActionSchema {
 			{Name: "skipped_count", Type: cty.Number},
 			{Name: "errors", Type: cty.List(errorType), Description: "Files that could not be copied (at most 1000; never null)."},
 			{Name: "error_count", Type: cty.Number},
+			{Name: "mtimes_not_kept", Type: cty.Number, Description: "Files a WebDAV target did not confirm the mtime of (no \"X-OC-Mtime: accepted\" in its reply): a plain WebDAV server such as Apache mod_dav gives them the upload time. Nextcloud keeps mtimes; so do local directories and Cozy."},
 			{Name: "changed", Type: cty.List(cty.String), Description: "Files that changed at the source between the listing and the copy; the version read is the one copied."},
 			{Name: "ledger", Type: cty.String, Description: "The ledger file of what was created."},
 			{Name: "target", Type: cty.String, Description: "Where the files went."},
@@ -121,10 +122,14 @@ type copyOutputs struct {
 	NSkipped   int64       `cty:"skipped_count"`
 	Errors     []fileError `cty:"errors"`
 	NErrors    int64       `cty:"error_count"`
+	MTimeLost  int64       `cty:"mtimes_not_kept"`
 	Changed    []string    `cty:"changed"`
 	Ledger     string      `cty:"ledger"`
 	TargetDesc string      `cty:"target"`
 }
+
+// mtimeReporter is a target that may not keep mtimes.
+type mtimeReporter interface{ mtimesLost() int64 }
 
 // copyState is the checkpoint and the undo state: where the ledger is.
 type copyState struct {
@@ -284,6 +289,11 @@ func (a copyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 	run.out.Files, run.out.Bytes = run.files.Load(), run.bytes.Load()
 	run.out.Folders, run.out.Resumed, run.out.Verified = run.folders.Load(), run.resumed.Load(), run.verified.Load()
 	ev.Progress(run.bytes.Load(), max(run.seenBytes.Load()+run.resumedBytes, run.bytes.Load()), "bytes")
+	if mr, ok := tgt.(mtimeReporter); ok {
+		if run.out.MTimeLost = mr.mtimesLost(); run.out.MTimeLost > 0 {
+			ev.Log(sdk.LevelWarn, fmt.Sprintf("%s did not confirm keeping the mtime of %d files (no \"X-OC-Mtime: accepted\"): a plain WebDAV server gives them the upload time", tgt.describe(), run.out.MTimeLost))
+		}
+	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("copied %d files (%d bytes) to %s; %d resumed, %d skipped, %d errors",
 		run.out.Files, run.out.Bytes, run.out.TargetDesc, run.out.Resumed, run.out.NSkipped, run.out.NErrors))
 	if v, eerr := sdk.Encode(a.Schema(), run.out); eerr == nil {

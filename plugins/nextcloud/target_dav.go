@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/runbookdev/runbook/sdk"
@@ -22,6 +23,17 @@ type davTarget struct {
 	user      string // DAV user id, for /remote.php/dav/uploads
 	nextcloud bool
 	chunkSize int64
+	// mtimeLost counts files sent with X-OC-Mtime that the server did not
+	// answer "X-OC-Mtime: accepted" for: their mtime is the upload time.
+	mtimeLost atomic.Int64
+}
+
+// mtimesLost implements mtimeReporter.
+func (t *davTarget) mtimesLost() int64 { return t.mtimeLost.Load() }
+
+// mtimeAccepted says whether a reply confirms X-OC-Mtime.
+func mtimeAccepted(resp *http.Response) bool {
+	return strings.EqualFold(strings.TrimSpace(resp.Header.Get("X-OC-Mtime")), "accepted")
 }
 
 func (t *davTarget) describe() string { return t.c.URL(t.root) }
@@ -124,6 +136,9 @@ func (t *davTarget) single(ctx context.Context, src *srcFile, dest string, h htt
 		return "", 0, err
 	}
 	resp.Body.Close()
+	if h.Get("X-OC-Mtime") != "" && !mtimeAccepted(resp) {
+		t.mtimeLost.Add(1)
+	}
 	return replyETag(resp), cnt.n, nil
 }
 
@@ -191,6 +206,9 @@ func (t *davTarget) chunked(ctx context.Context, src *srcFile, dest string, h ht
 		return "", 0, err
 	}
 	resp.Body.Close()
+	if mh.Get("X-OC-Mtime") != "" && !mtimeAccepted(resp) {
+		t.mtimeLost.Add(1)
+	}
 	return replyETag(resp), sent, nil
 }
 
