@@ -55,9 +55,9 @@ func (copyAction) Schema() sdk.ActionSchema {
 	)
 	return sdk.ActionSchema{
 		Name: "copy",
-		Description: "Copy a user's tree, or a folder of it, to a local directory or another WebDAV server (Nextcloud included), keeping mtimes and verifying every file (size, and the SHA1 computed while streaming against the server's checksum when it has one). " +
+		Description: "Copy a user's tree, or a folder of it, to a local directory, another WebDAV server (Nextcloud included) or a Cozy instance (files API), keeping mtimes and verifying every file (size, and the SHA1 computed while streaming against the server's checksum when it has one). " +
 			"Resumes from its ledger without sending finished files again, also after a dropped connection in the middle of a file; files that exist at the target are skipped with a reason; 423, 429 and 503 are retried honouring Retry-After; 507 stops the copy. " +
-			"Undo deletes only what the copy created and is unchanged since.",
+			"Undo deletes only what the copy created and is unchanged since (on Cozy: to the trash, with If-Match on the revision).",
 		Inputs: in,
 		Outputs: []sdk.Attribute{
 			{Name: "files", Type: cty.Number, Description: "Files at the target that this step copied (including those of earlier attempts)."},
