@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,8 @@ import (
 //	RUNBOOK_BENCH_SMALL  number of 10 KB files (2000)
 //	RUNBOOK_BENCH_LARGE  size of the large file in MB (1024)
 //	RUNBOOK_BENCH_RCLONE extra rclone binaries to compare, ":"-separated
+//	RUNBOOK_BENCH_OURS_ONLY  skip rclone (and keep curl)
+//	RUNBOOK_BENCH_CPUPROFILE write nextcloud.copy's CPU profiles to this path + ".small"/".large"
 func TestCopyBench(t *testing.T) {
 	if os.Getenv("RUNBOOK_BENCH_NEXTCLOUD") == "" {
 		t.Skip("set RUNBOOK_BENCH_NEXTCLOUD=1 (make bench)")
@@ -40,6 +43,9 @@ func TestCopyBench(t *testing.T) {
 	ap.Own(t)
 	out := t.TempDir()
 	rclones := []string{"rclone"}
+	if os.Getenv("RUNBOOK_BENCH_OURS_ONLY") != "" {
+		rclones = nil
+	}
 	if x := os.Getenv("RUNBOOK_BENCH_RCLONE"); x != "" {
 		rclones = append(rclones, strings.Split(x, ":")...)
 	}
@@ -172,6 +178,17 @@ func genLarge(t *testing.T, path string, size int64) {
 func timeCopy(t *testing.T, ap *testenv.WebDAV, dir, dst string) (time.Duration, uint64) {
 	in := connIn(ap.URL, map[string]any{"login": testUser, "user_id": testUser, "path": dir, "target_dir": dst, "state_dir": t.TempDir()})
 	var err error
+	if p := os.Getenv("RUNBOOK_BENCH_CPUPROFILE"); p != "" {
+		f, perr := os.Create(p + "." + dir)
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		defer f.Close()
+		if perr := pprof.StartCPUProfile(f); perr != nil {
+			t.Fatal(perr)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	dt, peak := measure(func() {
 		_, err = copyAction{}.Apply(context.Background(), &sdk.ApplyRequest{Inputs: in, IdempotencyKey: "bench/" + dir + "/1"}, sdk.NopEvents{})
 	})
