@@ -176,6 +176,11 @@ func genLarge(t *testing.T, path string, size int64) {
 }
 
 func timeCopy(t *testing.T, ap *testenv.WebDAV, dir, dst string) (time.Duration, uint64) {
+	u0, s0 := cpuTimes()
+	defer func() {
+		u1, s1 := cpuTimes()
+		fmt.Printf("  (nextcloud.copy CPU: user %.2f s, system %.2f s)\n", (u1 - u0).Seconds(), (s1 - s0).Seconds())
+	}()
 	in := connIn(ap.URL, map[string]any{"login": testUser, "user_id": testUser, "path": dir, "target_dir": dst, "state_dir": t.TempDir()})
 	var err error
 	if p := os.Getenv("RUNBOOK_BENCH_CPUPROFILE"); p != "" {
