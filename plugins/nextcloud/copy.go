@@ -45,7 +45,7 @@ func (copyAction) Schema() sdk.ActionSchema {
 	in = append(in,
 		sdk.Attribute{Name: "target_token", Type: cty.String, Sensitive: true, Description: "Bearer token of the Cozy instance (target_vendor \"cozy\"), allowed to write io.cozy.files; never printed."},
 		sdk.Attribute{Name: "target_path", Type: cty.String, Description: "Folder inside the target user's files to copy into (created with its parents); for Cozy a path such as /Nextcloud."},
-		sdk.Attribute{Name: "target_vendor", Type: cty.String, Description: `"webdav" (default), "nextcloud" or "cozy". Nextcloud targets get chunked upload v2 for big files and X-OC-Mtime; plain WebDAV targets get X-OC-Mtime too (rclone serve webdav honours it; Apache mod_dav cannot keep mtimes). ` +
+		sdk.Attribute{Name: "target_vendor", Type: cty.String, Description: `"webdav" (default), "nextcloud" or "cozy". Nextcloud targets get chunked upload v2 for big files and X-OC-Mtime; plain WebDAV targets get X-OC-Mtime too (rclone serve webdav 1.76 keeps it without saying so, which the copy checks on the first file; Apache mod_dav and rclone 1.60 cannot keep mtimes). ` +
 			`"cozy" writes through the Cozy files API (POST /files/:dir-id with Content-MD5, mtimes in CreatedAt/UpdatedAt, target_token as bearer token; a name taken (409) is skipped).`},
 		sdk.Attribute{Name: "chunk_size", Type: cty.Number, Description: "Files above this many bytes go to a Nextcloud target in chunks of this size (default 10 MiB)."},
 		sdk.Attribute{Name: "concurrency", Type: cty.Number, Description: "Files copied at once (default 8)."},
@@ -69,7 +69,7 @@ func (copyAction) Schema() sdk.ActionSchema {
 			{Name: "skipped_count", Type: cty.Number},
 			{Name: "errors", Type: cty.List(errorType), Description: "Files that could not be copied (at most 1000; never null)."},
 			{Name: "error_count", Type: cty.Number},
-			{Name: "mtimes_not_kept", Type: cty.Number, Description: "Files a WebDAV target did not confirm the mtime of (no \"X-OC-Mtime: accepted\" in its reply): a plain WebDAV server such as Apache mod_dav gives them the upload time. Nextcloud keeps mtimes; so do local directories and Cozy."},
+			{Name: "mtimes_not_kept", Type: cty.Number, Description: "Files whose mtime a WebDAV target did not keep: no \"X-OC-Mtime: accepted\" in its reply, and the first such file read back with another mtime (Apache mod_dav gives files the upload time). Nextcloud keeps mtimes; so do local directories and Cozy."},
 			{Name: "changed", Type: cty.List(cty.String), Description: "Files that changed at the source between the listing and the copy; the version read is the one copied."},
 			{Name: "ledger", Type: cty.String, Description: "The ledger file of what was created."},
 			{Name: "target", Type: cty.String, Description: "Where the files went."},

@@ -349,7 +349,21 @@ func TestCopyToWebDAV(t *testing.T) {
 			t.Errorf("files = %d", n)
 		}
 		checkMtimesReported(t, res, filepath.Join(rc.Root, "deep", "er"), mtimes)
-		if _, err := sdktest.Undo(t, p, "copy", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState}); err != nil {
+		// Edited since the copy (same size): left and named, unless forced.
+		edited := filepath.Join(rc.Root, "deep", "er", "top.txt")
+		if err := os.WriteFile(edited, []byte("TOP"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond) // rclone's --dir-cache-time 1s
+		_, err := sdktest.Undo(t, p, "copy", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState})
+		sdktest.AssertKind(t, err, sdk.KindConflict)
+		if err == nil || !strings.Contains(err.Error(), "top.txt") {
+			t.Errorf("drift error does not name top.txt: %v", err)
+		}
+		if _, err := os.Stat(edited); err != nil {
+			t.Errorf("edited file removed: %v", err)
+		}
+		if _, err := sdktest.Undo(t, p, "copy", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState, Force: true}); err != nil {
 			t.Fatal(err)
 		}
 		ents, _ := os.ReadDir(filepath.Join(rc.Root, "deep"))
