@@ -25,7 +25,27 @@ variable "source_path" {
 
 variable "target_dir" {
   type        = string
-  description = "Local directory the files go to."
+  default     = ""
+  description = "Local directory the files go to (unless cozy_url is set)."
+}
+
+variable "cozy_url" {
+  type        = string
+  default     = ""
+  description = "A Cozy instance to copy into through its files API instead of target_dir, e.g. https://alice.cozy.example."
+}
+
+variable "cozy_token" {
+  type        = string
+  default     = ""
+  sensitive   = true
+  description = "A token of the Cozy instance allowed to write io.cozy.files."
+}
+
+variable "cozy_dir" {
+  type        = string
+  default     = "/Nextcloud"
+  description = "Folder of the Cozy instance the files go to."
 }
 
 variable "work_dir" {
@@ -64,6 +84,17 @@ locals {
   nc       = { url = var.nextcloud_url, login = var.login, password = var.password }
   tracking = var.migration_id != ""
   doc      = { tracking_dir = var.tracking_dir, instance = var.instance, migration_id = var.migration_id }
+  cozy     = var.cozy_url != ""
+  # Where the copy goes: a local directory or a Cozy instance.
+  target = local.cozy ? {
+    target_url    = var.cozy_url
+    target_token  = var.cozy_token
+    target_vendor = "cozy"
+    target_path   = var.cozy_dir
+    } : {
+    target_dir = var.target_dir
+  }
+  destination = local.cozy ? "${var.cozy_url}${var.cozy_dir}" : var.target_dir
 }
 
 step "nextcloud.probe" "probe" {
@@ -108,17 +139,16 @@ step "nextcloud.update_migration" "totals" {
 
 step "core.approve" "copy_ok" {
   with = {
-    prompt = "Copy ${step.inventory.outputs.files} files in ${step.inventory.outputs.folders} folders (${step.inventory.outputs.bytes} bytes) of ${step.probe.outputs.user_id} (${step.probe.outputs.display_name}) from ${var.nextcloud_url}${var.source_path} to ${var.target_dir}?"
+    prompt = "Copy ${step.inventory.outputs.files} files in ${step.inventory.outputs.folders} folders (${step.inventory.outputs.bytes} bytes) of ${step.probe.outputs.user_id} (${step.probe.outputs.display_name}) from ${var.nextcloud_url}${var.source_path} to ${local.destination}?"
   }
   depends_on = [step.totals]
 }
 
 step "nextcloud.copy" "copy" {
-  with = merge(local.nc, {
-    user_id    = step.probe.outputs.user_id
-    path       = var.source_path
-    target_dir = var.target_dir
-    state_dir  = var.work_dir
+  with = merge(local.nc, local.target, {
+    user_id   = step.probe.outputs.user_id
+    path      = var.source_path
+    state_dir = var.work_dir
   })
   depends_on = [step.copy_ok]
   timeout    = "48h"

@@ -48,6 +48,18 @@ run "imports_then_deletes_the_source_after_two_approvals" {
   }
 }
 
+run "imports_into_a_cozy_instance" {
+  variables = { cozy_url = "https://alice.cozy.test", cozy_token = "cozy-token-secret", target_dir = "" }
+  assert {
+    condition     = step.copy.inputs.target_vendor == "cozy" && step.copy.inputs.target_url == "https://alice.cozy.test" && step.copy.inputs.target_path == "/Nextcloud"
+    error_message = "the copy goes to the Cozy files API"
+  }
+  assert {
+    condition     = step.copy.inputs.target_dir == null
+    error_message = "no local target with a Cozy one"
+  }
+}
+
 run "keeps_the_source_unless_asked" {
   variables = { delete_source = false }
   assert {

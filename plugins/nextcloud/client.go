@@ -24,6 +24,7 @@ type Client struct {
 	root     *url.URL // scheme://host[:port][/prefix], no userinfo, no trailing slash
 	login    string
 	password string // never printed
+	token    string // bearer token (Cozy), never printed; replaces Basic auth
 	http     *http.Client
 
 	// retries is how many times a request answered 423, 429, 502, 503 or
@@ -115,6 +116,9 @@ func redactURL(raw string) string {
 type Request struct {
 	Method string
 	Path   string // decoded server path
+	Query  url.Values
+	// Raw says Path is already escaped (a CouchDB database name with %2F).
+	Raw    bool
 	Header http.Header
 	Body   func() (io.Reader, error)
 	// Length is the body's length (-1 unknown).
@@ -211,7 +215,14 @@ func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 		tb = &trackedBody{r: body, done: make(chan struct{})}
 		body = tb
 	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, c.URL(r.Path), body)
+	u := c.URL(r.Path)
+	if r.Raw {
+		u = c.root.String() + r.Path
+	}
+	if len(r.Query) > 0 {
+		u += "?" + r.Query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, u, body)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", r.Method, r.Path, err)
 	}
@@ -227,7 +238,9 @@ func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 	for k, v := range r.Header {
 		req.Header[k] = v
 	}
-	if c.login != "" || c.password != "" {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	} else if c.login != "" || c.password != "" {
 		req.SetBasicAuth(c.login, c.password)
 	}
 	resp, err := c.http.Do(req)

@@ -43,8 +43,10 @@ func (copyAction) Schema() sdk.ActionSchema {
 	)
 	in = append(in, connAttrs("target_", "target", false)...)
 	in = append(in,
-		sdk.Attribute{Name: "target_path", Type: cty.String, Description: "Folder inside the target user's files to copy into (created with its parents)."},
-		sdk.Attribute{Name: "target_vendor", Type: cty.String, Description: `"webdav" (default) or "nextcloud": Nextcloud targets get chunked upload v2 for big files and X-OC-Mtime.`},
+		sdk.Attribute{Name: "target_token", Type: cty.String, Sensitive: true, Description: "Bearer token of the Cozy instance (target_vendor \"cozy\"), allowed to write io.cozy.files; never printed."},
+		sdk.Attribute{Name: "target_path", Type: cty.String, Description: "Folder inside the target user's files to copy into (created with its parents); for Cozy a path such as /Nextcloud."},
+		sdk.Attribute{Name: "target_vendor", Type: cty.String, Description: `"webdav" (default), "nextcloud" or "cozy". Nextcloud targets get chunked upload v2 for big files and X-OC-Mtime; plain WebDAV targets get X-OC-Mtime too (rclone serve webdav 1.76 keeps it without saying so, which the copy checks on the first file; Apache mod_dav and rclone 1.60 cannot keep mtimes). ` +
+			`"cozy" writes through the Cozy files API (POST /files/:dir-id with Content-MD5, mtimes in CreatedAt/UpdatedAt, target_token as bearer token; a name taken (409) is skipped).`},
 		sdk.Attribute{Name: "chunk_size", Type: cty.Number, Description: "Files above this many bytes go to a Nextcloud target in chunks of this size (default 10 MiB)."},
 		sdk.Attribute{Name: "concurrency", Type: cty.Number, Description: "Files copied at once (default 8)."},
 		sdk.Attribute{Name: "parallel_threshold", Type: cty.Number, Description: "Files from this many bytes are read in 4 ranges at once when copying to a local directory (default 64 MiB; 0 turns it off). The SHA1 is still computed in order as the data arrives."},
@@ -53,9 +55,9 @@ func (copyAction) Schema() sdk.ActionSchema {
 	)
 	return sdk.ActionSchema{
 		Name: "copy",
-		Description: "Copy a user's tree, or a folder of it, to a local directory or another WebDAV server (Nextcloud included), keeping mtimes and verifying every file (size, and the SHA1 computed while streaming against the server's checksum when it has one). " +
+		Description: "Copy a user's tree, or a folder of it, to a local directory, another WebDAV server (Nextcloud included) or a Cozy instance (files API), keeping mtimes and verifying every file (size, and the SHA1 computed while streaming against the server's checksum when it has one). " +
 			"Resumes from its ledger without sending finished files again, also after a dropped connection in the middle of a file; files that exist at the target are skipped with a reason; 423, 429 and 503 are retried honouring Retry-After; 507 stops the copy. " +
-			"Undo deletes only what the copy created and is unchanged since.",
+			"Undo deletes only what the copy created and is unchanged since (on Cozy: to the trash, with If-Match on the revision).",
 		Inputs: in,
 		Outputs: []sdk.Attribute{
 			{Name: "files", Type: cty.Number, Description: "Files at the target that this step copied (including those of earlier attempts)."},
@@ -67,6 +69,7 @@ func (copyAction) Schema() sdk.ActionSchema {
 			{Name: "skipped_count", Type: cty.Number},
 			{Name: "errors", Type: cty.List(errorType), Description: "Files that could not be copied (at most 1000; never null)."},
 			{Name: "error_count", Type: cty.Number},
+			{Name: "mtimes_not_kept", Type: cty.Number, Description: "Files whose mtime a WebDAV target did not keep: no \"X-OC-Mtime: accepted\" in its reply, and the first such file read back with another mtime (Apache mod_dav gives files the upload time). Nextcloud keeps mtimes; so do local directories and Cozy."},
 			{Name: "changed", Type: cty.List(cty.String), Description: "Files that changed at the source between the listing and the copy; the version read is the one copied."},
 			{Name: "ledger", Type: cty.String, Description: "The ledger file of what was created."},
 			{Name: "target", Type: cty.String, Description: "Where the files went."},
@@ -85,8 +88,14 @@ func (copyAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 		}
 	}
 	if v := attr(in, "target_vendor"); !v.IsNull() && v.IsKnown() {
-		if s := v.AsString(); s != "webdav" && s != "nextcloud" {
-			d = d.Errorf([]string{"target_vendor"}, `must be "webdav" or "nextcloud"`)
+		switch s := v.AsString(); s {
+		case "webdav", "nextcloud":
+		case "cozy":
+			if t := attr(in, "target_token"); t.IsKnown() && t.IsNull() {
+				d = d.Errorf([]string{"target_token"}, "a Cozy target needs target_token")
+			}
+		default:
+			d = d.Errorf([]string{"target_vendor"}, `must be "webdav", "nextcloud" or "cozy"`)
 		}
 	}
 	return d
@@ -113,10 +122,14 @@ type copyOutputs struct {
 	NSkipped   int64       `cty:"skipped_count"`
 	Errors     []fileError `cty:"errors"`
 	NErrors    int64       `cty:"error_count"`
+	MTimeLost  int64       `cty:"mtimes_not_kept"`
 	Changed    []string    `cty:"changed"`
 	Ledger     string      `cty:"ledger"`
 	TargetDesc string      `cty:"target"`
 }
+
+// mtimeReporter is a target that may not keep mtimes.
+type mtimeReporter interface{ mtimesLost() int64 }
 
 // copyState is the checkpoint and the undo state: where the ledger is.
 type copyState struct {
@@ -145,6 +158,9 @@ func openTarget(ctx context.Context, in cty.Value) (target, error) {
 	tc := connFrom(in, "target_")
 	if tc.URL == "" {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "set target_dir or target_url", "no target")
+	}
+	if strAttr(in, "target_vendor") == "cozy" {
+		return newCozyTarget(tc.URL, strAttr(in, "target_token"), strAttr(in, "target_path"), filepath.Join(stateDir(in), "spool"))
 	}
 	c, root, err := tc.davRoot(ctx)
 	if err != nil {
@@ -273,6 +289,11 @@ func (a copyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 	run.out.Files, run.out.Bytes = run.files.Load(), run.bytes.Load()
 	run.out.Folders, run.out.Resumed, run.out.Verified = run.folders.Load(), run.resumed.Load(), run.verified.Load()
 	ev.Progress(run.bytes.Load(), max(run.seenBytes.Load()+run.resumedBytes, run.bytes.Load()), "bytes")
+	if mr, ok := tgt.(mtimeReporter); ok {
+		if run.out.MTimeLost = mr.mtimesLost(); run.out.MTimeLost > 0 {
+			ev.Log(sdk.LevelWarn, fmt.Sprintf("%s did not confirm keeping the mtime of %d files (no \"X-OC-Mtime: accepted\"): a plain WebDAV server gives them the upload time", tgt.describe(), run.out.MTimeLost))
+		}
+	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("copied %d files (%d bytes) to %s; %d resumed, %d skipped, %d errors",
 		run.out.Files, run.out.Bytes, run.out.TargetDesc, run.out.Resumed, run.out.NSkipped, run.out.NErrors))
 	if v, eerr := sdk.Encode(a.Schema(), run.out); eerr == nil {

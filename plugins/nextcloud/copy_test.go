@@ -322,6 +322,9 @@ func TestCopyToWebDAV(t *testing.T) {
 		if chunks != 3 {
 			t.Errorf("chunks = %d, want 3 (300 KiB in 100 KiB chunks)", chunks)
 		}
+		if n := outInt(t, res, "mtimes_not_kept"); n != 0 {
+			t.Errorf("mtimes_not_kept = %d, want 0 (X-OC-Mtime: accepted)", n)
+		}
 		sk := listOf(t, res, "skipped")
 		if len(sk) != 1 || sk[0].GetAttr("path").AsString() != "top.txt" {
 			t.Errorf("skipped = %#v", res.Outputs.GetAttr("skipped"))
@@ -345,12 +348,43 @@ func TestCopyToWebDAV(t *testing.T) {
 		if n := outInt(t, res, "files"); n != 4 {
 			t.Errorf("files = %d", n)
 		}
-		if _, err := sdktest.Undo(t, p, "copy", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState}); err != nil {
+		checkMtimesReported(t, res, filepath.Join(rc.Root, "deep", "er"), mtimes)
+		// Edited since the copy (same size): left and named, unless forced.
+		edited := filepath.Join(rc.Root, "deep", "er", "top.txt")
+		if err := os.WriteFile(edited, []byte("TOP"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond) // rclone's --dir-cache-time 1s
+		_, err := sdktest.Undo(t, p, "copy", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState})
+		sdktest.AssertKind(t, err, sdk.KindConflict)
+		if err == nil || !strings.Contains(err.Error(), "top.txt") {
+			t.Errorf("drift error does not name top.txt: %v", err)
+		}
+		if _, err := os.Stat(edited); err != nil {
+			t.Errorf("edited file removed: %v", err)
+		}
+		if _, err := sdktest.Undo(t, p, "copy", &sdk.UndoRequest{Inputs: in, UndoState: res.UndoState, Force: true}); err != nil {
 			t.Fatal(err)
 		}
 		ents, _ := os.ReadDir(filepath.Join(rc.Root, "deep"))
 		if len(ents) != 0 {
 			t.Errorf("after undo deep holds %v", ents)
+		}
+	})
+
+	t.Run("apache", func(t *testing.T) {
+		// Plain mod_dav ignores X-OC-Mtime and refuses PROPPATCH of
+		// getlastmodified (a protected property): the output says so.
+		in := copyIn(nsrc.URL, map[string]any{"target_url": dstAp.URL, "target_login": testUser, "target_password": "backend-pw",
+			"target_user_id": testUser, "target_path": "Plain", "state_dir": t.TempDir()})
+		res, rec := sdktest.MustApply(t, p, "copy", in)
+		checkTree(t, filepath.Join(dstAp.Root, "Plain"), tree, nil)
+		if n := outInt(t, res, "mtimes_not_kept"); n != 4 {
+			t.Errorf("mtimes_not_kept = %d, want 4", n)
+		}
+		checkMtimesReported(t, res, filepath.Join(dstAp.Root, "Plain"), mtimes)
+		if !strings.Contains(strings.Join(rec.Logs(), "\n"), "did not confirm keeping the mtime of 4 files") {
+			t.Errorf("no warning about mtimes: %v", rec.Logs())
 		}
 	})
 
@@ -366,4 +400,23 @@ func TestCopyToWebDAV(t *testing.T) {
 			t.Errorf("quota error: %v (hint %q)", err, se.Hint)
 		}
 	})
+}
+
+// checkMtimesReported fails unless mtimes_not_kept is the number of files
+// of dir whose mtime differs from the source's.
+func checkMtimesReported(t *testing.T, res *sdk.Result, dir string, mtimes map[string]time.Time) {
+	t.Helper()
+	lost := 0
+	for p, mt := range mtimes {
+		st, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.ModTime().Equal(mt) {
+			lost++
+		}
+	}
+	if n := outInt(t, res, "mtimes_not_kept"); n != int64(lost) {
+		t.Errorf("mtimes_not_kept = %d, but %d of %d files have another mtime than the source", n, lost, len(mtimes))
+	}
 }

@@ -25,6 +25,10 @@ type ledgerLine struct {
 	SHA1  string `json:"sha1,omitempty"`
 	ETag  string `json:"etag,omitempty"`
 	MTime int64  `json:"mtime,omitempty"` // unix seconds set at the target
+	// ID is the target's id of what was created (a Cozy file or folder
+	// id), MD5 its content's MD5 (base64, as Cozy keeps it).
+	ID  string `json:"id,omitempty"`
+	MD5 string `json:"md5,omitempty"`
 }
 
 // ledger is an append-only file of ledgerLines, kept out of the journal so

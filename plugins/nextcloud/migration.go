@@ -36,12 +36,11 @@ type canceledMsg struct {
 }
 
 // busAttrs name the broker and the tracking store.
-var busAttrs = []sdk.Attribute{
+var busAttrs = append([]sdk.Attribute{
 	{Name: "instance", Type: cty.String, Required: true, Description: "The workplace (Cozy instance) domain the migration is for; one migration is in flight per instance."},
-	{Name: "tracking_dir", Type: cty.String, Required: true, Description: "Directory of the tracking documents (migrations/INSTANCE/ID.json) and accounts (accounts/INSTANCE.json, mode 0600: the only place the password is kept)."},
 	{Name: "amqp_url", Type: cty.String, Required: true, Sensitive: true, Description: "RabbitMQ URL, amqp://user:pass@host:5672/vhost; never printed."},
 	{Name: "exchange", Type: cty.String, Description: `Exchange to publish to (default "migration"; declared as a durable topic exchange if missing).`},
-}
+}, storeAttrs...)
 
 // publish sends one persistent JSON message and waits for the broker's
 // confirmation.
@@ -139,13 +138,14 @@ func (requestMigrationAction) Schema() sdk.ActionSchema {
 			{Name: "status", Type: cty.String, Description: `"pending" once published.`},
 			{Name: "user_id", Type: cty.String, Description: "The DAV user id the probe found."},
 			{Name: "account_id", Type: cty.String},
-			{Name: "tracking_doc", Type: cty.String, Description: "Path of the tracking document."},
+			{Name: "tracking_doc", Type: cty.String, Description: "Path of the tracking document, or its CouchDB URL (without credentials)."},
 		},
 	}
 }
 
 func (requestMigrationAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateConn(in, "")
+	d = append(d, validateStore(in)...)
 	if v := attr(in, "instance"); v.IsKnown() && !v.IsNull() {
 		if err := checkInstance(v.AsString()); err != nil {
 			d = d.Errorf([]string{"instance"}, "%v", err)
@@ -160,7 +160,10 @@ func (a requestMigrationAction) Apply(ctx context.Context, req *sdk.ApplyRequest
 	if err := checkInstance(instance); err != nil {
 		return nil, err
 	}
-	store := fileStore{dir: strAttr(in, "tracking_dir")}
+	store, err := openStore(in)
+	if err != nil {
+		return nil, err
+	}
 	c, err := connFrom(in, "").client()
 	if err != nil {
 		return nil, err
@@ -221,7 +224,7 @@ func (a requestMigrationAction) Apply(ctx context.Context, req *sdk.ApplyRequest
 		User    string `cty:"user_id"`
 		Account string `cty:"account_id"`
 		Doc     string `cty:"tracking_doc"`
-	}{doc.ID, doc.Status, userID, doc.AccountID, store.docPath(instance, doc.ID)})
+	}{doc.ID, doc.Status, userID, doc.AccountID, store.docRef(instance, doc.ID)})
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +233,7 @@ func (a requestMigrationAction) Apply(ctx context.Context, req *sdk.ApplyRequest
 
 // create checks that nothing is in flight and writes the account and a
 // pending tracking document; the caller holds the instance's lock.
-func (requestMigrationAction) create(store fileStore, in cty.Value, instance, userID string) (*trackDoc, error) {
+func (requestMigrationAction) create(store trackStore, in cty.Value, instance, userID string) (*trackDoc, error) {
 	if d, err := store.activeDoc(instance); err != nil {
 		return nil, err
 	} else if d != nil {
@@ -288,7 +291,10 @@ func (a cancelMigrationAction) Apply(ctx context.Context, req *sdk.ApplyRequest,
 	if err := checkInstance(instance); err != nil {
 		return nil, err
 	}
-	store := fileStore{dir: strAttr(in, "tracking_dir")}
+	store, err := openStore(in)
+	if err != nil {
+		return nil, err
+	}
 	doc, err := store.get(instance, id)
 	if err != nil {
 		return nil, err

@@ -145,6 +145,8 @@ func TestMigrationContract(t *testing.T) {
 		sdktest.AssertKind(t, err, sdk.KindConflict)
 	})
 
+	t.Run("couchdb store", func(t *testing.T) { testCouchStore(t, p, nc.URL, rmq.URL, next) })
+
 	t.Run("wrong password is refused before anything is stored", func(t *testing.T) {
 		_, _, err := sdktest.Apply(t, p, "request_migration", sdktest.Object(in(map[string]any{"password": "nope", "instance": "bob.example.net"})))
 		sdktest.AssertKind(t, err, sdk.KindAuth)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/runbookdev/runbook/sdk"
@@ -22,6 +23,55 @@ type davTarget struct {
 	user      string // DAV user id, for /remote.php/dav/uploads
 	nextcloud bool
 	chunkSize int64
+	// mtimeLost counts files whose X-OC-Mtime the server did not keep.
+	mtimeLost atomic.Int64
+	// silentMtime is what a server that does not answer "X-OC-Mtime:
+	// accepted" does with the header, learnt from the first file whose
+	// mtime is checked: 0 unknown, mtimeHonoured (rclone serve webdav
+	// 1.6x+), mtimeIgnored (Apache mod_dav, rclone 1.60).
+	silentMtime atomic.Int32
+}
+
+const (
+	mtimeHonoured = 1
+	mtimeIgnored  = 2
+)
+
+// checkMtime runs after an upload whose reply did not confirm X-OC-Mtime:
+// the first time it reads the file's mtime back to learn whether the
+// server keeps it silently; it reports whether the mtime was kept and
+// counts the files whose mtime was not.
+func (t *davTarget) checkMtime(ctx context.Context, dest string, want time.Time) bool {
+	switch t.silentMtime.Load() {
+	case mtimeHonoured:
+		return true
+	case mtimeIgnored:
+		t.mtimeLost.Add(1)
+		return false
+	}
+	e, err := t.c.stat(ctx, dest)
+	switch {
+	case err != nil || e.MTime.IsZero():
+		// Cannot tell: say it may be lost.
+	case e.MTime.Unix() == want.Unix():
+		t.silentMtime.Store(mtimeHonoured)
+		return true
+	default:
+		// A file's own mtime near now says nothing about the server.
+		if d := time.Since(want); d > time.Minute || d < -time.Minute {
+			t.silentMtime.Store(mtimeIgnored)
+		}
+	}
+	t.mtimeLost.Add(1)
+	return false
+}
+
+// mtimesLost implements mtimeReporter.
+func (t *davTarget) mtimesLost() int64 { return t.mtimeLost.Load() }
+
+// mtimeAccepted says whether a reply confirms X-OC-Mtime.
+func mtimeAccepted(resp *http.Response) bool {
+	return strings.EqualFold(strings.TrimSpace(resp.Header.Get("X-OC-Mtime")), "accepted")
 }
 
 func (t *davTarget) describe() string { return t.c.URL(t.root) }
@@ -70,14 +120,15 @@ func (t *davTarget) put(ctx context.Context, src *srcFile, rel string) (ledgerLi
 		h.Set("Content-Type", src.e.ContentType)
 	}
 	var (
-		etag string
-		n    int64
-		err  error
+		etag      string
+		n         int64
+		confirmed bool
+		err       error
 	)
 	if t.nextcloud && t.chunkSize > 0 && src.size > t.chunkSize {
-		etag, n, err = t.chunked(ctx, src, dest, h)
+		etag, n, confirmed, err = t.chunked(ctx, src, dest, h)
 	} else {
-		etag, n, err = t.single(ctx, src, dest, h)
+		etag, n, confirmed, err = t.single(ctx, src, dest, h)
 	}
 	src.close()
 	if err != nil {
@@ -89,7 +140,17 @@ func (t *davTarget) put(ctx context.Context, src *srcFile, rel string) (ledgerLi
 		}
 		return ledgerLine{}, err
 	}
-	line := ledgerLine{Op: "file", Path: rel, Size: n, SHA1: src.sum(), ETag: etag, MTime: unixOrZero(src.e.MTime)}
+	mt := unixOrZero(src.e.MTime)
+	if mt != 0 && !confirmed {
+		if t.checkMtime(ctx, dest, src.e.MTime) {
+			// Kept after the reply was made: its ETag is of the file
+			// before its mtime was set (rclone serve webdav).
+			etag = ""
+		} else {
+			mt = 0 // the ledger holds the mtime set at the target
+		}
+	}
+	line := ledgerLine{Op: "file", Path: rel, Size: n, SHA1: src.sum(), ETag: etag, MTime: mt}
 	if err := src.verify(n); err != nil {
 		return line, err // created: undo may remove it
 	}
@@ -108,7 +169,8 @@ func (c *counter) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (t *davTarget) single(ctx context.Context, src *srcFile, dest string, h http.Header) (string, int64, error) {
+// single PUTs a file; confirmed says the reply confirmed X-OC-Mtime.
+func (t *davTarget) single(ctx context.Context, src *srcFile, dest string, h http.Header) (etag string, n int64, confirmed bool, err error) {
 	var cnt *counter
 	// Each attempt (after a 423, 429 or 503) reads the source again.
 	size := src.size
@@ -121,10 +183,10 @@ func (t *davTarget) single(ctx context.Context, src *srcFile, dest string, h htt
 			return cnt, nil
 		}})
 	if err != nil {
-		return "", 0, err
+		return "", 0, false, err
 	}
 	resp.Body.Close()
-	return replyETag(resp), cnt.n, nil
+	return replyETag(resp), cnt.n, mtimeAccepted(resp), nil
 }
 
 func replyETag(resp *http.Response) string {
@@ -137,7 +199,7 @@ func replyETag(resp *http.Response) string {
 // chunked uploads with Nextcloud's chunking v2: MKCOL an upload folder,
 // PUT numbered chunks, MOVE .file onto the destination. A failure aborts
 // the upload (DELETE) and the whole file is tried again by the caller.
-func (t *davTarget) chunked(ctx context.Context, src *srcFile, dest string, h http.Header) (string, int64, error) {
+func (t *davTarget) chunked(ctx context.Context, src *srcFile, dest string, h http.Header) (etag string, n int64, confirmed bool, err error) {
 	var rnd [12]byte
 	_, _ = rand.Read(rnd[:])
 	upl := "/remote.php/dav/uploads/" + t.user + "/runbook-" + hex.EncodeToString(rnd[:])
@@ -146,7 +208,7 @@ func (t *davTarget) chunked(ctx context.Context, src *srcFile, dest string, h ht
 	base := http.Header{"Destination": {destURL}, "Oc-Total-Length": {strconv.FormatInt(size, 10)}}
 	resp, err := t.c.Do(ctx, Request{Method: "MKCOL", Path: upl, Header: base})
 	if err != nil {
-		return "", 0, err
+		return "", 0, false, err
 	}
 	resp.Body.Close()
 	abort := func() {
@@ -164,12 +226,12 @@ func (t *davTarget) chunked(ctx context.Context, src *srcFile, dest string, h ht
 			Length: n, NoRetry: true, Body: func() (io.Reader, error) { return cnt, nil }})
 		if err != nil {
 			abort()
-			return "", 0, err
+			return "", 0, false, err
 		}
 		resp.Body.Close()
 		if cnt.n != n {
 			abort()
-			return "", 0, sdk.Errorf(sdk.KindUnreachable, true, "retry", "chunk %d: read %d bytes of %d from the source", i, cnt.n, n)
+			return "", 0, false, sdk.Errorf(sdk.KindUnreachable, true, "retry", "chunk %d: read %d bytes of %d from the source", i, cnt.n, n)
 		}
 		sent += n
 	}
@@ -185,13 +247,13 @@ func (t *davTarget) chunked(ctx context.Context, src *srcFile, dest string, h ht
 		if statusOf(err) == http.StatusNotFound && sent == size {
 			// A 423 made us retry while the server was still merging: the
 			// upload folder is gone because the merge finished.
-			return "", sent, nil
+			return "", sent, false, nil
 		}
 		abort()
-		return "", 0, err
+		return "", 0, false, err
 	}
 	resp.Body.Close()
-	return replyETag(resp), sent, nil
+	return replyETag(resp), sent, mtimeAccepted(resp), nil
 }
 
 func (t *davTarget) undoFile(ctx context.Context, l ledgerLine, force bool) (string, error) {
@@ -212,6 +274,9 @@ func (t *davTarget) undoFile(ctx context.Context, l ledgerLine, force bool) (str
 		}
 		if l.ETag != "" && e.ETag != "" && !sameETag(e.ETag, l.ETag) {
 			return fmt.Sprintf("%s: ETag %s, the copy left %s", l.Path, e.ETag, l.ETag), nil
+		}
+		if l.ETag == "" && l.MTime != 0 && !e.MTime.IsZero() && e.MTime.Unix() != l.MTime {
+			return fmt.Sprintf("%s: modified %s, the copy left %s", l.Path, e.MTime.UTC().Format(time.RFC3339), time.Unix(l.MTime, 0).UTC().Format(time.RFC3339)), nil
 		}
 	}
 	resp, err := t.c.Do(ctx, Request{Method: http.MethodDelete, Path: p})

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runbookdev/runbook/sdk"
@@ -43,6 +44,8 @@ type localTarget struct {
 	// them but what appears during the copy, which renameNoReplace catches,
 	// so their files need no existence check first.
 	fresh sync.Map
+	// noAnon is set once the file system refused an unnamed file.
+	noAnon atomic.Bool
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
@@ -104,12 +107,26 @@ func (t *localTarget) put(ctx context.Context, src *srcFile, rel string) (ledger
 			return ledgerLine{}, &errSkip{"exists at the target"}
 		}
 	}
-	tmp := tmpName(final, rel)
-	f, err := os.Create(tmp)
-	if err != nil {
-		return ledgerLine{}, localErr(err)
+	var (
+		f   *os.File
+		tmp string // "" for an unnamed file
+		err error
+	)
+	if !t.noAnon.Load() {
+		f, err = createAnon(filepath.Dir(final))
+		if errors.Is(err, errNoAnon) {
+			t.noAnon.Store(true)
+		} else if err != nil {
+			return ledgerLine{}, localErr(err)
+		}
 	}
-	defer os.Remove(tmp)
+	if f == nil {
+		tmp = tmpName(final, rel)
+		if f, err = os.Create(tmp); err != nil {
+			return ledgerLine{}, localErr(err)
+		}
+		defer os.Remove(tmp) // after a failure; gone once renamed
+	}
 	defer f.Close()
 	n, err := fill(src, f, t.rangedMin)
 	src.close()
@@ -119,23 +136,37 @@ func (t *localTarget) put(ctx context.Context, src *srcFile, rel string) (ledger
 	if err := src.verify(n); err != nil {
 		return ledgerLine{}, err
 	}
-	if err := f.Close(); err != nil {
-		return ledgerLine{}, localErr(err)
-	}
 	mt := src.e.MTime
-	if !mt.IsZero() {
-		if err := os.Chtimes(tmp, mt, mt); err != nil {
-			return ledgerLine{}, localErr(err)
-		}
-	}
 	// A file that appeared meanwhile is not replaced.
-	if err := renameNoReplace(tmp, final); err != nil {
+	if tmp == "" {
+		err = linkAnon(f, final, mt)
+	} else {
+		err = nameTemp(f, tmp, final, mt)
+	}
+	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return ledgerLine{}, &errSkip{"exists at the target"}
 		}
 		return ledgerLine{}, localErr(err)
 	}
 	return ledgerLine{Op: "file", Path: rel, Size: n, SHA1: src.sum(), MTime: unixOrZero(mt)}, nil
+}
+
+// errNoAnon says the file system cannot create unnamed files.
+var errNoAnon = errors.New("unnamed temporary files are not supported here")
+
+// nameTemp closes a named temporary file, sets its mtime (when not zero)
+// and renames it to final unless final exists (fs.ErrExist).
+func nameTemp(f *os.File, tmp, final string, mt time.Time) error {
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if !mt.IsZero() {
+		if err := os.Chtimes(tmp, mt, mt); err != nil {
+			return err
+		}
+	}
+	return renameNoReplace(tmp, final)
 }
 
 // linkNoReplace moves tmp to final with a hard link, which fails when

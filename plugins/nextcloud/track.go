@@ -20,6 +20,7 @@ import (
 // always lists, never null).
 type trackDoc struct {
 	ID              string        `json:"_id"`
+	Rev             string        `json:"_rev,omitempty"` // CouchDB's revision
 	SchemaVersion   int           `json:"schema_version"`
 	Instance        string        `json:"workplace_fqdn"`
 	AccountID       string        `json:"account_id"`

@@ -15,7 +15,10 @@ var _ sdk.Action = updateMigrationAction{}
 
 // updateInputs are the inputs of nextcloud.update_migration.
 type updateInputs struct {
-	TrackingDir   string      `cty:"tracking_dir" runbook:"required" doc:"Directory of the tracking documents (as for nextcloud.request_migration)."`
+	TrackingDir   string      `cty:"tracking_dir" doc:"Directory of the tracking documents (as for nextcloud.request_migration). Set this or couchdb_url."`
+	CouchDBURL    string      `cty:"couchdb_url" runbook:"sensitive" doc:"CouchDB server keeping the tracking documents (as for nextcloud.request_migration). Set this or tracking_dir."`
+	CouchDBUser   string      `cty:"couchdb_username" doc:"CouchDB user name."`
+	CouchDBPass   string      `cty:"couchdb_password" runbook:"sensitive" doc:"CouchDB password; never printed."`
 	Instance      string      `cty:"instance" runbook:"required" doc:"The workplace domain."`
 	MigrationID   string      `cty:"migration_id" runbook:"required" doc:"The migration."`
 	Status        string      `cty:"status" doc:"New status: running, completed, failed or canceled (empty: unchanged)."`
@@ -50,7 +53,10 @@ func (a updateMigrationAction) Apply(_ context.Context, req *sdk.ApplyRequest, e
 	if err := checkInstance(in.Instance); err != nil {
 		return nil, err
 	}
-	store := fileStore{dir: in.TrackingDir}
+	store, err := openStore(req.Inputs)
+	if err != nil {
+		return nil, err
+	}
 	unlock, err := store.lock(in.Instance)
 	if err != nil {
 		return nil, err

@@ -8,7 +8,12 @@
 #   RUNBOOK_BENCH_INVENTORY  also walk a tree of that many files (e.g. 100000) for memory
 #   RUNBOOK_BENCH_RCLONE  more rclone binaries to compare, ":"-separated
 #                         (e.g. one built with `go install github.com/rclone/rclone@latest`)
+#   RUNBOOK_BENCH_OURS_ONLY  skip rclone
+#   RUNBOOK_BENCH_CPUPROFILE write nextcloud.copy's CPU profiles to PATH.small and PATH.large
+# Load matters on a shared machine: the script prints `uptime` before and after.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+uptime
 RUNBOOK_BENCH_NEXTCLOUD=1 go test -count=1 -timeout 30m -run '^(TestCopyBench|TestInventoryBench)$' ./plugins/nextcloud/ -v 2>&1 \
-  | grep -E 'nextcloud bench|inventory|nextcloud.copy|rclone|curl|FAIL|SKIP|panic|^ok ' || true
+  | grep -E 'nextcloud bench|inventory|nextcloud.copy|rclone|curl|ERROR|_test.go|FAIL|SKIP|panic|^ok ' || true
+uptime
