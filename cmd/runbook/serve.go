@@ -19,6 +19,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runbookdev/runbook/engine/approval"
+	"github.com/runbookdev/runbook/engine/campaign"
+	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/viewer"
@@ -81,8 +83,15 @@ func newViewer(s *session.Session, f serveFlags, logf func(string, ...any)) (*vi
 	if err != nil {
 		return nil, err
 	}
+	var campaigns viewer.Campaigns
+	if db, ok := store.(*journal.PGStore); ok {
+		if campaigns, err = campaignLister(db); err != nil {
+			return nil, err
+		}
+	}
 	return viewer.New(viewer.Options{
-		Runs: s, Store: store, StateDir: stateDir, Auth: auth, Logf: logf,
+		Campaigns: campaigns,
+		Runs:      s, Store: store, StateDir: stateDir, Auth: auth, Logf: logf,
 		Approve: func(runID, step, by string, approved bool) error {
 			return approval.Write(stateDir, runID, step, by, approved)
 		},
@@ -159,4 +168,36 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 		return withCode(exitError, err)
 	}
 	return nil
+}
+
+// campaignList lists a state database's campaigns for the viewer.
+type campaignList struct{ st *campaign.Store }
+
+// campaignLister is the campaigns of the state database db (their tables
+// created if missing, as `campaign` does).
+func campaignLister(db *journal.PGStore) (viewer.Campaigns, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := campaign.EnsureSchema(ctx, db.Pool()); err != nil {
+		return nil, err
+	}
+	st, err := campaign.NewStore(db.Pool())
+	if err != nil {
+		return nil, err
+	}
+	return campaignList{st}, nil
+}
+
+func (l campaignList) Campaigns() ([]viewer.Campaign, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := l.st.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]viewer.Campaign, len(cs))
+	for i, c := range cs {
+		out[i] = viewer.Campaign{Name: c.Name + " (" + c.State + ")", Counts: c.Counts}
+	}
+	return out, nil
 }

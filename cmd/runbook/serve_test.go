@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/runbookdev/runbook/engine/campaign"
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/internal/testenv"
 )
@@ -91,5 +93,68 @@ func TestServeViewer(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "serving the runs of "+stateDir+" at http://"+addr+"/") {
 		t.Errorf("serve said %q", out.String())
+	}
+}
+
+// TestServeListsCampaigns: on a state database, the viewer lists its
+// campaigns with their targets counted by state.
+func TestServeListsCampaigns(t *testing.T) {
+	u := testenv.Postgres(t)
+	ctx := context.Background()
+	if _, err := journal.Migrate(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	db, st, err := func() (*journal.PGStore, *campaign.Store, error) {
+		old := stateSpec
+		stateSpec = u
+		defer func() { stateSpec = old }()
+		return openState(ctx)
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	targets := []campaign.Target{{Line: 2, LockKey: "a"}, {Line: 3, LockKey: "b"}}
+	if _, err := st.Start(ctx, campaign.Spec{Name: "move-cozies", Files: []string{"/nowhere/main.hcl"}, Targets: targets}); err != nil {
+		t.Fatal(err)
+	}
+
+	old := stateSpec
+	stateSpec = u
+	t.Cleanup(func() { stateSpec = old })
+	s, err := runsSession(t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := newViewer(s, serveFlags{listen: "127.0.0.1:0"}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/campaigns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var got struct {
+		Campaigns []struct {
+			Name   string
+			Counts map[string]int
+		}
+		Supported bool
+	}
+	if err := json.Unmarshal(b, &got); err != nil || !got.Supported || len(got.Campaigns) != 1 {
+		t.Fatalf("campaigns (%v): %s", err, b)
+	}
+	c := got.Campaigns[0]
+	total := 0
+	for _, n := range c.Counts {
+		total += n
+	}
+	if !strings.HasPrefix(c.Name, "move-cozies") || total != 2 {
+		t.Errorf("campaign %+v, want move-cozies with 2 targets", c)
 	}
 }
