@@ -380,8 +380,9 @@ feed:
 }
 
 // retrying runs f on o, again after a retryable failure (Swift restarting,
-// a token renewed, a checksum mismatch) with a growing pause, five times
-// at most.
+// a token renewed, a checksum mismatch; the statuses rclone retries: 401
+// once renewed, 408, 409, 429, 5xx) with a growing pause, or longer when
+// Swift sent a Retry-After, five times at most.
 func retrying(ctx context.Context, o obj, f func(context.Context, obj) error) error {
 	pause := retryPause
 	for attempt := 1; ; attempt++ {
@@ -400,7 +401,7 @@ func retrying(ctx context.Context, o obj, f func(context.Context, obj) error) er
 			return err
 		}
 		select {
-		case <-time.After(pause):
+		case <-time.After(max(pause, retryAfterWait())):
 		case <-ctx.Done():
 			return sdk.Errorf(sdk.KindCancelled, false, "", "copy %s/%s: %v", o.cont, o.name, ctx.Err())
 		}
