@@ -317,7 +317,16 @@ func seedBench(b *testing.B, c *swift.Connection, dir string) {
 			for i := range names {
 				body := bytes.Repeat([]byte{byte(i)}, 10_000)
 				name := smallName(i)
-				if _, err := c.ObjectPut(ctx, "small", name, bytes.NewReader(body), true, "", "application/octet-stream", nil); err != nil {
+				// A loaded machine makes Swift drop some requests (memcached
+				// timeouts, back ends slow to answer): try again.
+				var err error
+				for try := 0; try < 5; try++ {
+					if _, err = c.ObjectPut(ctx, "small", name, bytes.NewReader(body), true, "", "application/octet-stream", nil); err == nil {
+						break
+					}
+					time.Sleep(time.Second)
+				}
+				if err != nil {
 					b.Error(err)
 				}
 				p := filepath.Join(dir, "small", filepath.FromSlash(name))

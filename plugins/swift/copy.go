@@ -43,7 +43,8 @@ func (copyAction) Schema() sdk.ActionSchema {
 			"Plain objects are checked against their MD5 (the target checks the ETag sent with each PUT; a local copy is hashed as it is written); " +
 			"DLO and SLO objects are copied as their segments, each checked, plus a recreated manifest whose ETag must match the source's. " +
 			"Objects already at the target with the same ETag are skipped, so a rerun or a resumed run continues where it stopped. " +
-			"Swift tokens refused mid-copy are renewed (tempauth or HubiC inputs) and the object retried. " +
+			"Swift tokens refused mid-copy (401: a gateway sends no expiry) are renewed (tempauth, gateway or HubiC inputs) and the object retried; " +
+			"transient answers (408, 409, 429, 5xx) are retried up to five times, no sooner than Swift's Retry-After. " +
 			"Undo deletes, by bulk delete, only the objects and containers this step created, and only if they are unchanged since (else `conflict`, unless forced).",
 		Inputs: in,
 		Outputs: []sdk.Attribute{
