@@ -380,19 +380,24 @@ feed:
 	return context.Cause(ctx)
 }
 
-// retrying runs f on o, again after a retryable failure (Swift restarting,
-// a token renewed, a checksum mismatch; the statuses rclone retries: 401
+// retrying runs f on o with retry.
+func retrying(ctx context.Context, o obj, f func(context.Context, obj) error) error {
+	return retry(ctx, "copy "+o.cont+"/"+o.name, func(ctx context.Context) error { return f(ctx, o) })
+}
+
+// retry runs f, again after a retryable failure (Swift restarting, a
+// token renewed, a checksum mismatch; the statuses rclone retries: 401
 // once renewed, 408, 409, 429, 5xx) with a growing pause, or longer when
 // Swift sent a Retry-After, five times at most.
-func retrying(ctx context.Context, o obj, f func(context.Context, obj) error) error {
+func retry(ctx context.Context, what string, f func(context.Context) error) error {
 	pause := retryPause
 	for attempt := 1; ; attempt++ {
-		err := f(ctx, o)
+		err := f(ctx)
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return sdk.Errorf(sdk.KindCancelled, false, "", "copy %s/%s: %v", o.cont, o.name, ctx.Err())
+			return sdk.Errorf(sdk.KindCancelled, false, "", "%s: %v", what, ctx.Err())
 		}
 		e := sdk.Classify(err)
 		// A 401 on a body that could not be sent again: the connection has
@@ -404,7 +409,7 @@ func retrying(ctx context.Context, o obj, f func(context.Context, obj) error) er
 		select {
 		case <-time.After(max(pause, retryAfterWait())):
 		case <-ctx.Done():
-			return sdk.Errorf(sdk.KindCancelled, false, "", "copy %s/%s: %v", o.cont, o.name, ctx.Err())
+			return sdk.Errorf(sdk.KindCancelled, false, "", "%s: %v", what, ctx.Err())
 		}
 		if pause < 5*time.Second {
 			pause *= 2

@@ -33,13 +33,10 @@ func TestCopyRetriesTransientStatuses(t *testing.T) {
 	for i := range 10 {
 		put(t, sc, cont, "o"+itoa(int64(i)), []byte(strings.Repeat("r", 100*i)), "", nil)
 	}
-	up, _ := url.Parse(s.AuthURL)
-	up.Path = ""
-	rp := httputil.NewSingleHostReverseProxy(up)
 	var mu sync.Mutex
 	gets := map[string]int{}
 	var first503, second503 time.Time
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	storage := faultProxy(t, s, func(w http.ResponseWriter, r *http.Request) bool {
 		name := path.Base(r.URL.Path)
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/"+cont+"/") {
 			mu.Lock()
@@ -60,16 +57,14 @@ func TestCopyRetriesTransientStatuses(t *testing.T) {
 					w.Header().Set("Retry-After", "2")
 				}
 				http.Error(w, "injected", statuses[i])
-				return
+				return true
 			}
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+		return false
+	})
 	saved := retryPause
 	retryPause = 10 * time.Millisecond
 	defer func() { retryPause = saved }()
-	storage := srv.URL + strings.TrimPrefix(s.Accounts[0].StorageURL, up.String())
 	in := objIn(map[string]any{"source_storage_url": storage, "source_token": sc.AuthToken, "containers": []string{cont}, "target_dir": t.TempDir()})
 	res, _, err := sdktest.ApplyRequest(t, sdk.Local(New()), "copy", &sdk.ApplyRequest{Inputs: in})
 	if err != nil {
@@ -91,6 +86,73 @@ func TestCopyRetriesTransientStatuses(t *testing.T) {
 		if n := gets["o"+itoa(int64(i))]; n != want {
 			t.Errorf("o%d fetched %d times, want %d", i, n, want)
 		}
+	}
+}
+
+// faultProxy starts a proxy in front of the real Swift that lets inject
+// answer a request itself (returning true), and returns the first
+// account's storage URL through it.
+func faultProxy(t *testing.T, s *testenv.Swift, inject func(http.ResponseWriter, *http.Request) bool) string {
+	up, _ := url.Parse(s.AuthURL)
+	up.Path = ""
+	rp := httputil.NewSingleHostReverseProxy(up)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !inject(w, r) {
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + strings.TrimPrefix(s.Accounts[0].StorageURL, up.String())
+}
+
+// TestDeleteRetriesBulkDelete: swift.delete sends a bulk delete that Swift
+// answered with 503 and a Retry-After again, after waiting, and empties
+// the container.
+func TestDeleteRetriesBulkDelete(t *testing.T) {
+	s := testenv.SharedSwift(t) // not parallel: it sets retryPause
+	sc := account(t, s, 0)
+	cont := unique(t, "bulk")
+	mkcont(t, sc, cont, nil)
+	for i := range 5 {
+		put(t, sc, cont, "b/"+itoa(int64(i)), []byte("bulk"), "", nil)
+	}
+	saved := retryPause
+	retryPause = 10 * time.Millisecond
+	defer func() { retryPause = saved }()
+	var mu sync.Mutex
+	var posts []time.Time
+	storage := faultProxy(t, s, func(w http.ResponseWriter, r *http.Request) bool {
+		if !r.URL.Query().Has("bulk-delete") { // POST, or DELETE as ncw/swift sends it
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		posts = append(posts, time.Now())
+		if len(posts) == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "injected", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	in := objIn(map[string]any{"storage_url": storage, "token": sc.AuthToken, "containers": []string{cont}})
+	res, _, err := sdktest.ApplyRequest(t, sdk.Local(New()), "delete", &sdk.ApplyRequest{Inputs: in})
+	if err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if n := outInt(t, res, "deleted"); n != 5 {
+		t.Errorf("deleted %d, want 5", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(posts) != 2 {
+		t.Fatalf("%d bulk deletes, want 2", len(posts))
+	}
+	if d := posts[1].Sub(posts[0]); d < time.Second {
+		t.Errorf("sent again after %v, before the Retry-After of 1 s", d)
+	}
+	if _, _, err := sc.Container(tctx(t), cont); err == nil {
+		t.Error("the container is still there")
 	}
 }
 
