@@ -21,5 +21,5 @@ rclone version 2>/dev/null | head -n1 || true
 if [ -n "${RUNBOOK_RCLONE_LATEST:-}" ]; then "$RUNBOOK_RCLONE_LATEST" version | head -n1; fi
 uptime
 go test -run '^$' -bench 'BenchmarkCopyVsTools' -benchtime 1x -timeout 60m ./plugins/swift/ \
-  | grep --line-buffered -E '^(round|median)|^ok|FAIL'
+  | grep --line-buffered -E '^(round|median)|^ok|FAIL|^    [a-z_]+_test.go'
 uptime
