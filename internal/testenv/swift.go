@@ -272,7 +272,7 @@ func (s *Swift) Start() error {
 			return err
 		}
 	}
-	return s.wait(60 * time.Second)
+	return s.wait(150 * time.Second) // Python start-ups on a loaded machine
 }
 
 // StartServer starts one of the processes ("memcached", "account",

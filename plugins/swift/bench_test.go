@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,8 +95,12 @@ func BenchmarkCopyVsTools(b *testing.B) {
 			}
 		}
 	}
+	sets := []string{"small", "large"}
+	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_SETS"); v != "" {
+		sets = strings.Split(v, ",")
+	}
 	work := b.TempDir()
-	seedBench(b, c, filepath.Join(work, "upload"))
+	seedBench(b, c, filepath.Join(work, "upload"), slices.Contains(sets, "large"))
 	curlConfigs(b, c, dst, work)
 
 	rounds := 3
@@ -166,10 +171,6 @@ func BenchmarkCopyVsTools(b *testing.B) {
 			_, _ = dst.BulkDelete(ctx, cont, names[:n])
 			names = names[n:]
 		}
-	}
-	sets := []string{"small", "large"}
-	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_SETS"); v != "" {
-		sets = strings.Split(v, ",")
 	}
 	times := map[string][]float64{}  // tool|set → seconds per round
 	ratios := map[string][]float64{} // label → per round
@@ -311,9 +312,9 @@ func timed(cmds [][]string) (float64, int64, error) {
 }
 
 // seedBench fills "small" with 2,000 objects of 10 KB (twenty pseudo
-// directories) and "large" with one of 200 MB, and writes the same
+// directories) and, if large, "large" with one of 200 MB, and writes the same
 // objects under dir for curl's uploads.
-func seedBench(b *testing.B, c *swift.Connection, dir string) {
+func seedBench(b *testing.B, c *swift.Connection, dir string, large bool) {
 	ctx := context.Background()
 	names := make(chan int)
 	var wg sync.WaitGroup
@@ -349,6 +350,9 @@ func seedBench(b *testing.B, c *swift.Connection, dir string) {
 	}
 	close(names)
 	wg.Wait()
+	if !large {
+		return
+	}
 	big := make([]byte, 200<<20)
 	_, _ = rand.Read(big)
 	if _, err := c.ObjectPut(ctx, "large", "big.bin", bytes.NewReader(big), true, "", "application/octet-stream", nil); err != nil {
