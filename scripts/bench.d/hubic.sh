@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v rclone >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y --no-install-recommends rclone >/dev/null || true
 rclone version 2>/dev/null | head -n1 || true
-if [ -n "${RUNBOOK_RCLONE_LATEST:-}" ]; then "$RUNBOOK_RCLONE_LATEST" version | head -n1; fi
+if [ -n "${RUNBOOK_RCLONE_LATEST:-}" ]; then "$RUNBOOK_RCLONE_LATEST" version 2>/dev/null | head -n1 || true; fi
 uptime
 go test -run '^$' -bench 'BenchmarkCopyVsTools' -benchtime 1x -timeout 60m ./plugins/swift/ \
   | grep --line-buffered -E '^(round|median)|^ok|FAIL|^    [a-z_]+_test.go'
