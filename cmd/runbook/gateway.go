@@ -34,7 +34,10 @@ The secrets come from the environment, never from flags: HUBIC_CLIENT_SECRET,
 HUBIC_REFRESH_TOKEN (from hubic.authorize) and HUBIC_GATEWAY_KEY (the key
 clients must send). Credentials are cached and fetched again when they expire
 or Swift refuses them. No X-Auth-Token-Expires is sent: clients authenticate
-again on a 401.`,
+again on a 401. Status codes are hubic2swiftgate's: 403 for a missing or
+wrong user or key, the API's own status when it refuses the gateway (400 for
+a revoked refresh token, which is then never sent again), 502 when the API
+cannot be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			secret, refresh, key := os.Getenv("HUBIC_CLIENT_SECRET"), os.Getenv("HUBIC_REFRESH_TOKEN"), os.Getenv("HUBIC_GATEWAY_KEY")

@@ -69,7 +69,7 @@ func TestServeHubicGateway(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if c := get("hubic", "wrong"); c != http.StatusUnauthorized {
+	if c := get("hubic", "wrong"); c != http.StatusForbidden {
 		t.Errorf("wrong key: %d", c)
 	}
 	// The right key reaches the API, whose Swift is down here: 502.

@@ -167,6 +167,10 @@ pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_forma
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
+# A loaded test machine (many tests at once on two cores) makes the
+# default 0.5 s connect timeout to the back ends answer 503.
+conn_timeout = 5
+node_timeout = 60
 
 [filter:tempauth]
 use = egg:swift#tempauth
@@ -268,7 +272,7 @@ func (s *Swift) Start() error {
 			return err
 		}
 	}
-	return s.wait(60 * time.Second)
+	return s.wait(150 * time.Second) // Python start-ups on a loaded machine
 }
 
 // StartServer starts one of the processes ("memcached", "account",

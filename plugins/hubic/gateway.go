@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/plugins/hubic/hubicapi"
-	"github.com/runbookdev/runbook/sdk"
 )
 
 // Gateway serves Swift v1.0 authentication (GET /auth/v1.0) backed by the
@@ -16,8 +15,12 @@ import (
 // X-Auth-User and X-Auth-Key gets the account's X-Storage-Url and
 // X-Auth-Token, so unmodified Swift clients (the swift CLI, rclone's
 // swift backend) reach the data. Credentials are cached, and fetched
-// again when they expire or Swift refuses the token. Like the original it
-// sends no X-Auth-Token-Expires: clients authenticate again on a 401.
+// again when they expire or Swift refuses the token (the original trusted
+// its cache until the expiry, handing a refused token out again). Like
+// the original it sends no X-Auth-Token-Expires: clients authenticate
+// again on a 401. Once the API refuses the refresh token, the gateway
+// never asks the token endpoint again: it answers that refusal's status
+// until restarted with a new refresh token.
 type Gateway struct {
 	Client *hubicapi.Client
 	User   string
@@ -37,41 +40,64 @@ func (g *Gateway) logf(format string, args ...any) {
 	}
 }
 
-// ServeHTTP answers /auth/v1.0 (and /auth/v1, /v1.0).
+// ServeHTTP answers Swift v1.0 auth at the paths hubic2swiftgate served
+// (/auth/v1.0, /auth, /v1.0, each with or without a trailing slash), for
+// any method, with its status codes:
+//   - 204 with X-Storage-Url and X-Auth-Token (and X-Storage-Token);
+//   - 403 when X-Auth-User or X-Auth-Key is missing, or either is wrong;
+//   - the API's own status when it refuses the gateway: e.g. 400 for a
+//     revoked refresh token (invalid_grant), 401 for a refused client,
+//     403 for a token without credentials.r, 5xx when it fails;
+//   - 502 when the API cannot be reached (the original answered an
+//     invalid status 0 there), 404 for any other path.
+//
+// Every answer forbids caching, as the original's did.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Expires", "Mon, 1 Jan 2000 00:00:00 GMT")
+	h.Set("Cache-Control", "no-store, no-cache, must-revalidate")
+	h.Set("Pragma", "no-cache")
 	switch r.URL.Path {
-	case "/auth/v1.0", "/auth/v1.0/", "/auth/v1", "/v1.0", "/v1.0/":
+	case "/auth/v1.0", "/auth/v1.0/", "/auth", "/auth/", "/v1.0", "/v1.0/":
 	default:
-		http.NotFound(w, r)
+		http.Error(w, "Not Found", http.StatusNotFound)
 		return
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		http.Error(w, "GET only", http.StatusMethodNotAllowed)
+	user, hasUser := header(r, "X-Auth-User")
+	key, hasKey := header(r, "X-Auth-Key")
+	if !hasUser || !hasKey {
+		g.logf("refused authentication without X-Auth-User or X-Auth-Key from %s", r.RemoteAddr)
+		http.Error(w, "X-Auth-User and/or X-Auth-Key are missing", http.StatusForbidden)
 		return
-	}
-	user, key := r.Header.Get("X-Auth-User"), r.Header.Get("X-Auth-Key")
-	if user == "" {
-		user, key = r.Header.Get("X-Storage-User"), r.Header.Get("X-Storage-Pass")
 	}
 	if subtle.ConstantTimeCompare([]byte(user), []byte(g.User)) != 1 || subtle.ConstantTimeCompare([]byte(key), []byte(g.Key)) != 1 {
 		g.logf("refused authentication for user %q from %s", user, r.RemoteAddr)
-		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		http.Error(w, "Access Denied", http.StatusForbidden)
 		return
 	}
 	cr, err := g.Credentials(r.Context())
 	if err != nil {
 		g.logf("credentials: %v", err)
-		status := http.StatusBadGateway
-		if e := sdk.Classify(err); e.Kind == sdk.KindAuth {
-			status = http.StatusServiceUnavailable // the gateway's own authorization is gone
+		status := hubicapi.HTTPStatus(err)
+		if status < 400 || status > 599 {
+			status = http.StatusBadGateway
 		}
 		http.Error(w, "cannot get Swift credentials from the API", status)
 		return
 	}
-	w.Header().Set("X-Storage-Url", cr.Endpoint)
-	w.Header().Set("X-Auth-Token", cr.Token)
-	w.Header().Set("X-Storage-Token", cr.Token)
+	h.Set("X-Storage-Url", cr.Endpoint)
+	h.Set("X-Auth-Token", cr.Token)
+	h.Set("X-Storage-Token", cr.Token)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// header returns a request header and whether it was sent at all.
+func header(r *http.Request, name string) (string, bool) {
+	v, ok := r.Header[http.CanonicalHeaderKey(name)]
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
 }
 
 // Credentials returns the cached credentials while they are valid (not

@@ -275,3 +275,87 @@ func TestGatewayWithSwiftCLIAndRclone(t *testing.T) {
 }
 
 func itoa(n any) string { return fmt.Sprint(n) }
+
+// TestGatewayStatusCodes: the gateway answers as hubic2swiftgate did: 403
+// for a missing or wrong user or key, the API's status when the API
+// refuses it (400 revoked refresh token, 401 refused client, 403 a token
+// without credentials.r), 502 when the API is down, and a revoked refresh
+// token is sent to the token endpoint once, never again.
+func TestGatewayStatusCodes(t *testing.T) {
+	t.Parallel()
+	_, h := api(t)
+	revoked := h.IssueRefreshToken("credentials.r")
+	h.Revoke(revoked)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	gw := func(apiURL, secret, refresh string) *httptest.Server {
+		g := &Gateway{Client: hubicapi.New(hubicapi.Config{APIURL: apiURL, ClientID: clientID, ClientSecret: secret}, refresh),
+			User: "hubic", Key: "gateway-key"}
+		srv := httptest.NewServer(g)
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	good := gw(h.URL, clientSecret, h.IssueRefreshToken("credentials.r"))
+	call := func(srv *httptest.Server, method, path string, hdr map[string]string) *http.Response {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	ok := map[string]string{"X-Auth-User": "hubic", "X-Auth-Key": "gateway-key"}
+	for _, tc := range []struct {
+		name   string
+		srv    *httptest.Server
+		method string
+		path   string
+		hdr    map[string]string
+		want   int
+	}{
+		{"right user and key", good, "GET", "/auth/v1.0", ok, http.StatusNoContent},
+		{"other path of the original", good, "GET", "/auth/", ok, http.StatusNoContent},
+		{"v1.0 path, POST", good, "POST", "/v1.0", ok, http.StatusNoContent},
+		{"unknown path", good, "GET", "/auth/v2.0", ok, http.StatusNotFound},
+		{"no headers", good, "GET", "/auth/v1.0", nil, http.StatusForbidden},
+		{"no key", good, "GET", "/auth/v1.0", map[string]string{"X-Auth-User": "hubic"}, http.StatusForbidden},
+		{"X-Storage-User is not X-Auth-User", good, "GET", "/auth/v1.0", map[string]string{"X-Storage-User": "hubic", "X-Storage-Pass": "gateway-key"}, http.StatusForbidden},
+		{"wrong key", good, "GET", "/auth/v1.0", map[string]string{"X-Auth-User": "hubic", "X-Auth-Key": "wrong"}, http.StatusForbidden},
+		{"wrong user", good, "GET", "/auth/v1.0", map[string]string{"X-Auth-User": "other", "X-Auth-Key": "gateway-key"}, http.StatusForbidden},
+		{"revoked refresh token", gw(h.URL, clientSecret, revoked), "GET", "/auth/v1.0", ok, http.StatusBadRequest},
+		{"wrong client secret", gw(h.URL, "wrong", h.IssueRefreshToken("credentials.r")), "GET", "/auth/v1.0", ok, http.StatusUnauthorized},
+		{"token without credentials.r", gw(h.URL, clientSecret, h.IssueRefreshToken("usage.r")), "GET", "/auth/v1.0", ok, http.StatusForbidden},
+		{"API down", gw(down.URL, clientSecret, "rt-x"), "GET", "/auth/v1.0", ok, http.StatusBadGateway},
+	} {
+		resp := call(tc.srv, tc.method, tc.path, tc.hdr)
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.want)
+		}
+		if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+			t.Errorf("%s: Cache-Control %q", tc.name, cc)
+		}
+		hasToken := resp.Header.Get("X-Auth-Token") != "" && resp.Header.Get("X-Storage-Url") != ""
+		if hasToken != (tc.want == http.StatusNoContent) {
+			t.Errorf("%s: token given = %v", tc.name, hasToken)
+		}
+		if tc.want == http.StatusNoContent && resp.Header.Get("X-Auth-Token-Expires") != "" {
+			t.Errorf("%s: X-Auth-Token-Expires sent", tc.name)
+		}
+	}
+	// The revoked refresh token: asked again and again, the gateway goes
+	// to the token endpoint only the first time.
+	before := h.Calls("/oauth/token/ refresh_token")
+	srv := gw(h.URL, clientSecret, revoked)
+	for i := 0; i < 3; i++ {
+		if c := call(srv, "GET", "/auth/v1.0", ok).StatusCode; c != http.StatusBadRequest {
+			t.Errorf("revoked, call %d: %d", i, c)
+		}
+	}
+	if n := h.Calls("/oauth/token/ refresh_token") - before; n != 1 {
+		t.Errorf("the revoked refresh token was sent %d times, want 1", n)
+	}
+}

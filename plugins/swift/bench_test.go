@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,25 +25,297 @@ import (
 	"github.com/runbookdev/runbook/sdk"
 )
 
-// BenchmarkCopyVsTools times swift.copy against rclone and the swift CLI
-// on the same all-in-one Swift, side by side: 2,000 objects of 10 KB and
-// one of 200 MB, Swift → local directory and Swift → Swift (rclone only;
-// the swift CLI has no cross-account copy). Run by scripts/bench.d/hubic.sh
-// with -benchtime 1x; each tool runs RUNBOOK_SWIFT_BENCH_ROUNDS times (default
-// 2), alternating, and the best time counts; RUNBOOK_SWIFT_BENCH_SETS
-// ("small,large" by default) picks the sets.
+// benchChildEnv, when set in the environment of the test binary, makes it
+// run one swift.copy with the JSON inputs it holds and exit: the bench
+// runs swift.copy as a process of its own, like the other tools, so its
+// time includes starting up and /usr/bin/time measures its peak RSS.
+// RUNBOOK_SWIFT_BENCH_CPUPROFILE names a file for a CPU profile of it.
+const benchChildEnv = "RUNBOOK_SWIFT_BENCH_CHILD"
+
+// benchChild runs the child's copy; it reports whether it was one.
+func benchChild() bool {
+	raw := os.Getenv(benchChildEnv)
+	if raw == "" {
+		return false
+	}
+	var in map[string]any
+	if err := json.Unmarshal([]byte(raw), &in); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if p := os.Getenv("RUNBOOK_SWIFT_BENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
+	if _, err := sdk.Local(New()).Apply(context.Background(), "copy", &sdk.ApplyRequest{Inputs: objIn(in)}, sdk.NopEvents{}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	return true
+}
+
+// benchTool is one contender: a command line, and whether it writes to
+// the second Swift account (else to a local directory).
+type benchTool struct {
+	name    string
+	toSwift bool
+	// cmds are the processes of one run, started together; the run ends
+	// when the last one does.
+	cmds func(cont, dir string) [][]string
+}
+
+// BenchmarkCopyVsTools times swift.copy against rclone (Debian's and, when
+// RUNBOOK_RCLONE_LATEST names its binary, the newest), the swift CLI and
+// parallel curl with keep-alive (the practical limit: 8 processes, each
+// fetching its share of the objects over one connection), on the same
+// all-in-one Swift: 2,000 objects of 10 KB and one of 200 MB, Swift →
+// local directory and Swift → Swift. Every tool runs as its own process
+// under /usr/bin/time (wall time and peak RSS), interleaved:
+// RUNBOOK_SWIFT_BENCH_ROUNDS rounds (default 3) of every tool in turn.
+// Each round prints the ratios of that round, so they compare runs made
+// seconds apart under the same load; the end prints the median of each.
+// RUNBOOK_SWIFT_BENCH_SETS ("small,large" by default) picks the sets and
+// RUNBOOK_SWIFT_BENCH_TOOLS (names, comma-separated) the tools. Run by
+// scripts/bench.d/hubic.sh with -benchtime 1x.
 func BenchmarkCopyVsTools(b *testing.B) {
 	s := testenv.StartSwift(b)
 	ctx := context.Background()
 	c := &swift.Connection{UserName: s.Accounts[0].User, ApiKey: s.Accounts[0].Key, AuthUrl: s.AuthURL, AuthVersion: 1}
-	if err := c.Authenticate(ctx); err != nil {
-		b.Fatal(err)
-	}
-	for _, cont := range []string{"small", "large"} {
-		if err := c.ContainerCreate(ctx, cont, nil); err != nil {
+	dst := &swift.Connection{UserName: s.Accounts[1].User, ApiKey: s.Accounts[1].Key, AuthUrl: s.AuthURL, AuthVersion: 1}
+	for _, conn := range []*swift.Connection{c, dst} {
+		if err := conn.Authenticate(ctx); err != nil {
 			b.Fatal(err)
 		}
+		for _, cont := range []string{"small", "large"} {
+			if err := conn.ContainerCreate(ctx, cont, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
+	sets := []string{"small", "large"}
+	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_SETS"); v != "" {
+		sets = strings.Split(v, ",")
+	}
+	work := b.TempDir()
+	seedBench(b, c, filepath.Join(work, "upload"), slices.Contains(sets, "large"))
+	curlConfigs(b, c, dst, work)
+
+	rounds := 3
+	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_ROUNDS"); v != "" {
+		fmt.Sscan(v, &rounds)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ours := func(toSwift bool) func(cont, dir string) [][]string {
+		return func(cont, dir string) [][]string {
+			in := map[string]any{"source_auth_url": s.AuthURL, "source_user": s.Accounts[0].User, "source_key": s.Accounts[0].Key, "containers": []string{cont}}
+			if toSwift {
+				in["target_auth_url"], in["target_user"], in["target_key"] = s.AuthURL, s.Accounts[1].User, s.Accounts[1].Key
+			} else {
+				in["target_dir"] = dir
+			}
+			js, _ := json.Marshal(in)
+			return [][]string{{"env", benchChildEnv + "=" + string(js), self, "-test.run=^$"}}
+		}
+	}
+	rcloneSwift := func(i int, cont string) string {
+		return fmt.Sprintf(":swift,auth='%s',user='%s',key='%s':%s", s.AuthURL, s.Accounts[i].User, s.Accounts[i].Key, cont)
+	}
+	rclone := func(bin string, toSwift bool, flags ...string) func(cont, dir string) [][]string {
+		return func(cont, dir string) [][]string {
+			to := dir
+			if toSwift {
+				to = rcloneSwift(1, cont)
+			}
+			return [][]string{append([]string{bin, "copy", rcloneSwift(0, cont), to, "--config", "/dev/null"}, flags...)}
+		}
+	}
+	t8 := []string{"--transfers", "8", "--checkers", "16"}
+	tools := []benchTool{
+		{"swift.copy", false, ours(false)},
+		{"rclone", false, rclone("rclone", false)},
+		{"rclone -t8", false, rclone("rclone", false, t8...)},
+		{"rclone-latest", false, rclone(os.Getenv("RUNBOOK_RCLONE_LATEST"), false)},
+		{"rclone-latest -t8", false, rclone(os.Getenv("RUNBOOK_RCLONE_LATEST"), false, t8...)},
+		{"swift CLI", false, func(cont, dir string) [][]string {
+			return [][]string{{"swift", "-A", s.AuthURL, "-U", s.Accounts[0].User, "-K", s.Accounts[0].Key, "-q", "download", cont, "-D", dir}}
+		}},
+		{"curl ×8 GET", false, curlRun(work, "get")},
+		{"swift.copy → Swift", true, ours(true)},
+		{"rclone -t8 → Swift", true, rclone("rclone", true, t8...)},
+		{"rclone-latest -t8 → Swift", true, rclone(os.Getenv("RUNBOOK_RCLONE_LATEST"), true, t8...)},
+		{"curl ×8 PUT", true, curlRun(work, "put")},
+	}
+	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_TOOLS"); v != "" {
+		keep := map[string]bool{}
+		for _, n := range strings.Split(v, ",") {
+			keep[n] = true
+		}
+		var sel []benchTool
+		for _, t := range tools {
+			if keep[t.name] {
+				sel = append(sel, t)
+			}
+		}
+		tools = sel
+	}
+	clearTarget := func(cont string) {
+		names, _ := dst.ObjectNamesAll(ctx, cont, nil)
+		for len(names) > 0 {
+			n := min(len(names), 10000)
+			_, _ = dst.BulkDelete(ctx, cont, names[:n])
+			names = names[n:]
+		}
+	}
+	times := map[string][]float64{}  // tool|set → seconds per round
+	ratios := map[string][]float64{} // label → per round
+	for _, cont := range sets {
+		for r := 0; r < rounds; r++ {
+			load, _ := os.ReadFile("/proc/loadavg")
+			fmt.Printf("round %d %s load %s\n", r+1, cont, strings.Join(strings.Fields(string(load))[:3], " "))
+			got := map[string]float64{}
+			for _, tool := range tools {
+				cmds := tool.cmds(cont, "")
+				if bin := cmds[0][0]; bin == "" || (bin != "env" && !found(bin)) {
+					continue
+				}
+				dir := filepath.Join(work, "out")
+				_ = os.RemoveAll(dir)
+				_ = os.MkdirAll(dir, 0o755)
+				if tool.toSwift {
+					clearTarget(cont)
+				}
+				secs, rss, err := timed(tool.cmds(cont, dir))
+				if err != nil {
+					// Counted out of this round, not the whole bench: a
+					// loaded machine makes Swift refuse now and then.
+					msg := err.Error()
+					if len(msg) > 300 {
+						msg = msg[:300]
+					}
+					fmt.Printf("round %d %-26s %-6s FAILED after %.2fs: %s\n", r+1, tool.name, cont, secs, strings.ReplaceAll(msg, "\n", " | "))
+					continue
+				}
+				fmt.Printf("round %d %-26s %-6s %7.2fs  peak RSS %4d MB\n", r+1, tool.name, cont, secs, rss>>10)
+				got[tool.name] = secs
+				times[tool.name+"|"+cont] = append(times[tool.name+"|"+cont], secs)
+			}
+			for _, rt := range roundRatios(got, cont) {
+				fmt.Printf("round %d ratio %s %.2f×\n", r+1, rt.label, rt.v)
+				ratios[rt.label] = append(ratios[rt.label], rt.v)
+			}
+		}
+	}
+	var keys []string
+	for k := range times {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		name, cont, _ := strings.Cut(k, "|")
+		fmt.Printf("median %-26s %-6s %7.2fs  (%s)\n", name, cont, median(times[k]), fmtList(times[k], "s"))
+	}
+	keys = keys[:0]
+	for k := range ratios {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("median ratio %s %.2f×  (%s)\n", k, median(ratios[k]), fmtList(ratios[k], "×"))
+	}
+}
+
+type ratio struct {
+	label string
+	v     float64
+}
+
+// roundRatios compares swift.copy with the others of one round: the
+// better rclone's time over ours (≥ 1 means faster), the swift CLI's, and
+// curl's over ours (≤ 1: how near the limit). Swift → Swift's limit is a
+// GET and a PUT of every object through the one proxy: curl's two times
+// added.
+func roundRatios(got map[string]float64, cont string) []ratio {
+	var out []ratio
+	better := func(names ...string) float64 {
+		m := 0.0
+		for _, n := range names {
+			if v := got[n]; v > 0 && (m == 0 || v < m) {
+				m = v
+			}
+		}
+		return m
+	}
+	add := func(label string, other, ours float64) {
+		if other > 0 && ours > 0 {
+			out = append(out, ratio{cont + " " + label, other / ours})
+		}
+	}
+	ours, toSwift := got["swift.copy"], got["swift.copy → Swift"]
+	add("better rclone 1.60 / swift.copy", better("rclone", "rclone -t8"), ours)
+	add("better rclone latest / swift.copy", better("rclone-latest", "rclone-latest -t8"), ours)
+	add("swift CLI / swift.copy", got["swift CLI"], ours)
+	add("curl GET limit / swift.copy", got["curl ×8 GET"], ours)
+	add("→ Swift: rclone 1.60 -t8 / swift.copy", got["rclone -t8 → Swift"], toSwift)
+	add("→ Swift: rclone latest -t8 / swift.copy", got["rclone-latest -t8 → Swift"], toSwift)
+	if g, p := got["curl ×8 GET"], got["curl ×8 PUT"]; g > 0 && p > 0 {
+		add("→ Swift: curl GET+PUT limit / swift.copy", g+p, toSwift)
+	}
+	return out
+}
+
+func found(bin string) bool { _, err := exec.LookPath(bin); return err == nil }
+
+// timed runs the commands together, each under /usr/bin/time, and returns
+// the wall time until the last ends and the largest peak RSS (KB).
+func timed(cmds [][]string) (float64, int64, error) {
+	type res struct {
+		rss int64
+		err error
+	}
+	ch := make(chan res, len(cmds))
+	start := time.Now()
+	for _, argv := range cmds {
+		go func() {
+			f, err := os.CreateTemp("", "bench-time-")
+			if err != nil {
+				ch <- res{err: err}
+				return
+			}
+			f.Close()
+			defer os.Remove(f.Name())
+			out, err := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", f.Name()}, argv...)...).CombinedOutput()
+			if err != nil {
+				ch <- res{err: fmt.Errorf("%v: %s", err, out)}
+				return
+			}
+			b, _ := os.ReadFile(f.Name())
+			rss, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			ch <- res{rss: rss}
+		}()
+	}
+	var peak int64
+	var firstErr error
+	for range cmds {
+		r := <-ch
+		if r.err != nil && firstErr == nil {
+			firstErr = r.err
+		}
+		peak = max(peak, r.rss)
+	}
+	return time.Since(start).Seconds(), peak, firstErr
+}
+
+// seedBench fills "small" with 2,000 objects of 10 KB (twenty pseudo
+// directories) and, if large, "large" with one of 200 MB, and writes the same
+// objects under dir for curl's uploads.
+func seedBench(b *testing.B, c *swift.Connection, dir string, large bool) {
+	ctx := context.Background()
 	names := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < 16; w++ {
@@ -47,7 +324,22 @@ func BenchmarkCopyVsTools(b *testing.B) {
 			defer wg.Done()
 			for i := range names {
 				body := bytes.Repeat([]byte{byte(i)}, 10_000)
-				if _, err := c.ObjectPut(ctx, "small", fmt.Sprintf("dir%02d/obj-%05d", i%20, i), bytes.NewReader(body), true, "", "application/octet-stream", nil); err != nil {
+				name := smallName(i)
+				// A loaded machine makes Swift drop some requests (memcached
+				// timeouts, back ends slow to answer): try again.
+				var err error
+				for try := 0; try < 5; try++ {
+					if _, err = c.ObjectPut(ctx, "small", name, bytes.NewReader(body), true, "", "application/octet-stream", nil); err == nil {
+						break
+					}
+					time.Sleep(time.Second)
+				}
+				if err != nil {
+					b.Error(err)
+				}
+				p := filepath.Join(dir, "small", filepath.FromSlash(name))
+				_ = os.MkdirAll(filepath.Dir(p), 0o755)
+				if err := os.WriteFile(p, body, 0o644); err != nil {
 					b.Error(err)
 				}
 			}
@@ -58,122 +350,90 @@ func BenchmarkCopyVsTools(b *testing.B) {
 	}
 	close(names)
 	wg.Wait()
+	if !large {
+		return
+	}
 	big := make([]byte, 200<<20)
 	_, _ = rand.Read(big)
 	if _, err := c.ObjectPut(ctx, "large", "big.bin", bytes.NewReader(big), true, "", "application/octet-stream", nil); err != nil {
 		b.Fatal(err)
 	}
-	big = nil
-	rounds := 2
-	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_ROUNDS"); v != "" {
-		fmt.Sscan(v, &rounds)
-	}
-	p := sdk.Local(New())
-	auth := func(i int, prefix string) map[string]any {
-		return map[string]any{prefix + "auth_url": s.AuthURL, prefix + "user": s.Accounts[i].User, prefix + "key": s.Accounts[i].Key}
-	}
-	dst := &swift.Connection{UserName: s.Accounts[1].User, ApiKey: s.Accounts[1].Key, AuthUrl: s.AuthURL, AuthVersion: 1}
-	clearTarget := func(cont string) {
-		names, _ := dst.ObjectNamesAll(ctx, cont, nil)
-		for len(names) > 0 {
-			n := min(len(names), 10000)
-			_, _ = dst.BulkDelete(ctx, cont, names[:n])
-			names = names[n:]
-		}
-	}
-	tools := []struct {
-		name    string
-		toSwift bool
-		run     func(cont, dir string) error
-	}{
-		{"swift.copy", false, func(cont, dir string) error {
-			in := auth(0, "source_")
-			in["containers"], in["target_dir"] = []string{cont}, dir
-			_, err := p.Apply(ctx, "copy", &sdk.ApplyRequest{Inputs: objIn(in)}, sdk.NopEvents{})
-			return err
-		}},
-		{"rclone --transfers 8", false, func(cont, dir string) error {
-			return run("rclone", "copy", ":swift:"+cont, dir, "--transfers", "8", "--checkers", "16", "--swift-auth", s.AuthURL,
-				"--swift-user", s.Accounts[0].User, "--swift-key", s.Accounts[0].Key, "--config", "/dev/null")
-		}},
-		{"rclone", false, func(cont, dir string) error {
-			return run("rclone", "copy", ":swift:"+cont, dir, "--swift-auth", s.AuthURL,
-				"--swift-user", s.Accounts[0].User, "--swift-key", s.Accounts[0].Key, "--config", "/dev/null")
-		}},
-		{"swift CLI", false, func(cont, dir string) error {
-			return run("swift", "-A", s.AuthURL, "-U", s.Accounts[0].User, "-K", s.Accounts[0].Key, "-q", "download", cont, "-D", dir)
-		}},
-		{"swift.copy → Swift", true, func(cont, _ string) error {
-			in := auth(0, "source_")
-			for k, v := range auth(1, "target_") {
-				in[k] = v
-			}
-			in["containers"] = []string{cont}
-			_, err := p.Apply(ctx, "copy", &sdk.ApplyRequest{Inputs: objIn(in)}, sdk.NopEvents{})
-			return err
-		}},
-		{"rclone --transfers 8 → Swift", true, func(cont, _ string) error {
-			conn := func(i int) string {
-				return fmt.Sprintf(":swift,auth='%s',user='%s',key='%s':%s", s.AuthURL, s.Accounts[i].User, s.Accounts[i].Key, cont)
-			}
-			return run("rclone", "copy", conn(0), conn(1), "--transfers", "8", "--checkers", "16", "--config", "/dev/null")
-		}},
-	}
-	best := map[string]time.Duration{}
-	sets := []string{"small", "large"}
-	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_SETS"); v != "" {
-		sets = strings.Split(v, ",")
-	}
-	for _, cont := range sets {
-		for r := 0; r < rounds; r++ {
-			for _, tool := range tools {
-				if strings.HasPrefix(tool.name, "rclone") || tool.name == "swift CLI" {
-					if _, err := exec.LookPath(strings.Fields(tool.name)[0]); err != nil {
-						continue
-					}
-				}
-				dir := filepath.Join(b.TempDir(), "out")
-				_ = os.MkdirAll(dir, 0o755)
-				if tool.toSwift {
-					clearTarget(cont)
-				}
-				start := time.Now()
-				if err := tool.run(cont, dir); err != nil {
-					b.Fatalf("%s %s: %v", tool.name, cont, err)
-				}
-				d := time.Since(start)
-				fmt.Printf("round %d %-30s %-6s %8.2fs\n", r+1, tool.name, cont, d.Seconds())
-				key := tool.name + "|" + cont
-				if best[key] == 0 || d < best[key] {
-					best[key] = d
-				}
-				_ = os.RemoveAll(dir)
-			}
-		}
-	}
-	var keys []string
-	for k := range best {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		name, cont, _ := strings.Cut(k, "|")
-		line := fmt.Sprintf("best %-30s %-6s %8.2fs", name, cont, best[k].Seconds())
-		if name == "swift.copy" || name == "swift.copy → Swift" {
-			for _, other := range []string{"rclone", "rclone --transfers 8", "swift CLI", "rclone --transfers 8 → Swift"} {
-				if o := best[other+"|"+cont]; o > 0 && strings.HasSuffix(other, "→ Swift") == strings.HasSuffix(name, "→ Swift") {
-					line += fmt.Sprintf("  %.2f× %s", o.Seconds()/best[k].Seconds(), other)
-				}
-			}
-		}
-		fmt.Println(line)
+	_ = os.MkdirAll(filepath.Join(dir, "large"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "large", "big.bin"), big, 0o644); err != nil {
+		b.Fatal(err)
 	}
 }
 
-func run(name string, args ...string) error {
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%v: %s", err, out)
+func smallName(i int) string { return fmt.Sprintf("dir%02d/obj-%05d", i%20, i) }
+
+// curlConfigs writes, per set and direction, one curl config per process
+// (8 for the small objects, 1 for the large one): the token header, then
+// url/output (GET) or url/upload-file (PUT) pairs, so each process keeps
+// one connection alive for its share.
+func curlConfigs(b *testing.B, src, dst *swift.Connection, work string) {
+	sets := map[string][]string{"large": {"big.bin"}}
+	for i := 0; i < 2000; i++ {
+		sets["small"] = append(sets["small"], smallName(i))
 	}
-	return nil
+	for cont, names := range sets {
+		procs := 1
+		if len(names) > 1 {
+			procs = 8
+		}
+		for _, dir := range []string{"get", "put"} {
+			conn := src
+			if dir == "put" {
+				conn = dst
+			}
+			for p := 0; p < procs; p++ {
+				var cfg strings.Builder
+				fmt.Fprintf(&cfg, "silent\nshow-error\nfail\ncreate-dirs\nheader = \"X-Auth-Token: %s\"\n", conn.AuthToken)
+				for i := p; i < len(names); i += procs {
+					u := conn.StorageUrl + "/" + cont + "/" + (&url.URL{Path: names[i]}).EscapedPath()
+					local := filepath.Join(work, "upload", cont, filepath.FromSlash(names[i]))
+					if dir == "get" {
+						local = filepath.Join(work, "out", filepath.FromSlash(names[i]))
+						fmt.Fprintf(&cfg, "url = \"%s\"\noutput = \"%s\"\n", u, local)
+					} else {
+						fmt.Fprintf(&cfg, "url = \"%s\"\nupload-file = \"%s\"\n", u, local)
+					}
+				}
+				if err := os.WriteFile(filepath.Join(work, fmt.Sprintf("curl-%s-%s-%d.cfg", dir, cont, p)), []byte(cfg.String()), 0o600); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+// curlRun is the curl processes of one set and direction.
+func curlRun(work, dir string) func(cont, _ string) [][]string {
+	return func(cont, _ string) [][]string {
+		cfgs, _ := filepath.Glob(filepath.Join(work, fmt.Sprintf("curl-%s-%s-*.cfg", dir, cont)))
+		var cmds [][]string
+		for _, c := range cfgs {
+			cmds = append(cmds, []string{"curl", "-K", c})
+		}
+		return cmds
+	}
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtList(v []float64, unit string) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.2f%s", x, unit)
+	}
+	return strings.Join(parts, ", ")
 }

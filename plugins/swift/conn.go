@@ -102,7 +102,7 @@ func (a staticAuth) CdnUrl() string                                 { return "" 
 
 // transport is shared by every connection of the plugin: keep-alive
 // connections survive from one step to the next.
-var transport = &http.Transport{
+var transport = retryAfterTransport{&http.Transport{
 	Proxy:                 http.ProxyFromEnvironment,
 	DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 	MaxIdleConnsPerHost:   64,
@@ -111,7 +111,7 @@ var transport = &http.Transport{
 	// Objects are mostly incompressible; and a transparent gzip would
 	// hide the bytes whose MD5 is checked.
 	DisableCompression: true,
-}
+}}
 
 // connect builds an authenticated connection.
 func (c conn) connect(ctx context.Context) (*swift.Connection, error) {

@@ -43,7 +43,8 @@ func (copyAction) Schema() sdk.ActionSchema {
 			"Plain objects are checked against their MD5 (the target checks the ETag sent with each PUT; a local copy is hashed as it is written); " +
 			"DLO and SLO objects are copied as their segments, each checked, plus a recreated manifest whose ETag must match the source's. " +
 			"Objects already at the target with the same ETag are skipped, so a rerun or a resumed run continues where it stopped. " +
-			"Swift tokens refused mid-copy are renewed (tempauth or HubiC inputs) and the object retried. " +
+			"Swift tokens refused mid-copy (401: a gateway sends no expiry) are renewed (tempauth, gateway or HubiC inputs) and the object retried; " +
+			"transient answers (408, 409, 429, 5xx) are retried up to five times, no sooner than Swift's Retry-After. " +
 			"Undo deletes, by bulk delete, only the objects and containers this step created, and only if they are unchanged since (else `conflict`, unless forced).",
 		Inputs: in,
 		Outputs: []sdk.Attribute{
@@ -379,18 +380,24 @@ feed:
 	return context.Cause(ctx)
 }
 
-// retrying runs f on o, again after a retryable failure (Swift restarting,
-// a token renewed, a checksum mismatch) with a growing pause, five times
-// at most.
+// retrying runs f on o with retry.
 func retrying(ctx context.Context, o obj, f func(context.Context, obj) error) error {
+	return retry(ctx, "copy "+o.cont+"/"+o.name, func(ctx context.Context) error { return f(ctx, o) })
+}
+
+// retry runs f, again after a retryable failure (Swift restarting, a
+// token renewed, a checksum mismatch; the statuses rclone retries: 401
+// once renewed, 408, 409, 429, 5xx) with a growing pause, or longer when
+// Swift sent a Retry-After, five times at most.
+func retry(ctx context.Context, what string, f func(context.Context) error) error {
 	pause := retryPause
 	for attempt := 1; ; attempt++ {
-		err := f(ctx, o)
+		err := f(ctx)
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return sdk.Errorf(sdk.KindCancelled, false, "", "copy %s/%s: %v", o.cont, o.name, ctx.Err())
+			return sdk.Errorf(sdk.KindCancelled, false, "", "%s: %v", what, ctx.Err())
 		}
 		e := sdk.Classify(err)
 		// A 401 on a body that could not be sent again: the connection has
@@ -400,9 +407,9 @@ func retrying(ctx context.Context, o obj, f func(context.Context, obj) error) er
 			return err
 		}
 		select {
-		case <-time.After(pause):
+		case <-time.After(max(pause, retryAfterWait())):
 		case <-ctx.Done():
-			return sdk.Errorf(sdk.KindCancelled, false, "", "copy %s/%s: %v", o.cont, o.name, ctx.Err())
+			return sdk.Errorf(sdk.KindCancelled, false, "", "%s: %v", what, ctx.Err())
 		}
 		if pause < 5*time.Second {
 			pause *= 2

@@ -129,21 +129,28 @@ func bulkDelete(ctx context.Context, c *swift.Connection, cont string, names []s
 	var deleted int64
 	for len(names) > 0 {
 		n := min(len(names), bulkDeleteMax)
-		res, err := c.BulkDelete(ctx, cont, names[:n])
-		if err != nil && len(res.Errors) == 0 {
-			return deleted, classify(err, "bulk delete in "+cont)
-		}
-		deleted += res.NumberDeleted
-		if len(res.Errors) > 0 {
-			var bad []string
-			for k, v := range res.Errors {
-				bad = append(bad, k+": "+v.Error())
+		// Bulk delete is idempotent: a transient failure is sent again.
+		err := retry(ctx, "bulk delete in "+cont, func(ctx context.Context) error {
+			res, err := c.BulkDelete(ctx, cont, names[:n])
+			if err != nil && len(res.Errors) == 0 {
+				return classify(err, "bulk delete in "+cont)
 			}
-			sort.Strings(bad)
-			if len(bad) > 5 {
-				bad = append(bad[:5], fmt.Sprintf("and %d more", len(bad)-5))
+			deleted += res.NumberDeleted
+			if len(res.Errors) > 0 {
+				var bad []string
+				for k, v := range res.Errors {
+					bad = append(bad, k+": "+v.Error())
+				}
+				sort.Strings(bad)
+				if len(bad) > 5 {
+					bad = append(bad[:5], fmt.Sprintf("and %d more", len(bad)-5))
+				}
+				return sdk.Errorf(sdk.KindConflict, true, "retry: bulk delete is idempotent", "bulk delete in %s: %s", cont, strings.Join(bad, "; "))
 			}
-			return deleted, sdk.Errorf(sdk.KindConflict, true, "retry: bulk delete is idempotent", "bulk delete in %s: %s", cont, strings.Join(bad, "; "))
+			return nil
+		})
+		if err != nil {
+			return deleted, err
 		}
 		names = names[n:]
 		if ev != nil {

@@ -22,6 +22,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if benchChild() {
+		os.Exit(0)
+	}
 	code := m.Run()
 	testenv.StopSharedSwift()
 	os.Exit(code)

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 # swift.copy (the hubic/swift plugins' copier) side by side with rclone
-# copy (swift backend, default and --transfers 8) and the swift CLI
-# (python3-swiftclient), on the same all-in-one Swift with one proxy
-# worker: 2,000 objects of 10 KB, then one of 200 MB; Swift → local
-# directory, and Swift → Swift (rclone only). Prints each round, then the
-# best time of each tool and the ratios (other tool's time / swift.copy's).
+# copy (swift backend, --transfers 8: Debian's 1.60 and, if
+# RUNBOOK_RCLONE_LATEST names a binary, the newest, built with
+# `GOBIN=/some/dir go install github.com/rclone/rclone@latest`), the swift
+# CLI (python3-swiftclient) and 8 curl processes with keep-alive (the
+# practical limit), on the same all-in-one Swift with one proxy worker:
+# 2,000 objects of 10 KB, then one of 200 MB; Swift → local directory and
+# Swift → Swift. Every tool is a process under /usr/bin/time (wall time,
+# peak RSS); RUNBOOK_SWIFT_BENCH_ROUNDS rounds (default 3) interleave the
+# tools, each round prints its load average and its ratios (other tool's
+# time / swift.copy's), the end the medians. RUNBOOK_SWIFT_BENCH_TOOLS
+# picks tools by name (default: all, including rclone's default
+# --transfers 4).
 # Needs scripts/test-deps.d/60-swift.sh; rclone from Debian (installed here
 # if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v rclone >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y --no-install-recommends rclone >/dev/null || true
 rclone version 2>/dev/null | head -n1 || true
-go test -run '^$' -bench 'BenchmarkCopyVsTools' -benchtime 1x -timeout 30m ./plugins/swift/ \
-  | grep --line-buffered -E '^(round|best)|^ok|FAIL'
+if [ -n "${RUNBOOK_RCLONE_LATEST:-}" ]; then "$RUNBOOK_RCLONE_LATEST" version 2>/dev/null | head -n1 || true; fi
+uptime
+go test -run '^$' -bench 'BenchmarkCopyVsTools' -benchtime 1x -timeout 60m ./plugins/swift/ \
+  | grep --line-buffered -E '^(round|median)|^ok|FAIL|^    [a-z_]+_test.go'
+uptime

@@ -193,20 +193,55 @@ func (c *Client) get(ctx context.Context, path string, out any) error {
 			c.reset(nil)
 			c.mu.Unlock()
 			continue
-		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-			return sdk.Errorf(sdk.KindAuth, false, "check the token's scopes (credentials.r, usage.r), or authorize again with hubic.authorize", "GET %s: %s", path, resp.Status)
-		case resp.StatusCode == http.StatusNotFound:
-			return sdk.Errorf(sdk.KindNotFound, false, "check api_url", "GET %s: %s", path, resp.Status)
-		case resp.StatusCode == http.StatusTooManyRequests:
-			return sdk.Errorf(sdk.KindQuota, true, "wait and retry", "GET %s: %s", path, resp.Status)
 		case resp.StatusCode/100 != 2:
-			return sdk.Errorf(sdk.KindUnreachable, resp.StatusCode >= 500, "", "GET %s: %s", path, resp.Status)
+			return withStatus(apiError(path, resp.Status, resp.StatusCode), resp.StatusCode)
 		}
 		if err := json.Unmarshal(body, out); err != nil {
 			return sdk.Errorf(sdk.KindInternal, false, "check api_url", "GET %s: bad JSON: %v", path, err)
 		}
 		return nil
 	}
+}
+
+// apiError classifies a refusal of the API (a status other than 2xx).
+func apiError(path, status string, code int) *sdk.Error {
+	switch {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return sdk.Errorf(sdk.KindAuth, false, "check the token's scopes (credentials.r, usage.r), or authorize again with hubic.authorize", "GET %s: %s", path, status)
+	case code == http.StatusNotFound:
+		return sdk.Errorf(sdk.KindNotFound, false, "check api_url", "GET %s: %s", path, status)
+	case code == http.StatusTooManyRequests:
+		return sdk.Errorf(sdk.KindQuota, true, "wait and retry", "GET %s: %s", path, status)
+	}
+	return sdk.Errorf(sdk.KindUnreachable, code >= 500, "", "GET %s: %s", path, status)
+}
+
+// StatusError carries the HTTP status the API (its token endpoint or an
+// /1.0 call) answered with; the message is the wrapped error's.
+type StatusError struct {
+	Code int
+	Err  error
+}
+
+func (e *StatusError) Error() string { return e.Err.Error() }
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// withStatus records the API's HTTP status in e (0: none).
+func withStatus(e *sdk.Error, code int) *sdk.Error {
+	if code != 0 {
+		e.Err = &StatusError{Code: code, Err: e.Err}
+	}
+	return e
+}
+
+// HTTPStatus is the HTTP status the API refused the call with, or 0 when
+// it did not answer (unreachable, cancelled, a bad answer).
+func HTTPStatus(err error) int {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 0
 }
 
 // Credentials asks for Swift credentials.
@@ -250,15 +285,18 @@ func classify(what string, err error) error {
 		if re.Response != nil {
 			status = re.Response.StatusCode
 		}
+		var e *sdk.Error
 		switch {
 		case code == "invalid_client" || status == http.StatusUnauthorized:
-			return sdk.Errorf(sdk.KindAuth, false, "check client_id and client_secret", "%s: the token endpoint refused the client (%d %s)", what, status, code)
+			e = sdk.Errorf(sdk.KindAuth, false, "check client_id and client_secret", "%s: the token endpoint refused the client (%d %s)", what, status, code)
 		case code == "invalid_grant" || code == "unauthorized_client" || status == http.StatusBadRequest || status == http.StatusForbidden:
-			return sdk.Errorf(sdk.KindAuth, false, "the refresh token was revoked or has expired: run hubic.authorize again", "%s: the token endpoint refused the grant (%d %s)", what, status, code)
+			e = sdk.Errorf(sdk.KindAuth, false, "the refresh token was revoked or has expired: run hubic.authorize again", "%s: the token endpoint refused the grant (%d %s)", what, status, code)
 		case status == http.StatusTooManyRequests:
-			return sdk.Errorf(sdk.KindQuota, true, "wait and retry", "%s: %d", what, status)
+			e = sdk.Errorf(sdk.KindQuota, true, "wait and retry", "%s: %d", what, status)
+		default:
+			e = sdk.Errorf(sdk.KindUnreachable, status >= 500, "check that the API is up", "%s: %d %s", what, status, code)
 		}
-		return sdk.Errorf(sdk.KindUnreachable, status >= 500, "check that the API is up", "%s: %d %s", what, status, code)
+		return withStatus(e, status)
 	}
 	return sdk.Errorf(sdk.KindUnreachable, true, "check that the API is reachable", "%s: %v", what, err)
 }
