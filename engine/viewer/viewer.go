@@ -37,8 +37,9 @@ type Runs interface {
 	Run(id string) (*session.RunInfo, error)
 }
 
-// Campaigns lists campaigns with their run counts by state. No campaign
-// package exists yet; a nil Options.Campaigns hides the section.
+// Campaigns lists campaigns with their targets counted by state (the CLI
+// binds it to engine/campaign on a state database); a nil
+// Options.Campaigns hides the section.
 type Campaigns interface {
 	Campaigns() ([]Campaign, error)
 }
