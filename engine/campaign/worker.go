@@ -75,6 +75,14 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
+	if cfg.Session.Key == nil {
+		// The state key is derived once for every run (a passphrase's
+		// argon2id takes about a second). Unreadable: each run's session
+		// reports why, as before.
+		if k, err := session.LoadKey(cfg.Session.Getenv); err == nil {
+			cfg.Session.Key = k
+		}
+	}
 	host, _ := os.Hostname()
 	w := &Worker{cfg: cfg, id: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.ToLower(ulid.Make().String()[20:])), log: cfg.Logger}
 	workers := river.NewWorkers()

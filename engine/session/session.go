@@ -57,6 +57,9 @@ type Options struct {
 	// RUNBOOK_STATE_KEY_FILE, RUNBOOK_STATE_DIR, RUNBOOK_SELF_EXE, and where the
 	// user's state key file is (XDG_CONFIG_HOME, HOME; see DefaultKeyFile).
 	Getenv func(string) string
+	// Key, when set, is the state key (LoadKey) used instead of the one
+	// the environment names: sessions sharing it do not derive it again.
+	Key *Key
 	// Builtins are the plugins compiled into this binary (the CLI passes
 	// plugins/builtin's registry; the engine imports no plugin).
 	Builtins pluginhost.Builtins
@@ -90,9 +93,14 @@ func New(opts Options) (*Session, error) {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = 10
 	}
-	key, err := loadKey(opts.Getenv)
-	if err != nil {
-		return nil, err
+	var key keyState
+	if opts.Key != nil {
+		key = opts.Key.ks // a copy: EnsureKey changes the session's own
+	} else {
+		var err error
+		if key, err = loadKey(opts.Getenv); err != nil {
+			return nil, err
+		}
 	}
 	s := &Session{opts: opts, mask: opts.Mask, key: key, sink: opts.Sink}
 	if s.mask == nil {
