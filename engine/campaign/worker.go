@@ -59,6 +59,8 @@ type Worker struct {
 	log    *slog.Logger
 	stop   context.CancelFunc
 	done   chan struct{}
+	// ownHosts: the worker made cfg.Session.Hosts and closes it on Stop.
+	ownHosts bool
 }
 
 // NewWorker sets up a worker; Start starts it.
@@ -83,8 +85,14 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 			cfg.Session.Key = k
 		}
 	}
+	ownHosts := cfg.Session.Hosts == nil
+	if ownHosts {
+		// The plugin processes of a runbook's runs are started once and
+		// reused by the next runs (one run at a time each).
+		cfg.Session.Hosts = session.NewHostPool()
+	}
 	host, _ := os.Hostname()
-	w := &Worker{cfg: cfg, id: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.ToLower(ulid.Make().String()[20:])), log: cfg.Logger}
+	w := &Worker{ownHosts: ownHosts, cfg: cfg, id: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.ToLower(ulid.Make().String()[20:])), log: cfg.Logger}
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &runWorker{w: w}); err != nil {
 		return nil, err
@@ -143,6 +151,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	bg, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, _ = w.cfg.Pool.Exec(bg, `DELETE FROM runbook.workers WHERE id = $1`, w.id)
+	if w.ownHosts {
+		w.cfg.Session.Hosts.Close()
+	}
 	return err
 }
 

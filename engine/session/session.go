@@ -60,6 +60,10 @@ type Options struct {
 	// Key, when set, is the state key (LoadKey) used instead of the one
 	// the environment names: sessions sharing it do not derive it again.
 	Key *Key
+	// Hosts, when set, lends the plugin hosts of Open (plugin processes
+	// started) and takes them back at Runbook.Close instead of stopping
+	// them: a worker's runs of one runbook share them, one run at a time.
+	Hosts *HostPool
 	// Builtins are the plugins compiled into this binary (the CLI passes
 	// plugins/builtin's registry; the engine imports no plugin).
 	Builtins pluginhost.Builtins
