@@ -253,6 +253,8 @@ type target struct {
 	RunID          string
 	Vars           varsJSON
 	Canary         bool
+	// fresh: RunID was fixed by this attempt; no run has it yet.
+	fresh bool
 }
 
 func (rw *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
@@ -327,6 +329,15 @@ func (w *Worker) admit(ctx context.Context, job *river.Job[RunArgs]) (c *campaig
 		if !run {
 			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
 			return err
+		}
+		if t.RunID == "" && c.Kind != KindRollback {
+			// The run's id is recorded before the run exists: an attempt
+			// that dies at any point leaves the next one the run to
+			// resume, or the id to apply again.
+			t.RunID, t.fresh = journal.NewID(), true
+			if _, err := tx.Exec(ctx, `UPDATE runbook.targets SET run_id = $2 WHERE id = $1`, t.ID, t.RunID); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

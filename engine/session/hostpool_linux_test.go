@@ -62,13 +62,7 @@ step "core.noop" "b" { depends_on = [step.a] }
 		t.Helper()
 		s, err := New(Options{
 			StateDir: filepath.Join(dir, ".runbook"), Builtins: builtin.All(), Hosts: pool, Sink: event.Discard,
-			Getenv: func(k string) string {
-				if k == "RUNBOOK_SELF_EXE" {
-					return selfExe
-				}
-				return ""
-			},
-		})
+			Getenv: selfExeEnv})
 		if err != nil {
 			t.Fatal(err)
 		}
