@@ -69,6 +69,11 @@ func (p *HostPool) get(key string, m *mask.Masker, out io.Writer, newHost func(s
 		p.idle[key] = hs[:len(hs)-1]
 	}
 	p.mu.Unlock()
+	if ph != nil && !ph.h.Alive() {
+		// A plugin process died since: a new host starts them all again.
+		ph.h.CloseNoWait()
+		ph = nil
+	}
 	if ph == nil {
 		ph = &pooledHost{key: key, out: &hostStderr{}}
 		ph.h = newHost(ph.out)
