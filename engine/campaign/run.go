@@ -42,6 +42,20 @@ const busySnooze = time.Second
 func (w *Worker) execute(ctx context.Context, c *campaignRow, t *target) outcome {
 	opts := w.cfg.Session
 	opts.Sink = event.Discard
+	if c.Kind != KindRollback && t.RunID != "" {
+		created := !t.fresh
+		if created {
+			var err error
+			if created, err = w.runExists(ctx, t.RunID); err != nil {
+				return outcome{retry: fmt.Errorf("find run %s: %w", t.RunID, err)}
+			}
+		}
+		if !created {
+			// An id fixed before the run: applied with it (the lock of an
+			// attempt that died before creating the run is taken over).
+			opts.RunID = t.RunID
+		}
+	}
 	opts.OnRun = func(runID string, _ session.Commands) {
 		if runID != t.RunID {
 			t.RunID = runID
@@ -67,7 +81,7 @@ func (w *Worker) execute(ctx context.Context, c *campaignRow, t *target) outcome
 		return outcome{err: err.Error()}
 	}
 	vars := lang.VarSources{Args: args}
-	if t.RunID != "" {
+	if t.RunID != "" && opts.RunID == "" {
 		if done, o := w.finished(s, c, t.RunID); done {
 			return o
 		}
@@ -76,7 +90,7 @@ func (w *Worker) execute(ctx context.Context, c *campaignRow, t *target) outcome
 	switch {
 	case c.Kind == KindRollback:
 		out, err = s.Rollback(ctx, t.RunID, vars, session.RollbackOptions{})
-	case t.RunID != "":
+	case t.RunID != "" && opts.RunID == "":
 		out, err = s.Resume(ctx, t.RunID, vars)
 	default:
 		out, err = w.apply(ctx, s, c, vars)
@@ -101,6 +115,13 @@ func (w *Worker) apply(ctx context.Context, s *session.Session, c *campaignRow, 
 		}
 	}
 	return out, err
+}
+
+// runExists reports whether run id is journaled in the database.
+func (w *Worker) runExists(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	err := w.cfg.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM runbook.runs WHERE id = $1)`, id).Scan(&ok)
+	return ok, err
 }
 
 func sameFiles(hs []journal.FileHash, files []string) bool {

@@ -59,6 +59,8 @@ type Worker struct {
 	log    *slog.Logger
 	stop   context.CancelFunc
 	done   chan struct{}
+	// ownHosts: the worker made cfg.Session.Hosts and closes it on Stop.
+	ownHosts bool
 }
 
 // NewWorker sets up a worker; Start starts it.
@@ -75,8 +77,22 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
+	if cfg.Session.Key == nil {
+		// The state key is derived once for every run (a passphrase's
+		// argon2id takes about a second). Unreadable: each run's session
+		// reports why, as before.
+		if k, err := session.LoadKey(cfg.Session.Getenv); err == nil {
+			cfg.Session.Key = k
+		}
+	}
+	ownHosts := cfg.Session.Hosts == nil
+	if ownHosts {
+		// The plugin processes of a runbook's runs are started once and
+		// reused by the next runs (one run at a time each).
+		cfg.Session.Hosts = session.NewHostPool()
+	}
 	host, _ := os.Hostname()
-	w := &Worker{cfg: cfg, id: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.ToLower(ulid.Make().String()[20:])), log: cfg.Logger}
+	w := &Worker{ownHosts: ownHosts, cfg: cfg, id: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.ToLower(ulid.Make().String()[20:])), log: cfg.Logger}
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &runWorker{w: w}); err != nil {
 		return nil, err
@@ -135,6 +151,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	bg, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, _ = w.cfg.Pool.Exec(bg, `DELETE FROM runbook.workers WHERE id = $1`, w.id)
+	if w.ownHosts {
+		w.cfg.Session.Hosts.Close()
+	}
 	return err
 }
 
@@ -234,6 +253,8 @@ type target struct {
 	RunID          string
 	Vars           varsJSON
 	Canary         bool
+	// fresh: RunID was fixed by this attempt; no run has it yet.
+	fresh bool
 }
 
 func (rw *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
@@ -308,6 +329,15 @@ func (w *Worker) admit(ctx context.Context, job *river.Job[RunArgs]) (c *campaig
 		if !run {
 			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
 			return err
+		}
+		if t.RunID == "" && c.Kind != KindRollback {
+			// The run's id is recorded before the run exists: an attempt
+			// that dies at any point leaves the next one the run to
+			// resume, or the id to apply again.
+			t.RunID, t.fresh = journal.NewID(), true
+			if _, err := tx.Exec(ctx, `UPDATE runbook.targets SET run_id = $2 WHERE id = $1`, t.ID, t.RunID); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

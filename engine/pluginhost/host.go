@@ -376,3 +376,29 @@ func (h *Host) Prestart(ctx context.Context, names ...string) {
 		go func() { _, _ = h.entry(ctx, n) }()
 	}
 }
+
+// Alive reports whether the host is open and every plugin process it
+// started still answers: a host kept for later runs (a worker's) is
+// replaced when one died, rather than failing the next run's first call.
+func (h *Host) Alive() bool {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return false
+	}
+	es := make([]*entry, 0, len(h.plugins))
+	for _, e := range h.plugins {
+		es = append(es, e)
+	}
+	h.mu.Unlock()
+	for _, e := range es {
+		e.mu.Lock()
+		p, ok := e.provider.(*proc)
+		started := e.started
+		e.mu.Unlock()
+		if started && ok && !p.alive() {
+			return false
+		}
+	}
+	return true
+}

@@ -96,3 +96,27 @@ func TestStartFailureMessage(t *testing.T) {
 		t.Fatalf("missing plugin: err = %v (kind %v)", err, e.Kind)
 	}
 }
+
+// Alive is true while every started plugin answers, false at once after
+// one was killed (before go-plugin notices), and false once closed.
+func TestAliveAfterKill(t *testing.T) {
+	dir, sum := installExternal(t)
+	h := newHost(t, Options{Dirs: []string{dir}, Lock: lockOf("testing", sum)})
+	if !h.Alive() {
+		t.Fatal("a host with nothing started is not alive")
+	}
+	provider(t, h, "testing")
+	if !h.Alive() {
+		t.Fatal("a host whose plugin runs is not alive")
+	}
+	if err := syscall.Kill(pidOf(t, h, "testing"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if h.Alive() {
+		t.Error("a host whose plugin was killed is alive")
+	}
+	h.Close()
+	if h.Alive() {
+		t.Error("a closed host is alive")
+	}
+}

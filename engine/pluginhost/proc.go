@@ -219,3 +219,16 @@ func (p *proc) Undo(ctx context.Context, action string, req *sdk.UndoRequest, ev
 	}
 	return p.mapErr(ctx, prov.Undo(ctx, action, req, ev))
 }
+
+// alive reports whether the process answers a ping (false once it died,
+// even before go-plugin noticed).
+func (p *proc) alive() bool {
+	p.mu.Lock()
+	c, closed := p.client, p.closed
+	p.mu.Unlock()
+	if closed || c == nil || c.Exited() {
+		return false
+	}
+	rpc, err := c.Client()
+	return err == nil && rpc.Ping() == nil
+}

@@ -57,6 +57,25 @@ func DefaultKeyFile(getenv func(string) string) string {
 	return filepath.Join(dir, "runbook", "state.key")
 }
 
+// Key is a state key found once (LoadKey) and given to many sessions
+// (Options.Key): a worker derives a passphrase's key (argon2id, about a
+// second) once, not once per run.
+type Key struct{ ks keyState }
+
+// LoadKey finds the state key the environment names, as New does: a
+// passphrase is stretched here, once. The user's key file is only read
+// (a session's EnsureKey creates it when missing).
+func LoadKey(getenv func(string) string) (*Key, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	ks, err := loadKey(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{ks: ks}, nil
+}
+
 // loadKey finds the session's state key; the user's key file is only
 // read here (EnsureKey creates it).
 func loadKey(getenv func(string) string) (keyState, error) {

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sort"
 
@@ -26,12 +27,18 @@ type Runbook struct {
 	Host     *pluginhost.Host
 	StateDir string
 
-	s   *Session
-	git func() *journal.GitInfo // the runbook's git commit, asked for while it is checked
+	s      *Session
+	pooled *pooledHost             // Host, from Options.Hosts: given back by Close
+	git    func() *journal.GitInfo // the runbook's git commit, asked for while it is checked
 }
 
-// Close stops the runbook's plugins.
+// Close stops the runbook's plugins (gives them back to Options.Hosts).
 func (r *Runbook) Close() {
+	if r.pooled != nil {
+		r.s.opts.Hosts.put(r.pooled)
+		r.pooled, r.Host = nil, nil
+		return
+	}
 	if r.Host != nil {
 		// Every call has returned: the plugins need only be told to exit,
 		// not waited for.
@@ -48,7 +55,7 @@ func (s *Session) Check(paths ...string) (*lang.Config, hcl.Diagnostics) {
 	if cfg == nil || len(cfg.Files) == 0 {
 		return cfg, diags
 	}
-	h, err := s.openHost(cfg, "")
+	h, _, err := s.openHost(cfg, "", false)
 	if err != nil {
 		return cfg, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot open plugins", Detail: err.Error()})
 	}
@@ -66,11 +73,11 @@ func (s *Session) Open(vars lang.VarSources, paths ...string) (*Runbook, error) 
 	}
 	dir := s.stateDirFor(cfg)
 	r := &Runbook{Config: cfg, s: s, StateDir: dir, git: gitLater(RunbookDir(cfg))}
-	h, err := s.openHost(cfg, dir)
+	h, pooled, err := s.openHost(cfg, dir, true)
 	if err != nil {
 		return nil, err
 	}
-	r.Host = h
+	r.Host, r.pooled = h, pooled
 	diags = append(diags, cfg.Check(Schemas{h})...)
 	values, d := cfg.ResolveVariables(vars)
 	diags = append(diags, d...)
@@ -104,12 +111,13 @@ func (r *Runbook) Plan(ctx context.Context) (*lang.Plan, error) {
 // openHost builds the plugin host for a loaded runbook: the lock file beside
 // the runbook, its plugin blocks (source paths relative to the runbook) and
 // RUNBOOK_STATE_DIR for the plugin processes; their stderr is masked. The
-// plugins the runbook uses start at once.
-func (s *Session) openHost(cfg *lang.Config, stateDir string) (*pluginhost.Host, error) {
+// plugins the runbook uses start at once. With pool and Options.Hosts, the
+// host comes from (and goes back to) that pool: pooled is set.
+func (s *Session) openHost(cfg *lang.Config, stateDir string, pool bool) (_ *pluginhost.Host, pooled *pooledHost, _ error) {
 	dir := RunbookDir(cfg)
 	lock, err := pluginhost.ReadLockFile(filepath.Join(dir, pluginhost.LockFileName))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts := pluginhost.Options{
 		Builtins: s.opts.Builtins,
@@ -122,7 +130,7 @@ func (s *Session) openHost(cfg *lang.Config, stateDir string) (*pluginhost.Host,
 	if stateDir != "" {
 		abs, err := filepath.Abs(stateDir)
 		if err != nil {
-			return nil, fmt.Errorf("state dir: %w", err)
+			return nil, nil, fmt.Errorf("state dir: %w", err)
 		}
 		// RUNBOOK_HINT_STATE_FLAG: what the commands a plugin prints (core.approve)
 		// need to find the state directory from the working directory.
@@ -133,9 +141,18 @@ func (s *Session) openHost(cfg *lang.Config, stateDir string) (*pluginhost.Host,
 		}
 		opts.Env = append(opts.Env, "RUNBOOK_STATE_DIR="+abs, "RUNBOOK_HINT_STATE_FLAG="+flag)
 	}
+	if pool && s.opts.Hosts != nil {
+		ph := s.opts.Hosts.get(poolKey(dir, opts), s.mask, s.stderr, func(stderr io.Writer) *pluginhost.Host {
+			opts.Stderr = stderr
+			return pluginhost.New(opts)
+		})
+		// A plugin that died since is started again by its first call.
+		ph.h.Prestart(context.Background(), UsedPlugins(cfg)...)
+		return ph.h, ph, nil
+	}
 	h := pluginhost.New(opts)
 	h.Prestart(context.Background(), UsedPlugins(cfg)...)
-	return h, nil
+	return h, nil, nil
 }
 
 // UsedPlugins lists every plugin the runbook's steps and rollbacks use,

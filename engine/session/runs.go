@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -73,7 +74,10 @@ func lockRun(store journal.Store, id string, h *held) error {
 // start).
 func (r *Runbook) Apply(ctx context.Context, confirm func(*lang.Plan) (bool, error)) (*Outcome, error) {
 	s := r.s
-	runID := journal.NewID()
+	runID, err := s.newRunID()
+	if err != nil {
+		return nil, err
+	}
 	scope := r.scope(runID)
 	lockKey, d := scope.Lock()
 	if d.HasErrors() {
@@ -108,6 +112,14 @@ func (r *Runbook) Apply(ctx context.Context, confirm func(*lang.Plan) (bool, err
 	}
 	if err := lockRun(store, runID, &h); err != nil {
 		return nil, s.lockErr(err, where)
+	}
+	if s.opts.RunID != "" {
+		// A fixed id names a new run: never journal over an existing one.
+		if _, err := store.Load(runID); err == nil {
+			return nil, fmt.Errorf("run %s already exists in %s: resume it", runID, where)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
 	}
 	if _, err := s.EnsureKey(); err != nil {
 		return nil, err

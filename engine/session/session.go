@@ -8,6 +8,7 @@ package session
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/oklog/ulid/v2"
 
 	"github.com/runbookdev/runbook/engine/event"
 	"github.com/runbookdev/runbook/engine/journal"
@@ -57,6 +59,20 @@ type Options struct {
 	// RUNBOOK_STATE_KEY_FILE, RUNBOOK_STATE_DIR, RUNBOOK_SELF_EXE, and where the
 	// user's state key file is (XDG_CONFIG_HOME, HOME; see DefaultKeyFile).
 	Getenv func(string) string
+	// Key, when set, is the state key (LoadKey) used instead of the one
+	// the environment names: sessions sharing it do not derive it again.
+	Key *Key
+	// Hosts, when set, lends the plugin hosts of Open (plugin processes
+	// started) and takes them back at Runbook.Close instead of stopping
+	// them: a worker's runs of one runbook share them, one run at a time.
+	Hosts *HostPool
+	// RunID, when set, is the id Apply gives its run (journal.NewID's
+	// form), fixed by the caller before the run exists: a worker records
+	// it first, so that an attempt that dies before the run is created
+	// leaves an id the next attempt applies again (taking over the dead
+	// attempt's lock) and one that dies after leaves a run it resumes.
+	// Apply fails when a run with that id exists.
+	RunID string
 	// Builtins are the plugins compiled into this binary (the CLI passes
 	// plugins/builtin's registry; the engine imports no plugin).
 	Builtins pluginhost.Builtins
@@ -90,9 +106,14 @@ func New(opts Options) (*Session, error) {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = 10
 	}
-	key, err := loadKey(opts.Getenv)
-	if err != nil {
-		return nil, err
+	var key keyState
+	if opts.Key != nil {
+		key = opts.Key.ks // a copy: EnsureKey changes the session's own
+	} else {
+		var err error
+		if key, err = loadKey(opts.Getenv); err != nil {
+			return nil, err
+		}
 	}
 	s := &Session{opts: opts, mask: opts.Mask, key: key, sink: opts.Sink}
 	if s.mask == nil {
@@ -199,4 +220,16 @@ func (s *Session) emit(ev event.Event) {
 		ev.Time = time.Now().UTC()
 	}
 	s.sink.Emit(ev)
+}
+
+// newRunID is the id of a new run: Options.RunID, or a new one.
+func (s *Session) newRunID() (string, error) {
+	id := s.opts.RunID
+	if id == "" {
+		return journal.NewID(), nil
+	}
+	if u, err := ulid.ParseStrict(id); err != nil || u.String() != id {
+		return "", fmt.Errorf("run id %q: not a run id (%s)", id, journal.NewID())
+	}
+	return id, nil
 }
