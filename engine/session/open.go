@@ -32,8 +32,11 @@ type Runbook struct {
 	git    func() *journal.GitInfo // the runbook's git commit, asked for while it is checked
 }
 
-// Close stops the runbook's plugins (gives them back to Options.Hosts).
+// Close stops the runbook's plugins (gives them back to Options.Hosts),
+// and waits for the git process asked about the runbook's commit: none is
+// left running (and writing in .git) once the caller is done.
 func (r *Runbook) Close() {
+	r.git()
 	if r.pooled != nil {
 		r.s.opts.Hosts.put(r.pooled)
 		r.pooled, r.Host = nil, nil
@@ -75,6 +78,7 @@ func (s *Session) Open(vars lang.VarSources, paths ...string) (*Runbook, error) 
 	r := &Runbook{Config: cfg, s: s, StateDir: dir, git: gitLater(RunbookDir(cfg))}
 	h, pooled, err := s.openHost(cfg, dir, true)
 	if err != nil {
+		r.Close()
 		return nil, err
 	}
 	r.Host, r.pooled = h, pooled
