@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,22 +25,7 @@ import (
 // again in plugin mode.
 var selfExe string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "campaign-test")
-	if err != nil {
-		panic(err)
-	}
-	selfExe = filepath.Join(dir, "runbook")
-	cmd := exec.Command("go", "build", "-o", selfExe, "github.com/runbookdev/runbook/cmd/runbook")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build runbook: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := testenv.RunMain(m)
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunMainWithRunbook(m, &selfExe)) }
 
 func TestParseTargets(t *testing.T) {
 	tests := []struct {

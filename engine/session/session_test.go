@@ -3,9 +3,7 @@ package session
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,22 +21,7 @@ import (
 // that binary started again in plugin mode.
 var selfExe string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "session-test")
-	if err != nil {
-		panic(err)
-	}
-	selfExe = filepath.Join(dir, "runbook")
-	cmd := exec.Command("go", "build", "-o", selfExe, "github.com/runbookdev/runbook/cmd/runbook")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build runbook: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := testenv.RunMain(m) // stops the PostgreSQL cluster of the state tests
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunMainWithRunbook(m, &selfExe)) }
 
 // newSession is a session over dir's state with the test binary's
 // builtins, recording events.

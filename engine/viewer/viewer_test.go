@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/runbookdev/runbook/engine/lang"
 	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/viewer"
+	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/plugins/builtin"
 )
 
@@ -31,22 +31,7 @@ import (
 // that binary started again in plugin mode.
 var selfExe string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "viewer-test")
-	if err != nil {
-		panic(err)
-	}
-	selfExe = filepath.Join(dir, "runbook")
-	cmd := exec.Command("go", "build", "-o", selfExe, "github.com/runbookdev/runbook/cmd/runbook")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build runbook: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunMainWithRunbook(m, &selfExe)) }
 
 // canary is a secret planted in every run the tests start.
 const canary = "CANARY-s3cr3t-9d1f27"
