@@ -3,7 +3,7 @@ BIN     ?= bin/runbook
 PKGS    ?= ./...
 TESTFLAGS ?= -race -count=1 -timeout 14m
 
-.PHONY: demo all build install test test-deps test-short bench fuzz fmt lint proto docs clean
+.PHONY: demo all build install test test-deps test-short e2e bench fuzz fmt lint proto docs clean
 
 all: build
 
@@ -24,6 +24,13 @@ test: test-deps
 
 test-deps:
 	./scripts/test-deps.sh
+
+## e2e: the proofs too long for `make test`: 1,000 campaign runs over 4
+## worker processes, one killed with kill -9, and a PostgreSQL restart.
+E2E_CAMPAIGN_RUNS ?= 1000
+e2e: test-deps
+	RUNBOOK_CAMPAIGN_RUNS=$(E2E_CAMPAIGN_RUNS) $(GO) test -count=1 -timeout 20m -v \
+		-run 'TestFleetSurvivesKilledWorkerAndDatabaseRestart' ./engine/campaign/e2e/
 
 ## test-short: unit tests only, no servers.
 test-short:

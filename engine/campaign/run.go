@@ -39,9 +39,24 @@ const busySnooze = time.Second
 // (an earlier attempt died), else applies the runbook (or, in a rollback
 // campaign, rolls the target's run back). Events go nowhere: the journal
 // and the campaign's tables say what happened.
-func (w *Worker) execute(ctx context.Context, c *campaignRow, t *target) outcome {
+func (w *Worker) execute(ctx context.Context, job *river.Job[RunArgs], c *campaignRow, t *target) outcome {
 	opts := w.cfg.Session
 	opts.Sink = event.Discard
+	var s *session.Session
+	committed := false
+	// The run's end record is committed with the target's outcome and
+	// the job's completion.
+	opts.Finish = func(ctx context.Context, out *session.Outcome, final *journal.Record) error {
+		o := w.outcomeOf(s, c, t, out, nil)
+		if o.retry != nil {
+			return o.retry
+		}
+		if err := w.finish(context.WithoutCancel(ctx), job, t, o, final); err != nil {
+			return err
+		}
+		committed = true
+		return nil
+	}
 	if c.Kind != KindRollback && t.RunID != "" {
 		created := !t.fresh
 		if created {
@@ -95,7 +110,9 @@ func (w *Worker) execute(ctx context.Context, c *campaignRow, t *target) outcome
 	default:
 		out, err = w.apply(ctx, s, c, vars)
 	}
-	return w.outcomeOf(s, c, t, out, err)
+	o := w.outcomeOf(s, c, t, out, err)
+	o.committed = committed && err == nil
+	return o
 }
 
 // apply starts the target's run. A lock key held by a run nobody runs,

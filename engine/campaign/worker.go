@@ -61,6 +61,10 @@ type Worker struct {
 	done   chan struct{}
 	// ownHosts: the worker made cfg.Session.Hosts and closes it on Stop.
 	ownHosts bool
+	// finishFault, in tests, is called in the transaction that ends a
+	// target, after its run's end record was appended; an error rolls the
+	// transaction back.
+	finishFault func(ctx context.Context, tx pgx.Tx, t *target) error
 }
 
 // NewWorker sets up a worker; Start starts it.
@@ -76,6 +80,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
+	}
+	if cfg.Session.DB == nil {
+		return nil, errors.New("worker: Session.DB (the database store its runs are journaled in) is not set")
 	}
 	if cfg.Session.Key == nil {
 		// The state key is derived once for every run (a passphrase's
@@ -268,19 +275,19 @@ func (rw *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
 	// a snoozed job waits for River's scheduler (on its leader, which may
 	// be the dead worker) to become available again.
 	deadline := time.Now().Add(2*w.cfg.Lease + 5*time.Second)
-	res := w.execute(ctx, c, t)
+	res := w.execute(ctx, job, c, t)
 	for res.busy && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(busySnooze):
 		}
-		res = w.execute(ctx, c, t)
+		res = w.execute(ctx, job, c, t)
 	}
-	if res.retry != nil {
+	if res.retry != nil || res.committed {
 		return res.retry
 	}
-	return w.finish(context.WithoutCancel(ctx), job, t, res)
+	return w.finish(context.WithoutCancel(ctx), job, t, res, nil)
 }
 
 // admit decides whether the job's target runs: a target already finished
@@ -359,31 +366,46 @@ type outcome struct {
 	runID    string
 	runState string
 	err      string
+	// committed: the run's end record, the target's outcome and the
+	// job's completion are committed (finish ran within the run).
+	committed bool
 }
 
-// finish records the target's outcome, applies the campaign's controls
-// (error budget, canary), feeds the next targets, and completes the job,
-// in one transaction.
-func (w *Worker) finish(ctx context.Context, job *river.Job[RunArgs], t *target, res outcome) error {
-	err := w.finishTx(ctx, job, t, res, true)
+// finish appends the run's end record (final, unless nil: the run's
+// journal has it, or there is no run), records the target's outcome,
+// applies the campaign's controls (error budget, canary), feeds the next
+// targets, and completes the job, in one transaction: all of it is
+// committed, or none.
+func (w *Worker) finish(ctx context.Context, job *river.Job[RunArgs], t *target, res outcome, final *journal.Record) error {
+	err := w.finishTx(ctx, job, t, res, final, true)
 	if err != nil && !errors.Is(err, errNotRunning) {
 		return err
 	}
 	if err != nil {
 		// River gave the job to another worker meanwhile (a rescue): record
 		// the outcome; that attempt completes its job on finding it.
-		return w.finishTx(ctx, job, t, res, false)
+		return w.finishTx(ctx, job, t, res, final, false)
 	}
 	return nil
 }
 
 var errNotRunning = errors.New("the job is no longer running")
 
-func (w *Worker) finishTx(ctx context.Context, job *river.Job[RunArgs], t *target, res outcome, complete bool) error {
+func (w *Worker) finishTx(ctx context.Context, job *river.Job[RunArgs], t *target, res outcome, final *journal.Record, complete bool) error {
 	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 		c, err := lockCampaign(ctx, tx, t.Campaign)
 		if err != nil {
 			return err
+		}
+		if final != nil {
+			if err := w.cfg.Session.DB.AppendTx(ctx, tx, res.runID, final); err != nil {
+				return err
+			}
+		}
+		if w.finishFault != nil {
+			if err := w.finishFault(ctx, tx, t); err != nil {
+				return err
+			}
 		}
 		state := TargetFailed
 		if res.ok {

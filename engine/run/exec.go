@@ -221,12 +221,27 @@ func Apply(ctx context.Context, rb *Runbook, opts Options) (*Result, error) {
 		}
 		res.Outputs = outs
 	}
-	if err := e.transition(&journal.Record{Type: journal.RecRunState, State: res.State}, extra{}); err != nil {
+	if err := e.end(ctx, res); err != nil {
 		return nil, err
 	}
 	res.Instances = e.instances()
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// end journals the run's end state, or leaves it in res.Final
+// (Options.KeepFinal).
+func (e *executor) end(ctx context.Context, res *Result) error {
+	r := &journal.Record{Type: journal.RecRunState, State: res.State}
+	if !e.opts.KeepFinal || res.Interrupted || ctx.Err() != nil {
+		return e.transition(r, extra{})
+	}
+	if err := e.stop.err(); err != nil {
+		return err
+	}
+	e.maskRecord(r)
+	res.Final = r
+	return nil
 }
 
 func (e *executor) instances() []*Instance {

@@ -66,6 +66,11 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock (nil = time.Now).
 	Now func() time.Time
+	// KeepFinal: the record that ends the run (its end state, unless
+	// interrupted) is not journaled but returned in Result.Final, for the
+	// caller to journal it in the same commit as what else records the
+	// run's end (a job queue's completion).
+	KeepFinal bool
 }
 
 // Result is the outcome of Apply or Rollback.
@@ -78,6 +83,9 @@ type Result struct {
 	// Interrupted is true when ctx was cancelled (Ctrl-C).
 	Interrupted bool
 	Duration    time.Duration
+	// Final is the run's end record left for the caller to journal
+	// (Options.KeepFinal); nil when it was journaled.
+	Final *journal.Record
 }
 
 // Instance is one step instance as the executor saw it.

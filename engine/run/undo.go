@@ -295,10 +295,11 @@ func Rollback(ctx context.Context, rb *Runbook, opts Options, state *journal.Sta
 	if err != nil {
 		return nil, err
 	}
-	if err := e.transition(&journal.Record{Type: journal.RecRunState, State: st}, extra{}); err != nil {
+	res := &Result{State: st, Interrupted: ctx.Err() != nil}
+	if err := e.end(ctx, res); err != nil {
 		return nil, err
 	}
-	res := &Result{State: st, Instances: e.instances(), Interrupted: ctx.Err() != nil, Duration: time.Since(start)}
+	res.Instances, res.Duration = e.instances(), time.Since(start)
 	for _, in := range res.Instances {
 		if in.undoErr != nil && res.Err == nil {
 			res.Err = in.undoErr

@@ -158,7 +158,7 @@ func (s *Session) execute(ctx context.Context, store store, where string, j jour
 	}
 	s.emit(event.Event{Type: event.RunStarted, RunID: runID, Message: name, Fields: map[string]string{"journal": out.Journal}})
 	opts := run.Options{RunID: runID, Parallelism: s.opts.Parallelism, Providers: host, Journal: j,
-		Sealer: sealer, Sink: s.sink, Mask: s.mask, Resume: resume, Force: force}
+		Sealer: sealer, Sink: s.sink, Mask: s.mask, Resume: resume, Force: force, KeepFinal: s.opts.Finish != nil}
 	var err error
 	if mode == "rollback" {
 		out.Result, err = run.Rollback(ctx, run.FromConfig(scope), opts, resume)
@@ -170,6 +170,17 @@ func (s *Session) execute(ctx context.Context, store store, where string, j jour
 		// (the deferred release keeps the key); a *run.UnknownOutcomeError
 		// journaled nothing. Both say what to do; the caller masks them.
 		return nil, err
+	}
+	if final := out.Result.Final; final != nil {
+		// The journal is closed (what it queued made durable) before
+		// Finish appends the last record elsewhere.
+		if err := j.Close(); err != nil {
+			return nil, &run.JournalError{Err: err}
+		}
+		if err := s.opts.Finish(ctx, out, final); err != nil {
+			return nil, &run.JournalError{Err: fmt.Errorf("%s %s: %w", final.Type, final.State, err)}
+		}
+		out.Result.Final = nil
 	}
 	if out.Result.State == journal.RunRollbackFailed {
 		out.Recovery = s.recovery(store, where, runID)

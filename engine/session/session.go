@@ -7,6 +7,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,15 @@ type Options struct {
 	// OnRun, when set, is told the id of the run an Apply, Resume or
 	// Rollback works on, before any step starts (for an interrupt hint).
 	OnRun func(runID string, cmds Commands)
+	// Finish, when set, journals the record that ends a run (its end
+	// state; an interrupted run journals its own): Apply, Resume and
+	// Rollback make the rest of the journal durable, then give Finish the
+	// outcome and that record, before releasing the run's locks. A worker
+	// appends it with PGStore.AppendTx in the transaction that completes
+	// the run's job, so that both are committed or neither. When Finish
+	// fails, the run stays unfinished (resumable, its lock kept) and the
+	// call returns a *run.JournalError.
+	Finish func(ctx context.Context, out *Outcome, final *journal.Record) error
 }
 
 // Session is one front end's use of the engine. It is not safe for

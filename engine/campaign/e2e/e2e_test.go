@@ -223,6 +223,8 @@ func TestFleetSurvivesKilledWorkerAndDatabaseRestart(t *testing.T) {
 	if s := os.Getenv("RUNBOOK_CAMPAIGN_RUNS"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
+	// The waits grow with the number of runs (make e2e runs 1,000).
+	scale := time.Duration(max(1, n/200))
 	e := setup(t)
 	var csv strings.Builder
 	csv.WriteString("host,dir\n")
@@ -253,7 +255,7 @@ func TestFleetSurvivesKilledWorkerAndDatabaseRestart(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("campaign start: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	e.waitFor(t, "fleet", 120*time.Second, func(s *campaign.Status) bool { return s.Counts[campaign.TargetSucceeded] >= n/4 })
+	e.waitFor(t, "fleet", scale*120*time.Second, func(s *campaign.Status) bool { return s.Counts[campaign.TargetSucceeded] >= n/4 })
 	// kill -9 a worker in the middle of a run (its id is host-pid-suffix).
 	store, err := journal.OpenPostgres(context.Background(), e.url)
 	if err != nil {
@@ -286,10 +288,10 @@ func TestFleetSurvivesKilledWorkerAndDatabaseRestart(t *testing.T) {
 	if err := syscall.Kill(-victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor(t, "fleet", 120*time.Second, func(s *campaign.Status) bool { return s.Counts[campaign.TargetSucceeded] >= n/2 })
+	e.waitFor(t, "fleet", scale*120*time.Second, func(s *campaign.Status) bool { return s.Counts[campaign.TargetSucceeded] >= n/2 })
 	testenv.RestartPostgres(t)
 	restarted := time.Now()
-	s := e.waitFor(t, "fleet", 180*time.Second, func(s *campaign.Status) bool { return s.Finished() })
+	s := e.waitFor(t, "fleet", scale*180*time.Second, func(s *campaign.Status) bool { return s.Finished() })
 	elapsed := time.Since(t0)
 	if s.State != campaign.StateDone || s.Counts[campaign.TargetSucceeded] != n {
 		t.Fatalf("campaign ended %+v", s)
