@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -14,20 +15,34 @@ const stateDirUsage = "where runs are journaled (default: $RUNBOOK_STATE_DIR, el
 
 func init() {
 	var stateDir string
-	var asJSON bool
+	var asJSON, all bool
+	var q session.RunQuery
 	runs := &cobra.Command{Use: "runs", Short: "List and inspect journaled runs"}
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List runs, newest first, with the command that continues each",
-		Long: `Ls lists the runs of the state directory, newest first. A run whose process died
-(the journal says running, no live process holds it) is listed as interrupted.
+		Long: `Ls lists the runs of the state directory (or database), newest first: the newest
+50 unless -limit or -all says otherwise; -runbook, -lock and -status select runs
+(with a database, in the query). A run whose process died (the journal says
+running, no live process holds it) is listed as interrupted.
 With -json: one document, see docs/runs-json.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runsLs(cmd.OutOrStdout(), stateDir, asJSON)
+			if q.Limit < 0 {
+				return withCode(exitError, fmt.Errorf("-limit %d: want 0 or more (0 or -all: every run)", q.Limit))
+			}
+			if all {
+				q.Limit = 0
+			}
+			return runsLs(cmd.OutOrStdout(), cmd.ErrOrStderr(), stateDir, q, asJSON)
 		},
 	}
 	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON (docs/runs-json.md)")
+	ls.Flags().IntVar(&q.Limit, "limit", 50, "list at most N runs, newest first")
+	ls.Flags().BoolVar(&all, "all", false, "list every run (no -limit)")
+	ls.Flags().StringVar(&q.Runbook, "runbook", "", "only the runs of the runbook with this name")
+	ls.Flags().StringVar(&q.Lock, "lock", "", "only the runs of this lock key")
+	ls.Flags().StringVar(&q.Status, "status", "", "only the runs in this state (running, interrupted, succeeded, failed, aborted, rolling_back, rolled_back, rollback_failed, corrupt)")
 	show := &cobra.Command{
 		Use:   "show RUN",
 		Short: "Show a run: who, where, timeline, outputs, errors",
@@ -52,12 +67,13 @@ func runEntry(ri *session.RunInfo) view.RunEntry {
 	return view.RunEntry{State: ri.State, Resume: ri.Next.Resume, Rollback: ri.Next.Rollback}
 }
 
-func runsLs(w io.Writer, stateDir string, asJSON bool) error {
+func runsLs(w, stderr io.Writer, stateDir string, q session.RunQuery, asJSON bool) error {
 	s, err := runsSession(stateDir, io.Discard)
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	runs, err := s.Runs()
+	defer s.Close()
+	runs, more, err := s.FindRuns(q)
 	if err != nil {
 		return withCode(exitError, err)
 	}
@@ -65,7 +81,13 @@ func runsLs(w io.Writer, stateDir string, asJSON bool) error {
 	for _, ri := range runs {
 		entries = append(entries, runEntry(ri))
 	}
-	return view.WriteRuns(w, entries, asJSON)
+	if err := view.WriteRuns(w, entries, asJSON); err != nil {
+		return err
+	}
+	if more {
+		fmt.Fprintf(stderr, "(the newest %d runs; there are more: -limit N or -all)\n", q.Limit)
+	}
+	return nil
 }
 
 func runsShow(w, stderr io.Writer, stateDir, id string, asJSON bool) error {

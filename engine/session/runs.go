@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/runbookdev/runbook/engine/event"
@@ -271,29 +270,6 @@ func (r *Runbook) meta(runID, lockKey string) *journal.Meta {
 	return m
 }
 
-// Runs lists the runs of the state directory, newest first. A run whose
-// process died (the journal says running, no live process holds the run)
-// is listed interrupted.
-func (s *Session) Runs() ([]*RunInfo, error) {
-	store, where, err := s.openStore(s.namedStateDir())
-	if err != nil {
-		return nil, err
-	}
-	ids, err := store.List()
-	if err != nil {
-		return nil, err
-	}
-	var out []*RunInfo
-	for _, id := range ids {
-		st, err := store.Load(id)
-		if err != nil {
-			continue
-		}
-		out = append(out, s.runInfo(store, where, st))
-	}
-	return out, nil
-}
-
 // Run reads one run (an id or a unique prefix of one), interrupted when
 // its process died (see Runs).
 func (s *Session) Run(id string) (*RunInfo, error) {
@@ -310,26 +286,4 @@ func (s *Session) Run(id string) (*RunInfo, error) {
 		return nil, err
 	}
 	return s.runInfo(store, where, st), nil
-}
-
-// latestRun is the newest run (unfinished only, when asked).
-func latestRun(store store, where string, unfinished bool) (string, error) {
-	ids, err := store.List()
-	if err != nil {
-		return "", err
-	}
-	for _, id := range ids {
-		st, err := store.Load(id)
-		if err != nil {
-			continue
-		}
-		if !unfinished || st.Unfinished() {
-			return id, nil
-		}
-	}
-	what := "run"
-	if unfinished {
-		what = "unfinished run"
-	}
-	return "", fmt.Errorf("no %s in %s", what, strings.TrimSuffix(where, string(filepath.Separator)))
 }

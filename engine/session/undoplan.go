@@ -183,18 +183,9 @@ func latestRunHere(store store, where string) (id string, here bool, err error) 
 		id, err := latestRun(store, where, false)
 		return id, false, err
 	}
-	ids, err := store.List()
-	if err != nil {
-		return "", false, err
-	}
-	for _, id := range ids {
-		st, err := store.Load(id)
-		if err != nil || st.Meta == nil {
-			continue
-		}
-		if match(st.Meta) {
-			return id, true, nil
-		}
+	id, err = firstRun(store, journal.RunFilter{}, func(st *journal.State) bool { return st.Meta != nil && match(st.Meta) })
+	if id != "" || err != nil {
+		return id, id != "", err
 	}
 	wd, _ := os.Getwd()
 	return "", false, fmt.Errorf("no run of the runbook in %s in %s: name the RUN (see `runbook runs`)", wd, strings.TrimSuffix(where, string(filepath.Separator)))
