@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ type RunFilter struct {
 // run's journal.
 type RunLister interface {
 	ListRuns(f RunFilter) ([]string, error)
+	LoadRuns(ids []string) ([]*State, error)
 }
 
 var _ RunLister = (*PGStore)(nil)
@@ -84,4 +86,44 @@ func (s *PGStore) ListRuns(f RunFilter) ([]string, error) {
 		return nil, fmt.Errorf("list runs in %s: %w", s.where, err)
 	}
 	return ids, nil
+}
+
+// LoadRuns reads the runs ids (as Load does) with one query: a page of a
+// listing. A run that does not exist is left out; a corrupt one is
+// returned in State RunCorrupt.
+func (s *PGStore) LoadRuns(ids []string) ([]*State, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT run_id, line FROM runbook.records WHERE run_id = ANY($1::text[]) ORDER BY run_id, seq`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read runs from %s: %w", s.where, err)
+	}
+	lines := map[string]*bytes.Buffer{}
+	var id string
+	var line []byte
+	if _, err := pgx.ForEachRow(rows, []any{&id, &line}, func() error {
+		b := lines[id]
+		if b == nil {
+			b = &bytes.Buffer{}
+			lines[id] = b
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read runs from %s: %w", s.where, err)
+	}
+	out := make([]*State, 0, len(ids))
+	for _, id := range ids {
+		b, ok := lines[id]
+		if !ok {
+			continue
+		}
+		st, err := s.replay(id, b.Bytes(), true, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }

@@ -63,7 +63,7 @@ func (p *runPages) next() ([]string, error) {
 	return p.store.List()
 }
 
-// matches checks f on a run a store that cannot filter returned.
+// matches checks f on a run of a store that cannot select runs itself.
 func matches(f journal.RunFilter, st *journal.State) bool {
 	if st.Meta != nil && (f.Runbook != "" && st.Meta.Runbook != f.Runbook || f.Lock != "" && st.Meta.Lock != f.Lock) {
 		return false
@@ -86,10 +86,24 @@ func matches(f journal.RunFilter, st *journal.State) bool {
 // false. Runs that cannot be read are skipped.
 func eachRun(store journal.Store, f journal.RunFilter, size int, visit func(*journal.State) bool) error {
 	p := &runPages{store: store, f: f, size: max(size, 1)}
+	lister, _ := store.(journal.RunLister)
 	for {
 		ids, err := p.next()
 		if err != nil || len(ids) == 0 {
 			return err
+		}
+		if lister != nil {
+			// The query applied f; the page is read with one more.
+			sts, err := lister.LoadRuns(ids)
+			if err != nil {
+				return err
+			}
+			for _, st := range sts {
+				if !visit(st) {
+					return nil
+				}
+			}
+			continue
 		}
 		for _, id := range ids {
 			st, err := store.Load(id)
