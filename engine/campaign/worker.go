@@ -393,10 +393,8 @@ var errNotRunning = errors.New("the job is no longer running")
 
 func (w *Worker) finishTx(ctx context.Context, job *river.Job[RunArgs], t *target, res outcome, final *journal.Record, complete bool) error {
 	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		c, err := lockCampaign(ctx, tx, t.Campaign)
-		if err != nil {
-			return err
-		}
+		// The record first: the campaign's row lock, which serializes the
+		// ends of its targets, is held from lockCampaign to the commit.
 		if final != nil {
 			if err := w.cfg.Session.DB.AppendTx(ctx, tx, res.runID, final); err != nil {
 				return err
@@ -406,6 +404,10 @@ func (w *Worker) finishTx(ctx context.Context, job *river.Job[RunArgs], t *targe
 			if err := w.finishFault(ctx, tx, t); err != nil {
 				return err
 			}
+		}
+		c, err := lockCampaign(ctx, tx, t.Campaign)
+		if err != nil {
+			return err
 		}
 		state := TargetFailed
 		if res.ok {
