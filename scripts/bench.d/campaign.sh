@@ -57,6 +57,7 @@ for i in 1 2 3 4; do
   pids+=($!)
 done
 sleep 1
+commits0=$(psql "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
 t0=$EPOCHREALTIME
 (cd "$work/rb" && "$BIN" campaign start main.hcl -targets targets.csv -name bench -state "$url" >/dev/null)
 succeeded() { psql "SELECT count(*) FROM runbook.targets WHERE state = 'succeeded'"; }
@@ -82,6 +83,7 @@ while :; do
   sleep 0.2
 done
 t1=$EPOCHREALTIME
+commits=$(( $(psql "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()") - commits0 ))
 elapsed=$(echo "$t1 - $t0" | bc -l)
 rate=$(echo "$RUNS / $elapsed" | bc -l)
 # After the kill, in the runs of the targets the killed worker held:
@@ -107,6 +109,7 @@ ok=$(succeeded)
 left=$(psql "SELECT count(*) FROM river_job WHERE state <> 'completed'")
 status=0
 printf '  %d runs in %.1f s: %.1f runs/s (goal >= 50): %s\n' "$RUNS" "$elapsed" "$rate" "$( (( $(echo "$rate >= 50" | bc -l) )) && echo ok || echo UNDER)"
+printf '  database transactions: %.1f per run (the workers'"'"' polls and heartbeats included)\n' "$(echo "$commits / $RUNS" | bc -l)"
 if [ -n "$first" ]; then
   d=$(echo "$first - $killed" | bc -l)
   step="no step of theirs needed starting again"
