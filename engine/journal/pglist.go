@@ -21,7 +21,9 @@ type RunFilter struct {
 	// Before selects the runs older than this id (the last id of the
 	// previous page); "" starts with the newest.
 	Before string
-	Limit  int // at most this many ids; 0: all
+	// After selects the runs newer than this id; "" any.
+	After string
+	Limit int // at most this many ids; 0: all
 }
 
 // RunLister is a Store that selects runs with a query (PGStore): runs
@@ -60,6 +62,9 @@ func (s *PGStore) ListRuns(f RunFilter) ([]string, error) {
 	}
 	if f.Before != "" {
 		where = append(where, "r.id < "+arg(f.Before))
+	}
+	if f.After != "" {
+		where = append(where, "r.id > "+arg(f.After))
 	}
 	if len(f.States) > 0 {
 		where = append(where, pgRunState+" = ANY("+arg(f.States)+"::text[])")

@@ -68,7 +68,10 @@ func matches(f journal.RunFilter, st *journal.State) bool {
 	if st.Meta != nil && (f.Runbook != "" && st.Meta.Runbook != f.Runbook || f.Lock != "" && st.Meta.Lock != f.Lock) {
 		return false
 	}
-	if st.Meta == nil && (f.Runbook != "" || f.Lock != "") {
+	if st.Meta == nil && (f.Runbook != "" || f.Lock != "" || f.After != "") {
+		return false
+	}
+	if f.After != "" && st.Meta.ID <= f.After {
 		return false
 	}
 	in := func(list []string) bool {

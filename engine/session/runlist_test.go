@@ -2,6 +2,7 @@ package session
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -103,6 +104,53 @@ func TestFindRuns(t *testing.T) {
 			id, err = latestRun(store, where, false)
 			if err != nil || names[id] != "6" {
 				t.Errorf("latest run: %s (%v), want 6", names[id], err)
+			}
+		})
+	}
+}
+
+// latestRunHere picks the newest run made in the working directory, also
+// under an older name of its runbook, from a directory and from a
+// database (where a query finds the runs of the runbook's name first).
+func TestLatestRunHere(t *testing.T) {
+	for _, kind := range []string{"local", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			wd, elsewhere := t.TempDir(), t.TempDir()
+			write(t, filepath.Join(wd, "main.hcl"), "runbook \"here\" {\n}\nstep \"core.noop\" \"a\" {\n}\n")
+			opts := Options{StateDir: filepath.Join(t.TempDir(), ".runbook")}
+			if kind == "postgres" {
+				opts.State = migratedDB(t)
+			}
+			s, err := New(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			store, where, err := s.openStore(s.namedStateDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			names := map[string]string{}
+			for _, r := range []struct{ name, runbook, dir string }{
+				{"1", "here", wd}, {"2", "other", elsewhere}, {"3", "old", wd}, {"4", "here", elsewhere}, {"5", "x", elsewhere},
+			} {
+				m := &journal.Meta{ID: journal.NewID(), Runbook: r.runbook, Dir: r.dir}
+				j, err := store.Create(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				j.Close()
+				names[m.ID] = r.name
+			}
+			t.Chdir(wd)
+			id, here, err := latestRunHere(store, where)
+			if err != nil || !here || names[id] != "3" {
+				t.Errorf("latest run here: %s, %v (%v); want 3 (the newest made here, under its old name)", names[id], here, err)
+			}
+			t.Chdir(t.TempDir())
+			write(t, "main.hcl", "runbook \"here\" {\n}\n")
+			if id, _, err := latestRunHere(store, where); err == nil || !strings.Contains(err.Error(), "no run of the runbook in") {
+				t.Errorf("no run here: %s, %v", names[id], err)
 			}
 		})
 	}

@@ -183,10 +183,25 @@ func latestRunHere(store store, where string) (id string, here bool, err error) 
 		id, err := latestRun(store, where, false)
 		return id, false, err
 	}
-	id, err = firstRun(store, journal.RunFilter{}, func(st *journal.State) bool { return st.Meta != nil && match(st.Meta) })
+	ofHere := func(st *journal.State) bool { return st.Meta != nil && match(st.Meta) }
+	wd, _ := os.Getwd()
+	var f journal.RunFilter
+	if _, ok := store.(journal.RunLister); ok {
+		// With a database, a query finds the newest run of the runbook's
+		// name; only the runs newer than it are then read (one of them
+		// may be of this directory under another name).
+		if cfg, diags := lang.Load(wd); !diags.HasErrors() && cfg.Runbook != nil && cfg.Runbook.Name != "" {
+			if f.After, err = firstRun(store, journal.RunFilter{Runbook: cfg.Runbook.Name}, ofHere); err != nil {
+				return "", false, err
+			}
+		}
+	}
+	id, err = firstRun(store, f, ofHere)
+	if id == "" && err == nil && f.After != "" {
+		id = f.After
+	}
 	if id != "" || err != nil {
 		return id, id != "", err
 	}
-	wd, _ := os.Getwd()
 	return "", false, fmt.Errorf("no run of the runbook in %s in %s: name the RUN (see `runbook runs`)", wd, strings.TrimSuffix(where, string(filepath.Separator)))
 }

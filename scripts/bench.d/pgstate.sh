@@ -146,5 +146,6 @@ if [ -n "${BIN_BEFORE:-}" ]; then
   TBIN=$BIN_BEFORE timed "runs ls of BIN_BEFORE (an earlier build)" runs ls
 fi
 timed "resume without a run id (the newest unfinished)" resume
+timed "rollback without a run id (the newest of ./main.hcl)" rollback -auto-approve
 echo "  load after: $(uptime | sed 's/.*load average: //')"
 exit $status
