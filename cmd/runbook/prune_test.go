@@ -79,3 +79,15 @@ func TestRunsPrune(t *testing.T) {
 		t.Errorf("pruned run directory: %v", err)
 	}
 }
+
+func TestRunsLsStatusChecked(t *testing.T) {
+	for _, st := range []string{"", journal.RunSucceeded, journal.RunInterrupted, journal.RunCorrupt} {
+		if err := checkStatus(st); err != nil {
+			t.Errorf("checkStatus(%q) = %v", st, err)
+		}
+	}
+	err := checkStatus("sucess")
+	if err == nil || !strings.Contains(err.Error(), "succeeded") {
+		t.Errorf("checkStatus(typo) = %v, want the states listed", err)
+	}
+}

@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/view"
 )
@@ -34,6 +37,9 @@ With -json: one document, see docs/runs-json.md.`,
 			if all {
 				q.Limit = 0
 			}
+			if err := checkStatus(q.Status); err != nil {
+				return withCode(exitError, err)
+			}
 			return runsLs(cmd.OutOrStdout(), cmd.ErrOrStderr(), stateDir, q, asJSON)
 		},
 	}
@@ -42,7 +48,7 @@ With -json: one document, see docs/runs-json.md.`,
 	ls.Flags().BoolVar(&all, "all", false, "list every run (no -limit)")
 	ls.Flags().StringVar(&q.Runbook, "runbook", "", "only the runs of the runbook with this name")
 	ls.Flags().StringVar(&q.Lock, "lock", "", "only the runs of this lock key")
-	ls.Flags().StringVar(&q.Status, "status", "", "only the runs in this state (running, interrupted, succeeded, failed, aborted, rolling_back, rolled_back, rollback_failed, corrupt)")
+	ls.Flags().StringVar(&q.Status, "status", "", "only the runs in this state ("+strings.Join(runStates, ", ")+")")
 	show := &cobra.Command{
 		Use:   "show RUN",
 		Short: "Show a run: who, where, timeline, outputs, errors",
@@ -55,6 +61,19 @@ With -json: one document, see docs/runs-json.md.`,
 	runs.PersistentFlags().StringVar(&stateDir, "state-dir", "", stateDirUsage)
 	runs.AddCommand(ls, show, pruneCmd())
 	rootCmd.AddCommand(runs)
+}
+
+// runStates are the states -status selects.
+var runStates = []string{journal.RunRunning, journal.RunInterrupted, journal.RunSucceeded, journal.RunFailed,
+	journal.RunAborted, journal.RunRollingBack, journal.RunRolledBack, journal.RunRollbackFailed, journal.RunCorrupt}
+
+// checkStatus refuses a -status that names no run state (it would list
+// nothing, which reads as "no such run").
+func checkStatus(st string) error {
+	if st != "" && !slices.Contains(runStates, st) {
+		return fmt.Errorf("-status %q: want one of %s", st, strings.Join(runStates, ", "))
+	}
+	return nil
 }
 
 // runsSession is a session over the runs of stateDir; its warnings (a run
