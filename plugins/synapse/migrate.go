@@ -164,12 +164,14 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		return nil, err
 	}
 
+	defer tuneGC()()
 	m := newMigration(e, in.DropUnmappedLinks, ev, synTx, masTx)
 	var pf *prefetcher
 	if m.reads, pf, err = startReads(ctx, e.synDB, synTx); err != nil {
 		return nil, err
 	}
 	defer pf.stop()
+	m.readsDone = pf.done
 	if m.totals, err = entityTotals(ctx, synTx); err != nil {
 		return nil, e.synDB.classify(err, "estimate row counts of")
 	}
