@@ -269,8 +269,10 @@ func (rd *reads) usersDone(users map[string]*userInfo) {
 // and devices, which returns its first row only once the server has
 // hashed them) runs beside the other reads instead of after them, so its
 // rows are ready when the mapping gets to them. Kept for measured speed:
-// with the benchmark's scale set, the refresh step took 400-430 ms
-// after the plain tokens on the shared connection, 20-60 ms on its own.
+// with the benchmark's scale set, reading and mapping the refresh pairs
+// after the plain tokens took 306-762 ms on the shared connection and
+// 40-277 ms on their own (4 runs each, on a machine at load 7-15; the
+// plain tokens' step took as long either way, within the noise).
 func startReads(ctx context.Context, db *dbTarget, tx pgx.Tx) (*reads, *prefetcher, error) {
 	id, err := exportSnapshot(ctx, tx)
 	if err != nil {
