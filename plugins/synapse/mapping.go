@@ -449,6 +449,9 @@ type accessTokenRow struct {
 }
 
 func scanAccessToken(rows pgx.Rows, r *accessTokenRow) error {
+	if rawDecodable(rows, accessTokenOIDs...) {
+		return scanAccessTokenRaw(rows, r)
+	}
 	return rows.Scan(&r.userID, &r.device, &r.token, &r.validUntil, &r.lastValidated)
 }
 
@@ -558,6 +561,9 @@ type deviceRow struct {
 }
 
 func scanDevice(rows pgx.Rows, r *deviceRow) error {
+	if rawDecodable(rows, deviceOIDs...) {
+		return scanDeviceRaw(rows, r)
+	}
 	return rows.Scan(&r.userID, &r.device, &r.name, &r.lastSeen, &r.ip, &r.agent, &r.hidden)
 }
 
