@@ -207,8 +207,8 @@ func BenchmarkMigrateVsReference(b *testing.B) {
 		}
 		b.Logf("median of the rounds: end to end %.2f x reference, write path %.2f x reference (goal >= 1.5)", median(e2e), median(wp))
 		for r, p := range mem {
-			b.Logf("  round %d: synapse.migrate's memory: Go heap peak %d MB (largest live heap a collection found %d MB), Go runtime total peak %d MB, process RSS peak %d MB (the test's data included)",
-				r+1, p.heap>>20, p.live>>20, p.total>>20, p.rss>>20)
+			b.Logf("  round %d: memory: Go heap peak %d MB, %d MB above the test's own %d MB before the migration (largest live heap a collection found %d MB); Go runtime total peak %d MB, process RSS peak %d MB",
+				r+1, p.heap>>20, (p.heap-min(p.base, p.heap))>>20, p.base>>20, p.live>>20, p.total>>20, p.rss>>20)
 		}
 		lim := best(m["limit"])
 		b.Logf("ceiling if our COPY cost nothing beyond the limit: limit/(limit+rebuild) = %.2f (wall), %.2f (CPU)",

@@ -15,6 +15,7 @@ type memPeak struct {
 	live  uint64 // bytes of heap live after a collection
 	total uint64 // every byte the Go runtime had mapped, less what it returned
 	rss   uint64 // the resident set of the whole test process
+	base  uint64 // heap objects when the watch started (the test's own data)
 }
 
 // watchMemory samples this process's memory every 5 ms until the returned
@@ -26,6 +27,7 @@ func watchMemory() func() memPeak {
 		samples[i].Name = n
 	}
 	var p memPeak
+	first := true
 	read := func() {
 		metrics.Read(samples)
 		v := func(i int) uint64 {
@@ -33,6 +35,9 @@ func watchMemory() func() memPeak {
 				return 0
 			}
 			return samples[i].Value.Uint64()
+		}
+		if first {
+			p.base, first = v(0), false
 		}
 		p.heap = max(p.heap, v(0))
 		p.live = max(p.live, v(1))
