@@ -75,6 +75,7 @@ func BenchmarkMigrateVsReference(b *testing.B) {
 			cpu     = map[string][]time.Duration{} // CPU times, same keys
 			phases  []writePhases
 			loads   []string // load average at the start of each round
+			mem     []memPeak
 		)
 		undo := func(res *sdk.Result) {
 			if err := sdk.Local(New()).Undo(ctx, "migrate", &sdk.UndoRequest{Inputs: w.inputs(nil), UndoState: res.UndoState}, sdk.NopEvents{}); err != nil {
@@ -86,12 +87,14 @@ func BenchmarkMigrateVsReference(b *testing.B) {
 			// Ours: the whole migration.
 			rec := &recorder{}
 			runtime.GC()
+			peak := watchMemory()
 			t0, c0 := time.Now(), meter.now()
 			res, err := sdk.Local(New()).Apply(ctx, "migrate", &sdk.ApplyRequest{Inputs: w.inputs(nil)}, rec)
 			if err != nil {
 				b.Fatal(err)
 			}
 			d := time.Since(t0)
+			mem = append(mem, peak())
 			m["ours"] = append(m["ours"], d)
 			cpu["ours"] = append(cpu["ours"], meter.now()-c0)
 			tail := logDuration(rec.logs, tailRE)
@@ -203,6 +206,10 @@ func BenchmarkMigrateVsReference(b *testing.B) {
 				min(m["limit.rows"][r], m["limit.enc"][r], m["limit.freeze"][r]).Seconds()/m["write"][r].Seconds())
 		}
 		b.Logf("median of the rounds: end to end %.2f x reference, write path %.2f x reference (goal >= 1.5)", median(e2e), median(wp))
+		for r, p := range mem {
+			b.Logf("  round %d: memory: Go heap peak %d MB, %d MB above the test's own %d MB before the migration (largest live heap a collection found %d MB); Go runtime total peak %d MB, process RSS peak %d MB",
+				r+1, p.heap>>20, (p.heap-min(p.base, p.heap))>>20, p.base>>20, p.live>>20, p.total>>20, p.rss>>20)
+		}
 		lim := best(m["limit"])
 		b.Logf("ceiling if our COPY cost nothing beyond the limit: limit/(limit+rebuild) = %.2f (wall), %.2f (CPU)",
 			lim.Seconds()/(lim+bp.index+bp.key+bp.fkey).Seconds(),

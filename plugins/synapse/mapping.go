@@ -54,9 +54,10 @@ type migration struct {
 	dropUnmapped bool             // drop links to IdPs no MAS provider maps
 	dropped      map[string]int64 // IdP -> links dropped
 	ev           sdk.Events
-	syn          pgx.Tx // Synapse read transaction
-	reads        *reads // the reads of the second Synapse connection
-	mas          pgx.Tx // MAS write transaction
+	syn          pgx.Tx          // Synapse read transaction
+	reads        *reads          // the reads of the second Synapse connection
+	readsDone    <-chan struct{} // closed once every Synapse read is done; nil: unknown
+	mas          pgx.Tx          // MAS write transaction
 
 	users    map[string]*userInfo   // by full Matrix ID
 	buf      map[string]*copyBuf    // MAS table -> encoded rows waiting for COPY
@@ -146,7 +147,7 @@ func (m *migration) newBuf(table string) *copyBuf {
 // send queues a job on the copier, starting it if needed.
 func (m *migration) send(ctx context.Context, job copierJob) error {
 	if m.copier == nil {
-		m.copier = startCopier(ctx, m.mas, m.freeze, m.ev, m.free)
+		m.copier = startCopier(ctx, m.mas, m.freeze, m.ev, m.free, m.readsDone)
 	}
 	if !m.copier.send(job) {
 		return m.finishLoad()
@@ -448,6 +449,9 @@ type accessTokenRow struct {
 }
 
 func scanAccessToken(rows pgx.Rows, r *accessTokenRow) error {
+	if rawDecodable(rows, accessTokenOIDs...) {
+		return scanAccessTokenRaw(rows, r)
+	}
 	return rows.Scan(&r.userID, &r.device, &r.token, &r.validUntil, &r.lastValidated)
 }
 
@@ -557,6 +561,9 @@ type deviceRow struct {
 }
 
 func scanDevice(rows pgx.Rows, r *deviceRow) error {
+	if rawDecodable(rows, deviceOIDs...) {
+		return scanDeviceRaw(rows, r)
+	}
 	return rows.Scan(&r.userID, &r.device, &r.name, &r.lastSeen, &r.ip, &r.agent, &r.hidden)
 }
 

@@ -164,12 +164,14 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		return nil, err
 	}
 
+	defer tuneGC()()
 	m := newMigration(e, in.DropUnmappedLinks, ev, synTx, masTx)
 	var pf *prefetcher
 	if m.reads, pf, err = startReads(ctx, e.synDB, synTx); err != nil {
 		return nil, err
 	}
 	defer pf.stop()
+	m.readsDone = pf.done
 	if m.totals, err = entityTotals(ctx, synTx); err != nil {
 		return nil, e.synDB.classify(err, "estimate row counts of")
 	}
@@ -208,11 +210,13 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		if err := s.run(ctx); err != nil {
 			return nil, a.stepErr(ctx, e, err)
 		}
+		mapped := time.Since(t0)
 		if err := m.stepDone(ctx, s.entity); err != nil {
 			return nil, a.stepErr(ctx, e, err)
 		}
 		m.progress(s.entity)
-		ev.Log(sdk.LevelInfo, fmt.Sprintf("%d %s migrated (%d skipped) in %s", m.migrated[s.entity], s.entity, m.skipped[s.entity], time.Since(t0).Round(time.Millisecond)))
+		ev.Log(sdk.LevelInfo, fmt.Sprintf("%d %s migrated (%d skipped) in %s (read and mapped in %s)", m.migrated[s.entity], s.entity, m.skipped[s.entity],
+			time.Since(t0).Round(time.Millisecond), mapped.Round(time.Millisecond)))
 	}
 	t0 := time.Now()
 	if err := m.finishLoad(); err != nil {

@@ -7,7 +7,11 @@
 # RUNBOOK_BENCH_REPEAT interleaved runs (default 3), all runs shown, with
 # the ratios to the reference of each round (ours and the reference run
 # back to back, with the load average) and their median: on a shared
-# machine those are the figures to quote.
+# machine those are the figures to quote. It also prints, per round, the
+# memory synapse.migrate used (Go heap and runtime peaks, sampled every
+# 5 ms, and the test process's RSS). On a 2-core machine the reads, the
+# mapping and the MAS backend share the cores: quote the per-phase and
+# CPU figures next to the load they were taken at.
 # RUNBOOK_BENCH_SCALE=0.1 runs a tenth of it; RUNBOOK_BENCH_VERBOSE=1
 # shows the migration's own log (per-step and per-rebuild timings).
 set -euo pipefail
