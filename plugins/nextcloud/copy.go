@@ -259,6 +259,10 @@ func (a copyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 			pending[l.Path] = l
 		case "drop":
 			delete(pending, l.Path)
+		case "left":
+			delete(pending, l.Path)
+			run.done[l.Path] = true
+			run.skip(l.Path, "left by an interrupted upload with other content than the source", l.Size)
 		case "file":
 			delete(pending, l.Path)
 			run.done[l.Path] = true
@@ -549,8 +553,8 @@ func (a copyAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Event
 			files = append(files, l)
 		case "dir":
 			dirs = append(dirs, l.Path)
-		case "intent":
-			pending[l.Path] = l
+		case "intent", "left":
+			pending[l.Path] = l // looked at again
 		case "drop":
 			delete(pending, l.Path)
 		}

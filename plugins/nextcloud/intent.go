@@ -28,7 +28,8 @@ import (
 // file exists, a "drop" line when nothing was created. An intent left
 // unsettled is settled by looking at the target: the same size and
 // checksum as the source file means the upload landed (it is recorded, and
-// undo may delete it); anything else is left there and reported.
+// undo may delete it); anything else is left there and reported (a
+// "left" line, which undo looks at again).
 
 // afterPut, set by tests, runs between a file's upload and its ledger
 // line: where a crash is injected.
@@ -316,7 +317,9 @@ func (r *copyRun) settleOne(ctx context.Context, in ledgerLine, before bool) err
 		}
 		r.ev.Log(sdk.LevelInfo, fmt.Sprintf("%s: uploaded before an interruption; checked against the source and recorded", in.Path))
 	case settleOther:
-		if err := r.led.add(ledgerLine{Op: "drop", Path: in.Path}); err != nil {
+		// Left there: undo looks at it again.
+		line.Op = "left"
+		if err := r.led.add(line); err != nil {
 			return err
 		}
 		if before {
