@@ -72,9 +72,6 @@ func (a updateMigrationAction) Apply(_ context.Context, req *sdk.ApplyRequest, e
 		if err := in.apply(d); err != nil {
 			return err
 		}
-		if beforeCouchPut != nil {
-			beforeCouchPut(d.ID)
-		}
 		return store.put(d)
 	})
 	if err != nil {
