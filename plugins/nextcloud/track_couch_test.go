@@ -63,6 +63,7 @@ func testCouchStore(t *testing.T, p sdk.Provider, ncURL, amqpURL string, next fu
 		doc["errors"] == nil || doc["skipped"] == nil || doc["progress"] == nil {
 		t.Fatalf("tracking document: %d %s", status, raw)
 	}
+	checkTrackFields(t, doc)
 	status, acct, raw := couchGet(t, db, "/carol-example-net%2Fio-cozy-accounts/nextcloud-"+instance)
 	if status != 200 || acct["account_type"] != "nextcloud" || acct["webdav_user_id"] != testUser {
 		t.Errorf("account document: %d %s", status, raw)
@@ -99,6 +100,11 @@ func testCouchStore(t *testing.T, p sdk.Provider, ncURL, amqpURL string, next fu
 	if doc["status"] != "running" || doc["started_at"] == nil || doc["last_heartbeat_at"] == nil ||
 		pr["files_imported"] != 2.0 || pr["files_total"] != 3.0 || pr["bytes_imported"] != 20.0 || len(errs) != 1 {
 		t.Errorf("after updates: %s", raw)
+	}
+	for _, x := range errs {
+		if e, _ := x.(map[string]any); e["path"] != "a.txt" || e["message"] != "HTTP 500" || e["at"] == nil {
+			t.Errorf("errors[] = %v, want path, message and at", x)
+		}
 	}
 	upd(map[string]any{"status": "failed", "failure_reason": "test"})
 	_, _, err = sdktest.Apply(t, p, "cancel_migration", sdktest.Object(map[string]any{"migration_id": id, "instance": instance,
