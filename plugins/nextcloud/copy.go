@@ -57,7 +57,8 @@ func (copyAction) Schema() sdk.ActionSchema {
 		Name: "copy",
 		Description: "Copy a user's tree, or a folder of it, to a local directory, another WebDAV server (Nextcloud included) or a Cozy instance (files API), keeping mtimes and verifying every file (size, and the SHA1 computed while streaming against the server's checksum when it has one). " +
 			"Resumes from its ledger without sending finished files again, also after a dropped connection in the middle of a file; files that exist at the target are skipped with a reason; 423, 429 and 503 are retried honouring Retry-After; 507 stops the copy. " +
-			"Undo deletes only what the copy created and is unchanged since (on Cozy: to the trash, with If-Match on the revision).",
+			"Undo deletes only what the copy created and is unchanged since (on Cozy: to the trash, with If-Match on the revision). " +
+			"A copy killed between an upload and its ledger line leaves an intent that the next attempt and the undo settle by looking at the target: the source's content is recorded (and undone), anything else is left and reported.",
 		Inputs: in,
 		Outputs: []sdk.Attribute{
 			{Name: "files", Type: cty.Number, Description: "Files at the target that this step copied (including those of earlier attempts)."},
