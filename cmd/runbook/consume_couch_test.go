@@ -231,3 +231,26 @@ func TestConsumeCouchDB(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumeTrackingFlag: a store given twice, or as a URL of another
+// kind, is refused before anything is consumed, without the password.
+func TestConsumeTrackingFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		tracking, dir string
+		want          string
+	}{
+		{"both", "couchdb://admin:flag-secret-1@127.0.0.1:5984", "/tmp/x", "not both"},
+		{"other scheme", "ftp://admin:flag-secret-1@127.0.0.1/", "", "couchdb://"},
+		{"none", "", "", "-tracking"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out syncBuf
+			err := runConsume(context.Background(), &out, &out, "amqp://guest:guest@127.0.0.1:1/",
+				consumeOptions{queue: "q", runbook: "r.hcl", tracking: tc.tracking, trackingDir: tc.dir})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error()+out.String(), "flag-secret-1") {
+				t.Errorf("err = %v, want %q without the password; output %q", err, tc.want, out.String())
+			}
+		})
+	}
+}
