@@ -189,11 +189,11 @@ func TestConsumeCouchDB(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(ad, "gate.json"), []byte(`{"approved_by":"test","at":"2026-12-04T00:00:00Z","approved":true}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := waitStatus(t, "completed", out2)
+	waitStatus(t, "completed", out2)
 	time.Sleep(100 * time.Millisecond)
 	close(stopWriter)
 	<-writerDone
-	d = doc()
+	d := doc()
 	if prog, _ := d["progress"].(map[string]any); prog["files_imported"] != 2.0 || d["status"] != "completed" || d["finished_at"] == nil {
 		t.Errorf("document after the run: %v", d)
 	}
