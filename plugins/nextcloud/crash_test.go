@@ -14,7 +14,7 @@ import (
 
 // TestCopyCrashWindow kills the plugin process (SIGKILL, from inside, at
 // the exact point) after a file's upload and before its ledger line, on a
-// local and a WebDAV (Apache mod_dav) target. The resumed copy re-checks
+// local, a WebDAV (Apache mod_dav) and a Cozy (files API stand-in) target. The resumed copy re-checks
 // the file against the source and records it without sending it again;
 // the undo removes it. When the file was changed at the target since, the
 // resumed copy leaves it and reports it in skipped[], and the undo leaves
@@ -39,6 +39,11 @@ func TestCopyCrashWindow(t *testing.T) {
 			sub := "Import-" + filepath.Base(t.Name())
 			return map[string]any{"target_url": dstAp.URL, "target_login": testUser, "target_password": "backend-pw",
 				"target_user_id": testUser, "target_path": sub}, filepath.Join(dstAp.Root, sub)
+		}},
+		{"cozy", func(t *testing.T) (map[string]any, string) {
+			cz := startCozy(t, canary)
+			return map[string]any{"target_url": cz.URL, "target_token": canary, "target_vendor": "cozy", "target_path": "/Nextcloud"},
+				filepath.Join(cz.Root, "Nextcloud")
 		}},
 	}
 	// crash runs a copy in a plugin process that dies in the window.
