@@ -52,7 +52,9 @@ func couchDoc(t *testing.T, db *testenv.CouchDB, method, path string, body any) 
 // document names (the message's accountId is ignored), the heartbeat,
 // status and progress are written back while another writer updates the
 // same document (revisions: 409 → read again), a consumer stopped while
-// the run waits is resumed by the redelivered message (one run), and
+// the run waits is resumed by the redelivered message (one run), a
+// consumer stopped again has the run resumed by the next one at start
+// (the heartbeat in CouchDB gone stale), and
 // neither the Nextcloud password nor CouchDB's is in any file or output.
 func TestConsumeCouchDB(t *testing.T) {
 	const pw = "consume-couch-canary-pw-31"
@@ -184,12 +186,24 @@ func TestConsumeCouchDB(t *testing.T) {
 	if strings.Contains(out2.String(), "its consumer stopped") || !strings.Contains(out2.String(), "resuming run "+strings.Fields(string(first))[0]) {
 		t.Fatalf("not resumed by the message:\n%s", out2.String())
 	}
+	// Stopped again before the approval; its heartbeat goes stale: the
+	// next consumer resumes the run at start, from CouchDB's document.
+	stop2()
+	time.Sleep(400 * time.Millisecond)
+	out3, stop3 := consume(t, 100*time.Millisecond)
+	defer stop3()
+	for i := 0; i < 300 && !strings.Contains(out3.String(), "migration "+id+": its consumer stopped; resuming"); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(out3.String(), "resuming run "+strings.Fields(string(first))[0]) {
+		t.Fatalf("not recovered at start:\n%s", out3.String())
+	}
 	ad := filepath.Join(dir, ".runbook", "approvals", strings.Fields(string(first))[0])
 	_ = os.MkdirAll(ad, 0o700)
 	if err := os.WriteFile(filepath.Join(ad, "gate.json"), []byte(`{"approved_by":"test","at":"2026-12-04T00:00:00Z","approved":true}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, "completed", out2)
+	waitStatus(t, "completed", out3)
 	time.Sleep(100 * time.Millisecond)
 	close(stopWriter)
 	<-writerDone
@@ -212,10 +226,10 @@ func TestConsumeCouchDB(t *testing.T) {
 	if _, l := couchDoc(t, db, http.MethodGet, migDB+"_local/runbook-nextcloud-lock", nil); l["_id"] != nil {
 		t.Errorf("lock left behind: %v", l)
 	}
-	stop2()
+	stop3()
 
 	// Neither password is in any output or file the runs left.
-	outs := out1.String() + out2.String()
+	outs := out1.String() + out2.String() + out3.String()
 	for _, secret := range []string{pw, db.Password} {
 		if strings.Contains(outs, secret) {
 			t.Errorf("the consumer printed a password:\n%s", outs)
