@@ -70,6 +70,13 @@ variable "tracking_dir" {
   description = "Tracking documents (nextcloud.request_migration); with migration_id and instance, the document follows the run."
 }
 
+variable "couchdb_url" {
+  type        = string
+  default     = ""
+  sensitive   = true
+  description = "CouchDB keeping the tracking documents instead of tracking_dir (as runbook consume -tracking couchdb://… gives it), credentials in the URL."
+}
+
 variable "instance" {
   type    = string
   default = ""
@@ -83,8 +90,9 @@ variable "migration_id" {
 locals {
   nc       = { url = var.nextcloud_url, login = var.login, password = var.password }
   tracking = var.migration_id != ""
-  doc      = { tracking_dir = var.tracking_dir, instance = var.instance, migration_id = var.migration_id }
-  cozy     = var.cozy_url != ""
+  doc = merge({ instance = var.instance, migration_id = var.migration_id },
+  var.couchdb_url != "" ? { couchdb_url = var.couchdb_url } : { tracking_dir = var.tracking_dir })
+  cozy = var.cozy_url != ""
   # Where the copy goes: a local directory or a Cozy instance.
   target = local.cozy ? {
     target_url    = var.cozy_url

@@ -30,11 +30,14 @@ import (
 // consumeOptions are the flags of `runbook consume`.
 type consumeOptions struct {
 	queue, runbook, trackingDir, exchange string
-	campaign                              string // add each migration to this campaign instead of running it
-	prefetch                              int
-	heartbeat                             time.Duration
-	vars                                  lang.VarSources
-	rf                                    runFlags
+	// tracking is the tracking store: a directory or a CouchDB URL
+	// (-tracking; -tracking-dir is the directory form).
+	tracking  string
+	campaign  string // add each migration to this campaign instead of running it
+	prefetch  int
+	heartbeat time.Duration
+	vars      lang.VarSources
+	rf        runFlags
 }
 
 func init() {
@@ -46,9 +49,14 @@ func init() {
 		Long: `Consume reads nextcloud.migration.requested and nextcloud.migration.canceled
 messages (exchange -exchange, bound to -queue) and runs -runbook once per
 migration, with the variables nextcloud_url, login and password read from the
-instance's account in -tracking-dir (never from the message), and source_path,
-instance, migration_id and tracking_dir from the message; -var and -var-file
-give the others. Each run is journaled like any apply. A message is acked once
+account the migration's tracking document names (never from the message),
+source_path, instance and migration_id from the message, and the store as
+tracking_dir (a directory) or couchdb_url (CouchDB, sensitive); -var and
+-var-file give the others. -tracking is where nextcloud.request_migration
+keeps the documents: a directory, or CouchDB as couchdb://USER:PASS@HOST:5984
+(couchdbs:// for https, or http(s)://...), in the databases
+INSTANCE/io.cozy.nextcloud.migrations and INSTANCE/io.cozy.accounts; its
+password is never printed. Each run is journaled like any apply. A message is acked once
 its run is recorded; a redelivered message whose run exists resumes that run
 (or is dropped when it finished); a cancel message interrupts the matching run
 cleanly and marks the migration canceled. -prefetch caps the runs at once.
@@ -71,7 +79,8 @@ Stop with Ctrl-C (running runs are interrupted and stay resumable).`,
 	addRunFlags(cmd, &o.rf)
 	cmd.Flags().StringVar(&o.queue, "queue", "", "queue to consume (declared durable and bound to the exchange)")
 	cmd.Flags().StringVar(&o.runbook, "runbook", "", "runbook file to run for each migration")
-	cmd.Flags().StringVar(&o.trackingDir, "tracking-dir", "", "tracking documents and accounts (as nextcloud.request_migration writes them)")
+	cmd.Flags().StringVar(&o.tracking, "tracking", "", "tracking documents and accounts, as nextcloud.request_migration keeps them: a directory, or CouchDB as couchdb://USER:PASS@HOST:5984")
+	cmd.Flags().StringVar(&o.trackingDir, "tracking-dir", "", "tracking directory (the same as -tracking DIR)")
 	cmd.Flags().StringVar(&o.exchange, "exchange", "migration", "exchange the messages are published to")
 	cmd.Flags().IntVar(&o.prefetch, "prefetch", 1, "runs at once (and unacked messages)")
 	cmd.Flags().DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "how often a running migration's last_heartbeat_at is updated")
@@ -100,6 +109,10 @@ type consumer struct {
 	stdout io.Writer
 	stderr io.Writer
 	sem    chan struct{}
+	// tr keeps the tracking documents and accounts; runsDir maps each
+	// migration to its run ("RUN-ID INSTANCE").
+	tr      *nextcloud.Tracking
+	runsDir string
 	// out carries the runs' events to stdout.
 	out *view.AsyncWriter
 	// campaign, with -campaign, receives the migrations (see
@@ -126,9 +139,31 @@ func redactAMQP(raw string) string {
 }
 
 func runConsume(ctx context.Context, stdout, stderr io.Writer, amqpURL string, o consumeOptions) error {
-	if o.queue == "" || o.runbook == "" || o.trackingDir == "" {
-		return errors.New("consume needs -queue, -runbook and -tracking-dir")
+	if o.tracking == "" {
+		o.tracking = o.trackingDir
+	} else if o.trackingDir != "" && o.trackingDir != o.tracking {
+		return errors.New("consume: give -tracking or -tracking-dir, not both")
 	}
+	if o.queue == "" || o.runbook == "" || o.tracking == "" {
+		return errors.New("consume needs -queue, -runbook and -tracking")
+	}
+	tr, err := nextcloud.OpenTracking(o.tracking)
+	if err != nil {
+		return err
+	}
+	// What the consumer prints itself is masked too: the broker's and
+	// CouchDB's passwords.
+	sm := mask.New()
+	sm.Add(tr.Secrets()...)
+	if u, err := url.Parse(amqpURL); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			sm.Add(p)
+		}
+	}
+	mout, merr := sm.Writer(stdout), sm.Writer(stderr)
+	defer mout.Flush()
+	defer merr.Flush()
+	stdout, stderr = mout, merr
 	if o.prefetch < 1 {
 		o.prefetch = 1
 	}
@@ -139,7 +174,10 @@ func runConsume(ctx context.Context, stdout, stderr io.Writer, amqpURL string, o
 		o.rf.stateDir = filepath.Join(filepath.Dir(o.runbook), ".runbook")
 	}
 	c := &consumer{o: o, stdout: stdout, stderr: stderr, sem: make(chan struct{}, o.prefetch), active: map[string]*activeRun{},
-		out: view.NewAsyncWriter(stdout)}
+		out: view.NewAsyncWriter(stdout), tr: tr, runsDir: filepath.Join(o.rf.stateDir, "consume-runs")}
+	if d := tr.Dir(); d != "" {
+		c.runsDir = filepath.Join(d, "runs")
+	}
 	defer c.wg.Wait()
 	if o.campaign != "" {
 		k, err := openCampaignSink(ctx, o.campaign, o.runbook)
@@ -264,7 +302,21 @@ func (c *consumer) cancel(m migrationMsg) {
 	fmt.Fprintf(c.out, "consume: migration %s canceled\n", m.MigrationID)
 }
 
-func (c *consumer) runFile(id string) string { return filepath.Join(c.o.trackingDir, "runs", id) }
+func (c *consumer) runFile(id string) string { return filepath.Join(c.runsDir, id) }
+
+// recordedRun reads the run recorded for a migration: its id and
+// instance ("" when none).
+func (c *consumer) recordedRun(id string) (runID, instance string) {
+	b, _ := os.ReadFile(c.runFile(id))
+	f := strings.Fields(string(b))
+	if len(f) > 0 {
+		runID = f[0]
+	}
+	if len(f) > 1 {
+		instance = f[1]
+	}
+	return runID, instance
+}
 
 // run starts (or resumes) the migration's run; the message is acked once
 // the run is journaled (nack: dropped to the dead-letter exchange). A
@@ -307,15 +359,15 @@ func (c *consumer) run(ctx context.Context, m migrationMsg, ackMsg, nackMsg func
 	}
 	var acked sync.Once
 	ack := func() { acked.Do(ackMsg) }
-	prev, _ := os.ReadFile(c.runFile(m.MigrationID))
-	runID := strings.TrimSpace(string(prev))
+	runID, _ := c.recordedRun(m.MigrationID)
 	mk := mask.New()
+	mk.Add(c.tr.Secrets()...)
 	defer func() { _ = c.out.Flush() }()
 	s, err := session.New(session.Options{
 		StateDir: c.o.rf.stateDir, Parallelism: c.o.rf.parallelism, Sink: view.NewPlain(c.out, mk), Mask: mk, Stderr: c.stderr,
 		Command: "runbook consume (migration " + m.MigrationID + ")", Builtins: builtin.All(),
 		OnRun: func(id string, _ session.Commands) {
-			if err := writeFileAtomic(c.runFile(m.MigrationID), []byte(id+"\n")); err != nil {
+			if err := writeFileAtomic(c.runFile(m.MigrationID), []byte(id+" "+m.WorkplaceFqdn+"\n")); err != nil {
 				fmt.Fprintf(c.stderr, "consume: record run of %s: %v\n", m.MigrationID, err)
 				return
 			}
@@ -358,6 +410,10 @@ func (c *consumer) run(ctx context.Context, m migrationMsg, ackMsg, nackMsg func
 		// Resuming failed (another consumer may hold the run): the
 		// document stays as that run leaves it.
 		fmt.Fprintf(c.stderr, "consume: migration %s: %v\n", m.MigrationID, err)
+	case err != nil && ctx.Err() != nil:
+		// Stopping: the run is interrupted, not failed; it resumes from
+		// its run file.
+		fmt.Fprintf(c.stderr, "consume: migration %s: interrupted: %v\n", m.MigrationID, err)
 	case err != nil:
 		fmt.Fprintf(c.stderr, "consume: migration %s: %v\n", m.MigrationID, err)
 		_ = c.updateDoc(m, func(doc map[string]any) {
@@ -378,17 +434,25 @@ func (c *consumer) run(ctx context.Context, m migrationMsg, ackMsg, nackMsg func
 // whose heartbeat stopped (a consumer killed after it acked their
 // message): their messages will not come again.
 func (c *consumer) recoverRuns(ctx context.Context) {
-	ents, _ := os.ReadDir(filepath.Join(c.o.trackingDir, "runs"))
+	ents, _ := os.ReadDir(c.runsDir)
 	for _, e := range ents {
 		id := e.Name()
 		if !safeName.MatchString(id) {
 			continue
 		}
-		docs, _ := filepath.Glob(filepath.Join(c.o.trackingDir, "migrations", "*", id+".json"))
-		if len(docs) != 1 {
+		_, instance := c.recordedRun(id)
+		if instance == "" && c.tr.Dir() != "" {
+			// Recorded before the instance was: find its document.
+			docs, _ := filepath.Glob(filepath.Join(c.tr.Dir(), "migrations", "*", id+".json"))
+			if len(docs) != 1 {
+				continue
+			}
+			instance = filepath.Base(filepath.Dir(docs[0]))
+		}
+		if !safeName.MatchString(instance) {
 			continue
 		}
-		b, err := os.ReadFile(docs[0])
+		raw, err := c.tr.Doc(instance, id)
 		if err != nil {
 			continue
 		}
@@ -398,7 +462,8 @@ func (c *consumer) recoverRuns(ctx context.Context) {
 			SourcePath string `json:"source_path"`
 			Heartbeat  string `json:"last_heartbeat_at"`
 		}
-		if json.Unmarshal(b, &doc) != nil || (doc.Status != "pending" && doc.Status != "running") || !safeName.MatchString(doc.Instance) {
+		if b, err := json.Marshal(raw); err != nil || json.Unmarshal(b, &doc) != nil ||
+			(doc.Status != "pending" && doc.Status != "running") || doc.Instance != instance {
 			continue
 		}
 		if hb, err := time.Parse(time.RFC3339Nano, doc.Heartbeat); err == nil && time.Since(hb) < 3*c.o.heartbeat {
@@ -414,22 +479,12 @@ func (c *consumer) recoverRuns(ctx context.Context) {
 	}
 }
 
-// vars are the runbook's variables for a migration: the account's
-// credentials from the tracking directory, the rest from the message.
+// vars are the runbook's variables for a migration: the credentials of
+// the account its tracking document names, the rest from the message.
 func (c *consumer) vars(m migrationMsg) (lang.VarSources, error) {
-	b, err := os.ReadFile(filepath.Join(c.o.trackingDir, "accounts", m.WorkplaceFqdn+".json"))
+	acct, err := c.tr.Account(m.WorkplaceFqdn, m.MigrationID)
 	if err != nil {
-		return lang.VarSources{}, fmt.Errorf("read the account of %s: %w", m.WorkplaceFqdn, err)
-	}
-	var acct struct {
-		Auth struct {
-			URL      string `json:"url"`
-			Login    string `json:"login"`
-			Password string `json:"password"`
-		} `json:"auth"`
-	}
-	if err := json.Unmarshal(b, &acct); err != nil {
-		return lang.VarSources{}, fmt.Errorf("the account of %s: %w", m.WorkplaceFqdn, err)
+		return lang.VarSources{}, fmt.Errorf("the account of migration %s: %w", m.MigrationID, err)
 	}
 	src := m.SourcePath
 	if src == "" {
@@ -437,8 +492,9 @@ func (c *consumer) vars(m migrationMsg) (lang.VarSources, error) {
 	}
 	v := c.o.vars
 	v.Args = append(append([]string(nil), v.Args...),
-		"nextcloud_url="+acct.Auth.URL, "login="+acct.Auth.Login, "password="+acct.Auth.Password,
-		"source_path="+src, "instance="+m.WorkplaceFqdn, "migration_id="+m.MigrationID, "tracking_dir="+c.o.trackingDir)
+		"nextcloud_url="+acct.URL, "login="+acct.Login, "password="+acct.Password,
+		"source_path="+src, "instance="+m.WorkplaceFqdn, "migration_id="+m.MigrationID)
+	v.Args = append(v.Args, c.tr.VarArgs()...)
 	return v, nil
 }
 
@@ -470,26 +526,7 @@ var docMu sync.Mutex
 func (c *consumer) updateDoc(m migrationMsg, f func(map[string]any)) error {
 	docMu.Lock()
 	defer docMu.Unlock()
-	unlock, err := nextcloud.LockTracking(c.o.trackingDir, m.WorkplaceFqdn)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	p := filepath.Join(c.o.trackingDir, "migrations", m.WorkplaceFqdn, m.MigrationID+".json")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	doc := map[string]any{}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return err
-	}
-	f(doc)
-	nb, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(p, nb)
+	return c.tr.Update(m.WorkplaceFqdn, m.MigrationID, f)
 }
 
 func writeFileAtomic(path string, data []byte) error {

@@ -103,17 +103,10 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-// TestConsume runs `runbook consume` against a real RabbitMQ: a migration
-// requested with nextcloud.request_migration becomes a journaled run that
-// copies the files (credentials from the account, not the message) and
-// completes the tracking document; the same message delivered again starts
-// no second run; a consumer killed with SIGKILL after it acked has its
-// run resumed by the next consumer; the broker restarting while a run waits at an approval
-// loses nothing and starts nothing twice; a cancel message interrupts a run
-// waiting at an approval and marks the migration canceled, with heartbeats
-// while it waited.
-func TestConsume(t *testing.T) {
-	const pw = "consume-canary-pw-77"
+// consumePeers starts the source (Apache mod_dav behind the Nextcloud
+// front, holding a.txt and "dir/b #1.txt" of alice@example.net, password
+// pw) and RabbitMQ.
+func consumePeers(t *testing.T, pw string) (*testenv.NextcloudFront, *testenv.RabbitMQ) {
 	ap := testenv.StartApacheDAV(t, "alice", "backend")
 	for p, c := range map[string]string{"a.txt": "a", "dir/b #1.txt": "b"} {
 		fp := filepath.Join(ap.Root, filepath.FromSlash(p))
@@ -125,6 +118,21 @@ func TestConsume(t *testing.T) {
 	ap.Own(t)
 	nc := testenv.StartNextcloudFront(t, ap, "alice@example.net", pw)
 	rmq := testenv.StartRabbitMQ(t)
+	return nc, rmq
+}
+
+// TestConsume runs `runbook consume` against a real RabbitMQ: a migration
+// requested with nextcloud.request_migration becomes a journaled run that
+// copies the files (credentials from the account, not the message) and
+// completes the tracking document; the same message delivered again starts
+// no second run; a consumer killed with SIGKILL after it acked has its
+// run resumed by the next consumer; the broker restarting while a run waits at an approval
+// loses nothing and starts nothing twice; a cancel message interrupts a run
+// waiting at an approval and marks the migration canceled, with heartbeats
+// while it waited.
+func TestConsume(t *testing.T) {
+	const pw = "consume-canary-pw-77"
+	nc, rmq := consumePeers(t, pw)
 
 	dir := t.TempDir()
 	// In a test binary the builtins run in-process: core.approve finds the
@@ -189,7 +197,7 @@ func TestConsume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ad := filepath.Join(dir, ".runbook", "approvals", strings.TrimSpace(string(runID)))
+		ad := filepath.Join(dir, ".runbook", "approvals", strings.Fields(string(runID))[0])
 		_ = os.MkdirAll(ad, 0o700)
 		if err := os.WriteFile(filepath.Join(ad, "gate.json"), []byte(`{"approved_by":"test","at":"2026-12-04T00:00:00Z","approved":true}`), 0o600); err != nil {
 			t.Fatal(err)

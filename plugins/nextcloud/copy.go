@@ -57,7 +57,8 @@ func (copyAction) Schema() sdk.ActionSchema {
 		Name: "copy",
 		Description: "Copy a user's tree, or a folder of it, to a local directory, another WebDAV server (Nextcloud included) or a Cozy instance (files API), keeping mtimes and verifying every file (size, and the SHA1 computed while streaming against the server's checksum when it has one). " +
 			"Resumes from its ledger without sending finished files again, also after a dropped connection in the middle of a file; files that exist at the target are skipped with a reason; 423, 429 and 503 are retried honouring Retry-After; 507 stops the copy. " +
-			"Undo deletes only what the copy created and is unchanged since (on Cozy: to the trash, with If-Match on the revision).",
+			"Undo deletes only what the copy created and is unchanged since (on Cozy: to the trash, with If-Match on the revision). " +
+			"A copy killed between an upload and its ledger line leaves an intent that the next attempt and the undo settle by looking at the target: the source's content is recorded (and undone), anything else is left and reported.",
 		Inputs: in,
 		Outputs: []sdk.Attribute{
 			{Name: "files", Type: cty.Number, Description: "Files at the target that this step copied (including those of earlier attempts)."},
@@ -188,8 +189,11 @@ type copyRun struct {
 	tgt     target
 	led     *ledger
 	done    map[string]bool // files an earlier attempt copied (read-only)
-	ev      sdk.Events
-	cancel  context.CancelFunc
+	// fresh holds the folders the copy created (this attempt or an
+	// earlier one): nothing was at their files' paths.
+	fresh  sync.Map
+	ev     sdk.Events
+	cancel context.CancelFunc
 
 	files, bytes, folders, resumed, verified atomic.Int64
 	seenFiles, seenBytes                     atomic.Int64
@@ -249,9 +253,19 @@ func (a copyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 	}
 	run := &copyRun{src: src, srcRoot: joinPath(root, strAttr(in, "path")), tgt: tgt, done: map[string]bool{}, ev: ev}
 	run.out = copyOutputs{Skipped: []skipped{}, Errors: []fileError{}, Changed: []string{}, Ledger: st.Ledger, TargetDesc: tgt.describe()}
+	pending := map[string]ledgerLine{} // intents not settled
 	err = readLedger(st.Ledger, func(l ledgerLine) error {
 		switch l.Op {
+		case "intent":
+			pending[l.Path] = l
+		case "drop":
+			delete(pending, l.Path)
+		case "left":
+			delete(pending, l.Path)
+			run.done[l.Path] = true
+			run.skip(l.Path, "left by an interrupted upload with other content than the source", l.Size)
 		case "file":
+			delete(pending, l.Path)
 			run.done[l.Path] = true
 			run.resumed.Add(1)
 			run.files.Add(1)
@@ -259,6 +273,7 @@ func (a copyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 			run.resumedBytes += l.Size
 		case "dir":
 			run.folders.Add(1)
+			run.fresh.Store(l.Path, true)
 		}
 		return nil
 	})
@@ -273,6 +288,10 @@ func (a copyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 		return nil, err
 	}
 	run.led = led
+	if err := run.settlePending(ctx, pending); err != nil {
+		led.close()
+		return nil, err
+	}
 	undo, _ := json.Marshal(copyState{Ledger: st.Ledger})
 	res := &sdk.Result{UndoState: undo}
 	// The ledger exists before anything is created: an interrupted step
@@ -329,8 +348,11 @@ func (r *copyRun) run(ctx context.Context, workers int) error {
 			return err
 		}
 		r.folders.Add(1)
+		r.fresh.Store("", true)
 	}
-	jobs := make(chan entry, 4*workers)
+	found := make(chan entry, 4*workers)
+	jobs := make(chan job, 4*workers)
+	go r.intents(ctx, found, jobs)
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
@@ -361,6 +383,7 @@ func (r *copyRun) run(ctx context.Context, workers int) error {
 			}
 			if created {
 				r.folders.Add(1)
+				r.fresh.Store(e.Path, true)
 				return r.led.add(ledgerLine{Op: "dir", Path: e.Path})
 			}
 			return nil
@@ -371,13 +394,13 @@ func (r *copyRun) run(ctx context.Context, workers int) error {
 		r.seenFiles.Add(1)
 		r.seenBytes.Add(e.Size)
 		select {
-		case jobs <- e:
+		case found <- e:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	})
-	close(jobs)
+	close(found)
 	wg.Wait()
 	close(stop)
 	tick.Wait()
@@ -429,12 +452,19 @@ func (r *copyRun) report(stop <-chan struct{}) {
 // (beyond the client's own retries of single requests).
 const maxFileAttempts = 3
 
-func (r *copyRun) copyFile(ctx context.Context, e entry) {
+func (r *copyRun) copyFile(ctx context.Context, j job) {
+	e := j.e
+	if !j.intent && !r.intendAlone(ctx, e) {
+		return
+	}
 	p := joinPath(r.srcRoot, e.Path)
 	for attempt := 1; ; attempt++ {
 		src := newSrcFile(ctx, r.src, p, e)
 		line, err := r.tgt.put(ctx, src, e.Path)
 		src.close()
+		if line.Op != "" && afterPut != nil {
+			afterPut(e.Path)
+		}
 		if line.Op != "" {
 			if lerr := r.led.add(line); lerr != nil {
 				r.fatal(lerr)
@@ -461,12 +491,22 @@ func (r *copyRun) copyFile(ctx context.Context, e entry) {
 			return
 		}
 		if reason, ok := skipReason(err); ok {
+			if attempt > 1 {
+				// An earlier attempt may have landed before its answer
+				// was lost: the target is looked at.
+				if err := r.settleOne(ctx, ledgerLine{Op: "intent", Path: e.Path, Size: e.Size}, false); err != nil {
+					r.fail(e.Path, err)
+				}
+				return
+			}
+			_ = r.led.add(ledgerLine{Op: "drop", Path: e.Path})
 			r.skip(e.Path, reason, e.Size)
 			return
 		}
 		se := sdk.Classify(err)
 		switch {
 		case se.Kind == sdk.KindNotFound && statusOf(err) == 404 && line.Op == "":
+			_ = r.led.add(ledgerLine{Op: "drop", Path: e.Path})
 			r.skip(e.Path, "gone from the source since the listing", e.Size)
 			return
 		case se.Kind == sdk.KindQuota && !se.Retryable, se.Kind == sdk.KindAuth:
@@ -506,11 +546,18 @@ func (a copyAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Event
 	defer tgt.close()
 	var files []ledgerLine
 	var dirs []string
+	pending := map[string]ledgerLine{}
 	if err := readLedger(st.Ledger, func(l ledgerLine) error {
-		if l.Op == "file" {
+		switch l.Op {
+		case "file":
+			delete(pending, l.Path)
 			files = append(files, l)
-		} else if l.Op == "dir" {
+		case "dir":
 			dirs = append(dirs, l.Path)
+		case "intent", "left":
+			pending[l.Path] = l // looked at again
+		case "drop":
+			delete(pending, l.Path)
 		}
 		return nil
 	}); err != nil {
@@ -522,6 +569,11 @@ func (a copyAction) Undo(ctx context.Context, req *sdk.UndoRequest, ev sdk.Event
 	}
 	var drift []string
 	var deleted int64
+	more, left, err := settleForUndo(ctx, req, tgt, pending)
+	if err != nil {
+		return err
+	}
+	files, drift = append(files, more...), left
 	for i, l := range files {
 		d, err := tgt.undoFile(ctx, l, req.Force)
 		if err != nil {

@@ -57,7 +57,7 @@ func TestCopyToCozy(t *testing.T) {
 		t.Errorf("files = %d, want %d", n, len(want))
 	}
 	sk := listOf(t, res, "skipped")
-	if len(sk) != 1 || sk[0].GetAttr("path").AsString() != "Documents/a b.txt" || !strings.Contains(sk[0].GetAttr("reason").AsString(), "409") {
+	if len(sk) != 1 || sk[0].GetAttr("path").AsString() != "Documents/a b.txt" || !strings.Contains(sk[0].GetAttr("reason").AsString(), "exists at the target") {
 		t.Errorf("skipped = %#v", res.Outputs.GetAttr("skipped"))
 	}
 	if e := listOf(t, res, "errors"); len(e) != 0 {

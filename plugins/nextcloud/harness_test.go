@@ -19,7 +19,22 @@ import (
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
-func TestMain(m *testing.M) { sdktest.Main(m, New()) }
+func TestMain(m *testing.M) {
+	// A plugin process started with this variable kills itself (SIGKILL)
+	// between that file's upload and its ledger line.
+	if rel := os.Getenv(crashEnv); rel != "" {
+		afterPut = func(p string) {
+			if p == rel {
+				self, _ := os.FindProcess(os.Getpid())
+				_ = self.Kill()
+				select {}
+			}
+		}
+	}
+	sdktest.Main(m, New())
+}
+
+const crashEnv = "RUNBOOK_TEST_NEXTCLOUD_CRASH_AFTER"
 
 // canary is the password of every test account: it must never appear in
 // an error, a log line, an output or a file the plugin writes.

@@ -3,9 +3,11 @@ package nextcloud
 import (
 	"bufio"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +66,20 @@ func TestInventory(t *testing.T) {
 	mtimes := seed(t, ap, tree, base)
 	setDeadProps(t, ap, "Documents/#1 100%.md", "4242", "SHA1:2fd4e1c67a2d28fced849ee1bb76e7391b93eb12 MD5:9e107d9d372bb6826bd81d3542a419d6")
 	nc := startNC(t, ap)
+	// PROPFINDs in flight at once, each held 30 ms: the walk's cap.
+	var inFlight, peak atomic.Int32
+	nc.Mu.Lock()
+	nc.Fault = func(r *http.Request) (int, string) {
+		if r.Method == "PROPFIND" {
+			n := inFlight.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(30 * time.Millisecond)
+			inFlight.Add(-1)
+		}
+		return 0, ""
+	}
+	nc.Mu.Unlock()
 	rc := testenv.StartRcloneDAV(t, testUser, canary)
 	seed(t, rc, tree, base)
 
@@ -124,6 +140,9 @@ func TestInventory(t *testing.T) {
 				nc.Mu.Unlock()
 				if depths["infinity"] != 0 || depths[""] != 0 || depths["1"] < 12 {
 					t.Errorf("PROPFIND depths = %v, want only 1", depths)
+				}
+				if p := peak.Load(); p < 2 || p > 3 {
+					t.Errorf("%d PROPFINDs at once, want 2 or 3 (concurrency 3)", p)
 				}
 			}
 			noCanary(t, "inventory", outputsJSON(res.Outputs), strings.Join(rec.Logs(), "\n"))

@@ -18,7 +18,10 @@ import (
 // delete, and what a resumed copy need not send again. Lines are appended
 // after the thing exists, so a ledger never names what was not created.
 type ledgerLine struct {
-	Op   string `json:"op"` // "file" or "dir"
+	// Op is "file" or "dir" (created), "intent" (a file about to be
+	// uploaded where nothing was) or "drop" (an intent that created
+	// nothing); see intent.go.
+	Op   string `json:"op"`
 	Path string `json:"path"`
 	Size int64  `json:"size,omitempty"`
 	// SHA1 of the content written (hex); ETag the target gave, if any.
@@ -74,6 +77,17 @@ func (l *ledger) add(line ledgerLine) error {
 	l.n++
 	_, err = l.w.Write(append(b, '\n'))
 	return err
+}
+
+// flush hands the added lines to the kernel (they survive the process
+// being killed), without waiting for the disk.
+func (l *ledger) flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.w.Flush(); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
 }
 
 // sync makes every added line durable.

@@ -91,6 +91,7 @@ func TestMigrationContract(t *testing.T) {
 	if doc["status"] != "pending" || doc["errors"] == nil || doc["skipped"] == nil || doc["progress"] == nil || doc["target_dir"] != "/Nextcloud" {
 		t.Errorf("tracking document = %s", raw)
 	}
+	checkTrackFields(t, doc)
 	if st, err := os.Stat(filepath.Join(track, "accounts", "alice.example.net.json")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("account document: %v %v", st, err)
 	}
@@ -154,4 +155,45 @@ func TestMigrationContract(t *testing.T) {
 			t.Error("a document was stored for a refused probe")
 		}
 	})
+}
+
+// checkTrackFields checks that a pending tracking document has every field
+// of io.cozy.nextcloud.migrations (the facts' list), with its type:
+// progress nested, errors and skipped lists (never null), timestamps null
+// until they happen.
+func checkTrackFields(t *testing.T, doc map[string]any) {
+	t.Helper()
+	want := map[string]string{
+		"status": "string", "target_dir": "string", "source_path": "string", "progress": "object",
+		"errors": "list", "skipped": "list", "started_at": "null", "finished_at": "null", "cancel_requested": "bool",
+		"canceled_at": "null", "source_deleted_at": "null", "schema_version": "number", "last_heartbeat_at": "null",
+		"created_at": "string", "workplace_fqdn": "string", "account_id": "string",
+	}
+	for k, typ := range want {
+		v, ok := doc[k]
+		var got string
+		switch v.(type) {
+		case nil:
+			got = "null"
+		case string:
+			got = "string"
+		case map[string]any:
+			got = "object"
+		case []any:
+			got = "list"
+		case bool:
+			got = "bool"
+		case float64:
+			got = "number"
+		}
+		if !ok || got != typ {
+			t.Errorf("tracking document field %s = %#v, want a %s", k, v, typ)
+		}
+	}
+	pr, _ := doc["progress"].(map[string]any)
+	for _, k := range []string{"files_imported", "files_total", "bytes_imported", "bytes_total"} {
+		if _, ok := pr[k].(float64); !ok {
+			t.Errorf("progress.%s = %#v", k, pr[k])
+		}
+	}
 }

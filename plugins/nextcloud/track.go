@@ -38,6 +38,41 @@ type trackDoc struct {
 	SourceDeletedAt *string       `json:"source_deleted_at"`
 	LastHeartbeatAt *string       `json:"last_heartbeat_at"`
 	FailureReason   string        `json:"failure_reason,omitempty"`
+
+	// others are the fields other writers (cozy-stack) keep in the
+	// document, written back as read.
+	others map[string]json.RawMessage
+}
+
+// decodeTrackDoc reads a tracking document, keeping the fields it does
+// not know.
+func decodeTrackDoc(b []byte) (*trackDoc, error) {
+	var d trackDoc
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &d.others); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// body is the document to write: its fields, and the others as read.
+func (d *trackDoc) body() (map[string]json.RawMessage, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range d.others {
+		if _, ok := m[k]; !ok && k != "_rev" {
+			m[k] = v
+		}
+	}
+	return m, nil
 }
 
 type trackProgress struct {
@@ -193,11 +228,11 @@ func (s fileStore) get(instance, id string) (*trackDoc, error) {
 	if err != nil {
 		return nil, err
 	}
-	var d trackDoc
-	if err := json.Unmarshal(b, &d); err != nil {
+	d, err := decodeTrackDoc(b)
+	if err != nil {
 		return nil, fmt.Errorf("tracking document %s: %w", id, err)
 	}
-	return &d, nil
+	return d, nil
 }
 
 func (s fileStore) put(d *trackDoc) error {
@@ -207,7 +242,11 @@ func (s fileStore) put(d *trackDoc) error {
 	if d.Skipped == nil {
 		d.Skipped = []trackSkip{}
 	}
-	b, err := json.MarshalIndent(d, "", "  ")
+	m, err := d.body()
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}

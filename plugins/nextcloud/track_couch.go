@@ -208,15 +208,19 @@ func (s *couchStore) activeDoc(instance string) (*trackDoc, error) {
 func (s *couchStore) get(instance, id string) (*trackDoc, error) {
 	ctx, cancel := ctx30()
 	defer cancel()
-	var d trackDoc
-	err := s.req(ctx, http.MethodGet, "/"+couchDBName(instance, doctypeMigrations)+"/"+escapeDocID(id), nil, &d)
+	var raw json.RawMessage
+	err := s.req(ctx, http.MethodGet, "/"+couchDBName(instance, doctypeMigrations)+"/"+escapeDocID(id), nil, &raw)
 	if kindOf(err) == sdk.KindNotFound {
 		return nil, sdk.Errorf(sdk.KindNotFound, false, "check the instance and the migration id", "no migration %s for %s", id, instance)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tracking document %s: %w", id, err)
 	}
-	return &d, nil
+	d, err := decodeTrackDoc(raw)
+	if err != nil {
+		return nil, fmt.Errorf("tracking document %s: %w", id, err)
+	}
+	return d, nil
 }
 
 func (s *couchStore) put(d *trackDoc) error {
@@ -226,9 +230,16 @@ func (s *couchStore) put(d *trackDoc) error {
 	if d.Skipped == nil {
 		d.Skipped = []trackSkip{}
 	}
+	if beforeCouchPut != nil {
+		beforeCouchPut(d.ID)
+	}
 	ctx, cancel := ctx30()
 	defer cancel()
-	rev, err := s.putDoc(ctx, couchDBName(d.Instance, doctypeMigrations), d.ID, d)
+	body, err := d.body()
+	if err != nil {
+		return err
+	}
+	rev, err := s.putDoc(ctx, couchDBName(d.Instance, doctypeMigrations), d.ID, body)
 	if err != nil {
 		return fmt.Errorf("tracking document %s: %w", d.ID, err)
 	}

@@ -62,10 +62,27 @@ func (a updateMigrationAction) Apply(_ context.Context, req *sdk.ApplyRequest, e
 		return nil, err
 	}
 	defer unlock()
-	d, err := store.get(in.Instance, in.MigrationID)
+	var d *trackDoc
+	// A document written meanwhile by another writer (409) is read again.
+	err = retryConflict(func() error {
+		var err error
+		if d, err = store.get(in.Instance, in.MigrationID); err != nil {
+			return err
+		}
+		if err := in.apply(d); err != nil {
+			return err
+		}
+		return store.put(d)
+	})
 	if err != nil {
 		return nil, err
 	}
+	ev.Log(sdk.LevelInfo, fmt.Sprintf("migration %s: %s", d.ID, d.Status))
+	return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{"status": cty.StringVal(d.Status)})}, nil
+}
+
+// apply sets what the inputs give on the document.
+func (in *updateInputs) apply(d *trackDoc) error {
 	t := now()
 	switch in.Status {
 	case "":
@@ -81,7 +98,7 @@ func (a updateMigrationAction) Apply(_ context.Context, req *sdk.ApplyRequest, e
 			d.CanceledAt = &t
 		}
 	default:
-		return nil, sdk.Errorf(sdk.KindInvalid, false, "use pending, running, completed, failed or canceled", "unknown status %q", in.Status)
+		return sdk.Errorf(sdk.KindInvalid, false, "use pending, running, completed, failed or canceled", "unknown status %q", in.Status)
 	}
 	set := func(dst *int64, v *int64) {
 		if v != nil {
@@ -111,9 +128,5 @@ func (a updateMigrationAction) Apply(_ context.Context, req *sdk.ApplyRequest, e
 		d.SourceDeletedAt = &t
 	}
 	d.LastHeartbeatAt = &t
-	if err := store.put(d); err != nil {
-		return nil, fmt.Errorf("tracking document %s: %w", d.ID, err)
-	}
-	ev.Log(sdk.LevelInfo, fmt.Sprintf("migration %s: %s", d.ID, d.Status))
-	return &sdk.Result{Outputs: cty.ObjectVal(map[string]cty.Value{"status": cty.StringVal(d.Status)})}, nil
+	return nil
 }
