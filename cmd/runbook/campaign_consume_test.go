@@ -12,6 +12,7 @@ import (
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/view"
 	"github.com/runbookdev/runbook/internal/testenv"
+	"github.com/runbookdev/runbook/plugins/nextcloud"
 )
 
 // acks records what the consumer did with each message.
@@ -49,7 +50,12 @@ func TestConsumeIntoCampaign(t *testing.T) {
 	const pw = "consume-campaign-canary-pw"
 	writeFile(t, filepath.Join(track, "accounts", "alice.example.net.json"),
 		`{"auth": {"url": "https://nc.example.net", "login": "alice", "password": "`+pw+`"}}`)
+	writeFile(t, filepath.Join(track, "migrations", "alice.example.net", "m1.json"), `{"status": "pending"}`)
 	writeFile(t, filepath.Join(track, "migrations", "bob.example.net", "m2.json"), `{"status": "pending"}`)
+	tr, err := nextcloud.OpenTracking(track)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	k, err := openCampaignSink(ctx, "moves", rb)
 	if err != nil {
@@ -57,7 +63,7 @@ func TestConsumeIntoCampaign(t *testing.T) {
 	}
 	defer k.close()
 	var out, errs syncBuf
-	c := &consumer{o: consumeOptions{runbook: rb, trackingDir: track, campaign: "moves"}, stdout: &out, stderr: &errs,
+	c := &consumer{o: consumeOptions{runbook: rb, trackingDir: track, campaign: "moves"}, tr: tr, stdout: &out, stderr: &errs,
 		out: view.NewAsyncWriter(&out), campaign: k}
 
 	m1 := migrationMsg{MigrationID: "m1", WorkplaceFqdn: "alice.example.net", SourcePath: "/docs"}
