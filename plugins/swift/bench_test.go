@@ -81,7 +81,9 @@ type benchTool struct {
 // RUNBOOK_SWIFT_BENCH_TOOLS (names, comma-separated) the tools. Run by
 // scripts/bench.d/hubic.sh with -benchtime 1x.
 func BenchmarkCopyVsTools(b *testing.B) {
-	s := testenv.StartSwift(b)
+	// The container updater's passes (every 5 s in tests) would compete
+	// with the tools for the CPU.
+	s := testenv.StartSwiftWith(b, testenv.SwiftOptions{UpdaterInterval: 3600})
 	ctx := context.Background()
 	c := &swift.Connection{UserName: s.Accounts[0].User, ApiKey: s.Accounts[0].Key, AuthUrl: s.AuthURL, AuthVersion: 1}
 	dst := &swift.Connection{UserName: s.Accounts[1].User, ApiKey: s.Accounts[1].Key, AuthUrl: s.AuthURL, AuthVersion: 1}
@@ -100,7 +102,7 @@ func BenchmarkCopyVsTools(b *testing.B) {
 		sets = strings.Split(v, ",")
 	}
 	work := b.TempDir()
-	seedBench(b, c, filepath.Join(work, "upload"), slices.Contains(sets, "large"))
+	seedBench(b, c, filepath.Join(work, "upload"), slices.Contains(sets, "small"), slices.Contains(sets, "large"))
 	curlConfigs(b, c, dst, work)
 
 	rounds := 3
@@ -111,9 +113,12 @@ func BenchmarkCopyVsTools(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ours := func(toSwift bool) func(cont, dir string) [][]string {
+	ours := func(toSwift bool, extra ...any) func(cont, dir string) [][]string {
 		return func(cont, dir string) [][]string {
 			in := map[string]any{"source_auth_url": s.AuthURL, "source_user": s.Accounts[0].User, "source_key": s.Accounts[0].Key, "containers": []string{cont}}
+			for i := 0; i+1 < len(extra); i += 2 {
+				in[extra[i].(string)] = extra[i+1]
+			}
 			if toSwift {
 				in["target_auth_url"], in["target_user"], in["target_key"] = s.AuthURL, s.Accounts[1].User, s.Accounts[1].Key
 			} else {
@@ -151,7 +156,13 @@ func BenchmarkCopyVsTools(b *testing.B) {
 		{"rclone-latest -t8 → Swift", true, rclone(os.Getenv("RUNBOOK_RCLONE_LATEST"), true, t8...)},
 		{"curl ×8 PUT", true, curlRun(work, "put")},
 	}
+	// Only when asked for by name: swift.copy with one stream per object
+	// (the ranged reads of large objects turned off), to measure them.
+	extra := []benchTool{
+		{"swift.copy 1 stream", false, ours(false, "parallel_threshold", 0)},
+	}
 	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_TOOLS"); v != "" {
+		tools = append(tools, extra...)
 		keep := map[string]bool{}
 		for _, n := range strings.Split(v, ",") {
 			keep[n] = true
@@ -314,7 +325,26 @@ func timed(cmds [][]string) (float64, int64, error) {
 // seedBench fills "small" with 2,000 objects of 10 KB (twenty pseudo
 // directories) and, if large, "large" with one of 200 MB, and writes the same
 // objects under dir for curl's uploads.
-func seedBench(b *testing.B, c *swift.Connection, dir string, large bool) {
+func seedBench(b *testing.B, c *swift.Connection, dir string, small, large bool) {
+	ctx := context.Background()
+	if small {
+		seedSmall(b, c, dir)
+	}
+	if !large {
+		return
+	}
+	big := make([]byte, 200<<20)
+	_, _ = rand.Read(big)
+	if _, err := c.ObjectPut(ctx, "large", "big.bin", bytes.NewReader(big), true, "", "application/octet-stream", nil); err != nil {
+		b.Fatal(err)
+	}
+	_ = os.MkdirAll(filepath.Join(dir, "large"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "large", "big.bin"), big, 0o644); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func seedSmall(b *testing.B, c *swift.Connection, dir string) {
 	ctx := context.Background()
 	names := make(chan int)
 	var wg sync.WaitGroup
@@ -350,18 +380,6 @@ func seedBench(b *testing.B, c *swift.Connection, dir string, large bool) {
 	}
 	close(names)
 	wg.Wait()
-	if !large {
-		return
-	}
-	big := make([]byte, 200<<20)
-	_, _ = rand.Read(big)
-	if _, err := c.ObjectPut(ctx, "large", "big.bin", bytes.NewReader(big), true, "", "application/octet-stream", nil); err != nil {
-		b.Fatal(err)
-	}
-	_ = os.MkdirAll(filepath.Join(dir, "large"), 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "large", "big.bin"), big, 0o644); err != nil {
-		b.Fatal(err)
-	}
 }
 
 func smallName(i int) string { return fmt.Sprintf("dir%02d/obj-%05d", i%20, i) }

@@ -6,7 +6,9 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -28,6 +30,9 @@ type putReq struct {
 	contentType string
 	headers     swift.Headers
 	mtime       time.Time
+	// fill, when set, writes the body into the local file (instead of
+	// copying body) and hashes it into sum; it returns the bytes written.
+	fill func(f *os.File, sum hash.Hash) (int64, error)
 }
 
 // target is where a copy goes: a Swift account or a local directory.
@@ -51,7 +56,11 @@ type target interface {
 
 func openTarget(ctx context.Context, in cty.Value) (target, error) {
 	if dir := strAttr(in, "target_dir"); dir != "" {
-		return newLocalTarget(dir)
+		t, err := newLocalTarget(dir)
+		if t != nil {
+			t.rangedMin = int64(intAttr(in, "parallel_threshold", defaultRangedThreshold))
+		}
+		return t, err
 	}
 	c, err := connFrom(in, "target_").connect(ctx)
 	if err != nil {
