@@ -457,3 +457,46 @@ func (s *Swift) logTail(n string) string {
 	}
 	return string(b)
 }
+
+// CPU is the CPU time (user and system) each server process and its
+// workers ("proxy", "object", ...) have used so far, read from /proc
+// (Linux; empty elsewhere): a benchmark takes it before and after a run
+// to tell how busy Swift itself was.
+func (s *Swift) CPU() map[string]time.Duration {
+	s.mu.Lock()
+	groups := map[int]string{}
+	for n, cmd := range s.procs {
+		if cmd.Process != nil {
+			groups[cmd.Process.Pid] = n
+		}
+	}
+	s.mu.Unlock()
+	out := map[string]time.Duration{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// The fields after the command's closing parenthesis: state is
+		// the 3rd field of stat, process group the 5th, utime and stime
+		// the 14th and 15th (clock ticks, 100 a second).
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		pgrp, _ := strconv.Atoi(f[2])
+		n, ok := groups[pgrp]
+		if !ok {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[n] += time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return out
+}

@@ -13,7 +13,6 @@ import (
 	"runtime/pprof"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -160,6 +159,7 @@ func BenchmarkCopyVsTools(b *testing.B) {
 	// (the ranged reads of large objects turned off), to measure them.
 	extra := []benchTool{
 		{"swift.copy 1 stream", false, ours(false, "parallel_threshold", 0)},
+		{"swift.copy → Swift 1 stream", true, ours(true, "parallel_threshold", 0)},
 	}
 	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_TOOLS"); v != "" {
 		tools = append(tools, extra...)
@@ -184,6 +184,8 @@ func BenchmarkCopyVsTools(b *testing.B) {
 		}
 	}
 	times := map[string][]float64{}  // tool|set → seconds per round
+	cpus := map[string][]float64{}   // tool|set → CPU seconds per round
+	rsses := map[string][]float64{}  // tool|set → peak RSS (MB) per round
 	ratios := map[string][]float64{} // label → per round
 	for _, cont := range sets {
 		for r := 0; r < rounds; r++ {
@@ -201,7 +203,11 @@ func BenchmarkCopyVsTools(b *testing.B) {
 				if tool.toSwift {
 					clearTarget(cont)
 				}
-				secs, rss, err := timed(tool.cmds(cont, dir))
+				before := s.CPU()
+				secs, cpu, rss, err := timed(tool.cmds(cont, dir))
+				after := s.CPU()
+				proxy := (after["proxy"] - before["proxy"]).Seconds()
+				backends := (after["account"] + after["container"] + after["object"] - before["account"] - before["container"] - before["object"]).Seconds()
 				if err != nil {
 					// Counted out of this round, not the whole bench: a
 					// loaded machine makes Swift refuse now and then.
@@ -212,9 +218,15 @@ func BenchmarkCopyVsTools(b *testing.B) {
 					fmt.Printf("round %d %-26s %-6s FAILED after %.2fs: %s\n", r+1, tool.name, cont, secs, strings.ReplaceAll(msg, "\n", " | "))
 					continue
 				}
-				fmt.Printf("round %d %-26s %-6s %7.2fs  peak RSS %4d MB\n", r+1, tool.name, cont, secs, rss>>10)
+				// CPU: the tool's own (user+system), then the proxy's and
+				// the back ends' during the run; the proxy (one worker)
+				// near 100% busy is the limit every tool shares.
+				fmt.Printf("round %d %-26s %-6s %7.2fs  peak RSS %4d MB  cpu %6.2fs  proxy cpu %6.2fs (%3.0f%% busy)  backends cpu %6.2fs\n",
+					r+1, tool.name, cont, secs, rss>>10, cpu, proxy, 100*proxy/secs, backends)
 				got[tool.name] = secs
 				times[tool.name+"|"+cont] = append(times[tool.name+"|"+cont], secs)
+				cpus[tool.name+"|"+cont] = append(cpus[tool.name+"|"+cont], cpu)
+				rsses[tool.name+"|"+cont] = append(rsses[tool.name+"|"+cont], float64(rss>>10))
 			}
 			for _, rt := range roundRatios(got, cont) {
 				fmt.Printf("round %d ratio %s %.2f×\n", r+1, rt.label, rt.v)
@@ -229,7 +241,7 @@ func BenchmarkCopyVsTools(b *testing.B) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		name, cont, _ := strings.Cut(k, "|")
-		fmt.Printf("median %-26s %-6s %7.2fs  (%s)\n", name, cont, median(times[k]), fmtList(times[k], "s"))
+		fmt.Printf("median %-26s %-6s %7.2fs  (%s)  cpu %.2fs  peak RSS max %.0f MB\n", name, cont, median(times[k]), fmtList(times[k], "s"), median(cpus[k]), slices.Max(rsses[k]))
 	}
 	keys = keys[:0]
 	for k := range ratios {
@@ -283,10 +295,12 @@ func roundRatios(got map[string]float64, cont string) []ratio {
 func found(bin string) bool { _, err := exec.LookPath(bin); return err == nil }
 
 // timed runs the commands together, each under /usr/bin/time, and returns
-// the wall time until the last ends and the largest peak RSS (KB).
-func timed(cmds [][]string) (float64, int64, error) {
+// the wall time until the last ends, their CPU time (user and system,
+// seconds) added up and the largest peak RSS (KB).
+func timed(cmds [][]string) (float64, float64, int64, error) {
 	type res struct {
 		rss int64
+		cpu float64
 		err error
 	}
 	ch := make(chan res, len(cmds))
@@ -300,17 +314,21 @@ func timed(cmds [][]string) (float64, int64, error) {
 			}
 			f.Close()
 			defer os.Remove(f.Name())
-			out, err := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", f.Name()}, argv...)...).CombinedOutput()
+			out, err := exec.Command("/usr/bin/time", append([]string{"-f", "%M %U %S", "-o", f.Name()}, argv...)...).CombinedOutput()
 			if err != nil {
 				ch <- res{err: fmt.Errorf("%v: %s", err, out)}
 				return
 			}
 			b, _ := os.ReadFile(f.Name())
-			rss, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-			ch <- res{rss: rss}
+			var r res
+			var user, sys float64
+			fmt.Sscan(string(b), &r.rss, &user, &sys)
+			r.cpu = user + sys
+			ch <- r
 		}()
 	}
 	var peak int64
+	var cpu float64
 	var firstErr error
 	for range cmds {
 		r := <-ch
@@ -318,8 +336,9 @@ func timed(cmds [][]string) (float64, int64, error) {
 			firstErr = r.err
 		}
 		peak = max(peak, r.rss)
+		cpu += r.cpu
 	}
-	return time.Since(start).Seconds(), peak, firstErr
+	return time.Since(start).Seconds(), cpu, peak, firstErr
 }
 
 // seedBench fills "small" with 2,000 objects of 10 KB (twenty pseudo

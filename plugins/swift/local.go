@@ -42,9 +42,6 @@ type localEntry struct {
 // localTarget writes to a directory.
 type localTarget struct {
 	dir string
-	// rangedMin is the size from which plain objects are read in ranges
-	// at once (0: never).
-	rangedMin int64
 
 	mu  sync.Mutex // guards idx and dirty
 	idx map[string]map[string]localEntry

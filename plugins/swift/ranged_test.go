@@ -18,8 +18,9 @@ import (
 )
 
 // Objects from parallel_threshold bytes are read in ranges: the file has
-// the object's bytes, its index entry the MD5, and an object replaced
-// between the ranges is refused (retryably) rather than mixed.
+// the object's bytes, its index entry the MD5; to Swift the target has
+// the same bytes; an object replaced between the ranges is refused
+// (retryably) rather than mixed.
 func TestCopyLargeObjectInRanges(t *testing.T) {
 	t.Parallel()
 	s := testenv.SharedSwift(t)
@@ -65,6 +66,25 @@ func TestCopyLargeObjectInRanges(t *testing.T) {
 	if err != nil || outInt(t, res, "skipped") != 3 {
 		t.Errorf("copy again: %v", err)
 	}
+
+	// To Swift: the first MiB, then the rest, into one PUT checked
+	// against the ETag.
+	dc := account(t, s, 1)
+	sin := objIn(dstAccount(s, src(s, map[string]any{"containers": []string{cont}, "parallel_threshold": 1 << 20})))
+	if res, _, err = sdktest.ApplyRequest(t, p, "copy", &sdk.ApplyRequest{Inputs: sin}); err != nil || outInt(t, res, "copied") != 3 {
+		t.Fatalf("copy to Swift: %v", err)
+	}
+	for name, want := range bodies {
+		got, err := dc.ObjectGetBytes(tctx(t), cont, name)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("target %s: %d bytes (%v), want %d", name, len(got), err, len(want))
+		}
+	}
+	tail := &tailRange{ctx: tctx(t), c: sc, cont: cont, name: "big/odd.bin", etag: md5hex([]byte("another version")), off: headRange}
+	if _, err := tail.Read(make([]byte, 10)); sdk.Classify(err) == nil || sdk.Classify(err).Kind != sdk.KindConflict || !sdk.Classify(err).Retryable {
+		t.Errorf("tail of a replaced object: %v", err)
+	}
+	tail.close()
 
 	// The later ranges are asked with If-Match: another ETag (the object
 	// replaced after the first range) is a retryable conflict.

@@ -56,11 +56,7 @@ type target interface {
 
 func openTarget(ctx context.Context, in cty.Value) (target, error) {
 	if dir := strAttr(in, "target_dir"); dir != "" {
-		t, err := newLocalTarget(dir)
-		if t != nil {
-			t.rangedMin = int64(intAttr(in, "parallel_threshold", defaultRangedThreshold))
-		}
-		return t, err
+		return newLocalTarget(dir)
 	}
 	c, err := connFrom(in, "target_").connect(ctx)
 	if err != nil {
