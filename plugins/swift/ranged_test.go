@@ -6,9 +6,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ncw/swift/v2"
 
@@ -123,5 +130,97 @@ func TestContentRangeTotal(t *testing.T) {
 		if (want < 0) == ok || (ok && n != want) {
 			t.Errorf("%q: %d %v, want %d", v, n, ok, want)
 		}
+	}
+}
+
+// cutWriter passes the first n bytes of a body and then fails, which
+// makes the reverse proxy abort the connection mid-body.
+type cutWriter struct {
+	http.ResponseWriter
+	n int
+}
+
+func (w *cutWriter) Write(b []byte) (int, error) {
+	if len(b) > w.n {
+		k, _ := w.ResponseWriter.Write(b[:w.n])
+		w.n = 0
+		return k, errors.New("cut")
+	}
+	w.n -= len(b)
+	return w.ResponseWriter.Write(b)
+}
+
+// TestRangedCopyCutMidway: the connection of a later range (to a
+// directory) or of the rest of the object (to Swift) drops mid-body, as
+// when Swift is killed mid-copy: the object is copied again, whole and
+// checked, and no partial file or object is left.
+func TestRangedCopyCutMidway(t *testing.T) {
+	s := testenv.SharedSwift(t) // not parallel: it sets retryPause
+	saved := retryPause
+	retryPause = 10 * time.Millisecond
+	defer func() { retryPause = saved }()
+	sc, dc := account(t, s, 0), account(t, s, 1)
+	cont := unique(t, "cut")
+	mkcont(t, sc, cont, nil)
+	body := make([]byte, 3<<20+11)
+	_, _ = rand.Read(body)
+	put(t, sc, cont, "big.bin", body, "", nil)
+	var mu sync.Mutex
+	cuts, allow := 0, 1 // one cut per copy
+	storage := faultProxy(t, s, func(w http.ResponseWriter, r *http.Request) bool {
+		rg := r.Header.Get("Range")
+		if r.Method != http.MethodGet || rg == "" || strings.HasPrefix(rg, "bytes=0-") {
+			return false
+		}
+		mu.Lock()
+		cut := allow > 0
+		if cut {
+			cuts++
+			allow--
+		}
+		mu.Unlock()
+		if !cut {
+			return false
+		}
+		up, _ := url.Parse(s.AuthURL)
+		up.Path = ""
+		httputil.NewSingleHostReverseProxy(up).ServeHTTP(&cutWriter{ResponseWriter: w, n: 100_000}, r)
+		return true
+	})
+	p := sdk.Local(New())
+	srcIn := map[string]any{"source_storage_url": storage, "source_token": sc.AuthToken, "containers": []string{cont}, "parallel_threshold": 1 << 20}
+
+	dir := t.TempDir()
+	in := map[string]any{"target_dir": dir}
+	for k, v := range srcIn {
+		in[k] = v
+	}
+	if _, _, err := sdktest.ApplyRequest(t, p, "copy", &sdk.ApplyRequest{Inputs: objIn(in)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, cont, "big.bin")); !bytes.Equal(got, body) {
+		t.Errorf("local copy: %d bytes, want %d", len(got), len(body))
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, cont, ".runbook-tmp-*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	mu.Lock()
+	if cuts != 1 {
+		t.Errorf("%d ranges cut, want 1", cuts)
+	}
+	allow = 1
+	mu.Unlock()
+
+	if _, _, err := sdktest.ApplyRequest(t, p, "copy", &sdk.ApplyRequest{Inputs: objIn(dstAccount(s, srcIn))}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dc.ObjectGetBytes(tctx(t), cont, "big.bin")
+	if err != nil || !bytes.Equal(got, body) {
+		t.Errorf("Swift copy: %d bytes (%v), want %d", len(got), err, len(body))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if cuts != 2 {
+		t.Errorf("%d ranges cut, want 2", cuts)
 	}
 }
