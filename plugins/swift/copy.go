@@ -578,6 +578,11 @@ func (r *copyRun) copyObject(ctx context.Context, cont, name string, listed int6
 		rh = swift.Headers{"Range": fmt.Sprintf("bytes=0-%d", headRange-1)}
 	}
 	f, h, err := r.src.ObjectOpen(ctx, cont, name, false, rh)
+	var se *swift.Error
+	if split && errors.As(err, &se) && se.StatusCode == 416 {
+		// Emptied since the listing: nothing to range.
+		return r.copyObject(ctx, cont, name, 0)
+	}
 	if err != nil {
 		return classify(err, "get "+cont+"/"+name)
 	}

@@ -224,3 +224,37 @@ func TestRangedCopyCutMidway(t *testing.T) {
 		t.Errorf("%d ranges cut, want 2", cuts)
 	}
 }
+
+// TestRangedObjectEmptiedSinceListing: an object listed large but empty
+// by the time it is read (Swift answers a range of it with 416) is copied
+// as it is now, to a directory and to Swift.
+func TestRangedObjectEmptiedSinceListing(t *testing.T) {
+	t.Parallel()
+	s := testenv.SharedSwift(t)
+	sc, dc := account(t, s, 0), account(t, s, 1)
+	cont := unique(t, "emptied")
+	mkcont(t, sc, cont, nil)
+	mkcont(t, dc, cont, nil)
+	put(t, sc, cont, "was-big", nil, "", nil)
+	lt, err := newLocalTarget(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lt.ensureContainer(tctx(t), cont, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := &copyRun{src: sc, dst: lt, ev: sdk.NopEvents{}, rangedMin: 1 << 20}
+	if aside, err := r.copyRanged(tctx(t), obj{cont: cont, name: "was-big", bytes: 8 << 20}); aside || err != nil {
+		t.Fatalf("to a directory: aside=%v %v", aside, err)
+	}
+	if st, err := os.Stat(filepath.Join(lt.dir, cont, "was-big")); err != nil || st.Size() != 0 {
+		t.Errorf("local file: %v %v", st, err)
+	}
+	r.dst = &swiftTarget{c: dc, listing: map[string]map[string]entry{}}
+	if err := r.copyObject(tctx(t), cont, "was-big", 8<<20); err != nil {
+		t.Fatalf("to Swift: %v", err)
+	}
+	if info, _, err := dc.Object(tctx(t), cont, "was-big"); err != nil || info.Bytes != 0 {
+		t.Errorf("target object: %+v %v", info, err)
+	}
+}
