@@ -39,6 +39,7 @@ type Swift struct {
 	Accounts [2]SwiftAccount
 
 	dir   string
+	opts  SwiftOptions
 	ports map[string]int // proxy, account, container, object, memcached
 
 	mu    sync.Mutex // guards procs
@@ -48,12 +49,27 @@ type Swift struct {
 // swiftServers are the processes of the all-in-one, in start order.
 var swiftServers = []string{"memcached", "account", "container", "object", "cupd", "proxy"}
 
+// SwiftOptions change how the all-in-one runs.
+type SwiftOptions struct {
+	// UpdaterInterval is the seconds between two passes of the container
+	// updater, which brings the account's totals up to date (default 5:
+	// tests read them soon after writing). Benchmarks lengthen it so that
+	// its passes do not compete with the measured tools for the CPU.
+	UpdaterInterval int
+}
+
 // StartSwift starts a Swift all-in-one for the calling test and stops it
 // when the test ends. It takes about ten seconds: a package's tests share
 // one with SharedSwift.
 func StartSwift(t testing.TB) *Swift {
 	t.Helper()
-	s, err := NewSwift(t.TempDir())
+	return StartSwiftWith(t, SwiftOptions{})
+}
+
+// StartSwiftWith is StartSwift with options.
+func StartSwiftWith(t testing.TB, o SwiftOptions) *Swift {
+	t.Helper()
+	s, err := newSwift(t.TempDir(), o)
 	if errors.Is(err, ErrNotInstalled) {
 		Unavailable(t, "swift: %v", err)
 	}
@@ -104,7 +120,12 @@ func StopSharedSwift() {
 
 // NewSwift builds rings and configuration in dir and starts the servers,
 // outside of any one test. The caller stops them with Stop.
-func NewSwift(dir string) (*Swift, error) {
+func NewSwift(dir string) (*Swift, error) { return newSwift(dir, SwiftOptions{}) }
+
+func newSwift(dir string, o SwiftOptions) (*Swift, error) {
+	if o.UpdaterInterval <= 0 {
+		o.UpdaterInterval = 5
+	}
 	for _, bin := range []string{"swift-proxy-server", "swift-account-server", "swift-container-server", "swift-object-server", "swift-ring-builder", "memcached"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return nil, fmt.Errorf("%s: %w", bin, ErrNotInstalled)
@@ -113,7 +134,7 @@ func NewSwift(dir string) (*Swift, error) {
 	if _, err := os.Stat("/etc/swift/swift.conf"); err != nil {
 		return nil, fmt.Errorf("/etc/swift/swift.conf: %w", ErrNotInstalled)
 	}
-	s := &Swift{dir: dir, ports: map[string]int{}, procs: map[string]*exec.Cmd{}}
+	s := &Swift{dir: dir, opts: o, ports: map[string]int{}, procs: map[string]*exec.Cmd{}}
 	var held []net.Listener // hold the ports until the servers start
 	defer func() {
 		for _, l := range held {
@@ -210,8 +231,8 @@ use = egg:swift#%s
 [%s-replicator]
 
 [%s-updater]
-interval = 5
-`, s.ports[n], etc, filepath.Join(s.dir, "srv"), n, n, n, n, n)
+interval = %d
+`, s.ports[n], etc, filepath.Join(s.dir, "srv"), n, n, n, n, n, s.opts.UpdaterInterval)
 		if err := os.WriteFile(filepath.Join(etc, n+"-server.conf"), []byte(conf), 0o644); err != nil {
 			return err
 		}
@@ -435,4 +456,47 @@ func (s *Swift) logTail(n string) string {
 		b = b[len(b)-2000:]
 	}
 	return string(b)
+}
+
+// CPU is the CPU time (user and system) each server process and its
+// workers ("proxy", "object", ...) have used so far, read from /proc
+// (Linux; empty elsewhere): a benchmark takes it before and after a run
+// to tell how busy Swift itself was.
+func (s *Swift) CPU() map[string]time.Duration {
+	s.mu.Lock()
+	groups := map[int]string{}
+	for n, cmd := range s.procs {
+		if cmd.Process != nil {
+			groups[cmd.Process.Pid] = n
+		}
+	}
+	s.mu.Unlock()
+	out := map[string]time.Duration{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// The fields after the command's closing parenthesis: state is
+		// the 3rd field of stat, process group the 5th, utime and stime
+		// the 14th and 15th (clock ticks, 100 a second).
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		pgrp, _ := strconv.Atoi(f[2])
+		n, ok := groups[pgrp]
+		if !ok {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[n] += time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return out
 }

@@ -176,7 +176,7 @@ func (r *copyRun) largeToSwift(ctx context.Context, t *swiftTarget, o obj, h, hd
 			r.mark(s.cont, s.name, s.etag, false)
 			continue
 		}
-		if err := r.copyObject(ctx, s.cont, s.name); err != nil {
+		if err := r.copyObject(ctx, s.cont, s.name, s.size); err != nil {
 			return err
 		}
 		r.copiedB.Add(s.size)

@@ -258,13 +258,18 @@ func (t *localTarget) put(_ context.Context, p putReq) error {
 
 func writeFile(dst string, p putReq, h hash.Hash) error {
 	tmp := filepath.Join(filepath.Dir(dst), ".runbook-tmp-"+filepath.Base(dst))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
 	if err != nil {
 		return sdk.Errorf(sdk.KindConflict, false, "", "create %s: %v", tmp, err)
 	}
-	buf := bufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), p.body, *buf)
-	bufPool.Put(buf)
+	var n int64
+	if p.fill != nil {
+		n, err = p.fill(f, h)
+	} else {
+		buf := bufPool.Get().(*[]byte)
+		n, err = io.CopyBuffer(io.MultiWriter(f, h), p.body, *buf)
+		bufPool.Put(buf)
+	}
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}

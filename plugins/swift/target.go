@@ -6,7 +6,9 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -28,6 +30,9 @@ type putReq struct {
 	contentType string
 	headers     swift.Headers
 	mtime       time.Time
+	// fill, when set, writes the body into the local file (instead of
+	// copying body) and hashes it into sum; it returns the bytes written.
+	fill func(f *os.File, sum hash.Hash) (int64, error)
 }
 
 // target is where a copy goes: a Swift account or a local directory.

@@ -9,9 +9,15 @@
 # Swift → Swift. Every tool is a process under /usr/bin/time (wall time,
 # peak RSS); RUNBOOK_SWIFT_BENCH_ROUNDS rounds (default 3) interleave the
 # tools, each round prints its load average and its ratios (other tool's
-# time / swift.copy's), the end the medians. RUNBOOK_SWIFT_BENCH_TOOLS
-# picks tools by name (default: all, including rclone's default
-# --transfers 4).
+# time / swift.copy's), the end the medians; beside each time the tool's
+# CPU time and the Swift proxy's and back ends' during its run (less
+# disturbed by load than wall time; the proxy's tells how much work a
+# tool asked of Swift). RUNBOOK_SWIFT_BENCH_SETS picks the sets
+# ("small,large"), RUNBOOK_SWIFT_BENCH_TOOLS tools by name (default: all
+# but "rclone" with Debian's default --transfers 4, never the better one,
+# and "swift.copy 1 stream", "swift.copy → Swift 1 stream": ranged reads
+# of large objects turned off). The bench's Swift runs its container
+# updater every hour instead of every 5 s.
 # Needs scripts/test-deps.d/60-swift.sh; rclone from Debian (installed here
 # if missing).
 set -euo pipefail
