@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,7 +106,7 @@ func TestConsumeCouchDB(t *testing.T) {
 			rf:   runFlags{parallelism: 4, stateDir: filepath.Join(dir, ".runbook")}}
 		done := make(chan error, 1)
 		go func() { done <- runConsume(ctx, &out, &out, rmq.URL, o) }()
-		for i := 0; i < 200 && !strings.Contains(out.String(), "waiting for migrations"); i++ {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !strings.Contains(out.String(), "waiting for migrations"); {
 			time.Sleep(50 * time.Millisecond)
 		}
 		var once sync.Once
@@ -192,11 +193,13 @@ func TestConsumeCouchDB(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	out3, stop3 := consume(t, 100*time.Millisecond)
 	defer stop3()
-	for i := 0; i < 300 && !strings.Contains(out3.String(), "migration "+id+": its consumer stopped; resuming"); i++ {
+	// Generous waits: under a loaded CI machine (-race, every package at
+	// once) pouchdb-server and RabbitMQ answer slowly.
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !strings.Contains(out3.String(), "resuming run "); {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !strings.Contains(out3.String(), "resuming run "+strings.Fields(string(first))[0]) {
-		t.Fatalf("not recovered at start:\n%s", out3.String())
+		t.Fatalf("not recovered at start:\n%s\nthe consumer's goroutines:\n%s", out3.String(), consumerStacks())
 	}
 	ad := filepath.Join(dir, ".runbook", "approvals", strings.Fields(string(first))[0])
 	_ = os.MkdirAll(ad, 0o700)
@@ -267,4 +270,18 @@ func TestConsumeTrackingFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// consumerStacks are the stacks of the goroutines running consumer code,
+// to tell where a consumer waits when a test gives up on it.
+func consumerStacks() string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "cmd/runbook.(*consumer)") || strings.Contains(g, "cmd/runbook.runConsume") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }

@@ -124,11 +124,22 @@ func TestBrowserWatchesAndApproves(t *testing.T) {
 		t.Errorf("gate node class %q, want st-running", class)
 	}
 	screenshot(t, ctx, arts, "03-waiting-for-approval.png")
-	err = chromedp.Do(ctx,
-		chromedp.Click(`form.approve[data-step="gate"] button.ok`),
-		chromedp.WaitVisible(`#graph svg g.node`),
-		chromedp.Poll[chromedp.Void](`document.getElementById('run-state').textContent === 'succeeded'`, chromedp.WithPollingTimeout(15*time.Second)),
-		chromedp.Poll[chromedp.Void](nodeClass("after")+`.includes('st-succeeded')`, chromedp.WithPollingTimeout(5*time.Second)))
+	if err := chromedp.Do(ctx, chromedp.Click(`form.approve[data-step="gate"] button.ok`)); err != nil {
+		t.Fatalf("approve: %v", err)
+	}
+	// The form posts and the page loads again: a check started while the
+	// old page goes away fails with "Cannot find context"; try again on
+	// the new page.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		err = chromedp.Do(ctx,
+			chromedp.WaitVisible(`#graph svg g.node`),
+			chromedp.Poll[chromedp.Void](`document.getElementById('run-state').textContent === 'succeeded'`, chromedp.WithPollingTimeout(15*time.Second)),
+			chromedp.Poll[chromedp.Void](nodeClass("after")+`.includes('st-succeeded')`, chromedp.WithPollingTimeout(5*time.Second)))
+		if err == nil || !strings.Contains(err.Error(), "Cannot find context") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("after approving: %v", err)
 	}
