@@ -160,11 +160,15 @@ func BenchmarkCopyVsTools(b *testing.B) {
 	// 1.92-2.04 s on the large one, so never "the better rclone"; the
 	// newest rclone keeps both, as either wins now and then), and
 	// swift.copy with one stream per object (ranged reads of large
-	// objects turned off), to measure them.
+	// objects turned off), and swift.copy with 8 or 16 workers instead of
+	// 12 (2 rounds at load 2.7-3.1: 7.66 s and 7.41 s against 7.02 s with
+	// 12 and 6.97 s for curl x8, so 12 stays), to measure them.
 	extra := []benchTool{
 		{"rclone", false, rclone("rclone", false)},
 		{"swift.copy 1 stream", false, ours(false, "parallel_threshold", 0)},
 		{"swift.copy → Swift 1 stream", true, ours(true, "parallel_threshold", 0)},
+		{"swift.copy w8", false, ours(false, "workers", 8)},
+		{"swift.copy w16", false, ours(false, "workers", 16)},
 	}
 	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_TOOLS"); v != "" {
 		tools = append(tools, extra...)
