@@ -9,12 +9,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/ncw/swift/v2"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/runbookdev/runbook/sdk"
+	"github.com/runbookdev/runbook/sdk/rangefile"
 )
 
 // Parallel download of large plain objects to a local directory: the
@@ -85,128 +84,32 @@ func contentRangeTotal(v string) (int64, bool) {
 	return n, err == nil
 }
 
-// rangedFile tracks how far each range of the file has been written.
-type rangedFile struct {
-	f      *os.File
-	mu     sync.Mutex
-	cond   *sync.Cond
-	starts []int64
-	ends   []int64
-	done   []int64 // bytes written in each range
-	failed bool
-}
-
-// prefix is how many bytes from the start are written.
-func (p *rangedFile) prefix() int64 {
-	for i := range p.starts {
-		if p.starts[i]+p.done[i] < p.ends[i] {
-			return p.starts[i] + p.done[i]
-		}
-	}
-	return p.ends[len(p.ends)-1]
-}
-
-func (p *rangedFile) fail() {
-	p.mu.Lock()
-	p.failed = true
-	p.cond.Broadcast()
-	p.mu.Unlock()
-}
-
-// rangeWriter writes one range in place.
-type rangeWriter struct {
-	p   *rangedFile
-	i   int
-	off int64
-}
-
-func (w *rangeWriter) Write(b []byte) (int, error) {
-	n, err := w.p.f.WriteAt(b, w.off)
-	w.off += int64(n)
-	w.p.mu.Lock()
-	w.p.done[w.i] += int64(n)
-	w.p.cond.Broadcast()
-	w.p.mu.Unlock()
-	return n, err
-}
-
 // fetchRanges writes the object's total bytes into f, the first range
-// from first (already open), the others with ranged GETs of their own,
-// and hashes the file into sum in order as it completes.
+// from first (already open), the others with ranged GETs of their own
+// asked If-Match etag, and hashes the file into sum in order as it
+// completes (sdk/rangefile).
 func fetchRanges(ctx context.Context, c *swift.Connection, cont, name, etag string, first io.Reader, seg, total int64, f *os.File, sum hash.Hash) (int64, error) {
-	if err := f.Truncate(total); err != nil {
-		return 0, err
-	}
-	p := &rangedFile{f: f}
-	p.cond = sync.NewCond(&p.mu)
-	for s := int64(0); s < total || s == 0; s += seg {
-		p.starts = append(p.starts, s)
-		p.ends = append(p.ends, min(s+seg, total))
-		p.done = append(p.done, 0)
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	for i := range p.starts {
-		g.Go(func() error {
-			body := first
-			if i > 0 {
-				rf, _, err := c.ObjectOpen(gctx, cont, name, false, swift.Headers{
-					"Range": fmt.Sprintf("bytes=%d-%d", p.starts[i], p.ends[i]-1), "If-Match": etag})
-				if err != nil {
-					p.fail()
-					return rangeErr(err, cont, name)
-				}
-				defer rf.Close()
-				body = rf
-			}
-			buf := bufPool.Get().(*[]byte)
-			defer bufPool.Put(buf)
-			want := p.ends[i] - p.starts[i]
-			n, err := io.CopyBuffer(&rangeWriter{p: p, i: i, off: p.starts[i]}, io.LimitReader(body, want), *buf)
-			if err == nil && n != want {
-				err = fmt.Errorf("range %d-%d ended after %d bytes", p.starts[i], p.ends[i]-1, n)
-			}
+	read := func(ctx context.Context, i int, start, end int64, w io.Writer) error {
+		body := first
+		if i > 0 {
+			rf, _, err := c.ObjectOpen(ctx, cont, name, false, swift.Headers{
+				"Range": fmt.Sprintf("bytes=%d-%d", start, end-1), "If-Match": etag})
 			if err != nil {
-				p.fail()
+				return rangeErr(err, cont, name)
 			}
-			return err
-		})
-	}
-	// Hash what is complete from the start, as it completes.
-	hashed := make(chan error, 1)
-	go func() {
+			defer rf.Close()
+			body = rf
+		}
 		buf := bufPool.Get().(*[]byte)
 		defer bufPool.Put(buf)
-		var pos int64
-		for pos < total {
-			p.mu.Lock()
-			for p.prefix() <= pos && !p.failed {
-				p.cond.Wait()
-			}
-			avail, failed := p.prefix(), p.failed
-			p.mu.Unlock()
-			if failed {
-				hashed <- errors.New("a range failed")
-				return
-			}
-			for pos < avail {
-				n, err := f.ReadAt((*buf)[:min(int64(len(*buf)), avail-pos)], pos)
-				sum.Write((*buf)[:n])
-				pos += int64(n)
-				if err != nil && !(errors.Is(err, io.EOF) && n > 0) {
-					hashed <- err
-					return
-				}
-			}
+		n, err := io.CopyBuffer(w, io.LimitReader(body, end-start), *buf)
+		if err == nil && n != end-start {
+			err = fmt.Errorf("range %d-%d ended after %d bytes", start, end-1, n)
 		}
-		hashed <- nil
-	}()
-	err := g.Wait()
-	herr := <-hashed
-	if err != nil {
-		return 0, err
+		return err
 	}
-	if herr != nil {
-		return 0, fmt.Errorf("hash %s/%s: %w", cont, name, herr)
+	if err := rangefile.Fetch(ctx, f, total, seg, read, sum); err != nil {
+		return 0, err
 	}
 	return total, nil
 }
