@@ -498,26 +498,41 @@ func (c *consumer) vars(m migrationMsg) (lang.VarSources, error) {
 	return v, nil
 }
 
-// heartbeat updates last_heartbeat_at until the returned func is called.
+// heartbeat updates last_heartbeat_at until the returned func is called;
+// none is written once it returned.
 func (c *consumer) heartbeat(m migrationMsg) func() {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(c.o.heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				_ = c.updateDoc(m, func(doc map[string]any) {
-					doc["last_heartbeat_at"] = time.Now().UTC().Format(time.RFC3339Nano)
-				})
-			}
-		}
+		beatEvery(c.o.heartbeat, stop, func() {
+			_ = c.updateDoc(m, func(doc map[string]any) {
+				doc["last_heartbeat_at"] = time.Now().UTC().Format(time.RFC3339Nano)
+			})
+		})
 	}()
 	return func() { close(stop); <-done }
+}
+
+// beatEvery calls beat every d until stop is closed. A beat going on then
+// finishes; none starts after, even when the next tick came meanwhile (a
+// beat slower than d: select would pick the tick or the stop at random).
+func beatEvery(d time.Duration, stop <-chan struct{}, beat func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		beat()
+	}
 }
 
 // docMu serializes the consumer's read-modify-writes of tracking documents.

@@ -28,6 +28,16 @@ import (
 // couchDoc reads (or, with body, writes) a document of a real CouchDB.
 func couchDoc(t *testing.T, db *testenv.CouchDB, method, path string, body any) (int, map[string]any) {
 	t.Helper()
+	st, m, err := couchTry(db, method, path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, m
+}
+
+// couchTry is couchDoc for goroutines other than the test's, which may
+// not end the test.
+func couchTry(db *testenv.CouchDB, method, path string, body any) (int, map[string]any, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -38,12 +48,12 @@ func couchDoc(t *testing.T, db *testenv.CouchDB, method, path string, body any) 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	m := map[string]any{}
 	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return resp.StatusCode, m, nil
 }
 
 // TestConsumeCouchDB runs `runbook consume -tracking couchdb://…` against
@@ -137,9 +147,13 @@ func TestConsumeCouchDB(t *testing.T) {
 
 	// Another writer (cozy-stack) updates the document meanwhile, with
 	// revisions: the consumer's and the runbook's writes must not lose it.
+	// It stops before pouchdb-server does, however the test ends.
 	var external atomic.Int64
 	stopWriter := make(chan struct{})
 	writerDone := make(chan struct{})
+	var writerOnce sync.Once
+	endWriter := func() { writerOnce.Do(func() { close(stopWriter); <-writerDone }) }
+	t.Cleanup(endWriter)
 	go func() {
 		defer close(writerDone)
 		for n := int64(1); ; n++ {
@@ -148,9 +162,12 @@ func TestConsumeCouchDB(t *testing.T) {
 				return
 			case <-time.After(15 * time.Millisecond):
 			}
-			d := doc()
+			_, d, err := couchTry(db, http.MethodGet, migDB+id, nil)
+			if err != nil {
+				continue
+			}
 			d["external_writes"] = n
-			if st, _ := couchDoc(t, db, http.MethodPut, migDB+id, d); st == http.StatusCreated {
+			if st, _, _ := couchTry(db, http.MethodPut, migDB+id, d); st == http.StatusCreated {
 				external.Store(n)
 			}
 		}
@@ -193,13 +210,17 @@ func TestConsumeCouchDB(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	out3, stop3 := consume(t, 100*time.Millisecond)
 	defer stop3()
-	// Generous waits: under a loaded CI machine (-race, every package at
-	// once) pouchdb-server and RabbitMQ answer slowly.
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !strings.Contains(out3.String(), "resuming run "); {
+	// The recovery announces itself, then reads the account from CouchDB
+	// and opens the run before "resuming run": wait for that line itself
+	// (on a loaded machine the consumer may say "waiting for migrations"
+	// in between). The message was acked when consumer 2 resumed the run:
+	// only the recovery can resume it.
+	resumed := "migration " + id + ": resuming run " + strings.Fields(string(first))[0]
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !strings.Contains(out3.String(), resumed); {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !strings.Contains(out3.String(), "resuming run "+strings.Fields(string(first))[0]) {
-		t.Fatalf("not recovered at start:\n%s\nthe consumer's goroutines:\n%s", out3.String(), consumerStacks())
+	if o := out3.String(); !strings.Contains(o, resumed) || !strings.Contains(o, "migration "+id+": its consumer stopped; resuming") {
+		t.Fatalf("not recovered at start:\n%s\nthe consumer's goroutines:\n%s", o, consumerStacks())
 	}
 	ad := filepath.Join(dir, ".runbook", "approvals", strings.Fields(string(first))[0])
 	_ = os.MkdirAll(ad, 0o700)
@@ -208,8 +229,7 @@ func TestConsumeCouchDB(t *testing.T) {
 	}
 	waitStatus(t, "completed", out3)
 	time.Sleep(100 * time.Millisecond)
-	close(stopWriter)
-	<-writerDone
+	endWriter()
 	d := doc()
 	if prog, _ := d["progress"].(map[string]any); prog["files_imported"] != 2.0 || d["status"] != "completed" || d["finished_at"] == nil {
 		t.Errorf("document after the run: %v", d)
@@ -226,10 +246,12 @@ func TestConsumeCouchDB(t *testing.T) {
 	if runs, _ := os.ReadDir(filepath.Join(dir, ".runbook", "runs")); len(runs) != 1 {
 		t.Errorf("runs: %v", runs)
 	}
+	// The lock is looked at once the consumer stopped: until then its
+	// heartbeat (every 100 ms, each one under the lock) may hold it.
+	stop3()
 	if _, l := couchDoc(t, db, http.MethodGet, migDB+"_local/runbook-nextcloud-lock", nil); l["_id"] != nil {
 		t.Errorf("lock left behind: %v", l)
 	}
-	stop3()
 
 	// Neither password is in any output or file the runs left.
 	outs := out1.String() + out2.String() + out3.String()
