@@ -116,11 +116,8 @@ func TestConsumeCouchDB(t *testing.T) {
 			rf:   runFlags{parallelism: 4, stateDir: filepath.Join(dir, ".runbook")}}
 		done := make(chan error, 1)
 		go func() { done <- runConsume(ctx, &out, &out, rmq.URL, o) }()
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !strings.Contains(out.String(), "waiting for migrations"); {
-			time.Sleep(50 * time.Millisecond)
-		}
 		var once sync.Once
-		return &out, func() {
+		stop := func() {
 			once.Do(func() {
 				cancel()
 				if err := <-done; err != nil {
@@ -128,6 +125,12 @@ func TestConsumeCouchDB(t *testing.T) {
 				}
 			})
 		}
+		// A message published before the queue is bound would be lost.
+		if !waitOutput(&out, "waiting for migrations", time.Minute) {
+			stop()
+			t.Fatalf("the consumer never listened:\n%s", out.String())
+		}
+		return &out, stop
 	}
 	publish := func(t *testing.T) {
 		t.Helper()
@@ -178,9 +181,13 @@ func TestConsumeCouchDB(t *testing.T) {
 	out1, stop1 := consume(t, 100*time.Millisecond)
 	publish(t)
 	waitStatus(t, "running", out1)
-	time.Sleep(400 * time.Millisecond)
-	if doc()["last_heartbeat_at"] == nil {
-		t.Errorf("no heartbeat while the run waited: %v", doc())
+	// A heartbeat comes every 100 ms, each one under the lock the run's
+	// steps and the other writer's revisions contend for.
+	for deadline := time.Now().Add(30 * time.Second); doc()["last_heartbeat_at"] == nil; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("no heartbeat while the run waited: %v\n%s", doc(), out1.String())
+			break
+		}
 	}
 	runFile := filepath.Join(dir, ".runbook", "consume-runs", id)
 	first, err := os.ReadFile(runFile)
@@ -198,9 +205,7 @@ func TestConsumeCouchDB(t *testing.T) {
 	publish(t)
 	out2, stop2 := consume(t, 20*time.Second)
 	defer stop2()
-	for i := 0; i < 300 && !strings.Contains(out2.String(), "migration "+id+": resuming run"); i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitOutput(out2, "migration "+id+": resuming run", time.Minute)
 	if strings.Contains(out2.String(), "its consumer stopped") || !strings.Contains(out2.String(), "resuming run "+strings.Fields(string(first))[0]) {
 		t.Fatalf("not resumed by the message:\n%s", out2.String())
 	}
@@ -216,9 +221,7 @@ func TestConsumeCouchDB(t *testing.T) {
 	// in between). The message was acked when consumer 2 resumed the run:
 	// only the recovery can resume it.
 	resumed := "migration " + id + ": resuming run " + strings.Fields(string(first))[0]
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !strings.Contains(out3.String(), resumed); {
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitOutput(out3, resumed, time.Minute)
 	if o := out3.String(); !strings.Contains(o, resumed) || !strings.Contains(o, "migration "+id+": its consumer stopped; resuming") {
 		t.Fatalf("not recovered at start:\n%s\nthe consumer's goroutines:\n%s", o, consumerStacks())
 	}
@@ -292,6 +295,17 @@ func TestConsumeTrackingFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitOutput waits until out holds want, at most limit; it tells whether
+// it came.
+func waitOutput(out *syncBuf, want string, limit time.Duration) bool {
+	for deadline := time.Now().Add(limit); !strings.Contains(out.String(), want); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
 }
 
 // consumerStacks are the stacks of the goroutines running consumer code,
