@@ -177,16 +177,18 @@ func TestConsume(t *testing.T) {
 			rf:   runFlags{parallelism: 4, stateDir: filepath.Join(dir, ".runbook")}}
 		done := make(chan error, 1)
 		go func() { done <- runConsume(ctx, &out, &out, rmq.URL, o) }()
-		// Messages published before the queue is bound would be lost.
-		for i := 0; i < 200 && !strings.Contains(out.String(), "waiting for migrations"); i++ {
-			time.Sleep(50 * time.Millisecond)
-		}
-		return &out, func() {
+		stop := func() {
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("consume: %v", err)
 			}
 		}
+		// Messages published before the queue is bound would be lost.
+		if !waitOutput(&out, "waiting for migrations", time.Minute) {
+			stop()
+			t.Fatalf("the consumer never listened:\n%s", out.String())
+		}
+		return &out, stop
 	}
 
 	// approveGate answers the gate step of a migration's run, as
@@ -270,8 +272,10 @@ func TestConsume(t *testing.T) {
 		if err := child.Start(); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < 400 && !strings.Contains(childOut.String(), "waiting for migrations"); i++ {
-			time.Sleep(50 * time.Millisecond)
+		if !waitOutput(&childOut, "waiting for migrations", time.Minute) {
+			_ = child.Process.Kill()
+			_ = child.Wait()
+			t.Fatalf("the consumer never listened:\n%s", childOut.String())
 		}
 		id := request(t, "dave.example.net")
 		waitStatus(t, "dave.example.net", id, "running", &childOut)
@@ -300,9 +304,11 @@ func TestConsume(t *testing.T) {
 		defer stop()
 		id := request(t, "bob.example.net")
 		waitStatus(t, "bob.example.net", id, "running", out)
-		time.Sleep(400 * time.Millisecond)
-		if doc("bob.example.net", id)["last_heartbeat_at"] == nil {
-			t.Error("no heartbeat while the run waited")
+		for deadline := time.Now().Add(30 * time.Second); doc("bob.example.net", id)["last_heartbeat_at"] == nil; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("no heartbeat while the run waited:\n%s", out.String())
+				break
+			}
 		}
 		sdktest.MustApply(t, p, "cancel_migration", sdktest.Object(map[string]any{
 			"migration_id": id, "instance": "bob.example.net", "tracking_dir": track, "amqp_url": rmq.URL}))
