@@ -215,11 +215,10 @@ func TestConsumeCouchDB(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	out3, stop3 := consume(t, 100*time.Millisecond)
 	defer stop3()
-	// The recovery announces itself, then reads the account from CouchDB
-	// and opens the run before "resuming run": wait for that line itself
-	// (on a loaded machine the consumer may say "waiting for migrations"
-	// in between). The message was acked when consumer 2 resumed the run:
-	// only the recovery can resume it.
+	// The recovery announces itself ("its consumer stopped"), then reads
+	// the account from CouchDB and opens the run before it says "resuming
+	// run": wait for that line itself (on a loaded machine the consumer
+	// says "waiting for migrations" in between).
 	resumed := "migration " + id + ": resuming run " + strings.Fields(string(first))[0]
 	waitOutput(out3, resumed, time.Minute)
 	if o := out3.String(); !strings.Contains(o, resumed) || !strings.Contains(o, "migration "+id+": its consumer stopped; resuming") {
