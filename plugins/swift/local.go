@@ -214,14 +214,13 @@ func (t *localTarget) put(_ context.Context, p putReq) error {
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return sdk.Errorf(sdk.KindConflict, false, "", "create %s: %v", dst, err)
 		}
+		if err := checkMD5(p, h); err != nil {
+			return err
+		}
 	} else if err := writeFile(dst, p, h); err != nil {
 		return err
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if !p.large && sum != unquote(p.etag) {
-		_ = os.Remove(dst)
-		return sdk.Errorf(sdk.KindConflict, true, "the source sent other bytes than its ETag says: retry", "get %s/%s: MD5 %s, ETag %s", p.cont, p.name, sum, p.etag)
-	}
 	if !p.mtime.IsZero() {
 		_ = os.Chtimes(dst, p.mtime, p.mtime)
 	}
@@ -280,6 +279,10 @@ func writeFile(dst string, p putReq, h hash.Hash) error {
 	if err == nil && p.size >= 0 && n != p.size {
 		err = fmt.Errorf("got %d bytes of %d", n, p.size)
 	}
+	if err == nil {
+		// Before the rename: a file already there stays as it was.
+		err = checkMD5(p, h)
+	}
 	if err != nil {
 		_ = os.Remove(tmp)
 		var se *sdk.Error
@@ -294,6 +297,15 @@ func writeFile(dst string, p putReq, h hash.Hash) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		_ = os.Remove(tmp)
 		return sdk.Errorf(sdk.KindConflict, false, "a directory may stand where the file goes", "rename to %s: %v", dst, err)
+	}
+	return nil
+}
+
+// checkMD5 checks the bytes hashed into h against the ETag of a plain
+// object (a large object's body checks its own segments).
+func checkMD5(p putReq, h hash.Hash) error {
+	if sum := hex.EncodeToString(h.Sum(nil)); !p.large && sum != unquote(p.etag) {
+		return sdk.Errorf(sdk.KindConflict, true, "the source sent other bytes than its ETag says: retry", "get %s/%s: MD5 %s, ETag %s", p.cont, p.name, sum, p.etag)
 	}
 	return nil
 }
