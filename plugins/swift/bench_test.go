@@ -68,10 +68,12 @@ type benchTool struct {
 
 // BenchmarkCopyVsTools times swift.copy against rclone (Debian's and, when
 // RUNBOOK_RCLONE_LATEST names its binary, the newest), the swift CLI and
-// parallel curl with keep-alive (the practical limit: 8 processes, each
-// fetching its share of the objects over one connection), on the same
-// all-in-one Swift: 2,000 objects of 10 KB and one of 200 MB, Swift →
-// local directory and Swift → Swift. Every tool runs as its own process
+// parallel curl with keep-alive (the practical limit: 8 and 12 processes,
+// each fetching its share of the objects over one connection; the better
+// of them is the limit), on the same all-in-one Swift: 2,000 objects of
+// 10 KB and one of 200 MB, Swift → local directory (tmpfs unless
+// RUNBOOK_SWIFT_BENCH_OUT says otherwise: see benchOutDir) and Swift →
+// Swift. Every tool runs as its own process
 // under /usr/bin/time (wall time and peak RSS), interleaved:
 // RUNBOOK_SWIFT_BENCH_ROUNDS rounds (default 3) of every tool in turn.
 // Each round prints the ratios of that round, so they compare runs made
@@ -101,8 +103,10 @@ func BenchmarkCopyVsTools(b *testing.B) {
 		sets = strings.Split(v, ",")
 	}
 	work := b.TempDir()
+	out := benchOutDir(b)
+	fmt.Printf("local copies go to %s\n", out)
 	seedBench(b, c, filepath.Join(work, "upload"), slices.Contains(sets, "small"), slices.Contains(sets, "large"))
-	curlConfigs(b, c, dst, work)
+	curlConfigs(b, c, dst, work, out)
 
 	rounds := 3
 	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_ROUNDS"); v != "" {
@@ -123,8 +127,14 @@ func BenchmarkCopyVsTools(b *testing.B) {
 			} else {
 				in["target_dir"] = dir
 			}
+			var procs []string // "gomaxprocs" is the process's, not an input
+			if v, ok := in["gomaxprocs"]; ok {
+				procs = []string{fmt.Sprintf("GOMAXPROCS=%v", v)}
+				delete(in, "gomaxprocs")
+			}
 			js, _ := json.Marshal(in)
-			return [][]string{{"env", benchChildEnv + "=" + string(js), self, "-test.run=^$"}}
+			argv := append([]string{"env", benchChildEnv + "=" + string(js)}, procs...)
+			return [][]string{append(argv, self, "-test.run=^$")}
 		}
 	}
 	rcloneSwift := func(i int, cont string) string {
@@ -148,11 +158,12 @@ func BenchmarkCopyVsTools(b *testing.B) {
 		{"swift CLI", false, func(cont, dir string) [][]string {
 			return [][]string{{"swift", "-A", s.AuthURL, "-U", s.Accounts[0].User, "-K", s.Accounts[0].Key, "-q", "download", cont, "-D", dir}}
 		}},
-		{"curl ×8 GET", false, curlRun(work, "get")},
+		{"curl ×8 GET", false, curlRun(work, "get", 8)},
+		{"curl ×12 GET", false, curlRun(work, "get", 12)},
 		{"swift.copy → Swift", true, ours(true)},
 		{"rclone -t8 → Swift", true, rclone("rclone", true, t8...)},
 		{"rclone-latest -t8 → Swift", true, rclone(os.Getenv("RUNBOOK_RCLONE_LATEST"), true, t8...)},
-		{"curl ×8 PUT", true, curlRun(work, "put")},
+		{"curl ×8 PUT", true, curlRun(work, "put", 8)},
 	}
 	// Only when asked for by name: Debian's rclone with its default 4
 	// transfers (slower than with 8 in every round measured: 30.5-34.7 s
@@ -162,13 +173,21 @@ func BenchmarkCopyVsTools(b *testing.B) {
 	// swift.copy with one stream per object (ranged reads of large
 	// objects turned off), and swift.copy with 8 or 16 workers instead of
 	// 12 (2 rounds at load 2.7-3.1: 7.66 s and 7.41 s against 7.02 s with
-	// 12 and 6.97 s for curl x8, so 12 stays), to measure them.
+	// 12 and 6.97 s for curl x8, so 12 stays), swift.copy with
+	// GOMAXPROCS=1 (its CPU 0.72 s instead of 1.0 s for the small objects:
+	// fewer idle threads woken per goroutine hand-off, so more CPU left for
+	// the one proxy worker), and curl with 16 processes, and 12 or 16 for
+	// the uploads, to measure them.
 	extra := []benchTool{
 		{"rclone", false, rclone("rclone", false)},
 		{"swift.copy 1 stream", false, ours(false, "parallel_threshold", 0)},
 		{"swift.copy → Swift 1 stream", true, ours(true, "parallel_threshold", 0)},
 		{"swift.copy w8", false, ours(false, "workers", 8)},
 		{"swift.copy w16", false, ours(false, "workers", 16)},
+		{"swift.copy P1", false, ours(false, "gomaxprocs", 1)},
+		{"curl ×16 GET", false, curlRun(work, "get", 16)},
+		{"curl ×12 PUT", true, curlRun(work, "put", 12)},
+		{"curl ×16 PUT", true, curlRun(work, "put", 16)},
 	}
 	if v := os.Getenv("RUNBOOK_SWIFT_BENCH_TOOLS"); v != "" {
 		tools = append(tools, extra...)
@@ -207,7 +226,7 @@ func BenchmarkCopyVsTools(b *testing.B) {
 				if bin := cmds[0][0]; bin == "" || (bin != "env" && !found(bin)) {
 					continue
 				}
-				dir := filepath.Join(work, "out")
+				dir := out
 				_ = os.RemoveAll(dir)
 				_ = os.MkdirAll(dir, 0o755)
 				if tool.toSwift {
@@ -272,9 +291,9 @@ type ratio struct {
 
 // roundRatios compares swift.copy with the others of one round: the
 // better rclone's time over ours (≥ 1 means faster), the swift CLI's, and
-// curl's over ours (≤ 1: how near the limit). Swift → Swift's limit is a
-// GET and a PUT of every object through the one proxy: curl's two times
-// added.
+// the better curl's over ours (≤ 1: how near the limit). Swift → Swift's
+// limit is a GET and a PUT of every object through the one proxy: curl's
+// two times added.
 func roundRatios(got map[string]float64, cont string) []ratio {
 	var out []ratio
 	better := func(names ...string) float64 {
@@ -295,10 +314,10 @@ func roundRatios(got map[string]float64, cont string) []ratio {
 	add("better rclone 1.60 / swift.copy", better("rclone", "rclone -t8"), ours)
 	add("better rclone latest / swift.copy", better("rclone-latest", "rclone-latest -t8"), ours)
 	add("swift CLI / swift.copy", got["swift CLI"], ours)
-	add("curl GET limit / swift.copy", got["curl ×8 GET"], ours)
+	add("curl GET limit / swift.copy", better("curl ×8 GET", "curl ×12 GET", "curl ×16 GET"), ours)
 	add("→ Swift: rclone 1.60 -t8 / swift.copy", got["rclone -t8 → Swift"], toSwift)
 	add("→ Swift: rclone latest -t8 / swift.copy", got["rclone-latest -t8 → Swift"], toSwift)
-	if g, p := got["curl ×8 GET"], got["curl ×8 PUT"]; g > 0 && p > 0 {
+	if g, p := better("curl ×8 GET", "curl ×12 GET", "curl ×16 GET"), better("curl ×8 PUT", "curl ×12 PUT", "curl ×16 PUT"); g > 0 && p > 0 {
 		add("→ Swift: curl GET+PUT limit / swift.copy", g+p, toSwift)
 	}
 	return out
@@ -415,50 +434,58 @@ func seedSmall(b *testing.B, c *swift.Connection, dir string) {
 
 func smallName(i int) string { return fmt.Sprintf("dir%02d/obj-%05d", i%20, i) }
 
-// curlConfigs writes, per set and direction, one curl config per process
-// (8 for the small objects, 1 for the large one): the token header, then
-// url/output (GET) or url/upload-file (PUT) pairs, so each process keeps
-// one connection alive for its share.
-func curlConfigs(b *testing.B, src, dst *swift.Connection, work string) {
+// curlConfigs writes, per set, direction and process count (curlProcs
+// for the small objects, 1 for the large one), one curl config per
+// process: the token header, then url/output (GET, into out) or
+// url/upload-file (PUT) pairs, so each process keeps one connection alive
+// for its share.
+func curlConfigs(b testing.TB, src, dst *swift.Connection, work, out string) {
 	sets := map[string][]string{"large": {"big.bin"}}
 	for i := 0; i < 2000; i++ {
 		sets["small"] = append(sets["small"], smallName(i))
 	}
 	for cont, names := range sets {
-		procs := 1
-		if len(names) > 1 {
-			procs = 8
+		counts := curlProcs
+		if len(names) == 1 {
+			counts = []int{1}
 		}
-		for _, dir := range []string{"get", "put"} {
-			conn := src
-			if dir == "put" {
-				conn = dst
-			}
-			for p := 0; p < procs; p++ {
-				var cfg strings.Builder
-				fmt.Fprintf(&cfg, "silent\nshow-error\nfail\ncreate-dirs\nheader = \"X-Auth-Token: %s\"\n", conn.AuthToken)
-				for i := p; i < len(names); i += procs {
-					u := conn.StorageUrl + "/" + cont + "/" + (&url.URL{Path: names[i]}).EscapedPath()
-					local := filepath.Join(work, "upload", cont, filepath.FromSlash(names[i]))
-					if dir == "get" {
-						local = filepath.Join(work, "out", filepath.FromSlash(names[i]))
-						fmt.Fprintf(&cfg, "url = \"%s\"\noutput = \"%s\"\n", u, local)
-					} else {
-						fmt.Fprintf(&cfg, "url = \"%s\"\nupload-file = \"%s\"\n", u, local)
-					}
+		for _, procs := range counts {
+			for _, dir := range []string{"get", "put"} {
+				conn := src
+				if dir == "put" {
+					conn = dst
 				}
-				if err := os.WriteFile(filepath.Join(work, fmt.Sprintf("curl-%s-%s-%d.cfg", dir, cont, p)), []byte(cfg.String()), 0o600); err != nil {
-					b.Fatal(err)
+				for p := 0; p < procs; p++ {
+					var cfg strings.Builder
+					fmt.Fprintf(&cfg, "silent\nshow-error\nfail\ncreate-dirs\nheader = \"X-Auth-Token: %s\"\n", conn.AuthToken)
+					for i := p; i < len(names); i += procs {
+						u := conn.StorageUrl + "/" + cont + "/" + (&url.URL{Path: names[i]}).EscapedPath()
+						local := filepath.Join(work, "upload", cont, filepath.FromSlash(names[i]))
+						if dir == "get" {
+							local = filepath.Join(out, filepath.FromSlash(names[i]))
+							fmt.Fprintf(&cfg, "url = \"%s\"\noutput = \"%s\"\n", u, local)
+						} else {
+							fmt.Fprintf(&cfg, "url = \"%s\"\nupload-file = \"%s\"\n", u, local)
+						}
+					}
+					if err := os.WriteFile(filepath.Join(work, fmt.Sprintf("curl-%s-%s-x%d-%d.cfg", dir, cont, procs, p)), []byte(cfg.String()), 0o600); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
 		}
 	}
 }
 
-// curlRun is the curl processes of one set and direction.
-func curlRun(work, dir string) func(cont, _ string) [][]string {
+// curlRun is the curl processes of one set and direction: procs of them
+// for the small objects, one for the large one.
+func curlRun(work, dir string, procs int) func(cont, _ string) [][]string {
 	return func(cont, _ string) [][]string {
-		cfgs, _ := filepath.Glob(filepath.Join(work, fmt.Sprintf("curl-%s-%s-*.cfg", dir, cont)))
+		n := procs
+		if cont != "small" {
+			n = 1
+		}
+		cfgs, _ := filepath.Glob(filepath.Join(work, fmt.Sprintf("curl-%s-%s-x%d-*.cfg", dir, cont, n)))
 		var cmds [][]string
 		for _, c := range cfgs {
 			cmds = append(cmds, []string{"curl", "-K", c})
@@ -486,3 +513,37 @@ func fmtList(v []float64, unit string) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// benchOutDir is where the tools' local copies go: RUNBOOK_SWIFT_BENCH_OUT
+// if set ("disk" for a directory beside the bench's other files), else a
+// directory in /dev/shm (tmpfs) when there is one. Writing 2,000 files to
+// a disk whose ext4 has no journal (as here) costs 0.3–0.9 ms of kernel
+// time a file, varying with how many files anything on the machine
+// deleted in the last one to five minutes (ext4 skips recently deleted
+// inodes one by one in find_inode_bit), which made every tool's time,
+// curl's too, jump from round to round; tmpfs leaves the tools' own work.
+func benchOutDir(b *testing.B) string {
+	v := os.Getenv("RUNBOOK_SWIFT_BENCH_OUT")
+	switch {
+	case v == "disk":
+		return filepath.Join(b.TempDir(), "out")
+	case v != "":
+		d, err := os.MkdirTemp(v, "swift-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = os.RemoveAll(d) })
+		return filepath.Join(d, "out")
+	}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "runbook-swift-bench-"); err == nil {
+			b.Cleanup(func() { _ = os.RemoveAll(d) })
+			return filepath.Join(d, "out")
+		}
+	}
+	return filepath.Join(b.TempDir(), "out")
+}
+
+// curlProcs are the numbers of curl processes tried on the small objects
+// (each with one keep-alive connection): the limit is the best of them.
+var curlProcs = []int{8, 12, 16}

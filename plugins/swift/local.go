@@ -123,8 +123,15 @@ func (t *localTarget) load(_ context.Context, cont string) error {
 }
 
 // has trusts the index when the file still has the size and mtime it
-// recorded; otherwise it hashes the file.
+// recorded; otherwise it hashes the file. A name the index does not know
+// is copied again (for its metadata), without looking at the disk.
 func (t *localTarget) has(cont, name, etag string, size int64) bool {
+	t.mu.Lock()
+	e, ok := t.idx[cont][name]
+	t.mu.Unlock()
+	if !ok || e.ETag != unquote(etag) {
+		return false
+	}
 	p, err := t.path(cont, name)
 	if err != nil {
 		return false
@@ -133,17 +140,11 @@ func (t *localTarget) has(cont, name, etag string, size int64) bool {
 	if err != nil || (!st.Mode().IsRegular() && !strings.HasSuffix(name, "/")) {
 		return false
 	}
-	t.mu.Lock()
-	e, ok := t.idx[cont][name]
-	t.mu.Unlock()
 	if strings.HasSuffix(name, "/") {
-		return ok && e.ETag == unquote(etag)
+		return true
 	}
-	if st.Size() != size {
+	if st.Size() != size || e.Bytes != size {
 		return false
-	}
-	if !ok || e.ETag != unquote(etag) || e.Bytes != size {
-		return false // unknown to the index: copy again, for the metadata
 	}
 	if d := st.ModTime().Sub(unixTime(e.Mtime)); d > -time.Millisecond && d < time.Millisecond {
 		return true
@@ -213,19 +214,13 @@ func (t *localTarget) put(_ context.Context, p putReq) error {
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return sdk.Errorf(sdk.KindConflict, false, "", "create %s: %v", dst, err)
 		}
-	} else {
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return sdk.Errorf(sdk.KindConflict, false, "a file may stand where a directory is needed", "create the directory of %s: %v", dst, err)
-		}
-		if err := writeFile(dst, p, h); err != nil {
+		if err := checkMD5(p, h); err != nil {
 			return err
 		}
+	} else if err := writeFile(dst, p, h); err != nil {
+		return err
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if !p.large && sum != unquote(p.etag) {
-		_ = os.Remove(dst)
-		return sdk.Errorf(sdk.KindConflict, true, "the source sent other bytes than its ETag says: retry", "get %s/%s: MD5 %s, ETag %s", p.cont, p.name, sum, p.etag)
-	}
 	if !p.mtime.IsZero() {
 		_ = os.Chtimes(dst, p.mtime, p.mtime)
 	}
@@ -259,8 +254,16 @@ func (t *localTarget) put(_ context.Context, p putReq) error {
 func writeFile(dst string, p putReq, h hash.Hash) error {
 	tmp := filepath.Join(filepath.Dir(dst), ".runbook-tmp-"+filepath.Base(dst))
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The first object of its directory: a stat of the directory for
+		// every object would cost more than this second try.
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return sdk.Errorf(sdk.KindConflict, false, "a file may stand where a directory is needed", "create the directory of %s: %v", dst, err)
+		}
+		f, err = os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
+	}
 	if err != nil {
-		return sdk.Errorf(sdk.KindConflict, false, "", "create %s: %v", tmp, err)
+		return sdk.Errorf(sdk.KindConflict, false, "a file may stand where a directory is needed", "create %s: %v", tmp, err)
 	}
 	var n int64
 	if p.fill != nil {
@@ -276,6 +279,10 @@ func writeFile(dst string, p putReq, h hash.Hash) error {
 	if err == nil && p.size >= 0 && n != p.size {
 		err = fmt.Errorf("got %d bytes of %d", n, p.size)
 	}
+	if err == nil {
+		// Before the rename: a file already there stays as it was.
+		err = checkMD5(p, h)
+	}
 	if err != nil {
 		_ = os.Remove(tmp)
 		var se *sdk.Error
@@ -290,6 +297,15 @@ func writeFile(dst string, p putReq, h hash.Hash) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		_ = os.Remove(tmp)
 		return sdk.Errorf(sdk.KindConflict, false, "a directory may stand where the file goes", "rename to %s: %v", dst, err)
+	}
+	return nil
+}
+
+// checkMD5 checks the bytes hashed into h against the ETag of a plain
+// object (a large object's body checks its own segments).
+func checkMD5(p putReq, h hash.Hash) error {
+	if sum := hex.EncodeToString(h.Sum(nil)); !p.large && sum != unquote(p.etag) {
+		return sdk.Errorf(sdk.KindConflict, true, "the source sent other bytes than its ETag says: retry", "get %s/%s: MD5 %s, ETag %s", p.cont, p.name, sum, p.etag)
 	}
 	return nil
 }

@@ -3,16 +3,19 @@
 # copy (swift backend, --transfers 8: Debian's 1.60 and, if
 # RUNBOOK_RCLONE_LATEST names a binary, the newest, built with
 # `GOBIN=/some/dir go install github.com/rclone/rclone@latest`), the swift
-# CLI (python3-swiftclient) and 8 curl processes with keep-alive (the
-# practical limit), on the same all-in-one Swift with one proxy worker:
-# 2,000 objects of 10 KB, then one of 200 MB; Swift → local directory and
+# CLI (python3-swiftclient) and 8 and 12 curl processes with keep-alive
+# (the better is the practical limit), on the same all-in-one Swift with
+# one proxy worker: 2,000 objects of 10 KB, then one of 200 MB; Swift →
+# local directory (in /dev/shm, so that the cost of creating files on this
+# disk, which varies with what else deleted files lately, stays out of the
+# figures; RUNBOOK_SWIFT_BENCH_OUT=disk, or a directory, to change it) and
 # Swift → Swift. Every tool is a process under /usr/bin/time (wall time,
 # peak RSS); RUNBOOK_SWIFT_BENCH_ROUNDS rounds (default 3) interleave the
 # tools, each round prints its load average and its ratios (other tool's
 # time / swift.copy's), the end the medians; beside each time the tool's
-# CPU time and the Swift proxy's and back ends' during its run (less
-# disturbed by load than wall time; the proxy's tells how much work a
-# tool asked of Swift). RUNBOOK_SWIFT_BENCH_SETS picks the sets
+# CPU time and the Swift proxy's and back ends' during its run (the
+# proxy's tells how much work a tool asked of Swift, but also grows with
+# what else runs: the same 2,000 GETs, byte for byte, cost it 4.2-6.8 s). RUNBOOK_SWIFT_BENCH_SETS picks the sets
 # ("small,large"), RUNBOOK_SWIFT_BENCH_TOOLS tools by name (default: all
 # but "rclone" with Debian's default --transfers 4, never the better one,
 # and "swift.copy 1 stream", "swift.copy → Swift 1 stream": ranged reads
