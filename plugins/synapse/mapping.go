@@ -80,6 +80,7 @@ type migration struct {
 	// username (qUsersByLocalpart), so they are streamed as read, and
 	// "users" is not in presort.
 	usersSorted bool
+	usersRows   pgx.Rows // the users query, sent before the MAS tables are prepared
 }
 
 func newMigration(e *env, dropUnmapped bool, ev sdk.Events, syn, mas pgx.Tx) *migration {
@@ -255,7 +256,8 @@ func wrongServer(name, server, homeserver string) error {
 		"user %s: wrong server name %q (matrix.homeserver is %q)", name, server, homeserver)
 }
 
-func (m *migration) migrateUsers(ctx context.Context) error {
+// queryUsers sends the users query; migrateUsers reads its rows.
+func (m *migration) queryUsers(ctx context.Context) error {
 	q := qUsers
 	if m.usersSorted {
 		q = qUsersByLocalpart
@@ -264,6 +266,17 @@ func (m *migration) migrateUsers(ctx context.Context) error {
 	if err != nil {
 		return readErr("users", err)
 	}
+	m.usersRows = rows
+	return nil
+}
+
+func (m *migration) migrateUsers(ctx context.Context) error {
+	if m.usersRows == nil {
+		if err := m.queryUsers(ctx); err != nil {
+			return err
+		}
+	}
+	rows := m.usersRows
 	defer rows.Close()
 	for rows.Next() {
 		var (

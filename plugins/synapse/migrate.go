@@ -186,6 +186,12 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 		delete(m.presort, "users")
 		m.usersSorted = true
 	}
+	// The users query is sent now: Synapse reads (and sorts) them while
+	// MAS pauses the constraints and truncates the tables.
+	if err := m.queryUsers(ctx); err != nil {
+		return nil, a.stepErr(ctx, e, err)
+	}
+	defer m.usersRows.Close()
 	defs, err := pauseConstraints(ctx, masTx)
 	if err != nil {
 		return nil, e.masDB.classify(err, "pause constraints of")
