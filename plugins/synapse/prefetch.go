@@ -208,7 +208,7 @@ type deviceIndex struct {
 	at       map[devKey]int
 	err      error // written before ready is closed
 	ready    chan struct{}
-	estimate int64 // the table's estimated row count
+	estimate int64 // the table's estimated row count, set before run starts
 }
 
 // maxPresized caps the rows an estimate may reserve room for.
@@ -269,9 +269,9 @@ func (rd *reads) usersDone(users map[string]*userInfo) {
 }
 
 // startReads opens two more connections on db in the snapshot of tx and
-// starts reading (devices is the estimated count of devices): every device then the plain access tokens on one, the
-// refresh pairs on the other. The caller must stop the returned
-// prefetcher.
+// starts reading: every device (devices is their estimated count) then
+// the plain access tokens on one, the refresh pairs on the other. The
+// caller must stop the returned prefetcher.
 //
 // The refresh query (a join of refresh_tokens with their access tokens
 // and devices, which returns its first row only once the server has

@@ -32,7 +32,7 @@ import (
 // from rows in read order and 110-150 ms from sorted rows, while the
 // table's two UUID indexes cost the same either way (±10 ms); in the
 // benchmark (scripts/bench.d/synapse.sh) the CPU of the whole rebuild went
-// from 2.6-2.8 s to 1.6-2.0 s. Sorting the three tables costs about
+// from 2.6-2.8 s to 1.6-2.0 s. Sorting the three tables cost about
 // 0.18 s of CPU in this process (pprof, same set), off the server's path.
 //
 // The users are the exception: when their table is presortable, Synapse
