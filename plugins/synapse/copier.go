@@ -96,7 +96,7 @@ func startCopier(ctx context.Context, tx pgx.Tx, freeze bool, ev sdk.Events, fre
 					c.failed.Store(true)
 					break
 				}
-				if b := job.batch[t]; b != nil {
+				if b := job.batch[t]; b != nil && b.order == nil {
 					select {
 					case free <- b.b[:0]:
 					default:

@@ -27,6 +27,42 @@ import (
 type copyBuf struct {
 	b    []byte
 	rows int64
+	// order, if set, lists the rows of b in the order to COPY them (a
+	// presorted table), so that they are streamed without being copied
+	// into a sorted buffer first.
+	order []sortRef
+}
+
+// reader returns the rows of c, in order.
+func (c *copyBuf) reader() io.Reader {
+	if c.order == nil {
+		return bytes.NewReader(c.b)
+	}
+	return &orderedReader{b: c.b, order: c.order}
+}
+
+// orderedReader reads the rows of b in the order of refs.
+type orderedReader struct {
+	b     []byte
+	order []sortRef
+	off   int32 // bytes of order[0] already read
+}
+
+func (r *orderedReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && len(r.order) > 0 {
+		ref := r.order[0]
+		k := copy(p[n:], r.b[ref.start+r.off:ref.end])
+		n += k
+		r.off += int32(k)
+		if ref.start+r.off == ref.end {
+			r.order, r.off = r.order[1:], 0
+		}
+	}
+	if n == 0 && len(r.order) == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // copyHeader starts every binary COPY stream: signature, flags, no
@@ -151,7 +187,7 @@ func copyEncoded(ctx context.Context, conn *pgconn.PgConn, table string, buf *co
 	if buf == nil || buf.rows == 0 {
 		return 0, nil
 	}
-	r := io.MultiReader(bytes.NewReader(copyHeader), bytes.NewReader(buf.b), bytes.NewReader(copyTrailer))
+	r := io.MultiReader(bytes.NewReader(copyHeader), buf.reader(), bytes.NewReader(copyTrailer))
 	tag, err := conn.CopyFrom(ctx, r, copyStatement(table, freeze))
 	if err != nil {
 		return tag.RowsAffected(), fmt.Errorf("copy into %s: %w", table, err)

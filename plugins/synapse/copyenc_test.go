@@ -2,6 +2,7 @@ package synapse
 
 import (
 	"context"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -123,5 +124,29 @@ FROM compat_sessions ORDER BY coalesce(human_name, '')`)); d != "" {
 	}
 	if d := cmp.Diff([][]string{{"$2b$12$hash", "-7", "NULL"}}, got(`SELECT hashed_password, version::text, coalesce(upgraded_from_id::text, 'NULL') FROM user_passwords`)); d != "" {
 		t.Errorf("user_passwords (-want +got):\n%s", d)
+	}
+}
+
+func TestOrderedReaderStreamsRowsInOrder(t *testing.T) {
+	b := []byte("aaBBBcdddd")
+	order := []sortRef{{start: 5, end: 6}, {start: 2, end: 5}, {start: 6, end: 10}, {start: 0, end: 2}}
+	for _, size := range []int{1, 2, 3, 64} {
+		c := &copyBuf{b: b, rows: 4, order: order}
+		r := c.reader()
+		var got []byte
+		p := make([]byte, size)
+		for {
+			n, err := r.Read(p)
+			got = append(got, p[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if string(got) != "cBBBddddaa" {
+			t.Errorf("read %q in %d-byte reads, want %q", got, size, "cBBBddddaa")
+		}
 	}
 }

@@ -75,6 +75,12 @@ type migration struct {
 	skipped  map[string]int64       // entity -> rows skipped
 	totals   map[string]int64       // entity -> estimated rows
 	warnings []string
+
+	// usersSorted: Synapse returns the users in the order of their MAS
+	// username (qUsersByLocalpart), so they are streamed as read, and
+	// "users" is not in presort.
+	usersSorted bool
+	usersRows   pgx.Rows // the users query, sent before the MAS tables are prepared
 }
 
 func newMigration(e *env, dropUnmapped bool, ev sdk.Events, syn, mas pgx.Tx) *migration {
@@ -250,11 +256,27 @@ func wrongServer(name, server, homeserver string) error {
 		"user %s: wrong server name %q (matrix.homeserver is %q)", name, server, homeserver)
 }
 
-func (m *migration) migrateUsers(ctx context.Context) error {
-	rows, err := m.syn.Query(ctx, qUsers)
+// queryUsers sends the users query; migrateUsers reads its rows.
+func (m *migration) queryUsers(ctx context.Context) error {
+	q := qUsers
+	if m.usersSorted {
+		q = qUsersByLocalpart
+	}
+	rows, err := m.syn.Query(ctx, q)
 	if err != nil {
 		return readErr("users", err)
 	}
+	m.usersRows = rows
+	return nil
+}
+
+func (m *migration) migrateUsers(ctx context.Context) error {
+	if m.usersRows == nil {
+		if err := m.queryUsers(ctx); err != nil {
+			return err
+		}
+	}
+	rows := m.usersRows
 	defer rows.Close()
 	for rows.Next() {
 		var (
@@ -423,8 +445,29 @@ func (m *migration) tokenSession(ctx context.Context, entity string, u *userInfo
 	}
 	if !dev.sid.Valid {
 		dev.sid = m.ids.at(created)
+		if err := m.addDeviceSession(ctx, entity, u, dev); err != nil {
+			return pgtype.UUID{}, err
+		}
 	}
 	return dev.sid, nil
+}
+
+// addDeviceSession writes the compat session of a migrated device, whose
+// sid is set. A token step writes it when it gives the device its session
+// (the first token of the device that is not skipped: skipToken skips the
+// same devices as the devices step), so that the sessions are COPYed while
+// the reads go on instead of all after the last one; the devices step
+// writes those of the devices no token made a session for.
+func (m *migration) addDeviceSession(ctx context.Context, entity string, u *userInfo, r *deviceRow) error {
+	var humanName, userAgent any
+	if r.name != nil {
+		humanName = *r.name
+	}
+	if r.agent != nil {
+		userAgent = *r.agent
+	}
+	return m.add(ctx, entity, "compat_sessions", r.sid, u.id, r.device, humanName, idTime(r.sid), u.admin,
+		msTime(r.lastSeen), parseIP(r.ip), userAgent, nil, nil)
 }
 
 // skipToken reports whether a token's rows are skipped: its user is not
@@ -568,7 +611,8 @@ func scanDevice(rows pgx.Rows, r *deviceRow) error {
 }
 
 // migrateDevices maps the rows of qDevices: the devices of the index that
-// are not hidden and not guest_device, in read order.
+// are not hidden and not guest_device, in read order. The sessions of
+// those a token step gave one are written already (addDeviceSession).
 func (m *migration) migrateDevices(ctx context.Context) error {
 	devs, err := m.reads.devices.wait(ctx)
 	if err != nil {
@@ -587,20 +631,11 @@ func (m *migration) migrateDevices(ctx context.Context) error {
 			m.skipped[entDevices]++
 			continue
 		}
-		sid := r.sid
-		if !sid.Valid {
-			sid = m.ids.at(m.now)
-		}
-		var humanName, userAgent any
-		if r.name != nil {
-			humanName = *r.name
-		}
-		if r.agent != nil {
-			userAgent = *r.agent
-		}
-		if err := m.add(ctx, entDevices, "compat_sessions", sid, u.id, r.device, humanName, idTime(sid), u.admin,
-			msTime(r.lastSeen), parseIP(r.ip), userAgent, nil, nil); err != nil {
-			return err
+		if !r.sid.Valid { // no token made its session
+			r.sid = m.ids.at(m.now)
+			if err := m.addDeviceSession(ctx, entDevices, u, r); err != nil {
+				return err
+			}
 		}
 		m.migrated[entDevices]++
 	}

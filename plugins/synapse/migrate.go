@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -167,21 +168,30 @@ func (a *migrateAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk
 	defer tuneGC()()
 	m := newMigration(e, in.DropUnmappedLinks, ev, synTx, masTx)
 	var pf *prefetcher
-	if m.reads, pf, err = startReads(ctx, e.synDB, synTx); err != nil {
+	if m.totals, err = entityTotals(ctx, synTx); err != nil {
+		return nil, e.synDB.classify(err, "estimate row counts of")
+	}
+	if m.reads, pf, err = startReads(ctx, e.synDB, synTx, m.totals[entDevices]); err != nil {
 		return nil, err
 	}
 	defer pf.stop()
 	m.readsDone = pf.done
-	if m.totals, err = entityTotals(ctx, synTx); err != nil {
-		return nil, e.synDB.classify(err, "estimate row counts of")
-	}
 
 	if err := configureRebuild(ctx, masTx); err != nil {
 		return nil, e.masDB.classify(err, "configure the transaction on")
 	}
 	if presortable(ctx, masTx) {
-		m.presort = presortColumns
+		m.presort = maps.Clone(presortColumns)
+		// Synapse sorts the users (qUsersByLocalpart).
+		delete(m.presort, "users")
+		m.usersSorted = true
 	}
+	// The users query is sent now: Synapse reads (and sorts) them while
+	// MAS pauses the constraints and truncates the tables.
+	if err := m.queryUsers(ctx); err != nil {
+		return nil, a.stepErr(ctx, e, err)
+	}
+	defer m.usersRows.Close()
 	defs, err := pauseConstraints(ctx, masTx)
 	if err != nil {
 		return nil, e.masDB.classify(err, "pause constraints of")

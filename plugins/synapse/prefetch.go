@@ -204,11 +204,15 @@ func newReads() *reads {
 // (user, device) is. Built by the reader goroutine; once ready is closed
 // it belongs to the mapping.
 type deviceIndex struct {
-	rows  []deviceRow
-	at    map[devKey]int
-	err   error // written before ready is closed
-	ready chan struct{}
+	rows     []deviceRow
+	at       map[devKey]int
+	err      error // written before ready is closed
+	ready    chan struct{}
+	estimate int64 // the table's estimated row count, set before run starts
 }
+
+// maxPresized caps the rows an estimate may reserve room for.
+const maxPresized = 1 << 21
 
 func (d *deviceIndex) run(ctx context.Context, tx pgx.Tx) {
 	defer close(d.ready)
@@ -218,7 +222,11 @@ func (d *deviceIndex) run(ctx context.Context, tx pgx.Tx) {
 		return
 	}
 	defer rows.Close()
-	d.at = map[devKey]int{}
+	// Sized for the estimated row count (at most maxPresized rows), so
+	// that neither grows by doubling as the rows come.
+	n := int(min(max(d.estimate, 0), maxPresized))
+	d.rows = make([]deviceRow, 0, n)
+	d.at = make(map[devKey]int, n)
 	for rows.Next() {
 		d.rows = append(d.rows, deviceRow{})
 		r := &d.rows[len(d.rows)-1]
@@ -261,9 +269,9 @@ func (rd *reads) usersDone(users map[string]*userInfo) {
 }
 
 // startReads opens two more connections on db in the snapshot of tx and
-// starts reading: every device then the plain access tokens on one, the
-// refresh pairs on the other. The caller must stop the returned
-// prefetcher.
+// starts reading: every device (devices is their estimated count) then
+// the plain access tokens on one, the refresh pairs on the other. The
+// caller must stop the returned prefetcher.
 //
 // The refresh query (a join of refresh_tokens with their access tokens
 // and devices, which returns its first row only once the server has
@@ -273,7 +281,7 @@ func (rd *reads) usersDone(users map[string]*userInfo) {
 // after the plain tokens took 306-762 ms on the shared connection and
 // 40-277 ms on their own (4 runs each, on a machine at load 7-15; the
 // plain tokens' step took as long either way, within the noise).
-func startReads(ctx context.Context, db *dbTarget, tx pgx.Tx) (*reads, *prefetcher, error) {
+func startReads(ctx context.Context, db *dbTarget, tx pgx.Tx, devices int64) (*reads, *prefetcher, error) {
 	id, err := exportSnapshot(ctx, tx)
 	if err != nil {
 		return nil, nil, db.classify(err, "prepare the parallel reads of")
@@ -297,5 +305,6 @@ func startReads(ctx context.Context, db *dbTarget, tx pgx.Tx) (*reads, *prefetch
 		return nil, nil, err
 	}
 	r := newReads()
+	r.devices.estimate = devices
 	return r, startPrefetch(ctx, [][]runner{{r.devices, r.accessTokens}, {r.refresh}}, txs), nil
 }

@@ -76,6 +76,14 @@ WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace AND c.
 const (
 	qUsers = `SELECT name, password_hash, admin, deactivated, locked, creation_ts, is_guest, appservice_id FROM users`
 
+	// The users in the byte order of their localpart (MAS's username):
+	// when the MAS database compares text bytewise, the users are
+	// streamed to MAS in the order of their username indexes, instead of
+	// being held and sorted once all are read (presortColumns). The
+	// localpart is what precedes the first ':' (after the '@', which
+	// every migrated user has).
+	qUsersByLocalpart = qUsers + ` ORDER BY split_part(name, ':', 1) COLLATE "C"`
+
 	qThreepids = `SELECT user_id, medium, address, added_at FROM user_threepids`
 
 	qExternalIDs = `SELECT user_id, auth_provider, external_id FROM user_external_ids`
