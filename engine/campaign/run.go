@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 
@@ -79,12 +82,12 @@ func (w *Worker) execute(ctx context.Context, job *river.Job[RunArgs], c *campai
 	}
 	s, err := session.New(opts)
 	if err != nil {
-		return outcome{err: fmt.Sprintf("session: %v", err)}
+		return failed(fmt.Errorf("session: %w", err))
 	}
 	defer s.Close()
 	sealer, err := Sealer(s)
 	if err != nil {
-		return outcome{err: fmt.Sprintf("state key: %v", err)}
+		return failed(fmt.Errorf("state key: %w", err))
 	}
 	if c.Fingerprint != "" {
 		if fp, _ := s.KeyInfo(); fp != c.Fingerprint {
@@ -190,7 +193,7 @@ func (w *Worker) outcomeOf(s *session.Session, c *campaignRow, t *target, out *s
 		switch {
 		case errors.As(err, &le) && le.Live, strings.Contains(err.Error(), "is being worked on by another process"):
 			return outcome{retry: river.JobSnooze(busySnooze), busy: true}
-		case errors.As(err, &je), ctx(err):
+		case errors.As(err, &je), ctx(err), storeDown(err):
 			return outcome{retry: errors.New(msg)}
 		}
 		return outcome{runID: t.RunID, err: msg}
@@ -211,6 +214,37 @@ func (w *Worker) outcomeOf(s *session.Session, c *campaignRow, t *target, out *s
 		}
 	}
 	return o
+}
+
+// failed is the outcome of err met before the run started: the job is
+// retried when the state database was away, else the target failed.
+func failed(err error) outcome {
+	if storeDown(err) {
+		return outcome{retry: err}
+	}
+	return outcome{err: err.Error()}
+}
+
+// storeDown tells whether err is the state database going away or
+// refusing for a while (a restart, a failover, too many connections)
+// rather than the run's own failure: the job is then retried and the run
+// resumed from its journal, as after a worker's death. Plugins' errors
+// reach the worker as text, so only the state store's carry these types.
+func storeDown(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "57"), // operator intervention: shutdown, crash, cannot connect now
+			strings.HasPrefix(pe.Code, "53"), // insufficient resources: too many connections
+			pe.Code == "40001", pe.Code == "40P01": // serialization failure, deadlock
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func ctx(err error) bool {
