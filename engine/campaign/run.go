@@ -235,8 +235,8 @@ func storeDown(err error) bool {
 	if errors.As(err, &pe) {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			strings.HasPrefix(pe.Code, "57"), // operator intervention: shutdown, crash, cannot connect now
-			strings.HasPrefix(pe.Code, "53"), // insufficient resources: too many connections
+			strings.HasPrefix(pe.Code, "57"),       // operator intervention: shutdown, crash, cannot connect now
+			strings.HasPrefix(pe.Code, "53"),       // insufficient resources: too many connections
 			pe.Code == "40001", pe.Code == "40P01": // serialization failure, deadlock
 			return true
 		}
