@@ -23,6 +23,7 @@ import (
 	"github.com/runbookdev/runbook/engine/mask"
 	"github.com/runbookdev/runbook/engine/session"
 	"github.com/runbookdev/runbook/engine/view"
+	"github.com/runbookdev/runbook/internal/tick"
 	"github.com/runbookdev/runbook/plugins/builtin"
 	"github.com/runbookdev/runbook/plugins/nextcloud"
 )
@@ -505,34 +506,14 @@ func (c *consumer) heartbeat(m migrationMsg) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		beatEvery(c.o.heartbeat, stop, func() {
+		tick.Every(stop, c.o.heartbeat, func() bool {
 			_ = c.updateDoc(m, func(doc map[string]any) {
 				doc["last_heartbeat_at"] = time.Now().UTC().Format(time.RFC3339Nano)
 			})
+			return true
 		})
 	}()
 	return func() { close(stop); <-done }
-}
-
-// beatEvery calls beat every d until stop is closed. A beat going on then
-// finishes; none starts after, even when the next tick came meanwhile (a
-// beat slower than d: select would pick the tick or the stop at random).
-func beatEvery(d time.Duration, stop <-chan struct{}, beat func()) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		beat()
-	}
 }
 
 // docMu serializes the consumer's read-modify-writes of tracking documents.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/runbookdev/runbook/internal/tick"
 )
 
 // DefaultLease is how long a lock holder on another host counts as alive
@@ -337,7 +339,7 @@ func stillHeld(s interface{ Load(string) (*State, error) }, st LockStatus, runID
 // heartbeat refreshes the holder's heartbeat every interval until Release.
 func (l *localLock) heartbeat(interval time.Duration) {
 	defer l.done.Done()
-	every(l.stop, interval, func() bool {
+	tick.Every(l.stop, interval, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if l.f != nil {
@@ -346,22 +348,6 @@ func (l *localLock) heartbeat(interval time.Duration) {
 		}
 		return true
 	})
-}
-
-// every calls f every interval until stop is closed or f returns false.
-func every(stop <-chan struct{}, interval time.Duration, f func() bool) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			if !f() {
-				return
-			}
-		}
-	}
 }
 
 // Unlock releases key whatever run holds it, unless its holder is active

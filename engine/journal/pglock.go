@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/runbookdev/runbook/internal/tick"
 )
 
 // Locks in the database are rows of runbook.locks held as leases: the
@@ -190,7 +192,7 @@ func newToken() string {
 // finds the key taken over (its lease ran out meanwhile) stops.
 func (l *pgLock) renew(interval time.Duration) {
 	defer l.done.Done()
-	every(l.stop, interval, func() bool {
+	tick.Every(l.stop, interval, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
 		defer cancel()
 		tag, err := l.s.pool.Exec(ctx, `UPDATE runbook.locks SET heartbeat_at = now(), expires_at = now() + $3::interval,

@@ -1,27 +1,28 @@
-package main
+package tick
 
 import (
 	"testing"
 	"time"
 )
 
-// TestBeatEveryStops: once stop is closed, the beat going on finishes and
+// TestEveryStops: once stop is closed, the beat going on finishes and
 // no other starts, even when the next tick came while it went on (a
 // heartbeat slower than its interval, as a loaded CouchDB makes it). A
 // beat written after the run ended would refresh the heartbeat of a run
 // no consumer keeps any more, or touch a finished migration.
-func TestBeatEveryStops(t *testing.T) {
+func TestEveryStops(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		stop, release, entered, done := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 		beats := 0
 		go func() {
 			defer close(done)
-			beatEvery(time.Millisecond, stop, func() {
+			Every(stop, time.Millisecond, func() bool {
 				beats++
 				if beats == 1 {
 					close(entered)
 					<-release
 				}
+				return true
 			})
 		}()
 		<-entered
@@ -35,17 +36,18 @@ func TestBeatEveryStops(t *testing.T) {
 	}
 }
 
-// TestBeatEveryBeats: until stopped, the beat comes every interval.
-func TestBeatEveryBeats(t *testing.T) {
+// TestEveryBeats: until stopped, the beat comes every interval.
+func TestEveryBeats(t *testing.T) {
 	stop, done := make(chan struct{}), make(chan struct{})
 	beats := make(chan struct{}, 10)
 	go func() {
 		defer close(done)
-		beatEvery(time.Millisecond, stop, func() {
+		Every(stop, time.Millisecond, func() bool {
 			select {
 			case beats <- struct{}{}:
 			default:
 			}
+			return true
 		})
 	}()
 	for i := 0; i < 3; i++ {
