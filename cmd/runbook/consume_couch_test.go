@@ -108,29 +108,11 @@ func TestConsumeCouchDB(t *testing.T) {
 	}
 	tracking := "couchdb://" + strings.TrimPrefix(db.AuthURL(), "http://")
 	consume := func(t *testing.T, heartbeat time.Duration) (*syncBuf, func()) {
-		var out syncBuf
-		ctx, cancel := context.WithCancel(context.Background())
 		o := consumeOptions{queue: "migration.nextcloud.couch", runbook: rbPath, tracking: tracking, exchange: "migration",
 			prefetch: 2, heartbeat: heartbeat,
 			vars: lang.VarSources{Args: []string{"target_dir=" + target, "gate=true"}},
 			rf:   runFlags{parallelism: 4, stateDir: filepath.Join(dir, ".runbook")}}
-		done := make(chan error, 1)
-		go func() { done <- runConsume(ctx, &out, &out, rmq.URL, o) }()
-		var once sync.Once
-		stop := func() {
-			once.Do(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("consume: %v", err)
-				}
-			})
-		}
-		// A message published before the queue is bound would be lost.
-		if !waitOutput(&out, "waiting for migrations", time.Minute) {
-			stop()
-			t.Fatalf("the consumer never listened:\n%s", out.String())
-		}
-		return &out, stop
+		return startConsumer(t, rmq.URL, o)
 	}
 	publish := func(t *testing.T) {
 		t.Helper()

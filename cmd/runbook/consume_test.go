@@ -169,26 +169,11 @@ func TestConsume(t *testing.T) {
 		return nil
 	}
 	consume := func(t *testing.T, gate bool) (*syncBuf, func()) {
-		var out syncBuf
-		ctx, cancel := context.WithCancel(context.Background())
 		o := consumeOptions{queue: "migration.nextcloud.commands", runbook: rbPath, trackingDir: track, exchange: "migration",
 			prefetch: 2, heartbeat: 100 * time.Millisecond,
 			vars: lang.VarSources{Args: []string{"target_dir=" + target, "gate=" + map[bool]string{true: "true", false: "false"}[gate]}},
 			rf:   runFlags{parallelism: 4, stateDir: filepath.Join(dir, ".runbook")}}
-		done := make(chan error, 1)
-		go func() { done <- runConsume(ctx, &out, &out, rmq.URL, o) }()
-		stop := func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("consume: %v", err)
-			}
-		}
-		// Messages published before the queue is bound would be lost.
-		if !waitOutput(&out, "waiting for migrations", time.Minute) {
-			stop()
-			t.Fatalf("the consumer never listened:\n%s", out.String())
-		}
-		return &out, stop
+		return startConsumer(t, rmq.URL, o)
 	}
 
 	// approveGate answers the gate step of a migration's run, as
@@ -317,4 +302,30 @@ func TestConsume(t *testing.T) {
 			t.Error("a canceled migration copied files")
 		}
 	})
+}
+
+// startConsumer runs a consumer with o against the broker at url until the
+// returned stop is called (once; later calls do nothing), and returns once
+// it listens: a message published before its queue is bound would be
+// lost.
+func startConsumer(t *testing.T, url string, o consumeOptions) (*syncBuf, func()) {
+	t.Helper()
+	var out syncBuf
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runConsume(ctx, &out, &out, url, o) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("consume: %v", err)
+			}
+		})
+	}
+	if !waitOutput(&out, "waiting for migrations", time.Minute) {
+		stop()
+		t.Fatalf("the consumer never listened:\n%s", out.String())
+	}
+	return &out, stop
 }

@@ -67,19 +67,7 @@ func TestFindRuns(t *testing.T) {
 	}
 	for _, kind := range []string{"local", "postgres"} {
 		t.Run(kind, func(t *testing.T) {
-			opts := Options{StateDir: filepath.Join(t.TempDir(), ".runbook")}
-			if kind == "postgres" {
-				opts.State = migratedDB(t)
-			}
-			s, err := New(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			store, where, err := s.openStore(s.namedStateDir())
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, store, where := sessionOn(t, kind)
 			if _, ok := store.(journal.RunLister); ok != (kind == "postgres") {
 				t.Fatalf("%s store lists runs with a query: %v", kind, ok)
 			}
@@ -117,19 +105,7 @@ func TestLatestRunHere(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			wd, elsewhere := t.TempDir(), t.TempDir()
 			write(t, filepath.Join(wd, "main.hcl"), "runbook \"here\" {\n}\nstep \"core.noop\" \"a\" {\n}\n")
-			opts := Options{StateDir: filepath.Join(t.TempDir(), ".runbook")}
-			if kind == "postgres" {
-				opts.State = migratedDB(t)
-			}
-			s, err := New(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			store, where, err := s.openStore(s.namedStateDir())
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, store, where := sessionOn(t, kind)
 			names := map[string]string{}
 			for _, r := range []struct{ name, runbook, dir string }{
 				{"1", "here", wd}, {"2", "other", elsewhere}, {"3", "old", wd}, {"4", "here", elsewhere}, {"5", "x", elsewhere},
@@ -154,4 +130,24 @@ func TestLatestRunHere(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sessionOn is a session on a fresh state of kind ("local" or "postgres")
+// with its store opened; both are closed at the test's end.
+func sessionOn(t *testing.T, kind string) (*Session, store, string) {
+	t.Helper()
+	opts := Options{StateDir: filepath.Join(t.TempDir(), ".runbook")}
+	if kind == "postgres" {
+		opts.State = migratedDB(t)
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	store, where, err := s.openStore(s.namedStateDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, store, where
 }
