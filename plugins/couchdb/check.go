@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // checkAction is couchdb.check.

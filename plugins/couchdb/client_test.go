@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/runbookdev/runbook/internal/backoff"
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // TestClientBodyAndEncoding checks that a Parts body is sent whole, with
@@ -72,5 +74,65 @@ func TestClientBodyAndEncoding(t *testing.T) {
 	want := []seen{{"identity", sent, int64(len(sent))}, {"identity", sent, int64(len(sent))}, {"gzip", "", 0}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}
+
+// TestLeavesRereadsMissing: a leaf the server lists but answers as
+// {"missing": rev} (pouchdb-server under load) is read again, never taken
+// for a revision that is gone; one that stays unreadable is a retryable
+// error.
+func TestLeavesRereadsMissing(t *testing.T) {
+	const (
+		live    = `{"ok":{"_id":"d","_rev":"2-b","n":1,"_revisions":{"start":2,"ids":["b","a"]}}}`
+		tomb    = `{"ok":{"_id":"d","_rev":"2-c","_deleted":true,"_revisions":{"start":2,"ids":["c","a"]}}}`
+		missing = `{"missing":"2-c"}`
+	)
+	for _, tc := range []struct {
+		name    string
+		answers []string // one per read, the last repeated
+		want    []leaf
+		reads   int
+		wantErr bool
+	}{
+		{"whole", []string{"[" + live + "," + tomb + "]"},
+			[]leaf{{Rev: "2-b", Parent: "1-a", Body: map[string]any{"_id": "d", "n": 1.0}}, {Rev: "2-c", Deleted: true, Parent: "1-a"}}, 1, false},
+		{"missing once", []string{"[" + live + "," + missing + "]", "[" + live + "," + tomb + "]"},
+			[]leaf{{Rev: "2-b", Parent: "1-a", Body: map[string]any{"_id": "d", "n": 1.0}}, {Rev: "2-c", Deleted: true, Parent: "1-a"}}, 2, false},
+		{"missing always", []string{"[" + live + "," + missing + "]"}, nil, leafReads, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			reads := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				a := tc.answers[min(reads, len(tc.answers)-1)]
+				reads++
+				mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(a))
+			}))
+			defer srv.Close()
+			c, err := NewClient(srv.URL, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got, err := c.leaves(ctx, "db", "d", true)
+			if tc.wantErr {
+				se := sdk.Classify(err)
+				if se == nil || se.Kind != sdk.KindUnreachable || !se.Retryable || !strings.Contains(err.Error(), "2-c") {
+					t.Errorf("err = %v", err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("leaves (-want +got):\n%s", diff)
+			}
+			if reads != tc.reads {
+				t.Errorf("%d reads, want %d", reads, tc.reads)
+			}
+		})
 	}
 }

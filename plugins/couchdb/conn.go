@@ -6,8 +6,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // connAttrs are the connection inputs of a single-server action; with a

@@ -5,9 +5,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/runbookdev/runbook/internal/couchtest"
 	"github.com/runbookdev/runbook/sdk"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // cozyV2Source and cozyV2Target are a Cozy v2 instance's database and a

@@ -7,12 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"sort"
 	"strings"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // deleteDocsAction is couchdb.delete_docs.
@@ -573,30 +573,13 @@ func strList(s []string) cty.Value {
 // deletedLeaf returns the revision of the deletion whose parent is rev,
 // or "" when the document was not deleted from rev.
 func (c *Client) deletedLeaf(ctx context.Context, db, id, rev string) (string, error) {
-	var leaves []struct {
-		OK *struct {
-			Rev       string `json:"_rev"`
-			Deleted   bool   `json:"_deleted"`
-			Revisions struct {
-				Start int      `json:"start"`
-				IDs   []string `json:"ids"`
-			} `json:"_revisions"`
-		} `json:"ok"`
-	}
-	err := c.JSON(ctx, Request{Method: "GET", Path: docPath(db, id), Query: url.Values{"open_revs": {"all"}, "revs": {"true"}}}, &leaves)
-	if kindOf(err) == sdk.KindNotFound {
-		return "", nil
-	}
+	ls, err := c.leaves(ctx, db, id, false)
 	if err != nil {
 		return "", err
 	}
-	for _, l := range leaves {
-		if l.OK == nil || !l.OK.Deleted || len(l.OK.Revisions.IDs) < 2 {
-			continue
-		}
-		parent := fmt.Sprintf("%d-%s", l.OK.Revisions.Start-1, l.OK.Revisions.IDs[1])
-		if parent == rev {
-			return l.OK.Rev, nil
+	for _, l := range ls {
+		if l.Deleted && l.Parent == rev {
+			return l.Rev, nil
 		}
 	}
 	return "", nil

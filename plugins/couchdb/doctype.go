@@ -6,8 +6,9 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // docTypeAttr is the doc_type input of find and delete_docs.

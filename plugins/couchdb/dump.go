@@ -13,8 +13,9 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // Dump file format: gzip-compressed JSON lines. The first line is a

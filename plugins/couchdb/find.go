@@ -9,9 +9,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // findAction is couchdb.find.

@@ -4,9 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/runbookdev/runbook/sdk/sdktest"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // TestOverGRPC runs the actions through the real plugin protocol: dynamic

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/runbookdev/runbook/internal/couchtest"
 	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/sdk"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // recorder is an sdk.Events that keeps everything and can run a hook on

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/runbookdev/runbook/sdk"
 )
@@ -21,24 +22,58 @@ type leaf struct {
 // leaves lists every leaf revision of a document (open_revs=all), with
 // their bodies and attachments inline when bodies is set. A missing
 // document has none.
+//
+// A leaf the server lists but cannot read back comes as {"missing": rev};
+// pouchdb-server answers so for a moment under load (its open_revs reads
+// each leaf after listing them). It is read again, and one still unreadable
+// is a retryable error: never taken for a revision that is gone, which an
+// undo would report as drift and a deletion would silently skip.
 func (c *Client) leaves(ctx context.Context, db, id string, bodies bool) ([]leaf, error) {
+	for attempt := 1; ; attempt++ {
+		out, missing, err := c.readLeaves(ctx, db, id, bodies)
+		if err != nil || len(missing) == 0 {
+			return out, err
+		}
+		if attempt == leafReads {
+			return nil, sdk.Errorf(sdk.KindUnreachable, true, "the server is overloaded or inconsistent; run the step again",
+				"%s/%s: the server lists revisions %s but cannot read them", db, id, strings.Join(missing, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
+}
+
+// leafReads is how many times leaves reads a document whose listed leaves
+// cannot all be read.
+const leafReads = 5
+
+// readLeaves is one open_revs=all read: the leaves read, and the revisions
+// listed but not read.
+func (c *Client) readLeaves(ctx context.Context, db, id string, bodies bool) (out []leaf, missing []string, err error) {
 	q := url.Values{"open_revs": {"all"}, "revs": {"true"}}
 	if bodies {
 		q.Set("attachments", "true")
 	}
 	var raw []struct {
-		OK map[string]any `json:"ok"`
+		OK      map[string]any `json:"ok"`
+		Missing string         `json:"missing"`
 	}
-	err := c.JSON(ctx, Request{Method: "GET", Path: docPath(db, id), Query: q}, &raw)
+	err = c.JSON(ctx, Request{Method: "GET", Path: docPath(db, id), Query: q}, &raw)
 	if kindOf(err) == sdk.KindNotFound {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make([]leaf, 0, len(raw))
+	out = make([]leaf, 0, len(raw))
 	for _, r := range raw {
 		if r.OK == nil {
+			if r.Missing != "" {
+				missing = append(missing, r.Missing)
+			}
 			continue
 		}
 		l := leaf{}
@@ -60,7 +95,7 @@ func (c *Client) leaves(ctx context.Context, db, id string, bodies bool) ([]leaf
 		}
 		out = append(out, l)
 	}
-	return out, nil
+	return out, missing, nil
 }
 
 // liveLeaves keeps the leaves that are not deletions.

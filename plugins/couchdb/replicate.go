@@ -8,8 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // replicateAction is couchdb.replicate.

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/sdk"
 )

@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // restoreAction is couchdb.restore.

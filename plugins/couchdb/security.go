@@ -7,8 +7,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // copySecurityAction is couchdb.copy_security: replication does not carry

@@ -5,8 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 func TestValidate(t *testing.T) {

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // verifyReport is the outcome of comparing a source and a target database.
