@@ -136,3 +136,52 @@ func TestLeavesRereadsMissing(t *testing.T) {
 		})
 	}
 }
+
+// TestFetchRereadsMissing: a revision open_revs answers as missing is asked
+// for once more before it is counted missing (and left uncopied).
+func TestFetchRereadsMissing(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		answers     []string // open_revs answers, the last repeated
+		wantDocs    int
+		wantMissing int
+		wantReads   int
+	}{
+		{"found", []string{`[{"ok":{"_id":"d","_rev":"1-a"}}]`}, 1, 0, 1},
+		{"missing once", []string{`[{"missing":"1-a"}]`, `[{"ok":{"_id":"d","_rev":"1-a"}}]`}, 1, 0, 2},
+		{"missing", []string{`[{"missing":"1-a"}]`}, 0, 1, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			reads := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.URL.Path, "/_bulk_get") {
+					w.WriteHeader(404) // CouchDB 1.x: no _bulk_get
+					return
+				}
+				mu.Lock()
+				a := tc.answers[min(reads, len(tc.answers)-1)]
+				reads++
+				mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(a))
+			}))
+			defer srv.Close()
+			c, err := NewClient(srv.URL, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.backoff = backoff.Policy{Base: time.Millisecond}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			f := &fetcher{c: c, db: "db"}
+			docs, missing, err := f.Fetch(ctx, map[string][]string{"d": {"1-a"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(docs) != tc.wantDocs || missing != tc.wantMissing || reads != tc.wantReads {
+				t.Errorf("%d docs, %d missing, %d reads; want %d, %d, %d", len(docs), missing, reads, tc.wantDocs, tc.wantMissing, tc.wantReads)
+			}
+		})
+	}
+}
