@@ -101,24 +101,8 @@ func TestLeavesRereadsMissing(t *testing.T) {
 		{"missing always", []string{"[" + live + "," + missing + "]"}, nil, leafReads, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var mu sync.Mutex
-			reads := 0
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				mu.Lock()
-				a := tc.answers[min(reads, len(tc.answers)-1)]
-				reads++
-				mu.Unlock()
-				w.Header().Set("Content-Type", "application/json")
-				_, _ = w.Write([]byte(a))
-			}))
-			defer srv.Close()
-			c, err := NewClient(srv.URL, "", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			got, err := c.leaves(ctx, "db", "d", true)
+			c, reads := answering(t, tc.answers)
+			got, err := c.leaves(tctx(t), "db", "d", true)
 			if tc.wantErr {
 				se := sdk.Classify(err)
 				if se == nil || se.Kind != sdk.KindUnreachable || !se.Retryable || !strings.Contains(err.Error(), "2-c") {
@@ -130,8 +114,8 @@ func TestLeavesRereadsMissing(t *testing.T) {
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("leaves (-want +got):\n%s", diff)
 			}
-			if reads != tc.reads {
-				t.Errorf("%d reads, want %d", reads, tc.reads)
+			if n := reads(); n != tc.reads {
+				t.Errorf("%d reads, want %d", n, tc.reads)
 			}
 		})
 	}
@@ -152,36 +136,42 @@ func TestFetchRereadsMissing(t *testing.T) {
 		{"missing", []string{`[{"missing":"1-a"}]`}, 0, 1, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var mu sync.Mutex
-			reads := 0
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if strings.HasSuffix(r.URL.Path, "/_bulk_get") {
-					w.WriteHeader(404) // CouchDB 1.x: no _bulk_get
-					return
-				}
-				mu.Lock()
-				a := tc.answers[min(reads, len(tc.answers)-1)]
-				reads++
-				mu.Unlock()
-				w.Header().Set("Content-Type", "application/json")
-				_, _ = w.Write([]byte(a))
-			}))
-			defer srv.Close()
-			c, err := NewClient(srv.URL, "", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.backoff = backoff.Policy{Base: time.Millisecond}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+			c, reads := answering(t, tc.answers)
 			f := &fetcher{c: c, db: "db"}
-			docs, missing, err := f.Fetch(ctx, map[string][]string{"d": {"1-a"}})
+			f.noBulkGet.Store(true) // CouchDB 1.x: open_revs only
+			docs, missing, err := f.Fetch(tctx(t), map[string][]string{"d": {"1-a"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(docs) != tc.wantDocs || missing != tc.wantMissing || reads != tc.wantReads {
-				t.Errorf("%d docs, %d missing, %d reads; want %d, %d, %d", len(docs), missing, reads, tc.wantDocs, tc.wantMissing, tc.wantReads)
+			if len(docs) != tc.wantDocs || missing != tc.wantMissing || reads() != tc.wantReads {
+				t.Errorf("%d docs, %d missing, %d reads; want %d, %d, %d", len(docs), missing, reads(), tc.wantDocs, tc.wantMissing, tc.wantReads)
 			}
 		})
+	}
+}
+
+// answering is a client of a server answering each request with the next
+// of answers (JSON), the last one repeated; reads counts the requests.
+func answering(t *testing.T, answers []string) (c *Client, reads func() int) {
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		a := answers[min(n, len(answers)-1)]
+		n++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(a))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := NewClient(srv.URL, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.backoff = backoff.Policy{Base: time.Millisecond}
+	return c, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
 	}
 }
