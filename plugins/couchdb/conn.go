@@ -43,6 +43,28 @@ func connFrom(in cty.Value, prefix string) conn {
 
 func (c conn) client() (*Client, error) { return NewClient(c.URL, c.Username, c.Password) }
 
+// openPair opens the clients of a two-server action's source_ and target_
+// inputs and resolves the databases it names on the source. On error,
+// whatever it opened is closed already.
+func openPair(ctx context.Context, in cty.Value) (src, dst *Client, dbs []string, err error) {
+	src, err = connFrom(in, "source_").client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dst, err = connFrom(in, "target_").client()
+	if err != nil {
+		src.Close()
+		return nil, nil, nil, err
+	}
+	dbs, err = resolveDatabases(ctx, src, in)
+	if err != nil {
+		dst.Close()
+		src.Close()
+		return nil, nil, nil, err
+	}
+	return src, dst, dbs, nil
+}
+
 // strAttr returns a known string attribute or "".
 func strAttr(in cty.Value, name string) string {
 	v := attr(in, name)

@@ -77,20 +77,12 @@ func sameJSON(a, b json.RawMessage) bool {
 }
 
 func (a copySecurityAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
-	src, err := connFrom(req.Inputs, "source_").client()
+	src, dst, dbs, err := openPair(ctx, req.Inputs)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
-	dst, err := connFrom(req.Inputs, "target_").client()
-	if err != nil {
-		return nil, err
-	}
 	defer dst.Close()
-	dbs, err := resolveDatabases(ctx, src, req.Inputs)
-	if err != nil {
-		return nil, err
-	}
 	undo := securityUndo{Target: dst.Name(), Previous: map[string]json.RawMessage{}, Written: map[string]json.RawMessage{}}
 	out := struct {
 		Databases []string `cty:"databases"`

@@ -179,20 +179,12 @@ type verifyEntry struct {
 }
 
 func (a verifyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
-	src, err := connFrom(req.Inputs, "source_").client()
+	src, dst, dbs, err := openPair(ctx, req.Inputs)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
-	dst, err := connFrom(req.Inputs, "target_").client()
-	if err != nil {
-		return nil, err
-	}
 	defer dst.Close()
-	dbs, err := resolveDatabases(ctx, src, req.Inputs)
-	if err != nil {
-		return nil, err
-	}
 	sample, _ := intAttr(req.Inputs, "sample", 0)
 	revs := boolAttr(req.Inputs, "revisions", true)
 	var out struct {
