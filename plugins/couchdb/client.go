@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/internal/backoff"
+	"github.com/runbookdev/runbook/internal/baseurl"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -39,23 +40,11 @@ type Client struct {
 // NewClient builds a client for rawURL. Credentials may be given apart or
 // inside the URL (user:pass@host); the explicit ones win.
 func NewClient(rawURL, username, password string) (*Client, error) {
-	u, err := url.Parse(strings.TrimSpace(rawURL))
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	u, username, password, ok := baseurl.Parse(rawURL, username, password)
+	if !ok {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "give the server's base URL, e.g. http://127.0.0.1:5984",
 			"invalid CouchDB URL %q", Redact(rawURL))
 	}
-	if u.User != nil {
-		if username == "" {
-			username = u.User.Username()
-		}
-		if p, ok := u.User.Password(); ok && password == "" {
-			password = p
-		}
-		u.User = nil
-	}
-	u.RawQuery, u.Fragment = "", ""
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = strings.TrimRight(u.RawPath, "/")
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

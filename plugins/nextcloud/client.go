@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/runbookdev/runbook/internal/backoff"
+	"github.com/runbookdev/runbook/internal/baseurl"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -39,22 +40,12 @@ type Client struct {
 // NewClient builds a client for the server root rawURL (the URL Nextcloud
 // is served at, e.g. https://cloud.example.net or http://host/nextcloud).
 func NewClient(rawURL, login, password string) (*Client, error) {
-	u, err := url.Parse(strings.TrimSpace(rawURL))
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	u, login, password, ok := baseurl.Parse(rawURL, login, password)
+	if !ok {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "give the server's root URL, e.g. https://cloud.example.net",
 			"invalid Nextcloud URL %q", redactURL(rawURL))
 	}
-	if u.User != nil {
-		if login == "" {
-			login = u.User.Username()
-		}
-		if p, ok := u.User.Password(); ok && password == "" {
-			password = p
-		}
-		u.User = nil
-	}
-	u.RawQuery, u.Fragment = "", ""
-	u.Path = strings.TrimRight(u.Path, "/")
+	// The root keeps no escaping as given: String escapes its path anew.
 	u.RawPath = ""
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
