@@ -25,61 +25,13 @@ import (
 )
 
 // couchProviders hands the engine the couchdb plugin in-process and a core
-// plugin whose approve and assert answer at once. It can fail one step's
-// first apply and watch the replication's progress.
-type couchProviders struct {
-	failAt string
-	// onProgress is called on each progress event of couchdb.replicate.
-	onProgress func(cur int64)
-
-	mu     sync.Mutex // guards failed
-	failed bool
-}
-
-func (p *couchProviders) Provider(_ context.Context, name string) (sdk.Provider, error) {
-	switch name {
-	case "couchdb":
-		return &couchWatched{Provider: sdk.Local(couchdb.New()), p: p}, nil
-	case "core":
-		return &couchWatched{Provider: sdk.Local(&sdk.Plugin{Name: "core", Version: "0", Actions: []sdk.Action{approveStub{}, assertStub{}}}), p: p}, nil
-	}
-	return nil, fmt.Errorf("no plugin %q", name)
-}
-
-func (p *couchProviders) forRun(string) run.Providers { return p }
-
-type couchWatched struct {
-	sdk.Provider
-	p *couchProviders
-}
-
-func (w *couchWatched) Apply(ctx context.Context, action string, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
-	w.p.mu.Lock()
-	fail := w.p.failAt != "" && !w.p.failed &&
-		(strings.Contains(req.IdempotencyKey, "/step."+w.p.failAt+"/") || strings.Contains(req.IdempotencyKey, "/"+w.p.failAt+"/"))
-	if fail {
-		w.p.failed = true
-	}
-	w.p.mu.Unlock()
-	if fail {
-		return nil, sdk.Errorf(sdk.KindConflict, false, "injected", "injected failure")
-	}
-	if action == "replicate" {
-		ev = &progressWatch{Events: ev, p: w.p}
-	}
-	return w.Provider.Apply(ctx, action, req, ev)
-}
-
-type progressWatch struct {
-	sdk.Events
-	p *couchProviders
-}
-
-func (c *progressWatch) Progress(cur, total int64, unit string) {
-	c.Events.Progress(cur, total, unit)
-	if f := c.p.onProgress; f != nil && unit == "docs" {
-		f(cur)
-	}
+// plugin whose approve and assert answer at once; it can fail step
+// failAt's first apply.
+func couchProviders(failAt string) *stubProviders {
+	return &stubProviders{failAt: failAt, plugins: map[string]func() *sdk.Plugin{
+		"couchdb": couchdb.New,
+		"core":    stubCore(approveStub{}, assertStub{}),
+	}}
 }
 
 // couchServers is the source and target servers the tests share.
@@ -234,7 +186,7 @@ func TestCozyV2MoveRunbook(t *testing.T) {
 
 	t.Run("rolled back", func(t *testing.T) {
 		rb := loadRunbook(t, "cozy-v2-move.hcl", vars())
-		res := rb.apply(t, tctx(t), "", (&couchProviders{failAt: "verify"}).forRun)
+		res := rb.apply(t, tctx(t), "", couchProviders("verify").forRun)
 		if res.State != journal.RunRolledBack {
 			t.Fatalf("state = %s, err = %v", res.State, res.Err)
 		}
@@ -251,7 +203,7 @@ func TestCozyV2MoveRunbook(t *testing.T) {
 	})
 
 	rb := loadRunbook(t, "cozy-v2-move.hcl", vars())
-	res := rb.apply(t, tctx(t), "", (&couchProviders{}).forRun)
+	res := rb.apply(t, tctx(t), "", couchProviders("").forRun)
 	if res.State != journal.RunSucceeded {
 		t.Fatalf("state = %s, err = %v", res.State, res.Err)
 	}
@@ -306,7 +258,7 @@ func TestCozyV2MoveSourceWithoutDomain(t *testing.T) {
 	seed(t, sc, db, docs)
 	seed(t, dc, db, couchtest.V2Target())
 	rb := loadRunbook(t, "cozy-v2-move.hcl", v2Vars(t, src, dst, db))
-	res := rb.apply(t, tctx(t), "", (&couchProviders{}).forRun)
+	res := rb.apply(t, tctx(t), "", couchProviders("").forRun)
 	if res.State != journal.RunSucceeded {
 		t.Fatalf("state = %s, err = %v", res.State, res.Err)
 	}
@@ -348,12 +300,12 @@ func TestCozyV2MoveResumeReplication(t *testing.T) {
 	rb := loadRunbook(t, "cozy-v2-move.hcl", vars)
 
 	ctx, cancel := context.WithCancel(tctx(t))
-	p := &couchProviders{}
+	p := couchProviders("")
 	// Interrupt once two thirds of the documents are copied, as Ctrl-C
 	// does: the step stops and records how far it got.
 	var once sync.Once
-	p.onProgress = func(cur int64) {
-		if cur >= 2*total/3 {
+	p.onProgress = func(action, unit string, cur int64) {
+		if action == "replicate" && unit == "docs" && cur >= 2*total/3 {
 			once.Do(cancel)
 		}
 	}
@@ -372,7 +324,7 @@ func TestCozyV2MoveResumeReplication(t *testing.T) {
 		t.Fatalf("runs = %v", ids)
 	}
 	start = time.Now()
-	res = rb.apply(t, tctx(t), ids[0], (&couchProviders{}).forRun)
+	res = rb.apply(t, tctx(t), ids[0], couchProviders("").forRun)
 	t.Logf("resumed run: %v", time.Since(start))
 	if res.State != journal.RunSucceeded {
 		t.Fatalf("resumed state = %s, err = %v", res.State, res.Err)

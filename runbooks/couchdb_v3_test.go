@@ -62,7 +62,7 @@ func TestCozyV3MoveRunbook(t *testing.T) {
 	secBefore := security(t, dc, files)
 
 	rb := loadRunbook(t, "cozy-v3-move.hcl", vars)
-	res := rb.apply(t, tctx(t), "", (&couchProviders{failAt: "instance_record"}).forRun)
+	res := rb.apply(t, tctx(t), "", couchProviders("instance_record").forRun)
 	if res.State != journal.RunRolledBack {
 		t.Fatalf("state = %s, err = %v", res.State, res.Err)
 	}
@@ -81,7 +81,7 @@ func TestCozyV3MoveRunbook(t *testing.T) {
 	// would not bring the documents back).
 	vars, files, settings = v3Setup(t, src, dst)
 	rb = loadRunbook(t, "cozy-v3-move.hcl", vars)
-	res = rb.apply(t, tctx(t), "", (&couchProviders{}).forRun)
+	res = rb.apply(t, tctx(t), "", couchProviders("").forRun)
 	if res.State != journal.RunSucceeded {
 		t.Fatalf("state = %s, err = %v", res.State, res.Err)
 	}

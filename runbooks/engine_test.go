@@ -2,8 +2,11 @@ package runbooks_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,6 +81,70 @@ func (r *runbook) apply(t *testing.T, ctx context.Context, resume string, provid
 		t.Fatal(err)
 	}
 	return res
+}
+
+// stubProviders hands the engine, in-process, a new plugin from plugins
+// each time one is asked for by name. It can fail one step's first apply,
+// watch the steps' progress, and keeps the approval prompts shown, in
+// order.
+type stubProviders struct {
+	plugins map[string]func() *sdk.Plugin
+	failAt  string
+	// onProgress, when set, is called on each progress event of an apply.
+	onProgress func(action, unit string, cur int64)
+
+	mu      sync.Mutex // guards failed and prompts
+	failed  bool
+	prompts []string
+}
+
+// stubCore is a core plugin made of stub actions (approveStub, ...).
+func stubCore(actions ...sdk.Action) func() *sdk.Plugin {
+	return func() *sdk.Plugin { return &sdk.Plugin{Name: "core", Version: "0", Actions: actions} }
+}
+
+func (p *stubProviders) Provider(_ context.Context, name string) (sdk.Provider, error) {
+	if plugin, ok := p.plugins[name]; ok {
+		return &stubWatched{Provider: sdk.Local(plugin()), p: p}, nil
+	}
+	return nil, fmt.Errorf("no plugin %q", name)
+}
+
+func (p *stubProviders) forRun(string) run.Providers { return p }
+
+type stubWatched struct {
+	sdk.Provider
+	p *stubProviders
+}
+
+func (w *stubWatched) Apply(ctx context.Context, action string, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
+	w.p.mu.Lock()
+	fail := w.p.failAt != "" && !w.p.failed && strings.Contains(req.IdempotencyKey, "/"+w.p.failAt+"/")
+	if fail {
+		w.p.failed = true
+	}
+	if action == "approve" {
+		w.p.prompts = append(w.p.prompts, req.Inputs.GetAttr("prompt").AsString())
+	}
+	w.p.mu.Unlock()
+	if fail {
+		return nil, sdk.Errorf(sdk.KindConflict, false, "injected", "injected failure")
+	}
+	if w.p.onProgress != nil {
+		ev = &progressWatch{Events: ev, action: action, f: w.p.onProgress}
+	}
+	return w.Provider.Apply(ctx, action, req, ev)
+}
+
+type progressWatch struct {
+	sdk.Events
+	action string
+	f      func(action, unit string, cur int64)
+}
+
+func (c *progressWatch) Progress(cur, total int64, unit string) {
+	c.Events.Progress(cur, total, unit)
+	c.f(c.action, unit, cur)
 }
 
 // approveStub is a core.approve that approves at once.

@@ -1,18 +1,15 @@
 package runbooks_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ncw/swift/v2"
 
 	"github.com/runbookdev/runbook/engine/journal"
-	"github.com/runbookdev/runbook/engine/run"
 	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/plugins/hubic"
 	"github.com/runbookdev/runbook/plugins/hubic/hubictest"
@@ -22,48 +19,13 @@ import (
 
 // hubicProviders hands the engine the hubic and swift plugins in-process
 // and a core plugin whose approve and assert answer at once; it can fail
-// one step's first apply, and keeps the approval prompts.
-type hubicProviders struct {
-	failAt string
-
-	mu      sync.Mutex // guards failed and prompts
-	failed  bool
-	prompts []string
-}
-
-func (p *hubicProviders) Provider(_ context.Context, name string) (sdk.Provider, error) {
-	switch name {
-	case "hubic":
-		return &hubicWatched{Provider: sdk.Local(hubic.New()), p: p}, nil
-	case "swift":
-		return &hubicWatched{Provider: sdk.Local(swiftplugin.New()), p: p}, nil
-	case "core":
-		return &hubicWatched{Provider: sdk.Local(&sdk.Plugin{Name: "core", Version: "0", Actions: []sdk.Action{approveStub{}, assertStub{}}}), p: p}, nil
-	}
-	return nil, fmt.Errorf("no plugin %q", name)
-}
-
-func (p *hubicProviders) forRun(string) run.Providers { return p }
-
-type hubicWatched struct {
-	sdk.Provider
-	p *hubicProviders
-}
-
-func (w *hubicWatched) Apply(ctx context.Context, action string, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
-	w.p.mu.Lock()
-	fail := w.p.failAt != "" && !w.p.failed && strings.Contains(req.IdempotencyKey, "/"+w.p.failAt+"/")
-	if fail {
-		w.p.failed = true
-	}
-	if action == "approve" {
-		w.p.prompts = append(w.p.prompts, req.Inputs.GetAttr("prompt").AsString())
-	}
-	w.p.mu.Unlock()
-	if fail {
-		return nil, sdk.Errorf(sdk.KindConflict, false, "injected", "injected failure")
-	}
-	return w.Provider.Apply(ctx, action, req, ev)
+// step failAt's first apply.
+func hubicProviders(failAt string) *stubProviders {
+	return &stubProviders{failAt: failAt, plugins: map[string]func() *sdk.Plugin{
+		"hubic": hubic.New,
+		"swift": swiftplugin.New,
+		"core":  stubCore(approveStub{}, assertStub{}),
+	}}
 }
 
 // TestHubicExportRunbook runs hubic-export.hcl against a real Swift with
@@ -112,7 +74,7 @@ func TestHubicExportRunbook(t *testing.T) {
 		return names
 	}
 
-	res := loadRunbook(t, "hubic-export.hcl", vars).apply(t, ctx, "", (&hubicProviders{failAt: "verify"}).forRun)
+	res := loadRunbook(t, "hubic-export.hcl", vars).apply(t, ctx, "", hubicProviders("verify").forRun)
 	if res.State != journal.RunRolledBack {
 		t.Fatalf("state = %s, err = %v", res.State, res.Err)
 	}
@@ -121,7 +83,7 @@ func TestHubicExportRunbook(t *testing.T) {
 	}
 
 	vars["delete_source"] = "true"
-	p := &hubicProviders{}
+	p := hubicProviders("")
 	rb := loadRunbook(t, "hubic-export.hcl", vars)
 	res = rb.apply(t, ctx, "", p.forRun)
 	if res.State != journal.RunSucceeded {

@@ -7,37 +7,23 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/runbookdev/runbook/engine/journal"
-	"github.com/runbookdev/runbook/engine/run"
 	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/plugins/nextcloud"
 	"github.com/runbookdev/runbook/sdk"
 )
 
 // ncProviders hands the engine the nextcloud plugin in-process and a core
-// whose approve and assert answer at once; it can fail one step once.
-type ncProviders struct {
-	failAt string
-
-	mu     sync.Mutex // guards failed and approvals
-	failed bool
-	// approvals are the prompts shown, in order.
-	approvals []string
-}
-
-func (p *ncProviders) Provider(_ context.Context, name string) (sdk.Provider, error) {
-	switch name {
-	case "nextcloud":
-		return &ncWatched{Provider: sdk.Local(nextcloud.New()), p: p}, nil
-	case "core":
-		return &ncWatched{Provider: sdk.Local(&sdk.Plugin{Name: "core", Version: "0", Actions: []sdk.Action{approveStub{}, assertStub{}, noopStub{}}}), p: p}, nil
-	}
-	return nil, fmt.Errorf("no plugin %q", name)
+// whose approve and assert answer at once; it can fail step failAt once.
+func ncProviders(failAt string) *stubProviders {
+	return &stubProviders{failAt: failAt, plugins: map[string]func() *sdk.Plugin{
+		"nextcloud": nextcloud.New,
+		"core":      stubCore(approveStub{}, assertStub{}, noopStub{}),
+	}}
 }
 
 // noopStub is core.noop.
@@ -49,29 +35,6 @@ func (noopStub) Schema() sdk.ActionSchema {
 
 func (noopStub) Apply(context.Context, *sdk.ApplyRequest, sdk.Events) (*sdk.Result, error) {
 	return &sdk.Result{}, nil
-}
-
-func (p *ncProviders) forRun(string) run.Providers { return p }
-
-type ncWatched struct {
-	sdk.Provider
-	p *ncProviders
-}
-
-func (w *ncWatched) Apply(ctx context.Context, action string, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
-	w.p.mu.Lock()
-	fail := w.p.failAt != "" && !w.p.failed && strings.Contains(req.IdempotencyKey, "/"+w.p.failAt+"/")
-	if fail {
-		w.p.failed = true
-	}
-	if action == "approve" {
-		w.p.approvals = append(w.p.approvals, req.Inputs.GetAttr("prompt").AsString())
-	}
-	w.p.mu.Unlock()
-	if fail {
-		return nil, sdk.Errorf(sdk.KindConflict, false, "injected", "injected failure")
-	}
-	return w.Provider.Apply(ctx, action, req, ev)
 }
 
 func readJSON(t *testing.T, path string) map[string]any {
@@ -129,7 +92,7 @@ func TestNextcloudImportRunbook(t *testing.T) {
 	t.Run("rolled back", func(t *testing.T) {
 		target := filepath.Join(t.TempDir(), "import")
 		rb := loadRunbook(t, "nextcloud-import.hcl", vars(target, true))
-		res := rb.apply(t, tctx(t), "", (&ncProviders{failAt: "verify"}).forRun)
+		res := rb.apply(t, tctx(t), "", ncProviders("verify").forRun)
 		if res.State != journal.RunRolledBack {
 			t.Fatalf("state = %s, err = %v", res.State, res.Err)
 		}
@@ -147,7 +110,7 @@ func TestNextcloudImportRunbook(t *testing.T) {
 	t.Run("deletion refused keeps both sides", func(t *testing.T) {
 		target := filepath.Join(t.TempDir(), "import")
 		rb := loadRunbook(t, "nextcloud-import.hcl", vars(target, true))
-		res := rb.apply(t, tctx(t), "", (&ncProviders{failAt: "delete_ok"}).forRun)
+		res := rb.apply(t, tctx(t), "", ncProviders("delete_ok").forRun)
 		if res.State != journal.RunFailed {
 			t.Fatalf("state = %s, err = %v", res.State, res.Err)
 		}
@@ -169,7 +132,7 @@ func TestNextcloudImportRunbook(t *testing.T) {
 	_ = os.WriteFile(docPath, b, 0o644)
 
 	target := filepath.Join(t.TempDir(), "import")
-	provs := &ncProviders{}
+	provs := ncProviders("")
 	rb := loadRunbook(t, "nextcloud-import.hcl", vars(target, true))
 	res := rb.apply(t, tctx(t), "", provs.forRun)
 	if res.State != journal.RunSucceeded {
@@ -180,8 +143,8 @@ func TestNextcloudImportRunbook(t *testing.T) {
 			t.Errorf("%s: %q %v", p, got, err)
 		}
 	}
-	if len(provs.approvals) != 2 || !strings.Contains(provs.approvals[0], "Copy 4 files in 3 folders") || !strings.Contains(provs.approvals[1], "cannot be undone") {
-		t.Errorf("approvals = %q", provs.approvals)
+	if len(provs.prompts) != 2 || !strings.Contains(provs.prompts[0], "Copy 4 files in 3 folders") || !strings.Contains(provs.prompts[1], "cannot be undone") {
+		t.Errorf("approvals = %q", provs.prompts)
 	}
 	// The home stays; its children went.
 	if ents, err := os.ReadDir(ap.Root); err != nil || len(ents) != 0 {
