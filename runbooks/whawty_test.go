@@ -29,6 +29,7 @@ import (
 	"github.com/runbookdev/runbook/engine/run"
 	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/plugins/whawty"
+	"github.com/runbookdev/runbook/plugins/whawty/whawtytest"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -168,12 +169,9 @@ func (noopAction) Apply(_ context.Context, req *sdk.ApplyRequest, _ sdk.Events) 
 	return &sdk.Result{}, nil
 }
 
-// hmacKey is the scrypt set's hmac key: 32 ASCII 'A'.
-var hmacKey = []byte(strings.Repeat("A", 32))
-
 // whawtyHash is a whawty.auth hash file for password: on argon2id set
 // argonID (time 1, memory 64, one thread, 32 bytes) or, when argonID is 0,
-// on scrypt set 1 (cost 4, hmacKey).
+// on scrypt set 1 (cost 4, whawtytest.HMACKey).
 func whawtyHash(t *testing.T, argonID int, password string) string {
 	t.Helper()
 	b64 := base64.URLEncoding.EncodeToString
@@ -189,27 +187,9 @@ func whawtyHash(t *testing.T, argonID int, password string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := hmac.New(sha256.New, hmacKey)
+	m := hmac.New(sha256.New, whawtytest.HMACKey)
 	m.Write(s)
 	return fmt.Sprintf("hmac_sha256_scrypt:1700000000:1:%s:%s\n", b64(salt), b64(m.Sum(nil)))
-}
-
-// whawtyConfig is a store config with comments: set 1 (scrypt, default)
-// and set 2 (argon2id).
-func whawtyConfig(basedir string) string {
-	return fmt.Sprintf(`# whawty.auth store config
-basedir: "%s" # the store
-
-default: 1   # current default
-params:
-  # the old scrypt set
-  - id: 1
-    scryptauth:
-      hmackey: "%s"
-      cost: 4
-  - id: 2 # argon
-    argon2id: {time: 1, memory: 64, threads: 1, length: 32}
-`, basedir, base64.StdEncoding.EncodeToString(hmacKey))
 }
 
 // configSets reads a store config's default set and its set ids.
@@ -277,10 +257,10 @@ func newRollout(t *testing.T, nUsers int, extraVars string, sshd *testenv.SSHD) 
 			}
 		}
 		cfg := filepath.Join(dir, host, "auth-store.yaml")
-		if err := os.WriteFile(cfg, []byte(whawtyConfig(store)), 0o400); err != nil {
+		if err := os.WriteFile(cfg, []byte(whawtytest.Config(store)), 0o400); err != nil {
 			t.Fatal(err)
 		}
-		r.configs[host], r.stores[host], r.before[host] = cfg, store, whawtyConfig(store)
+		r.configs[host], r.stores[host], r.before[host] = cfg, store, whawtytest.Config(store)
 		locs[host] = cfg
 		if sshd != nil && host != "master" {
 			locs[host] = sshd.URL(cfg)
@@ -605,7 +585,7 @@ func TestSyncRunbookRefusesSetUnknownToSlave(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cfg := whawtyConfig(store)
+		cfg := whawtytest.Config(store)
 		if host != "slave2" {
 			cfg += "  - id: 5\n    argon2id: {time: 1, memory: 64, threads: 1, length: 32}\n"
 		}
@@ -656,7 +636,7 @@ func TestRemovedKeyNeverJournaledInClear(t *testing.T) {
 			_, _ = rand.Read(raw)
 			canary := base64.StdEncoding.EncodeToString(raw)
 			cfgText := fmt.Sprintf("basedir: %q\ndefault: 1\nparams:\n  - id: 1\n    scryptauth: {hmackey: %q, cost: 4}\n  - id: 9\n    scryptauth: {hmackey: %q, cost: 4}\n",
-				store, base64.StdEncoding.EncodeToString(hmacKey), canary)
+				store, base64.StdEncoding.EncodeToString(whawtytest.HMACKey), canary)
 			cfg := filepath.Join(dir, "auth-store.yaml")
 			if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
 				t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/runbookdev/runbook/plugins/whawty/whawtytest"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -22,7 +23,7 @@ func newFixture(t *testing.T, files map[string]string) fixture {
 	dir := t.TempDir()
 	f := fixture{dir: dir, store: filepath.Join(dir, "store"), config: filepath.Join(dir, "auth-store.yaml")}
 	newStore(t, f.store, files)
-	if err := os.WriteFile(f.config, []byte(configText(f.store)), 0o400); err != nil {
+	if err := os.WriteFile(f.config, []byte(whawtytest.Config(f.store)), 0o400); err != nil {
 		t.Fatal(err)
 	}
 	return f

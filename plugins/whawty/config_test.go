@@ -3,6 +3,8 @@ package whawty
 import (
 	"strings"
 	"testing"
+
+	"github.com/runbookdev/runbook/plugins/whawty/whawtytest"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -11,12 +13,12 @@ func TestParseConfig(t *testing.T) {
 		in      string
 		wantErr string
 	}{
-		{"current", configText("/s"), ""},
+		{"current", whawtytest.Config("/s"), ""},
 		{"empty params", "basedir: /s\n", ""},
-		{"unknown key", configText("/s") + "extra: 1\n", "unknown key"},
+		{"unknown key", whawtytest.Config("/s") + "extra: 1\n", "unknown key"},
 		{"old format", "basedir: /s\ndefaultctx: 1\ncontexts: []\n", "pre-2023"},
 		{"missing default", "basedir: /s\nparams:\n  - id: 3\n    argon2id: {time: 1, memory: 64, threads: 1, length: 32}\n", "default is missing"},
-		{"default not in params", strings.Replace(configText("/s"), "default: 1", "default: 9", 1), "not in params"},
+		{"default not in params", strings.Replace(whawtytest.Config("/s"), "default: 1", "default: 9", 1), "not in params"},
 		{"short key", "basedir: /s\ndefault: 1\nparams:\n  - id: 1\n    scryptauth: {hmackey: \"QUFB\", cost: 4}\n", "32 bytes"},
 		{"two algorithms", "basedir: /s\ndefault: 1\nparams:\n  - id: 1\n    argon2id: {time: 1}\n    scryptauth: {hmackey: \"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=\"}\n", "exactly one"},
 		{"no basedir", "default: 0\n", "basedir"},
@@ -32,7 +34,7 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestConfigEditsKeepComments(t *testing.T) {
-	src := configText("/s")
+	src := whawtytest.Config("/s")
 	c, err := parseConfig([]byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +80,7 @@ func TestConfigEditsKeepComments(t *testing.T) {
 }
 
 func TestConfigUndoRedactsAndRestores(t *testing.T) {
-	before := []byte(configText("/s"))
+	before := []byte(whawtytest.Config("/s"))
 	c, _ := parseConfig(before)
 	_ = c.setDefault(2)
 	_ = c.removeSet(1)

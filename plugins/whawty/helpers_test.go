@@ -3,7 +3,6 @@ package whawty
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"io/fs"
 	"os"
@@ -15,11 +14,13 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/plugins/whawty/whawtytest"
 	"github.com/runbookdev/runbook/sdk"
 )
 
-// keyA is the test vector's hmac key: 32 ASCII 'A'.
-var keyA = []byte(strings.Repeat("A", 32))
+// keyA is the test vector's hmac key: 32 ASCII 'A', the key of set 1 in
+// whawtytest.Config.
+var keyA = whawtytest.HMACKey
 
 // fastScrypt is a cheap scrypt set for tests.
 var fastScrypt = &paramSet{ID: 1, Scrypt: &scryptParams{HMACKey: keyA, Cost: 4, R: 8, P: 1}}
@@ -45,24 +46,6 @@ func hashFor(t testing.TB, set *paramSet, password string) string {
 		t.Fatal(err)
 	}
 	return formatHashLine(h) + "\n"
-}
-
-// configText is a config with comments: set 1 (scrypt, default) and set 2
-// (argon2id).
-func configText(basedir string) string {
-	return fmt.Sprintf(`# whawty.auth store config
-basedir: "%s" # the store
-
-default: 1   # current default
-params:
-  # the old scrypt set
-  - id: 1
-    scryptauth:
-      hmackey: "%s"
-      cost: 4
-  - id: 2 # argon
-    argon2id: {time: 1, memory: 64, threads: 1, length: 32}
-`, basedir, base64.StdEncoding.EncodeToString(keyA))
 }
 
 // newStore creates a store directory with .tmp and the given files

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/runbookdev/runbook/internal/testenv"
+	"github.com/runbookdev/runbook/plugins/whawty/whawtytest"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -156,7 +157,7 @@ func TestSyncRefusesSetUnknownToSlave(t *testing.T) {
 		}
 	}
 	cfg := filepath.Join(t.TempDir(), "auth-store.yaml")
-	if err := os.WriteFile(cfg, []byte(configText(slave)), 0o400); err != nil {
+	if err := os.WriteFile(cfg, []byte(whawtytest.Config(slave)), 0o400); err != nil {
 		t.Fatal(err)
 	}
 	in := map[string]any{"source": master, "destination": slave, "destination_config": cfg}
@@ -177,7 +178,7 @@ func TestSyncRefusesSetUnknownToSlave(t *testing.T) {
 	}
 	// Once the slave's config has the set, the sync goes through and the
 	// slave passes whawty's check with its config.
-	if err := os.WriteFile(cfg, []byte(configText(slave)+"  - id: 5\n    argon2id: {time: 1, memory: 64, threads: 1, length: 32}\n"), 0o400); err != nil {
+	if err := os.WriteFile(cfg, []byte(whawtytest.Config(slave)+"  - id: 5\n    argon2id: {time: 1, memory: 64, threads: 1, length: 32}\n"), 0o400); err != nil {
 		t.Fatal(err)
 	}
 	mustApply(t, "sync", in)
