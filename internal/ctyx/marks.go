@@ -1,4 +1,5 @@
-// Package ctyx holds small cty helpers that the engine calls on every step.
+// Package ctyx holds small cty helpers: the engine calls them on every
+// step, the plugins read their inputs with them.
 package ctyx
 
 import "github.com/zclconf/go-cty/cty"

@@ -7,6 +7,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -96,12 +97,12 @@ func (a checkAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 	}
 	names := listAttr(req.Inputs, "databases")
 	var all []string
-	if p := strAttr(req.Inputs, "prefix"); p != "" || len(names) == 0 {
+	if p := ctyx.StringAttr(req.Inputs, "prefix"); p != "" || len(names) == 0 {
 		if all, err = c.AllDBs(ctx); err != nil {
 			return nil, fmt.Errorf("check %s: list databases (needs an admin on CouchDB 3): %w", c.Name(), err)
 		}
 	}
-	if p := strAttr(req.Inputs, "prefix"); p != "" {
+	if p := ctyx.StringAttr(req.Inputs, "prefix"); p != "" {
 		if !strings.HasSuffix(p, "/") {
 			p += "/"
 		}
@@ -138,7 +139,7 @@ func (a checkAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Ev
 		return nil, err
 	}
 	res := &sdk.Result{Outputs: v}
-	if len(out.Missing) > 0 && boolAttr(req.Inputs, "require_databases", true) && len(listAttr(req.Inputs, "databases")) > 0 {
+	if len(out.Missing) > 0 && ctyx.BoolAttr(req.Inputs, "require_databases", true) && len(listAttr(req.Inputs, "databases")) > 0 {
 		return res, sdk.Errorf(sdk.KindNotFound, false, "check the database names (a Cozy v3 database is named PREFIX/DOCTYPE)",
 			"missing databases on %s: %s", c.Name(), strings.Join(out.Missing, ", "))
 	}

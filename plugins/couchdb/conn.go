@@ -8,6 +8,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -35,9 +36,9 @@ type conn struct {
 // connFrom reads the prefixed connection inputs from an inputs object.
 func connFrom(in cty.Value, prefix string) conn {
 	return conn{
-		URL:      strAttr(in, prefix+"url"),
-		Username: strAttr(in, prefix+"username"),
-		Password: strAttr(in, prefix+"password"),
+		URL:      ctyx.StringAttr(in, prefix+"url"),
+		Username: ctyx.StringAttr(in, prefix+"username"),
+		Password: ctyx.StringAttr(in, prefix+"password"),
 	}
 }
 
@@ -65,48 +66,8 @@ func openPair(ctx context.Context, in cty.Value) (src, dst *Client, dbs []string
 	return src, dst, dbs, nil
 }
 
-// strAttr returns a known string attribute or "".
-func strAttr(in cty.Value, name string) string {
-	v := attr(in, name)
-	if v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
-		return ""
-	}
-	return v.AsString()
-}
-
-// attr returns the named attribute, or null when absent.
-func attr(in cty.Value, name string) cty.Value {
-	if in == cty.NilVal || in.IsNull() || !in.IsKnown() {
-		return cty.NullVal(cty.DynamicPseudoType)
-	}
-	in, _ = in.UnmarkDeep()
-	if !in.Type().IsObjectType() || !in.Type().HasAttribute(name) {
-		return cty.NullVal(cty.DynamicPseudoType)
-	}
-	return in.GetAttr(name)
-}
-
-// intAttr returns a known number attribute, or def when null.
-func intAttr(in cty.Value, name string, def int64) (int64, bool) {
-	v := attr(in, name)
-	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Number {
-		return def, false
-	}
-	bf := v.AsBigFloat()
-	i, _ := bf.Int64()
-	return i, true
-}
-
-func boolAttr(in cty.Value, name string, def bool) bool {
-	v := attr(in, name)
-	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Bool {
-		return def
-	}
-	return v.True()
-}
-
 func listAttr(in cty.Value, name string) []string {
-	v := attr(in, name)
+	v := ctyx.Attr(in, name)
 	if v.IsNull() || !v.IsKnown() || !v.CanIterateElements() {
 		return nil
 	}
@@ -130,7 +91,7 @@ var databaseAttrs = []sdk.Attribute{
 // deduplicated, checking that at least one is given.
 func resolveDatabases(ctx context.Context, c *Client, in cty.Value) ([]string, error) {
 	dbs := listAttr(in, "databases")
-	if p := strAttr(in, "prefix"); p != "" {
+	if p := ctyx.StringAttr(in, "prefix"); p != "" {
 		if !strings.HasSuffix(p, "/") {
 			p += "/"
 		}
@@ -163,7 +124,7 @@ func resolveDatabases(ctx context.Context, c *Client, in cty.Value) ([]string, e
 // validateDatabases is the shared Validate part for databases/prefix.
 func validateDatabases(in cty.Value) sdk.Diagnostics {
 	var d sdk.Diagnostics
-	dv, pv := attr(in, "databases"), attr(in, "prefix")
+	dv, pv := ctyx.Attr(in, "databases"), ctyx.Attr(in, "prefix")
 	if !dv.IsKnown() || !pv.IsKnown() {
 		return nil
 	}
@@ -175,7 +136,7 @@ func validateDatabases(in cty.Value) sdk.Diagnostics {
 
 // validateURL checks a known URL input.
 func validateURL(in cty.Value, name string) sdk.Diagnostics {
-	v := attr(in, name)
+	v := ctyx.Attr(in, name)
 	if v.IsNull() || !v.IsKnown() {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -53,7 +54,7 @@ func (deleteDocsAction) Schema() sdk.ActionSchema {
 
 func (deleteDocsAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateURL(in, "url")
-	sv, iv, tv := attr(in, "selector"), attr(in, "ids"), attr(in, "doc_type")
+	sv, iv, tv := ctyx.Attr(in, "selector"), ctyx.Attr(in, "ids"), ctyx.Attr(in, "doc_type")
 	if sv.IsKnown() && iv.IsKnown() && tv.IsKnown() && sv.IsNull() && iv.IsNull() && tv.IsNull() {
 		d = d.Errorf([]string{"selector"}, "set selector, doc_type or ids")
 	}
@@ -62,7 +63,7 @@ func (deleteDocsAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostic
 			d = d.Errorf([]string{"selector"}, "%v", err)
 		}
 	}
-	if n, ok := intAttr(in, "expect_count", 0); ok && n < 0 {
+	if n, ok := ctyx.IntAttr(in, "expect_count", 0); ok && n < 0 {
 		d = d.Errorf([]string{"expect_count"}, "expect_count cannot be negative")
 	}
 	return d
@@ -84,7 +85,7 @@ type deleteUndo struct {
 
 // selectDocs lists the documents the inputs designate, sorted by id.
 func selectDocs(ctx context.Context, c *Client, in cty.Value) ([]map[string]any, error) {
-	db := strAttr(in, "database")
+	db := ctyx.StringAttr(in, "database")
 	var docs []map[string]any
 	ids := listAttr(in, "ids")
 	sel, err := inputSelector(in)
@@ -97,7 +98,7 @@ func selectDocs(ctx context.Context, c *Client, in cty.Value) ([]map[string]any,
 			return nil, err
 		}
 		docs = res.Docs
-		if !attr(in, "ids").IsNull() {
+		if !ctyx.Attr(in, "ids").IsNull() {
 			keep := map[string]bool{}
 			for _, id := range ids {
 				keep[id] = true
@@ -126,8 +127,8 @@ func selectDocs(ctx context.Context, c *Client, in cty.Value) ([]map[string]any,
 	for _, id := range listAttr(in, "exclude_ids") {
 		exclude[id] = true
 	}
-	maxV := attr(in, "max_versions")
-	vfield, vkey := strAttr(in, "version_field"), strAttr(in, "version_key")
+	maxV := ctyx.Attr(in, "max_versions")
+	vfield, vkey := ctyx.StringAttr(in, "version_field"), ctyx.StringAttr(in, "version_key")
 	if vfield == "" {
 		vfield = "version"
 	}
@@ -171,24 +172,24 @@ func selectDocs(ctx context.Context, c *Client, in cty.Value) ([]map[string]any,
 func describeDelete(in cty.Value) string {
 	var b strings.Builder
 	b.WriteString("delete the documents")
-	if db := strAttr(in, "database"); db != "" {
+	if db := ctyx.StringAttr(in, "database"); db != "" {
 		b.WriteString(" of " + db)
 	}
-	if dt := strAttr(in, "doc_type"); dt != "" {
+	if dt := ctyx.StringAttr(in, "doc_type"); dt != "" {
 		fmt.Fprintf(&b, " whose docType is %s (in any case)", dt)
 	}
-	if sv := attr(in, "selector"); sv.IsWhollyKnown() && !sv.IsNull() {
+	if sv := ctyx.Attr(in, "selector"); sv.IsWhollyKnown() && !sv.IsNull() {
 		if sel, err := selectorFrom(sv); err == nil {
 			fmt.Fprintf(&b, " matching %s", mustJSON(sel))
 		}
 	}
-	switch ev := attr(in, "exclude_ids"); {
+	switch ev := ctyx.Attr(in, "exclude_ids"); {
 	case !ev.IsWhollyKnown():
 		b.WriteString(", except those exclude_ids names (known at apply time)")
 	case !ev.IsNull() && ev.LengthInt() > 0:
 		fmt.Fprintf(&b, ", except %s", strings.Join(listAttr(in, "exclude_ids"), ", "))
 	}
-	if n, ok := intAttr(in, "expect_count", 0); ok {
+	if n, ok := ctyx.IntAttr(in, "expect_count", 0); ok {
 		fmt.Fprintf(&b, "; exactly %d expected, else nothing is deleted", n)
 	}
 	if !in.IsWhollyKnown() {
@@ -199,11 +200,11 @@ func describeDelete(in cty.Value) string {
 
 // guard applies expect_count and max_count.
 func guard(in cty.Value, n int) error {
-	if want, ok := intAttr(in, "expect_count", 0); ok && int64(n) != want {
+	if want, ok := ctyx.IntAttr(in, "expect_count", 0); ok && int64(n) != want {
 		return sdk.Errorf(sdk.KindConflict, false, "look at what matches (runbook plan, or couchdb.find), then fix the selector or expect_count",
 			"%d documents match, expected %d: nothing deleted", n, want)
 	}
-	if max, _ := intAttr(in, "max_count", 1000); int64(n) > max {
+	if max, _ := ctyx.IntAttr(in, "max_count", 1000); int64(n) > max {
 		return sdk.Errorf(sdk.KindConflict, false, "narrow the selector or raise max_count",
 			"%d documents match, more than max_count %d: nothing deleted", n, max)
 	}
@@ -234,7 +235,7 @@ func (deleteDocsAction) Plan(ctx context.Context, req *sdk.PlanRequest) (*sdk.Pl
 	if err != nil {
 		return nil, err
 	}
-	res := &sdk.PlanResult{Summary: fmt.Sprintf("delete %d documents from %s", len(docs), strAttr(req.Inputs, "database")),
+	res := &sdk.PlanResult{Summary: fmt.Sprintf("delete %d documents from %s", len(docs), ctyx.StringAttr(req.Inputs, "database")),
 		Counts: map[string]int64{"delete": int64(len(docs))}}
 	for i, id := range idsOf(docs) {
 		if i == 50 {
@@ -255,7 +256,7 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 		return nil, err
 	}
 	defer c.Close()
-	db := strAttr(req.Inputs, "database")
+	db := ctyx.StringAttr(req.Inputs, "database")
 	docs, err := selectDocs(ctx, c, req.Inputs)
 	if err != nil {
 		return nil, err

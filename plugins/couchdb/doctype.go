@@ -8,6 +8,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -38,14 +39,14 @@ func caseInsensitiveRegex(s string) string {
 // or both; nil when neither is set.
 func inputSelector(in cty.Value) (map[string]any, error) {
 	var sel map[string]any
-	if v := attr(in, "selector"); !v.IsNull() {
+	if v := ctyx.Attr(in, "selector"); !v.IsNull() {
 		s, err := selectorFrom(v)
 		if err != nil {
 			return nil, err
 		}
 		sel = s
 	}
-	dt := strAttr(in, "doc_type")
+	dt := ctyx.StringAttr(in, "doc_type")
 	if dt == "" {
 		return sel, nil
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -137,8 +138,8 @@ func (a dumpAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 		return nil, err
 	}
 	defer c.Close()
-	db, path := strAttr(req.Inputs, "database"), strAttr(req.Inputs, "path")
-	if _, err := os.Stat(path); err == nil && !boolAttr(req.Inputs, "overwrite", false) {
+	db, path := ctyx.StringAttr(req.Inputs, "database"), ctyx.StringAttr(req.Inputs, "path")
+	if _, err := os.Stat(path); err == nil && !ctyx.BoolAttr(req.Inputs, "overwrite", false) {
 		return nil, sdk.Errorf(sdk.KindConflict, false, "choose another path or set overwrite = true", "%s already exists", path)
 	}
 	info, err := c.DBInfo(ctx, db)
@@ -174,7 +175,7 @@ func (a dumpAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 	bw.Write(hdr)
 	bw.WriteByte('\n')
 	sink := &fileSink{w: bw}
-	workers, _ := intAttr(req.Inputs, "workers", 4)
+	workers, _ := ctyx.IntAttr(req.Inputs, "workers", 4)
 	r := &replication{src: c, srcDB: db, dst: sink, batchSize: 500, workers: int(workers)}
 	if n, ok := seqNumber(info.UpdateSeq); ok {
 		r.srcUpdateSeq = n

@@ -12,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -50,7 +51,7 @@ func (findAction) Schema() sdk.ActionSchema {
 
 func (findAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateURL(in, "url")
-	sv, tv := attr(in, "selector"), attr(in, "doc_type")
+	sv, tv := ctyx.Attr(in, "selector"), ctyx.Attr(in, "doc_type")
 	if sv.IsKnown() && tv.IsKnown() && sv.IsNull() && tv.IsNull() {
 		d = d.Errorf([]string{"selector"}, "set selector or doc_type")
 	}
@@ -275,9 +276,9 @@ func (findAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Event
 	if err != nil {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "fix the selector", "%v", err)
 	}
-	db := strAttr(req.Inputs, "database")
-	limit, _ := intAttr(req.Inputs, "limit", 0)
-	ps, _ := intAttr(req.Inputs, "page_size", 1000)
+	db := ctyx.StringAttr(req.Inputs, "database")
+	limit, _ := ctyx.IntAttr(req.Inputs, "limit", 0)
+	ps, _ := ctyx.IntAttr(req.Inputs, "page_size", 1000)
 	res, err := findDocs(ctx, c, db, sel, listAttr(req.Inputs, "fields"), int(limit), int(ps))
 	if err != nil {
 		return nil, err

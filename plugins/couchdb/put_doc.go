@@ -8,6 +8,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -64,13 +65,13 @@ func docFrom(v cty.Value) (map[string]any, error) {
 
 func (putDocAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateURL(in, "url")
-	dv := attr(in, "doc")
+	dv := ctyx.Attr(in, "doc")
 	if dv.IsWhollyKnown() && !dv.IsNull() {
 		doc, err := docFrom(dv)
 		if err != nil {
 			return d.Errorf([]string{"doc"}, "%v", err)
 		}
-		if iv := attr(in, "id"); iv.IsKnown() && iv.IsNull() {
+		if iv := ctyx.Attr(in, "id"); iv.IsKnown() && iv.IsNull() {
 			if id, _ := doc["_id"].(string); id == "" {
 				d = d.Errorf([]string{"id"}, "set id or give the doc an _id")
 			}
@@ -94,12 +95,12 @@ func (a putDocAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 		return nil, err
 	}
 	defer c.Close()
-	db := strAttr(req.Inputs, "database")
-	doc, err := docFrom(attr(req.Inputs, "doc"))
+	db := ctyx.StringAttr(req.Inputs, "database")
+	doc, err := docFrom(ctyx.Attr(req.Inputs, "doc"))
 	if err != nil {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "fix the doc input", "%v", err)
 	}
-	id := strAttr(req.Inputs, "id")
+	id := ctyx.StringAttr(req.Inputs, "id")
 	if id == "" {
 		id, _ = doc["_id"].(string)
 	}
@@ -108,7 +109,7 @@ func (a putDocAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 	}
 	doc["_id"] = id
 	delete(doc, "_rev")
-	if boolAttr(req.Inputs, "create_database", false) {
+	if ctyx.BoolAttr(req.Inputs, "create_database", false) {
 		if _, err := c.CreateDB(ctx, db); err != nil {
 			return nil, fmt.Errorf("create %s: %w", db, err)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -62,10 +63,10 @@ func (replicateAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics
 	d := validateDatabases(in)
 	d = append(d, validateURL(in, "source_url")...)
 	d = append(d, validateURL(in, "target_url")...)
-	if v := attr(in, "mode"); v.IsKnown() && !v.IsNull() && v.AsString() != "plugin" && v.AsString() != "server" {
+	if v := ctyx.Attr(in, "mode"); v.IsKnown() && !v.IsNull() && v.AsString() != "plugin" && v.AsString() != "server" {
 		d = d.Errorf([]string{"mode"}, `mode must be "plugin" or "server"`)
 	}
-	if v := attr(in, "verify"); v.IsKnown() && !v.IsNull() {
+	if v := ctyx.Attr(in, "verify"); v.IsKnown() && !v.IsNull() {
 		switch v.AsString() {
 		case "full", "counts", "none":
 		default:
@@ -73,14 +74,14 @@ func (replicateAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics
 		}
 	}
 	for _, n := range []string{"checkpoint_interval", "poll_interval"} {
-		if v := attr(in, n); v.IsKnown() && !v.IsNull() {
+		if v := ctyx.Attr(in, n); v.IsKnown() && !v.IsNull() {
 			if _, err := time.ParseDuration(v.AsString()); err != nil {
 				d = d.Errorf([]string{n}, "not a duration: %v", err)
 			}
 		}
 	}
 	for _, n := range []string{"batch_size", "workers"} {
-		if v, ok := intAttr(in, n, 0); ok && (v < 1 || v > 10000) {
+		if v, ok := ctyx.IntAttr(in, n, 0); ok && (v < 1 || v > 10000) {
 			d = d.Errorf([]string{n}, "%s must be between 1 and 10000", n)
 		}
 	}
@@ -102,26 +103,26 @@ type replicateOptions struct {
 
 func decodeReplicate(in cty.Value) (replicateOptions, error) {
 	o := replicateOptions{src: connFrom(in, "source_"), dst: connFrom(in, "target_"),
-		mode: strAttr(in, "mode"), createTarget: boolAttr(in, "create_target", true), verify: strAttr(in, "verify"),
-		gzip: boolAttr(in, "gzip", false)}
+		mode: ctyx.StringAttr(in, "mode"), createTarget: ctyx.BoolAttr(in, "create_target", true), verify: ctyx.StringAttr(in, "verify"),
+		gzip: ctyx.BoolAttr(in, "gzip", false)}
 	if o.mode == "" {
 		o.mode = "plugin"
 	}
 	if o.verify == "" {
 		o.verify = "full"
 	}
-	bs, _ := intAttr(in, "batch_size", 500)
-	w, _ := intAttr(in, "workers", 4)
+	bs, _ := ctyx.IntAttr(in, "batch_size", 500)
+	w, _ := ctyx.IntAttr(in, "workers", 4)
 	o.batchSize, o.workers = int(bs), int(w)
 	var err error
 	o.checkpointEvery = 5 * time.Second
-	if s := strAttr(in, "checkpoint_interval"); s != "" {
+	if s := ctyx.StringAttr(in, "checkpoint_interval"); s != "" {
 		if o.checkpointEvery, err = time.ParseDuration(s); err != nil {
 			return o, sdk.Errorf(sdk.KindInvalid, false, `use a duration like "5s"`, "checkpoint_interval: %v", err)
 		}
 	}
 	o.pollEvery = 2 * time.Second
-	if s := strAttr(in, "poll_interval"); s != "" {
+	if s := ctyx.StringAttr(in, "poll_interval"); s != "" {
 		if o.pollEvery, err = time.ParseDuration(s); err != nil {
 			return o, sdk.Errorf(sdk.KindInvalid, false, `use a duration like "2s"`, "poll_interval: %v", err)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -66,7 +67,7 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 		return nil, err
 	}
 	defer c.Close()
-	path := strAttr(req.Inputs, "path")
+	path := ctyx.StringAttr(req.Inputs, "path")
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, sdk.Errorf(sdk.KindNotFound, false, "check the dump's path", "open dump: %v", err)
@@ -85,7 +86,7 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 	if err := json.Unmarshal(sc.Bytes(), &hdr); err != nil || hdr.Format != dumpFormat {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "give a file written by couchdb.dump", "%s is not a couchdb dump", path)
 	}
-	db := strAttr(req.Inputs, "database")
+	db := ctyx.StringAttr(req.Inputs, "database")
 	if db == "" {
 		db = hdr.Database
 	}
@@ -103,7 +104,7 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 	if err != nil {
 		return nil, err
 	}
-	if exists && boolAttr(req.Inputs, "replace", false) {
+	if exists && ctyx.BoolAttr(req.Inputs, "replace", false) {
 		ev.Log(sdk.LevelWarn, fmt.Sprintf("deleting %s to restore it exactly as dumped", db))
 		if err := c.DeleteDB(ctx, db); err != nil {
 			return nil, fmt.Errorf("delete %s: %w", db, err)
@@ -111,7 +112,7 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 		exists, undo.Replaced = false, true
 	}
 	if !exists {
-		if !boolAttr(req.Inputs, "create_target", true) {
+		if !ctyx.BoolAttr(req.Inputs, "create_target", true) {
 			return nil, sdk.Errorf(sdk.KindNotFound, false, "create it or set create_target = true", "database %s does not exist", db)
 		}
 		created, err := c.CreateDB(ctx, db)
@@ -131,12 +132,12 @@ func (a restoreAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.
 			undo.Created = true
 		}
 	}
-	if boolAttr(req.Inputs, "restore_security", false) && len(hdr.Security) > 0 {
+	if ctyx.BoolAttr(req.Inputs, "restore_security", false) && len(hdr.Security) > 0 {
 		if err := putSecurity(ctx, c, db, hdr.Security); err != nil {
 			return result(), fmt.Errorf("restore _security of %s: %w", db, err)
 		}
 	}
-	bs, _ := intAttr(req.Inputs, "batch_size", 500)
+	bs, _ := ctyx.IntAttr(req.Inputs, "batch_size", 500)
 	var batch []json.RawMessage
 	flush := func() error {
 		if len(batch) == 0 {

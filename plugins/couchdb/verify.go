@@ -11,6 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -185,8 +186,8 @@ func (a verifyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 	}
 	defer src.Close()
 	defer dst.Close()
-	sample, _ := intAttr(req.Inputs, "sample", 0)
-	revs := boolAttr(req.Inputs, "revisions", true)
+	sample, _ := ctyx.IntAttr(req.Inputs, "sample", 0)
+	revs := ctyx.BoolAttr(req.Inputs, "revisions", true)
 	var out struct {
 		OK      bool          `cty:"ok"`
 		Missing int64         `cty:"missing_revisions"`
@@ -199,7 +200,7 @@ func (a verifyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 		if err != nil {
 			return nil, err
 		}
-		rep.IgnoreCounts = !boolAttr(req.Inputs, "compare_counts", true)
+		rep.IgnoreCounts = !ctyx.BoolAttr(req.Inputs, "compare_counts", true)
 		ev.Log(sdk.LevelInfo, rep.summary())
 		ev.Progress(int64(i+1), int64(len(dbs)), "databases")
 		ids := rep.MissingIDs
@@ -218,7 +219,7 @@ func (a verifyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.E
 		return nil, err
 	}
 	res := &sdk.Result{Outputs: v}
-	if !out.OK && boolAttr(req.Inputs, "fail_on_mismatch", true) {
+	if !out.OK && ctyx.BoolAttr(req.Inputs, "fail_on_mismatch", true) {
 		return res, sdk.Errorf(sdk.KindConflict, false, "replicate again (it resumes and fills the gaps), then verify", "databases differ: %s", strings.Join(bad, "; "))
 	}
 	return res, nil

@@ -5,8 +5,10 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/internal/ctyx"
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // connAttrs are the inputs naming one server and account; with a prefix
@@ -34,10 +36,10 @@ type conn struct {
 
 func connFrom(in cty.Value, prefix string) conn {
 	return conn{
-		URL:      strAttr(in, prefix+"url"),
-		Login:    strAttr(in, prefix+"login"),
-		Password: strAttr(in, prefix+"password"),
-		UserID:   strAttr(in, prefix+"user_id"),
+		URL:      ctyx.StringAttr(in, prefix+"url"),
+		Login:    ctyx.StringAttr(in, prefix+"login"),
+		Password: ctyx.StringAttr(in, prefix+"password"),
+		UserID:   ctyx.StringAttr(in, prefix+"user_id"),
 	}
 }
 
@@ -77,7 +79,7 @@ func joinPath(root, rel string) string {
 // validateConn checks a connection's URL when known.
 func validateConn(in cty.Value, prefix string) sdk.Diagnostics {
 	var d sdk.Diagnostics
-	v := attr(in, prefix+"url")
+	v := ctyx.Attr(in, prefix+"url")
 	if v.IsNull() || !v.IsKnown() {
 		return d
 	}
@@ -88,23 +90,8 @@ func validateConn(in cty.Value, prefix string) sdk.Diagnostics {
 	return d
 }
 
-// strAttr returns a known string attribute or "".
-func strAttr(in cty.Value, name string) string {
-	v := attr(in, name)
-	if v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
-		return ""
-	}
-	return v.AsString()
-}
-
-// attr returns the named attribute, or null when absent.
-func attr(in cty.Value, name string) cty.Value {
-	if in == cty.NilVal || in.IsNull() || !in.IsKnown() {
-		return cty.NullVal(cty.DynamicPseudoType)
-	}
-	in, _ = in.UnmarkDeep()
-	if !in.Type().IsObjectType() || !in.Type().HasAttribute(name) {
-		return cty.NullVal(cty.DynamicPseudoType)
-	}
-	return in.GetAttr(name)
+// intAttr returns a known number attribute, or def.
+func intAttr(in cty.Value, name string, def int) int {
+	i, _ := ctyx.IntAttr(in, name, int64(def))
+	return int(i)
 }

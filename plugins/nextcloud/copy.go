@@ -12,9 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/runbookdev/runbook/internal/backoff"
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/internal/backoff"
+	"github.com/runbookdev/runbook/internal/ctyx"
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // copyAction is nextcloud.copy.
@@ -82,17 +84,17 @@ func (copyAction) Schema() sdk.ActionSchema {
 func (copyAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateConn(in, "")
 	d = append(d, validateConn(in, "target_")...)
-	dir, url := attr(in, "target_dir"), attr(in, "target_url")
+	dir, url := ctyx.Attr(in, "target_dir"), ctyx.Attr(in, "target_url")
 	if dir.IsKnown() && url.IsKnown() {
 		if dir.IsNull() == url.IsNull() {
 			d = d.Errorf([]string{"target_dir"}, "set exactly one of target_dir and target_url")
 		}
 	}
-	if v := attr(in, "target_vendor"); !v.IsNull() && v.IsKnown() {
+	if v := ctyx.Attr(in, "target_vendor"); !v.IsNull() && v.IsKnown() {
 		switch s := v.AsString(); s {
 		case "webdav", "nextcloud":
 		case "cozy":
-			if t := attr(in, "target_token"); t.IsKnown() && t.IsNull() {
+			if t := ctyx.Attr(in, "target_token"); t.IsKnown() && t.IsNull() {
 				d = d.Errorf([]string{"target_token"}, "a Cozy target needs target_token")
 			}
 		default:
@@ -139,17 +141,9 @@ type copyState struct {
 	Bytes  int64  `json:"bytes,omitempty"`
 }
 
-func boolAttr(in cty.Value, name string, def bool) bool {
-	v := attr(in, name)
-	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Bool {
-		return def
-	}
-	return v.True()
-}
-
 // openTarget builds the copy's target from the inputs.
 func openTarget(ctx context.Context, in cty.Value) (target, error) {
-	if d := strAttr(in, "target_dir"); d != "" {
+	if d := ctyx.StringAttr(in, "target_dir"); d != "" {
 		abs, err := filepath.Abs(d)
 		if err != nil {
 			return nil, sdk.Errorf(sdk.KindInvalid, false, "", "target_dir: %v", err)
@@ -160,20 +154,20 @@ func openTarget(ctx context.Context, in cty.Value) (target, error) {
 	if tc.URL == "" {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "set target_dir or target_url", "no target")
 	}
-	if strAttr(in, "target_vendor") == "cozy" {
-		return newCozyTarget(tc.URL, strAttr(in, "target_token"), strAttr(in, "target_path"), filepath.Join(stateDir(in), "spool"))
+	if ctyx.StringAttr(in, "target_vendor") == "cozy" {
+		return newCozyTarget(tc.URL, ctyx.StringAttr(in, "target_token"), ctyx.StringAttr(in, "target_path"), filepath.Join(stateDir(in), "spool"))
 	}
 	c, root, err := tc.davRoot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("target: %w", err)
 	}
-	return &davTarget{c: c, root: joinPath(root, strAttr(in, "target_path")), user: filepathBase(root),
-		nextcloud: strAttr(in, "target_vendor") == "nextcloud", chunkSize: int64(intAttr(in, "chunk_size", 10<<20))}, nil
+	return &davTarget{c: c, root: joinPath(root, ctyx.StringAttr(in, "target_path")), user: filepathBase(root),
+		nextcloud: ctyx.StringAttr(in, "target_vendor") == "nextcloud", chunkSize: int64(intAttr(in, "chunk_size", 10<<20))}, nil
 }
 
 // stateDir is where ledgers live.
 func stateDir(in cty.Value) string {
-	if d := strAttr(in, "state_dir"); d != "" {
+	if d := ctyx.StringAttr(in, "state_dir"); d != "" {
 		return d
 	}
 	if d := os.Getenv("RUNBOOK_STATE_DIR"); d != "" {
@@ -251,7 +245,7 @@ func (a copyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 			st.Ledger = cp.Ledger
 		}
 	}
-	run := &copyRun{src: src, srcRoot: joinPath(root, strAttr(in, "path")), tgt: tgt, done: map[string]bool{}, ev: ev}
+	run := &copyRun{src: src, srcRoot: joinPath(root, ctyx.StringAttr(in, "path")), tgt: tgt, done: map[string]bool{}, ev: ev}
 	run.out = copyOutputs{Skipped: []skipped{}, Errors: []fileError{}, Changed: []string{}, Ledger: st.Ledger, TargetDesc: tgt.describe()}
 	pending := map[string]ledgerLine{} // intents not settled
 	err = readLedger(st.Ledger, func(l ledgerLine) error {
@@ -323,7 +317,7 @@ func (a copyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 	if err != nil {
 		return res, err
 	}
-	if run.out.NErrors > 0 && boolAttr(in, "fail_on_errors", true) {
+	if run.out.NErrors > 0 && ctyx.BoolAttr(in, "fail_on_errors", true) {
 		first := run.out.Errors[0]
 		return res, sdk.Errorf(sdk.KindConflict, true, "see the errors output; apply again to copy what is missing (finished files are not sent again)",
 			"%d files could not be copied, e.g. %s: %s", run.out.NErrors, first.Path, first.Message)

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/internal/ctyx"
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // deleteSourceAction is nextcloud.delete_source.
@@ -47,7 +49,7 @@ func (a deleteSourceAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev
 		return nil, err
 	}
 	defer c.Close()
-	dir := joinPath(root, strAttr(in, "path"))
+	dir := joinPath(root, ctyx.StringAttr(in, "path"))
 	var kids []entry
 	if err := c.propfind(ctx, dir, func(e entry, self bool) error {
 		if !self {
@@ -84,7 +86,7 @@ func (a deleteSourceAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev
 		}
 		ev.Progress(int64(i+1), int64(len(kids)), "entries")
 	}
-	if boolAttr(in, "empty_trash", false) && len(out.Errors) == 0 {
+	if ctyx.BoolAttr(in, "empty_trash", false) && len(out.Errors) == 0 {
 		resp, err := c.Do(ctx, Request{Method: http.MethodDelete, Path: "/remote.php/dav/trashbin/" + filepathBase(root) + "/trash", Idempotent: true})
 		if err != nil {
 			return nil, fmt.Errorf("empty the trash bin: %w", err)

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -345,7 +346,7 @@ func settleForUndo(ctx context.Context, req *sdk.UndoRequest, tgt target, pendin
 		return nil, nil, fmt.Errorf("source, to check what an interrupted upload left: %w", err)
 	}
 	defer src.Close()
-	srcRoot := joinPath(root, strAttr(req.Inputs, "path"))
+	srcRoot := joinPath(root, ctyx.StringAttr(req.Inputs, "path"))
 	for _, p := range slices.Sorted(maps.Keys(pending)) {
 		out, line, why, err := settleIntent(ctx, tgt, src, joinPath(srcRoot, p), pending[p])
 		if err != nil {

@@ -11,8 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/internal/ctyx"
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // inventoryAction is nextcloud.inventory.
@@ -73,16 +75,6 @@ func lineOf(e entry) manifestLine {
 	return l
 }
 
-// intAttr returns a known number attribute, or def when null.
-func intAttr(in cty.Value, name string, def int) int {
-	v := attr(in, name)
-	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Number {
-		return def
-	}
-	i, _ := v.AsBigFloat().Int64()
-	return int(i)
-}
-
 func (a inventoryAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
 	in := req.Inputs
 	c, root, err := connFrom(in, "").davRoot(ctx)
@@ -90,7 +82,7 @@ func (a inventoryAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sd
 		return nil, err
 	}
 	defer c.Close()
-	dest := strAttr(in, "manifest")
+	dest := ctyx.StringAttr(in, "manifest")
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "choose a writable manifest path", "manifest: %v", err)
 	}
@@ -108,7 +100,7 @@ func (a inventoryAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sd
 		sums                   atomic.Int64
 		lastProgress           time.Time
 	)
-	top := joinPath(root, strAttr(in, "path"))
+	top := joinPath(root, ctyx.StringAttr(in, "path"))
 	err = c.walk(ctx, top, intAttr(in, "concurrency", defaultConcurrency), func(e entry) error {
 		if e.Dir {
 			folders.Add(1)

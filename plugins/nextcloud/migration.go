@@ -9,8 +9,10 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/internal/ctyx"
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // The AMQP contract of cozy-stack's Nextcloud migration
@@ -105,7 +107,7 @@ func scrubAMQP(err error, amqpURL string) string {
 }
 
 func exchangeOf(in cty.Value) string {
-	if e := strAttr(in, "exchange"); e != "" {
+	if e := ctyx.StringAttr(in, "exchange"); e != "" {
 		return e
 	}
 	return defaultExchange
@@ -146,7 +148,7 @@ func (requestMigrationAction) Schema() sdk.ActionSchema {
 func (requestMigrationAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateConn(in, "")
 	d = append(d, validateStore(in)...)
-	if v := attr(in, "instance"); v.IsKnown() && !v.IsNull() {
+	if v := ctyx.Attr(in, "instance"); v.IsKnown() && !v.IsNull() {
 		if err := checkInstance(v.AsString()); err != nil {
 			d = d.Errorf([]string{"instance"}, "%v", err)
 		}
@@ -156,7 +158,7 @@ func (requestMigrationAction) Validate(_ context.Context, in cty.Value) sdk.Diag
 
 func (a requestMigrationAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
 	in := req.Inputs
-	instance := strAttr(in, "instance")
+	instance := ctyx.StringAttr(in, "instance")
 	if err := checkInstance(instance); err != nil {
 		return nil, err
 	}
@@ -207,7 +209,7 @@ func (a requestMigrationAction) Apply(ctx context.Context, req *sdk.ApplyRequest
 	if doc.SourcePath != "/" {
 		msg.SourcePath = doc.SourcePath
 	}
-	if err := publish(ctx, strAttr(in, "amqp_url"), exchangeOf(in), keyRequested, doc.ID, msg); err != nil {
+	if err := publish(ctx, ctyx.StringAttr(in, "amqp_url"), exchangeOf(in), keyRequested, doc.ID, msg); err != nil {
 		doc.Status = "failed"
 		doc.FailureReason = "publish failed: " + sdk.Classify(err).Err.Error()
 		t := now()
@@ -241,11 +243,11 @@ func (requestMigrationAction) create(store trackStore, in cty.Value, instance, u
 			"a migration of %s is already %s: %s", instance, d.Status, d.ID)
 	}
 	acct := &account{ID: "nextcloud-" + instance, AccountType: "nextcloud", WebdavUserID: userID,
-		Auth: accountAuth{URL: strAttr(in, "url"), Login: strAttr(in, "login"), Password: strAttr(in, "password")}}
+		Auth: accountAuth{URL: ctyx.StringAttr(in, "url"), Login: ctyx.StringAttr(in, "login"), Password: ctyx.StringAttr(in, "password")}}
 	if err := store.putAccount(instance, acct); err != nil {
 		return nil, fmt.Errorf("store the account: %w", err)
 	}
-	src, dst := strAttr(in, "source_path"), strAttr(in, "target_dir")
+	src, dst := ctyx.StringAttr(in, "source_path"), ctyx.StringAttr(in, "target_dir")
 	if src == "" {
 		src = "/"
 	}
@@ -287,7 +289,7 @@ func (cancelMigrationAction) Schema() sdk.ActionSchema {
 
 func (a cancelMigrationAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Events) (*sdk.Result, error) {
 	in := req.Inputs
-	instance, id := strAttr(in, "instance"), strAttr(in, "migration_id")
+	instance, id := ctyx.StringAttr(in, "instance"), ctyx.StringAttr(in, "migration_id")
 	if err := checkInstance(instance); err != nil {
 		return nil, err
 	}
@@ -302,7 +304,7 @@ func (a cancelMigrationAction) Apply(ctx context.Context, req *sdk.ApplyRequest,
 	if !doc.active() {
 		return nil, sdk.Errorf(sdk.KindConflict, false, "nothing to cancel", "migration %s is already %s", id, doc.Status)
 	}
-	if err := publish(ctx, strAttr(in, "amqp_url"), exchangeOf(in), keyCanceled, id,
+	if err := publish(ctx, ctyx.StringAttr(in, "amqp_url"), exchangeOf(in), keyCanceled, id,
 		canceledMsg{MigrationID: id, WorkplaceFqdn: instance, Timestamp: time.Now().Unix()}); err != nil {
 		return nil, err
 	}

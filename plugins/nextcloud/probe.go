@@ -7,8 +7,9 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // probeAction is nextcloud.probe.

@@ -5,10 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/runbookdev/runbook/internal/testenv"
 	"github.com/runbookdev/runbook/sdk"
 	"github.com/runbookdev/runbook/sdk/sdktest"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // TestProbe proves the probe against the OCS endpoint of the harness

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/internal/ctyx"
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // trackStore keeps the tracking documents and the account of each
@@ -40,14 +42,14 @@ var storeAttrs = []sdk.Attribute{
 
 // openStore builds the store the inputs name.
 func openStore(in cty.Value) (trackStore, error) {
-	dir, cu := strAttr(in, "tracking_dir"), strAttr(in, "couchdb_url")
+	dir, cu := ctyx.StringAttr(in, "tracking_dir"), ctyx.StringAttr(in, "couchdb_url")
 	switch {
 	case dir != "" && cu != "":
 		return nil, sdk.Errorf(sdk.KindInvalid, false, "set one of them", "tracking_dir and couchdb_url are both set")
 	case dir != "":
 		return fileStore{dir: dir}, nil
 	case cu != "":
-		c, err := NewClient(cu, strAttr(in, "couchdb_username"), strAttr(in, "couchdb_password"))
+		c, err := NewClient(cu, ctyx.StringAttr(in, "couchdb_username"), ctyx.StringAttr(in, "couchdb_password"))
 		if err != nil {
 			return nil, sdk.Errorf(sdk.KindInvalid, false, "give CouchDB's URL, e.g. http://127.0.0.1:5984", "couchdb_url is not an http(s) URL")
 		}
@@ -58,7 +60,7 @@ func openStore(in cty.Value) (trackStore, error) {
 
 func validateStore(in cty.Value) sdk.Diagnostics {
 	var d sdk.Diagnostics
-	dir, cu := attr(in, "tracking_dir"), attr(in, "couchdb_url")
+	dir, cu := ctyx.Attr(in, "tracking_dir"), ctyx.Attr(in, "couchdb_url")
 	if dir.IsKnown() && cu.IsKnown() && dir.IsNull() == cu.IsNull() {
 		d = d.Errorf([]string{"tracking_dir"}, "set exactly one of tracking_dir and couchdb_url")
 	}

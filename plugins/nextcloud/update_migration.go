@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/runbookdev/runbook/sdk"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/runbookdev/runbook/sdk"
 )
 
 // updateMigrationAction is nextcloud.update_migration.

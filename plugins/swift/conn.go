@@ -12,6 +12,7 @@ import (
 	"github.com/ncw/swift/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/plugins/hubic/hubicapi"
 	"github.com/runbookdev/runbook/sdk"
 )
@@ -48,10 +49,10 @@ type conn struct {
 
 func connFrom(in cty.Value, prefix string) conn {
 	return conn{prefix: prefix,
-		AuthURL: strAttr(in, prefix+"auth_url"), User: strAttr(in, prefix+"user"), Key: strAttr(in, prefix+"key"),
-		StorageURL: strAttr(in, prefix+"storage_url"), Token: strAttr(in, prefix+"token"),
-		HubicID: strAttr(in, prefix+"hubic_client_id"), HubicSecret: strAttr(in, prefix+"hubic_client_secret"),
-		HubicRefresh: strAttr(in, prefix+"hubic_refresh_token"), HubicAPI: strAttr(in, prefix+"hubic_api_url"),
+		AuthURL: ctyx.StringAttr(in, prefix+"auth_url"), User: ctyx.StringAttr(in, prefix+"user"), Key: ctyx.StringAttr(in, prefix+"key"),
+		StorageURL: ctyx.StringAttr(in, prefix+"storage_url"), Token: ctyx.StringAttr(in, prefix+"token"),
+		HubicID: ctyx.StringAttr(in, prefix+"hubic_client_id"), HubicSecret: ctyx.StringAttr(in, prefix+"hubic_client_secret"),
+		HubicRefresh: ctyx.StringAttr(in, prefix+"hubic_refresh_token"), HubicAPI: ctyx.StringAttr(in, prefix+"hubic_api_url"),
 	}
 }
 
@@ -63,7 +64,7 @@ func (c conn) given() bool {
 // validate reports a missing or half-given way in, at known inputs only.
 func validateConn(in cty.Value, prefix string, required bool) sdk.Diagnostics {
 	var d sdk.Diagnostics
-	known := func(n string) bool { v := attr(in, n); return v.IsKnown() }
+	known := func(n string) bool { v := ctyx.Attr(in, n); return v.IsKnown() }
 	for _, n := range []string{"auth_url", "user", "key", "storage_url", "token", "hubic_refresh_token", "hubic_client_id", "hubic_client_secret"} {
 		if !known(prefix + n) {
 			return nil // decided at apply time
@@ -199,49 +200,9 @@ func kindOf(err error) sdk.Kind {
 	return ""
 }
 
-// strAttr returns a known string attribute or "".
-func strAttr(in cty.Value, name string) string {
-	v := attr(in, name)
-	if v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
-		return ""
-	}
-	return v.AsString()
-}
-
-// attr returns the named attribute, or null when absent.
-func attr(in cty.Value, name string) cty.Value {
-	if in == cty.NilVal || in.IsNull() || !in.IsKnown() {
-		return cty.NullVal(cty.DynamicPseudoType)
-	}
-	in, _ = in.UnmarkDeep()
-	if !in.Type().IsObjectType() || !in.Type().HasAttribute(name) {
-		return cty.NullVal(cty.DynamicPseudoType)
-	}
-	return in.GetAttr(name)
-}
-
-// intAttr returns a known number attribute, or def.
-func intAttr(in cty.Value, name string, def int) int {
-	v := attr(in, name)
-	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Number {
-		return def
-	}
-	i, _ := v.AsBigFloat().Int64()
-	return int(i)
-}
-
-// boolAttr returns a known bool attribute, or def.
-func boolAttr(in cty.Value, name string, def bool) bool {
-	v := attr(in, name)
-	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Bool {
-		return def
-	}
-	return v.True()
-}
-
 // strList returns a known list of strings attribute.
 func strList(in cty.Value, name string) []string {
-	v := attr(in, name)
+	v := ctyx.Attr(in, name)
 	if v.IsNull() || !v.IsKnown() || !(v.Type().IsListType() || v.Type().IsSetType() || v.Type().IsTupleType()) {
 		return nil
 	}
@@ -253,4 +214,10 @@ func strList(in cty.Value, name string) []string {
 		}
 	}
 	return out
+}
+
+// intAttr returns a known number attribute, or def.
+func intAttr(in cty.Value, name string, def int) int {
+	i, _ := ctyx.IntAttr(in, name, int64(def))
+	return int(i)
 }

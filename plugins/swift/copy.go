@@ -16,6 +16,7 @@ import (
 	"github.com/ncw/swift/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -68,7 +69,7 @@ func (copyAction) Schema() sdk.ActionSchema {
 
 func (copyAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateConn(in, "source_", true)
-	dir := attr(in, "target_dir")
+	dir := ctyx.Attr(in, "target_dir")
 	if dir.IsKnown() && !dir.IsNull() {
 		if connFrom(in, "target_").given() {
 			d = d.Errorf([]string{"target_dir"}, "give target_dir or a target account, not both")
@@ -76,7 +77,7 @@ func (copyAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	} else if dir.IsKnown() {
 		d = append(d, validateConn(in, "target_", true)...)
 	}
-	if v := attr(in, "checkpoint_interval"); v.IsKnown() && !v.IsNull() {
+	if v := ctyx.Attr(in, "checkpoint_interval"); v.IsKnown() && !v.IsNull() {
 		if _, err := time.ParseDuration(v.AsString()); err != nil {
 			d = d.Errorf([]string{"checkpoint_interval"}, "not a duration: %v", err)
 		}
@@ -167,10 +168,10 @@ func (a copyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 		return nil, err
 	}
 	every := 5 * time.Second
-	if s := strAttr(in, "checkpoint_interval"); s != "" {
+	if s := ctyx.StringAttr(in, "checkpoint_interval"); s != "" {
 		every, _ = time.ParseDuration(s)
 	}
-	r := &copyRun{src: src, dst: dst, ev: ev, prefix: strAttr(in, "prefix"), state: copyState{V: 1, Target: dst.id()},
+	r := &copyRun{src: src, dst: dst, ev: ev, prefix: ctyx.StringAttr(in, "prefix"), state: copyState{V: 1, Target: dst.id()},
 		rangedMin: int64(intAttr(in, "parallel_threshold", defaultRangedThreshold))}
 	if len(req.Checkpoint) > 0 {
 		var prev copyState

@@ -10,6 +10,7 @@ import (
 	"github.com/ncw/swift/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -44,7 +45,7 @@ func (deleteAction) Schema() sdk.ActionSchema {
 
 func (deleteAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateConn(in, "", true)
-	if v := attr(in, "containers"); v.IsKnown() && !v.IsNull() && v.LengthInt() == 0 {
+	if v := ctyx.Attr(in, "containers"); v.IsKnown() && !v.IsNull() && v.LengthInt() == 0 {
 		d = d.Errorf([]string{"containers"}, "name at least one container")
 	}
 	return d
@@ -83,8 +84,8 @@ func (deleteAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 	if err != nil {
 		return nil, err
 	}
-	prefix := strAttr(in, "prefix")
-	dropContainers := boolAttr(in, "delete_containers", prefix == "")
+	prefix := ctyx.StringAttr(in, "prefix")
+	dropContainers := ctyx.BoolAttr(in, "delete_containers", prefix == "")
 	var deleted, bytes int64
 	var gone []string
 	for _, cont := range strList(in, "containers") {

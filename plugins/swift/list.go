@@ -7,6 +7,7 @@ import (
 	"github.com/ncw/swift/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -49,7 +50,7 @@ func (listAction) Schema() sdk.ActionSchema {
 
 func (listAction) Validate(_ context.Context, in cty.Value) sdk.Diagnostics {
 	d := validateConn(in, "", true)
-	if v := attr(in, "delimiter"); v.IsKnown() && !v.IsNull() && len([]rune(v.AsString())) != 1 {
+	if v := ctyx.Attr(in, "delimiter"); v.IsKnown() && !v.IsNull() && len([]rune(v.AsString())) != 1 {
 		d = d.Errorf([]string{"delimiter"}, "delimiter must be one character")
 	}
 	return d
@@ -62,7 +63,7 @@ func (listAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Event
 		return nil, err
 	}
 	limit := intAttr(in, "limit", 1000)
-	prefix, container := strAttr(in, "prefix"), strAttr(in, "container")
+	prefix, container := ctyx.StringAttr(in, "prefix"), ctyx.StringAttr(in, "container")
 	var items, names []cty.Value
 	var count, objects, bytes int64
 	add := func(v map[string]cty.Value) {
@@ -96,7 +97,7 @@ func (listAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Event
 		}
 	} else {
 		opts := &swift.ObjectsOpts{Prefix: prefix}
-		if d := strAttr(in, "delimiter"); d != "" {
+		if d := ctyx.StringAttr(in, "delimiter"); d != "" {
 			opts.Delimiter = []rune(d)[0]
 		}
 		err := walkObjects(ctx, c, container, opts, func(o swift.Object) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/ncw/swift/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -55,7 +56,7 @@ type target interface {
 }
 
 func openTarget(ctx context.Context, in cty.Value) (target, error) {
-	if dir := strAttr(in, "target_dir"); dir != "" {
+	if dir := ctyx.StringAttr(in, "target_dir"); dir != "" {
 		return newLocalTarget(dir)
 	}
 	c, err := connFrom(in, "target_").connect(ctx)

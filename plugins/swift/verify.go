@@ -10,6 +10,7 @@ import (
 	"github.com/ncw/swift/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/runbookdev/runbook/internal/ctyx"
 	"github.com/runbookdev/runbook/sdk"
 )
 
@@ -75,9 +76,9 @@ func (verifyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 			return nil, classify(err, "list the source's containers")
 		}
 	}
-	prefix := strAttr(in, "prefix")
+	prefix := ctyx.StringAttr(in, "prefix")
 	maxDiff := intAttr(in, "max_differences", 100)
-	deep := boolAttr(in, "deep", true)
+	deep := ctyx.BoolAttr(in, "deep", true)
 	var diffs []string
 	var reports []cty.Value
 	var nDiff, objects, bytes int64
@@ -143,7 +144,7 @@ func (verifyAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev sdk.Eve
 		"equal": cty.BoolVal(equal), "containers": listOrEmpty(reports, containerReportType), "differences": stringList(diffs),
 		"objects": cty.NumberIntVal(objects), "bytes": cty.NumberIntVal(bytes),
 	})}
-	if !equal && boolAttr(in, "fail_on_difference", true) {
+	if !equal && ctyx.BoolAttr(in, "fail_on_difference", true) {
 		shown := diffs
 		if len(shown) > 5 {
 			shown = shown[:5]
