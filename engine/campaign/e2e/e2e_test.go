@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/runbookdev/runbook/engine/campaign"
+	"github.com/runbookdev/runbook/engine/internal/e2etest"
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/pluginhost"
 	"github.com/runbookdev/runbook/internal/testenv"
@@ -35,36 +36,18 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "runbook-campaign-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	b := e2etest.MustBuild("runbook-campaign-e2e", "CGO_ENABLED=0")
+	bin, ledgerBin, ledgerSum = b.Runbook, b.Ledger, b.LedgerSum
 	// A key file, not a passphrase: each run's session derives its key
 	// again, and argon2id takes a second.
-	keyFile := filepath.Join(dir, "state.key")
+	keyFile := filepath.Join(b.Dir, "state.key")
 	if _, err := journal.NewKeyFile(keyFile); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	os.Setenv(journal.EnvStateKeyFile, keyFile)
-	bin = filepath.Join(dir, "runbook")
-	ledgerBin = filepath.Join(dir, "runbook-plugin-ledger")
-	for _, b := range [][2]string{{bin, "../../../cmd/runbook"}, {ledgerBin, "../../../internal/ledger/runbook-plugin-ledger"}} {
-		cmd := exec.Command("go", "build", "-o", b[0], b[1])
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b[1], err, out)
-			os.Exit(1)
-		}
-	}
-	if ledgerSum, err = pluginhost.FileSHA256(ledgerBin); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	code := testenv.RunMain(m)
-	os.RemoveAll(dir)
+	os.RemoveAll(b.Dir)
 	os.Exit(code)
 }
 

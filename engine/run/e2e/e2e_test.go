@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runbookdev/runbook/engine/internal/e2etest"
 	"github.com/runbookdev/runbook/engine/journal"
 	"github.com/runbookdev/runbook/engine/pluginhost"
 )
@@ -30,29 +31,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "runbook-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	// The state keys the runs create go to a config directory of the
-	// tests' own, never the user's.
-	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
-	bin = filepath.Join(dir, "runbook")
-	ledgerBin = filepath.Join(dir, "runbook-plugin-ledger")
-	for _, b := range [][2]string{{bin, "../../../cmd/runbook"}, {ledgerBin, "../../../internal/ledger/runbook-plugin-ledger"}} {
-		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b[1], err, out)
-			os.Exit(1)
-		}
-	}
-	if ledgerSum, err = pluginhost.FileSHA256(ledgerBin); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	b := e2etest.MustBuild("runbook-e2e")
+	bin, ledgerBin, ledgerSum = b.Runbook, b.Ledger, b.LedgerSum
 	code := m.Run()
-	os.RemoveAll(dir)
+	os.RemoveAll(b.Dir)
 	os.Exit(code)
 }
 
