@@ -313,11 +313,7 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 	// Read every live leaf of every document first (a document with
 	// conflicting branches shows its next branch when the winner alone is
 	// deleted): nothing is deleted before every body is safely in hand.
-	type item struct {
-		id, rev string
-		body    json.RawMessage
-	}
-	var items []item
+	var items []deleteItem
 	branches := 0
 	for _, d := range docs {
 		id, _ := d["_id"].(string)
@@ -331,7 +327,7 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 		}
 		for _, l := range live {
 			b, _ := json.Marshal(l.Body)
-			items = append(items, item{id, l.Rev, b})
+			items = append(items, deleteItem{id, l.Rev, b})
 		}
 	}
 	if branches > 0 {
@@ -357,28 +353,31 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 		for _, it := range part {
 			body.Docs = append(body.Docs, map[string]any{"_id": it.id, "_rev": it.rev, "_deleted": true})
 		}
-		var res []struct {
-			ID     string `json:"id"`
-			Rev    string `json:"rev"`
-			OK     bool   `json:"ok"`
-			Error  string `json:"error"`
-			Reason string `json:"reason"`
-		}
+		var res []bulkResult
 		if err := c.JSON(ctx, Request{Method: "POST", Path: dbPath(db) + "/_bulk_docs", Body: body, NoRetry: true}, &res); err != nil {
 			return result(), fmt.Errorf("delete from %s: %w", db, err)
 		}
-		var failed []string
-		for j, r := range res {
-			if j >= len(part) {
-				break
-			}
+		tombs, unsure, failed := matchDeletions(part, res)
+		for _, j := range unsure {
+			// Several branches of one document in the request, or no
+			// answer for it: which deletion descends from which revision
+			// is read back.
 			it := part[j]
-			if r.Error != "" || r.Rev == "" {
-				failed = append(failed, fmt.Sprintf("%s@%s: %s %s", it.id, it.rev, r.Error, r.Reason))
+			t, err := c.deletedLeaf(ctx, db, it.id, it.rev)
+			if err != nil {
+				return result(), fmt.Errorf("read %s/%s: %w", db, it.id, err)
+			}
+			if t == "" {
+				failed = append(failed, fmt.Sprintf("%s@%s: not deleted", it.id, it.rev))
 				continue
 			}
-			undo.Docs = append(undo.Docs, deletedDoc{ID: it.id, Rev: it.rev, Tombstone: r.Rev, Body: it.body})
-			markDeleted(it.id)
+			tombs[j] = t
+		}
+		for j, it := range part {
+			if t, ok := tombs[j]; ok {
+				undo.Docs = append(undo.Docs, deletedDoc{ID: it.id, Rev: it.rev, Tombstone: t, Body: it.body})
+				markDeleted(it.id)
+			}
 		}
 		ev.Progress(int64(len(deleted)), int64(len(docs)), "docs")
 		if len(failed) > 0 {
@@ -388,6 +387,51 @@ func (a deleteDocsAction) Apply(ctx context.Context, req *sdk.ApplyRequest, ev s
 	}
 	ev.Log(sdk.LevelInfo, fmt.Sprintf("deleted %d documents (%d revisions) from %s", len(deleted), len(undo.Docs), db))
 	return result(), nil
+}
+
+// deleteItem is one live revision delete_docs deletes.
+type deleteItem struct {
+	id, rev string
+	body    json.RawMessage
+}
+
+// bulkResult is one entry of a _bulk_docs answer.
+type bulkResult struct {
+	ID     string `json:"id"`
+	Rev    string `json:"rev"`
+	Error  string `json:"error"`
+	Reason string `json:"reason"`
+}
+
+// matchDeletions pairs the deletions sent (part) with the _bulk_docs
+// answer by document id, not by position: pouchdb-server answers in
+// another order than asked (its validation wrapper puts each document's
+// answer in the order its validation ends). It returns the deletion
+// revision of each index of part it can tell, the indexes it cannot (an id
+// sent more than once, as for a conflicted document's branches, or left
+// out of the answer), and the refused deletions.
+func matchDeletions(part []deleteItem, res []bulkResult) (tombs map[int]string, unsure []int, failed []string) {
+	sent := map[string]int{}
+	for _, it := range part {
+		sent[it.id]++
+	}
+	answers := map[string][]bulkResult{}
+	for _, r := range res {
+		answers[r.ID] = append(answers[r.ID], r)
+	}
+	tombs = map[int]string{}
+	for j, it := range part {
+		rs := answers[it.id]
+		switch {
+		case sent[it.id] != 1 || len(rs) != 1:
+			unsure = append(unsure, j)
+		case rs[0].Error != "" || rs[0].Rev == "":
+			failed = append(failed, fmt.Sprintf("%s@%s: %s %s", it.id, it.rev, rs[0].Error, rs[0].Reason))
+		default:
+			tombs[j] = rs[0].Rev
+		}
+	}
+	return tombs, unsure, failed
 }
 
 var _ sdk.Undoer = deleteDocsAction{}

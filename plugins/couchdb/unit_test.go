@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/runbookdev/runbook/internal/backoff"
 	"github.com/runbookdev/runbook/sdk"
 )
@@ -176,5 +178,29 @@ func TestStartSeq(t *testing.T) {
 	}
 	if seqParam(json.RawMessage(`"12-g1AAAA"`)) != "12-g1AAAA" || seqParam(json.RawMessage("12")) != "12" || seqParam(nil) != "0" {
 		t.Error("seqParam")
+	}
+}
+
+// TestMatchDeletions: a _bulk_docs answer is matched by id, whatever its
+// order (pouchdb-server reorders it); what it cannot tell apart is left to
+// be read back.
+func TestMatchDeletions(t *testing.T) {
+	part := []deleteItem{{id: "a", rev: "1-a"}, {id: "b", rev: "1-b"}, {id: "c", rev: "1-c"}, {id: "d", rev: "2-d1"}, {id: "d", rev: "2-d2"}, {id: "e", rev: "1-e"}}
+	res := []bulkResult{ // another order than sent; no answer for e
+		{ID: "c", Rev: "2-cc"},
+		{ID: "d", Rev: "3-dx"},
+		{ID: "a", Rev: "2-aa"},
+		{ID: "b", Error: "conflict", Reason: "Document update conflict."},
+		{ID: "d", Rev: "3-dy"},
+	}
+	tombs, unsure, failed := matchDeletions(part, res)
+	if diff := cmp.Diff(map[int]string{0: "2-aa", 2: "2-cc"}, tombs); diff != "" {
+		t.Errorf("tombstones (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{3, 4, 5}, unsure); diff != "" {
+		t.Errorf("unsure (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"b@1-b: conflict Document update conflict."}, failed); diff != "" {
+		t.Errorf("failed (-want +got):\n%s", diff)
 	}
 }
