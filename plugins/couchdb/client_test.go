@@ -121,35 +121,6 @@ func TestLeavesRereadsMissing(t *testing.T) {
 	}
 }
 
-// TestFetchRereadsMissing: a revision open_revs answers as missing is asked
-// for once more before it is counted missing (and left uncopied).
-func TestFetchRereadsMissing(t *testing.T) {
-	for _, tc := range []struct {
-		name        string
-		answers     []string // open_revs answers, the last repeated
-		wantDocs    int
-		wantMissing int
-		wantReads   int
-	}{
-		{"found", []string{`[{"ok":{"_id":"d","_rev":"1-a"}}]`}, 1, 0, 1},
-		{"missing once", []string{`[{"missing":"1-a"}]`, `[{"ok":{"_id":"d","_rev":"1-a"}}]`}, 1, 0, 2},
-		{"missing", []string{`[{"missing":"1-a"}]`}, 0, 1, 2},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, reads := answering(t, tc.answers)
-			f := &fetcher{c: c, db: "db"}
-			f.noBulkGet.Store(true) // CouchDB 1.x: open_revs only
-			docs, missing, err := f.Fetch(tctx(t), map[string][]string{"d": {"1-a"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(docs) != tc.wantDocs || missing != tc.wantMissing || reads() != tc.wantReads {
-				t.Errorf("%d docs, %d missing, %d reads; want %d, %d, %d", len(docs), missing, reads(), tc.wantDocs, tc.wantMissing, tc.wantReads)
-			}
-		})
-	}
-}
-
 // answering is a client of a server answering each request with the next
 // of answers (JSON), the last one repeated; reads counts the requests.
 func answering(t *testing.T, answers []string) (c *Client, reads func() int) {

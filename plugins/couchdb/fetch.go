@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"slices"
 	"sync/atomic"
-	"time"
 
 	"github.com/runbookdev/runbook/sdk"
 )
@@ -70,28 +68,18 @@ func (f *fetcher) Fetch(ctx context.Context, want map[string][]string) (docs []f
 		if len(rest) == 0 {
 			continue
 		}
-		// A revision still not returned is asked for once more after a
-		// pause: pouchdb-server under load answers {"missing": rev} for a
-		// moment for revisions it has, and a revision counted missing is
-		// not copied.
-		for attempt := 0; attempt < 2 && len(rest) > 0; attempt++ {
-			if attempt > 0 {
-				select {
-				case <-ctx.Done():
-					return nil, 0, ctx.Err()
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
-			od, err := f.openRevs(ctx, id, rest)
-			if err != nil {
-				return nil, 0, err
-			}
-			for _, d := range od {
-				add(d)
-			}
-			rest = slices.DeleteFunc(rest, func(r string) bool { return got[id][r] })
+		od, err := f.openRevs(ctx, id, rest)
+		if err != nil {
+			return nil, 0, err
 		}
-		missing += len(rest)
+		for _, d := range od {
+			add(d)
+		}
+		for _, r := range rest {
+			if !got[id][r] {
+				missing++
+			}
+		}
 	}
 	return docs, missing, nil
 }
