@@ -78,7 +78,7 @@ func TestClientBodyAndEncoding(t *testing.T) {
 }
 
 // TestLeavesRereadsMissing: a leaf the server lists but answers as
-// {"missing": rev} (pouchdb-server under load) is read again, never taken
+// {"missing": rev} (PouchDB, when reading it fails) is read again, never taken
 // for a revision that is gone; one that stays unreadable is a retryable
 // error.
 func TestLeavesRereadsMissing(t *testing.T) {

@@ -23,11 +23,11 @@ type leaf struct {
 // their bodies and attachments inline when bodies is set. A missing
 // document has none.
 //
-// A leaf the server lists but cannot read back comes as {"missing": rev};
-// pouchdb-server answers so for a moment under load (its open_revs reads
-// each leaf after listing them). It is read again, and one still unreadable
-// is a retryable error: never taken for a revision that is gone, which an
-// undo would report as drift and a deletion would silently skip.
+// A leaf the server lists but cannot read back comes as {"missing": rev}
+// (PouchDB lists the leaves, then reads each one, and answers so for a
+// read that fails). It is read again, and one still unreadable is a
+// retryable error: never taken for a revision that is gone, which an undo
+// would report as drift and a deletion would silently skip.
 func (c *Client) leaves(ctx context.Context, db, id string, bodies bool) ([]leaf, error) {
 	for attempt := 1; ; attempt++ {
 		out, missing, err := c.readLeaves(ctx, db, id, bodies)
